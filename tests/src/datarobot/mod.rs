@@ -1,0 +1,1 @@
+//! Fake DataRobot API v2 (placeholder: being written).

@@ -1,0 +1,138 @@
+//! Fault injection and the request log shared by the fake servers.
+//!
+//! Both live at the connection layer (see `serve`), below the routers, so that a fault can drop
+//! a connection the way a broken load balancer does, and so every request is recorded whatever
+//! the router answers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::Method;
+use serde::Serialize;
+
+/// What an injected fault does to a matching request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait this long, then serve the request normally.
+    Latency(Duration),
+    /// Answer 429 Too Many Requests with a `Retry-After` header of this many seconds.
+    TooManyRequests { retry_after_secs: u64 },
+    /// Answer this status code (500, 502, 503, 504, ...) with the server's error body.
+    Status(u16),
+    /// Close the connection without answering.
+    DropConnection,
+}
+
+/// A fault and the requests it applies to.
+#[derive(Clone, Debug)]
+pub struct FaultRule {
+    /// Only requests with this method; `None` matches every method.
+    pub method: Option<Method>,
+    /// Only requests whose path contains this text (`""` matches every path).
+    pub path_contains: String,
+    pub fault: Fault,
+    /// How many matching requests it applies to; `None` means every one.
+    pub times: Option<usize>,
+}
+
+impl FaultRule {
+    /// A rule for every request whose path contains `path_contains`, applied `times` times.
+    pub fn new(path_contains: impl Into<String>, fault: Fault, times: Option<usize>) -> Self {
+        FaultRule {
+            method: None,
+            path_contains: path_contains.into(),
+            fault,
+            times,
+        }
+    }
+
+    /// Restricts the rule to one HTTP method.
+    pub fn with_method(mut self, method: Method) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        self.method.as_ref().is_none_or(|m| m == method) && path.contains(&self.path_contains)
+    }
+}
+
+/// The fault rules of one server, settable by a test while the server runs.
+#[derive(Clone, Default)]
+pub struct Faults {
+    rules: Arc<Mutex<Vec<FaultRule>>>,
+}
+
+impl Faults {
+    pub fn add(&self, rule: FaultRule) {
+        self.rules.lock().unwrap().push(rule);
+    }
+
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// The faults that apply to this request, in the order the rules were added; counts down
+    /// the rules with a limited number of uses and forgets the used-up ones.
+    pub fn take(&self, method: &Method, path: &str) -> Vec<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        let mut hits = Vec::new();
+        for rule in rules.iter_mut() {
+            if rule.matches(method, path) && rule.times != Some(0) {
+                hits.push(rule.fault.clone());
+                if let Some(n) = rule.times.as_mut() {
+                    *n -= 1;
+                }
+            }
+        }
+        rules.retain(|r| r.times != Some(0));
+        hits
+    }
+}
+
+/// One request as a server saw it. Credentials are never recorded, only the auth scheme.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedRequest {
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The answer's status code; 0 when the connection was dropped by a fault.
+    pub status: u16,
+    pub user_agent: Option<String>,
+    /// `Bearer`, `Token`, `Basic`... or `None` when no Authorization header was sent.
+    pub auth_scheme: Option<String>,
+    pub content_type: Option<String>,
+}
+
+/// Every request a server saw, in arrival order.
+#[derive(Clone, Default)]
+pub struct RequestLog {
+    entries: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+impl RequestLog {
+    pub fn push(&self, entry: RecordedRequest) {
+        self.entries.lock().unwrap().push(entry);
+    }
+
+    pub fn entries(&self) -> Vec<RecordedRequest> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().unwrap().clear();
+    }
+
+    /// How many recorded requests satisfy `pred`.
+    pub fn count(&self, pred: impl Fn(&RecordedRequest) -> bool) -> usize {
+        self.entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| pred(r))
+            .count()
+    }
+}

@@ -1,0 +1,1 @@
+//! Pod exec over WebSocket (placeholder: being written).

@@ -1,0 +1,4 @@
+//! Fake Kubernetes API server (placeholder: being written).
+
+pub mod access;
+pub mod exec;

@@ -1,0 +1,11 @@
+//! Test kit of kubectl-mlbackup: in-process fake Kubernetes and DataRobot API servers that behave
+//! like the real ones where the plugin can tell, deterministic sample data, and the sandbox that
+//! puts them together (`mlbackup-sandbox`).
+
+pub mod datarobot;
+pub mod faults;
+pub mod kube;
+pub mod sample;
+pub mod sandbox;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,1 @@
+//! Deterministic sample data for the sandbox (placeholder: being written).

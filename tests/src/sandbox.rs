@@ -1,0 +1,1 @@
+//! The sandbox: both fakes started together and seeded (placeholder: being written).
