@@ -1,1 +1,45 @@
-fn main() {}
+//! Entry point of `kubectl-mlbackup`: parse the command line, run one subcommand, map the outcome
+//! to an exit code. Everything else lives in the modules below.
+
+mod cli;
+mod cluster;
+mod commands;
+mod duration;
+mod env;
+mod error;
+mod printer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // One rustls crypto provider for the whole process (kube and reqwest would otherwise race to
+    // pick different ones and panic).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            let _ = usage.print();
+            return if usage.use_stderr() {
+                error::Exit::Usage.into()
+            } else {
+                error::Exit::Success.into()
+            };
+        }
+    };
+    let env = env::Env::from_process();
+    let printer = printer::Printer::new(cli.global.output, &env);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            printer.error(&anyhow::Error::new(err).context("cannot start the async runtime"));
+            return error::Exit::Failure.into();
+        }
+    };
+    let exit = runtime.block_on(commands::run(cli, env, &printer));
+    exit.into()
+}

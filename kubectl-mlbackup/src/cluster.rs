@@ -1,0 +1,280 @@
+//! Access to the cluster: kubeconfig loading with kubectl's rules, the kube client, and the
+//! translation of API failures into errors a user can act on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+
+use crate::cli::GlobalArgs;
+use crate::env::Env;
+
+/// The User-Agent of every request, so cluster admins can tell the plugin's traffic apart.
+pub const USER_AGENT: &str = concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION"));
+
+/// How long to wait for a TCP/TLS connection, whatever `--request-timeout` says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected client and what the kubeconfig said about where it points.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: kube::Client,
+    pub server_url: String,
+    /// The kubeconfig context in use (`None` for an in-cluster config).
+    pub context: Option<String>,
+    /// The namespace to work in: `-n`, else the context's namespace, else `default`.
+    pub namespace: String,
+}
+
+/// A failure to reach or use the cluster, in the user's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no kubeconfig found (looked at {looked})")]
+    NoKubeconfig { looked: String },
+
+    #[error("cannot read the kubeconfig `{}`", path.display())]
+    ReadKubeconfig {
+        path: PathBuf,
+        #[source]
+        source: KubeconfigError,
+    },
+
+    #[error("cannot use the kubeconfig")]
+    UseKubeconfig(#[source] KubeconfigError),
+
+    #[error("cannot set up the client for {url}")]
+    Client {
+        url: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("cannot reach the cluster at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("the cluster at {url} rejected the credentials (401 Unauthorized)")]
+    Unauthorized { url: String },
+
+    #[error("{message}")]
+    Forbidden { message: String, can_i: String },
+
+    #[error("{message}")]
+    NotFound { message: String },
+
+    #[error("the API server answered {code} {reason}: {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+
+    #[error("unexpected answer from the API server at {url}")]
+    Decode {
+        url: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ClusterError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClusterError::NoKubeconfig { .. } => {
+                Some("point KUBECONFIG or --kubeconfig at a kubeconfig file, as for kubectl".into())
+            }
+            ClusterError::ReadKubeconfig { .. } | ClusterError::UseKubeconfig(_) => {
+                Some("check it with `kubectl config view`; pick a context with --context".into())
+            }
+            ClusterError::Unreachable { .. } => Some(
+                "check that `kubectl cluster-info` works with the same context (VPN, proxy, \
+                 cluster up?); use --context to pick another cluster"
+                    .into(),
+            ),
+            ClusterError::Unauthorized { .. } => Some(
+                "your credentials expired or are wrong: log in again (for example refresh the \
+                 kubeconfig from your cloud provider) and check `kubectl get --raw /version`"
+                    .into(),
+            ),
+            ClusterError::Forbidden { can_i, .. } => Some(format!(
+                "ask a cluster admin for this permission; check it with `{can_i}`"
+            )),
+            ClusterError::Client { .. }
+            | ClusterError::NotFound { .. }
+            | ClusterError::Api { .. }
+            | ClusterError::Decode { .. } => None,
+        }
+    }
+}
+
+/// What a request was for, to name the missing permission when the server answers 403.
+#[derive(Debug, Clone)]
+pub struct RequestScope<'a> {
+    pub verb: &'a str,
+    /// `plural` or `plural.group`, as `kubectl auth can-i` takes it.
+    pub resource: &'a str,
+    /// `None` for all namespaces or cluster-scoped resources.
+    pub namespace: Option<&'a str>,
+}
+
+impl RequestScope<'_> {
+    fn can_i(&self) -> String {
+        match self.namespace {
+            Some(ns) => format!("kubectl auth can-i {} {} -n {ns}", self.verb, self.resource),
+            None => format!(
+                "kubectl auth can-i {} {} --all-namespaces",
+                self.verb, self.resource
+            ),
+        }
+    }
+}
+
+impl Cluster {
+    /// Loads the kubeconfig like kubectl does and builds a client; does not contact the server.
+    pub async fn connect(global: &GlobalArgs, env: &Env) -> Result<Cluster, ClusterError> {
+        let kubeconfig = load_kubeconfig(global, env)?;
+        let options = KubeConfigOptions {
+            context: global.context.clone(),
+            cluster: global.cluster.clone(),
+            user: global.user.clone(),
+        };
+        let context = options
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone());
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        if let Some(timeout) = global.request_timeout.filter(|t| !t.is_zero()) {
+            config.read_timeout = Some(timeout);
+            config.write_timeout = Some(timeout);
+            config.connect_timeout = Some(timeout.min(CONNECT_TIMEOUT));
+        } else if global.request_timeout.is_some() {
+            // `--request-timeout 0` means no limit, as in kubectl.
+            config.read_timeout = None;
+            config.write_timeout = None;
+        }
+        config.headers.push((
+            HeaderName::from_static("user-agent"),
+            HeaderValue::from_static(USER_AGENT),
+        ));
+        let server_url = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        let namespace = global
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+            url: server_url.clone(),
+            source,
+        })?;
+        Ok(Cluster {
+            client,
+            server_url,
+            context,
+            namespace,
+        })
+    }
+
+    /// Turns a failed request into an error that says what went wrong in the user's terms.
+    pub fn explain(&self, err: kube::Error, scope: Option<&RequestScope<'_>>) -> ClusterError {
+        let url = self.server_url.clone();
+        match err {
+            kube::Error::Api(status) => {
+                let code = status.code;
+                let message = status.message.clone();
+                match code {
+                    401 => ClusterError::Unauthorized { url },
+                    403 => ClusterError::Forbidden {
+                        message,
+                        can_i: scope
+                            .map(RequestScope::can_i)
+                            .unwrap_or_else(|| "kubectl auth can-i --list".to_string()),
+                    },
+                    404 => ClusterError::NotFound { message },
+                    _ => ClusterError::Api {
+                        code,
+                        reason: status.reason.clone(),
+                        message,
+                    },
+                }
+            }
+            kube::Error::HyperError(source) => ClusterError::Unreachable {
+                url,
+                source: Box::new(source),
+            },
+            kube::Error::Service(source) => ClusterError::Unreachable { url, source },
+            kube::Error::Auth(source) => ClusterError::Unreachable {
+                url,
+                source: Box::new(source),
+            },
+            other => ClusterError::Decode { url, source: other },
+        }
+    }
+
+    /// The API server's version (`GET /version`).
+    pub async fn server_version(
+        &self,
+    ) -> Result<k8s_openapi::apimachinery::pkg::version::Info, ClusterError> {
+        self.client
+            .apiserver_version()
+            .await
+            .map_err(|err| self.explain(err, None))
+    }
+}
+
+impl From<KubeconfigError> for ClusterError {
+    fn from(source: KubeconfigError) -> Self {
+        ClusterError::UseKubeconfig(source)
+    }
+}
+
+/// The kubeconfig files in kubectl's order of precedence: `--kubeconfig` alone (it must exist),
+/// else every file of `KUBECONFIG` that exists, else `~/.kube/config`. Later files fill only
+/// what earlier ones leave unset.
+fn load_kubeconfig(global: &GlobalArgs, env: &Env) -> Result<Kubeconfig, ClusterError> {
+    let read = |path: &Path| {
+        Kubeconfig::read_from(path).map_err(|source| ClusterError::ReadKubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    if let Some(path) = &global.kubeconfig {
+        return read(path);
+    }
+    let candidates: Vec<PathBuf> = match &env.kubeconfig {
+        Some(list) => std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => env
+            .home
+            .iter()
+            .map(|home| home.join(".kube").join("config"))
+            .collect(),
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in candidates.iter().filter(|p| p.exists()) {
+        let next = read(path)?;
+        merged = Some(match merged {
+            Some(config) => config.merge(next).map_err(ClusterError::UseKubeconfig)?,
+            None => next,
+        });
+    }
+    merged.ok_or_else(|| ClusterError::NoKubeconfig {
+        looked: if candidates.is_empty() {
+            "KUBECONFIG and ~/.kube/config (HOME is not set)".to_string()
+        } else {
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}

@@ -1,0 +1,34 @@
+//! Every environment variable the plugin reads, in one place, read once at start.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// `KUBECONFIG`: one or more kubeconfig files, separated like `PATH`.
+pub const KUBECONFIG: &str = "KUBECONFIG";
+/// `HOME`: where `~/.kube/config` is looked up.
+pub const HOME: &str = "HOME";
+/// `NO_COLOR`: any value turns colours off (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// What the process environment says, captured once so the rest of the code is testable.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub kubeconfig: Option<OsString>,
+    pub home: Option<PathBuf>,
+    pub no_color: bool,
+    pub stderr_is_terminal: bool,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env {
+            kubeconfig: std::env::var_os(KUBECONFIG).filter(|v| !v.is_empty()),
+            home: std::env::var_os(HOME)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            no_color: std::env::var_os(NO_COLOR).is_some_and(|v| !v.is_empty()),
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}

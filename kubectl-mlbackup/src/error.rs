@@ -1,0 +1,39 @@
+//! Exit codes, and the hints shown under errors users commonly hit.
+
+use std::process::ExitCode;
+
+use crate::cluster::ClusterError;
+
+/// The process exit status, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything asked for was done.
+    Success,
+    /// The operation failed or partly failed; the output says which items.
+    Failure,
+    /// The command line was wrong.
+    Usage,
+    /// Interrupted (SIGINT); what was done is recorded and a re-run is safe.
+    #[allow(dead_code)] // used once the long-running commands land
+    Interrupted,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(match exit {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Interrupted => 130,
+        })
+    }
+}
+
+/// The first hint that any error in the chain carries.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<ClusterError>()
+            .and_then(ClusterError::hint)
+    })
+}
