@@ -27,6 +27,7 @@ pub struct Cli {
 
 /// The kubectl-style flags every subcommand accepts.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file to use (instead of KUBECONFIG or ~/.kube/config).
     #[arg(long, global = true, value_name = "PATH")]
@@ -85,9 +86,12 @@ pub enum OutputFormat {
 pub enum Command {
     /// Print the plugin version and the version of the cluster's API server.
     ///
-    /// Examples:
-    ///   kubectl mlbackup version
-    ///   kubectl mlbackup version --client -o json
+    /// Also shows the context and namespace the plugin will act on. Exits 1 when the cluster
+    /// cannot be reached (after printing the plugin version).
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup version\n  \
+        kubectl mlbackup version --context prod -o json\n  \
+        kubectl mlbackup version --client")]
     Version(VersionArgs),
 }
 

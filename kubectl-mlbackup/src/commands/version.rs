@@ -63,7 +63,7 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     let client_version = ClientVersion {
         version: env!("CARGO_PKG_VERSION"),
-        platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        platform: format!("{}/{}", std::env::consts::OS, kubernetes_arch()),
     };
     let server = if args.client {
         Ok(None)
@@ -99,4 +99,13 @@ async fn server_version(global: &GlobalArgs, env: &Env) -> anyhow::Result<Server
         context: cluster.context,
         namespace: cluster.namespace,
     })
+}
+
+/// The architecture in Kubernetes' terms (`amd64`, `arm64`), as node labels and kubectl say it.
+fn kubernetes_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }

@@ -1,0 +1,41 @@
+//! `--help` of the plugin and of every subcommand, pinned by snapshots so a change of the user
+//! interface is a reviewed change.
+
+use crate::support::Sandbox;
+
+fn help_of(args: &[&str]) -> String {
+    let sandbox = Sandbox::new();
+    let mut full = args.to_vec();
+    full.push("--help");
+    let run = sandbox.run(&full);
+    run.expect_code(0);
+    assert!(run.stderr.is_empty(), "help goes to stdout: {}", run.stderr);
+    run.stdout
+}
+
+#[test]
+fn top_level_help() {
+    insta::assert_snapshot!(help_of(&[]));
+}
+
+#[test]
+fn version_help() {
+    insta::assert_snapshot!(help_of(&["version"]));
+}
+
+#[test]
+fn a_usage_error_exits_2_and_says_what_is_wrong() {
+    let run = Sandbox::new().run(&["version", "--no-such-flag"]);
+    run.expect_code(2);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("unexpected argument '--no-such-flag'"));
+    let run = Sandbox::new().run(&["nonsense"]);
+    run.expect_code(2);
+    let run = Sandbox::new().run(&["version", "-o", "xml"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("possible values: table, json, yaml"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,7 @@
+//! Tests of the built `kubectl-mlbackup` binary: its command line, its output and its exit
+//! codes, run with a temporary HOME and kubeconfig (never the user's real context) against the
+//! in-process fakes of `mlbackup-testkit`.
+
+mod help;
+mod support;
+mod version;

@@ -1,0 +1,84 @@
+//! Running the plugin binary in a sealed environment and normalising its output for snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary HOME (so `~/.kube/config` and caches are the test's own) and the environment
+/// the plugin will see: nothing from the developer's shell leaks in.
+pub struct Sandbox {
+    pub home: tempfile::TempDir,
+    envs: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            home: tempfile::tempdir().expect("temp HOME"),
+            envs: Vec::new(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<str>) -> Self {
+        self.envs
+            .push((key.to_string(), value.as_ref().to_string()));
+        self
+    }
+
+    /// A path inside the temporary HOME.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.home.path().join(relative)
+    }
+
+    /// Runs `kubectl-mlbackup ARGS` and returns what it did.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .current_dir(self.home.path());
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
+        Run::from(command.output().expect("run kubectl-mlbackup"))
+    }
+}
+
+/// The result of one run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with both streams when the exit code is not the expected one.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
