@@ -8,6 +8,7 @@ mod duration;
 mod env;
 mod error;
 mod printer;
+mod yaml;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    printer::init_logging(cli.global.verbosity);
     let env = env::Env::from_process();
     let printer = printer::Printer::new(cli.global.output, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -10,6 +10,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use crate::cli::GlobalArgs;
 use crate::env::Env;
 
+pub mod lrs;
+mod transport;
+
+pub use transport::RetryPolicy;
+
 /// The User-Agent of every request, so cluster admins can tell the plugin's traffic apart.
 pub const USER_AGENT: &str = concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION"));
 
@@ -25,6 +30,8 @@ pub struct Cluster {
     pub context: Option<String>,
     /// The namespace to work in: `-n`, else the context's namespace, else `default`.
     pub namespace: String,
+    /// How requests that hit throttling or a server error are retried.
+    pub retry: RetryPolicy,
 }
 
 /// A failure to reach or use the cluster, in the user's terms.
@@ -66,6 +73,13 @@ pub enum ClusterError {
     #[error("{message}")]
     NotFound { message: String },
 
+    #[error("the {resource} resource type is not served by this cluster ({detail})")]
+    ResourceNotServed { resource: String, detail: String },
+
+    /// A `continue` token went stale (410 Gone): the list must start again.
+    #[error("the list changed too much while it was being read: {message}")]
+    Expired { message: String },
+
     #[error("the API server answered {code} {reason}: {message}")]
     Api {
         code: u16,
@@ -104,6 +118,14 @@ impl ClusterError {
             ClusterError::Forbidden { can_i, .. } => Some(format!(
                 "ask a cluster admin for this permission; check it with `{can_i}`"
             )),
+            ClusterError::ResourceNotServed { resource, .. } => Some(format!(
+                "is the LRS operator installed in this cluster? Check with `kubectl get crd \
+                 {resource}`; if the resource has another name or version here, pass --resource \
+                 PLURAL.VERSION.GROUP"
+            )),
+            ClusterError::Expired { .. } => {
+                Some("run the command again; it starts a fresh list".into())
+            }
             ClusterError::Client { .. }
             | ClusterError::NotFound { .. }
             | ClusterError::Api { .. }
@@ -157,6 +179,9 @@ impl Cluster {
             config.read_timeout = None;
             config.write_timeout = None;
         }
+        // The plugin retries under its own policy (see `transport`): kube's default waits up
+        // to minutes, which is wrong for a command an operator is watching.
+        config.default_retry = false;
         config.headers.push((
             HeaderName::from_static("user-agent"),
             HeaderValue::from_static(USER_AGENT),
@@ -179,6 +204,7 @@ impl Cluster {
             server_url,
             context,
             namespace,
+            retry: RetryPolicy::default(),
         })
     }
 
@@ -186,25 +212,12 @@ impl Cluster {
     pub fn explain(&self, err: kube::Error, scope: Option<&RequestScope<'_>>) -> ClusterError {
         let url = self.server_url.clone();
         match err {
-            kube::Error::Api(status) => {
-                let code = status.code;
-                let message = status.message.clone();
-                match code {
-                    401 => ClusterError::Unauthorized { url },
-                    403 => ClusterError::Forbidden {
-                        message,
-                        can_i: scope
-                            .map(RequestScope::can_i)
-                            .unwrap_or_else(|| "kubectl auth can-i --list".to_string()),
-                    },
-                    404 => ClusterError::NotFound { message },
-                    _ => ClusterError::Api {
-                        code,
-                        reason: status.reason.clone(),
-                        message,
-                    },
-                }
-            }
+            kube::Error::Api(status) => self.explain_answer(
+                status.code,
+                status.reason.clone(),
+                status.message.clone(),
+                scope,
+            ),
             kube::Error::HyperError(source) => ClusterError::Unreachable {
                 url,
                 source: Box::new(source),
@@ -215,6 +228,61 @@ impl Cluster {
                 source: Box::new(source),
             },
             other => ClusterError::Decode { url, source: other },
+        }
+    }
+
+    /// Explains an error answer from its status code and `Status` body (when it has one).
+    pub fn explain_status(
+        &self,
+        status: http::StatusCode,
+        body: &[u8],
+        scope: Option<&RequestScope<'_>>,
+    ) -> ClusterError {
+        #[derive(serde::Deserialize, Default)]
+        struct StatusBody {
+            #[serde(default)]
+            reason: String,
+            #[serde(default)]
+            message: String,
+        }
+        let parsed: StatusBody = serde_json::from_slice(body).unwrap_or_default();
+        let message = if parsed.message.is_empty() {
+            String::from_utf8_lossy(body).trim().chars().take(300).collect()
+        } else {
+            parsed.message
+        };
+        let reason = if parsed.reason.is_empty() {
+            status.canonical_reason().unwrap_or_default().to_string()
+        } else {
+            parsed.reason
+        };
+        self.explain_answer(status.as_u16(), reason, message, scope)
+    }
+
+    fn explain_answer(
+        &self,
+        code: u16,
+        reason: String,
+        message: String,
+        scope: Option<&RequestScope<'_>>,
+    ) -> ClusterError {
+        match code {
+            401 => ClusterError::Unauthorized {
+                url: self.server_url.clone(),
+            },
+            403 => ClusterError::Forbidden {
+                message,
+                can_i: scope
+                    .map(RequestScope::can_i)
+                    .unwrap_or_else(|| "kubectl auth can-i --list".to_string()),
+            },
+            404 => ClusterError::NotFound { message },
+            410 => ClusterError::Expired { message },
+            _ => ClusterError::Api {
+                code,
+                reason,
+                message,
+            },
         }
     }
 
