@@ -132,9 +132,8 @@ async fn dispatch(
         // `https://host/api/v2` gets here with `version/` and must fail loudly.
         return not_found();
     };
-    let caller = match authenticate(&shared, &headers) {
-        Ok(caller) => caller,
-        Err(answer) => return answer,
+    let Some(caller) = authenticate(&shared, &headers) else {
+        return error_response(StatusCode::UNAUTHORIZED, "Invalid Token");
     };
     let (segments, slash) = match rest.strip_suffix('/') {
         Some(inner) => (inner.split('/').collect::<Vec<_>>(), true),
@@ -172,24 +171,20 @@ async fn dispatch(
     }
 }
 
-/// Who the request's token belongs to, or the 401 answer.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response<Body>> {
-    let invalid = || error_response(StatusCode::UNAUTHORIZED, "Invalid Token");
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(invalid)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or_else(invalid)?;
+/// Who the request's token belongs to; `None` answers 401.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Option<Caller> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("token") {
-        return Err(invalid());
+        return None;
     }
     let token = token.trim();
     if token == shared.admin_token {
-        Ok(Caller::Admin)
+        Some(Caller::Admin)
     } else if token == shared.user_token {
-        Ok(Caller::User)
+        Some(Caller::User)
     } else {
-        Err(invalid())
+        None
     }
 }
 
@@ -556,7 +551,10 @@ mod unit {
     #[test]
     fn routes_match_only_known_shapes() {
         assert_eq!(route(&["version"]), Some(Route::Version));
-        assert_eq!(route(&["deployments", "abc"]), Some(Route::Deployment("abc")));
+        assert_eq!(
+            route(&["deployments", "abc"]),
+            Some(Route::Deployment("abc"))
+        );
         assert_eq!(
             route(&["deployments", "abc", "status"]),
             Some(Route::DeploymentStatus("abc"))

@@ -266,7 +266,7 @@ impl FakeDataRobot {
                 tls: pki.as_ref().map(|p| p.server_config.clone()),
                 faults: faults.clone(),
                 log: log.clone(),
-                error_body: Arc::new(|status, message| api::error_response(status, message)),
+                error_body: Arc::new(api::error_response),
             },
         )
         .await?;
@@ -315,7 +315,13 @@ impl FakeDataRobot {
 
     /// The current state of one deployment.
     pub fn deployment(&self, id: &str) -> Option<DeploymentSeed> {
-        self.shared.state.lock().unwrap().deployments.get(id).cloned()
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .deployments
+            .get(id)
+            .cloned()
     }
 
     /// The current state of every deployment, in the order the list endpoint answers them.

@@ -166,7 +166,10 @@ mod unit {
         assert_ne!(a, derived_id("65f0c0de0000000000000002", "model"));
         assert_ne!(a, derived_id("65f0c0de0000000000000001", "project"));
         assert_eq!(a.len(), 24);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_uppercase()));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_uppercase())
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ async fn start_with(options: FakeDataRobotOptions, count: usize) -> (FakeDataRob
 
 async fn start(count: usize) -> (FakeDataRobot, Client) {
     let options = FakeDataRobotOptions {
-        status_change_duration: Duration::from_millis(150),
+        // Long enough that a loaded machine still polls inside the INITIALIZED window (the
+        // first quarter) and the RUNNING one.
+        status_change_duration: Duration::from_millis(600),
         ..FakeDataRobotOptions::default()
     };
     start_with(options, count).await
@@ -183,7 +185,12 @@ async fn list_limits_are_capped_and_validated() {
         .await
         .unwrap();
     assert_eq!(page["count"], 100);
-    assert!(page["next"].as_str().unwrap().contains("offset=100&limit=100"));
+    assert!(
+        page["next"]
+            .as_str()
+            .unwrap()
+            .contains("offset=100&limit=100")
+    );
 
     let page: Value = client
         .get("deployments/?offset=120&limit=50&search=deployment-12")
@@ -194,7 +201,12 @@ async fn list_limits_are_capped_and_validated() {
     assert_eq!(page["totalCount"], 10, "deployment-120 .. deployment-129");
     assert_eq!(page["count"], 0);
     assert!(page["next"].is_null());
-    assert!(page["previous"].as_str().unwrap().contains("search=deployment-12"));
+    assert!(
+        page["previous"]
+            .as_str()
+            .unwrap()
+            .contains("search=deployment-12")
+    );
 
     for bad in ["limit=0", "limit=abc", "offset=-1", "orderBy=color"] {
         let answer = client.get(&format!("deployments/?{bad}")).await;
@@ -236,9 +248,7 @@ async fn deployment_objects_have_the_real_shape() {
     assert!(d["serviceHealth"]["startDate"].is_string());
     assert!(d["createdAt"].as_str().unwrap().ends_with('Z'));
 
-    let missing = client
-        .get("deployments/000000000000000000000000/")
-        .await;
+    let missing = client.get("deployments/000000000000000000000000/").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body, json!({"message": "Not Found"}));
@@ -248,7 +258,9 @@ async fn deployment_objects_have_the_real_shape() {
 async fn status_change_runs_as_a_job_then_redirects_to_the_deployment() {
     let (dr, client) = start(1).await;
     let id = object_id(0);
-    let answer = client.patch_status(&id, json!({"status": "inactive"})).await;
+    let answer = client
+        .patch_status(&id, json!({"status": "inactive"}))
+        .await;
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
     let location = header(&answer, "location").unwrap();
     assert!(location.starts_with(&format!("{}/api/v2/status/", dr.url())));
@@ -268,7 +280,10 @@ async fn status_change_runs_as_a_job_then_redirects_to_the_deployment() {
     );
     assert_eq!(seen.first().map(String::as_str), Some("INITIALIZED"));
     assert!(seen.iter().any(|s| s == "RUNNING"), "{seen:?}");
-    assert_eq!(dr.deployment(&id).unwrap().status, DeploymentStatus::Inactive);
+    assert_eq!(
+        dr.deployment(&id).unwrap().status,
+        DeploymentStatus::Inactive
+    );
 
     let history = dr.status_history();
     assert_eq!(history.len(), 1);
@@ -295,7 +310,9 @@ async fn injected_failure_ends_the_next_job_in_error_only() {
     let (dr, client) = start(1).await;
     let id = object_id(0);
     dr.fail_status_changes_of(&id);
-    let answer = client.patch_status(&id, json!({"status": "inactive"})).await;
+    let answer = client
+        .patch_status(&id, json!({"status": "inactive"}))
+        .await;
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
     let (code, _, body, _) = client.wait_job(&header(&answer, "location").unwrap()).await;
     assert_eq!(code, StatusCode::OK);
@@ -307,10 +324,15 @@ async fn injected_failure_ends_the_next_job_in_error_only() {
         StatusOutcome::Failed(_)
     ));
 
-    let answer = client.patch_status(&id, json!({"status": "inactive"})).await;
+    let answer = client
+        .patch_status(&id, json!({"status": "inactive"}))
+        .await;
     let (code, _, _, _) = client.wait_job(&header(&answer, "location").unwrap()).await;
     assert_eq!(code, StatusCode::SEE_OTHER);
-    assert_eq!(dr.deployment(&id).unwrap().status, DeploymentStatus::Inactive);
+    assert_eq!(
+        dr.deployment(&id).unwrap().status,
+        DeploymentStatus::Inactive
+    );
     assert_eq!(dr.status_history().len(), 2);
 }
 
@@ -318,7 +340,12 @@ async fn injected_failure_ends_the_next_job_in_error_only() {
 async fn bad_status_requests_are_refused_without_a_job() {
     let (dr, client) = start(1).await;
     let id = object_id(0);
-    for body in [json!({}), json!({"status": "paused"}), json!({"status": 1}), json!([])] {
+    for body in [
+        json!({}),
+        json!({"status": "paused"}),
+        json!({"status": 1}),
+        json!([]),
+    ] {
         let answer = client.patch_status(&id, body.clone()).await;
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
@@ -332,14 +359,20 @@ async fn bad_status_requests_are_refused_without_a_job() {
         .await;
     assert_eq!(answer.status(), StatusCode::NOT_FOUND);
 
-    let first = client.patch_status(&id, json!({"status": "inactive"})).await;
+    let first = client
+        .patch_status(&id, json!({"status": "inactive"}))
+        .await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
-    let second = client.patch_status(&id, json!({"status": "inactive"})).await;
+    let second = client
+        .patch_status(&id, json!({"status": "inactive"}))
+        .await;
     assert_eq!(second.status(), StatusCode::CONFLICT);
     client.wait_job(&header(&first, "location").unwrap()).await;
     assert_eq!(dr.status_history().len(), 1);
 
-    let unknown = client.get("status/00000000-0000-0000-0000-000000000000/").await;
+    let unknown = client
+        .get("status/00000000-0000-0000-0000-000000000000/")
+        .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
@@ -386,7 +419,10 @@ async fn user_without_the_admin_role_may_read_but_not_change() {
         .json()
         .await
         .unwrap();
-    assert_eq!(d["permissions"], json!(["CAN_MAKE_PREDICTIONS", "CAN_VIEW"]));
+    assert_eq!(
+        d["permissions"],
+        json!(["CAN_MAKE_PREDICTIONS", "CAN_VIEW"])
+    );
     let answer = user.patch_status(&id, json!({"status": "inactive"})).await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     let body: Value = answer.json().await.unwrap();
@@ -417,7 +453,7 @@ async fn injected_429_carries_retry_after_and_a_json_body() {
 #[tokio::test]
 async fn concurrent_jobs_are_counted() {
     let options = FakeDataRobotOptions {
-        status_change_duration: Duration::from_millis(400),
+        status_change_duration: Duration::from_secs(2),
         ..FakeDataRobotOptions::default()
     };
     let (dr, client) = start_with(options, 6).await;
@@ -426,11 +462,17 @@ async fn concurrent_jobs_are_counted() {
         .filter(|id| dr.deployment(id).unwrap().status == DeploymentStatus::Active)
         .collect();
     assert_eq!(targets.len(), 5);
+    // All at once, as a client with a concurrency of 5 would.
+    let answers = futures::future::join_all(
+        targets
+            .iter()
+            .map(|id| client.patch_status(id, json!({"status": "inactive"}))),
+    )
+    .await;
     let mut locations = Vec::new();
-    for id in &targets {
-        let answer = client.patch_status(id, json!({"status": "inactive"})).await;
+    for answer in &answers {
         assert_eq!(answer.status(), StatusCode::ACCEPTED);
-        locations.push(header(&answer, "location").unwrap());
+        locations.push(header(answer, "location").unwrap());
     }
     for location in &locations {
         let (code, _, _, _) = client.wait_job(location).await;

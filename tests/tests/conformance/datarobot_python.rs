@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mlbackup_testkit::datarobot::{
-    DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, StatusOutcome,
-    object_id,
+    DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, StatusOutcome, object_id,
 };
 use serde_json::Value;
 
@@ -27,7 +26,10 @@ fn workspace_root() -> PathBuf {
 /// Whether `python` imports `datarobot` at the pinned version.
 fn has_client(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import datarobot, sys; sys.exit(datarobot.__version__ != sys.argv[1])"])
+        .args([
+            "-c",
+            "import datarobot, sys; sys.exit(datarobot.__version__ != sys.argv[1])",
+        ])
         .arg(CLIENT_VERSION)
         .output()
         .is_ok_and(|out| out.status.success())
@@ -174,9 +176,9 @@ async fn official_python_client_lists_and_toggles_deployments() {
         assert_eq!(got["label"], want.label.as_str());
         assert_eq!(got["importance"], serde_json::json!(want.importance));
     }
-    let list_pages = dr.requests().count(|r| {
-        r.method == "GET" && r.path == "/api/v2/deployments/" && r.status == 200
-    });
+    let list_pages = dr
+        .requests()
+        .count(|r| r.method == "GET" && r.path == "/api/v2/deployments/" && r.status == 200);
     assert!(list_pages >= 7, "only {list_pages} list requests");
     assert_eq!(report["explicitPage"].as_array().unwrap().len(), 30);
 
@@ -224,11 +226,10 @@ async fn official_python_client_lists_and_toggles_deployments() {
     assert_eq!(polls.iter().filter(|&&s| s == 303).count(), 2, "{polls:?}");
     assert!(polls.contains(&200), "{polls:?}");
     assert!(
-        dr.requests()
-            .entries()
-            .iter()
-            .all(|r| r.user_agent.as_deref().is_some_and(|ua| ua
-                .starts_with("DataRobotPythonClient/3.20.0"))),
+        dr.requests().entries().iter().all(|r| r
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with("DataRobotPythonClient/3.20.0"))),
         "every request came from the client"
     );
 
@@ -240,7 +241,10 @@ async fn official_python_client_lists_and_toggles_deployments() {
         .into_iter()
         .filter_map(|r| r.auth_scheme)
         .collect();
-    assert!(schemes.contains("Token") && schemes.contains("Bearer"), "{schemes:?}");
+    assert!(
+        schemes.contains("Token") && schemes.contains("Bearer"),
+        "{schemes:?}"
+    );
 
     // The app URL is refused by the client (it only appends paths to the endpoint it is given).
     assert_eq!(report["appUrl"]["accepted"], false);
