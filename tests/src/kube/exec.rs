@@ -309,7 +309,11 @@ fn spawn(options: &ExecOptions, target: &ExecTarget) -> std::io::Result<Child> {
         .args(&options.command[1..])
         .current_dir(&target.workdir)
         .env_clear()
-        .envs(INHERITED_ENV.iter().filter_map(|name| Some((name, std::env::var_os(name)?))))
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|name| Some((name, std::env::var_os(name)?))),
+        )
         .env("HOME", &target.workdir)
         .env("TMPDIR", &tmp)
         .env("HOSTNAME", &target.pod)
@@ -325,7 +329,11 @@ fn spawn(options: &ExecOptions, target: &ExecTarget) -> std::io::Result<Child> {
 }
 
 fn piped_if(wanted: bool) -> Stdio {
-    if wanted { Stdio::piped() } else { Stdio::null() }
+    if wanted {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    }
 }
 
 /// The runc wording for a process that could not start.
@@ -343,7 +351,11 @@ fn start_failure_reason(program: &str, error: &std::io::Error) -> String {
 
 /// A container runtime exec id: 64 hex digits.
 fn new_exec_id() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -369,4 +381,3 @@ async fn kill(child: &mut Child, process_group: Option<u32>) {
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 }
-

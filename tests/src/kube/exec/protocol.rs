@@ -150,7 +150,9 @@ fn percent_decode(text: &str) -> Result<String, ExecOptionsError> {
                     .get(i + 1..i + 3)
                     .and_then(|hex| std::str::from_utf8(hex).ok())
                     .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                    .ok_or_else(|| ExecOptionsError::Malformed(format!("bad escape in {text:?}")))?;
+                    .ok_or_else(|| {
+                        ExecOptionsError::Malformed(format!("bad escape in {text:?}"))
+                    })?;
                 decoded.push(byte);
                 i += 2;
             }
@@ -377,10 +379,19 @@ mod tests {
     #[test]
     fn client_frames() {
         use StreamProtocol::*;
-        assert_eq!(parse_client_frame(V5, &[0, 7, 8]), ClientFrame::Stdin(&[7, 8]));
-        assert_eq!(parse_client_frame(V5, &[255, 0]), ClientFrame::CloseChannel(0));
+        assert_eq!(
+            parse_client_frame(V5, &[0, 7, 8]),
+            ClientFrame::Stdin(&[7, 8])
+        );
+        assert_eq!(
+            parse_client_frame(V5, &[255, 0]),
+            ClientFrame::CloseChannel(0)
+        );
         assert_eq!(parse_client_frame(V4, &[255, 0]), ClientFrame::Ignored);
-        assert_eq!(parse_client_frame(V5, &[4, b'{']), ClientFrame::Resize(b"{"));
+        assert_eq!(
+            parse_client_frame(V5, &[4, b'{']),
+            ClientFrame::Resize(b"{")
+        );
         assert_eq!(parse_client_frame(V5, &[]), ClientFrame::Ignored);
         assert_eq!(parse_client_frame(V5, &[1, 2]), ClientFrame::Ignored);
     }
@@ -426,11 +437,8 @@ mod tests {
 
     #[test]
     fn v1_carries_only_the_error_text() {
-        let body = error_channel_payload(
-            StreamProtocol::V1,
-            &argv(&["false"]),
-            &Outcome::Exited(1),
-        );
+        let body =
+            error_channel_payload(StreamProtocol::V1, &argv(&["false"]), &Outcome::Exited(1));
         assert_eq!(
             String::from_utf8(body.unwrap()).unwrap(),
             "command terminated with non-zero exit code: error executing command [false], exit code 1"
