@@ -170,7 +170,9 @@ async fn exchange(
             return Ending::Completed;
         }
     };
-    let process_group = child.id();
+    // Armed while the command runs: if this future is dropped (the server's runtime shuts
+    // down) or the client leaves, the whole process tree goes.
+    let mut killer = GroupKiller { group: child.id() };
     let (stdout_channel, stderr_channel) = if options.tty {
         (protocol::STDOUT, protocol::STDOUT)
     } else {
@@ -193,6 +195,9 @@ async fn exchange(
     };
     match ended {
         Some(status) => {
+            // Ended on its own: like a container runtime, leave any background process it
+            // started alone (and never signal a process group id that may have been reused).
+            killer.disarm();
             let outcome = match status {
                 Ok(status) => Outcome::Exited(exit_code(status)),
                 Err(error) => Outcome::NotStarted {
@@ -204,7 +209,10 @@ async fn exchange(
             Ending::Completed
         }
         None => {
-            kill(&mut child, process_group).await;
+            // The group first, while the unreaped leader still holds its id.
+            drop(killer);
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
             Ending::ClientLeft
         }
     }
@@ -366,18 +374,28 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(255)
 }
 
-/// Kills the process and everything it started in its group, then reaps it.
-async fn kill(child: &mut Child, process_group: Option<u32>) {
-    if let Some(group) = process_group {
-        // No safe API for killpg in std or tokio; the kill utility does it.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{group}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+/// Kills a command's process group when dropped, unless disarmed.
+struct GroupKiller {
+    group: Option<u32>,
+}
+
+impl GroupKiller {
+    fn disarm(&mut self) {
+        self.group = None;
     }
-    let _ = child.start_kill();
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            // Neither std nor tokio offers killpg without unsafe code; the kill utility does.
+            // It is quick, and waiting for it keeps it from lingering as a zombie.
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }

@@ -268,6 +268,49 @@ async fn kube_rs_uploads_5_mib_through_stdin_without_closing_it() {
 }
 
 #[tokio::test]
+async fn kube_rs_reads_5_mib_of_stdout_streamed_under_back_pressure() {
+    let server = ExecServer::start(true).await;
+    let pods: Api<Pod> = Api::namespaced(server.kube_client().await, NAMESPACE);
+    let mut process = pods
+        .exec(
+            POD,
+            sh("yes 0123456789abcdef | head -c 5242880; echo done >&2"),
+            &AttachParams::default(),
+        )
+        .await
+        .unwrap();
+    let (stdout, stderr, status) = outputs_and_status(&mut process).await;
+    assert_eq!(stdout.len(), 5 * 1024 * 1024);
+    assert!(
+        stdout
+            .lines()
+            .all(|line| line == "0123456789abcdef" || line.len() < 16)
+    );
+    assert_eq!(stderr, "done\n");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+}
+
+#[tokio::test]
+async fn kube_rs_tty_runs_without_a_terminal_and_merges_stderr() {
+    let server = ExecServer::start(true).await;
+    let pods: Api<Pod> = Api::namespaced(server.kube_client().await, NAMESPACE);
+    let mut process = pods
+        .exec(
+            POD,
+            sh("echo out; sleep 0.1; echo err >&2; test -t 0 || echo no-terminal"),
+            &AttachParams::interactive_tty(),
+        )
+        .await
+        .unwrap();
+    let mut stdin = process.stdin().unwrap();
+    stdin.shutdown().await.unwrap();
+    let (stdout, stderr, status) = outputs_and_status(&mut process).await;
+    assert_eq!(stdout, "out\nerr\nno-terminal\n");
+    assert_eq!(stderr, "");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+}
+
+#[tokio::test]
 async fn concurrent_sessions_are_independent() {
     let server = ExecServer::start(true).await;
     let pods: Api<Pod> = Api::namespaced(server.kube_client().await, NAMESPACE);
