@@ -526,10 +526,11 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FolderErro
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
     let path = dir.join(MANIFEST_FILE);
-    let mut json = serde_json::to_vec_pretty(manifest).map_err(|source| FolderError::BadManifest {
-        path: path.clone(),
-        source,
-    })?;
+    let mut json =
+        serde_json::to_vec_pretty(manifest).map_err(|source| FolderError::BadManifest {
+            path: path.clone(),
+            source,
+        })?;
     json.push(b'\n');
     write_file_atomically(&path, &json)?;
     sync_dir(dir);
@@ -648,10 +649,7 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
             }),
         }
     }
-    backups.sort_by(|a, b| {
-        (b.created_at, &b.name)
-            .cmp(&(a.created_at, &a.name))
-    });
+    backups.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
     unreadable.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Catalog {
         backups,
@@ -712,9 +710,7 @@ impl Backup {
             path: dir.to_path_buf(),
             reason: reason.to_string(),
         };
-        let meta = dir
-            .symlink_metadata()
-            .map_err(io_error("read", dir))?;
+        let meta = dir.symlink_metadata().map_err(io_error("read", dir))?;
         if meta.file_type().is_symlink() {
             return Err(not_a_backup("it is a symbolic link"));
         }
@@ -795,7 +791,10 @@ impl Backup {
     pub fn summary(&self) -> Result<BackupSummary, FolderError> {
         let (lrs_count, counts_by_type) = match &self.manifest {
             Some(manifest) => (manifest.items.len(), manifest.counts_by_type.clone()),
-            None => (scan_yaml_files(&self.dir)?.yaml_files.len(), BTreeMap::new()),
+            None => (
+                scan_yaml_files(&self.dir)?.yaml_files.len(),
+                BTreeMap::new(),
+            ),
         };
         Ok(BackupSummary {
             name: self.name.clone(),
@@ -839,7 +838,8 @@ impl Backup {
         let mut problems = Vec::new();
         let checked = match &self.manifest {
             Some(manifest) => {
-                if manifest.status == BackupStatus::Partial || self.status == CatalogStatus::Partial {
+                if manifest.status == BackupStatus::Partial || self.status == CatalogStatus::Partial
+                {
                     problems.push(Problem {
                         path: MANIFEST_FILE.to_string(),
                         kind: ProblemKind::Incomplete,
@@ -910,8 +910,11 @@ impl Backup {
     fn unexpected_files(&self, manifest: &Manifest) -> Result<Vec<Problem>, FolderError> {
         let mut expected: BTreeSet<&str> = manifest.items.iter().map(|i| i.path.as_str()).collect();
         expected.extend([MANIFEST_FILE, DEPLOYMENTS_FILE, JOURNAL_FILE]);
-        let namespaces: BTreeSet<&str> =
-            manifest.items.iter().map(|i| i.namespace.as_str()).collect();
+        let namespaces: BTreeSet<&str> = manifest
+            .items
+            .iter()
+            .map(|i| i.namespace.as_str())
+            .collect();
         let mut problems = Vec::new();
         for (path, file_type) in walk(&self.dir, 2)? {
             let unexpected = if file_type.is_dir() {
@@ -1023,6 +1026,19 @@ pub enum ProblemKind {
     Incomplete,
 }
 
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Missing => "missing",
+            ProblemKind::Modified => "modified",
+            ProblemKind::Invalid => "invalid",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::Unexpected => "unexpected",
+            ProblemKind::Incomplete => "incomplete",
+        }
+    }
+}
+
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
@@ -1065,7 +1081,10 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Option
     let path = dir.join(&item.path);
     match path.symlink_metadata() {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return problem(ProblemKind::Missing, "listed in the manifest, not on disk".into());
+            return problem(
+                ProblemKind::Missing,
+                "listed in the manifest, not on disk".into(),
+            );
         }
         Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
         Ok(meta) if !meta.is_file() => {
@@ -1095,7 +1114,11 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Option
         Err(detail) => return problem(ProblemKind::Invalid, detail),
     };
     let mismatches: Vec<String> = [
-        ("apiVersion", object.api_version.clone(), resource.api_version()),
+        (
+            "apiVersion",
+            object.api_version.clone(),
+            resource.api_version(),
+        ),
         ("kind", object.kind.clone(), resource.kind.clone()),
         ("metadata.name", object.name.clone(), item.name.clone()),
         (
@@ -1283,7 +1306,14 @@ mod tests {
         ] {
             let yaml = lrs_yaml(namespace, name, lrs_type);
             writer
-                .write_item(namespace, name, lrs_type, &format!("uid-{name}"), "7", yaml.as_bytes())
+                .write_item(
+                    namespace,
+                    name,
+                    lrs_type,
+                    &format!("uid-{name}"),
+                    "7",
+                    yaml.as_bytes(),
+                )
                 .unwrap();
         }
         writer.finish(info()).unwrap()
@@ -1307,7 +1337,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let first = BackupWriter::create(root.path(), None, started()).unwrap();
         assert_eq!(first.name(), "lrs_backup_2025_11_21_14_05");
-        assert_eq!(first.dir(), root.path().join("lrs_backup_2025_11_21_14_05.partial"));
+        assert_eq!(
+            first.dir(),
+            root.path().join("lrs_backup_2025_11_21_14_05.partial")
+        );
         // The first is still being written: its `.partial` reserves the name.
         let second = BackupWriter::create(root.path(), None, started()).unwrap();
         assert_eq!(second.name(), "lrs_backup_2025_11_21_14_05_2");
@@ -1329,14 +1362,28 @@ mod tests {
     #[test]
     fn a_requested_name_is_validated_and_never_altered() {
         let root = tempfile::tempdir().unwrap();
-        for bad in ["", ".", "..", "a/b", "x.partial", "x.deleting", ".hidden", "-rf", "a b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "x.partial",
+            "x.deleting",
+            ".hidden",
+            "-rf",
+            "a b",
+        ] {
             let err = BackupWriter::create(root.path(), Some(bad), started()).unwrap_err();
-            assert!(matches!(err, FolderError::InvalidName { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, FolderError::InvalidName { .. }),
+                "{bad}: {err}"
+            );
         }
         let writer = BackupWriter::create(root.path(), Some("pre-upgrade_1.2"), started()).unwrap();
         assert_eq!(writer.name(), "pre-upgrade_1.2");
         writer.finish(info()).unwrap();
-        let err = BackupWriter::create(root.path(), Some("pre-upgrade_1.2"), started()).unwrap_err();
+        let err =
+            BackupWriter::create(root.path(), Some("pre-upgrade_1.2"), started()).unwrap_err();
         assert!(matches!(err, FolderError::AlreadyExists { .. }), "{err}");
         assert!(err.hint().unwrap().contains("another --name"));
     }
@@ -1359,7 +1406,11 @@ mod tests {
         assert_eq!(mode(&dir.join("dr/a.yaml")), 0o600);
         assert_eq!(mode(&dir.join(MANIFEST_FILE)), 0o600);
         assert_eq!(names_in(&dir), ["dr", "manifest.json", "team"]);
-        assert_eq!(names_in(&dir.join("dr")), ["a.yaml", "b.yaml"], "no temp files left");
+        assert_eq!(
+            names_in(&dir.join("dr")),
+            ["a.yaml", "b.yaml"],
+            "no temp files left"
+        );
         assert_eq!(manifest.items.len(), 3);
         let written = fs::read(dir.join("dr/a.yaml")).unwrap();
         assert_eq!(written, lrs_yaml("dr", "a", "deployment").as_bytes());
@@ -1371,8 +1422,12 @@ mod tests {
     fn writing_an_object_twice_keeps_one_record() {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
-        writer.write_item("dr", "a", "deployment", "u", "1", b"old").unwrap();
-        let item = writer.write_item("dr", "a", "deployment", "u", "2", b"new").unwrap();
+        writer
+            .write_item("dr", "a", "deployment", "u", "1", b"old")
+            .unwrap();
+        let item = writer
+            .write_item("dr", "a", "deployment", "u", "2", b"new")
+            .unwrap();
         assert_eq!(item.resource_version, "2");
         assert_eq!(writer.items().len(), 1);
     }
@@ -1382,7 +1437,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
         for (namespace, name) in [("..", "a"), ("dr", "../x"), ("dr", ""), ("dr", ".a")] {
-            let err = writer.write_item(namespace, name, "", "", "", b"x").unwrap_err();
+            let err = writer
+                .write_item(namespace, name, "", "", "", b"x")
+                .unwrap_err();
             assert!(matches!(err, FolderError::InvalidItem { .. }));
         }
     }
@@ -1420,7 +1477,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
         let yaml = lrs_yaml("dr", "a", "deployment");
-        writer.write_item("dr", "a", "deployment", "u", "7", yaml.as_bytes()).unwrap();
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", yaml.as_bytes())
+            .unwrap();
         let (dir, manifest) = writer.abandon(info(), vec!["interrupted".into()]).unwrap();
         assert!(dir.ends_with("lrs_backup_2025_11_21_14_05.partial"));
         assert_eq!(manifest.status, BackupStatus::Partial);
@@ -1458,14 +1517,21 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
         let wrong_kind = lrs_yaml("dr", "a", "deployment").replace("LongRunningService", "Pod");
-        writer.write_item("dr", "a", "deployment", "u", "7", wrong_kind.as_bytes()).unwrap();
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", wrong_kind.as_bytes())
+            .unwrap();
         let misnamed = lrs_yaml("dr", "other", "deployment");
-        writer.write_item("dr", "b", "deployment", "u", "7", misnamed.as_bytes()).unwrap();
+        writer
+            .write_item("dr", "b", "deployment", "u", "7", misnamed.as_bytes())
+            .unwrap();
         let (dir, _) = writer.finish(info()).unwrap();
         let problems = Backup::open(&dir).unwrap().verify().unwrap().problems;
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].kind, ProblemKind::Invalid);
-        assert_eq!(problems[0].detail, "kind is `Pod`, expected `LongRunningService`");
+        assert_eq!(
+            problems[0].detail,
+            "kind is `Pod`, expected `LongRunningService`"
+        );
         assert_eq!(problems[1].detail, "metadata.name is `other`, expected `b`");
     }
 
@@ -1486,11 +1552,17 @@ mod tests {
         assert_eq!(backup.status, CatalogStatus::Unmanaged);
         assert_eq!(
             backup.created_at(),
-            Local.with_ymd_and_hms(2025, 11, 20, 9, 30, 0).unwrap().with_timezone(&Utc)
+            Local
+                .with_ymd_and_hms(2025, 11, 20, 9, 30, 0)
+                .unwrap()
+                .with_timezone(&Utc)
         );
         let items = backup.items().unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!((items[0].namespace.as_str(), items[0].r#type.as_str()), ("dr", "deployment"));
+        assert_eq!(
+            (items[0].namespace.as_str(), items[0].r#type.as_str()),
+            ("dr", "deployment")
+        );
         assert!(backup.verify().unwrap().problems.is_empty());
         fs::write(dir.join("c.yaml"), "").unwrap();
         let problems = backup.verify().unwrap().problems;
@@ -1511,8 +1583,11 @@ mod tests {
         fs::create_dir(&mixed).unwrap();
         fs::write(mixed.join("photo.jpg"), "x").unwrap();
         let catalog = catalog(root.path()).unwrap();
-        let listed: Vec<(&str, CatalogStatus)> =
-            catalog.backups.iter().map(|b| (b.name.as_str(), b.status)).collect();
+        let listed: Vec<(&str, CatalogStatus)> = catalog
+            .backups
+            .iter()
+            .map(|b| (b.name.as_str(), b.status))
+            .collect();
         assert_eq!(
             listed,
             [
@@ -1535,7 +1610,10 @@ mod tests {
         let (dir, _) = finished_backup(root.path());
         fs::write(dir.join(MANIFEST_FILE), r#"{"formatVersion": 2}"#).unwrap();
         let err = Backup::open(&dir).unwrap_err();
-        assert!(matches!(err, FolderError::NewerFormat { version: 2, .. }), "{err}");
+        assert!(
+            matches!(err, FolderError::NewerFormat { version: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]
