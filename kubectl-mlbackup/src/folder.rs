@@ -344,6 +344,7 @@ impl BackupWriter {
     /// directory to its final name. Returns the final directory and the manifest.
     pub fn finish(self, info: BackupInfo) -> Result<(PathBuf, Manifest), FolderError> {
         let manifest = self.manifest(info, BackupStatus::Complete, Vec::new());
+        self.sync_namespace_dirs();
         write_manifest(&self.dir, &manifest)?;
         let final_dir = self.root.join(&self.name);
         // `rename` would silently replace an empty directory; the reservation in `create`
@@ -367,8 +368,17 @@ impl BackupWriter {
         errors: Vec<String>,
     ) -> Result<(PathBuf, Manifest), FolderError> {
         let manifest = self.manifest(info, BackupStatus::Partial, errors);
+        self.sync_namespace_dirs();
         write_manifest(&self.dir, &manifest)?;
         Ok((self.dir, manifest))
+    }
+
+    /// Makes the renames of the item files durable before the manifest vouches for them.
+    fn sync_namespace_dirs(&self) {
+        for namespace in &self.namespaces_created {
+            sync_dir(&self.dir.join(namespace));
+        }
+        sync_dir(&self.dir);
     }
 
     fn manifest(&self, info: BackupInfo, status: BackupStatus, errors: Vec<String>) -> Manifest {
@@ -444,10 +454,20 @@ pub fn validate_name(name: &str) -> Result<(), FolderError> {
     if name.starts_with('.') || name.starts_with('-') {
         return invalid("it must not start with `.` or `-`");
     }
-    if name.ends_with(PARTIAL_SUFFIX) || name.ends_with(DELETING_SUFFIX) {
+    if name.ends_with(PARTIAL_SUFFIX) || is_being_deleted(name) {
         return invalid("names ending in `.partial` or `.deleting` are reserved");
     }
     Ok(())
+}
+
+/// `<name>.deleting` or `<name>.deleting_N`: the names [`Backup::delete`] renames to.
+fn is_being_deleted(name: &str) -> bool {
+    name.rsplit_once(DELETING_SUFFIX).is_some_and(|(_, rest)| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Claims `name` under `root` by creating `<name>.partial` (atomic, so two concurrent backups
@@ -635,7 +655,17 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
         let entry = entry.map_err(io_error("read the backup directory", root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_dir || name.starts_with('.') || name.contains(DELETING_SUFFIX) {
+        if !is_dir || name.starts_with('.') {
+            continue;
+        }
+        if is_being_deleted(&name) {
+            unreadable.push(Unreadable {
+                reason: format!(
+                    "left over from an interrupted delete; remove it with `rm -rf {}`",
+                    entry.path().display()
+                ),
+                name,
+            });
             continue;
         }
         let dir = entry.path();
@@ -721,7 +751,7 @@ impl Backup {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| not_a_backup("it has no name"))?;
-        if name.contains(DELETING_SUFFIX) {
+        if is_being_deleted(&name) {
             return Err(not_a_backup("it is being deleted"));
         }
         let is_partial = name.ends_with(PARTIAL_SUFFIX);
@@ -1360,6 +1390,26 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_backups_get_distinct_names() {
+        let root = tempfile::tempdir().unwrap();
+        let names: BTreeSet<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let writer = BackupWriter::create(root.path(), None, started()).unwrap();
+                        let name = writer.name().to_string();
+                        writer.finish(info()).unwrap();
+                        name
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(names.len(), 8);
+        assert_eq!(names_in(root.path()).len(), 8);
+    }
+
+    #[test]
     fn a_requested_name_is_validated_and_never_altered() {
         let root = tempfile::tempdir().unwrap();
         for bad in [
@@ -1369,6 +1419,7 @@ mod tests {
             "a/b",
             "x.partial",
             "x.deleting",
+            "x.deleting_2",
             ".hidden",
             "-rf",
             "a b",
@@ -1633,6 +1684,31 @@ mod tests {
         let err = resolve(root.path(), "precious").unwrap_err();
         assert!(matches!(err, FolderError::NotABackup { .. }), "{err}");
         assert!(precious.join("a.yaml").exists());
+    }
+
+    #[test]
+    fn an_interrupted_delete_is_reported_and_does_not_block_the_next() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        // A leftover of an earlier delete of a backup of the same name.
+        let leftover = root.path().join("lrs_backup_2025_11_21_14_05.deleting");
+        fs::create_dir(&leftover).unwrap();
+        fs::write(leftover.join("half.yaml"), "x").unwrap();
+        let listed = catalog(root.path()).unwrap();
+        assert_eq!(listed.backups.len(), 1);
+        assert_eq!(listed.unreadable.len(), 1);
+        assert!(listed.unreadable[0].reason.contains("interrupted delete"));
+        assert!(matches!(
+            Backup::open(&leftover),
+            Err(FolderError::NotABackup { .. })
+        ));
+        Backup::open(&dir).unwrap().delete().unwrap();
+        assert_eq!(
+            names_in(root.path()),
+            ["lrs_backup_2025_11_21_14_05.deleting"]
+        );
+        assert!(is_being_deleted("a.deleting_12"));
+        assert!(!is_being_deleted("a.deleting_x"));
     }
 
     #[test]
