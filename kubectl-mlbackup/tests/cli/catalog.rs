@@ -408,6 +408,38 @@ fn delete_without_yes_and_without_a_terminal_is_a_usage_error() {
 }
 
 #[test]
+fn delete_asks_on_a_terminal() {
+    let (sandbox, root) = sandbox_with_backups();
+    let dir = root.to_str().unwrap();
+    let Some(run) = sandbox.run_on_terminal(&["delete", NAMED, "--dir", dir], "n\n") else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    };
+    run.expect_code(1);
+    assert!(
+        run.stdout
+            .contains("Delete the backup pre-upgrade (complete, 1 LRS, 1.0 KiB) in ")
+            && run.stdout.contains("? [y/N] ")
+            && run
+                .stdout
+                .contains("error: not deleted: the deletion was not confirmed"),
+        "{}",
+        run.stdout
+    );
+    assert!(root.join(NAMED).is_dir());
+    let run = sandbox
+        .run_on_terminal(&["delete", NAMED, "--dir", dir], "y\n")
+        .unwrap();
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("Deleted backup pre-upgrade"),
+        "{}",
+        run.stdout
+    );
+    assert!(!root.join(NAMED).exists());
+}
+
+#[test]
 fn delete_with_yes_removes_the_backup() {
     let (sandbox, root) = sandbox_with_backups();
     let run = run_in(&sandbox, &root, &["delete", NAMED, "--yes"]);
