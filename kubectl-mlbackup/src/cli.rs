@@ -93,6 +93,132 @@ pub enum Command {
         kubectl mlbackup version --context prod -o json\n  \
         kubectl mlbackup version --client")]
     Version(VersionArgs),
+
+    /// List the backups in the backup directory, newest first.
+    ///
+    /// Shows the backups written by `kubectl mlbackup backup` (status complete, or partial when
+    /// unfinished) and the folders made by the documented shell loop (`lrs_backup_*` holding
+    /// YAML files, status unmanaged). Other directories are ignored.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup list\n  \
+        kubectl mlbackup list --dir /backups/prod -o json\n  \
+        MLBACKUP_DIR=/backups/prod kubectl mlbackup list")]
+    List(ListArgs),
+
+    /// Show what a backup holds: its manifest, and counts per type and per namespace.
+    ///
+    /// Also says whether the backup holds a snapshot of deployment states (deployments.json)
+    /// and a journal of prepare/recover/restore steps (journal.jsonl).
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup show lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup show lrs_backup_2026_11_21_14_05 --files\n  \
+        kubectl mlbackup show ./old/lrs_backup_2026_10_01_09_30 -o json")]
+    Show(ShowArgs),
+
+    /// Check that a backup's files are intact and restorable.
+    ///
+    /// Every file the manifest lists must be present with the recorded size and SHA-256, parse
+    /// as an object of the recorded apiVersion and kind, and be named like its path; files the
+    /// manifest does not list are reported. In a folder without a manifest (shell loop), every
+    /// YAML file must parse as an object with apiVersion, kind and metadata.name. A partial
+    /// backup never passes. Exits 1 and lists the bad files, and why, when anything is wrong.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 -o json")]
+    Verify(VerifyArgs),
+
+    /// Delete one backup.
+    ///
+    /// Only a directory that is a backup (see `list`) is ever deleted, never another one, and
+    /// symbolic links are never followed. Asks for confirmation; --yes skips the question and
+    /// is required when stdin is not a terminal.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup delete lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup delete lrs_backup_2026_11_21_14_05.partial --yes")]
+    Delete(DeleteArgs),
+
+    /// Delete old backups, keeping the recent ones.
+    ///
+    /// Prints what it would delete; nothing is deleted without --yes. With --keep N the N newest
+    /// complete backups are kept; with --older-than only backups older than that are deleted;
+    /// with both, a backup is deleted only when both say so. Always kept, whatever the flags:
+    /// the newest complete backup (prune never leaves you without one: use `delete` for that),
+    /// and partial backups younger than a day (a backup may still be writing them). Folders of
+    /// the shell loop (unmanaged) count as complete backups.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup prune --keep 5\n  \
+        kubectl mlbackup prune --older-than 30d --yes\n  \
+        kubectl mlbackup prune --keep 3 --older-than 7d --dir /backups/prod -o json")]
+    Prune(PruneArgs),
+}
+
+/// Where the backups are.
+#[derive(Debug, Args)]
+pub struct BackupDirArgs {
+    /// The directory holding the backups (default: $MLBACKUP_DIR, else the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Also list every LRS file with its type, size and SHA-256.
+    #[arg(long)]
+    pub files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Delete without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("rule").required(true).multiple(true))]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Keep the N newest complete backups.
+    #[arg(long, value_name = "N", group = "rule",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+
+    /// Delete only backups created longer ago than this, like `7d` or `12h`.
+    #[arg(long, value_name = "DURATION", group = "rule", value_parser = crate::duration::parse)]
+    pub older_than: Option<Duration>,
+
+    /// Really delete; without it, only print what would be deleted.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

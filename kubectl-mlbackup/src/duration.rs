@@ -48,9 +48,31 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Writes a duration back in the form `parse` reads, with the largest unit that fits exactly:
+/// `7d`, `36h`, `90s`.
+pub fn format(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if !millis.is_multiple_of(1000) {
+        return format!("{millis}ms");
+    }
+    let seconds = duration.as_secs();
+    [("d", 86_400), ("h", 3600), ("m", 60)]
+        .into_iter()
+        .find(|(_, size)| seconds != 0 && seconds.is_multiple_of(*size))
+        .map(|(unit, size)| format!("{}{unit}", seconds / size))
+        .unwrap_or_else(|| format!("{seconds}s"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in ["7d", "36h", "90m", "45s", "0s", "250ms"] {
+            assert_eq!(format(parse(text).unwrap()), text);
+        }
+    }
 
     #[test]
     fn accepts_the_forms_users_type() {

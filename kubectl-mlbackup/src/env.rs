@@ -10,6 +10,8 @@ pub const KUBECONFIG: &str = "KUBECONFIG";
 pub const HOME: &str = "HOME";
 /// `NO_COLOR`: any value turns colours off (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+/// `MLBACKUP_DIR`: the directory holding backups when `--dir` is not given.
+pub const MLBACKUP_DIR: &str = "MLBACKUP_DIR";
 
 /// What the process environment says, captured once so the rest of the code is testable.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +20,9 @@ pub struct Env {
     pub home: Option<PathBuf>,
     pub no_color: bool,
     pub stderr_is_terminal: bool,
+    pub mlbackup_dir: Option<PathBuf>,
+    /// Whether a confirmation question can be asked (and answered).
+    pub stdin_is_terminal: bool,
 }
 
 impl Env {
@@ -29,6 +34,10 @@ impl Env {
                 .map(PathBuf::from),
             no_color: std::env::var_os(NO_COLOR).is_some_and(|v| !v.is_empty()),
             stderr_is_terminal: std::io::stderr().is_terminal(),
+            mlbackup_dir: std::env::var_os(MLBACKUP_DIR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            stdin_is_terminal: std::io::stdin().is_terminal(),
         }
     }
 }

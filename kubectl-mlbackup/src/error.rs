@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cluster::ClusterError;
+use crate::folder::FolderError;
 
 /// The process exit status, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,5 +36,29 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         cause
             .downcast_ref::<ClusterError>()
             .and_then(ClusterError::hint)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<FolderError>()
+                    .and_then(FolderError::hint)
+            })
+            .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
     })
+}
+
+/// A command line that clap accepts but that cannot work as given (for example a deletion
+/// without --yes when no one can be asked): exit 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    pub message: String,
+    pub hint: String,
+}
+
+/// The exit status for a command that failed with `err`.
+pub fn exit_for(err: &anyhow::Error) -> Exit {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        Exit::Usage
+    } else {
+        Exit::Failure
+    }
 }

@@ -7,6 +7,7 @@ mod commands;
 mod duration;
 mod env;
 mod error;
+mod folder;
 mod printer;
 mod yaml;
 

@@ -1,8 +1,9 @@
 //! Everything written for the user: data on stdout (table, JSON or YAML), errors and warnings
 //! on stderr. Domain code returns values; only this module prints.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -81,11 +82,121 @@ impl Printer {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
+    /// `warning: <what>` on stderr, for things worth knowing that do not fail the command.
+    pub fn warning(&self, message: &str) {
+        let text = format!("{} {message}\n", self.paint("warning:", "1;33"));
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+
+    /// Asks a yes/no question on the terminal (stderr, so stdout stays data) and reads the
+    /// answer from stdin. Only `y` or `yes` mean yes; anything else, or end of input, is no.
+    pub fn confirm(&self, question: &str) -> std::io::Result<bool> {
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(format!("{question} [y/N] ").as_bytes())?;
+        stderr.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(
+            answer.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    }
+
     fn paint(&self, text: &str, ansi: &str) -> String {
         if self.color {
             format!("\x1b[{ansi}m{text}\x1b[0m")
         } else {
             text.to_string()
         }
+    }
+}
+
+/// Columns aligned like kubectl's tables: upper-case headers, three spaces between columns,
+/// the last column not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut text = String::new();
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if index == last {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}   "));
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    let mut text = line(headers.to_vec());
+    for row in rows {
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    text
+}
+
+/// A size for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A point in time for people, in UTC so that operators in different places agree.
+pub fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// `a=1, b=2` for counts keyed by name; an empty key (label unset) shows as `<none>`.
+pub fn counts(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return "-".to_string();
+    }
+    counts
+        .iter()
+        .map(|(key, count)| format!("{}={count}", none_if_empty(key)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// kubectl's way of showing an unset value.
+pub fn none_if_empty(value: &str) -> &str {
+    if value.is_empty() { "<none>" } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_like_kubectl() {
+        let text = table(
+            &["NAME", "SIZE"],
+            &[
+                vec!["a".into(), "1 B".into()],
+                vec!["longer-name".into(), "".into()],
+            ],
+        );
+        assert_eq!(text, "NAME          SIZE\na             1 B\nlonger-name\n");
+    }
+
+    #[test]
+    fn sizes_read_like_ls_h() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(5 * 1024 * 1024), "5.0 MiB");
     }
 }

@@ -1,8 +1,15 @@
 //! One module per subcommand; each returns a serialisable outcome that the printer renders.
 
+mod delete;
+mod list;
+mod prune;
+mod show;
+mod verify;
 mod version;
 
-use crate::cli::{Cli, Command};
+use std::path::PathBuf;
+
+use crate::cli::{BackupDirArgs, Cli, Command};
 use crate::env::Env;
 use crate::error::Exit;
 use crate::printer::Printer;
@@ -11,12 +18,25 @@ use crate::printer::Printer;
 pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
     let result = match &cli.command {
         Command::Version(args) => version::run(&cli.global, args, &env, printer).await,
+        Command::List(args) => list::run(args, &env, printer),
+        Command::Show(args) => show::run(args, &env, printer),
+        Command::Verify(args) => verify::run(args, &env, printer),
+        Command::Delete(args) => delete::run(args, &env, printer),
+        Command::Prune(args) => prune::run(args, &env, printer),
     };
     match result {
         Ok(exit) => exit,
         Err(err) => {
             printer.error(&err);
-            Exit::Failure
+            crate::error::exit_for(&err)
         }
     }
+}
+
+/// The directory holding the backups: `--dir`, else `MLBACKUP_DIR`, else the current directory.
+pub fn backup_root(args: &BackupDirArgs, env: &Env) -> PathBuf {
+    args.dir
+        .clone()
+        .or_else(|| env.mlbackup_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."))
 }

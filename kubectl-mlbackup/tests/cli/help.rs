@@ -24,6 +24,31 @@ fn version_help() {
 }
 
 #[test]
+fn list_help() {
+    insta::assert_snapshot!(help_of(&["list"]));
+}
+
+#[test]
+fn show_help() {
+    insta::assert_snapshot!(help_of(&["show"]));
+}
+
+#[test]
+fn verify_help() {
+    insta::assert_snapshot!(help_of(&["verify"]));
+}
+
+#[test]
+fn delete_help() {
+    insta::assert_snapshot!(help_of(&["delete"]));
+}
+
+#[test]
+fn prune_help() {
+    insta::assert_snapshot!(help_of(&["prune"]));
+}
+
+#[test]
 fn a_usage_error_exits_2_and_says_what_is_wrong() {
     let run = Sandbox::new().run(&["version", "--no-such-flag"]);
     run.expect_code(2);

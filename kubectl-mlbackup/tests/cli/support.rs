@@ -49,6 +49,43 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Runs `kubectl-mlbackup ARGS` with stdin, stdout and stderr on a pseudo-terminal (through
+    /// util-linux `script`), typing `input`; `None` when `script` is not installed. Both output
+    /// streams arrive merged in `stdout`, with terminal line ends.
+    pub fn run_on_terminal(&self, args: &[&str], input: &str) -> Option<Run> {
+        let quote = |arg: &str| format!("'{}'", arg.replace('\'', r"'\''"));
+        let command_line = std::iter::once(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &command_line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .current_dir(self.home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in &self.envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().ok()?;
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("type the input");
+        Some(Run::from(child.wait_with_output().expect("run script")))
+    }
+}
+
 /// The result of one run.
 pub struct Run {
     pub code: i32,

@@ -1,0 +1,73 @@
+//! `delete`: removes one backup, after confirmation, and never anything that is not a backup.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::DeleteArgs;
+use crate::env::Env;
+use crate::error::{Exit, UsageError};
+use crate::folder;
+use crate::printer::{self, Printer, Render};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteOutcome {
+    pub name: String,
+    pub path: PathBuf,
+    pub freed_bytes: u64,
+}
+
+impl Render for DeleteOutcome {
+    fn render(&self) -> String {
+        format!(
+            "Deleted backup {} ({} freed).\n",
+            self.name,
+            printer::size(self.freed_bytes)
+        )
+    }
+}
+
+pub fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let root = super::backup_root(&args.backups, env);
+    let context = || format!("cannot delete the backup `{}`", args.name);
+    let backup = folder::resolve(&root, &args.name).with_context(context)?;
+    if !args.yes {
+        if !env.stdin_is_terminal {
+            return Err(UsageError {
+                message: format!(
+                    "refusing to delete the backup `{}` without confirmation: stdin is not a \
+                     terminal",
+                    backup.name
+                ),
+                hint: "pass --yes to delete without being asked".to_string(),
+            }
+            .into());
+        }
+        let summary = backup.summary().with_context(context)?;
+        let question = format!(
+            "Delete the backup {} ({}, {} LRS, {}) in {}?",
+            backup.name,
+            summary.status.as_str(),
+            summary.lrs_count,
+            printer::size(summary.size_bytes),
+            backup.dir.display()
+        );
+        if !printer
+            .confirm(&question)
+            .context("cannot read the answer")?
+        {
+            anyhow::bail!("not deleted: the deletion was not confirmed");
+        }
+    }
+    let name = backup.name.clone();
+    let path = backup.dir.clone();
+    let freed_bytes = backup.delete().with_context(context)?;
+    printer.data(&DeleteOutcome {
+        name,
+        path,
+        freed_bytes,
+    })?;
+    Ok(Exit::Success)
+}

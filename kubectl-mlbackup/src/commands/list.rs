@@ -1,0 +1,73 @@
+//! `list`: the backups in the backup directory, newest first.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::ListArgs;
+use crate::env::Env;
+use crate::error::Exit;
+use crate::folder::{self, BackupSummary, Unreadable};
+use crate::printer::{self, Printer, Render};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOutcome {
+    pub dir: PathBuf,
+    /// Newest first.
+    pub backups: Vec<BackupSummary>,
+    /// Directories that look meant as backups but cannot be read (also warned about on stderr).
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Render for ListOutcome {
+    fn render(&self) -> String {
+        if self.backups.is_empty() {
+            return format!("No backups in {}\n", self.dir.display());
+        }
+        let rows: Vec<Vec<String>> = self
+            .backups
+            .iter()
+            .map(|backup| {
+                vec![
+                    backup.name.clone(),
+                    printer::time(backup.created_at),
+                    backup
+                        .cluster
+                        .as_ref()
+                        .map(|c| c.context.clone().unwrap_or_else(|| c.server.clone()))
+                        .unwrap_or_else(|| "-".to_string()),
+                    backup.lrs_count.to_string(),
+                    printer::counts(&backup.counts_by_type),
+                    backup.status.as_str().to_string(),
+                    printer::size(backup.size_bytes),
+                ]
+            })
+            .collect();
+        printer::table(
+            &[
+                "NAME", "CREATED", "CLUSTER", "LRS", "TYPES", "STATUS", "SIZE",
+            ],
+            &rows,
+        )
+    }
+}
+
+pub fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let dir = super::backup_root(&args.backups, env);
+    let catalog = folder::catalog(&dir)
+        .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
+    for unreadable in &catalog.unreadable {
+        printer.warning(&format!(
+            "skipped {}: {}",
+            unreadable.name, unreadable.reason
+        ));
+    }
+    printer.data(&ListOutcome {
+        dir,
+        backups: catalog.backups,
+        unreadable: catalog.unreadable,
+    })?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,187 @@
+//! `show`: everything a backup's manifest says, counts per type and per namespace, and which
+//! optional files it holds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cli::ShowArgs;
+use crate::env::Env;
+use crate::error::Exit;
+use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
+use crate::printer::{self, Printer, Render};
+
+/// What `show` prints. Fields only a manifest can tell are absent for folders without one.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShowOutcome {
+    pub name: String,
+    pub path: PathBuf,
+    pub status: CatalogStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The namespaces asked for; empty means all namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+    pub lrs_count: usize,
+    pub counts_by_type: BTreeMap<String, usize>,
+    pub counts_by_namespace: BTreeMap<String, usize>,
+    pub size_bytes: u64,
+    /// Whether `deployments.json` (deployment states before deactivation) is present.
+    pub deployments_snapshot: bool,
+    /// Whether `journal.jsonl` (steps of prepare/recover/restore) is present.
+    pub journal: bool,
+    pub errors: Vec<String>,
+    /// With `--files` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<ManifestItem>>,
+}
+
+impl Render for ShowOutcome {
+    fn render(&self) -> String {
+        let yes_no = |present: bool| if present { "yes" } else { "no" };
+        let mut fields: Vec<(&str, String)> = vec![
+            ("Name", self.name.clone()),
+            ("Path", self.path.display().to_string()),
+            ("Status", self.status.as_str().to_string()),
+            ("Created", printer::time(self.created_at)),
+        ];
+        if let Some(finished_at) = self.finished_at {
+            fields.push(("Finished", printer::time(finished_at)));
+        }
+        if let (Some(format), Some(tool)) = (self.format_version, &self.tool_version) {
+            fields.push(("Format", format!("{format} (kubectl-mlbackup {tool})")));
+        }
+        if let Some(cluster) = &self.cluster {
+            let context = cluster.context.as_deref().unwrap_or("none");
+            fields.push(("Cluster", format!("{} (context {context})", cluster.server)));
+        }
+        if let Some(resource) = &self.resource {
+            fields.push((
+                "Resource",
+                format!(
+                    "{}.{}.{} (kind {})",
+                    resource.plural, resource.version, resource.group, resource.kind
+                ),
+            ));
+        }
+        if let Some(selector) = &self.selector {
+            fields.push(("Selector", printer::none_if_empty(selector).to_string()));
+        }
+        if let Some(namespaces) = &self.namespaces {
+            let asked = if namespaces.is_empty() {
+                "all".to_string()
+            } else {
+                namespaces.join(", ")
+            };
+            fields.push(("Namespaces", asked));
+        }
+        fields.push(("LRS", self.lrs_count.to_string()));
+        fields.push(("Size", printer::size(self.size_bytes)));
+        fields.push((
+            "Deployments snapshot",
+            yes_no(self.deployments_snapshot).into(),
+        ));
+        fields.push(("Journal", yes_no(self.journal).into()));
+        let width = fields
+            .iter()
+            .map(|(label, _)| label.len())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut text = String::new();
+        for (label, value) in &fields {
+            text.push_str(&format!("{:<width$} {value}\n", format!("{label}:")));
+        }
+        for (title, counts) in [
+            ("TYPE", &self.counts_by_type),
+            ("NAMESPACE", &self.counts_by_namespace),
+        ] {
+            let rows: Vec<Vec<String>> = counts
+                .iter()
+                .map(|(key, count)| {
+                    vec![printer::none_if_empty(key).to_string(), count.to_string()]
+                })
+                .collect();
+            if !rows.is_empty() {
+                text.push('\n');
+                text.push_str(&printer::table(&[title, "LRS"], &rows));
+            }
+        }
+        if !self.errors.is_empty() {
+            text.push_str("\nErrors:\n");
+            for error in &self.errors {
+                text.push_str(&format!("  {error}\n"));
+            }
+        }
+        if let Some(files) = &self.files {
+            let rows: Vec<Vec<String>> = files
+                .iter()
+                .map(|item| {
+                    vec![
+                        item.path.clone(),
+                        printer::none_if_empty(&item.r#type).to_string(),
+                        item.bytes.to_string(),
+                        item.sha256.clone(),
+                    ]
+                })
+                .collect();
+            text.push('\n');
+            text.push_str(&printer::table(&["FILE", "TYPE", "BYTES", "SHA256"], &rows));
+        }
+        text
+    }
+}
+
+pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let root = super::backup_root(&args.backups, env);
+    let outcome = show(&root, &args.name, args.files)
+        .with_context(|| format!("cannot show the backup `{}`", args.name))?;
+    printer.data(&outcome)?;
+    Ok(Exit::Success)
+}
+
+fn show(
+    root: &std::path::Path,
+    name: &str,
+    with_files: bool,
+) -> Result<ShowOutcome, folder::FolderError> {
+    let backup = folder::resolve(root, name)?;
+    let items = backup.items()?;
+    let manifest = backup.manifest.as_ref();
+    Ok(ShowOutcome {
+        name: backup.name.clone(),
+        path: backup.dir.clone(),
+        status: backup.status,
+        created_at: backup.created_at(),
+        finished_at: manifest.and_then(|m| m.finished_at),
+        format_version: manifest.map(|m| m.format_version),
+        tool_version: manifest.map(|m| m.tool_version.clone()),
+        cluster: manifest.map(|m| m.cluster.clone()),
+        resource: manifest.map(|m| m.resource.clone()),
+        selector: manifest.map(|m| m.selector.clone()),
+        namespaces: manifest.map(|m| m.namespaces.clone()),
+        lrs_count: items.len(),
+        counts_by_type: folder::count_by(&items, |item| &item.r#type),
+        counts_by_namespace: folder::count_by(&items, |item| &item.namespace),
+        size_bytes: backup.size_bytes()?,
+        deployments_snapshot: backup.has_file(folder::DEPLOYMENTS_FILE),
+        journal: backup.has_file(folder::JOURNAL_FILE),
+        errors: manifest.map(|m| m.errors.clone()).unwrap_or_default(),
+        files: with_files.then_some(items),
+    })
+}

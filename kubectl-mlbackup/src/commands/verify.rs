@@ -1,0 +1,81 @@
+//! `verify`: checks a backup's files against its manifest (or, without one, that every YAML
+//! file is a Kubernetes object); exit 1 with the bad files when anything is wrong.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::VerifyArgs;
+use crate::env::Env;
+use crate::error::Exit;
+use crate::folder::{self, CatalogStatus, Problem};
+use crate::printer::{self, Printer, Render};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyOutcome {
+    pub name: String,
+    pub path: PathBuf,
+    pub status: CatalogStatus,
+    /// True when there are no problems.
+    pub ok: bool,
+    /// How many LRS files were checked.
+    pub checked: usize,
+    /// Sorted by path.
+    pub problems: Vec<Problem>,
+}
+
+impl Render for VerifyOutcome {
+    fn render(&self) -> String {
+        if self.ok {
+            return format!(
+                "Backup {} is intact: {} LRS files checked.\n",
+                self.name, self.checked
+            );
+        }
+        let rows: Vec<Vec<String>> = self
+            .problems
+            .iter()
+            .map(|problem| {
+                vec![
+                    problem.path.clone(),
+                    problem.kind.as_str().to_string(),
+                    problem.detail.clone(),
+                ]
+            })
+            .collect();
+        format!(
+            "Backup {} has {} problem(s) ({} LRS files checked):\n{}",
+            self.name,
+            self.problems.len(),
+            self.checked,
+            printer::table(&["FILE", "PROBLEM", "DETAIL"], &rows)
+        )
+    }
+}
+
+pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let root = super::backup_root(&args.backups, env);
+    let context = || format!("cannot verify the backup `{}`", args.name);
+    let backup = folder::resolve(&root, &args.name).with_context(context)?;
+    let verification = backup.verify().with_context(context)?;
+    let outcome = VerifyOutcome {
+        ok: verification.problems.is_empty(),
+        name: backup.name,
+        path: backup.dir,
+        status: backup.status,
+        checked: verification.checked,
+        problems: verification.problems,
+    };
+    printer.data(&outcome)?;
+    if outcome.ok {
+        Ok(Exit::Success)
+    } else {
+        anyhow::bail!(
+            "the backup `{}` failed verification: {} problem(s)",
+            outcome.name,
+            outcome.problems.len()
+        )
+    }
+}
