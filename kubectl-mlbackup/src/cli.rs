@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::lrs::{LRS_TYPE_LABEL, ResourceOverride};
+
 /// Back up, restore and quiesce the Long Running Services (LRS) and model deployments of a
 /// self-managed DataRobot installation, safely and fast.
 ///
@@ -93,6 +95,20 @@ pub enum Command {
         kubectl mlbackup version --context prod -o json\n  \
         kubectl mlbackup version --client")]
     Version(VersionArgs),
+
+    /// Back up LRS objects, one YAML file per object, into a new backup folder.
+    ///
+    /// One paginated list request (never one request per object) across all namespaces, unless
+    /// -n narrows it. Each object is written as `kubectl get -o yaml` shows it (without
+    /// managedFields) to `<namespace>/<name>.yaml`, and `manifest.json` records every file with
+    /// its sha256. The folder is written as `<name>.partial` and renamed when complete; an
+    /// interrupted or failed backup stays `.partial` with a manifest of status `partial`.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup backup\n  \
+        kubectl mlbackup backup --all-types --dir /srv/backups\n  \
+        kubectl mlbackup backup --type deployment --type custom_application -n dr-app\n  \
+        kubectl mlbackup backup --name before-upgrade -o json")]
+    Backup(BackupArgs),
 
     /// List the backups in the backup directory, newest first.
     ///
@@ -222,6 +238,82 @@ pub struct PruneArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Back up LRSes of this workload type (the `datarobot-lrs-type` label); repeat for several
+    /// types. Default: `deployment`, as in the vendor runbook.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_label_value)]
+    pub types: Vec<String>,
+
+    /// Back up LRSes of every type.
+    #[arg(long, conflicts_with = "types")]
+    pub all_types: bool,
+
+    /// Only LRSes that also match this label selector (kubectl syntax, like `team=ml,tier!=dev`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Back up from every namespace (the default unless -n is given).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Name of the backup folder [default: lrs_backup_YYYY_MM_DD_HH_MM, then _2, _3... when
+    /// taken].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Back up this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
+
+    /// Objects per list request.
+    #[arg(long, value_name = "N", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
+}
+
+impl BackupArgs {
+    /// The label selector of the run: the type part, then the user's `-l`.
+    pub fn selector(&self) -> String {
+        let types = if self.all_types {
+            None
+        } else {
+            match self.types.as_slice() {
+                [] => Some(format!("{LRS_TYPE_LABEL}=deployment")),
+                [one] => Some(format!("{LRS_TYPE_LABEL}={one}")),
+                many => Some(format!("{LRS_TYPE_LABEL} in ({})", many.join(","))),
+            }
+        };
+        types
+            .into_iter()
+            .chain(self.selector.clone().filter(|s| !s.trim().is_empty()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// A label value as Kubernetes accepts it: at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both
+/// ends.
+fn parse_label_value(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid label value (letters, digits, `-`, `_`, `.`; at most 63)"
+        ))
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct VersionArgs {
     /// Print only the plugin version; do not contact the cluster.
     #[arg(long)]
@@ -259,6 +351,44 @@ mod tests {
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.request_timeout, Some(Duration::from_secs(90)));
         assert_eq!(cli.global.verbosity, 6);
+    }
+
+    fn backup_args(extra: &[&str]) -> BackupArgs {
+        let mut argv = vec!["kubectl-mlbackup", "backup"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Backup(args) => args,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backup_selects_deployments_by_default_like_the_runbook() {
+        assert_eq!(backup_args(&[]).selector(), "datarobot-lrs-type=deployment");
+        assert_eq!(
+            backup_args(&[
+                "--type",
+                "spark_app",
+                "--type",
+                "custom_job",
+                "-l",
+                "team=ml"
+            ])
+            .selector(),
+            "datarobot-lrs-type in (spark_app,custom_job),team=ml"
+        );
+        assert_eq!(backup_args(&["--all-types"]).selector(), "");
+        assert_eq!(
+            backup_args(&["--all-types", "-l", "a!=b"]).selector(),
+            "a!=b"
+        );
+        assert!(
+            Cli::try_parse_from(["kubectl-mlbackup", "backup", "--type", "bad value"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["kubectl-mlbackup", "backup", "--all-types", "--type", "x"])
+                .is_err()
+        );
     }
 
     #[test]

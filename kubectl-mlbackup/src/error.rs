@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cluster::ClusterError;
+use crate::commands::backup::BackupError;
 use crate::folder::FolderError;
 
 /// The process exit status, as documented in the README.
@@ -42,6 +43,12 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                     .and_then(FolderError::hint)
             })
             .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
+            .or_else(|| match cause.downcast_ref::<BackupError>()? {
+                // Transparent wrappers: their inner error is not a link of the chain.
+                BackupError::Cluster(inner) => inner.hint(),
+                BackupError::Folder(inner) => inner.hint(),
+                BackupError::Encode { .. } | BackupError::Download(_) => None,
+            })
     })
 }
 

@@ -227,7 +227,6 @@ pub struct BackupWriter {
     namespaces_created: BTreeSet<String>,
 }
 
-#[allow(dead_code)] // The `backup` command (written in parallel) is the caller.
 impl BackupWriter {
     /// Creates `<root>/<name>.partial/` (0700; `root` is created when missing).
     ///
@@ -338,6 +337,17 @@ impl BackupWriter {
 
     pub fn items(&self) -> &[ManifestItem] {
         &self.items
+    }
+
+    /// Forgets everything written so far (files included), for a list that starts again: a
+    /// backup never mixes objects from two points in time.
+    pub fn clear(&mut self) -> Result<(), FolderError> {
+        for namespace in std::mem::take(&mut self.namespaces_created) {
+            let dir = self.dir.join(&namespace);
+            fs::remove_dir_all(&dir).map_err(io_error("clear", &dir))?;
+        }
+        self.items.clear();
+        Ok(())
     }
 
     /// Writes `manifest.json` (status complete) last, atomically, then renames the `.partial`

@@ -47,6 +47,8 @@ pub fn init_logging(verbosity: u8) {
 pub struct Printer {
     format: OutputFormat,
     color: bool,
+    /// Progress bars only for a person watching: stderr a terminal and table output.
+    show_progress: bool,
 }
 
 impl Printer {
@@ -54,6 +56,7 @@ impl Printer {
         Printer {
             format,
             color: env.stderr_is_terminal && !env.no_color,
+            show_progress: env.stderr_is_terminal && format == OutputFormat::Table,
         }
     }
 
@@ -102,11 +105,58 @@ impl Printer {
         ))
     }
 
+    /// A progress bar on stderr, or a silent stand-in when nobody is watching.
+    pub fn progress(&self, message: &str) -> Progress {
+        let bar = self.show_progress.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(message.to_string());
+            bar
+        });
+        Progress { bar }
+    }
+
     fn paint(&self, text: &str, ansi: &str) -> String {
         if self.color {
             format!("\x1b[{ansi}m{text}\x1b[0m")
         } else {
             text.to_string()
+        }
+    }
+}
+
+/// Progress of a long operation, drawn only when the printer decided someone watches.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
+    pub fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Back to zero, for work that starts again.
+    pub fn reset(&self) {
+        if let Some(bar) = &self.bar {
+            bar.reset();
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }

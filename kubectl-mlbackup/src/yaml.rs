@@ -42,16 +42,38 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_at_every_level() {
-        let yaml = to_kubectl_yaml(&json!({"spec": {"b": 1, "a": [{"z": 1, "c": 2}]}, "kind": "X"}))
-            .unwrap();
+        let yaml =
+            to_kubectl_yaml(&json!({"spec": {"b": 1, "a": [{"z": 1, "c": 2}]}, "kind": "X"}))
+                .unwrap();
         assert_eq!(yaml, "kind: X\nspec:\n  a:\n  - c: 2\n    z: 1\n  b: 1\n");
     }
 
     #[test]
     fn strings_that_yaml_1_1_reads_as_other_types_stay_strings() {
         let tricky = [
-            "yes", "no", "on", "off", "y", "n", "true", "NO", "null", "~", "0755", "1e3", "12",
-            "0x1f", "1_000", ".5", "3:25:45", "", " lead", "a: b", "- x", "#c", "2026-01-05",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "true",
+            "NO",
+            "null",
+            "~",
+            "0755",
+            "1e3",
+            "12",
+            "0x1f",
+            "1_000",
+            ".5",
+            "3:25:45",
+            "",
+            " lead",
+            "a: b",
+            "- x",
+            "#c",
+            "2026-01-05",
         ];
         let object = Value::Object(
             tricky

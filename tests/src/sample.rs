@@ -225,7 +225,7 @@ fn deployment_lrs(
             "env": [
                 {"name": "MLOPS_DEPLOYMENT_ID", "value": deployment_id},
                 {"name": "CUSTOM_MODEL_ID", "value": custom_model_id},
-                {"name": "TARGET_TYPE", "value": if i % 3 == 0 { "Regression" } else { "Binary" }},
+                {"name": "TARGET_TYPE", "value": if i.is_multiple_of(3) { "Regression" } else { "Binary" }},
                 {"name": "DATAROBOT_ENDPOINT", "value": "http://mmapp-app.dr-app.svc:80/api/v2"},
                 {"name": "DATAROBOT_API_TOKEN", "valueFrom": {"secretKeyRef": {
                     "name": format!("cm-{deployment_id}-token"), "key": "token"}}}

@@ -247,7 +247,11 @@ impl Cluster {
         }
         let parsed: StatusBody = serde_json::from_slice(body).unwrap_or_default();
         let message = if parsed.message.is_empty() {
-            String::from_utf8_lossy(body).trim().chars().take(300).collect()
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(300)
+                .collect()
         } else {
             parsed.message
         };

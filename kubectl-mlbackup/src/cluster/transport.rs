@@ -109,7 +109,11 @@ pub async fn send_json<T: DeserializeOwned>(
                 match answer.into_body().collect_bytes().await {
                     Ok(body) => (status, headers, body),
                     Err(err) if attempt < policy.max_attempts => {
-                        log::info!("{} {}: answer broken off ({err}), retrying", request.method, request.uri);
+                        log::info!(
+                            "{} {}: answer broken off ({err}), retrying",
+                            request.method,
+                            request.uri
+                        );
                         tokio::time::sleep(policy.delay(attempt, None)).await;
                         attempt += 1;
                         continue;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns a serialisable outcome that the printer renders.
 
+pub mod backup;
 mod delete;
 mod list;
 mod prune;
@@ -18,6 +19,7 @@ use crate::printer::Printer;
 pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
     let result = match &cli.command {
         Command::Version(args) => version::run(&cli.global, args, &env, printer).await,
+        Command::Backup(args) => backup::run(&cli.global, args, &env, printer).await,
         Command::List(args) => list::run(args, &env, printer),
         Command::Show(args) => show::run(args, &env, printer),
         Command::Verify(args) => verify::run(args, &env, printer),

@@ -19,6 +19,11 @@ fn top_level_help() {
 }
 
 #[test]
+fn backup_help() {
+    insta::assert_snapshot!(help_of(&["backup"]));
+}
+
+#[test]
 fn version_help() {
     insta::assert_snapshot!(help_of(&["version"]));
 }

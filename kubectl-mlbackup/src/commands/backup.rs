@@ -1,0 +1,334 @@
+//! `backup`: one paginated list of the LRSes, written as one YAML file per object into a new
+//! backup folder (format of `folder`), with a manifest that says whether it is complete.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{BackupArgs, GlobalArgs};
+use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::{Cluster, ClusterError};
+use crate::env::Env;
+use crate::error::Exit;
+use crate::folder::{
+    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
+};
+use crate::printer::{Printer, Progress, Render};
+
+/// Why a backup stopped before the end of the list.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error("cannot write {namespace}/{name} as YAML")]
+    Encode {
+        namespace: String,
+        name: String,
+        #[source]
+        source: serde_saphyr::SerializeError,
+    },
+    #[error("the page download stopped unexpectedly")]
+    Download(#[source] tokio::task::JoinError),
+}
+
+/// How many times a list is started again after its `continue` token went stale.
+const MAX_LIST_RESTARTS: u32 = 3;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupOutcome {
+    pub name: String,
+    pub path: PathBuf,
+    pub status: BackupStatus,
+    pub resource: String,
+    pub selector: String,
+    pub namespaces: Vec<String>,
+    pub objects: usize,
+    pub bytes: u64,
+    pub counts_by_type: BTreeMap<String, usize>,
+    pub counts_by_namespace: BTreeMap<String, usize>,
+    pub duration_seconds: f64,
+    pub errors: Vec<String>,
+}
+
+impl Render for BackupOutcome {
+    fn render(&self) -> String {
+        let mut text = match self.status {
+            BackupStatus::Complete => format!(
+                "Backed up {} LRS objects to {} ({}) in {:.1}s\n",
+                self.objects,
+                self.path.display(),
+                crate::printer::size(self.bytes),
+                self.duration_seconds
+            ),
+            BackupStatus::Partial => format!(
+                "PARTIAL backup: {} LRS objects written to {} before it stopped; it is not a \
+                 complete backup\n",
+                self.objects,
+                self.path.display()
+            ),
+        };
+        let counts = |counts: &BTreeMap<String, usize>| {
+            counts
+                .iter()
+                .map(|(key, n)| format!("{key} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.counts_by_type.is_empty() {
+            text.push_str(&format!(
+                "  by type:      {}\n",
+                counts(&self.counts_by_type)
+            ));
+            text.push_str(&format!(
+                "  by namespace: {}\n",
+                counts(&self.counts_by_namespace)
+            ));
+        } else {
+            text.push_str(&format!(
+                "  no LRS matched `{}` in {}\n",
+                self.selector,
+                if self.namespaces.is_empty() {
+                    "any namespace".to_string()
+                } else {
+                    self.namespaces.join(", ")
+                }
+            ));
+        }
+        for error in &self.errors {
+            text.push_str(&format!("  error: {error}\n"));
+        }
+        text
+    }
+}
+
+/// Lists page after page and writes each page while the next one is on its way.
+pub async fn run(
+    global: &GlobalArgs,
+    args: &BackupArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let created_at = chrono::Utc::now();
+    let cluster = Cluster::connect(global, env)
+        .await
+        .context("cannot connect to the cluster")?;
+    let resource = lrs::resolve(&cluster, args.resource.as_ref())
+        .await
+        .context("cannot find the LRS resource type")?;
+    let selector = args.selector();
+    let namespace = if args.all_namespaces {
+        None
+    } else {
+        global.namespace.clone()
+    };
+    let root = super::backup_root(&args.backups, env);
+    let mut writer = BackupWriter::create(&root, args.name.as_deref(), chrono::Local::now())
+        .context("cannot create the backup folder")?;
+    log::info!(
+        "writing backup {} in {}",
+        writer.name(),
+        writer.dir().display()
+    );
+    let info = BackupInfo {
+        created_at,
+        cluster: ClusterRef {
+            server: cluster.server_url.clone(),
+            context: cluster.context.clone(),
+        },
+        resource: ResourceRef {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            kind: resource.kind.clone(),
+            plural: resource.plural.clone(),
+        },
+        selector: selector.clone(),
+        namespaces: namespace.iter().cloned().collect(),
+    };
+    let progress = printer.progress("listing LRS objects");
+    let listing = tokio::select! {
+        result = list_into(&cluster, &resource, namespace.as_deref(), &selector, args.page_size, &mut writer, &progress) => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    progress.finish();
+
+    let (exit, failure, (path, manifest)) = match listing {
+        Some(Ok(())) => (
+            Exit::Success,
+            None,
+            writer
+                .finish(info)
+                .context("cannot complete the backup folder")?,
+        ),
+        Some(Err(err)) => {
+            let written = writer.items().len();
+            let reason = format!("listing stopped after {written} objects: {err}");
+            let folder = writer
+                .abandon(info, vec![reason])
+                .context("cannot record the partial backup")?;
+            (Exit::Failure, Some(err), folder)
+        }
+        None => {
+            let written = writer.items().len();
+            let reason =
+                format!("interrupted after {written} objects; the list was not read to its end");
+            let folder = writer
+                .abandon(info, vec![reason])
+                .context("cannot record the partial backup")?;
+            (Exit::Interrupted, None, folder)
+        }
+    };
+    printer.data(&outcome(&manifest, path, &resource, started))?;
+    match failure {
+        Some(err) => Err(anyhow::Error::new(err).context("the backup is incomplete")),
+        None => Ok(exit),
+    }
+}
+
+/// Lists every page into the writer. A stale `continue` token restarts the list from the start
+/// in a clean folder, so the backup never mixes two points in time.
+async fn list_into(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: Option<&str>,
+    selector: &str,
+    page_size: u32,
+    writer: &mut BackupWriter,
+    progress: &Progress,
+) -> Result<(), BackupError> {
+    let mut restarts = 0;
+    loop {
+        match list_once(
+            cluster, resource, namespace, selector, page_size, writer, progress,
+        )
+        .await
+        {
+            Err(BackupError::Cluster(ClusterError::Expired { message }))
+                if restarts < MAX_LIST_RESTARTS =>
+            {
+                restarts += 1;
+                log::info!("the list expired ({message}); starting it again");
+                writer.clear()?;
+                progress.reset();
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn list_once(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: Option<&str>,
+    selector: &str,
+    page_size: u32,
+    writer: &mut BackupWriter,
+    progress: &Progress,
+) -> Result<(), BackupError> {
+    let fetch = |token: Option<String>| {
+        let cluster = cluster.clone();
+        let resource = resource.clone();
+        let namespace = namespace.map(str::to_string);
+        let selector = selector.to_string();
+        tokio::spawn(async move {
+            lrs::list_page(
+                &cluster,
+                &resource,
+                namespace.as_deref(),
+                &selector,
+                page_size,
+                token.as_deref(),
+            )
+            .await
+        })
+    };
+    let mut next = Some(fetch(None));
+    while let Some(pending) = next.take() {
+        let page = pending.await.map_err(BackupError::Download)??;
+        if let Some(token) = page.continue_token.clone() {
+            next = Some(fetch(Some(token)));
+        }
+        progress.set_total(
+            writer.items().len() as u64 + page.items.len() as u64 + page.remaining.unwrap_or(0),
+        );
+        // Files are written on this thread while the next page downloads on another.
+        tokio::task::block_in_place(|| {
+            for item in page.items {
+                write_object(writer, item)?;
+                progress.inc();
+            }
+            Ok::<_, BackupError>(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes one object as `kubectl get -o yaml` shows it: managedFields dropped, keys sorted.
+fn write_object(writer: &mut BackupWriter, mut object: Value) -> Result<(), BackupError> {
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let namespace = text("/metadata/namespace");
+    let name = text("/metadata/name");
+    let uid = text("/metadata/uid");
+    let resource_version = text("/metadata/resourceVersion");
+    let lrs_type = object
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(LRS_TYPE_LABEL))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let yaml = crate::yaml::to_kubectl_yaml(&object).map_err(|source| BackupError::Encode {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    })?;
+    writer.write_item(
+        &namespace,
+        &name,
+        &lrs_type,
+        &uid,
+        &resource_version,
+        yaml.as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn outcome(
+    manifest: &Manifest,
+    path: PathBuf,
+    resource: &ServedResource,
+    started: Instant,
+) -> BackupOutcome {
+    BackupOutcome {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        path,
+        status: manifest.status,
+        resource: format!("{}/{}", resource.qualified_name(), resource.version),
+        selector: manifest.selector.clone(),
+        namespaces: manifest.namespaces.clone(),
+        objects: manifest.items.len(),
+        bytes: manifest.items.iter().map(|i| i.bytes).sum(),
+        counts_by_type: manifest.counts_by_type.clone(),
+        counts_by_namespace: manifest.counts_by_namespace.clone(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        errors: manifest.errors.clone(),
+    }
+}
