@@ -19,6 +19,7 @@ use super::resources::{Catalog, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause};
 use super::store::{ObjectKey, Objects, Store, key_of};
+use super::strategic;
 
 /// The state of one fake cluster, shared by the HTTP handlers and the seeding API.
 pub struct Cluster {
@@ -576,7 +577,11 @@ impl Cluster {
             PatchType::Merge | PatchType::StrategicMerge => {
                 let patch: Value = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-                json_patch::merge(&mut patched, &patch);
+                if patch_type == PatchType::Merge {
+                    json_patch::merge(&mut patched, &patch);
+                } else {
+                    strategic::apply(&mut patched, &patch);
+                }
             }
             PatchType::Json => {
                 let patch: json_patch::Patch = serde_json::from_slice(body)

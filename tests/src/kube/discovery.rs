@@ -288,11 +288,12 @@ pub fn openapi_document(catalog: &Catalog, group: &str, version: &str) -> Option
             .collect::<Vec<_>>());
         let mut patch_parameters = write_parameters.as_array().cloned().unwrap_or_default();
         patch_parameters.push(query_parameter("force"));
+        // Strategic merge patch is not listed, even for built-ins: kubectl would then compute
+        // patches from these (partial) schemas; without it, it uses its compiled-in types.
         let patch_body = json!({"content": {
             "application/apply-patch+yaml": {"schema": {"type": "object"}},
             "application/json-patch+json": {"schema": {"type": "object"}},
             "application/merge-patch+json": {"schema": {"type": "object"}},
-            "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
         }, "required": true});
         let base = resource.group_version_path();
         let (collection, item) = if resource.namespaced {

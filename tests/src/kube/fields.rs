@@ -392,7 +392,7 @@ pub fn apply(
             }
         }
     }
-    if !conflicts.is_empty() && !force {
+    if !conflicts.is_empty() && !force && !upgrades_client_side_apply(current, manager, &conflicts) {
         return Err(conflict_error(&entries, &conflicts));
     }
     for (index, path) in &conflicts {
@@ -438,6 +438,24 @@ pub fn apply(
     }
     store_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// The real server's `lastAppliedManager`: `kubectl apply --server-side` (manager `kubectl`) may
+/// take over fields from client-side apply when every conflict is on a field of the
+/// last-applied-configuration annotation.
+fn upgrades_client_side_apply(live: &Value, manager: &str, conflicts: &[(usize, FieldPath)]) -> bool {
+    if manager != "kubectl" {
+        return false;
+    }
+    let Some(last_applied) = live["metadata"]["annotations"]
+        ["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    else {
+        return false;
+    };
+    let allowed = FieldSet::leaves_of(&last_applied, false);
+    conflicts.iter().all(|(_, path)| allowed.contains(path))
 }
 
 /// The message and causes of `fieldmanager.NewConflictError`.

@@ -9,9 +9,11 @@ pub mod exec;
 mod fields;
 mod resources;
 mod routes;
+mod protobuf;
 mod selector;
 mod status;
 mod store;
+mod strategic;
 mod watch;
 
 use std::net::SocketAddr;

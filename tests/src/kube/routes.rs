@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::access::AccessAttributes;
 use super::api::{Cluster, DeleteOptions, ListOptions, PatchType, Propagation, WriteOptions};
 use super::discovery;
+use super::protobuf;
 use super::exec::{ExecTarget, serve_exec};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
@@ -150,9 +151,18 @@ async fn handle(state: RouterState, request: Request) -> Result<Response, ApiErr
                     "the server does not allow this method on the requested resource",
                 ));
             }
+            let protobuf = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"application/vnd.kubernetes.protobuf"));
             let body = read_body(request).await?;
-            let review: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
+            let review: Value = if protobuf {
+                protobuf::decode_access_review(&body)
+                    .ok_or_else(|| ApiError::bad_request("error decoding request body: not a SelfSubjectAccessReview"))?
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?
+            };
             Ok(json_response(StatusCode::CREATED, &cluster.access.review(&review)))
         }
         ["api", version, rest @ ..] => {
