@@ -280,3 +280,65 @@ async fn serve_for_manual_probing() {
     eprintln!("serving; kubeconfig at /tmp/h1/kubeconfig");
     tokio::time::sleep(std::time::Duration::from_secs(600)).await;
 }
+
+#[tokio::test]
+async fn exec_into_the_app_deployment_relays_streams_and_the_exit_code() {
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster
+        .kube
+        .add_app_deployment("dr-core", "mmapp-app", 1)
+        .unwrap();
+    let output = cluster
+        .kubectl_with_input(
+            &["exec", "-i", "deploy/mmapp-app", "-n", "dr-core", "--", "sh", "-c", "cat; echo err >&2; exit 3"],
+            Some("from stdin\n"),
+        )
+        .await;
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from stdin\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("err\n"), "{stderr}");
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+
+    let hi = cluster
+        .kubectl_with_input(&["exec", "-i", "-n", "dr-core", "deploy/mmapp-app", "--", "echo", "hi"], Some(""))
+        .await;
+    assert!(hi.status.success(), "{}", String::from_utf8_lossy(&hi.stderr));
+    assert_eq!(String::from_utf8_lossy(&hi.stdout), "hi\n");
+}
+
+#[tokio::test]
+async fn exec_is_refused_without_permission_and_for_a_pod_that_is_not_running() {
+    use mlbackup_testkit::kube::access::DenyRule;
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster.kube.create_namespace("dr-core");
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "starting", "namespace": "dr-core"},
+        "spec": {"containers": [{"name": "app", "image": "x"}], "nodeName": "node-1"},
+        "status": {"phase": "Pending"},
+    });
+    cluster.kube.insert(pod.clone()).unwrap();
+    let output = cluster
+        .kubectl(&["exec", "-n", "dr-core", "starting", "--", "true"])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("container not found (\"app\")"), "{stderr}");
+
+    pod["metadata"]["name"] = json!("running");
+    pod["status"] = json!({"phase": "Running"});
+    cluster.kube.insert(pod).unwrap();
+    cluster
+        .kube
+        .access()
+        .deny(DenyRule::new("create", "", "pods").subresource("exec"));
+    let output = cluster
+        .kubectl(&["exec", "-n", "dr-core", "running", "--", "true"])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot create resource \"pods/exec\" in API group \"\" in the namespace \"dr-core\""),
+        "{stderr}"
+    );
+}
