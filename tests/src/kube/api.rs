@@ -38,6 +38,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The `fieldManager` parameter, else the client's user agent up to the first `/`.
     pub manager: String,
+    /// Server-side apply only: take over fields other managers own.
+    pub force: bool,
 }
 
 /// Options of list, watch and deletecollection.
@@ -109,7 +111,9 @@ fn decode_continue(token: &str) -> Result<(i64, ObjectKey), ApiError> {
     let value: Value =
         serde_json::from_slice(&bytes).map_err(|_| invalid("incorrect encoded start key"))?;
     if value["v"] != "meta.k8s.io/v1" {
-        return Err(invalid("server does not recognize this encoded key version"));
+        return Err(invalid(
+            "server does not recognize this encoded key version",
+        ));
     }
     let rv = value["rv"]
         .as_i64()
@@ -167,7 +171,9 @@ fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
     }
-    object["metadata"].as_object_mut().expect("just made an object")
+    object["metadata"]
+        .as_object_mut()
+        .expect("just made an object")
 }
 
 fn text<'a>(object: &'a Value, field: &str) -> &'a str {
@@ -323,7 +329,12 @@ impl Cluster {
                     let objects = if page_size.is_some() {
                         store.snapshot(&resource.plural)
                     } else {
-                        Arc::new(store.objects(&resource.plural).map(|(k, v)| (k.clone(), v.clone())).collect())
+                        Arc::new(
+                            store
+                                .objects(&resource.plural)
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        )
                     };
                     (objects, rv, None)
                 }
@@ -347,7 +358,12 @@ impl Cluster {
                     resource,
                     items,
                     resource_version,
-                    last_key.map(|k: &ObjectKey| (encode_continue(resource_version as i64, k), unfiltered.then_some(remaining))),
+                    last_key.map(|k: &ObjectKey| {
+                        (
+                            encode_continue(resource_version as i64, k),
+                            unfiltered.then_some(remaining),
+                        )
+                    }),
                 ));
             }
             items.push(self.list_item(resource, object));
@@ -377,7 +393,10 @@ impl Cluster {
         more: Option<(String, Option<usize>)>,
     ) -> Value {
         let mut metadata = Map::new();
-        metadata.insert("resourceVersion".into(), json!(resource_version.to_string()));
+        metadata.insert(
+            "resourceVersion".into(),
+            json!(resource_version.to_string()),
+        );
         if let Some((token, remaining)) = more {
             metadata.insert("continue".into(), json!(token));
             if let Some(remaining) = remaining {
@@ -495,7 +514,15 @@ impl Cluster {
                 )],
             ));
         }
-        self.commit_update(&mut store, resource, key, &old, object, options, Operation::Update)
+        self.commit_update(
+            &mut store,
+            resource,
+            key,
+            &old,
+            object,
+            options,
+            Operation::Update,
+        )
     }
 
     /// PATCH in any of the four formats; an apply patch creates a missing object.
@@ -506,7 +533,6 @@ impl Cluster {
         name: &str,
         patch_type: PatchType,
         body: &[u8],
-        force: bool,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
         let mut store = self.lock();
@@ -539,7 +565,7 @@ impl Cluster {
                 &config,
                 &options.manager,
                 &resource.api_version(),
-                force,
+                options.force,
                 resource.status_subresource,
             )?;
             return match old {
@@ -600,7 +626,15 @@ impl Cluster {
         if let Some(ns) = namespace.filter(|_| resource.namespaced) {
             metadata.insert("namespace".into(), json!(ns));
         }
-        self.commit_update(&mut store, resource, key, &old, patched, options, Operation::Update)
+        self.commit_update(
+            &mut store,
+            resource,
+            key,
+            &old,
+            patched,
+            options,
+            Operation::Update,
+        )
     }
 
     /// The update path every write of an existing object shares.
@@ -779,7 +813,9 @@ impl Cluster {
             return Err(ApiError::conflict(
                 resource,
                 name,
-                &format!("Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
+                ),
             ));
         }
         if let Some(expected) = &options.precondition_resource_version {
@@ -788,13 +824,16 @@ impl Cluster {
                 return Err(ApiError::conflict(
                     resource,
                     name,
-                    &format!("Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {actual}"),
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {actual}"
+                    ),
                 ));
             }
         }
         // Namespaces always go through Terminating while the namespace controller empties them.
         let must_wait = !finalizers(&old).is_empty()
-            || (resource.plural == "namespaces" && self.namespace_has_finalizing_content(store, name));
+            || (resource.plural == "namespaces"
+                && self.namespace_has_finalizing_content(store, name));
         if must_wait {
             let mut marked = (*old).clone();
             if !is_deleting(&marked) {
@@ -852,11 +891,15 @@ impl Cluster {
     }
 
     fn namespace_has_finalizing_content(&self, store: &Store, namespace: &str) -> bool {
-        self.catalog.types().iter().filter(|t| t.namespaced).any(|t| {
-            store
-                .objects(&t.plural)
-                .any(|(key, object)| key.0 == namespace && !finalizers(object).is_empty())
-        })
+        self.catalog
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .any(|t| {
+                store
+                    .objects(&t.plural)
+                    .any(|(key, object)| key.0 == namespace && !finalizers(object).is_empty())
+            })
     }
 
     /// The namespace controller: deletes everything in the namespace (finalizers still hold
@@ -885,9 +928,12 @@ impl Cluster {
         let Some(state) = Self::namespace_state(store, namespace) else {
             return;
         };
-        let still_holds_objects = self.catalog.types().iter().filter(|t| t.namespaced).any(|t| {
-            store.objects(&t.plural).any(|(key, _)| key.0 == namespace)
-        });
+        let still_holds_objects = self
+            .catalog
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .any(|t| store.objects(&t.plural).any(|(key, _)| key.0 == namespace));
         if is_deleting(&state) && !still_holds_objects {
             store.remove("namespaces", &key_of(None, namespace));
         }
@@ -917,7 +963,13 @@ impl Cluster {
                 .collect();
             for key in owned {
                 let namespace = (!key.0.is_empty()).then_some(key.0.as_str());
-                let _ = self.delete_locked(store, resource, namespace, &key.1, &DeleteOptions::default());
+                let _ = self.delete_locked(
+                    store,
+                    resource,
+                    namespace,
+                    &key.1,
+                    &DeleteOptions::default(),
+                );
             }
         }
     }
@@ -994,7 +1046,8 @@ impl Cluster {
         let mut store = self.lock();
         let key = key_of(None, name);
         if store.get("namespaces", &key).is_none() {
-            let mut namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let mut namespace =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             prepare_for_create(self.catalog.namespaces(), &mut namespace);
             store.put("namespaces", key, namespace);
         }
@@ -1028,7 +1081,9 @@ fn ensure_namespace_matches(
     namespace: Option<&str>,
     object: &mut Value,
 ) -> Result<(), ApiError> {
-    let requested = namespace.filter(|_| resource.namespaced).unwrap_or_default();
+    let requested = namespace
+        .filter(|_| resource.namespaced)
+        .unwrap_or_default();
     let given = text(object, "namespace").to_string();
     if given == requested {
         return Ok(());
@@ -1055,7 +1110,13 @@ fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
     let metadata = metadata_mut(object);
     metadata.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     metadata.insert("creationTimestamp".into(), json!(timestamp()));
-    for cleared in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation", "selfLink"] {
+    for cleared in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "generation",
+        "selfLink",
+    ] {
         metadata.remove(cleared);
     }
     if resource.tracks_generation {

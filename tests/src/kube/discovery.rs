@@ -46,7 +46,10 @@ fn group_entry(name: &str, versions: &[String]) -> Value {
 
 fn all_groups(catalog: &Catalog) -> Vec<(String, Vec<String>)> {
     let mut groups = catalog.groups();
-    groups.insert(1.min(groups.len()), (AUTHORIZATION_GROUP.to_string(), vec!["v1".to_string()]));
+    groups.insert(
+        1.min(groups.len()),
+        (AUTHORIZATION_GROUP.to_string(), vec!["v1".to_string()]),
+    );
     groups
 }
 
@@ -94,7 +97,12 @@ fn resource_entry(resource: &ResourceType) -> Vec<Value> {
         let (kind, verbs, group, version) = match sub.as_str() {
             "exec" => ("PodExecOptions", json!(["create", "get"]), "", ""),
             "log" => ("Pod", json!(["get"]), "", ""),
-            "scale" => ("Scale", json!(["get", "patch", "update"]), "autoscaling", "v1"),
+            "scale" => (
+                "Scale",
+                json!(["get", "patch", "update"]),
+                "autoscaling",
+                "v1",
+            ),
             _ => (resource.kind.as_str(), json!(["update"]), "", ""),
         };
         let mut entry = json!({
@@ -205,13 +213,16 @@ fn query_parameter(name: &str) -> Value {
 /// The schema of a kind: typed metadata, free-form spec and status; pod containers merge by
 /// name like the real strategic-merge-patch schema says.
 fn kind_schema(resource: &ResourceType) -> Value {
-    let gvk = json!([{"group": resource.group, "version": resource.version, "kind": resource.kind}]);
+    let gvk =
+        json!([{"group": resource.group, "version": resource.version, "kind": resource.kind}]);
     let free_form = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
     let spec = match resource.plural.as_str() {
-        "pods" => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {
+        "pods" => {
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": {
             "containers": {"type": "array", "items": free_form,
                 "x-kubernetes-patch-merge-key": "name", "x-kubernetes-patch-strategy": "merge",
-                "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}}}),
+                "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}}})
+        }
         _ => free_form.clone(),
     };
     json!({
@@ -228,7 +239,8 @@ fn kind_schema(resource: &ResourceType) -> Value {
 }
 
 fn object_meta_schema() -> Value {
-    let string_map = json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
+    let string_map =
+        json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
     json!({
         "type": "object",
         "properties": {
@@ -265,7 +277,8 @@ pub fn openapi_document(catalog: &Catalog, group: &str, version: &str) -> Option
     for resource in resources {
         let schema = schema_name(resource);
         schemas.insert(schema.clone(), kind_schema(resource));
-        let gvk = json!({"group": resource.group, "version": resource.version, "kind": resource.kind});
+        let gvk =
+            json!({"group": resource.group, "version": resource.version, "kind": resource.kind});
         let object_content = json!({
             "application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
             "application/yaml": {"schema": {"$ref": format!("#/components/schemas/{schema}")}},
@@ -282,10 +295,12 @@ pub fn openapi_document(catalog: &Catalog, group: &str, version: &str) -> Option
             }
             op
         };
-        let write_parameters = json!(["dryRun", "fieldManager", "fieldValidation"]
-            .iter()
-            .map(|n| query_parameter(n))
-            .collect::<Vec<_>>());
+        let write_parameters = json!(
+            ["dryRun", "fieldManager", "fieldValidation"]
+                .iter()
+                .map(|n| query_parameter(n))
+                .collect::<Vec<_>>()
+        );
         let mut patch_parameters = write_parameters.as_array().cloned().unwrap_or_default();
         patch_parameters.push(query_parameter("force"));
         // Strategic merge patch is not listed, even for built-ins: kubectl would then compute
@@ -299,7 +314,10 @@ pub fn openapi_document(catalog: &Catalog, group: &str, version: &str) -> Option
         let (collection, item) = if resource.namespaced {
             (
                 format!("{base}/namespaces/{{namespace}}/{}", resource.plural),
-                format!("{base}/namespaces/{{namespace}}/{}/{{name}}", resource.plural),
+                format!(
+                    "{base}/namespaces/{{namespace}}/{}/{{name}}",
+                    resource.plural
+                ),
             )
         } else {
             (

@@ -92,11 +92,16 @@ impl FieldSet {
     /// The leaves an apply configuration sets: scalars, lists and empty maps.
     pub fn leaves_of(config: &Value, ignore_status: bool) -> Self {
         let mut paths = BTreeSet::new();
-        collect(config, &mut Vec::new(), ignore_status, &mut |path, value| {
-            if !is_map_with_children(value) {
-                paths.insert(path.clone());
-            }
-        });
+        collect(
+            config,
+            &mut Vec::new(),
+            ignore_status,
+            &mut |path, value| {
+                if !is_map_with_children(value) {
+                    paths.insert(path.clone());
+                }
+            },
+        );
         FieldSet { paths }
     }
 
@@ -135,7 +140,8 @@ fn collect(
             continue;
         }
         prefix.push(format!("f:{key}"));
-        let skip = is_system_field(prefix) || (ignore_status && prefix.len() == 1 && key == "status");
+        let skip =
+            is_system_field(prefix) || (ignore_status && prefix.len() == 1 && key == "status");
         if !skip {
             visit(prefix, child);
             collect(child, prefix, ignore_status, visit);
@@ -217,7 +223,10 @@ impl Entry {
             },
             api_version: value["apiVersion"].as_str().unwrap_or_default().to_string(),
             time: value["time"].as_str().unwrap_or_default().to_string(),
-            subresource: value["subresource"].as_str().unwrap_or_default().to_string(),
+            subresource: value["subresource"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             fields: FieldSet::from_fields_v1(&value["fieldsV1"]),
         })
     }
@@ -336,7 +345,10 @@ pub fn record_update(
         }
     }
     if !changed.is_empty() {
-        match entries.iter_mut().find(|e| e.is(manager, Operation::Update)) {
+        match entries
+            .iter_mut()
+            .find(|e| e.is(manager, Operation::Update))
+        {
             Some(entry) => {
                 entry.fields.paths.extend(changed.paths);
                 entry.time = now();
@@ -392,7 +404,8 @@ pub fn apply(
             }
         }
     }
-    if !conflicts.is_empty() && !force && !upgrades_client_side_apply(current, manager, &conflicts) {
+    if !conflicts.is_empty() && !force && !upgrades_client_side_apply(current, manager, &conflicts)
+    {
         return Err(conflict_error(&entries, &conflicts));
     }
     for (index, path) in &conflicts {
@@ -415,7 +428,13 @@ pub fn apply(
     }
     let mut config_without_system = config.clone();
     if let Some(metadata) = config_without_system["metadata"].as_object_mut() {
-        for system in ["resourceVersion", "managedFields", "uid", "creationTimestamp", "generation"] {
+        for system in [
+            "resourceVersion",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             metadata.remove(system);
         }
     }
@@ -443,14 +462,18 @@ pub fn apply(
 /// The real server's `lastAppliedManager`: `kubectl apply --server-side` (manager `kubectl`) may
 /// take over fields from client-side apply when every conflict is on a field of the
 /// last-applied-configuration annotation.
-fn upgrades_client_side_apply(live: &Value, manager: &str, conflicts: &[(usize, FieldPath)]) -> bool {
+fn upgrades_client_side_apply(
+    live: &Value,
+    manager: &str,
+    conflicts: &[(usize, FieldPath)],
+) -> bool {
     if manager != "kubectl" {
         return false;
     }
-    let Some(last_applied) = live["metadata"]["annotations"]
-        ["kubectl.kubernetes.io/last-applied-configuration"]
-        .as_str()
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    let Some(last_applied) =
+        live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
     else {
         return false;
     };
@@ -551,15 +574,37 @@ mod tests {
     #[test]
     fn apply_conflicts_unless_forced_and_shares_equal_values() {
         let mut live = lrs(json!({"image": "a", "replicas": 1}));
-        record_update(None, &mut live, "kubectl-edit", "lrs.datarobot.com/v1", true);
+        record_update(
+            None,
+            &mut live,
+            "kubectl-edit",
+            "lrs.datarobot.com/v1",
+            true,
+        );
         let same = lrs(json!({"image": "a"}));
-        let shared = apply(Some(&live), json!({}), &same, "me", "lrs.datarobot.com/v1", false, true)
-            .expect("same value is shared ownership");
+        let shared = apply(
+            Some(&live),
+            json!({}),
+            &same,
+            "me",
+            "lrs.datarobot.com/v1",
+            false,
+            true,
+        )
+        .expect("same value is shared ownership");
         assert_eq!(managers(&shared).len(), 2);
 
         let different = lrs(json!({"image": "b"}));
-        let error = apply(Some(&live), json!({}), &different, "me", "lrs.datarobot.com/v1", false, true)
-            .unwrap_err();
+        let error = apply(
+            Some(&live),
+            json!({}),
+            &different,
+            "me",
+            "lrs.datarobot.com/v1",
+            false,
+            true,
+        )
+        .unwrap_err();
         assert_eq!(error.code.as_u16(), 409);
         assert!(
             error.message.starts_with(
@@ -570,11 +615,22 @@ mod tests {
         );
         assert!(error.message.ends_with(": .spec.image"));
         let status = error.to_status();
-        assert_eq!(status["details"]["causes"][0]["reason"], "FieldManagerConflict");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldManagerConflict"
+        );
         assert_eq!(status["details"]["causes"][0]["field"], ".spec.image");
 
-        let forced = apply(Some(&live), json!({}), &different, "me", "lrs.datarobot.com/v1", true, true)
-            .unwrap();
+        let forced = apply(
+            Some(&live),
+            json!({}),
+            &different,
+            "me",
+            "lrs.datarobot.com/v1",
+            true,
+            true,
+        )
+        .unwrap();
         assert_eq!(forced["spec"]["image"], "b");
         assert_eq!(forced["spec"]["replicas"], 1);
     }

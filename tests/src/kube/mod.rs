@@ -7,14 +7,17 @@ mod api;
 mod discovery;
 pub mod exec;
 mod fields;
+mod protobuf;
 mod resources;
 mod routes;
-mod protobuf;
 mod selector;
 mod status;
 mod store;
 mod strategic;
 mod watch;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,23 @@ impl Default for FakeKubeOptions {
     }
 }
 
+/// The state of a new cluster, with the namespaces every cluster has.
+fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
+    let cluster = Arc::new(Cluster {
+        catalog: Catalog::new(options.serve_lrs.then_some(options.lrs_version.as_str())),
+        store: Mutex::default(),
+        access: access::AccessRules::default(),
+        token: options.token.clone(),
+        user: options.user.clone(),
+        max_page_size: Mutex::new(options.max_page_size),
+        pods_root: options.pods_root.clone(),
+    });
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        cluster.create_namespace(namespace);
+    }
+    cluster
+}
+
 /// A running fake API server (stops when dropped).
 pub struct FakeKube {
     cluster: Arc<Cluster>,
@@ -88,18 +108,7 @@ pub struct FakeKube {
 
 impl FakeKube {
     pub async fn start(options: FakeKubeOptions) -> anyhow::Result<FakeKube> {
-        let cluster = Arc::new(Cluster {
-            catalog: Catalog::new(options.serve_lrs.then_some(options.lrs_version.as_str())),
-            store: Mutex::default(),
-            access: access::AccessRules::default(),
-            token: options.token.clone(),
-            user: options.user.clone(),
-            max_page_size: Mutex::new(options.max_page_size),
-            pods_root: options.pods_root.clone(),
-        });
-        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            cluster.create_namespace(namespace);
-        }
+        let cluster = new_cluster(&options);
         let pki = if options.tls {
             Some(TestPki::generate().context("generating the fake cluster's certificates")?)
         } else {
@@ -188,10 +197,7 @@ impl FakeKube {
             .open(path)?;
         file.write_all(self.kubeconfig_yaml(context, namespace).as_bytes())?;
         // `mode` applies only to new files.
-        std::fs::set_permissions(
-            path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
     }
 
     pub fn create_namespace(&self, name: &str) {

@@ -55,7 +55,15 @@ pub fn decode_access_review(body: &[u8]) -> Option<Value> {
     let mut spec_json = Map::new();
     if let Some(attributes) = field(&spec, 1) {
         let attributes = length_delimited_fields(attributes)?;
-        let names = ["namespace", "verb", "group", "version", "resource", "subresource", "name"];
+        let names = [
+            "namespace",
+            "verb",
+            "group",
+            "version",
+            "resource",
+            "subresource",
+            "name",
+        ];
         let mut map = Map::new();
         for (number, name) in (1..).zip(names) {
             if let Some(value) = field(&attributes, number) {
@@ -72,7 +80,9 @@ pub fn decode_access_review(body: &[u8]) -> Option<Value> {
             json!({"path": text(1), "verb": text(2)}),
         );
     }
-    Some(json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": spec_json}))
+    Some(
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, "spec": spec_json}),
+    )
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::access::AccessAttributes;
 use super::api::{Cluster, DeleteOptions, ListOptions, PatchType, Propagation, WriteOptions};
 use super::discovery;
-use super::protobuf;
 use super::exec::{ExecTarget, serve_exec};
+use super::protobuf;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause, json_response};
@@ -51,15 +51,13 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(byte) => {
+                    out.push(byte);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             byte => out.push(byte),
         }
         i += 1;
@@ -133,7 +131,9 @@ async fn handle(state: RouterState, request: Request) -> Result<Response, ApiErr
             state.address.get().map_or("127.0.0.1", String::as_str),
         )),
         ["apis"] => ok(discovery::group_list(catalog)),
-        ["api", version] => ok(discovery::resource_list(catalog, "", version).ok_or_else(not_found)?),
+        ["api", version] => {
+            ok(discovery::resource_list(catalog, "", version).ok_or_else(not_found)?)
+        }
         ["apis", group] => ok(discovery::group(catalog, group).ok_or_else(not_found)?),
         ["apis", group, version] => {
             ok(discovery::resource_list(catalog, group, version).ok_or_else(not_found)?)
@@ -145,7 +145,12 @@ async fn handle(state: RouterState, request: Request) -> Result<Response, ApiErr
         ["openapi", "v3", "apis", group, version] => {
             ok(discovery::openapi_document(catalog, group, version).ok_or_else(not_found)?)
         }
-        ["apis", discovery::AUTHORIZATION_GROUP, "v1", "selfsubjectaccessreviews"] => {
+        [
+            "apis",
+            discovery::AUTHORIZATION_GROUP,
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
             if request.method() != Method::POST {
                 return Err(ApiError::method_not_allowed(
                     "the server does not allow this method on the requested resource",
@@ -154,16 +159,26 @@ async fn handle(state: RouterState, request: Request) -> Result<Response, ApiErr
             let protobuf = request
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .is_some_and(|t| t.as_bytes().starts_with(b"application/vnd.kubernetes.protobuf"));
+                .is_some_and(|t| {
+                    t.as_bytes()
+                        .starts_with(b"application/vnd.kubernetes.protobuf")
+                });
             let body = read_body(request).await?;
             let review: Value = if protobuf {
-                protobuf::decode_access_review(&body)
-                    .ok_or_else(|| ApiError::bad_request("error decoding request body: not a SelfSubjectAccessReview"))?
+                protobuf::decode_access_review(&body).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "error decoding request body: not a SelfSubjectAccessReview",
+                    )
+                })?
             } else {
-                serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?
+                serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!("error decoding request body: {e}"))
+                })?
             };
-            Ok(json_response(StatusCode::CREATED, &cluster.access.review(&review)))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &cluster.access.review(&review),
+            ))
         }
         ["api", version, rest @ ..] => {
             let target = resolve(&cluster, "", version, rest)?;
@@ -185,7 +200,12 @@ struct Target {
     subresource: Option<String>,
 }
 
-fn resolve(cluster: &Cluster, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+fn resolve(
+    cluster: &Cluster,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Target, ApiError> {
     let catalog = &cluster.catalog;
     let (namespace, plural, tail) = match rest {
         ["namespaces", namespace, plural, tail @ ..]
@@ -245,7 +265,11 @@ fn dry_run(values: &[String], options_kind: &str) -> Result<bool, ApiError> {
     ))
 }
 
-fn write_options(query: &Query, headers: &HeaderMap, options_kind: &str) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    query: &Query,
+    headers: &HeaderMap,
+    options_kind: &str,
+) -> Result<WriteOptions, ApiError> {
     let dry_run = dry_run(&query.all("dryRun"), options_kind)?;
     let manager = match query.get("fieldManager").filter(|m| !m.is_empty()) {
         Some(manager) if manager.len() > 128 => {
@@ -268,7 +292,11 @@ fn write_options(query: &Query, headers: &HeaderMap, options_kind: &str) -> Resu
             .unwrap_or_default()
             .to_string(),
     };
-    Ok(WriteOptions { dry_run, manager })
+    Ok(WriteOptions {
+        dry_run,
+        manager,
+        force: query.flag("force"),
+    })
 }
 
 fn list_options(query: &Query) -> Result<ListOptions, ApiError> {
@@ -277,16 +305,20 @@ fn list_options(query: &Query) -> Result<ListOptions, ApiError> {
     let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(e.0))?;
     let limit = match query.get("limit").filter(|l| !l.is_empty()) {
-        Some(text) => Some(text.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!("invalid value for limit: {text:?}"))
-        })?),
+        Some(text) => Some(
+            text.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for limit: {text:?}")))?,
+        ),
         None => None,
     };
     Ok(ListOptions {
         labels,
         fields,
         limit,
-        continue_token: query.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+        continue_token: query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -316,7 +348,9 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
                 "DeleteOptions",
                 vec![Cause::new(
                     "FieldValueNotSupported",
-                    format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
                     "propagationPolicy",
                 )],
             ));
@@ -381,9 +415,8 @@ async fn serve_resource(
     let resource = &target.resource;
     let namespace = target.namespace.as_deref();
     let name = target.name.as_deref().unwrap_or_default();
-    let mut attributes =
-        AccessAttributes::new(verb, &resource.group, &resource.plural, namespace)
-            .with_subresource(subresource);
+    let mut attributes = AccessAttributes::new(verb, &resource.group, &resource.plural, namespace)
+        .with_subresource(subresource);
     if has_name {
         attributes = attributes.with_name(name);
     }
@@ -398,8 +431,15 @@ async fn serve_resource(
     match subresource {
         "" => {}
         "exec" if resource.plural == "pods" => {
-            return exec(&cluster, resource, namespace.unwrap_or_default(), name, &query, request)
-                .await;
+            return exec(
+                &cluster,
+                resource,
+                namespace.unwrap_or_default(),
+                name,
+                &query,
+                request,
+            )
+            .await;
         }
         "status" if resource.status_subresource => {
             return serve_status(&cluster, resource, namespace, name, verb, &query, request).await;
@@ -422,7 +462,10 @@ async fn serve_resource(
                 WatchRequest {
                     resource: resource.clone(),
                     namespace: target.namespace.clone(),
-                    name: target.name.clone().or_else(|| list.fields.name().map(str::to_string)),
+                    name: target
+                        .name
+                        .clone()
+                        .or_else(|| list.fields.name().map(str::to_string)),
                     list,
                     resource_version: query.get("resourceVersion").map(str::to_string),
                     timeout,
@@ -448,8 +491,8 @@ async fn serve_resource(
             let patch_type = PatchType::from_content_type(content_type)
                 .filter(|t| *t != PatchType::StrategicMerge || !resource.custom)
                 .ok_or_else(|| unsupported_patch(resource))?;
-            let force = query.flag("force");
-            if patch_type == PatchType::Apply && query.get("fieldManager").is_none_or(str::is_empty) {
+            if patch_type == PatchType::Apply && query.get("fieldManager").is_none_or(str::is_empty)
+            {
                 return Err(options_error(
                     "PatchOptions",
                     vec![Cause::new(
@@ -470,7 +513,7 @@ async fn serve_resource(
                 ));
             }
             let body = read_body(request).await?;
-            written(cluster.patch(resource, namespace, name, patch_type, &body, force, &options)?)
+            written(cluster.patch(resource, namespace, name, patch_type, &body, &options)?)
         }
         "delete" => {
             let body = read_body(request).await?;
@@ -479,7 +522,12 @@ async fn serve_resource(
         "deletecollection" => {
             let list = list_options(&query)?;
             let body = read_body(request).await?;
-            ok(cluster.delete_collection(resource, namespace, &list, &delete_options(&query, &body)?)?)
+            ok(cluster.delete_collection(
+                resource,
+                namespace,
+                &list,
+                &delete_options(&query, &body)?,
+            )?)
         }
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -488,7 +536,10 @@ async fn serve_resource(
 }
 
 fn unsupported_patch(resource: &ResourceType) -> ApiError {
-    let mut accepted = vec!["application/json-patch+json", "application/merge-patch+json"];
+    let mut accepted = vec![
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ];
     if !resource.custom {
         accepted.push("application/strategic-merge-patch+json");
     }
@@ -496,7 +547,11 @@ fn unsupported_patch(resource: &ResourceType) -> ApiError {
     ApiError::unsupported_media_type(&accepted)
 }
 
-fn parse_object(resource: &ResourceType, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+fn parse_object(
+    resource: &ResourceType,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let yaml = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -530,7 +585,11 @@ async fn serve_status(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
-    let options_kind = if verb == "patch" { "PatchOptions" } else { "UpdateOptions" };
+    let options_kind = if verb == "patch" {
+        "PatchOptions"
+    } else {
+        "UpdateOptions"
+    };
     let options = write_options(query, &headers, options_kind)?;
     match verb {
         "get" => ok(cluster.get(resource, namespace, name)?),
@@ -545,7 +604,12 @@ async fn serve_status(
                 .unwrap_or_default()
                 .to_string();
             let patch_type = PatchType::from_content_type(&content_type)
-                .filter(|t| matches!(t, PatchType::Merge | PatchType::StrategicMerge | PatchType::Json))
+                .filter(|t| {
+                    matches!(
+                        t,
+                        PatchType::Merge | PatchType::StrategicMerge | PatchType::Json
+                    )
+                })
                 .filter(|t| *t != PatchType::StrategicMerge || !resource.custom)
                 .ok_or_else(|| unsupported_patch(resource))?;
             let body = read_body(request).await?;
@@ -561,8 +625,9 @@ async fn serve_status(
                         json_patch::patch(&mut patched, &patch)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
                     } else {
-                        let patch: Value = serde_json::from_slice(&body)
-                            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                        let patch: Value = serde_json::from_slice(&body).map_err(|e| {
+                            ApiError::bad_request(format!("error decoding patch: {e}"))
+                        })?;
                         json_patch::merge(&mut patched, &patch);
                     }
                     Ok(patched)
@@ -617,7 +682,9 @@ async fn exec(
             }
         },
     };
-    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && pod["status"]["phase"] == "Pending" {
+    if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        && pod["status"]["phase"] == "Pending"
+    {
         return Err(ApiError::bad_request(format!(
             "pod {name} does not have a host assigned"
         )));

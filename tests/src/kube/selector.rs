@@ -28,9 +28,13 @@ struct Requirement {
 
 impl Requirement {
     fn matches(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
-        let value = labels.and_then(|l| l.get(&self.key)).and_then(Value::as_str);
+        let value = labels
+            .and_then(|l| l.get(&self.key))
+            .and_then(Value::as_str);
         match self.operator {
-            Operator::Equals | Operator::In => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            Operator::Equals | Operator::In => {
+                value.is_some_and(|v| self.values.iter().any(|x| x == v))
+            }
             Operator::NotEquals | Operator::NotIn => {
                 value.is_none_or(|v| !self.values.iter().any(|x| x == v))
             }
@@ -116,8 +120,7 @@ fn tokenize(text: &str) -> Vec<Token> {
             }
             _ => {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !"=!(),".contains(chars[i])
-                {
+                while i < chars.len() && !chars[i].is_whitespace() && !"=!(),".contains(chars[i]) {
                     i += 1;
                 }
                 let word: String = chars[start..i].iter().collect();
@@ -229,10 +232,7 @@ impl Parser {
             Some(Token::In) => Operator::In,
             Some(Token::NotIn) => Operator::NotIn,
             Some(_) => {
-                return Err(Self::unexpected(
-                    self.next(),
-                    "=, !=, ==, in, notin",
-                ));
+                return Err(Self::unexpected(self.next(), "=, !=, ==, in, notin"));
             }
         };
         self.next();
@@ -334,9 +334,7 @@ impl FieldSelector {
                 )));
             };
             if field != "metadata.name" && field != "metadata.namespace" {
-                return Err(SelectorError(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(SelectorError(format!("field label not supported: {field}")));
             }
             terms.push((field.to_string(), equal, value.to_string()));
         }
@@ -404,11 +402,16 @@ mod tests {
 
     #[test]
     fn invalid_selectors_are_rejected() {
-        for bad in ["a=b=c", "tier in web", "tier in (web", "=x", "a b", "bad key!/x=y", "a=-bad-"] {
-            assert!(
-                LabelSelector::parse(bad).is_err(),
-                "{bad} should not parse"
-            );
+        for bad in [
+            "a=b=c",
+            "tier in web",
+            "tier in (web",
+            "=x",
+            "a b",
+            "bad key!/x=y",
+            "a=-bad-",
+        ] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad} should not parse");
         }
     }
 
@@ -417,9 +420,11 @@ mod tests {
         let selector = FieldSelector::parse("metadata.name=a,metadata.namespace!=other").unwrap();
         assert_eq!(selector.name(), Some("a"));
         assert!(selector.matches(&object(json!({}))));
-        assert!(!FieldSelector::parse("metadata.name=b")
-            .unwrap()
-            .matches(&object(json!({}))));
+        assert!(
+            !FieldSelector::parse("metadata.name=b")
+                .unwrap()
+                .matches(&object(json!({})))
+        );
         assert!(FieldSelector::parse("spec.foo=x").is_err());
     }
 }

@@ -36,7 +36,8 @@ pub struct ApiError {
     /// (they answer 500 with no reason).
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Map<String, Value>>,
+    /// Boxed: errors travel in every `Result` of the server and should stay small.
+    pub details: Option<Box<Map<String, Value>>>,
     /// `metadata.continue` of the Status: set on 410 Expired for a stale continue token.
     pub continue_token: Option<String>,
 }
@@ -67,7 +68,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, details: Map<String, Value>) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -247,7 +248,7 @@ impl ApiError {
             status.insert("reason".into(), json!(self.reason));
         }
         if let Some(details) = &self.details {
-            status.insert("details".into(), Value::Object(details.clone()));
+            status.insert("details".into(), Value::Object((**details).clone()));
         }
         status.insert("code".into(), json!(self.code.as_u16()));
         Value::Object(status)

@@ -8,8 +8,13 @@ use serde_json::{Map, Value};
 /// Merge keys of the built-in types' lists (from their `patchMergeKey` struct tags).
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "resourceClaims" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => "name",
         "hostAliases" => "ip",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
@@ -38,13 +43,15 @@ pub fn apply(target: &mut Value, patch: &Value) {
         *target_map = replacement;
         return;
     }
-    let retain: Option<Vec<String>> = patch_map.get("$retainKeys").and_then(Value::as_array).map(
-        |keys| {
-            keys.iter()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect()
-        },
-    );
+    let retain: Option<Vec<String>> =
+        patch_map
+            .get("$retainKeys")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            });
     for (key, value) in patch_map {
         if key.starts_with("$setElementOrder/") || key == "$retainKeys" || key == "$patch" {
             continue;
@@ -162,7 +169,8 @@ mod tests {
 
     #[test]
     fn plain_fields_merge_like_json_merge_patch() {
-        let mut object = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"args": ["x"]}});
+        let mut object =
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"args": ["x"]}});
         apply(
             &mut object,
             &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"args": ["y"]}}),

@@ -56,9 +56,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 pub fn watch(cluster: Arc<Cluster>, request: WatchRequest) -> Result<Response, ApiError> {
     let start: Option<u64> = match request.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
-        Some(text) => Some(text.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {text}"))
-        })?),
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {text}")))?,
+        ),
     };
     let mut pending: VecDeque<Bytes> = VecDeque::new();
     let receiver: Option<broadcast::Receiver<StoreEvent>> = {

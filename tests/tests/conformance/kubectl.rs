@@ -24,7 +24,9 @@ impl Cluster {
             pods_root: dir.path().join("pods"),
             ..options
         };
-        let kube = FakeKube::start(options).await.expect("fake API server starts");
+        let kube = FakeKube::start(options)
+            .await
+            .expect("fake API server starts");
         let kubeconfig = dir.path().join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig, "fake", Some("default"))
             .expect("kubeconfig written");
@@ -56,7 +58,10 @@ impl Cluster {
     /// Runs kubectl (blocking, on a worker thread so the server keeps serving) with `stdin`.
     pub(crate) async fn kubectl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = self.command(KUBECTL);
-        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if stdin.is_some() {
             command.stdin(Stdio::piped());
         }
@@ -112,7 +117,13 @@ fn names_in(list: &Value) -> Vec<String> {
         .as_array()
         .expect("items")
         .iter()
-        .map(|i| format!("{}/{}", i["metadata"]["namespace"].as_str().unwrap(), i["metadata"]["name"].as_str().unwrap()))
+        .map(|i| {
+            format!(
+                "{}/{}",
+                i["metadata"]["namespace"].as_str().unwrap(),
+                i["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -137,7 +148,15 @@ async fn get_pages_through_a_label_selected_list_across_namespaces() {
             .unwrap();
     }
     let yaml = cluster
-        .kubectl_ok(&["get", "lrs", "-A", "-l", "datarobot-lrs-type=deployment", "-o", "yaml"])
+        .kubectl_ok(&[
+            "get",
+            "lrs",
+            "-A",
+            "-l",
+            "datarobot-lrs-type=deployment",
+            "-o",
+            "yaml",
+        ])
         .await;
     let list: Value = serde_yaml::from_str(&yaml).expect("kubectl prints YAML");
     let names = names_in(&list);
@@ -147,7 +166,10 @@ async fn get_pages_through_a_label_selected_list_across_namespaces() {
         r.path == "/apis/lrs.datarobot.com/v1/lrs"
             && r.query.as_deref().is_some_and(|q| q.contains("continue="))
     });
-    assert!(continued >= 2, "expected several continue requests, saw {continued}");
+    assert!(
+        continued >= 2,
+        "expected several continue requests, saw {continued}"
+    );
 }
 
 #[tokio::test]
@@ -156,11 +178,15 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
     cluster.kube.create_namespace("dr-app");
     let mut object = lrs("dr-app", "model-a", "deployment");
     let path = cluster.manifest("a.yaml", &object);
-    let out = cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]).await;
+    let out = cluster
+        .kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
+        .await;
     assert!(out.contains("created"), "{out}");
     object["spec"]["replicas"] = json!(3);
     let path = cluster.manifest("a.yaml", &object);
-    let out = cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]).await;
+    let out = cluster
+        .kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
+        .await;
     assert!(out.contains("configured"), "{out}");
     let stored = cluster.kube.get("lrs", Some("dr-app"), "model-a").unwrap();
     assert_eq!(stored["spec"]["replicas"], 3);
@@ -192,7 +218,13 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
     clash["spec"]["replicas"] = json!(5);
     let path = cluster.manifest("clash.yaml", &clash);
     let output = cluster
-        .kubectl(&["apply", "--server-side", "--field-manager=other", "-f", path.to_str().unwrap()])
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            path.to_str().unwrap(),
+        ])
         .await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -258,7 +290,9 @@ async fn auth_can_i_follows_the_access_rules() {
     let output = cluster.kubectl(&["get", "lrs", "-A"]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("cannot list resource \"lrs\" in API group \"lrs.datarobot.com\" at the cluster scope"),
+        stderr.contains(
+            "cannot list resource \"lrs\" in API group \"lrs.datarobot.com\" at the cluster scope"
+        ),
         "{stderr}"
     );
 }
@@ -273,9 +307,15 @@ async fn serve_for_manual_probing() {
     })
     .await;
     for i in 0..5 {
-        cluster.kube.insert(lrs("dr-app", &format!("model-{i}"), "deployment")).unwrap();
+        cluster
+            .kube
+            .insert(lrs("dr-app", &format!("model-{i}"), "deployment"))
+            .unwrap();
     }
-    cluster.kube.add_app_deployment("dr-app", "mmapp-app", 1).unwrap();
+    cluster
+        .kube
+        .add_app_deployment("dr-app", "mmapp-app", 1)
+        .unwrap();
     std::fs::copy(&cluster.kubeconfig, "/tmp/h1/kubeconfig").unwrap();
     eprintln!("serving; kubeconfig at /tmp/h1/kubeconfig");
     tokio::time::sleep(std::time::Duration::from_secs(600)).await;
@@ -290,7 +330,17 @@ async fn exec_into_the_app_deployment_relays_streams_and_the_exit_code() {
         .unwrap();
     let output = cluster
         .kubectl_with_input(
-            &["exec", "-i", "deploy/mmapp-app", "-n", "dr-core", "--", "sh", "-c", "cat; echo err >&2; exit 3"],
+            &[
+                "exec",
+                "-i",
+                "deploy/mmapp-app",
+                "-n",
+                "dr-core",
+                "--",
+                "sh",
+                "-c",
+                "cat; echo err >&2; exit 3",
+            ],
             Some("from stdin\n"),
         )
         .await;
@@ -300,9 +350,25 @@ async fn exec_into_the_app_deployment_relays_streams_and_the_exit_code() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
 
     let hi = cluster
-        .kubectl_with_input(&["exec", "-i", "-n", "dr-core", "deploy/mmapp-app", "--", "echo", "hi"], Some(""))
+        .kubectl_with_input(
+            &[
+                "exec",
+                "-i",
+                "-n",
+                "dr-core",
+                "deploy/mmapp-app",
+                "--",
+                "echo",
+                "hi",
+            ],
+            Some(""),
+        )
         .await;
-    assert!(hi.status.success(), "{}", String::from_utf8_lossy(&hi.stderr));
+    assert!(
+        hi.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hi.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&hi.stdout), "hi\n");
 }
 
@@ -338,7 +404,9 @@ async fn exec_is_refused_without_permission_and_for_a_pod_that_is_not_running() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains("cannot create resource \"pods/exec\" in API group \"\" in the namespace \"dr-core\""),
+        stderr.contains(
+            "cannot create resource \"pods/exec\" in API group \"\" in the namespace \"dr-core\""
+        ),
         "{stderr}"
     );
 }
