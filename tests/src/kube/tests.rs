@@ -721,3 +721,89 @@ async fn watch_streams_deletions() {
     assert_eq!(event["type"], "DELETED");
     assert_eq!(event["object"]["metadata"]["name"], "a");
 }
+
+/// The client library of the plugin (kube-rs) over TLS: discovery, paginated lists, apply.
+#[tokio::test]
+async fn kube_rs_discovers_lists_in_pages_and_applies() {
+    use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use kube::discovery::{Discovery, Scope};
+
+    crate::tls::install_crypto_provider();
+    let kube = super::FakeKube::start(FakeKubeOptions {
+        max_page_size: Some(2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        let mut object = lrs(&format!("m{i}"), "deployment");
+        object["metadata"]["namespace"] = json!(if i % 2 == 0 { "a" } else { "b" });
+        kube.insert(object).unwrap();
+    }
+    let kubeconfig = Kubeconfig::from_yaml(&kube.kubeconfig_yaml("fake", None)).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let discovery = Discovery::new(client.clone())
+        .filter(&["lrs.datarobot.com"])
+        .run()
+        .await
+        .unwrap();
+    let (resource, capabilities) = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .find(|(r, _)| r.plural == "lrs")
+        .expect("the LRS is discovered");
+    assert_eq!(resource.kind, "LongRunningService");
+    assert_eq!(capabilities.scope, Scope::Namespaced);
+
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let mut names = Vec::new();
+    let mut params = ListParams::default().labels("datarobot-lrs-type=deployment");
+    loop {
+        let page = all.list(&params).await.unwrap();
+        names.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        vec!["m0", "m2", "m4", "m1", "m3"],
+        "namespace a first, then b"
+    );
+
+    let in_a: Api<DynamicObject> = Api::namespaced_with(client, "a", &resource);
+    let mut restored = lrs("restored", "deployment");
+    restored["metadata"]["namespace"] = json!("a");
+    let applied = in_a
+        .patch(
+            "restored",
+            &PatchParams::apply("kubectl-mlbackup"),
+            &Patch::Apply(&restored),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.generation, Some(1));
+    let error = in_a
+        .create(
+            &Default::default(),
+            &serde_json::from_value::<DynamicObject>(applied_with_version(&restored)).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kube::Error::Api(ref s) if s.code == 500),
+        "{error:?}"
+    );
+}
+
+fn applied_with_version(object: &Value) -> Value {
+    let mut object = object.clone();
+    object["metadata"]["name"] = json!("other");
+    object["metadata"]["resourceVersion"] = json!("5");
+    object
+}

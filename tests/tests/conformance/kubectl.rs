@@ -297,30 +297,6 @@ async fn auth_can_i_follows_the_access_rules() {
     );
 }
 
-/// Manual probing: `FAKE_KUBE_SERVE=1 cargo test ... serve_for_manual_probing -- --ignored`.
-#[tokio::test]
-#[ignore = "manual tool"]
-async fn serve_for_manual_probing() {
-    let cluster = Cluster::start(FakeKubeOptions {
-        max_page_size: Some(3),
-        ..Default::default()
-    })
-    .await;
-    for i in 0..5 {
-        cluster
-            .kube
-            .insert(lrs("dr-app", &format!("model-{i}"), "deployment"))
-            .unwrap();
-    }
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    std::fs::copy(&cluster.kubeconfig, "/tmp/h1/kubeconfig").unwrap();
-    eprintln!("serving; kubeconfig at /tmp/h1/kubeconfig");
-    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-}
-
 #[tokio::test]
 async fn exec_into_the_app_deployment_relays_streams_and_the_exit_code() {
     let cluster = Cluster::start(FakeKubeOptions::default()).await;
