@@ -152,7 +152,8 @@ impl AccessRules {
         answer["status"] = if allowed {
             json!({"allowed": true, "reason": "allowed by the sandbox's rules"})
         } else {
-            json!({"allowed": false, "denied": true, "reason": "denied by a rule of the test"})
+            // RBAC has no explicit denials: it only fails to allow, with no reason.
+            json!({"allowed": false})
         };
         answer
     }

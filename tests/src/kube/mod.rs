@@ -1,4 +1,339 @@
-//! Fake Kubernetes API server (placeholder: being written).
+//! Fake Kubernetes API server: namespaces, pods (with exec), deployments and the LRS custom
+//! resource, over TLS with a bearer token, strict where the real kube-apiserver is strict; plus
+//! the seeding and inspection API the sandbox and the tests use without HTTP.
 
 pub mod access;
+mod api;
+mod discovery;
 pub mod exec;
+mod fields;
+mod protobuf;
+mod resources;
+mod routes;
+mod selector;
+mod status;
+mod store;
+mod strategic;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::Rng;
+use serde_json::{Value, json};
+
+pub use self::resources::LRS_GROUP;
+pub use self::status::ApiError;
+
+use self::api::Cluster;
+use self::resources::Catalog;
+use crate::faults::{Faults, RequestLog};
+use crate::serve::{RunningServer, ServerOptions, serve};
+use crate::tls::TestPki;
+
+/// How to start a fake cluster.
+#[derive(Clone, Debug)]
+pub struct FakeKubeOptions {
+    /// Served as group `lrs.datarobot.com`, plural `lrs`, kind `LongRunningService`, namespaced.
+    pub lrs_version: String,
+    /// `false`: a cluster without the CRD (discovery lacks it, its URLs answer 404).
+    pub serve_lrs: bool,
+    pub tls: bool,
+    /// The bearer token clients must send.
+    pub token: String,
+    /// The user name in 403 messages.
+    pub user: String,
+    /// Caps `limit` (and is the page size when no limit is asked) to force pagination.
+    pub max_page_size: Option<usize>,
+    /// Per-pod working directories for exec: `<pods_root>/<ns>/<pod>/`.
+    pub pods_root: PathBuf,
+    pub bind: SocketAddr,
+}
+
+fn random_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl Default for FakeKubeOptions {
+    fn default() -> Self {
+        FakeKubeOptions {
+            lrs_version: "v1".into(),
+            serve_lrs: true,
+            tls: true,
+            token: random_token(),
+            user: "sandbox-admin".into(),
+            max_page_size: None,
+            pods_root: std::env::temp_dir().join("mlbackup-fake-pods"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// The state of a new cluster, with the namespaces every cluster has.
+fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
+    let cluster = Arc::new(Cluster {
+        catalog: Catalog::new(options.serve_lrs.then_some(options.lrs_version.as_str())),
+        store: Mutex::default(),
+        access: access::AccessRules::default(),
+        token: options.token.clone(),
+        user: options.user.clone(),
+        max_page_size: Mutex::new(options.max_page_size),
+        pods_root: options.pods_root.clone(),
+    });
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        cluster.create_namespace(namespace);
+    }
+    cluster
+}
+
+/// A running fake API server (stops when dropped).
+pub struct FakeKube {
+    cluster: Arc<Cluster>,
+    server: RunningServer,
+    ca_pem: Option<String>,
+    faults: Faults,
+    requests: RequestLog,
+}
+
+impl FakeKube {
+    pub async fn start(options: FakeKubeOptions) -> anyhow::Result<FakeKube> {
+        let cluster = new_cluster(&options);
+        let pki = if options.tls {
+            Some(TestPki::generate().context("generating the fake cluster's certificates")?)
+        } else {
+            None
+        };
+        let faults = Faults::default();
+        let requests = RequestLog::default();
+        // Discovery reports the address, which is known only once bound.
+        let address = Arc::new(OnceLock::new());
+        let router = routes::router(routes::RouterState {
+            cluster: cluster.clone(),
+            address: address.clone(),
+        });
+        let server = serve(
+            router,
+            options.bind,
+            ServerOptions {
+                tls: pki.as_ref().map(|p| p.server_config.clone()),
+                faults: faults.clone(),
+                log: requests.clone(),
+                error_body: routes::error_renderer(),
+            },
+        )
+        .await
+        .context("binding the fake API server")?;
+        let _ = address.set(server.addr().to_string());
+        Ok(FakeKube {
+            cluster,
+            server,
+            ca_pem: pki.map(|p| p.ca_pem),
+            faults,
+            requests,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    pub fn token(&self) -> &str {
+        &self.cluster.token
+    }
+
+    /// A kubeconfig whose cluster, user and context are all named `context`, with the CA
+    /// inline and the bearer token.
+    pub fn kubeconfig_yaml(&self, context: &str, namespace: Option<&str>) -> String {
+        let mut cluster = json!({"server": self.url()});
+        if let Some(ca) = &self.ca_pem {
+            cluster["certificate-authority-data"] = json!(STANDARD.encode(ca));
+        }
+        let mut context_entry = json!({"cluster": context, "user": context});
+        if let Some(namespace) = namespace {
+            context_entry["namespace"] = json!(namespace);
+        }
+        let config = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": context, "user": {"token": self.token()}}],
+            "contexts": [{"name": context, "context": context_entry}],
+            "current-context": context,
+            "preferences": {},
+        });
+        serde_yaml::to_string(&config).expect("a JSON value serialises as YAML")
+    }
+
+    /// Writes `kubeconfig_yaml` to `path`, readable by the owner only.
+    pub fn write_kubeconfig(
+        &self,
+        path: &Path,
+        context: &str,
+        namespace: Option<&str>,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(self.kubeconfig_yaml(context, namespace).as_bytes())?;
+        // `mode` applies only to new files.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+    }
+
+    pub fn create_namespace(&self, name: &str) {
+        self.cluster.create_namespace(name);
+    }
+
+    /// Stores an object of any served kind (`apiVersion` and `kind` decide) as the server would
+    /// have created it (uid, resourceVersion, creationTimestamp unless given, generation),
+    /// keeping `status` as given; creates its namespace if needed.
+    pub fn insert(&self, object: Value) -> anyhow::Result<Value> {
+        self.cluster.insert(object)
+    }
+
+    /// An object by plural (`lrs`, `pods`, `deployments`, `namespaces`).
+    pub fn get(&self, plural: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let resource = self.cluster.catalog.by_plural(plural)?;
+        self.cluster.get(resource, namespace, name).ok()
+    }
+
+    /// The objects of a type, in one namespace or all, in key order.
+    pub fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let store = self.cluster.lock();
+        store
+            .objects(plural)
+            .filter(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
+            .map(|(_, object)| (**object).clone())
+            .collect()
+    }
+
+    /// Removes an object at once, ignoring finalizers (simulates loss).
+    pub fn remove(&self, plural: &str, namespace: Option<&str>, name: &str) -> bool {
+        self.cluster
+            .lock()
+            .remove(plural, &store::key_of(namespace, name))
+            .is_some()
+    }
+
+    /// An `apps/v1` Deployment `name` with `replicas` Running, Ready pods it owns, named like
+    /// ReplicaSet pods (`NAME-<hash>-<5 chars>`), one container named after the app.
+    pub fn add_app_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: u32,
+    ) -> anyhow::Result<()> {
+        let labels = json!({"app": name, "app.kubernetes.io/name": name});
+        let container = json!({
+            "name": name,
+            "image": "datarobot/mmapp:11.1.1",
+            "command": ["/entrypoint.sh"],
+            "resources": {},
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        });
+        let deployment = self.insert(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+                "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
+            },
+        }))?;
+        let uid = deployment["metadata"]["uid"].clone();
+        let hash: String = format!("{:x}", discovery::fnv_hash(name))
+            .chars()
+            .take(10)
+            .collect();
+        let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for _ in 0..replicas {
+            let mut pod_labels = labels.clone();
+            pod_labels["pod-template-hash"] = json!(hash);
+            self.insert(json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": api::generate_name(&format!("{name}-{hash}-")),
+                    "namespace": namespace,
+                    "labels": pod_labels,
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                        "uid": uid, "controller": true, "blockOwnerDeletion": true,
+                    }],
+                },
+                "spec": {"containers": [container], "nodeName": "fake-node-1", "restartPolicy": "Always"},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [
+                        {"type": "Initialized", "status": "True"},
+                        {"type": "Ready", "status": "True"},
+                        {"type": "ContainersReady", "status": "True"},
+                        {"type": "PodScheduled", "status": "True"},
+                    ],
+                    "containerStatuses": [{
+                        "name": name, "ready": true, "started": true, "restartCount": 0,
+                        "image": "datarobot/mmapp:11.1.1", "imageID": "",
+                        "state": {"running": {"startedAt": started}},
+                    }],
+                    "hostIP": "10.0.0.1",
+                    "podIP": "10.244.0.10",
+                    "startTime": started,
+                    "qosClass": "BestEffort",
+                },
+            }))?;
+        }
+        Ok(())
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn requests(&self) -> &RequestLog {
+        &self.requests
+    }
+
+    pub fn access(&self) -> &access::AccessRules {
+        &self.cluster.access
+    }
+
+    pub fn set_max_page_size(&self, size: Option<usize>) {
+        *self.cluster.max_page_size.lock().unwrap() = size;
+    }
+
+    /// Every outstanding continue token becomes stale (410 Expired), as after a compaction.
+    pub fn expire_continue_tokens(&self) {
+        self.cluster.lock().compact();
+    }
+}

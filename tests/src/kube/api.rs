@@ -1,0 +1,1140 @@
+//! The verbs on objects (get, list, create, update, patch, delete, deletecollection) with the
+//! semantics of the real API server's generic registry: strict create, optimistic concurrency,
+//! generation, status subresource, finalizers, garbage collection of owned objects, dry run,
+//! pagination with continue tokens, managed fields. HTTP framing lives in `routes`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{SecondsFormat, Utc};
+use http::StatusCode;
+use rand::Rng;
+use serde_json::{Map, Value, json};
+
+use super::access::AccessRules;
+use super::fields::{self, Operation};
+use super::resources::{Catalog, ResourceType};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{ApiError, Cause};
+use super::store::{ObjectKey, Objects, Store, key_of};
+use super::strategic;
+
+/// The state of one fake cluster, shared by the HTTP handlers and the seeding API.
+pub struct Cluster {
+    pub catalog: Catalog,
+    pub store: Mutex<Store>,
+    pub access: AccessRules,
+    pub token: String,
+    pub user: String,
+    pub max_page_size: Mutex<Option<usize>>,
+    pub pods_root: PathBuf,
+}
+
+/// Options of every mutating request.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    /// The `fieldManager` parameter, else the client's user agent up to the first `/`.
+    pub manager: String,
+    /// Server-side apply only: take over fields other managers own.
+    pub force: bool,
+}
+
+/// Options of list, watch and deletecollection.
+#[derive(Clone, Debug, Default)]
+pub struct ListOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    Foreground,
+    #[default]
+    Background,
+    Orphan,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub propagation: Propagation,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// The patch formats of the PATCH verb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    StrategicMerge,
+    Apply,
+}
+
+impl PatchType {
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        match content_type.split(';').next().unwrap_or_default().trim() {
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
+            "application/apply-patch+yaml" => Some(PatchType::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// What a write produced: the object and the status code to answer.
+pub type Written = (StatusCode, Value);
+
+fn timestamp() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The continue token of the real server: base64 of `{"v","rv","start"}`; `rv: -1` continues at
+/// the latest state (handed out with a 410 for a token that went stale).
+fn encode_continue(resource_version: i64, last: &ObjectKey) -> String {
+    let start = format!("{}/{}\u{0}", last.0, last.1);
+    let token = json!({"v": "meta.k8s.io/v1", "rv": resource_version, "start": start});
+    URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(i64, ObjectKey), ApiError> {
+    let invalid = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| invalid("illegal base64 data"))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|_| invalid("incorrect encoded start key"))?;
+    if value["v"] != "meta.k8s.io/v1" {
+        return Err(invalid(
+            "server does not recognize this encoded key version",
+        ));
+    }
+    let rv = value["rv"]
+        .as_i64()
+        .ok_or_else(|| invalid("incorrect encoded start resourceVersion"))?;
+    let start = value["start"].as_str().unwrap_or_default();
+    let (namespace, name) = start
+        .trim_end_matches('\u{0}')
+        .split_once('/')
+        .ok_or_else(|| invalid("incorrect encoded start key"))?;
+    Ok((rv, (namespace.to_string(), name.to_string())))
+}
+
+/// `validation.IsDNS1123Subdomain` (or `IsDNS1123Label` for namespaces) as a field error.
+fn name_error(name: &str, label_only: bool) -> Option<Cause> {
+    let label_ok = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !part.starts_with('-')
+            && !part.ends_with('-')
+    };
+    let valid = if label_only {
+        label_ok(name)
+    } else {
+        name.len() <= 253 && name.split('.').all(label_ok)
+    };
+    if valid {
+        return None;
+    }
+    let message = if label_only {
+        format!(
+            "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    } else {
+        format!(
+            "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    };
+    Some(Cause::new("FieldValueInvalid", message, "metadata.name"))
+}
+
+/// `names.SimpleNameGenerator`: five characters from an alphabet without vowels.
+pub fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .expect("just made an object")
+}
+
+fn text<'a>(object: &'a Value, field: &str) -> &'a str {
+    object["metadata"][field].as_str().unwrap_or_default()
+}
+
+fn finalizers(object: &Value) -> Vec<String> {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_deleting(object: &Value) -> bool {
+    !object["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// The object without what the server manages in metadata, to tell a no-op write.
+fn without_volatile_metadata(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(metadata) = copy["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        metadata.remove("managedFields");
+    }
+    copy
+}
+
+/// The part of an object whose change bumps `metadata.generation`.
+fn generation_relevant(object: &Value, resource: &ResourceType) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        if resource.status_subresource {
+            map.remove("status");
+        }
+    }
+    copy
+}
+
+fn parse_body(resource: &ResourceType, body: &[u8], yaml: bool) -> Result<Value, ApiError> {
+    let parsed: Result<Value, String> = if yaml {
+        serde_yaml::from_slice(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    };
+    let value = parsed.map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
+            resource.kind
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {})",
+            resource.kind
+        )));
+    }
+    Ok(value)
+}
+
+impl Cluster {
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap()
+    }
+
+    /// The page size the server uses for a requested `limit`.
+    fn page_size(&self, requested: Option<usize>) -> Option<usize> {
+        let cap = *self.max_page_size.lock().unwrap();
+        match (requested.filter(|n| *n > 0), cap) {
+            (Some(n), Some(cap)) => Some(n.min(cap)),
+            (Some(n), None) => Some(n),
+            (None, cap) => cap,
+        }
+    }
+
+    fn namespace_state(store: &Store, namespace: &str) -> Option<Arc<Value>> {
+        store.get("namespaces", &key_of(None, namespace))
+    }
+
+    /// NamespaceLifecycle admission for writes that create objects.
+    fn admit_create(
+        store: &Store,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let Some(namespace) = namespace.filter(|_| resource.namespaced) else {
+            return Ok(());
+        };
+        let state = Self::namespace_state(store, namespace)
+            .ok_or_else(|| ApiError::namespace_not_found(namespace))?;
+        if is_deleting(&state) {
+            return Err(ApiError::forbidden(
+                format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    resource.qualified_resource()
+                ),
+                &resource.group,
+                &resource.plural,
+                name,
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn get(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        self.lock()
+            .get(&resource.plural, &key_of(namespace, name))
+            .map(|o| (*o).clone())
+            .ok_or_else(|| ApiError::not_found(resource, name))
+    }
+
+    /// A list answer, paginated like etcd: stable key order, continue tokens reading the
+    /// snapshot of the first page, 410 Expired once that snapshot is compacted.
+    pub fn list(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        options: &ListOptions,
+    ) -> Result<Value, ApiError> {
+        let page_size = self.page_size(options.limit);
+        let mut store = self.lock();
+        let (objects, resource_version, after): (Arc<Objects>, u64, Option<ObjectKey>) =
+            match &options.continue_token {
+                Some(token) => {
+                    let (rv, last) = decode_continue(token)?;
+                    let at = u64::try_from(rv).ok();
+                    match at.and_then(|rv| store.snapshot_at(&resource.plural, rv)) {
+                        Some(snapshot) => (snapshot, rv as u64, Some(last)),
+                        None if rv == -1 => {
+                            let rv = store.resource_version();
+                            (store.snapshot(&resource.plural), rv, Some(last))
+                        }
+                        None => {
+                            return Err(ApiError::expired(
+                                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                                Some(encode_continue(-1, &last)),
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    let rv = store.resource_version();
+                    let objects = if page_size.is_some() {
+                        store.snapshot(&resource.plural)
+                    } else {
+                        Arc::new(
+                            store
+                                .objects(&resource.plural)
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        )
+                    };
+                    (objects, rv, None)
+                }
+            };
+        drop(store);
+
+        let unfiltered = options.labels == LabelSelector::default()
+            && options.fields == FieldSelector::default();
+        let mut matching = objects
+            .iter()
+            .filter(|(key, _)| after.as_ref().is_none_or(|last| *key > last))
+            .filter(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
+            .filter(|(_, object)| options.labels.matches(object) && options.fields.matches(object));
+        let mut items = Vec::new();
+        let mut last_key = None;
+        for (key, object) in matching.by_ref() {
+            if page_size.is_some_and(|size| items.len() == size) {
+                // One more matched: this page is not the last.
+                let remaining = 1 + matching.count();
+                return Ok(self.list_body(
+                    resource,
+                    items,
+                    resource_version,
+                    last_key.map(|k: &ObjectKey| {
+                        (
+                            encode_continue(resource_version as i64, k),
+                            unfiltered.then_some(remaining),
+                        )
+                    }),
+                ));
+            }
+            items.push(self.list_item(resource, object));
+            last_key = Some(key);
+        }
+        Ok(self.list_body(resource, items, resource_version, None))
+    }
+
+    /// List items: custom resources keep apiVersion/kind, built-ins drop them (as the real
+    /// server's typed lists do).
+    fn list_item(&self, resource: &ResourceType, object: &Value) -> Value {
+        let mut item = object.clone();
+        if !resource.custom
+            && let Some(map) = item.as_object_mut()
+        {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+        item
+    }
+
+    fn list_body(
+        &self,
+        resource: &ResourceType,
+        items: Vec<Value>,
+        resource_version: u64,
+        more: Option<(String, Option<usize>)>,
+    ) -> Value {
+        let mut metadata = Map::new();
+        metadata.insert(
+            "resourceVersion".into(),
+            json!(resource_version.to_string()),
+        );
+        if let Some((token, remaining)) = more {
+            metadata.insert("continue".into(), json!(token));
+            if let Some(remaining) = remaining {
+                metadata.insert("remainingItemCount".into(), json!(remaining));
+            }
+        }
+        json!({
+            "apiVersion": resource.api_version(),
+            "kind": resource.list_kind(),
+            "metadata": metadata,
+            "items": items,
+        })
+    }
+
+    /// POST: the object as created (201), or as it would be (dry run).
+    pub fn create(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        mut object: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_type(resource, &object)?;
+        ensure_namespace_matches(resource, namespace, &mut object)?;
+        let mut store = self.lock();
+        let name = text(&object, "name").to_string();
+        Self::admit_create(&store, resource, namespace, &name)?;
+        let name = self.validate_new_name(resource, &mut object)?;
+        let key = key_of(namespace.filter(|_| resource.namespaced), &name);
+        if !options.dry_run && !text(&object, "resourceVersion").is_empty() {
+            return Err(ApiError::unclassified(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        if store.get(&resource.plural, &key).is_some() {
+            return Err(ApiError::already_exists(resource, &name));
+        }
+        prepare_for_create(resource, &mut object);
+        fields::record_update(
+            None,
+            &mut object,
+            &options.manager,
+            &resource.api_version(),
+            resource.status_subresource,
+        );
+        if options.dry_run {
+            return Ok((StatusCode::CREATED, object));
+        }
+        let stored = store.put(&resource.plural, key, object);
+        Ok((StatusCode::CREATED, (*stored).clone()))
+    }
+
+    /// Fills in `metadata.name` from `generateName` and validates it.
+    fn validate_new_name(
+        &self,
+        resource: &ResourceType,
+        object: &mut Value,
+    ) -> Result<String, ApiError> {
+        let generate = text(object, "generateName").to_string();
+        if text(object, "name").is_empty() && !generate.is_empty() {
+            metadata_mut(object).insert("name".into(), json!(generate_name(&generate)));
+        }
+        let name = text(object, "name").to_string();
+        let cause = if name.is_empty() {
+            Some(Cause::new(
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+                "metadata.name",
+            ))
+        } else {
+            name_error(&name, resource.plural == "namespaces")
+        };
+        match cause {
+            Some(cause) => Err(ApiError::invalid(
+                &resource.group,
+                &resource.kind,
+                &name,
+                vec![cause],
+            )),
+            None => Ok(name),
+        }
+    }
+
+    /// PUT.
+    pub fn update(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_type(resource, &object)?;
+        ensure_namespace_matches(resource, namespace, &mut object)?;
+        let body_name = text(&object, "name");
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut store = self.lock();
+        let key = key_of(namespace.filter(|_| resource.namespaced), name);
+        let old = store
+            .get(&resource.plural, &key)
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        if text(&object, "resourceVersion").is_empty() && resource.custom {
+            return Err(ApiError::invalid(
+                &resource.group,
+                &resource.plural,
+                name,
+                vec![Cause::new(
+                    "FieldValueInvalid",
+                    "Invalid value: 0x0: must be specified for an update",
+                    "metadata.resourceVersion",
+                )],
+            ));
+        }
+        self.commit_update(
+            &mut store,
+            resource,
+            key,
+            &old,
+            object,
+            options,
+            Operation::Update,
+        )
+    }
+
+    /// PATCH in any of the four formats; an apply patch creates a missing object.
+    pub fn patch(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let mut store = self.lock();
+        let key = key_of(namespace.filter(|_| resource.namespaced), name);
+        let old = store.get(&resource.plural, &key);
+        if patch_type == PatchType::Apply {
+            let config = parse_body(resource, body, true)?;
+            check_type(resource, &config)?;
+            if config["apiVersion"].is_null() || config["kind"].is_null() {
+                return Err(ApiError::bad_request(
+                    "error decoding patch: Object 'Kind' is missing in the applied configuration",
+                ));
+            }
+            let config_name = text(&config, "name");
+            if !config_name.is_empty() && config_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({config_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let mut config = config;
+            ensure_namespace_matches(resource, namespace, &mut config)?;
+            let skeleton = json!({
+                "apiVersion": resource.api_version(),
+                "kind": resource.kind,
+                "metadata": {"name": name},
+            });
+            let merged = fields::apply(
+                old.as_deref(),
+                skeleton,
+                &config,
+                &options.manager,
+                &resource.api_version(),
+                options.force,
+                resource.status_subresource,
+            )?;
+            return match old {
+                Some(old) => self.commit_update(
+                    &mut store,
+                    resource,
+                    key,
+                    &old,
+                    merged,
+                    options,
+                    Operation::Apply,
+                ),
+                None => {
+                    let mut merged = merged;
+                    if let (Some(ns), true) = (namespace, resource.namespaced) {
+                        metadata_mut(&mut merged).insert("namespace".into(), json!(ns));
+                    }
+                    Self::admit_create(&store, resource, namespace, name)?;
+                    let rv = text(&merged, "resourceVersion").to_string();
+                    if !rv.is_empty() {
+                        return Err(ApiError::not_found(resource, name));
+                    }
+                    prepare_for_create(resource, &mut merged);
+                    if options.dry_run {
+                        return Ok((StatusCode::CREATED, merged));
+                    }
+                    let stored = store.put(&resource.plural, key, merged);
+                    Ok((StatusCode::CREATED, (*stored).clone()))
+                }
+            };
+        }
+        let old = old.ok_or_else(|| ApiError::not_found(resource, name))?;
+        let mut patched = (*old).clone();
+        match patch_type {
+            PatchType::Merge | PatchType::StrategicMerge => {
+                let patch: Value = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                if patch_type == PatchType::Merge {
+                    json_patch::merge(&mut patched, &patch);
+                } else {
+                    strategic::apply(&mut patched, &patch);
+                }
+            }
+            PatchType::Json => {
+                let patch: json_patch::Patch = serde_json::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                json_patch::patch(&mut patched, &patch).map_err(|e| {
+                    let mut error = ApiError::for_code(StatusCode::UNPROCESSABLE_ENTITY, "");
+                    error.message = e.to_string();
+                    error
+                })?;
+            }
+            PatchType::Apply => unreachable!("handled above"),
+        }
+        // A patch cannot rename or move the object.
+        let metadata = metadata_mut(&mut patched);
+        metadata.insert("name".into(), json!(name));
+        if let Some(ns) = namespace.filter(|_| resource.namespaced) {
+            metadata.insert("namespace".into(), json!(ns));
+        }
+        self.commit_update(
+            &mut store,
+            resource,
+            key,
+            &old,
+            patched,
+            options,
+            Operation::Update,
+        )
+    }
+
+    /// The update path every write of an existing object shares.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_update(
+        &self,
+        store: &mut Store,
+        resource: &ResourceType,
+        key: ObjectKey,
+        old: &Value,
+        mut new: Value,
+        options: &WriteOptions,
+        operation: Operation,
+    ) -> Result<Written, ApiError> {
+        let name = key.1.clone();
+        let sent_version = text(&new, "resourceVersion").to_string();
+        if !sent_version.is_empty() && sent_version != text(old, "resourceVersion") {
+            return Err(ApiError::stale_resource_version(resource, &name));
+        }
+        let sent_uid = text(&new, "uid");
+        if !sent_uid.is_empty() && sent_uid != text(old, "uid") {
+            return Err(ApiError::conflict(
+                resource,
+                &name,
+                &format!(
+                    "Precondition failed: UID in precondition: {sent_uid}, UID in object meta: {}",
+                    text(old, "uid")
+                ),
+            ));
+        }
+        new["apiVersion"] = json!(resource.api_version());
+        new["kind"] = json!(resource.kind);
+        let metadata = metadata_mut(&mut new);
+        for system in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+        ] {
+            match old["metadata"].get(system) {
+                Some(value) => metadata.insert(system.into(), value.clone()),
+                None => metadata.remove(system),
+            };
+        }
+        if resource.status_subresource {
+            match old.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    if let Some(map) = new.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+        }
+        if is_deleting(old) {
+            let before = finalizers(old);
+            let added: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                return Err(ApiError::invalid(
+                    &resource.group,
+                    &resource.kind,
+                    &name,
+                    vec![Cause::new(
+                        "FieldValueForbidden",
+                        format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                        ),
+                        "metadata.finalizers",
+                    )],
+                ));
+            }
+        }
+        if resource.tracks_generation
+            && generation_relevant(&new, resource) != generation_relevant(old, resource)
+        {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            metadata_mut(&mut new).insert("generation".into(), json!(generation));
+        }
+        if operation == Operation::Update {
+            fields::record_update(
+                Some(old),
+                &mut new,
+                &options.manager,
+                &resource.api_version(),
+                resource.status_subresource,
+            );
+        }
+        if without_volatile_metadata(&new) == without_volatile_metadata(old) {
+            // Unchanged: the real server does not write (no new resourceVersion).
+            return Ok((StatusCode::OK, old.clone()));
+        }
+        metadata_mut(&mut new).insert(
+            "resourceVersion".into(),
+            old["metadata"]["resourceVersion"].clone(),
+        );
+        if options.dry_run {
+            return Ok((StatusCode::OK, new));
+        }
+        if is_deleting(&new) && finalizers(&new).is_empty() {
+            store.remove(&resource.plural, &key);
+            self.after_removal(store, resource, &new);
+            return Ok((StatusCode::OK, new));
+        }
+        let stored = store.put(&resource.plural, key, new);
+        Ok((StatusCode::OK, (*stored).clone()))
+    }
+
+    /// A write to the `status` subresource: only `status` of what `make` returns is kept.
+    pub fn update_status(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        make: impl FnOnce(&Value) -> Result<Value, ApiError>,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let mut store = self.lock();
+        let key = key_of(namespace.filter(|_| resource.namespaced), name);
+        let old = store
+            .get(&resource.plural, &key)
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        let proposed = make(&old)?;
+        let sent_version = text(&proposed, "resourceVersion");
+        if !sent_version.is_empty() && sent_version != text(&old, "resourceVersion") {
+            return Err(ApiError::stale_resource_version(resource, name));
+        }
+        let mut new = (*old).clone();
+        match proposed.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(map) = new.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+        if new == *old || options.dry_run {
+            return Ok((StatusCode::OK, new));
+        }
+        let stored = store.put(&resource.plural, key, new);
+        Ok((StatusCode::OK, (*stored).clone()))
+    }
+
+    /// DELETE of one object: gone at once, or marked for deletion while finalizers remain.
+    pub fn delete(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Written, ApiError> {
+        let mut store = self.lock();
+        self.delete_locked(&mut store, resource, namespace, name, options)
+    }
+
+    fn delete_locked(
+        &self,
+        store: &mut Store,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Written, ApiError> {
+        let key = key_of(namespace.filter(|_| resource.namespaced), name);
+        let old = store
+            .get(&resource.plural, &key)
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        let uid = text(&old, "uid").to_string();
+        if let Some(expected) = &options.precondition_uid
+            && *expected != uid
+        {
+            return Err(ApiError::conflict(
+                resource,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        if let Some(expected) = &options.precondition_resource_version {
+            let actual = text(&old, "resourceVersion");
+            if expected != actual {
+                return Err(ApiError::conflict(
+                    resource,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        // Namespaces always go through Terminating while the namespace controller empties them.
+        let must_wait = !finalizers(&old).is_empty()
+            || (resource.plural == "namespaces"
+                && self.namespace_has_finalizing_content(store, name));
+        if must_wait {
+            let mut marked = (*old).clone();
+            if !is_deleting(&marked) {
+                let metadata = metadata_mut(&mut marked);
+                metadata.insert("deletionTimestamp".into(), json!(timestamp()));
+                metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if resource.tracks_generation {
+                    let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                    metadata.insert("generation".into(), json!(generation));
+                }
+                if resource.plural == "namespaces" {
+                    marked["status"]["phase"] = json!("Terminating");
+                }
+            }
+            if options.dry_run {
+                return Ok((StatusCode::OK, marked));
+            }
+            let marked = store.put(&resource.plural, key, marked);
+            if resource.plural == "namespaces" {
+                self.empty_namespace(store, name);
+            }
+            return Ok((StatusCode::OK, (*marked).clone()));
+        }
+        if !options.dry_run {
+            store.remove(&resource.plural, &key);
+            if resource.plural == "namespaces" {
+                self.empty_namespace(store, name);
+            }
+            if options.propagation != Propagation::Orphan {
+                self.collect_dependents(store, &uid);
+            }
+            self.after_removal(store, resource, &old);
+        }
+        Ok((StatusCode::OK, self.deleted_answer(resource, &old)))
+    }
+
+    /// Pods, namespaces and custom resources answer with the deleted object; other built-ins
+    /// with a Success status naming it.
+    fn deleted_answer(&self, resource: &ResourceType, old: &Value) -> Value {
+        if resource.custom || resource.plural == "pods" || resource.plural == "namespaces" {
+            return old.clone();
+        }
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {
+                "name": text(old, "name"),
+                "group": resource.group,
+                "kind": resource.plural,
+                "uid": text(old, "uid"),
+            },
+        })
+    }
+
+    fn namespace_has_finalizing_content(&self, store: &Store, namespace: &str) -> bool {
+        self.catalog
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .any(|t| {
+                store
+                    .objects(&t.plural)
+                    .any(|(key, object)| key.0 == namespace && !finalizers(object).is_empty())
+            })
+    }
+
+    /// The namespace controller: deletes everything in the namespace (finalizers still hold
+    /// objects back) and removes the namespace once it is empty.
+    fn empty_namespace(&self, store: &mut Store, namespace: &str) {
+        for resource in self.catalog.types().iter().filter(|t| t.namespaced) {
+            let names: Vec<String> = store
+                .objects(&resource.plural)
+                .filter(|(key, _)| key.0 == namespace)
+                .map(|(key, _)| key.1.clone())
+                .collect();
+            for name in names {
+                let _ = self.delete_locked(
+                    store,
+                    resource,
+                    Some(namespace),
+                    &name,
+                    &DeleteOptions::default(),
+                );
+            }
+        }
+        self.finish_namespace(store, namespace);
+    }
+
+    fn finish_namespace(&self, store: &mut Store, namespace: &str) {
+        let Some(state) = Self::namespace_state(store, namespace) else {
+            return;
+        };
+        let still_holds_objects = self
+            .catalog
+            .types()
+            .iter()
+            .filter(|t| t.namespaced)
+            .any(|t| store.objects(&t.plural).any(|(key, _)| key.0 == namespace));
+        if is_deleting(&state) && !still_holds_objects {
+            store.remove("namespaces", &key_of(None, namespace));
+        }
+    }
+
+    /// After an object is gone: a terminating namespace may now be empty.
+    fn after_removal(&self, store: &mut Store, resource: &ResourceType, removed: &Value) {
+        if resource.namespaced {
+            self.finish_namespace(store, text(removed, "namespace"));
+        }
+    }
+
+    /// The garbage collector, background cascading: deletes what the removed object owned.
+    fn collect_dependents(&self, store: &mut Store, owner_uid: &str) {
+        if owner_uid.is_empty() {
+            return;
+        }
+        for resource in self.catalog.types() {
+            let owned: Vec<ObjectKey> = store
+                .objects(&resource.plural)
+                .filter(|(_, object)| {
+                    object["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in owned {
+                let namespace = (!key.0.is_empty()).then_some(key.0.as_str());
+                let _ = self.delete_locked(
+                    store,
+                    resource,
+                    namespace,
+                    &key.1,
+                    &DeleteOptions::default(),
+                );
+            }
+        }
+    }
+
+    /// DELETE on a collection: the list of what was deleted (or marked for deletion).
+    pub fn delete_collection(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.lock();
+        let targets: Vec<ObjectKey> = store
+            .objects(&resource.plural)
+            .filter(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
+            .filter(|(_, object)| list.labels.matches(object) && list.fields.matches(object))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut items = Vec::new();
+        for (ns, name) in targets {
+            let ns = (!ns.is_empty()).then_some(ns.as_str());
+            let old = store.get(&resource.plural, &key_of(ns, &name));
+            let (_, answer) = self.delete_locked(&mut store, resource, ns, &name, options)?;
+            let deleted = if answer["kind"] == "Status" {
+                old.map(|o| (*o).clone()).unwrap_or(answer)
+            } else {
+                answer
+            };
+            items.push(self.list_item(resource, &deleted));
+        }
+        let rv = store.resource_version();
+        Ok(self.list_body(resource, items, rv, None))
+    }
+
+    /// Seeds an object as stored (status kept), creating its namespace if needed.
+    pub fn insert(&self, mut object: Value) -> anyhow::Result<Value> {
+        let resource = self
+            .catalog
+            .by_api_version_kind(
+                object["apiVersion"].as_str().unwrap_or_default(),
+                object["kind"].as_str().unwrap_or_default(),
+            )
+            .ok_or_else(|| anyhow::anyhow!("no served resource type for this apiVersion and kind"))?
+            .clone();
+        let namespace = text(&object, "namespace").to_string();
+        if resource.namespaced && namespace.is_empty() {
+            anyhow::bail!("a {} needs metadata.namespace", resource.kind);
+        }
+        if resource.namespaced {
+            self.create_namespace(&namespace);
+        }
+        let name = text(&object, "name").to_string();
+        anyhow::ensure!(!name.is_empty(), "metadata.name is required");
+        let mut store = self.lock();
+        let key = key_of(resource.namespaced.then_some(namespace.as_str()), &name);
+        if store.get(&resource.plural, &key).is_some() {
+            anyhow::bail!(ApiError::already_exists(&resource, &name));
+        }
+        let status = object.get("status").cloned();
+        let created = object["metadata"].get("creationTimestamp").cloned();
+        prepare_for_create(&resource, &mut object);
+        if let Some(status) = status {
+            object["status"] = status;
+        }
+        if let Some(created) = created.filter(|c| c.is_string()) {
+            metadata_mut(&mut object).insert("creationTimestamp".into(), created);
+        }
+        Ok((*store.put(&resource.plural, key, object)).clone())
+    }
+
+    /// Creates a namespace unless it exists.
+    pub fn create_namespace(&self, name: &str) {
+        let mut store = self.lock();
+        let key = key_of(None, name);
+        if store.get("namespaces", &key).is_none() {
+            let mut namespace =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            prepare_for_create(self.catalog.namespaces(), &mut namespace);
+            store.put("namespaces", key, namespace);
+        }
+    }
+}
+
+/// The body's apiVersion/kind, when given, must be the URL's.
+fn check_type(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    if let Some(api_version) = object["apiVersion"].as_str()
+        && api_version != resource.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            resource.api_version()
+        )));
+    }
+    if let Some(kind) = object["kind"].as_str()
+        && kind != resource.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            resource.kind
+        )));
+    }
+    Ok(())
+}
+
+/// `rest.EnsureObjectNamespaceMatchesRequestNamespace`.
+fn ensure_namespace_matches(
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    object: &mut Value,
+) -> Result<(), ApiError> {
+    let requested = namespace
+        .filter(|_| resource.namespaced)
+        .unwrap_or_default();
+    let given = text(object, "namespace").to_string();
+    if given == requested {
+        return Ok(());
+    }
+    if given.is_empty() || requested.is_empty() {
+        let metadata = metadata_mut(object);
+        if requested.is_empty() {
+            metadata.remove("namespace");
+        } else {
+            metadata.insert("namespace".into(), json!(requested));
+        }
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "the namespace of the provided object does not match the namespace sent on the request",
+    ))
+}
+
+/// System fields of a new object and the per-type defaults (`PrepareForCreate`).
+fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
+    object["apiVersion"] = json!(resource.api_version());
+    object["kind"] = json!(resource.kind);
+    let name = text(object, "name").to_string();
+    let metadata = metadata_mut(object);
+    metadata.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    metadata.insert("creationTimestamp".into(), json!(timestamp()));
+    for cleared in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "generation",
+        "selfLink",
+    ] {
+        metadata.remove(cleared);
+    }
+    if resource.tracks_generation {
+        metadata.insert("generation".into(), json!(1));
+    }
+    match resource.plural.as_str() {
+        "namespaces" => {
+            let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+            labels["kubernetes.io/metadata.name"] = json!(name);
+            object["spec"] = json!({"finalizers": ["kubernetes"]});
+            object["status"] = json!({"phase": "Active"});
+        }
+        "pods" => object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        _ if resource.custom => {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        _ => object["status"] = json!({}),
+    }
+}

@@ -1,0 +1,809 @@
+//! The fake API server's HTTP semantics, request by request through its router (no sockets):
+//! what each verb answers, compared with what the real kube-apiserver answers.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::access::DenyRule;
+use super::api::Cluster;
+use super::routes::{RouterState, router};
+use super::{FakeKubeOptions, new_cluster};
+
+const LRS: &str = "/apis/lrs.datarobot.com/v1/namespaces/dr/lrs";
+
+struct Server {
+    cluster: Arc<Cluster>,
+    router: Router,
+}
+
+fn server() -> Server {
+    let cluster = new_cluster(&FakeKubeOptions {
+        token: "secret".into(),
+        ..Default::default()
+    });
+    cluster.create_namespace("dr");
+    let router = router(RouterState {
+        cluster: cluster.clone(),
+        address: Arc::new(OnceLock::new()),
+    });
+    Server { cluster, router }
+}
+
+fn lrs(name: &str, kind: &str) -> Value {
+    json!({
+        "apiVersion": "lrs.datarobot.com/v1",
+        "kind": "LongRunningService",
+        "metadata": {"name": name, "labels": {"datarobot-lrs-type": kind}},
+        "spec": {"image": "a", "replicas": 1},
+    })
+}
+
+impl Server {
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        uri: &str,
+        content_type: &str,
+        body: String,
+    ) -> (u16, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::USER_AGENT, "unit-test/1.0");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (code, value)
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.call_as(Some("secret"), method, uri, "application/json", body)
+            .await
+    }
+
+    async fn patch(&self, uri: &str, content_type: &str, body: &str) -> (u16, Value) {
+        self.call_as(
+            Some("secret"),
+            Method::PATCH,
+            uri,
+            content_type,
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn create(&self, object: Value) -> Value {
+        let (code, created) = self.call(Method::POST, LRS, Some(object)).await;
+        assert_eq!(code, 201, "{created}");
+        created
+    }
+}
+
+fn assert_status(answer: &(u16, Value), code: u16, reason: Option<&str>, message: &str) {
+    let (actual, status) = answer;
+    assert_eq!(*actual, code, "{status}");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["status"], "Failure");
+    assert_eq!(status["code"], code);
+    assert_eq!(
+        status.get("reason").and_then(Value::as_str),
+        reason,
+        "{status}"
+    );
+    assert_eq!(status["message"], message);
+}
+
+#[tokio::test]
+async fn create_is_strict_like_the_real_server() {
+    let server = server();
+    let created = server.create(lrs("a", "deployment")).await;
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert!(created["metadata"]["uid"].is_string());
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["manager"],
+        "unit-test"
+    );
+
+    let again = server
+        .call(Method::POST, LRS, Some(lrs("a", "deployment")))
+        .await;
+    assert_status(
+        &again,
+        409,
+        Some("AlreadyExists"),
+        "lrs.lrs.datarobot.com \"a\" already exists",
+    );
+    assert_eq!(
+        again.1["details"],
+        json!({"name": "a", "group": "lrs.datarobot.com", "kind": "lrs"})
+    );
+
+    let mut with_version = lrs("b", "deployment");
+    with_version["metadata"]["resourceVersion"] = json!("12");
+    let answer = server.call(Method::POST, LRS, Some(with_version)).await;
+    assert_status(
+        &answer,
+        500,
+        None,
+        "resourceVersion should not be set on objects to be created",
+    );
+
+    let answer = server
+        .call(
+            Method::POST,
+            "/apis/lrs.datarobot.com/v1/namespaces/nope/lrs",
+            Some(lrs("c", "deployment")),
+        )
+        .await;
+    assert_status(
+        &answer,
+        404,
+        Some("NotFound"),
+        "namespaces \"nope\" not found",
+    );
+
+    let mut elsewhere = lrs("d", "deployment");
+    elsewhere["metadata"]["namespace"] = json!("other");
+    let answer = server.call(Method::POST, LRS, Some(elsewhere)).await;
+    assert_status(
+        &answer,
+        400,
+        Some("BadRequest"),
+        "the namespace of the provided object does not match the namespace sent on the request",
+    );
+
+    let mut nameless = lrs("", "deployment");
+    nameless["metadata"].as_object_mut().unwrap().remove("name");
+    let answer = server.call(Method::POST, LRS, Some(nameless.clone())).await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        "LongRunningService.lrs.datarobot.com \"\" is invalid: metadata.name: Required value: name or generateName is required",
+    );
+    nameless["metadata"]["generateName"] = json!("gen-");
+    let generated = server.create(nameless).await;
+    let name = generated["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+
+    let answer = server
+        .call(Method::POST, LRS, Some(lrs("Bad_Name", "x")))
+        .await;
+    assert_eq!(answer.0, 422);
+}
+
+#[tokio::test]
+async fn status_is_ignored_on_the_main_resource_and_generation_follows_the_spec() {
+    let server = server();
+    let mut object = lrs("a", "deployment");
+    object["status"] = json!({"phase": "Ready"});
+    let created = server.create(object).await;
+    assert!(created.get("status").is_none());
+
+    let mut update = created.clone();
+    update["metadata"]["labels"]["extra"] = json!("yes");
+    let (code, relabelled) = server
+        .call(Method::PUT, &format!("{LRS}/a"), Some(update))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        relabelled["metadata"]["generation"], 1,
+        "labels are not spec"
+    );
+
+    let mut update = relabelled.clone();
+    update["spec"]["replicas"] = json!(2);
+    update["status"] = json!({"phase": "Hacked"});
+    let (_, respecced) = server
+        .call(Method::PUT, &format!("{LRS}/a"), Some(update))
+        .await;
+    assert_eq!(respecced["metadata"]["generation"], 2);
+    assert!(respecced.get("status").is_none());
+
+    let (code, with_status) = server
+        .call(Method::PUT, &format!("{LRS}/a/status"), Some(json!({"apiVersion": "lrs.datarobot.com/v1", "kind": "LongRunningService", "metadata": {"name": "a"}, "status": {"phase": "Ready"}})))
+        .await;
+    assert_eq!(code, 200, "{with_status}");
+    assert_eq!(with_status["status"]["phase"], "Ready");
+    assert_eq!(with_status["metadata"]["generation"], 2);
+}
+
+#[tokio::test]
+async fn updates_need_the_current_resource_version() {
+    let server = server();
+    let created = server.create(lrs("a", "deployment")).await;
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let answer = server
+        .call(Method::PUT, &format!("{LRS}/a"), Some(stale))
+        .await;
+    assert_status(
+        &answer,
+        409,
+        Some("Conflict"),
+        "Operation cannot be fulfilled on lrs.lrs.datarobot.com \"a\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+
+    let mut unversioned = created.clone();
+    unversioned["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let answer = server
+        .call(Method::PUT, &format!("{LRS}/a"), Some(unversioned))
+        .await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        "lrs.lrs.datarobot.com \"a\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+    );
+
+    // Built-ins allow unconditional updates.
+    server.cluster.insert(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "dr"}, "spec": {"containers": []}})).unwrap();
+    let (code, _) = server
+        .call(
+            Method::PUT,
+            "/api/v1/namespaces/dr/pods/p",
+            Some(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})),
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    // An unchanged object is not written again.
+    let (_, current) = server.call(Method::GET, &format!("{LRS}/a"), None).await;
+    let (_, same) = server
+        .call(Method::PUT, &format!("{LRS}/a"), Some(current.clone()))
+        .await;
+    assert_eq!(
+        same["metadata"]["resourceVersion"],
+        current["metadata"]["resourceVersion"]
+    );
+}
+
+#[tokio::test]
+async fn patches_by_content_type() {
+    let server = server();
+    server.create(lrs("a", "deployment")).await;
+    let (code, merged) = server
+        .patch(
+            &format!("{LRS}/a"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":4,"image":null}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(merged["spec"], json!({"replicas": 4}));
+    assert_eq!(merged["metadata"]["generation"], 2);
+
+    let answer = server
+        .patch(
+            &format!("{LRS}/a"),
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{}}"#,
+        )
+        .await;
+    assert_status(
+        &answer,
+        415,
+        Some("UnsupportedMediaType"),
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+    );
+
+    let (code, patched) = server
+        .patch(
+            &format!("{LRS}/a"),
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(patched["spec"]["replicas"], 5);
+
+    let answer = server
+        .patch(
+            &format!("{LRS}/missing"),
+            "application/merge-patch+json",
+            "{}",
+        )
+        .await;
+    assert_status(
+        &answer,
+        404,
+        Some("NotFound"),
+        "lrs.lrs.datarobot.com \"missing\" not found",
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_updates_conflicts_and_forces() {
+    let server = server();
+    let uri = format!("{LRS}/a");
+    let config = serde_yaml::to_string(&lrs("a", "deployment")).unwrap();
+    let answer = server
+        .patch(&uri, "application/apply-patch+yaml", &config)
+        .await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+    );
+    let (code, created) = server
+        .patch(
+            &format!("{uri}?fieldManager=backup"),
+            "application/apply-patch+yaml",
+            &config,
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["operation"],
+        "Apply"
+    );
+
+    let (code, _) = server
+        .patch(
+            &uri,
+            "application/merge-patch+json",
+            r#"{"spec":{"image":"edited"}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let answer = server
+        .patch(
+            &format!("{uri}?fieldManager=backup"),
+            "application/apply-patch+yaml",
+            &config,
+        )
+        .await;
+    assert_eq!(answer.0, 409, "{}", answer.1);
+    assert_eq!(answer.1["reason"], "Conflict");
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Apply failed with 1 conflict: conflict with \"unit-test\" using lrs.datarobot.com/v1 at "),
+        "{}",
+        answer.1
+    );
+    assert_eq!(answer.1["details"]["causes"][0]["field"], ".spec.image");
+
+    let (code, forced) = server
+        .patch(
+            &format!("{uri}?fieldManager=backup&force=true"),
+            "application/apply-patch+yaml",
+            &config,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(forced["spec"]["image"], "a");
+
+    let answer = server
+        .patch(
+            &format!("{uri}?force=true"),
+            "application/merge-patch+json",
+            "{}",
+        )
+        .await;
+    assert_eq!(answer.0, 422);
+}
+
+#[tokio::test]
+async fn dry_run_validates_and_persists_nothing() {
+    let server = server();
+    let (code, would_be) = server
+        .call(
+            Method::POST,
+            &format!("{LRS}?dryRun=All"),
+            Some(lrs("a", "deployment")),
+        )
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(would_be["metadata"]["name"], "a");
+    assert!(
+        server
+            .cluster
+            .list(
+                server.cluster.catalog.by_plural("lrs").unwrap(),
+                Some("dr"),
+                &Default::default()
+            )
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let answer = server
+        .call(
+            Method::POST,
+            &format!("{LRS}?dryRun=foo"),
+            Some(lrs("a", "deployment")),
+        )
+        .await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: []string{\"foo\"}: supported values: \"All\"",
+    );
+
+    let created = server.create(lrs("b", "deployment")).await;
+    let (code, _) = server
+        .call(Method::DELETE, &format!("{LRS}/b?dryRun=All"), None)
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = server
+        .patch(
+            &format!("{LRS}/b?dryRun=All"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":9}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, still) = server.call(Method::GET, &format!("{LRS}/b"), None).await;
+    assert_eq!(still, created);
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_removed() {
+    let server = server();
+    let mut object = lrs("a", "deployment");
+    object["metadata"]["finalizers"] = json!(["lrs.datarobot.com/cleanup"]);
+    server.create(object).await;
+    let (code, marked) = server
+        .call(
+            Method::DELETE,
+            &format!("{LRS}/a"),
+            Some(json!({"propagationPolicy": "Foreground"})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(marked["metadata"]["generation"], 2);
+
+    let (code, _) = server.call(Method::GET, &format!("{LRS}/a"), None).await;
+    assert_eq!(code, 200, "still there while the finalizer is");
+    let (code, _) = server
+        .patch(
+            &format!("{LRS}/a"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = server.call(Method::GET, &format!("{LRS}/a"), None).await;
+    assert_eq!(code, 404);
+
+    let answer = server
+        .call(
+            Method::DELETE,
+            &format!("{LRS}/a?propagationPolicy=Sideways"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.0, 422);
+}
+
+#[tokio::test]
+async fn deletecollection_by_label_answers_the_deleted_list() {
+    let server = server();
+    for (name, kind) in [
+        ("s1", "spark_app"),
+        ("s2", "spark_app"),
+        ("m1", "deployment"),
+    ] {
+        server.create(lrs(name, kind)).await;
+    }
+    let (code, deleted) = server
+        .call(
+            Method::DELETE,
+            &format!("{LRS}?labelSelector=datarobot-lrs-type%3Dspark_app"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(deleted["kind"], "LongRunningServiceList");
+    assert_eq!(deleted["items"].as_array().unwrap().len(), 2);
+    let (_, left) = server.call(Method::GET, LRS, None).await;
+    assert_eq!(left["items"][0]["metadata"]["name"], "m1");
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+
+    let answer = server
+        .call(Method::GET, &format!("{LRS}?labelSelector=a%20b"), None)
+        .await;
+    assert_eq!(answer.0, 400);
+    assert_eq!(answer.1["reason"], "BadRequest");
+}
+
+#[tokio::test]
+async fn deleting_a_deployment_collects_its_pods_and_answers_a_status() {
+    let server = server();
+    let deployment = server
+        .cluster
+        .insert(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "dr"}, "spec": {}}))
+        .unwrap();
+    server.cluster.insert(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "dr",
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": deployment["metadata"]["uid"]}]}})).unwrap();
+    let (code, status) = server
+        .call(
+            Method::DELETE,
+            "/apis/apps/v1/namespaces/dr/deployments/web",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(status["status"], "Success");
+    assert_eq!(status["details"]["kind"], "deployments");
+    let (_, pods) = server
+        .call(Method::GET, "/api/v1/namespaces/dr/pods", None)
+        .await;
+    assert!(pods["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pages_continue_and_expire() {
+    let server = server();
+    for i in 0..5 {
+        server.create(lrs(&format!("m{i}"), "deployment")).await;
+    }
+    let (_, first) = server
+        .call(Method::GET, &format!("{LRS}?limit=2"), None)
+        .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    // Writes after the first page do not show up in the rest of a consistent list.
+    server.create(lrs("m9", "deployment")).await;
+    let (_, second) = server
+        .call(
+            Method::GET,
+            &format!("{LRS}?limit=2&continue={token}"),
+            None,
+        )
+        .await;
+    let (_, third) = server
+        .call(
+            Method::GET,
+            &format!(
+                "{LRS}?limit=2&continue={}",
+                second["metadata"]["continue"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(third["items"].as_array().unwrap().len(), 1);
+    assert!(third["metadata"].get("continue").is_none());
+    assert_eq!(
+        third["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+
+    server.cluster.lock().compact();
+    let answer = server
+        .call(
+            Method::GET,
+            &format!("{LRS}?limit=2&continue={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.0, 410);
+    assert_eq!(answer.1["reason"], "Expired");
+    assert!(
+        answer.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The provided continue parameter is too old")
+    );
+    let fresh = answer.1["metadata"]["continue"].as_str().unwrap();
+    let (code, rest) = server
+        .call(
+            Method::GET,
+            &format!("{LRS}?limit=10&continue={fresh}"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        rest["items"].as_array().unwrap().len(),
+        4,
+        "m2..m4 and m9 after the first page"
+    );
+
+    *server.cluster.max_page_size.lock().unwrap() = Some(1);
+    let (_, capped) = server.call(Method::GET, LRS, None).await;
+    assert_eq!(capped["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_and_rules_guard_every_request() {
+    let server = server();
+    let answer = server
+        .call_as(None, Method::GET, LRS, "application/json", String::new())
+        .await;
+    assert_status(&answer, 401, Some("Unauthorized"), "Unauthorized");
+    let answer = server
+        .call_as(
+            Some("wrong"),
+            Method::GET,
+            "/api",
+            "application/json",
+            String::new(),
+        )
+        .await;
+    assert_eq!(answer.0, 401);
+
+    server
+        .cluster
+        .access
+        .deny(DenyRule::new("delete", "lrs.datarobot.com", "lrs"));
+    server.create(lrs("a", "deployment")).await;
+    let answer = server.call(Method::DELETE, &format!("{LRS}/a"), None).await;
+    assert_status(
+        &answer,
+        403,
+        Some("Forbidden"),
+        "lrs.lrs.datarobot.com \"a\" is forbidden: User \"sandbox-admin\" cannot delete resource \"lrs\" in API group \"lrs.datarobot.com\" in the namespace \"dr\"",
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_without_the_crd_does_not_serve_it() {
+    let cluster = new_cluster(&FakeKubeOptions {
+        serve_lrs: false,
+        token: "secret".into(),
+        ..Default::default()
+    });
+    let server = Server {
+        router: router(RouterState {
+            cluster: cluster.clone(),
+            address: Arc::new(OnceLock::new()),
+        }),
+        cluster,
+    };
+    let answer = server.call(Method::GET, LRS, None).await;
+    assert_status(
+        &answer,
+        404,
+        Some("NotFound"),
+        "the server could not find the requested resource",
+    );
+    let (_, groups) = server.call(Method::GET, "/apis", None).await;
+    assert!(!groups.to_string().contains("lrs.datarobot.com"));
+}
+
+#[tokio::test]
+async fn watch_streams_deletions() {
+    let server = server();
+    let created = server.create(lrs("a", "deployment")).await;
+    let version = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = Request::builder()
+        .uri(format!("{LRS}?watch=true&fieldSelector=metadata.name%3Da&resourceVersion={version}&timeoutSeconds=5"))
+        .header(header::AUTHORIZATION, "Bearer secret")
+        .body(Body::empty())
+        .unwrap();
+    let response = server.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (code, _) = server.call(Method::DELETE, &format!("{LRS}/a"), None).await;
+    assert_eq!(code, 200);
+    let mut body = response.into_body().into_data_stream();
+    use futures::StreamExt;
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    let event: Value = serde_json::from_slice(&chunk).unwrap();
+    assert_eq!(event["type"], "DELETED");
+    assert_eq!(event["object"]["metadata"]["name"], "a");
+}
+
+/// The client library of the plugin (kube-rs) over TLS: discovery, paginated lists, apply.
+#[tokio::test]
+async fn kube_rs_discovers_lists_in_pages_and_applies() {
+    use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use kube::discovery::{Discovery, Scope};
+
+    crate::tls::install_crypto_provider();
+    let kube = super::FakeKube::start(FakeKubeOptions {
+        max_page_size: Some(2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        let mut object = lrs(&format!("m{i}"), "deployment");
+        object["metadata"]["namespace"] = json!(if i % 2 == 0 { "a" } else { "b" });
+        kube.insert(object).unwrap();
+    }
+    let kubeconfig = Kubeconfig::from_yaml(&kube.kubeconfig_yaml("fake", None)).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let discovery = Discovery::new(client.clone())
+        .filter(&["lrs.datarobot.com"])
+        .run()
+        .await
+        .unwrap();
+    let (resource, capabilities) = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .find(|(r, _)| r.plural == "lrs")
+        .expect("the LRS is discovered");
+    assert_eq!(resource.kind, "LongRunningService");
+    assert_eq!(capabilities.scope, Scope::Namespaced);
+
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let mut names = Vec::new();
+    let mut params = ListParams::default().labels("datarobot-lrs-type=deployment");
+    loop {
+        let page = all.list(&params).await.unwrap();
+        names.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        vec!["m0", "m2", "m4", "m1", "m3"],
+        "namespace a first, then b"
+    );
+
+    let in_a: Api<DynamicObject> = Api::namespaced_with(client, "a", &resource);
+    let mut restored = lrs("restored", "deployment");
+    restored["metadata"]["namespace"] = json!("a");
+    let applied = in_a
+        .patch(
+            "restored",
+            &PatchParams::apply("kubectl-mlbackup"),
+            &Patch::Apply(&restored),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.generation, Some(1));
+    let error = in_a
+        .create(
+            &Default::default(),
+            &serde_json::from_value::<DynamicObject>(applied_with_version(&restored)).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, kube::Error::Api(ref s) if s.code == 500),
+        "{error:?}"
+    );
+}
+
+fn applied_with_version(object: &Value) -> Value {
+    let mut object = object.clone();
+    object["metadata"]["name"] = json!("other");
+    object["metadata"]["resourceVersion"] = json!("5");
+    object
+}
