@@ -339,6 +339,12 @@ impl BackupWriter {
         &self.items
     }
 
+    /// Removes the `.partial` folder: for a backup that failed before capturing anything, so
+    /// no empty backup is left behind.
+    pub fn discard(self) -> Result<(), FolderError> {
+        fs::remove_dir_all(&self.dir).map_err(io_error("remove", &self.dir))
+    }
+
     /// Forgets everything written so far (files included), for a list that starts again: a
     /// backup never mixes objects from two points in time.
     pub fn clear(&mut self) -> Result<(), FolderError> {

@@ -34,6 +34,8 @@ pub struct FaultRule {
     pub fault: Fault,
     /// How many matching requests it applies to; `None` means every one.
     pub times: Option<usize>,
+    /// How many matching requests pass untouched before it applies (to fail a list mid-way).
+    pub skip: usize,
 }
 
 impl FaultRule {
@@ -44,7 +46,14 @@ impl FaultRule {
             path_contains: path_contains.into(),
             fault,
             times,
+            skip: 0,
         }
+    }
+
+    /// Lets the first `count` matching requests through before the fault applies.
+    pub fn after(mut self, count: usize) -> Self {
+        self.skip = count;
+        self
     }
 
     /// Restricts the rule to one HTTP method.
@@ -80,6 +89,10 @@ impl Faults {
         let mut hits = Vec::new();
         for rule in rules.iter_mut() {
             if rule.matches(method, path) && rule.times != Some(0) {
+                if rule.skip > 0 {
+                    rule.skip -= 1;
+                    continue;
+                }
                 hits.push(rule.fault.clone());
                 if let Some(n) = rule.times.as_mut() {
                     *n -= 1;

@@ -73,7 +73,7 @@ pub enum ClusterError {
     #[error("{message}")]
     NotFound { message: String },
 
-    #[error("the {resource} resource type is not served by this cluster ({detail})")]
+    #[error("the LRS resource type `{resource}` is not served by this cluster ({detail})")]
     ResourceNotServed { resource: String, detail: String },
 
     /// A `continue` token went stale (410 Gone): the list must start again.

@@ -167,6 +167,13 @@ pub async fn run(
                 .finish(info)
                 .context("cannot complete the backup folder")?,
         ),
+        Some(Err(err)) if writer.items().is_empty() => {
+            // Nothing was captured (a 403 on the first page, say): leave nothing behind.
+            writer
+                .discard()
+                .context("cannot remove the empty backup folder")?;
+            return Err(anyhow::Error::new(err).context("the backup failed"));
+        }
         Some(Err(err)) => {
             let written = writer.items().len();
             let reason = format!("listing stopped after {written} objects: {err}");

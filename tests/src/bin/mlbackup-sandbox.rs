@@ -1,1 +1,124 @@
-fn main() {}
+//! `mlbackup-sandbox`: starts the fake cluster and DataRobot API on 127.0.0.1, prints one JSON
+//! line saying where they are, and serves until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mlbackup_testkit::sample::SampleSpec;
+use mlbackup_testkit::sandbox::{Sandbox, SandboxOptions};
+
+/// A local fake of a DataRobot cluster for trying kubectl-mlbackup (and kubectl) safely.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the fake Kubernetes API server and DataRobot API and serve until interrupted.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Where to write the kubeconfig of the sandbox (context `sandbox`).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// LRSes of type `deployment`.
+    #[arg(long, default_value_t = 12)]
+    lrs: usize,
+    /// LRSes of type `spark_app`.
+    #[arg(long, default_value_t = 3)]
+    spark: usize,
+    /// LRSes of other types (`custom_application`, `custom_job`, ...).
+    #[arg(long, default_value_t = 2)]
+    other: usize,
+    /// Spread the LRSes over this many namespaces, the app namespace first.
+    #[arg(long, default_value_t = 1)]
+    namespaces: usize,
+    /// DataRobot model deployments.
+    #[arg(long, default_value_t = 12)]
+    deployments: usize,
+    /// How many of the deployments are inactive.
+    #[arg(long, default_value_t = 2)]
+    inactive_deployments: usize,
+    /// Extra latency of every DataRobot API request, in milliseconds.
+    #[arg(long, value_name = "L")]
+    dr_latency_ms: Option<u64>,
+    /// Seed of the sample data (the same seed gives the same objects).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The namespace DataRobot is installed in.
+    #[arg(long, default_value = "dr-app")]
+    app_namespace: String,
+    /// The version the LRS resource is served at.
+    #[arg(long, default_value = "v1")]
+    lrs_version: String,
+    /// Largest page of a list the API server returns (forces pagination).
+    #[arg(long, value_name = "N")]
+    max_page_size: Option<usize>,
+    /// Working directories of the processes exec'd in pods (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    mlbackup_testkit::tls::install_crypto_provider();
+    let Command::Serve(args) = Cli::parse().command;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.inactive_deployments > args.deployments {
+        anyhow::bail!("--inactive-deployments cannot exceed --deployments");
+    }
+    let temp_state = tempfile::Builder::new()
+        .prefix("mlbackup-sandbox-")
+        .tempdir()
+        .context("cannot create the pods' state directory")?;
+    let pods_root = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| temp_state.path().to_path_buf());
+    let kubeconfig = std::path::absolute(&args.kubeconfig)?;
+    let sandbox = Sandbox::start(SandboxOptions {
+        sample: SampleSpec {
+            lrs: args.lrs,
+            spark: args.spark,
+            other: args.other,
+            namespaces: args.namespaces,
+            app_namespace: args.app_namespace,
+            deployments: args.deployments,
+            inactive_deployments: args.inactive_deployments,
+            seed: args.seed,
+        },
+        lrs_version: args.lrs_version,
+        dr_latency: args.dr_latency_ms.map(Duration::from_millis),
+        max_page_size: args.max_page_size,
+        kubeconfig,
+        pods_root,
+    })
+    .await?;
+    println!("{}", serde_json::to_string(&sandbox.ready)?);
+    wait_for_signal().await?;
+    drop(sandbox);
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

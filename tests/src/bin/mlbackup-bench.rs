@@ -1,0 +1,258 @@
+//! `mlbackup-bench`: times `kubectl mlbackup backup` against the vendor runbook's shell loop and
+//! against one `kubectl get -o yaml` (the floor: a single list call) on the sandbox, with peak
+//! memory, and prints the ratios. Figures, not assertions: tests never time anything.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use mlbackup_testkit::sample::SampleSpec;
+use mlbackup_testkit::sandbox::{Sandbox, SandboxOptions};
+use serde::Serialize;
+
+/// Benchmark of the LRS backup on the sandbox.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// LRSes of type `deployment`, all in the app namespace (where the shell loop works).
+    #[arg(long, default_value_t = 2000)]
+    lrs: usize,
+    /// The plugin binary [default: kubectl-mlbackup beside this binary].
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// Runs of the fast commands; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Skip the shell loop (it starts two kubectl processes per object and takes minutes).
+    #[arg(long)]
+    skip_loop: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Sample {
+    seconds: f64,
+    peak_rss_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    lrs: usize,
+    shell_loop: Option<Sample>,
+    kubectl_list: Sample,
+    mlbackup: Sample,
+    speedup_over_shell_loop: Option<f64>,
+    ratio_to_kubectl_list: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    mlbackup_testkit::tls::install_crypto_provider();
+    let cli = Cli::parse();
+    if !Path::new("/usr/bin/time").exists() {
+        bail!("peak memory is read with GNU time: install it (apt-get install time)");
+    }
+    let plugin = match &cli.plugin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no parent directory")?
+            .join("kubectl-mlbackup"),
+    };
+    if !plugin.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p kubectl-mlbackup) or pass --plugin",
+            plugin.display()
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let work = tempfile::Builder::new()
+        .prefix("mlbackup-bench-")
+        .tempdir()?;
+    let sandbox = runtime.block_on(Sandbox::start(SandboxOptions {
+        sample: SampleSpec {
+            lrs: cli.lrs,
+            spark: 0,
+            other: 0,
+            namespaces: 1,
+            deployments: 0,
+            inactive_deployments: 0,
+            ..SampleSpec::default()
+        },
+        lrs_version: "v1".into(),
+        dr_latency: None,
+        max_page_size: None,
+        kubeconfig: work.path().join("kubeconfig"),
+        pods_root: work.path().join("pods"),
+    }))?;
+    let env = Env {
+        kubeconfig: sandbox.ready.kubeconfig.clone(),
+        home: work.path().join("home"),
+        app_namespace: sandbox.ready.app_namespace.clone(),
+    };
+    std::fs::create_dir_all(&env.home)?;
+    eprintln!(
+        "sandbox ready with {} deployment LRSes; measuring...",
+        cli.lrs
+    );
+
+    let shell_loop = if cli.skip_loop {
+        None
+    } else {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/runbook-lrs-backup.sh");
+        let cwd = fresh_dir(work.path(), "loop")?;
+        let sample = env.measure(
+            &cwd,
+            "bash",
+            &[script.to_str().context("script path")?],
+            None,
+        )?;
+        eprintln!("(a) shell loop: {:.1} s", sample.seconds);
+        Some(sample)
+    };
+    let kubectl_list = median(cli.runs, || {
+        let cwd = fresh_dir(work.path(), "list")?;
+        let out = std::fs::File::create(cwd.join("all.yaml"))?;
+        env.measure(
+            &cwd,
+            "kubectl",
+            &[
+                "get",
+                "lrs",
+                "-A",
+                "-l",
+                "datarobot-lrs-type=deployment",
+                "-o",
+                "yaml",
+            ],
+            Some(out),
+        )
+    })?;
+    eprintln!("(b) kubectl get -o yaml: {:.2} s", kubectl_list.seconds);
+    let plugin = plugin.to_str().context("plugin path")?;
+    let mlbackup = median(cli.runs, || {
+        let cwd = fresh_dir(work.path(), "mlbackup")?;
+        env.measure(&cwd, plugin, &["backup", "-o", "json"], None)
+    })?;
+    eprintln!("(c) kubectl mlbackup backup: {:.2} s", mlbackup.seconds);
+
+    let report = Report {
+        lrs: cli.lrs,
+        speedup_over_shell_loop: shell_loop.as_ref().map(|a| a.seconds / mlbackup.seconds),
+        ratio_to_kubectl_list: mlbackup.seconds / kubectl_list.seconds,
+        shell_loop,
+        kubectl_list,
+        mlbackup,
+    };
+    print_report(&report);
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
+    }
+    drop(sandbox);
+    Ok(())
+}
+
+/// The environment every measured command runs in: the sandbox's kubeconfig, a HOME of the
+/// benchmark's own (kubectl's discovery cache included) and the runbook's variable.
+struct Env {
+    kubeconfig: PathBuf,
+    home: PathBuf,
+    app_namespace: String,
+}
+
+impl Env {
+    /// Runs `program ARGS` in `cwd` under GNU time, for its peak resident memory (of the
+    /// largest process in the tree: for the shell loop, the largest of its kubectl processes).
+    fn measure(
+        &self,
+        cwd: &Path,
+        program: &str,
+        args: &[&str],
+        stdout: Option<std::fs::File>,
+    ) -> anyhow::Result<Sample> {
+        let stats = tempfile::NamedTempFile::new()?;
+        let mut command = Command::new("/usr/bin/time");
+        command
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(stats.path())
+            .arg(program)
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("DR_CORE_NAMESPACE", &self.app_namespace)
+            .stdout(match stdout {
+                Some(file) => Stdio::from(file),
+                None => Stdio::null(),
+            });
+        let started = Instant::now();
+        let status = command.status()?;
+        let elapsed = started.elapsed();
+        if !status.success() {
+            bail!("{program} {} failed: {status}", args.join(" "));
+        }
+        let peak_kib: f64 = std::fs::read_to_string(stats.path())?
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .context("cannot read GNU time's output")?;
+        Ok(Sample {
+            seconds: elapsed.as_secs_f64(),
+            peak_rss_mib: peak_kib / 1024.0,
+        })
+    }
+}
+
+fn fresh_dir(root: &Path, prefix: &str) -> anyhow::Result<PathBuf> {
+    Ok(tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(root)?
+        .keep())
+}
+
+fn median(runs: usize, mut run: impl FnMut() -> anyhow::Result<Sample>) -> anyhow::Result<Sample> {
+    let mut samples = (0..runs.max(1))
+        .map(|_| run())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    Ok(samples[samples.len() / 2].clone())
+}
+
+fn print_report(report: &Report) {
+    println!(
+        "LRS backup of {} deployment LRSes on the sandbox (one namespace)",
+        report.lrs
+    );
+    println!("{:<42} {:>9} {:>10}", "", "wall", "peak RSS");
+    let row = |name: &str, sample: &Sample| {
+        println!(
+            "{name:<42} {:>8.2}s {:>6.1} MiB",
+            sample.seconds, sample.peak_rss_mib
+        );
+    };
+    if let Some(a) = &report.shell_loop {
+        row("(a) documented shell loop", a);
+    }
+    row(
+        "(b) kubectl get lrs -A -o yaml (floor)",
+        &report.kubectl_list,
+    );
+    row("(c) kubectl mlbackup backup", &report.mlbackup);
+    if let Some(speedup) = report.speedup_over_shell_loop {
+        println!("(c) is {speedup:.0}x faster than (a)   [target: at least 50x]");
+    }
+    println!(
+        "(c) takes {:.2}x the time of (b)      [target: at most 2x]",
+        report.ratio_to_kubectl_list
+    );
+}
