@@ -33,8 +33,22 @@ impl Sandbox {
         self.home.path().join(relative)
     }
 
+    /// Starts `kubectl-mlbackup ARGS` without waiting, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut command = self.command(args);
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().expect("start kubectl-mlbackup")
+    }
+
     /// Runs `kubectl-mlbackup ARGS` and returns what it did.
     pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run kubectl-mlbackup"))
+    }
+
+    /// The plugin command in the sealed environment: only PATH and the test's own variables.
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"));
         command
             .args(args)
@@ -45,7 +59,7 @@ impl Sandbox {
         for (key, value) in &self.envs {
             command.env(key, value);
         }
-        Run::from(command.output().expect("run kubectl-mlbackup"))
+        command
     }
 }
 
@@ -117,5 +131,86 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A fake Kubernetes API server (in this process, on its own runtime) seeded with sample LRSes,
+/// and a kubeconfig for it in the sealed HOME.
+pub struct FakeCluster {
+    pub kube: mlbackup_testkit::kube::FakeKube,
+    pub kubeconfig: PathBuf,
+    pub sample: mlbackup_testkit::sample::Sample,
+    // Last: the servers' tasks live on it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeCluster {
+    /// Starts a cluster with `spec`'s population, serving the LRS at `options.lrs_version`.
+    pub fn start(
+        sandbox: &Sandbox,
+        spec: mlbackup_testkit::sample::SampleSpec,
+        mut options: mlbackup_testkit::kube::FakeKubeOptions,
+    ) -> FakeCluster {
+        mlbackup_testkit::tls::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        options.pods_root = sandbox.path("pods");
+        let lrs_version = options.lrs_version.clone();
+        let kube = runtime
+            .block_on(mlbackup_testkit::kube::FakeKube::start(options))
+            .expect("start the fake API server");
+        let sample = mlbackup_testkit::sample::generate(&spec, &lrs_version);
+        for namespace in ["default"]
+            .into_iter()
+            .chain(sample.namespaces.iter().map(String::as_str))
+        {
+            kube.create_namespace(namespace);
+        }
+        for object in &sample.lrs {
+            kube.insert(object.clone()).expect("seed an LRS");
+        }
+        let kubeconfig = sandbox.path("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "fake", Some(&spec.app_namespace))
+            .unwrap();
+        FakeCluster {
+            kube,
+            kubeconfig,
+            sample,
+            _runtime: runtime,
+        }
+    }
+
+    /// The default population: LRSes of several types over `namespaces` namespaces.
+    pub fn with_lrs(sandbox: &Sandbox, lrs: usize, namespaces: usize) -> FakeCluster {
+        FakeCluster::start(
+            sandbox,
+            mlbackup_testkit::sample::SampleSpec {
+                lrs,
+                namespaces,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+    }
+
+    /// The kubeconfig flag pair, for `Sandbox::run`.
+    pub fn kubeconfig_arg(&self) -> String {
+        format!("--kubeconfig={}", self.kubeconfig.display())
+    }
+
+    /// The object as the API server serves it, without managedFields (as kubectl shows it).
+    pub fn served(&self, namespace: &str, name: &str) -> serde_json::Value {
+        let mut object = self
+            .kube
+            .get("lrs", Some(namespace), name)
+            .expect("object exists");
+        object["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        object
     }
 }

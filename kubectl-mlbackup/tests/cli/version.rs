@@ -1,6 +1,6 @@
 //! `version`: client only, against the fake cluster, and the errors users hit on the way.
 
-use crate::support::Sandbox;
+use crate::support::{FakeCluster, Sandbox};
 
 #[test]
 fn client_version_needs_no_cluster() {
@@ -68,6 +68,88 @@ fn an_unreachable_cluster_is_named_with_a_hint() {
     assert!(
         !run.stderr.contains("Error {"),
         "no debug dumps: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn against_a_cluster_it_shows_the_server_context_and_namespace() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    let sandbox = sandbox.env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap());
+    let run = sandbox.run(&["version", "-o", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert!(
+        json["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.")
+    );
+    assert_eq!(json["serverVersion"]["server"], cluster.kube.url());
+    assert_eq!(json["serverVersion"]["context"], "fake");
+    assert_eq!(
+        json["serverVersion"]["namespace"], "dr-app",
+        "the context's namespace"
+    );
+    let run = sandbox.run(&["version", "-n", "other", "-o", "json"]);
+    assert_eq!(run.json()["serverVersion"]["namespace"], "other", "-n wins");
+    // Every request says who sent it.
+    let agents = cluster.kube.requests().entries();
+    assert!(!agents.is_empty());
+    for request in agents {
+        assert_eq!(
+            request.user_agent.as_deref(),
+            Some(concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION")))
+        );
+    }
+}
+
+#[test]
+fn kubeconfig_files_merge_like_kubectl_and_context_flags_pick_from_them() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    // A first file whose current context points nowhere, and the real one second: the first
+    // file wins for current-context, so --context must pick the fake.
+    let broken = sandbox.path("first.yaml");
+    std::fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: gone, cluster: {server: 'http://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: gone, context: {cluster: gone, user: u}}]\ncurrent-context: gone\n",
+    )
+    .unwrap();
+    let list = format!(
+        "{}:{}:{}",
+        broken.display(),
+        sandbox.path("missing.yaml").display(),
+        cluster.kubeconfig.display()
+    );
+    let sandbox = sandbox.env("KUBECONFIG", &list);
+    let run = sandbox.run(&["version"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("cannot reach the cluster at http://127.0.0.1:1"),
+        "{}",
+        run.stderr
+    );
+    let run = sandbox.run(&["version", "--context", "fake", "-o", "json"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["serverVersion"]["context"], "fake");
+    // --cluster and --user override the context's parts.
+    let run = sandbox.run(&["version", "--context", "fake", "--cluster", "gone"]);
+    run.expect_code(1);
+    let run = sandbox.run(&["version", "--context", "fake", "--user", "u"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("rejected the credentials (401 Unauthorized)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: your credentials expired or are wrong"),
+        "{}",
         run.stderr
     );
 }
