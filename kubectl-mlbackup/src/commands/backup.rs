@@ -153,8 +153,15 @@ pub async fn run(
         namespaces: namespace.iter().cloned().collect(),
     };
     let progress = printer.progress("listing LRS objects");
+    let what = Listing {
+        cluster: &cluster,
+        resource: &resource,
+        namespace: namespace.as_deref(),
+        selector: &selector,
+        page_size: args.page_size,
+    };
     let listing = tokio::select! {
-        result = list_into(&cluster, &resource, namespace.as_deref(), &selector, args.page_size, &mut writer, &progress) => Some(result),
+        result = list_into(&what, &mut writer, &progress) => Some(result),
         _ = tokio::signal::ctrl_c() => None,
     };
     progress.finish();
@@ -199,24 +206,25 @@ pub async fn run(
     }
 }
 
+/// What one backup lists.
+struct Listing<'a> {
+    cluster: &'a Cluster,
+    resource: &'a ServedResource,
+    namespace: Option<&'a str>,
+    selector: &'a str,
+    page_size: u32,
+}
+
 /// Lists every page into the writer. A stale `continue` token restarts the list from the start
 /// in a clean folder, so the backup never mixes two points in time.
 async fn list_into(
-    cluster: &Cluster,
-    resource: &ServedResource,
-    namespace: Option<&str>,
-    selector: &str,
-    page_size: u32,
+    what: &Listing<'_>,
     writer: &mut BackupWriter,
     progress: &Progress,
 ) -> Result<(), BackupError> {
     let mut restarts = 0;
     loop {
-        match list_once(
-            cluster, resource, namespace, selector, page_size, writer, progress,
-        )
-        .await
-        {
+        match list_once(what, writer, progress).await {
             Err(BackupError::Cluster(ClusterError::Expired { message }))
                 if restarts < MAX_LIST_RESTARTS =>
             {
@@ -231,19 +239,17 @@ async fn list_into(
 }
 
 async fn list_once(
-    cluster: &Cluster,
-    resource: &ServedResource,
-    namespace: Option<&str>,
-    selector: &str,
-    page_size: u32,
+    what: &Listing<'_>,
     writer: &mut BackupWriter,
     progress: &Progress,
 ) -> Result<(), BackupError> {
+    let page_size = what.page_size;
     let fetch = |token: Option<String>| {
-        let cluster = cluster.clone();
-        let resource = resource.clone();
-        let namespace = namespace.map(str::to_string);
-        let selector = selector.to_string();
+        // The next page downloads on its own task while this one is written.
+        let cluster = what.cluster.clone();
+        let resource = what.resource.clone();
+        let namespace = what.namespace.map(str::to_string);
+        let selector = what.selector.to_string();
         tokio::spawn(async move {
             lrs::list_page(
                 &cluster,

@@ -232,7 +232,7 @@ const ORDER_BY_FIELDS: &[&str] = &[
 ];
 
 fn list_deployments(shared: &Shared, caller: Caller, raw_query: Option<&str>) -> Response<Body> {
-    let Some(pairs) = serde_urlencoded_pairs(raw_query.unwrap_or_default()) else {
+    let Ok(pairs) = crate::query::strict_pairs(raw_query.unwrap_or_default()) else {
         return invalid_fields(json!({ "query": "malformed percent-encoding" }));
     };
     let query: HashMap<String, String> = pairs.iter().cloned().collect();
@@ -497,51 +497,8 @@ fn get_job(shared: &Shared, id: &str) -> Response<Body> {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` query text into pairs; `None` if malformed.
-fn serde_urlencoded_pairs(query: &str) -> Option<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    for part in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
-        pairs.push((percent_decode(key)?, percent_decode(value)?));
-    }
-    Some(pairs)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 fn encode_query(params: &[(String, String)]) -> String {
-    fn encode(text: &str) -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    crate::query::encode(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 #[cfg(test)]
@@ -566,7 +523,7 @@ mod unit {
 
     #[test]
     fn query_text_round_trips() {
-        let pairs = serde_urlencoded_pairs("search=a+b%2Fc&limit=5&flag").unwrap();
+        let pairs = crate::query::strict_pairs("search=a+b%2Fc&limit=5&flag").unwrap();
         assert_eq!(
             pairs,
             vec![
@@ -575,8 +532,8 @@ mod unit {
                 ("flag".to_string(), String::new()),
             ]
         );
-        assert_eq!(encode_query(&pairs), "search=a%20b%2Fc&limit=5&flag=");
-        assert!(serde_urlencoded_pairs("a=%zz").is_none());
+        assert_eq!(encode_query(&pairs), "search=a+b%2Fc&limit=5&flag=");
+        assert!(crate::query::strict_pairs("a=%zz").is_err());
     }
 
     #[test]

@@ -44,39 +44,9 @@ async fn dispatch(State(state): State<RouterState>, request: Request) -> Respons
 /// The decoded query string, repeated keys kept in order.
 struct Query(Vec<(String, String)>);
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                Ok(byte) => {
-                    out.push(byte);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Query {
     fn parse(raw: Option<&str>) -> Self {
-        Query(
-            raw.unwrap_or_default()
-                .split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(key), percent_decode(value))
-                })
-                .collect(),
-        )
+        Query(crate::query::pairs(raw.unwrap_or_default()))
     }
 
     fn get(&self, key: &str) -> Option<&str> {
