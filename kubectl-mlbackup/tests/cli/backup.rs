@@ -503,3 +503,47 @@ fn the_summary_says_what_was_saved_where() {
         ");
     });
 }
+
+#[test]
+fn kubectl_reads_a_backup_file_back_as_the_same_object() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(1, 1), FakeKubeOptions::default());
+    // Strings that a YAML 1.1 reader (kubectl) turns into booleans, numbers or dates unless the
+    // writer quotes them.
+    let tricky = serde_json::json!({
+        "on": "yes", "off": "n", "octal": "0755", "float": "1e3", "sexagesimal": "3:25:45",
+        "date": "2026-01-05", "null": "~", "empty": "", "colon": "a: b", "hash": "#x",
+        "multi": "line1\nline2\n", "long": "x".repeat(300)
+    });
+    cluster
+        .kube
+        .insert(serde_json::json!({
+            "apiVersion": "lrs.datarobot.com/v1", "kind": "LongRunningService",
+            "metadata": {"name": "tricky", "namespace": "dr-app",
+                         "labels": {"datarobot-lrs-type": "deployment"}, "annotations": tricky},
+            "spec": {"replicas": 1, "image": "registry.example.com/m:1"}
+        }))
+        .unwrap();
+    let run = backup(&sandbox, &cluster, &[]);
+    run.expect_code(0);
+    let file = sandbox
+        .home()
+        .join(run.json()["path"].as_str().unwrap())
+        .join("dr-app/tricky.yaml");
+    let home = sandbox.home().display().to_string();
+    let read = std::process::Command::new("kubectl")
+        .args(["create", "--dry-run=client", "-o", "json", "-f"])
+        .arg(&file)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("HOME", &home)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(parsed["metadata"]["annotations"], tricky);
+    assert_eq!(parsed["spec"], cluster.served("dr-app", "tricky")["spec"]);
+}
