@@ -186,8 +186,8 @@ pub enum Command {
         kubectl mlbackup restore lrs_backup_2026_11_21_14_05\n  \
         kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --dry-run=server\n  \
         kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --existing=update --only dr-app/cm-6571\n  \
-        kubectl mlbackup restore ./lrs_backup_2026_11_21_14_05 --namespace-map dr-app=dr-app-new --create-namespaces\n  \
-        kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --context new-cluster -o json")]
+        kubectl mlbackup restore ./old/lrs_backup_2026_11_21_14_05 --namespace-map dr-app=dr-app-new\n  \
+        kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --context new --create-namespaces -o json")]
     Restore(RestoreArgs),
 
     /// Compare a backup with the live cluster.

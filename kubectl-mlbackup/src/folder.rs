@@ -1073,7 +1073,10 @@ impl Backup {
     /// problem for each file it could not.
     fn read_yaml_files(&self) -> Result<(Vec<ManifestItem>, Vec<Problem>), FolderError> {
         let (objects, problems) = self.read_yaml_objects()?;
-        Ok((objects.into_iter().map(|(item, _)| item).collect(), problems))
+        Ok((
+            objects.into_iter().map(|(item, _)| item).collect(),
+            problems,
+        ))
     }
 
     /// [`Backup::read_yaml_files`] with the objects read.

@@ -210,7 +210,10 @@ mod tests {
         let mut no_annotations = served();
         no_annotations["metadata"]["annotations"] = json!({});
         let mut absent = served();
-        absent["metadata"].as_object_mut().unwrap().remove("annotations");
+        absent["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
         assert!(same_desired_state(&no_annotations, &absent));
     }
 
@@ -219,7 +222,12 @@ mod tests {
         let mut live = served();
         live["spec"]["replicas"] = json!(1);
         live["metadata"]["labels"]["team"] = json!("ml");
-        let diff = unified_diff(&served(), &live, "backup/dr-app/cm-1", "cluster/dr-app/cm-1");
+        let diff = unified_diff(
+            &served(),
+            &live,
+            "backup/dr-app/cm-1",
+            "cluster/dr-app/cm-1",
+        );
         assert_eq!(
             diff,
             "--- backup/dr-app/cm-1\n\

@@ -254,7 +254,10 @@ mod tests {
         assert!(replay_safe(&http::Method::GET, &empty));
         assert!(replay_safe(&http::Method::DELETE, &empty));
         assert!(!replay_safe(&http::Method::POST, &empty));
-        assert!(!replay_safe(&http::Method::PATCH, &empty), "a JSON patch is not");
+        assert!(
+            !replay_safe(&http::Method::PATCH, &empty),
+            "a JSON patch is not"
+        );
         let mut apply = HeaderMap::new();
         apply.insert(
             http::header::CONTENT_TYPE,

@@ -174,7 +174,12 @@ pub async fn run(
 
     let mut items: Vec<DiffItem> = planned
         .iter()
-        .map(|planned| compare(planned, live.get(&(planned.namespace.clone(), planned.name.clone()))))
+        .map(|planned| {
+            compare(
+                planned,
+                live.get(&(planned.namespace.clone(), planned.name.clone())),
+            )
+        })
         .collect();
     let known: HashSet<(String, String)> = planned
         .iter()

@@ -30,9 +30,7 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Prune(args) => prune::run(args, &env, printer),
         Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
         Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
-        Command::SparkCleanup(args) => {
-            spark_cleanup::run(&cli.global, args, &env, printer).await
-        }
+        Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
     };
     match result {
         Ok(exit) => exit,

@@ -485,7 +485,10 @@ pub async fn run(
     let server = cluster.server_url.clone();
     let resource_name = format!("{}/{}", resource.qualified_name(), resource.version);
     let (journal, journal_note) = if args.dry_run.is_some() {
-        (None, Some("dry runs change nothing and are not journaled".into()))
+        (
+            None,
+            Some("dry runs change nothing and are not journaled".into()),
+        )
     } else if !backup.has_journal() {
         (
             None,
@@ -529,7 +532,9 @@ pub async fn run(
         match backup.append_journal(&record) {
             Ok(path) => (Some(path), None),
             Err(err) => {
-                printer.warning(&format!("the restore was not recorded in the journal: {err}"));
+                printer.warning(&format!(
+                    "the restore was not recorded in the journal: {err}"
+                ));
                 (None, Some(err.to_string()))
             }
         }

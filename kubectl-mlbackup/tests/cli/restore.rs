@@ -129,19 +129,35 @@ fn a_full_backup_restores_into_an_empty_cluster_and_a_second_run_changes_nothing
         assert!(restored.get("status").is_none(), "the operator sets status");
     }
     let any = &target.kube.list("lrs", None)[0];
-    assert_eq!(any["metadata"]["managedFields"][0]["manager"], "kubectl-mlbackup");
+    assert_eq!(
+        any["metadata"]["managedFields"][0]["manager"],
+        "kubectl-mlbackup"
+    );
     assert_eq!(any["metadata"]["managedFields"][0]["operation"], "Apply");
 
     // Again: nothing to do, no request that writes, no resourceVersion moves.
     let versions = target.resource_versions();
     target.kube.requests().clear();
-    let run = restore(&sandbox, &target, "full", &["--create-namespaces", "-o", "json"]);
+    let run = restore(
+        &sandbox,
+        &target,
+        "full",
+        &["--create-namespaces", "-o", "json"],
+    );
     run.expect_code(0);
     assert_eq!(run.json()["summary"]["unchanged"], 12);
     assert_eq!(target.resource_versions(), versions);
-    assert_eq!(target.writes(), 0, "{:#?}", target.kube.requests().entries());
+    assert_eq!(
+        target.writes(),
+        0,
+        "{:#?}",
+        target.kube.requests().entries()
+    );
     let lists = target.kube.requests().count(|r| r.path.ends_with("/lrs"));
-    assert_eq!(lists, 3, "one list per namespace, never a request per object");
+    assert_eq!(
+        lists, 3,
+        "one list per namespace, never a request per object"
+    );
 
     let records = journal(&folder);
     assert_eq!(records.len(), 3, "every real run is journaled");
@@ -149,7 +165,12 @@ fn a_full_backup_restores_into_an_empty_cluster_and_a_second_run_changes_nothing
     assert_eq!(records[0]["summary"]["failed"], 12);
     assert_eq!(records[1]["summary"]["created"], 12);
     assert_eq!(records[2]["summary"]["unchanged"], 12);
-    assert!(records[0]["failures"][0].as_str().unwrap().contains("does not exist"));
+    assert!(
+        records[0]["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
 }
 
 /// Writes the objects as the documented loop does: `kubectl get lrs NAME -o yaml >
@@ -161,7 +182,10 @@ fn shell_loop_folder(sandbox: &Sandbox, cluster: &FakeCluster, name: &str) -> Pa
         if object["metadata"]["labels"]["datarobot-lrs-type"] != "deployment" {
             continue;
         }
-        let file = folder.join(format!("{}.yaml", object["metadata"]["name"].as_str().unwrap()));
+        let file = folder.join(format!(
+            "{}.yaml",
+            object["metadata"]["name"].as_str().unwrap()
+        ));
         std::fs::write(file, serde_yaml::to_string(&object).unwrap()).unwrap();
     }
     folder
@@ -178,7 +202,12 @@ fn the_shell_loops_raw_yaml_restores_although_the_server_rejects_it_as_is() {
     }
 
     // What `kubectl create -f` of such a file gets.
-    let file = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let raw: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(raw["metadata"]["resourceVersion"].is_string());
     assert!(raw["metadata"]["uid"].is_string());
@@ -205,7 +234,11 @@ fn the_shell_loops_raw_yaml_restores_although_the_server_rejects_it_as_is() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("hint: nothing was changed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: nothing was changed"),
+        "{}",
+        run.stderr
+    );
     assert!(target.kube.list("lrs", None).is_empty());
 
     let run = restore(
@@ -223,7 +256,10 @@ fn the_shell_loops_raw_yaml_restores_although_the_server_rejects_it_as_is() {
         outcome["journalNote"],
         "the backup has no manifest.json, so it keeps no journal"
     );
-    assert!(!folder.join("journal.jsonl").exists(), "the folder stays a plain folder");
+    assert!(
+        !folder.join("journal.jsonl").exists(),
+        "the folder stays a plain folder"
+    );
     for object in target.kube.list("lrs", None) {
         let namespace = object["metadata"]["namespace"].as_str().unwrap();
         let name = object["metadata"]["name"].as_str().unwrap();
@@ -266,9 +302,11 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     let run = restore(&sandbox, &cluster, "before", &["--type", "deployment"]);
     run.expect_code(0);
     assert!(
-        run.stdout.lines().any(|l| l.split_whitespace().take(2).eq([changed_ns, changed])
-            && l.contains("skipped-differs")
-            && l.contains("exists and differs from the backup (--existing=update overwrites)")),
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq([changed_ns, changed])
+                && l.contains("skipped-differs")
+                && l.contains("exists and differs from the backup (--existing=update overwrites)")),
         "{}",
         run.stdout
     );
@@ -331,7 +369,14 @@ fn namespaces_map_to_others_and_filters_narrow_the_restore() {
         &sandbox,
         &cluster,
         "b",
-        &["--namespace-map", "dr-tenant-1=dr-copy", "-n", "dr-tenant-1", "-o", "json"],
+        &[
+            "--namespace-map",
+            "dr-tenant-1=dr-copy",
+            "-n",
+            "dr-tenant-1",
+            "-o",
+            "json",
+        ],
     );
     run.expect_code(1);
     assert!(
@@ -366,7 +411,10 @@ fn namespaces_map_to_others_and_filters_narrow_the_restore() {
             desired(&cluster.served("dr-copy", name)),
             desired(&cluster.served("dr-tenant-1", name))
         );
-        assert_eq!(cluster.served("dr-copy", name)["metadata"]["namespace"], "dr-copy");
+        assert_eq!(
+            cluster.served("dr-copy", name)["metadata"]["namespace"],
+            "dr-copy"
+        );
     }
     assert_eq!(cluster.kube.list("lrs", None).len(), before + 3);
 
@@ -391,15 +439,28 @@ fn namespaces_map_to_others_and_filters_narrow_the_restore() {
         ],
     );
     run.expect_code(0);
-    assert_eq!(results(&run), [(format!("dr-other/{name}"), "created".into())]);
-    let run = restore(&sandbox, &cluster, "b", &["--type", "spark_app", "-o", "json"]);
+    assert_eq!(
+        results(&run),
+        [(format!("dr-other/{name}"), "created".into())]
+    );
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &["--type", "spark_app", "-o", "json"],
+    );
     run.expect_code(0);
     assert_eq!(run.json()["summary"]["total"], 2);
 
     // Mistakes are usage errors, before anything happens.
     let run = restore(&sandbox, &cluster, "b", &["--only", "dr-app/nope"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("--only: not in the backup: dr-app/nope"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--only: not in the backup: dr-app/nope"),
+        "{}",
+        run.stderr
+    );
     let run = restore(&sandbox, &cluster, "b", &["--namespace-map", "typo=x"]);
     run.expect_code(2);
     assert!(
@@ -418,8 +479,14 @@ fn dry_runs_change_nothing() {
     let cluster = FakeCluster::start(&sandbox, spread(3, 1), FakeKubeOptions::default());
     let folder = take_backup(&sandbox, &cluster, "b");
     let objects = deployments(&cluster);
-    cluster.merge_patch(&objects[0].0, &objects[0].1, json!({"spec": {"replicas": 9}}));
-    cluster.kube.remove("lrs", Some(&objects[1].0), &objects[1].1);
+    cluster.merge_patch(
+        &objects[0].0,
+        &objects[0].1,
+        json!({"spec": {"replicas": 9}}),
+    );
+    cluster
+        .kube
+        .remove("lrs", Some(&objects[1].0), &objects[1].1);
     let versions = cluster.resource_versions();
 
     cluster.kube.requests().clear();
@@ -427,17 +494,44 @@ fn dry_runs_change_nothing() {
         &sandbox,
         &cluster,
         "b",
-        &["--dry-run=client", "--existing=update", "--namespace-map", "dr-app=dr-new"],
+        &[
+            "--dry-run=client",
+            "--existing=update",
+            "--namespace-map",
+            "dr-app=dr-new",
+        ],
     );
     run.expect_code(1);
-    assert!(run.stdout.starts_with("DRY RUN (client): nothing was changed"), "{}", run.stdout);
-    assert!(run.stdout.contains("namespace dr-new does not exist"), "{}", run.stdout);
-    assert_eq!(cluster.writes(), 0, "{:#?}", cluster.kube.requests().entries());
+    assert!(
+        run.stdout
+            .starts_with("DRY RUN (client): nothing was changed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("namespace dr-new does not exist"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        cluster.writes(),
+        0,
+        "{:#?}",
+        cluster.kube.requests().entries()
+    );
 
-    let run = restore(&sandbox, &cluster, "b", &["--dry-run", "--existing=update", "-o", "json"]);
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &["--dry-run", "--existing=update", "-o", "json"],
+    );
     run.expect_code(0);
     let outcome = run.json();
-    assert_eq!(outcome["dryRun"], "client", "a bare --dry-run is client, as in kubectl");
+    assert_eq!(
+        outcome["dryRun"], "client",
+        "a bare --dry-run is client, as in kubectl"
+    );
     assert_eq!(outcome["summary"]["created"], 1);
     assert_eq!(outcome["summary"]["updated"], 1);
     assert_eq!(cluster.writes(), 0);
@@ -446,14 +540,26 @@ fn dry_runs_change_nothing() {
         &sandbox,
         &cluster,
         "b",
-        &["--dry-run=server", "--existing=update", "--create-namespaces", "--namespace-map",
-          "dr-app=dr-new", "-o", "json"],
+        &[
+            "--dry-run=server",
+            "--existing=update",
+            "--create-namespaces",
+            "--namespace-map",
+            "dr-app=dr-new",
+            "-o",
+            "json",
+        ],
     );
     run.expect_code(0);
     let outcome = run.json();
     assert_eq!(outcome["summary"]["created"], 6, "{outcome:#}");
     assert_eq!(outcome["namespacesCreated"], json!(["dr-new"]));
-    let run = restore(&sandbox, &cluster, "b", &["--dry-run=server", "--existing=update", "-o", "json"]);
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &["--dry-run=server", "--existing=update", "-o", "json"],
+    );
     run.expect_code(0);
     let outcome = run.json();
     assert_eq!(outcome["summary"]["created"], 1, "{outcome:#}");
@@ -468,7 +574,11 @@ fn dry_runs_change_nothing() {
     assert!(!writes.is_empty());
     for write in &writes {
         assert!(
-            write.query.as_deref().unwrap_or_default().contains("dryRun=All"),
+            write
+                .query
+                .as_deref()
+                .unwrap_or_default()
+                .contains("dryRun=All"),
             "{write:#?}"
         );
     }
@@ -496,9 +606,18 @@ fn a_corrupted_file_stops_the_restore_before_any_change() {
     let run = restore(&sandbox, &cluster, "b", &[]);
     run.expect_code(1);
     assert!(run.stdout.is_empty());
-    assert!(run.stderr.starts_with("error: 2 files of the backup cannot be restored:\n"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: 2 files of the backup cannot be restored:\n"),
+        "{}",
+        run.stderr
+    );
     for file in &files[..2] {
-        assert!(run.stderr.contains(&format!("  {file}: ")), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("  {file}: ")),
+            "{}",
+            run.stderr
+        );
     }
     assert_eq!(cluster.writes(), 0);
     assert!(deployments(&cluster).is_empty());
@@ -508,7 +627,10 @@ fn a_corrupted_file_stops_the_restore_before_any_change() {
     let outcome = run.json();
     assert_eq!(outcome["invalidFiles"].as_array().unwrap().len(), 2);
     assert_eq!(outcome["summary"]["created"], 1);
-    assert_eq!(outcome["summary"]["unchanged"], 3, "spark and other types are still there");
+    assert_eq!(
+        outcome["summary"]["unchanged"], 3,
+        "spark and other types are still there"
+    );
 }
 
 fn deployments_files(folder: &Path) -> Vec<String> {
@@ -571,11 +693,19 @@ fn the_table_shows_every_object_and_a_summary() {
     );
     take_backup(&sandbox, &cluster, "b");
     let objects = deployments(&cluster);
-    cluster.merge_patch(&objects[0].0, &objects[0].1, json!({"spec": {"replicas": 5}}));
-    cluster.kube.remove("lrs", Some(&objects[1].0), &objects[1].1);
+    cluster.merge_patch(
+        &objects[0].0,
+        &objects[0].1,
+        json!({"spec": {"replicas": 5}}),
+    );
+    cluster
+        .kube
+        .remove("lrs", Some(&objects[1].0), &objects[1].1);
     let run = restore(&sandbox, &cluster, "b", &[]);
     run.expect_code(0);
-    let stdout = run.stdout.replace(&sandbox.home().display().to_string(), "[HOME]");
+    let stdout = run
+        .stdout
+        .replace(&sandbox.home().display().to_string(), "[HOME]");
     insta::assert_snapshot!(stdout, @r"
     NAMESPACE   NAME                                     TYPE         RESULT            MESSAGE
     dr-app      cm-695b7d90f9681a64d3301861              deployment   skipped-differs   exists and differs from the backup (--existing=update overwrites)

@@ -33,10 +33,19 @@ fn by_type(cluster: &FakeCluster) -> BTreeMap<String, BTreeMap<String, String>> 
     for object in cluster.kube.list("lrs", None) {
         let meta = &object["metadata"];
         types
-            .entry(meta["labels"]["datarobot-lrs-type"].as_str().unwrap().to_string())
+            .entry(
+                meta["labels"]["datarobot-lrs-type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
             .or_default()
             .insert(
-                format!("{}/{}", meta["namespace"].as_str().unwrap(), meta["name"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    meta["namespace"].as_str().unwrap(),
+                    meta["name"].as_str().unwrap()
+                ),
                 meta["resourceVersion"].as_str().unwrap().to_string(),
             );
     }
@@ -61,25 +70,53 @@ fn only_spark_sessions_are_deleted_and_every_other_type_stays_untouched() {
     let cluster = FakeCluster::start(&sandbox, mixed(), FakeKubeOptions::default());
     let mut before = by_type(&cluster);
     assert_eq!(before["spark_app"].len(), 5);
-    assert!(before.len() >= 3, "deployment, spark_app and other types: {before:?}");
+    assert!(
+        before.len() >= 3,
+        "deployment, spark_app and other types: {before:?}"
+    );
 
     let run = cleanup(&sandbox, &cluster, &["--yes", "-o", "json"]);
     run.expect_code(0);
     let outcome = run.json();
     assert_eq!(outcome["summary"]["found"], 5);
     assert_eq!(outcome["summary"]["deleted"], 5);
-    assert_eq!(outcome["namespace"], Value::Null, "all namespaces by default");
-    assert!(outcome["items"].as_array().unwrap().iter().all(|i| i["result"] == "deleted"));
+    assert_eq!(
+        outcome["namespace"],
+        Value::Null,
+        "all namespaces by default"
+    );
+    assert!(
+        outcome["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["result"] == "deleted")
+    );
 
     let mut after = by_type(&cluster);
     assert!(!after.contains_key("spark_app"));
     before.remove("spark_app");
     after.remove("spark_app");
-    assert_eq!(after, before, "no other LRS changed, not even its resourceVersion");
-    let deletes = cluster.kube.requests().entries().into_iter().filter(|r| r.method == "DELETE");
+    assert_eq!(
+        after, before,
+        "no other LRS changed, not even its resourceVersion"
+    );
+    let deletes = cluster
+        .kube
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.method == "DELETE");
     let deleted: Vec<String> = deletes.map(|r| r.path).collect();
-    assert_eq!(deleted.len(), 5, "one DELETE per session, never a collection delete");
-    assert!(deleted.iter().all(|p| p.contains("/lrs/spark-session-")), "{deleted:#?}");
+    assert_eq!(
+        deleted.len(),
+        5,
+        "one DELETE per session, never a collection delete"
+    );
+    assert!(
+        deleted.iter().all(|p| p.contains("/lrs/spark-session-")),
+        "{deleted:#?}"
+    );
 
     // Nothing left: a second run is a no-op.
     let run = cleanup(&sandbox, &cluster, &["--yes"]);
@@ -97,14 +134,24 @@ fn dry_run_lists_and_a_namespace_narrows() {
     let sessions = spark_sessions(&cluster);
     let run = cleanup(&sandbox, &cluster, &["--dry-run"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("DRY RUN: 5 Spark sessions in all namespaces would be deleted"));
+    assert!(
+        run.stdout
+            .contains("DRY RUN: 5 Spark sessions in all namespaces would be deleted")
+    );
     assert_eq!(cluster.writes(), 0);
 
-    let run = cleanup(&sandbox, &cluster, &["-n", "dr-tenant-1", "--yes", "-o", "json"]);
+    let run = cleanup(
+        &sandbox,
+        &cluster,
+        &["-n", "dr-tenant-1", "--yes", "-o", "json"],
+    );
     run.expect_code(0);
     assert_eq!(run.json()["namespace"], "dr-tenant-1");
     let left = spark_sessions(&cluster);
-    let expected: Vec<_> = sessions.into_iter().filter(|(ns, _)| ns != "dr-tenant-1").collect();
+    let expected: Vec<_> = sessions
+        .into_iter()
+        .filter(|(ns, _)| ns != "dr-tenant-1")
+        .collect();
     assert_eq!(left, expected);
     assert_eq!(left.len(), 3, "sessions 0, 2, 4 live in dr-app");
 }
@@ -131,8 +178,15 @@ fn deleting_needs_a_confirmation() {
         return;
     };
     run.expect_code(1);
-    assert!(run.stdout.contains("Delete these 5 Spark sessions? [y/N]"), "{}", run.stdout);
-    assert!(run.stdout.contains("nothing deleted: the deletion was not confirmed"));
+    assert!(
+        run.stdout.contains("Delete these 5 Spark sessions? [y/N]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("nothing deleted: the deletion was not confirmed")
+    );
     assert_eq!(spark_sessions(&cluster).len(), 5);
     let run = sandbox
         .run_on_terminal(&["spark-cleanup", &kubeconfig], "y\n")
@@ -203,7 +257,15 @@ fn the_wait_ends_when_the_finalizers_let_go() {
     let cluster = FakeCluster::start(&sandbox, mixed(), FakeKubeOptions::default());
     let held = hold(&cluster, 2);
     let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["spark-cleanup", &kubeconfig, "--yes", "--timeout", "60s", "-o", "json"]);
+    let child = sandbox.spawn(&[
+        "spark-cleanup",
+        &kubeconfig,
+        "--yes",
+        "--timeout",
+        "60s",
+        "-o",
+        "json",
+    ]);
     // The operator finishes its cleanup once the deletion is requested.
     let deadline = Instant::now() + Duration::from_secs(30);
     for (namespace, name) in &held {
