@@ -110,6 +110,9 @@ pub(super) fn plan(
         .collect();
     let mut planned: Vec<Planned> = Vec::new();
     let mut targets: HashMap<(String, String), String> = HashMap::new();
+    // Every namespace the backup's files name, good files or not: a mapping of one of them is
+    // not a typo.
+    let mut sources: BTreeSet<String> = BTreeSet::new();
     for item in stored {
         let invalid = |detail: String| Problem {
             path: item.path.clone(),
@@ -157,6 +160,7 @@ pub(super) fn plan(
             )));
             continue;
         }
+        sources.insert(source_namespace.clone());
         let namespace = map
             .get(source_namespace.as_str())
             .map_or(source_namespace.clone(), |to| to.to_string());
@@ -181,14 +185,10 @@ pub(super) fn plan(
             object: stripped,
         });
     }
-    let sources: BTreeSet<&str> = planned
-        .iter()
-        .map(|p| p.source_namespace.as_str())
-        .collect();
     let unused: Vec<&str> = mappings
         .iter()
         .map(|m| m.from.as_str())
-        .filter(|from| !sources.contains(from))
+        .filter(|from| !sources.contains(*from))
         .collect();
     if !unused.is_empty() {
         return Err(UsageError {
@@ -804,4 +804,126 @@ fn summarize(items: &[RestoreItem]) -> RestoreSummary {
         } += 1;
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource() -> ServedResource {
+        ServedResource {
+            group: "lrs.datarobot.com".into(),
+            version: "v1".into(),
+            kind: "LongRunningService".into(),
+            plural: "lrs".into(),
+            namespaced: true,
+        }
+    }
+
+    fn lrs(namespace: Option<&str>, name: &str, api_version: &str) -> String {
+        let namespace = namespace.map_or(String::new(), |ns| format!("  namespace: {ns}\n"));
+        format!(
+            "apiVersion: {api_version}\nkind: LongRunningService\nmetadata:\n  name: {name}\n\
+             {namespace}  uid: u-{name}\n  resourceVersion: \"7\"\n  labels:\n    \
+             datarobot-lrs-type: deployment\nspec:\n  replicas: 1\nstatus:\n  phase: Running\n"
+        )
+    }
+
+    /// A shell-loop folder holding `files`.
+    fn folder(files: &[(&str, String)]) -> (tempfile::TempDir, Backup) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("lrs_backup_2025_01_01_00_00");
+        std::fs::create_dir(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let backup = Backup::open(&dir).unwrap();
+        (root, backup)
+    }
+
+    fn map(from: &str, to: &str) -> NamespaceMapping {
+        NamespaceMapping {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn namespaces_are_mapped_and_defaulted_and_server_fields_stripped() {
+        let (_root, backup) = folder(&[
+            ("a.yaml", lrs(Some("dr-app"), "a", "lrs.datarobot.com/v1")),
+            ("b.yaml", lrs(Some("team"), "b", "lrs.datarobot.com/v1")),
+            ("c.yaml", lrs(None, "c", "lrs.datarobot.com/v1")),
+        ]);
+        let (planned, problems) =
+            plan(&backup, &resource(), "ctx-ns", &[map("dr-app", "dr-new")]).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let places: Vec<(&str, &str, &str)> = planned
+            .iter()
+            .map(|p| {
+                (
+                    p.source_namespace.as_str(),
+                    p.namespace.as_str(),
+                    p.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("dr-app", "dr-new", "a"),
+                ("team", "team", "b"),
+                ("ctx-ns", "ctx-ns", "c")
+            ]
+        );
+        let a = &planned[0].object;
+        assert_eq!(a["metadata"]["namespace"], "dr-new");
+        assert!(a["metadata"].get("uid").is_none());
+        assert!(a["metadata"].get("resourceVersion").is_none());
+        assert!(a.get("status").is_none());
+        assert_eq!(planned[0].lrs_type, "deployment");
+    }
+
+    #[test]
+    fn bad_files_and_collisions_are_problems_and_mapping_mistakes_usage_errors() {
+        let (_root, backup) = folder(&[
+            ("a.yaml", lrs(Some("dr-app"), "a", "lrs.datarobot.com/v1")),
+            ("b.yaml", lrs(Some("team"), "a", "lrs.datarobot.com/v1")),
+            ("c.yaml", lrs(Some("dr-app"), "c", "lrs.datarobot.com/v2")),
+            (
+                "d.yaml",
+                lrs(Some("dr-app"), "Bad_Name", "lrs.datarobot.com/v1"),
+            ),
+            ("e.yaml", String::new()),
+        ]);
+        let (planned, problems) =
+            plan(&backup, &resource(), "default", &[map("team", "dr-app")]).unwrap();
+        assert_eq!(planned.len(), 1);
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("b.yaml", "it would be restored as dr-app/a, like a.yaml"),
+                (
+                    "c.yaml",
+                    "it is a LongRunningService of lrs.datarobot.com/v2, the cluster serves \
+                     LongRunningService as lrs.datarobot.com/v1 (if the cluster also serves that \
+                     version, pass --resource lrs.v2.lrs.datarobot.com)"
+                ),
+                ("d.yaml", "`Bad_Name` is not a valid object name"),
+                ("e.yaml", "the file is empty"),
+            ]
+        );
+        let err = plan(&backup, &resource(), "default", &[map("nope", "x")]).unwrap_err();
+        assert!(err.is::<UsageError>(), "{err}");
+        let twice = [map("team", "x"), map("team", "y")];
+        assert!(
+            plan(&backup, &resource(), "default", &twice)
+                .unwrap_err()
+                .is::<UsageError>()
+        );
+    }
 }
