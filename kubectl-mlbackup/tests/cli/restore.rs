@@ -716,3 +716,33 @@ fn the_table_shows_every_object_and_a_summary() {
     Recorded in backups/b/journal.jsonl
     ");
 }
+
+#[test]
+fn applies_are_retried_after_server_errors_and_broken_connections() {
+    use mlbackup_testkit::faults::{Fault, FaultRule};
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(3, 1), FakeKubeOptions::default());
+    take_backup(&sandbox, &cluster, "b");
+    for (namespace, name) in deployments(&cluster) {
+        cluster.kube.remove("lrs", Some(&namespace), &name);
+    }
+    let patch = || http::Method::PATCH;
+    cluster
+        .kube
+        .faults()
+        .add(FaultRule::new("/v1/namespaces/", Fault::Status(503), Some(2)).with_method(patch()));
+    cluster.kube.faults().add(
+        FaultRule::new("/v1/namespaces/", Fault::DropConnection, Some(1)).with_method(patch()),
+    );
+    let run = restore(&sandbox, &cluster, "b", &["-o", "json"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["summary"]["created"], 3);
+    assert_eq!(deployments(&cluster).len(), 3);
+    assert!(
+        cluster
+            .kube
+            .requests()
+            .count(|r| r.method == "PATCH" && r.status == 503)
+            >= 2
+    );
+}
