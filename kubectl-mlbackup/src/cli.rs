@@ -166,6 +166,57 @@ pub enum Command {
         kubectl mlbackup prune --older-than 30d --yes\n  \
         kubectl mlbackup prune --keep 3 --older-than 7d --dir /backups/prod -o json")]
     Prune(PruneArgs),
+
+    /// Restore the LRS objects of a backup into the cluster with server-side apply.
+    ///
+    /// BACKUP is a name in the backup directory or a path; plain folders of YAML files (the
+    /// documented shell loop's output) work too. Every file is read and checked first (YAML,
+    /// apiVersion and kind of the cluster's LRS resource, metadata.name): one bad file stops the
+    /// restore before any change and all bad files are listed (--skip-invalid goes on without
+    /// them). Server-managed fields (uid, resourceVersion, managedFields, ownerReferences,
+    /// status...) are dropped, then each object is applied with field manager
+    /// `kubectl-mlbackup`. Objects that exist are left alone and reported as unchanged or as
+    /// differing from the backup (labels, annotations, spec), unless --existing=update.
+    /// Restoring the same backup again changes nothing. Objects without a namespace go to the
+    /// -n / context namespace; with -n, only objects of that namespace are restored.
+    ///
+    /// Each real run (not dry runs) is recorded as one line in the backup's journal.jsonl;
+    /// folders without a manifest keep no journal. Exits 1 when any object failed.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup restore lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --dry-run=server\n  \
+        kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --existing=update --only dr-app/cm-6571\n  \
+        kubectl mlbackup restore ./old/lrs_backup_2026_11_21_14_05 --namespace-map dr-app=dr-app-new\n  \
+        kubectl mlbackup restore lrs_backup_2026_11_21_14_05 --context new --create-namespaces -o json")]
+    Restore(RestoreArgs),
+
+    /// Compare a backup with the live cluster.
+    ///
+    /// Each LRS of the backup is missing in the cluster, differs (a unified diff of labels,
+    /// annotations and spec follows), or is the same; LRSes that match the backup's selector in
+    /// the backup's namespaces but are not in the backup are extra in the cluster (for folders
+    /// without a manifest: `datarobot-lrs-type=deployment` in all namespaces, as the documented
+    /// loop). Like diff(1), exits 0 when there is no difference and 1 when there is (or on
+    /// error).
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup diff lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup diff lrs_backup_2026_11_21_14_05 --namespace-map dr-app=dr-app-new\n  \
+        kubectl mlbackup diff lrs_backup_2026_11_21_14_05 -o json")]
+    Diff(DiffArgs),
+
+    /// Delete the interactive Spark sessions (LRS of type spark_app) before an upgrade.
+    ///
+    /// Lists the LRSes labelled `datarobot-lrs-type=spark_app` in all namespaces (-n narrows),
+    /// shows them and asks for confirmation (--yes skips it and is required when stdin is not a
+    /// terminal). Deletes them with background propagation, several at a time, then waits
+    /// until they are gone or --timeout passes; objects still held by finalizers are named.
+    /// Never touches LRSes of other types. Exits 1 when any deletion failed or did not finish.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup spark-cleanup --dry-run\n  \
+        kubectl mlbackup spark-cleanup --yes\n  \
+        kubectl mlbackup spark-cleanup -n dr-app --timeout 5m\n  \
+        kubectl mlbackup spark-cleanup --yes --no-wait -o json")]
+    SparkCleanup(SparkCleanupArgs),
 }
 
 /// Where the backups are.
@@ -311,6 +362,165 @@ fn parse_label_value(text: &str) -> Result<String, String> {
             "`{text}` is not a valid label value (letters, digits, `-`, `_`, `.`; at most 63)"
         ))
     }
+}
+
+/// What `restore` does with an object that exists in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingPolicy {
+    /// Leave it as it is (reported as unchanged, or as differing from the backup).
+    Skip,
+    /// Apply the backup over it, taking over fields other managers own.
+    Update,
+}
+
+/// `--dry-run` modes, as kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    /// Only read the cluster; send no request that could change it.
+    Client,
+    /// Send every write with dryRun=All: the API server validates and admits it, and stores
+    /// nothing.
+    Server,
+}
+
+/// `--namespace-map FROM=TO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceMapping {
+    pub from: String,
+    pub to: String,
+}
+
+fn parse_namespace_mapping(text: &str) -> Result<NamespaceMapping, String> {
+    let (from, to) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not FROM=TO"))?;
+    for namespace in [from, to] {
+        if !crate::object::is_namespace_name(namespace) {
+            return Err(format!(
+                "`{namespace}` is not a valid namespace name (lower-case letters, digits and `-`; \
+                 at most 63)"
+            ));
+        }
+    }
+    Ok(NamespaceMapping {
+        from: from.to_string(),
+        to: to.to_string(),
+    })
+}
+
+/// `--only NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+fn parse_object_ref(text: &str) -> Result<ObjectRef, String> {
+    match text.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => Ok(ObjectRef {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }),
+        _ => Err(format!("`{text}` is not NAMESPACE/NAME")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = "BACKUP")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// What to do with objects that already exist in the cluster.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = ExistingPolicy::Skip)]
+    pub existing: ExistingPolicy,
+
+    /// Restore only this object (its namespace and name in the backup); repeat for several.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_object_ref)]
+    pub only: Vec<ObjectRef>,
+
+    /// Restore only LRSes of this workload type (the `datarobot-lrs-type` label); repeat for
+    /// several.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_label_value)]
+    pub types: Vec<String>,
+
+    /// Restore the objects of namespace FROM into namespace TO; repeat for several.
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_namespace_mapping)]
+    pub namespace_map: Vec<NamespaceMapping>,
+
+    /// Create target namespaces that do not exist (otherwise their objects fail).
+    #[arg(long)]
+    pub create_namespaces: bool,
+
+    /// Only show what would be done: `client` sends no request that changes anything,
+    /// `server` has the API server check every write without storing it.
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "client")]
+    pub dry_run: Option<DryRun>,
+
+    /// Go on without the files that cannot be restored (they are still listed).
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Restore into this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = "BACKUP")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Compare the objects of namespace FROM with namespace TO of the cluster; repeat for
+    /// several.
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_namespace_mapping)]
+    pub namespace_map: Vec<NamespaceMapping>,
+
+    /// Compare with this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
+}
+
+#[derive(Debug, Args)]
+pub struct SparkCleanupArgs {
+    /// Look in every namespace (the default unless -n is given).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Delete without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Only list what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Wait until the deleted objects are gone (the default).
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+
+    /// Do not wait: return once every deletion was accepted.
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
+
+    /// How long to wait for the objects to be gone, like `2m` or `90s`.
+    #[arg(long, value_name = "DURATION", default_value = "2m",
+          value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+
+    /// Delete this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
 }
 
 #[derive(Debug, Args)]

@@ -205,6 +205,14 @@ pub struct ManifestItem {
     pub bytes: u64,
 }
 
+/// One LRS object read from a backup file.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// Relative to the backup folder, with `/`.
+    pub path: String,
+    pub object: serde_json::Value,
+}
+
 /// What the backup command knows about the run; the writer adds items, counts, status and
 /// `finishedAt`.
 #[derive(Debug, Clone)]
@@ -867,6 +875,81 @@ impl Backup {
             .is_ok_and(|meta| meta.is_file())
     }
 
+    /// Reads every LRS file for a restore, checked as [`Backup::verify`] checks it (for a
+    /// managed backup: listed, intact, of the recorded apiVersion and kind, named like its
+    /// path; otherwise: a YAML object with apiVersion, kind and metadata.name). Returns the
+    /// objects and a problem for each file that is not good, sorted by path.
+    pub fn read_objects(&self) -> Result<(Vec<StoredObject>, Vec<Problem>), FolderError> {
+        let mut objects = Vec::new();
+        let mut problems = Vec::new();
+        match &self.manifest {
+            Some(manifest) => {
+                for item in &manifest.items {
+                    match check_item(&self.dir, &manifest.resource, item) {
+                        Ok(object) => objects.push(StoredObject {
+                            path: item.path.clone(),
+                            object,
+                        }),
+                        Err(problem) => problems.push(problem),
+                    }
+                }
+            }
+            None => {
+                let (read, bad) = self.read_yaml_objects()?;
+                objects.extend(read.into_iter().map(|(item, object)| StoredObject {
+                    path: item.path,
+                    object,
+                }));
+                problems.extend(bad);
+            }
+        }
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((objects, problems))
+    }
+
+    /// Whether steps may be recorded in [`JOURNAL_FILE`]: only in managed backups, because a
+    /// folder without a manifest is recognised by holding nothing but YAML files.
+    pub fn has_journal(&self) -> bool {
+        self.manifest.is_some()
+    }
+
+    /// Appends one record to [`JOURNAL_FILE`] as one JSON line, in one `write` on a file
+    /// opened for appending (0600), then fsync: concurrent writers never interleave within a
+    /// line and a crash never leaves half a record followed by another.
+    pub fn append_journal<T: Serialize>(&self, record: &T) -> Result<PathBuf, FolderError> {
+        let path = self.dir.join(JOURNAL_FILE);
+        if !self.has_journal() {
+            return Err(FolderError::NotABackup {
+                path: self.dir.clone(),
+                reason: "only backups with a manifest.json keep a journal".into(),
+            });
+        }
+        // Never append through a symlink planted in the backup.
+        if path
+            .symlink_metadata()
+            .is_ok_and(|meta| !meta.file_type().is_file())
+        {
+            return Err(FolderError::NotABackup {
+                path: self.dir.clone(),
+                reason: format!("its {JOURNAL_FILE} is not a regular file"),
+            });
+        }
+        let result = (|| {
+            let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+            line.push(b'\n');
+            let mut file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(FILE_MODE)
+                .open(&path)?;
+            file.write_all(&line)?;
+            file.sync_all()
+        })();
+        result.map_err(io_error("append to", &path))?;
+        Ok(path)
+    }
+
     /// The LRS files: the manifest's items, or for a backup without a manifest what reading its
     /// YAML files tells (unreadable files are left out; [`Backup::verify`] names them).
     pub fn items(&self) -> Result<Vec<ManifestItem>, FolderError> {
@@ -893,7 +976,7 @@ impl Backup {
                     });
                 }
                 for item in &manifest.items {
-                    if let Some(problem) = check_item(&self.dir, &manifest.resource, item) {
+                    if let Err(problem) = check_item(&self.dir, &manifest.resource, item) {
                         problems.push(problem);
                     }
                 }
@@ -989,6 +1072,18 @@ impl Backup {
     /// Reads every YAML file of a backup without a manifest: the items it could read, and a
     /// problem for each file it could not.
     fn read_yaml_files(&self) -> Result<(Vec<ManifestItem>, Vec<Problem>), FolderError> {
+        let (objects, problems) = self.read_yaml_objects()?;
+        Ok((
+            objects.into_iter().map(|(item, _)| item).collect(),
+            problems,
+        ))
+    }
+
+    /// [`Backup::read_yaml_files`] with the objects read.
+    #[allow(clippy::type_complexity)]
+    fn read_yaml_objects(
+        &self,
+    ) -> Result<(Vec<(ManifestItem, serde_json::Value)>, Vec<Problem>), FolderError> {
         let layout = scan_yaml_files(&self.dir)?;
         let mut items = Vec::new();
         let mut problems = Vec::new();
@@ -1005,16 +1100,19 @@ impl Backup {
                 }
             };
             match read_object(&bytes) {
-                Ok(object) => items.push(ManifestItem {
-                    namespace: object.namespace.clone().unwrap_or_default(),
-                    name: object.name,
-                    r#type: object.lrs_type,
-                    uid: object.uid,
-                    resource_version: object.resource_version,
-                    sha256: sha256_hex(&bytes),
-                    bytes: bytes.len() as u64,
-                    path,
-                }),
+                Ok((value, object)) => items.push((
+                    ManifestItem {
+                        namespace: object.namespace.clone().unwrap_or_default(),
+                        name: object.name,
+                        r#type: object.lrs_type,
+                        uid: object.uid,
+                        resource_version: object.resource_version,
+                        sha256: sha256_hex(&bytes),
+                        bytes: bytes.len() as u64,
+                        path,
+                    },
+                    value,
+                )),
                 Err(detail) => problems.push(Problem {
                     path,
                     kind: ProblemKind::Invalid,
@@ -1103,9 +1201,14 @@ pub struct Verification {
     pub problems: Vec<Problem>,
 }
 
-fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Option<Problem> {
+/// Checks one item of a manifest and returns the object its file holds.
+fn check_item(
+    dir: &Path,
+    resource: &ResourceRef,
+    item: &ManifestItem,
+) -> Result<serde_json::Value, Problem> {
     let problem = |kind, detail: String| {
-        Some(Problem {
+        Err(Problem {
             path: item.path.clone(),
             kind,
             detail,
@@ -1155,8 +1258,8 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Option
             ),
         );
     }
-    let object = match read_object(&bytes) {
-        Ok(object) => object,
+    let (value, object) = match read_object(&bytes) {
+        Ok(read) => read,
         Err(detail) => return problem(ProblemKind::Invalid, detail),
     };
     let mismatches: Vec<String> = [
@@ -1178,7 +1281,7 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Option
     .map(|(field, found, expected)| format!("{field} is `{found}`, expected `{expected}`"))
     .collect();
     if mismatches.is_empty() {
-        None
+        Ok(value)
     } else {
         problem(ProblemKind::Invalid, mismatches.join("; "))
     }
@@ -1199,18 +1302,19 @@ struct ObjectHead {
     lrs_type: String,
 }
 
-/// Parses one YAML document as a Kubernetes object; the error says what is wrong, in words.
-fn read_object(bytes: &[u8]) -> Result<ObjectHead, String> {
+/// Parses one YAML document as a Kubernetes object, returning it and the fields this module
+/// looks at; the error says what is wrong, in words.
+fn read_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         // What the shell loop leaves behind when `kubectl get` failed.
         return Err("the file is empty".to_string());
     }
-    let value: serde_yaml::Value =
+    let value: serde_json::Value =
         serde_yaml::from_slice(bytes).map_err(|err| format!("not valid YAML: {err}"))?;
-    if !value.is_mapping() {
+    if !value.is_object() {
         return Err("not a YAML object".to_string());
     }
-    let text = |value: &serde_yaml::Value| value.as_str().map(str::to_string);
+    let text = |value: &serde_json::Value| value.as_str().map(str::to_string);
     let field = |name: &str| {
         text(&value[name])
             .filter(|v| !v.is_empty())
@@ -1222,7 +1326,7 @@ fn read_object(bytes: &[u8]) -> Result<ObjectHead, String> {
     let name = text(&metadata["name"])
         .filter(|v| !v.is_empty())
         .ok_or_else(|| "`metadata.name` is missing".to_string())?;
-    Ok(ObjectHead {
+    let head = ObjectHead {
         api_version,
         kind,
         name,
@@ -1230,7 +1334,8 @@ fn read_object(bytes: &[u8]) -> Result<ObjectHead, String> {
         uid: text(&metadata["uid"]).unwrap_or_default(),
         resource_version: text(&metadata["resourceVersion"]).unwrap_or_default(),
         lrs_type: text(&metadata["labels"][TYPE_LABEL]).unwrap_or_default(),
-    })
+    };
+    Ok((value, head))
 }
 
 /// What a backup directory without a manifest holds (paths relative to it, with `/`).

@@ -8,6 +8,7 @@ mod duration;
 mod env;
 mod error;
 mod folder;
+mod object;
 mod printer;
 mod yaml;
 

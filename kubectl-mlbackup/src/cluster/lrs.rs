@@ -263,6 +263,51 @@ pub async fn list_page(
     })
 }
 
+/// Objects per page of [`list_all`].
+const LIST_ALL_PAGE: u32 = 500;
+/// How many times [`list_all`] starts again after its `continue` token went stale.
+const LIST_ALL_RESTARTS: u32 = 3;
+
+/// Every object of a list, read page by page. A stale `continue` token (410) starts the list
+/// again, so the answer is always one consistent snapshot.
+pub async fn list_all(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: Option<&str>,
+    selector: &str,
+) -> Result<Vec<Value>, ClusterError> {
+    let mut restarts = 0;
+    'list: loop {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = match list_page(
+                cluster,
+                resource,
+                namespace,
+                selector,
+                LIST_ALL_PAGE,
+                token.as_deref(),
+            )
+            .await
+            {
+                Ok(page) => page,
+                Err(ClusterError::Expired { message }) if restarts < LIST_ALL_RESTARTS => {
+                    restarts += 1;
+                    log::info!("the list expired ({message}); starting it again");
+                    continue 'list;
+                }
+                Err(err) => return Err(err),
+            };
+            items.extend(page.items);
+            match page.continue_token {
+                Some(next) => token = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use crate::cli::GlobalArgs;
 use crate::env::Env;
 
 pub mod lrs;
+pub mod objects;
 mod transport;
 
 pub use transport::RetryPolicy;

@@ -90,14 +90,61 @@ impl Replayable {
     }
 }
 
+/// A successful answer: its status (200 and 201 tell an update from a creation) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json<T: DeserializeOwned>(&self, cluster: &Cluster) -> Result<T, ClusterError> {
+        serde_json::from_slice(&self.body).map_err(|source| ClusterError::Decode {
+            url: cluster.server_url.clone(),
+            source: kube::Error::SerdeError(source),
+        })
+    }
+}
+
+/// Whether sending the request twice does no more than sending it once, so a server error or
+/// a broken connection (the request may or may not have been processed) can be retried: reads,
+/// PUT, DELETE (a second one finds the object gone: the caller treats 404 as done) and
+/// server-side apply (the same configuration applied twice is one change). A POST is not.
+fn replay_safe(method: &http::Method, headers: &HeaderMap) -> bool {
+    use http::Method;
+    match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE => true,
+        Method::PATCH => headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(APPLY_PATCH_CONTENT_TYPE)),
+        _ => false,
+    }
+}
+
+/// The content type of a server-side apply.
+pub const APPLY_PATCH_CONTENT_TYPE: &str = "application/apply-patch+yaml";
+
 /// Sends a request and decodes the JSON answer, retrying what is worth retrying.
 pub async fn send_json<T: DeserializeOwned>(
     cluster: &Cluster,
     request: Request<Vec<u8>>,
     scope: &RequestScope<'_>,
 ) -> Result<T, ClusterError> {
+    send(cluster, request, scope).await?.json(cluster)
+}
+
+/// Sends a request under the retry policy: 429 (the server did not process it) is always
+/// retried; server errors and broken connections only when the request is safe to replay
+/// (see [`replay_safe`]). An error answer is explained in the user's terms.
+pub async fn send(
+    cluster: &Cluster,
+    request: Request<Vec<u8>>,
+    scope: &RequestScope<'_>,
+) -> Result<Answer, ClusterError> {
     let policy = cluster.retry;
     let request = Replayable::new(request);
+    let may_replay = replay_safe(&request.method, &request.headers);
     let mut attempt = 1;
     loop {
         let started = Instant::now();
@@ -108,7 +155,7 @@ pub async fn send_json<T: DeserializeOwned>(
                 let headers = answer.headers().clone();
                 match answer.into_body().collect_bytes().await {
                     Ok(body) => (status, headers, body),
-                    Err(err) if attempt < policy.max_attempts => {
+                    Err(err) if may_replay && attempt < policy.max_attempts => {
                         log::info!(
                             "{} {}: answer broken off ({err}), retrying",
                             request.method,
@@ -121,7 +168,7 @@ pub async fn send_json<T: DeserializeOwned>(
                     Err(err) => return Err(cluster.explain(err, Some(scope))),
                 }
             }
-            Err(err) if is_transient(&err) && attempt < policy.max_attempts => {
+            Err(err) if may_replay && is_transient(&err) && attempt < policy.max_attempts => {
                 log::info!("{} {}: {err}, retrying", request.method, request.uri);
                 tokio::time::sleep(policy.delay(attempt, None)).await;
                 attempt += 1;
@@ -137,12 +184,14 @@ pub async fn send_json<T: DeserializeOwned>(
             started.elapsed().as_millis()
         );
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|source| ClusterError::Decode {
-                url: cluster.server_url.clone(),
-                source: kube::Error::SerdeError(source),
+            return Ok(Answer {
+                status,
+                body: body.to_vec(),
             });
         }
-        if retryable(status) && attempt < policy.max_attempts {
+        let worth_retrying =
+            status == StatusCode::TOO_MANY_REQUESTS || (may_replay && retryable(status));
+        if worth_retrying && attempt < policy.max_attempts {
             let wait = policy.delay(attempt, retry_after(&headers));
             log::info!(
                 "{} {}: {} from the API server, retrying in {} ms",
@@ -197,5 +246,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn only_idempotent_requests_are_replayed_after_a_server_error() {
+        let empty = HeaderMap::new();
+        assert!(replay_safe(&http::Method::GET, &empty));
+        assert!(replay_safe(&http::Method::DELETE, &empty));
+        assert!(!replay_safe(&http::Method::POST, &empty));
+        assert!(
+            !replay_safe(&http::Method::PATCH, &empty),
+            "a JSON patch is not"
+        );
+        let mut apply = HeaderMap::new();
+        apply.insert(
+            http::header::CONTENT_TYPE,
+            APPLY_PATCH_CONTENT_TYPE.parse().unwrap(),
+        );
+        assert!(replay_safe(&http::Method::PATCH, &apply));
     }
 }

@@ -2,9 +2,12 @@
 
 pub mod backup;
 mod delete;
+mod diff;
 mod list;
 mod prune;
+pub mod restore;
 mod show;
+mod spark_cleanup;
 mod verify;
 mod version;
 
@@ -25,6 +28,9 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Verify(args) => verify::run(args, &env, printer),
         Command::Delete(args) => delete::run(args, &env, printer),
         Command::Prune(args) => prune::run(args, &env, printer),
+        Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
+        Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
+        Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
     };
     match result {
         Ok(exit) => exit,

@@ -54,6 +54,21 @@ fn prune_help() {
 }
 
 #[test]
+fn restore_help() {
+    insta::assert_snapshot!(help_of(&["restore"]));
+}
+
+#[test]
+fn diff_help() {
+    insta::assert_snapshot!(help_of(&["diff"]));
+}
+
+#[test]
+fn spark_cleanup_help() {
+    insta::assert_snapshot!(help_of(&["spark-cleanup"]));
+}
+
+#[test]
 fn a_usage_error_exits_2_and_says_what_is_wrong() {
     let run = Sandbox::new().run(&["version", "--no-such-flag"]);
     run.expect_code(2);

@@ -4,6 +4,9 @@
 
 mod backup;
 mod catalog;
+mod diff;
 mod help;
+mod restore;
+mod spark_cleanup;
 mod support;
 mod version;

@@ -149,7 +149,35 @@ impl FakeCluster {
     pub fn start(
         sandbox: &Sandbox,
         spec: mlbackup_testkit::sample::SampleSpec,
+        options: mlbackup_testkit::kube::FakeKubeOptions,
+    ) -> FakeCluster {
+        FakeCluster::start_as(sandbox, spec, options, "kubeconfig")
+    }
+
+    /// A cluster without any LRS (and without the sample's namespaces), its kubeconfig written
+    /// to `kubeconfig` in the sandbox: a second cluster next to a populated one.
+    pub fn empty(sandbox: &Sandbox, kubeconfig: &str) -> FakeCluster {
+        FakeCluster::start_as(
+            sandbox,
+            mlbackup_testkit::sample::SampleSpec {
+                lrs: 0,
+                spark: 0,
+                other: 0,
+                namespaces: 1,
+                app_namespace: "default".into(),
+                ..Default::default()
+            },
+            Default::default(),
+            kubeconfig,
+        )
+    }
+
+    /// [`FakeCluster::start`] with the kubeconfig written to `kubeconfig` in the sandbox.
+    pub fn start_as(
+        sandbox: &Sandbox,
+        spec: mlbackup_testkit::sample::SampleSpec,
         mut options: mlbackup_testkit::kube::FakeKubeOptions,
+        kubeconfig: &str,
     ) -> FakeCluster {
         mlbackup_testkit::tls::install_crypto_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -172,7 +200,7 @@ impl FakeCluster {
         for object in &sample.lrs {
             kube.insert(object.clone()).expect("seed an LRS");
         }
-        let kubeconfig = sandbox.path("kubeconfig");
+        let kubeconfig = sandbox.path(kubeconfig);
         kube.write_kubeconfig(&kubeconfig, "fake", Some(&spec.app_namespace))
             .unwrap();
         FakeCluster {
@@ -199,6 +227,68 @@ impl FakeCluster {
     /// The kubeconfig flag pair, for `Sandbox::run`.
     pub fn kubeconfig_arg(&self) -> String {
         format!("--kubeconfig={}", self.kubeconfig.display())
+    }
+
+    /// Sends one request as another client would (kube-rs, manager `someone-else`) and returns
+    /// the answer or the API server's error message.
+    pub fn request(&self, request: http::Request<Vec<u8>>) -> Result<serde_json::Value, String> {
+        let kubeconfig = self.kubeconfig.clone();
+        self._runtime.block_on(async move {
+            let config = kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?,
+                &Default::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+            client
+                .request::<serde_json::Value>(request)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Merge-patches a live LRS as another field manager would (an operator, a person).
+    pub fn merge_patch(&self, namespace: &str, name: &str, patch: serde_json::Value) {
+        let request = kube::core::Request::new(format!(
+            "/apis/lrs.datarobot.com/v1/namespaces/{namespace}/lrs"
+        ))
+        .patch(
+            name,
+            &kube::api::PatchParams {
+                field_manager: Some("someone-else".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(&patch),
+        )
+        .unwrap();
+        self.request(request).expect("patch the LRS");
+    }
+
+    /// `resourceVersion` of every LRS, by `namespace/name`.
+    pub fn resource_versions(&self) -> std::collections::BTreeMap<String, String> {
+        self.kube
+            .list("lrs", None)
+            .into_iter()
+            .map(|o| {
+                (
+                    format!(
+                        "{}/{}",
+                        o["metadata"]["namespace"].as_str().unwrap(),
+                        o["metadata"]["name"].as_str().unwrap()
+                    ),
+                    o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// How many requests could have changed something (anything but GET).
+    pub fn writes(&self) -> usize {
+        self.kube.requests().count(|r| r.method != "GET")
     }
 
     /// The object as the API server serves it, without managedFields (as kubectl shows it).

@@ -1,0 +1,190 @@
+//! Writes to single objects: server-side apply, deletion, namespace creation; all through the
+//! one retry policy of `transport`, with 403s naming the missing permission.
+
+use http::StatusCode;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use serde_json::{Value, json};
+
+use super::lrs::ServedResource;
+use super::transport::send;
+use super::{Cluster, ClusterError, RequestScope};
+
+/// The field manager of every write, as `kubectl` uses `kubectl` (and `kubectl-client-side-apply`).
+pub const FIELD_MANAGER: &str = "kubectl-mlbackup";
+
+/// Requests per-object work keeps in flight: fast on a big cluster, gentle on the API server's
+/// priority and fairness limits (kubectl's default client-side QPS is 5 with bursts of 10; a
+/// single user's flow rarely gets more than a few dozen concurrent seats).
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// Whether the API server persists a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    Yes,
+    /// `dryRun=All`: validated and admitted, never stored.
+    DryRun,
+}
+
+/// What a server-side apply did.
+#[derive(Debug)]
+pub struct Applied {
+    /// 201: the object did not exist.
+    pub created: bool,
+    /// The object as it is (or would be, in a dry run) after the apply.
+    pub object: Value,
+}
+
+fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
+    ClusterError::Client {
+        url: cluster.server_url.clone(),
+        source: kube::Error::BuildRequest(err),
+    }
+}
+
+/// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it
+/// does not exist, else sets the fields it holds. `force` takes the fields over from other
+/// managers instead of failing with a conflict.
+pub async fn apply(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    name: &str,
+    object: &Value,
+    force: bool,
+    persist: Persist,
+) -> Result<Applied, ClusterError> {
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.force = force;
+    params.dry_run = persist == Persist::DryRun;
+    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
+        .patch(name, &params, &Patch::Apply(object))
+        .map_err(|err| build_error(cluster, err))?;
+    let qualified = resource.qualified_name();
+    let scope = RequestScope {
+        verb: "patch",
+        resource: &qualified,
+        namespace: Some(namespace),
+    };
+    let answer = send(cluster, request, &scope).await?;
+    Ok(Applied {
+        created: answer.status == StatusCode::CREATED,
+        object: answer.json(cluster)?,
+    })
+}
+
+/// What a delete request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// Removed (or, in a dry run, would be).
+    Gone,
+    /// Marked for deletion; these finalizers still hold it.
+    Pending { finalizers: Vec<String> },
+    /// It was not there (404): deleted by someone else, or by an earlier attempt of ours.
+    AlreadyGone,
+}
+
+/// Deletes one object with background propagation, only if it still has `uid` (a new object
+/// that took the same name is never deleted: that answers 409).
+pub async fn delete(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    persist: Persist,
+) -> Result<Deleted, ClusterError> {
+    let mut params = DeleteParams::background();
+    params.dry_run = persist == Persist::DryRun;
+    params.preconditions = Some(Preconditions {
+        uid: Some(uid.to_string()),
+        resource_version: None,
+    });
+    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
+        .delete(name, &params)
+        .map_err(|err| build_error(cluster, err))?;
+    let qualified = resource.qualified_name();
+    let scope = RequestScope {
+        verb: "delete",
+        resource: &qualified,
+        namespace: Some(namespace),
+    };
+    let answer = match send(cluster, request, &scope).await {
+        Ok(answer) => answer,
+        Err(ClusterError::NotFound { .. }) => return Ok(Deleted::AlreadyGone),
+        Err(err) => return Err(err),
+    };
+    // The answer is the object (custom resources) or a `Status`; an object still marked for
+    // deletion with finalizers is not gone yet.
+    let object: Value = answer.json(cluster)?;
+    let finalizers = finalizers_of(&object);
+    if object["metadata"]["deletionTimestamp"].is_string() && !finalizers.is_empty() {
+        Ok(Deleted::Pending { finalizers })
+    } else {
+        Ok(Deleted::Gone)
+    }
+}
+
+/// `metadata.finalizers` of an object.
+pub fn finalizers_of(object: &Value) -> Vec<String> {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Creates a namespace; `false` when it exists already.
+pub async fn create_namespace(
+    cluster: &Cluster,
+    name: &str,
+    persist: Persist,
+) -> Result<bool, ClusterError> {
+    let params = PostParams {
+        dry_run: persist == Persist::DryRun,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let request = kube::core::Request::new("/api/v1/namespaces")
+        .create(&params, serde_json::to_vec(&body).unwrap_or_default())
+        .map_err(|err| build_error(cluster, err))?;
+    let scope = RequestScope {
+        verb: "create",
+        resource: "namespaces",
+        namespace: None,
+    };
+    match send(cluster, request, &scope).await {
+        Ok(_) => Ok(true),
+        Err(ClusterError::Api { code: 409, .. }) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a namespace exists; `None` when the user may not read namespaces (common for
+/// namespace-scoped roles), so the caller cannot tell.
+pub async fn namespace_exists(cluster: &Cluster, name: &str) -> Result<Option<bool>, ClusterError> {
+    let request = kube::core::Request::new("/api/v1/namespaces")
+        .get(name, &Default::default())
+        .map_err(|err| build_error(cluster, err))?;
+    let scope = RequestScope {
+        verb: "get",
+        resource: "namespaces",
+        namespace: None,
+    };
+    match send(cluster, request, &scope).await {
+        Ok(_) => Ok(Some(true)),
+        Err(ClusterError::NotFound { .. }) => Ok(Some(false)),
+        Err(ClusterError::Forbidden { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a 404 of a write in `namespace` means the namespace does not exist (the message
+/// of the NamespaceLifecycle admission plugin) rather than the object or its type.
+pub fn is_missing_namespace(err: &ClusterError, namespace: &str) -> bool {
+    matches!(err, ClusterError::NotFound { message }
+        if *message == format!("namespaces \"{namespace}\" not found"))
+}

@@ -1,0 +1,929 @@
+//! `restore`: every file of a backup read and checked first, then each object applied with
+//! server-side apply (DESIGN.md section 5), several at a time, with a per-object report and a
+//! record in the backup's journal. Also the reading and matching that `diff` shares.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cli::{DryRun, ExistingPolicy, GlobalArgs, NamespaceMapping, ObjectRef, RestoreArgs};
+use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
+use crate::cluster::{Cluster, ClusterError};
+use crate::env::Env;
+use crate::error::{Exit, UsageError};
+use crate::folder::{self, Backup, CatalogStatus, Problem, ProblemKind};
+use crate::object;
+use crate::printer::{self, Printer, Render};
+
+/// Why a restore (or a diff) cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the backup `{name}` is partial: it did not finish, so it may miss objects")]
+    Partial { name: String },
+
+    #[error("{} of the backup cannot be restored:{}", files(.problems.len()), list(.problems))]
+    InvalidFiles { problems: Vec<Problem> },
+}
+
+fn files(count: usize) -> String {
+    if count == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{count} files")
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("\n  {}: {}", p.path, p.detail))
+        .collect()
+}
+
+impl RestoreError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RestoreError::Partial { .. } => Some(
+                "take a new backup; or copy the files you need into a folder named lrs_backup_... \
+                 and restore that folder"
+                    .into(),
+            ),
+            RestoreError::InvalidFiles { .. } => Some(
+                "nothing was changed; fix or remove these files, or pass --skip-invalid to go on \
+                 without them"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// One object of the backup, ready to apply: where it comes from and where it goes.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    /// The file, relative to the backup folder.
+    pub path: String,
+    pub source_namespace: String,
+    pub namespace: String,
+    pub name: String,
+    pub lrs_type: String,
+    /// Server-managed fields stripped, `metadata.namespace` set to the target.
+    pub object: Value,
+}
+
+/// Reads a backup for a restore or a diff: refuses partial backups, reads every file, checks
+/// each against the cluster's LRS resource and names, maps namespaces, and finds objects that
+/// would land on the same target. Returns the objects and the problems of the bad files.
+pub(super) fn plan(
+    backup: &Backup,
+    resource: &ServedResource,
+    default_namespace: &str,
+    mappings: &[NamespaceMapping],
+) -> anyhow::Result<(Vec<Planned>, Vec<Problem>)> {
+    if backup.status == CatalogStatus::Partial {
+        return Err(RestoreError::Partial {
+            name: backup.name.clone(),
+        }
+        .into());
+    }
+    let mut seen_from = BTreeSet::new();
+    for mapping in mappings {
+        if !seen_from.insert(&mapping.from) {
+            return Err(UsageError {
+                message: format!("--namespace-map maps `{}` more than once", mapping.from),
+                hint: "give one FROM=TO per source namespace".into(),
+            }
+            .into());
+        }
+    }
+    let (stored, mut problems) = backup
+        .read_objects()
+        .with_context(|| format!("cannot read the backup {}", backup.dir.display()))?;
+    let map: HashMap<&str, &str> = mappings
+        .iter()
+        .map(|m| (m.from.as_str(), m.to.as_str()))
+        .collect();
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut targets: HashMap<(String, String), String> = HashMap::new();
+    // Every namespace the backup's files name, good files or not: a mapping of one of them is
+    // not a typo.
+    let mut sources: BTreeSet<String> = BTreeSet::new();
+    for item in stored {
+        let invalid = |detail: String| Problem {
+            path: item.path.clone(),
+            kind: ProblemKind::Invalid,
+            detail,
+        };
+        let text = |pointer: &str| {
+            item.object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind) = (text("/apiVersion"), text("/kind"));
+        if api_version != resource.api_version() || kind != resource.kind {
+            let hint = if kind == resource.kind && api_version.starts_with(&resource.group) {
+                format!(
+                    " (if the cluster also serves that version, pass --resource {}.{}.{})",
+                    resource.plural,
+                    api_version.rsplit('/').next().unwrap_or_default(),
+                    resource.group
+                )
+            } else {
+                String::new()
+            };
+            problems.push(invalid(format!(
+                "it is a {kind} of {api_version}, the cluster serves {} as {}{hint}",
+                resource.kind,
+                resource.api_version()
+            )));
+            continue;
+        }
+        let name = text("/metadata/name");
+        if !object::is_object_name(&name) {
+            problems.push(invalid(format!("`{name}` is not a valid object name")));
+            continue;
+        }
+        let source_namespace = match text("/metadata/namespace") {
+            ns if ns.is_empty() => default_namespace.to_string(),
+            ns => ns,
+        };
+        if !object::is_namespace_name(&source_namespace) {
+            problems.push(invalid(format!(
+                "`{source_namespace}` is not a valid namespace name"
+            )));
+            continue;
+        }
+        sources.insert(source_namespace.clone());
+        let namespace = map
+            .get(source_namespace.as_str())
+            .map_or(source_namespace.clone(), |to| to.to_string());
+        if let Some(other) = targets.insert((namespace.clone(), name.clone()), item.path.clone()) {
+            problems.push(invalid(format!(
+                "it would be restored as {namespace}/{name}, like {other}"
+            )));
+            continue;
+        }
+        let mut stripped = item.object.clone();
+        object::strip_server_fields(&mut stripped);
+        stripped["metadata"]["namespace"] = json!(namespace);
+        planned.push(Planned {
+            path: item.path,
+            lrs_type: item.object["metadata"]["labels"][LRS_TYPE_LABEL]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            source_namespace,
+            namespace,
+            name,
+            object: stripped,
+        });
+    }
+    let unused: Vec<&str> = mappings
+        .iter()
+        .map(|m| m.from.as_str())
+        .filter(|from| !sources.contains(*from))
+        .collect();
+    if !unused.is_empty() {
+        return Err(UsageError {
+            message: format!(
+                "--namespace-map: the backup has no object in namespace {}",
+                unused.join(", ")
+            ),
+            hint: format!(
+                "the backup's namespaces are {}; see `kubectl mlbackup show {}`",
+                sources.into_iter().collect::<Vec<_>>().join(", "),
+                backup.name
+            ),
+        }
+        .into());
+    }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((planned, problems))
+}
+
+/// The live objects of the namespaces, by (namespace, name): one paginated list per namespace
+/// (a few requests, never one per object), several namespaces at a time.
+pub(super) async fn live_objects(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespaces: &BTreeSet<String>,
+) -> Result<HashMap<(String, String), Value>, ClusterError> {
+    let lists: Vec<Result<Vec<Value>, ClusterError>> = futures::stream::iter(namespaces)
+        .map(|namespace| lrs::list_all(cluster, resource, Some(namespace), ""))
+        .buffer_unordered(MAX_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut live = HashMap::new();
+    for list in lists {
+        for object in list? {
+            live.insert(key_of(&object), object);
+        }
+    }
+    Ok(live)
+}
+
+/// (namespace, name) of an object.
+pub(super) fn key_of(object: &Value) -> (String, String) {
+    let text = |field: &str| {
+        object["metadata"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    (text("namespace"), text("name"))
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreResult {
+    Created,
+    Updated,
+    Unchanged,
+    /// Exists, differs from the backup, and `--existing=skip` left it alone.
+    SkippedDiffers,
+    Failed,
+}
+
+impl RestoreResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            RestoreResult::Created => "created",
+            RestoreResult::Updated => "updated",
+            RestoreResult::Unchanged => "unchanged",
+            RestoreResult::SkippedDiffers => "skipped-differs",
+            RestoreResult::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreItem {
+    pub namespace: String,
+    pub name: String,
+    /// The namespace in the backup (differs from `namespace` with --namespace-map).
+    pub source_namespace: String,
+    pub r#type: String,
+    pub path: String,
+    pub result: RestoreResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSummary {
+    pub total: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub skipped_differs: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreOutcome {
+    pub backup: String,
+    pub path: PathBuf,
+    pub server: String,
+    pub context: Option<String>,
+    pub resource: String,
+    /// `null` for a real run.
+    pub dry_run: Option<DryRun>,
+    pub existing: ExistingPolicy,
+    pub interrupted: bool,
+    pub summary: RestoreSummary,
+    /// Namespaces created (or, in a dry run, that would be) for --create-namespaces.
+    pub namespaces_created: Vec<String>,
+    /// Files left out with --skip-invalid.
+    pub invalid_files: Vec<Problem>,
+    pub items: Vec<RestoreItem>,
+    /// The journal the run was recorded in; `null` when it was not recorded (see
+    /// `journalNote`).
+    pub journal: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_note: Option<String>,
+    pub duration_seconds: f64,
+}
+
+impl Render for RestoreOutcome {
+    fn render(&self) -> String {
+        let mut text = String::new();
+        if let Some(mode) = self.dry_run {
+            let mode = match mode {
+                DryRun::Client => "client",
+                DryRun::Server => "server",
+            };
+            text.push_str(&format!(
+                "DRY RUN ({mode}): nothing was changed; the results say what a restore would do.\n\n"
+            ));
+        }
+        if !self.items.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .items
+                .iter()
+                .map(|item| {
+                    vec![
+                        item.namespace.clone(),
+                        item.name.clone(),
+                        printer::none_if_empty(&item.r#type).to_string(),
+                        item.result.as_str().to_string(),
+                        item.message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            text.push_str(&printer::table(
+                &["NAMESPACE", "NAME", "TYPE", "RESULT", "MESSAGE"],
+                &rows,
+            ));
+            text.push('\n');
+        }
+        let s = &self.summary;
+        text.push_str(&format!(
+            "{} {} LRS objects of {} into {}: {} created, {} updated, {} unchanged, {} skipped \
+             (differ from the backup), {} failed.\n",
+            if self.interrupted {
+                "INTERRUPTED restoring"
+            } else if self.dry_run.is_some() {
+                "Would restore"
+            } else {
+                "Restored"
+            },
+            s.total,
+            self.backup,
+            self.context.as_deref().unwrap_or(&self.server),
+            s.created,
+            s.updated,
+            s.unchanged,
+            s.skipped_differs,
+            s.failed
+        ));
+        if !self.namespaces_created.is_empty() {
+            text.push_str(&format!(
+                "Namespaces created: {}\n",
+                self.namespaces_created.join(", ")
+            ));
+        }
+        for problem in &self.invalid_files {
+            text.push_str(&format!(
+                "Left out (invalid): {}: {}\n",
+                problem.path, problem.detail
+            ));
+        }
+        match (&self.journal, &self.journal_note) {
+            (Some(path), _) => text.push_str(&format!("Recorded in {}\n", path.display())),
+            (None, Some(note)) => text.push_str(&format!("Not recorded: {note}\n")),
+            (None, None) => {}
+        }
+        text
+    }
+}
+
+/// The line appended to `journal.jsonl` for each real restore.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JournalRecord<'a> {
+    step: &'static str,
+    at: chrono::DateTime<chrono::Utc>,
+    tool_version: &'static str,
+    server: &'a str,
+    context: Option<&'a str>,
+    resource: &'a str,
+    existing: ExistingPolicy,
+    namespace_map: BTreeMap<&'a str, &'a str>,
+    only: Vec<String>,
+    types: &'a [String],
+    interrupted: bool,
+    summary: &'a RestoreSummary,
+    /// `namespace/name: message` of every failed object.
+    failures: Vec<String>,
+}
+
+pub async fn run(
+    global: &GlobalArgs,
+    args: &RestoreArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let root = super::backup_root(&args.backups, env);
+    let backup = folder::resolve(&root, &args.name)
+        .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
+    let cluster = Cluster::connect(global, env)
+        .await
+        .context("cannot connect to the cluster")?;
+    let resource = lrs::resolve(&cluster, args.resource.as_ref())
+        .await
+        .context("cannot find the LRS resource type")?;
+    let (planned, problems) = plan(&backup, &resource, &cluster.namespace, &args.namespace_map)?;
+    if !problems.is_empty() && !args.skip_invalid {
+        return Err(RestoreError::InvalidFiles { problems }.into());
+    }
+    let selected = select(planned, args, global.namespace.as_deref())?;
+
+    let persist = match args.dry_run {
+        Some(DryRun::Server) => Persist::DryRun,
+        _ => Persist::Yes,
+    };
+    let namespaces: BTreeSet<String> = selected.iter().map(|p| p.namespace.clone()).collect();
+    let live = live_objects(&cluster, &resource, &namespaces)
+        .await
+        .context("cannot read the LRS objects of the cluster")?;
+    let missing_in: BTreeSet<String> = selected
+        .iter()
+        .filter(|p| !live.contains_key(&(p.namespace.clone(), p.name.clone())))
+        .map(|p| p.namespace.clone())
+        .collect();
+    let namespace_states =
+        prepare_namespaces(&cluster, &missing_in, args.create_namespaces, args.dry_run).await?;
+    let namespaces_created: Vec<String> = namespace_states
+        .iter()
+        .filter(|(_, state)| **state == NamespaceState::New)
+        .map(|(ns, _)| ns.clone())
+        .collect();
+
+    let progress = printer.progress("restoring LRS objects");
+    progress.set_total(selected.len() as u64);
+    let work = Work {
+        cluster: &cluster,
+        resource: &resource,
+        existing: args.existing,
+        dry_run: args.dry_run,
+        persist,
+        live: &live,
+        namespaces: &namespace_states,
+    };
+    let mut items: Vec<RestoreItem> = Vec::with_capacity(selected.len());
+    let interrupted = {
+        let mut results = futures::stream::iter(&selected)
+            .map(|planned| work.restore(planned))
+            .buffer_unordered(MAX_IN_FLIGHT);
+        let collect = async {
+            while let Some(item) = results.next().await {
+                items.push(item);
+                progress.inc();
+            }
+        };
+        tokio::select! {
+            _ = collect => false,
+            _ = tokio::signal::ctrl_c() => true,
+        }
+    };
+    progress.finish();
+    items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let summary = summarize(&items);
+
+    let server = cluster.server_url.clone();
+    let resource_name = format!("{}/{}", resource.qualified_name(), resource.version);
+    let (journal, journal_note) = if args.dry_run.is_some() {
+        (
+            None,
+            Some("dry runs change nothing and are not journaled".into()),
+        )
+    } else if !backup.has_journal() {
+        (
+            None,
+            Some("the backup has no manifest.json, so it keeps no journal".into()),
+        )
+    } else {
+        let record = JournalRecord {
+            step: "restore",
+            at: chrono::Utc::now(),
+            tool_version: env!("CARGO_PKG_VERSION"),
+            server: &server,
+            context: cluster.context.as_deref(),
+            resource: &resource_name,
+            existing: args.existing,
+            namespace_map: args
+                .namespace_map
+                .iter()
+                .map(|m| (m.from.as_str(), m.to.as_str()))
+                .collect(),
+            only: args
+                .only
+                .iter()
+                .map(|o| format!("{}/{}", o.namespace, o.name))
+                .collect(),
+            types: &args.types,
+            interrupted,
+            summary: &summary,
+            failures: items
+                .iter()
+                .filter(|i| i.result == RestoreResult::Failed)
+                .map(|i| {
+                    format!(
+                        "{}/{}: {}",
+                        i.namespace,
+                        i.name,
+                        i.message.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect(),
+        };
+        match backup.append_journal(&record) {
+            Ok(path) => (Some(path), None),
+            Err(err) => {
+                printer.warning(&format!(
+                    "the restore was not recorded in the journal: {err}"
+                ));
+                (None, Some(err.to_string()))
+            }
+        }
+    };
+    let failed = summary.failed;
+    printer.data(&RestoreOutcome {
+        backup: backup.name.clone(),
+        path: backup.dir.clone(),
+        server,
+        context: cluster.context.clone(),
+        resource: resource_name,
+        dry_run: args.dry_run,
+        existing: args.existing,
+        interrupted,
+        summary,
+        namespaces_created,
+        invalid_files: problems,
+        items,
+        journal,
+        journal_note,
+        duration_seconds: started.elapsed().as_secs_f64(),
+    })?;
+    Ok(if interrupted {
+        Exit::Interrupted
+    } else if failed > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+/// Applies `-n`, `--only` and `--type`; an `--only` that names no object of the backup is a
+/// usage error (a typo must not restore nothing silently).
+fn select(
+    planned: Vec<Planned>,
+    args: &RestoreArgs,
+    namespace: Option<&str>,
+) -> anyhow::Result<Vec<Planned>> {
+    let only: BTreeSet<&ObjectRef> = args.only.iter().collect();
+    let unknown: Vec<String> = only
+        .iter()
+        .filter(|o| {
+            !planned
+                .iter()
+                .any(|p| p.source_namespace == o.namespace && p.name == o.name)
+        })
+        .map(|o| format!("{}/{}", o.namespace, o.name))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(UsageError {
+            message: format!("--only: not in the backup: {}", unknown.join(", ")),
+            hint: "name objects by their namespace and name in the backup; list them with \
+                   `kubectl mlbackup show BACKUP --files`"
+                .into(),
+        }
+        .into());
+    }
+    Ok(planned
+        .into_iter()
+        .filter(|p| namespace.is_none_or(|ns| p.source_namespace == ns))
+        .filter(|p| {
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|o| o.namespace == p.source_namespace && o.name == p.name)
+        })
+        .filter(|p| args.types.is_empty() || args.types.contains(&p.lrs_type))
+        .collect())
+}
+
+/// What is known of a target namespace that some missing object needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NamespaceState {
+    /// Exists, or could not be checked (the write will tell).
+    Usable,
+    /// Created by this run (or would be, in a dry run).
+    New,
+    /// Known not to exist, and not to be created.
+    Missing,
+}
+
+/// With --create-namespaces, creates the target namespaces (dry-run aware); in a client dry
+/// run, reads whether they exist. Otherwise the writes themselves tell (404 per object).
+async fn prepare_namespaces(
+    cluster: &Cluster,
+    namespaces: &BTreeSet<String>,
+    create: bool,
+    dry_run: Option<DryRun>,
+) -> anyhow::Result<BTreeMap<String, NamespaceState>> {
+    let mut states = BTreeMap::new();
+    for namespace in namespaces {
+        let state = match (create, dry_run) {
+            (_, Some(DryRun::Client)) => {
+                match objects::namespace_exists(cluster, namespace).await {
+                    Ok(Some(false)) if create => NamespaceState::New,
+                    Ok(Some(false)) => NamespaceState::Missing,
+                    Ok(_) => NamespaceState::Usable,
+                    Err(err) => {
+                        return Err(anyhow::Error::new(err)
+                            .context(format!("cannot check the namespace {namespace}")));
+                    }
+                }
+            }
+            (true, _) => {
+                let persist = if dry_run.is_some() {
+                    Persist::DryRun
+                } else {
+                    Persist::Yes
+                };
+                let created = objects::create_namespace(cluster, namespace, persist)
+                    .await
+                    .with_context(|| format!("cannot create the namespace {namespace}"))?;
+                if created {
+                    NamespaceState::New
+                } else {
+                    NamespaceState::Usable
+                }
+            }
+            (false, _) => NamespaceState::Usable,
+        };
+        states.insert(namespace.clone(), state);
+    }
+    Ok(states)
+}
+
+/// Everything one object's restore needs.
+struct Work<'a> {
+    cluster: &'a Cluster,
+    resource: &'a ServedResource,
+    existing: ExistingPolicy,
+    dry_run: Option<DryRun>,
+    persist: Persist,
+    live: &'a HashMap<(String, String), Value>,
+    namespaces: &'a BTreeMap<String, NamespaceState>,
+}
+
+impl Work<'_> {
+    async fn restore(&self, planned: &Planned) -> RestoreItem {
+        let (result, message) = self.decide(planned).await;
+        RestoreItem {
+            namespace: planned.namespace.clone(),
+            name: planned.name.clone(),
+            source_namespace: planned.source_namespace.clone(),
+            r#type: planned.lrs_type.clone(),
+            path: planned.path.clone(),
+            result,
+            message,
+        }
+    }
+
+    async fn decide(&self, planned: &Planned) -> (RestoreResult, Option<String>) {
+        let key = (planned.namespace.clone(), planned.name.clone());
+        let Some(live) = self.live.get(&key) else {
+            return self.create(planned).await;
+        };
+        if live["metadata"]["deletionTimestamp"].is_string() {
+            let finalizers = objects::finalizers_of(live);
+            return (
+                RestoreResult::Failed,
+                Some(format!(
+                    "it is being deleted (held by finalizers {}); run the restore again once it \
+                     is gone",
+                    finalizers.join(", ")
+                )),
+            );
+        }
+        if object::same_desired_state(&planned.object, live) {
+            return (RestoreResult::Unchanged, None);
+        }
+        match (self.existing, self.dry_run) {
+            (ExistingPolicy::Skip, _) => (
+                RestoreResult::SkippedDiffers,
+                Some("exists and differs from the backup (--existing=update overwrites)".into()),
+            ),
+            (ExistingPolicy::Update, Some(DryRun::Client)) => (RestoreResult::Updated, None),
+            (ExistingPolicy::Update, _) => match self.apply(planned, true).await {
+                Ok(applied) if object::same_desired_state(&applied.object, live) => (
+                    RestoreResult::Unchanged,
+                    Some("differs only in fields other managers own".into()),
+                ),
+                Ok(_) => (RestoreResult::Updated, None),
+                Err(err) => failed(&err),
+            },
+        }
+    }
+
+    async fn create(&self, planned: &Planned) -> (RestoreResult, Option<String>) {
+        let namespace = &planned.namespace;
+        match self.namespaces.get(namespace) {
+            Some(NamespaceState::Missing) => return missing_namespace(namespace),
+            Some(NamespaceState::New) if self.dry_run.is_some() => {
+                // A dry-run write into a namespace that does not exist yet would fail.
+                return (
+                    RestoreResult::Created,
+                    Some(format!(
+                        "namespace {namespace} would be created first; not checked by the server"
+                    )),
+                );
+            }
+            _ => {}
+        }
+        if self.dry_run == Some(DryRun::Client) {
+            return (RestoreResult::Created, None);
+        }
+        match self.apply(planned, false).await {
+            Ok(applied) if applied.created => (RestoreResult::Created, None),
+            Ok(_) => (
+                RestoreResult::Updated,
+                Some("it appeared while the restore ran; the backup was applied over it".into()),
+            ),
+            Err(err) if objects::is_missing_namespace(&err, namespace) => {
+                missing_namespace(namespace)
+            }
+            Err(err) => failed(&err),
+        }
+    }
+
+    async fn apply(
+        &self,
+        planned: &Planned,
+        force: bool,
+    ) -> Result<objects::Applied, ClusterError> {
+        objects::apply(
+            self.cluster,
+            self.resource,
+            &planned.namespace,
+            &planned.name,
+            &planned.object,
+            force,
+            self.persist,
+        )
+        .await
+    }
+}
+
+fn missing_namespace(namespace: &str) -> (RestoreResult, Option<String>) {
+    (
+        RestoreResult::Failed,
+        Some(format!(
+            "namespace {namespace} does not exist; create it, pass --create-namespaces, or \
+             restore elsewhere with --namespace-map"
+        )),
+    )
+}
+
+/// The server's message, and what to do when there is something.
+fn failed(err: &ClusterError) -> (RestoreResult, Option<String>) {
+    let message = match err.hint() {
+        Some(hint) => format!("{err} ({hint})"),
+        None => err.to_string(),
+    };
+    (RestoreResult::Failed, Some(message))
+}
+
+fn summarize(items: &[RestoreItem]) -> RestoreSummary {
+    let mut summary = RestoreSummary {
+        total: items.len(),
+        ..RestoreSummary::default()
+    };
+    for item in items {
+        *match item.result {
+            RestoreResult::Created => &mut summary.created,
+            RestoreResult::Updated => &mut summary.updated,
+            RestoreResult::Unchanged => &mut summary.unchanged,
+            RestoreResult::SkippedDiffers => &mut summary.skipped_differs,
+            RestoreResult::Failed => &mut summary.failed,
+        } += 1;
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource() -> ServedResource {
+        ServedResource {
+            group: "lrs.datarobot.com".into(),
+            version: "v1".into(),
+            kind: "LongRunningService".into(),
+            plural: "lrs".into(),
+            namespaced: true,
+        }
+    }
+
+    fn lrs(namespace: Option<&str>, name: &str, api_version: &str) -> String {
+        let namespace = namespace.map_or(String::new(), |ns| format!("  namespace: {ns}\n"));
+        format!(
+            "apiVersion: {api_version}\nkind: LongRunningService\nmetadata:\n  name: {name}\n\
+             {namespace}  uid: u-{name}\n  resourceVersion: \"7\"\n  labels:\n    \
+             datarobot-lrs-type: deployment\nspec:\n  replicas: 1\nstatus:\n  phase: Running\n"
+        )
+    }
+
+    /// A shell-loop folder holding `files`.
+    fn folder(files: &[(&str, String)]) -> (tempfile::TempDir, Backup) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("lrs_backup_2025_01_01_00_00");
+        std::fs::create_dir(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let backup = Backup::open(&dir).unwrap();
+        (root, backup)
+    }
+
+    fn map(from: &str, to: &str) -> NamespaceMapping {
+        NamespaceMapping {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn namespaces_are_mapped_and_defaulted_and_server_fields_stripped() {
+        let (_root, backup) = folder(&[
+            ("a.yaml", lrs(Some("dr-app"), "a", "lrs.datarobot.com/v1")),
+            ("b.yaml", lrs(Some("team"), "b", "lrs.datarobot.com/v1")),
+            ("c.yaml", lrs(None, "c", "lrs.datarobot.com/v1")),
+        ]);
+        let (planned, problems) =
+            plan(&backup, &resource(), "ctx-ns", &[map("dr-app", "dr-new")]).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let places: Vec<(&str, &str, &str)> = planned
+            .iter()
+            .map(|p| {
+                (
+                    p.source_namespace.as_str(),
+                    p.namespace.as_str(),
+                    p.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            places,
+            [
+                ("dr-app", "dr-new", "a"),
+                ("team", "team", "b"),
+                ("ctx-ns", "ctx-ns", "c")
+            ]
+        );
+        let a = &planned[0].object;
+        assert_eq!(a["metadata"]["namespace"], "dr-new");
+        assert!(a["metadata"].get("uid").is_none());
+        assert!(a["metadata"].get("resourceVersion").is_none());
+        assert!(a.get("status").is_none());
+        assert_eq!(planned[0].lrs_type, "deployment");
+    }
+
+    #[test]
+    fn bad_files_and_collisions_are_problems_and_mapping_mistakes_usage_errors() {
+        let (_root, backup) = folder(&[
+            ("a.yaml", lrs(Some("dr-app"), "a", "lrs.datarobot.com/v1")),
+            ("b.yaml", lrs(Some("team"), "a", "lrs.datarobot.com/v1")),
+            ("c.yaml", lrs(Some("dr-app"), "c", "lrs.datarobot.com/v2")),
+            (
+                "d.yaml",
+                lrs(Some("dr-app"), "Bad_Name", "lrs.datarobot.com/v1"),
+            ),
+            ("e.yaml", String::new()),
+        ]);
+        let (planned, problems) =
+            plan(&backup, &resource(), "default", &[map("team", "dr-app")]).unwrap();
+        assert_eq!(planned.len(), 1);
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("b.yaml", "it would be restored as dr-app/a, like a.yaml"),
+                (
+                    "c.yaml",
+                    "it is a LongRunningService of lrs.datarobot.com/v2, the cluster serves \
+                     LongRunningService as lrs.datarobot.com/v1 (if the cluster also serves that \
+                     version, pass --resource lrs.v2.lrs.datarobot.com)"
+                ),
+                ("d.yaml", "`Bad_Name` is not a valid object name"),
+                ("e.yaml", "the file is empty"),
+            ]
+        );
+        let err = plan(&backup, &resource(), "default", &[map("nope", "x")]).unwrap_err();
+        assert!(err.is::<UsageError>(), "{err}");
+        let twice = [map("team", "x"), map("team", "y")];
+        assert!(
+            plan(&backup, &resource(), "default", &twice)
+                .unwrap_err()
+                .is::<UsageError>()
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! `spark-cleanup`: deletes the interactive Spark sessions (LRS of type `spark_app`) so the app
+//! does not reconnect to stale sessions after a restart, and waits until they are gone.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{GlobalArgs, SparkCleanupArgs};
+use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
+use crate::cluster::{Cluster, ClusterError};
+use crate::env::Env;
+use crate::error::{Exit, UsageError};
+use crate::printer::{self, Printer, Render};
+
+/// The workload type of interactive Spark sessions.
+const SPARK_TYPE: &str = "spark_app";
+/// How often the remaining objects are listed while waiting.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanupResult {
+    /// --dry-run: it would be deleted.
+    WouldDelete,
+    /// Gone.
+    Deleted,
+    /// Deletion accepted, finalizers still hold it (--no-wait).
+    Deleting,
+    /// Still there when --timeout passed.
+    TimedOut,
+    Failed,
+}
+
+impl CleanupResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            CleanupResult::WouldDelete => "would-delete",
+            CleanupResult::Deleted => "deleted",
+            CleanupResult::Deleting => "deleting",
+            CleanupResult::TimedOut => "timed-out",
+            CleanupResult::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupItem {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub result: CleanupResult,
+    /// Finalizers that still hold the object (deleting, timed-out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupSummary {
+    pub found: usize,
+    pub deleted: usize,
+    pub deleting: usize,
+    pub timed_out: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupOutcome {
+    pub selector: String,
+    /// `null`: all namespaces.
+    pub namespace: Option<String>,
+    pub dry_run: bool,
+    pub waited: bool,
+    pub timeout_seconds: f64,
+    pub summary: CleanupSummary,
+    pub items: Vec<CleanupItem>,
+}
+
+impl Render for CleanupOutcome {
+    fn render(&self) -> String {
+        let scope = match &self.namespace {
+            Some(ns) => format!("namespace {ns}"),
+            None => "all namespaces".to_string(),
+        };
+        if self.items.is_empty() {
+            return format!("No Spark sessions (LRS {}) in {scope}.\n", self.selector);
+        }
+        let rows: Vec<Vec<String>> = self
+            .items
+            .iter()
+            .map(|item| {
+                let detail = match (&item.message, item.finalizers.is_empty()) {
+                    (Some(message), _) => message.clone(),
+                    (None, false) => format!("held by finalizers {}", item.finalizers.join(", ")),
+                    (None, true) => String::new(),
+                };
+                vec![
+                    item.namespace.clone(),
+                    item.name.clone(),
+                    item.result.as_str().to_string(),
+                    detail,
+                ]
+            })
+            .collect();
+        let mut text = printer::table(&["NAMESPACE", "NAME", "RESULT", "DETAIL"], &rows);
+        let s = &self.summary;
+        if self.dry_run {
+            text.push_str(&format!(
+                "\nDRY RUN: {} Spark sessions in {scope} would be deleted; nothing was changed.\n",
+                s.found
+            ));
+        } else {
+            text.push_str(&format!(
+                "\n{} Spark sessions in {scope}: {} deleted, {} still deleting, {} not gone \
+                 after {}, {} failed.\n",
+                s.found,
+                s.deleted,
+                s.deleting,
+                s.timed_out,
+                crate::duration::format(Duration::from_secs_f64(self.timeout_seconds)),
+                s.failed
+            ));
+        }
+        text
+    }
+}
+
+pub async fn run(
+    global: &GlobalArgs,
+    args: &SparkCleanupArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let cluster = Cluster::connect(global, env)
+        .await
+        .context("cannot connect to the cluster")?;
+    let resource = lrs::resolve(&cluster, args.resource.as_ref())
+        .await
+        .context("cannot find the LRS resource type")?;
+    let namespace = if args.all_namespaces {
+        None
+    } else {
+        global.namespace.clone()
+    };
+    let selector = format!("{LRS_TYPE_LABEL}={SPARK_TYPE}");
+    let found = lrs::list_all(&cluster, &resource, namespace.as_deref(), &selector)
+        .await
+        .context("cannot list the Spark sessions")?;
+    // The server filtered by label; checking again costs nothing and guarantees that no other
+    // type is ever deleted, whatever a server or proxy answers.
+    let found: Vec<Value> = found
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"][LRS_TYPE_LABEL] == SPARK_TYPE)
+        .collect();
+    let mut outcome = CleanupOutcome {
+        selector: selector.clone(),
+        namespace: namespace.clone(),
+        dry_run: args.dry_run,
+        waited: !args.no_wait && !args.dry_run,
+        timeout_seconds: args.timeout.as_secs_f64(),
+        summary: CleanupSummary::default(),
+        items: found
+            .iter()
+            .map(|object| CleanupItem {
+                namespace: text(object, "namespace"),
+                name: text(object, "name"),
+                uid: text(object, "uid"),
+                result: CleanupResult::WouldDelete,
+                finalizers: Vec::new(),
+                message: None,
+            })
+            .collect(),
+    };
+    if found.is_empty() || args.dry_run {
+        outcome.summary.found = outcome.items.len();
+        printer.data(&outcome)?;
+        return Ok(Exit::Success);
+    }
+    if !args.yes {
+        confirm(&outcome, env, printer)?;
+    }
+
+    let work = async {
+        delete_all(&cluster, &resource, &mut outcome.items, printer).await;
+        if outcome.waited {
+            wait_until_gone(
+                &cluster,
+                &resource,
+                namespace.as_deref(),
+                &selector,
+                args.timeout,
+                &mut outcome.items,
+                printer,
+            )
+            .await
+        } else {
+            Ok(())
+        }
+    };
+    let finished = tokio::select! {
+        result = work => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    match finished {
+        None => {
+            printer.error(&anyhow::anyhow!(
+                "interrupted; deletions already sent go on in the cluster: run spark-cleanup \
+                 again to finish"
+            ));
+            return Ok(Exit::Interrupted);
+        }
+        Some(result) => result.context("cannot watch the deletions")?,
+    }
+    outcome.summary = summarize(&outcome.items);
+    let failures = outcome.summary.failed + outcome.summary.timed_out;
+    printer.data(&outcome)?;
+    Ok(if failures > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+fn text(object: &Value, field: &str) -> String {
+    object["metadata"][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Shows what goes and asks; `--yes` is required when no one can answer.
+fn confirm(outcome: &CleanupOutcome, env: &Env, printer: &Printer) -> anyhow::Result<()> {
+    let count = outcome.items.len();
+    if !env.stdin_is_terminal {
+        return Err(UsageError {
+            message: format!(
+                "refusing to delete {count} Spark sessions without confirmation: stdin is not a \
+                 terminal"
+            ),
+            hint: "pass --yes to delete without being asked; --dry-run lists them".to_string(),
+        }
+        .into());
+    }
+    let rows: Vec<Vec<String>> = outcome
+        .items
+        .iter()
+        .map(|item| vec![item.namespace.clone(), item.name.clone()])
+        .collect();
+    let question = format!(
+        "{}Delete these {count} Spark sessions?",
+        printer::table(&["NAMESPACE", "NAME"], &rows)
+    );
+    if !printer
+        .confirm(&question)
+        .context("cannot read the answer")?
+    {
+        anyhow::bail!("nothing deleted: the deletion was not confirmed");
+    }
+    Ok(())
+}
+
+/// Sends the deletions, several at a time, and records what each answered.
+async fn delete_all(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    items: &mut [CleanupItem],
+    printer: &Printer,
+) {
+    let progress = printer.progress("deleting Spark sessions");
+    progress.set_total(items.len() as u64);
+    let answers: Vec<(usize, Result<Deleted, ClusterError>)> =
+        futures::stream::iter(items.iter().enumerate())
+            .map(|(index, item)| async move {
+                let answer = objects::delete(
+                    cluster,
+                    resource,
+                    &item.namespace,
+                    &item.name,
+                    &item.uid,
+                    Persist::Yes,
+                )
+                .await;
+                (index, answer)
+            })
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .inspect(|_| progress.inc())
+            .collect()
+            .await;
+    progress.finish();
+    for (index, answer) in answers {
+        let item = &mut items[index];
+        match answer {
+            Ok(Deleted::Gone) => item.result = CleanupResult::Deleted,
+            Ok(Deleted::AlreadyGone) => {
+                item.result = CleanupResult::Deleted;
+                item.message = Some("already gone".into());
+            }
+            Ok(Deleted::Pending { finalizers }) => {
+                item.result = CleanupResult::Deleting;
+                item.finalizers = finalizers;
+            }
+            Err(ClusterError::Api { code: 409, .. }) => {
+                item.result = CleanupResult::Failed;
+                item.message = Some(
+                    "replaced by a new object of the same name since it was listed; not deleted"
+                        .into(),
+                );
+            }
+            Err(err) => {
+                item.result = CleanupResult::Failed;
+                item.message = Some(match err.hint() {
+                    Some(hint) => format!("{err} ({hint})"),
+                    None => err.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Lists the remaining sessions until every deleting one is gone or `timeout` passes; those
+/// left are timed out, with the finalizers that hold them.
+async fn wait_until_gone(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: Option<&str>,
+    selector: &str,
+    timeout: Duration,
+    items: &mut [CleanupItem],
+    printer: &Printer,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + timeout;
+    let waiting = items
+        .iter()
+        .filter(|i| i.result == CleanupResult::Deleting)
+        .count();
+    if waiting == 0 {
+        return Ok(());
+    }
+    let progress = printer.progress("waiting for the sessions to go");
+    progress.set_total(waiting as u64);
+    loop {
+        let remaining = lrs::list_all(cluster, resource, namespace, selector).await?;
+        let mut still = 0;
+        for item in items
+            .iter_mut()
+            .filter(|i| i.result == CleanupResult::Deleting)
+        {
+            match remaining.iter().find(|o| text(o, "uid") == item.uid) {
+                Some(object) => {
+                    item.finalizers = objects::finalizers_of(object);
+                    still += 1;
+                }
+                None => {
+                    item.result = CleanupResult::Deleted;
+                    item.finalizers.clear();
+                    progress.inc();
+                }
+            }
+        }
+        if still == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for item in items
+                .iter_mut()
+                .filter(|i| i.result == CleanupResult::Deleting)
+            {
+                item.result = CleanupResult::TimedOut;
+            }
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
+    }
+    progress.finish();
+    Ok(())
+}
+
+fn summarize(items: &[CleanupItem]) -> CleanupSummary {
+    let mut summary = CleanupSummary {
+        found: items.len(),
+        ..CleanupSummary::default()
+    };
+    for item in items {
+        match item.result {
+            CleanupResult::Deleted => summary.deleted += 1,
+            CleanupResult::Deleting => summary.deleting += 1,
+            CleanupResult::TimedOut => summary.timed_out += 1,
+            CleanupResult::Failed => summary.failed += 1,
+            CleanupResult::WouldDelete => {}
+        }
+    }
+    summary
+}

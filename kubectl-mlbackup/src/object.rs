@@ -1,0 +1,247 @@
+//! What of an LRS object is its owner's and what the API server manages: the fields stripped
+//! before a restore (DESIGN.md section 5), the state compared between a backup and the
+//! cluster, and the unified diff of that state.
+
+use serde_json::{Map, Value};
+
+/// `metadata` fields the API server sets (or that name things of one cluster only); a restore
+/// must not send them. `ownerReferences` point at UIDs that do not exist in a new cluster.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "managedFields",
+    "ownerReferences",
+];
+
+/// Removes what the API server manages, so the object can be applied to any cluster: the
+/// fields of [`SERVER_METADATA`], `generateName` when `name` is set, and `status` (the
+/// operator reconciles it).
+pub fn strip_server_fields(object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.remove("status");
+    if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in SERVER_METADATA {
+            metadata.remove(*field);
+        }
+        let named = metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| !name.is_empty());
+        if named {
+            metadata.remove("generateName");
+        }
+    }
+}
+
+/// The state a backup restores and a diff compares: labels, annotations and every top-level
+/// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`). Empty label or
+/// annotation maps count as absent.
+pub fn desired_state(object: &Value) -> Value {
+    let mut state = Map::new();
+    let mut metadata = Map::new();
+    for field in ["labels", "annotations"] {
+        if let Some(map) = object["metadata"][field]
+            .as_object()
+            .filter(|m| !m.is_empty())
+        {
+            metadata.insert(field.to_string(), Value::Object(map.clone()));
+        }
+    }
+    if !metadata.is_empty() {
+        state.insert("metadata".to_string(), Value::Object(metadata));
+    }
+    if let Some(map) = object.as_object() {
+        for (key, value) in map {
+            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+                state.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Value::Object(state)
+}
+
+/// Whether two objects agree on their [`desired_state`].
+pub fn same_desired_state(a: &Value, b: &Value) -> bool {
+    desired_state(a) == desired_state(b)
+}
+
+/// A unified diff (3 lines of context) of the [`desired_state`] of `from` and `to`, as YAML
+/// with sorted keys; empty when they agree.
+pub fn unified_diff(from: &Value, to: &Value, from_name: &str, to_name: &str) -> String {
+    let render = |object: &Value| {
+        crate::yaml::to_kubectl_yaml(&desired_state(object))
+            // Plain JSON values always serialise; keep the diff readable if they ever do not.
+            .unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    };
+    let (old, new) = (render(from), render(to));
+    if old == new {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(from_name, to_name)
+        .to_string()
+}
+
+/// A DNS-1123 label, as namespace names must be: at most 63 of `[a-z0-9-]`, alphanumeric at
+/// both ends.
+pub fn is_namespace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// A DNS-1123 subdomain, as the names of custom resources must be: at most 253 characters,
+/// dot-separated labels.
+pub fn is_object_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What `kubectl get -o yaml` shows of an LRS (plus managedFields, as the API returns it).
+    fn served() -> Value {
+        json!({
+            "apiVersion": "lrs.datarobot.com/v1",
+            "kind": "LongRunningService",
+            "metadata": {
+                "name": "cm-1",
+                "generateName": "cm-",
+                "namespace": "dr-app",
+                "uid": "0b6c",
+                "resourceVersion": "812",
+                "generation": 3,
+                "creationTimestamp": "2026-01-05T09:00:00Z",
+                "deletionTimestamp": "2026-01-06T09:00:00Z",
+                "deletionGracePeriodSeconds": 0,
+                "selfLink": "/apis/lrs.datarobot.com/v1/namespaces/dr-app/lrs/cm-1",
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "9"}],
+                "labels": {"datarobot-lrs-type": "deployment"},
+                "annotations": {"a": "b"},
+                "finalizers": ["lrs.datarobot.com/cleanup"]
+            },
+            "spec": {"replicas": 2, "image": "x:1"},
+            "status": {"phase": "Running"}
+        })
+    }
+
+    #[test]
+    fn names_follow_the_api_server_rules() {
+        assert!(is_namespace_name("dr-app"));
+        assert!(!is_namespace_name("Dr"));
+        assert!(!is_namespace_name("a.b"));
+        assert!(!is_namespace_name("-a"));
+        assert!(!is_namespace_name(&"a".repeat(64)));
+        assert!(is_object_name("cm-65a1.v2"));
+        assert!(!is_object_name("a..b"));
+        assert!(!is_object_name("a b"));
+        assert!(!is_object_name(""));
+    }
+
+    #[test]
+    fn stripping_keeps_only_what_the_owner_wrote() {
+        let mut object = served();
+        strip_server_fields(&mut object);
+        assert_eq!(
+            object,
+            json!({
+                "apiVersion": "lrs.datarobot.com/v1",
+                "kind": "LongRunningService",
+                "metadata": {
+                    "name": "cm-1",
+                    "namespace": "dr-app",
+                    "labels": {"datarobot-lrs-type": "deployment"},
+                    "annotations": {"a": "b"},
+                    "finalizers": ["lrs.datarobot.com/cleanup"]
+                },
+                "spec": {"replicas": 2, "image": "x:1"}
+            })
+        );
+    }
+
+    #[test]
+    fn generate_name_stays_when_there_is_no_name() {
+        let mut object = json!({"metadata": {"generateName": "cm-", "uid": "1"}});
+        strip_server_fields(&mut object);
+        assert_eq!(object, json!({"metadata": {"generateName": "cm-"}}));
+        let mut not_an_object = json!("text");
+        strip_server_fields(&mut not_an_object);
+        assert_eq!(not_an_object, json!("text"));
+    }
+
+    #[test]
+    fn the_desired_state_ignores_server_fields_and_status() {
+        let mut stripped = served();
+        strip_server_fields(&mut stripped);
+        assert!(same_desired_state(&served(), &stripped));
+        let mut relabelled = served();
+        relabelled["metadata"]["labels"]["team"] = json!("ml");
+        assert!(!same_desired_state(&served(), &relabelled));
+        let mut respecced = served();
+        respecced["spec"]["replicas"] = json!(3);
+        assert!(!same_desired_state(&served(), &respecced));
+        let mut other_field = served();
+        other_field["data"] = json!({"k": "v"});
+        assert!(!same_desired_state(&served(), &other_field));
+        let mut no_annotations = served();
+        no_annotations["metadata"]["annotations"] = json!({});
+        let mut absent = served();
+        absent["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        assert!(same_desired_state(&no_annotations, &absent));
+    }
+
+    #[test]
+    fn the_unified_diff_shows_changed_lines_with_context() {
+        let mut live = served();
+        live["spec"]["replicas"] = json!(1);
+        live["metadata"]["labels"]["team"] = json!("ml");
+        let diff = unified_diff(
+            &served(),
+            &live,
+            "backup/dr-app/cm-1",
+            "cluster/dr-app/cm-1",
+        );
+        assert_eq!(
+            diff,
+            "--- backup/dr-app/cm-1\n\
+             +++ cluster/dr-app/cm-1\n\
+             @@ -3,6 +3,7 @@\n     \
+                 a: b\n   \
+               labels:\n     \
+                 datarobot-lrs-type: deployment\n\
+             +    team: ml\n \
+             spec:\n   \
+               image: x:1\n\
+             -  replicas: 2\n\
+             +  replicas: 1\n"
+        );
+        assert_eq!(unified_diff(&served(), &served(), "a", "b"), "");
+    }
+}
