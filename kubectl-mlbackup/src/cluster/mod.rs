@@ -12,6 +12,8 @@ use crate::env::Env;
 
 pub mod lrs;
 pub mod objects;
+#[allow(dead_code)] // wired into `deployments --via pod` next
+pub mod pod;
 mod transport;
 
 pub use transport::RetryPolicy;
@@ -350,4 +352,23 @@ fn load_kubeconfig(global: &GlobalArgs, env: &Env) -> Result<Kubeconfig, Cluster
                 .join(", ")
         },
     })
+}
+
+/// A client for a kubeconfig file, for the tests of the modules that talk to a cluster.
+#[cfg(test)]
+pub mod testing {
+    use clap::Parser;
+
+    pub async fn connect(kubeconfig: &std::path::Path) -> super::Cluster {
+        let cli = crate::cli::Cli::try_parse_from([
+            "kubectl-mlbackup",
+            "version",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .unwrap();
+        super::Cluster::connect(&cli.global, &crate::env::Env::default())
+            .await
+            .unwrap()
+    }
 }
