@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cluster::ClusterError;
 use crate::commands::backup::BackupError;
 use crate::folder::FolderError;
+use crate::helper_binary::HelperNotFound;
 
 /// The process exit status, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,11 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                     .and_then(FolderError::hint)
             })
             .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<HelperNotFound>()
+                    .map(HelperNotFound::hint)
+            })
             .or_else(|| match cause.downcast_ref::<BackupError>()? {
                 // Transparent wrappers: their inner error is not a link of the chain.
                 BackupError::Cluster(inner) => inner.hint(),

@@ -25,6 +25,9 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Verify(args) => verify::run(args, &env, printer),
         Command::Delete(args) => delete::run(args, &env, printer),
         Command::Prune(args) => prune::run(args, &env, printer),
+        Command::Completion(args) => printer
+            .text(&crate::completion::script(args.shell))
+            .map(|()| Exit::Success),
     };
     match result {
         Ok(exit) => exit,

@@ -4,6 +4,7 @@
 
 mod backup;
 mod catalog;
+mod completion;
 mod help;
 mod support;
 mod version;
