@@ -21,6 +21,7 @@
 set -eu
 
 die() { printf 'package.sh: %s\n' "$*" >&2; exit 1; }
+usage_error() { printf 'package.sh: %s (see --help)\n' "$*" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,15 +34,15 @@ write_manifests=false
 while [ $# -gt 0 ]; do
     case $1 in
         --debug) profile=debug ;;
-        --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
+        --out) [ $# -ge 2 ] || usage_error "--out needs a directory"; out=$2; shift ;;
         --out=*) out=${1#--out=} ;;
-        --version) [ $# -ge 2 ] || die "--version needs a value"; version=$2; shift ;;
+        --version) [ $# -ge 2 ] || usage_error "--version needs a value"; version=$2; shift ;;
         --version=*) version=${1#--version=} ;;
-        --uri-base) [ $# -ge 2 ] || die "--uri-base needs a URL"; uri_base=$2; shift ;;
+        --uri-base) [ $# -ge 2 ] || usage_error "--uri-base needs a URL"; uri_base=$2; shift ;;
         --uri-base=*) uri_base=${1#--uri-base=} ;;
         --write-manifests) write_manifests=true ;;
         -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument: $1 (see --help)" ;;
+        *) usage_error "unknown argument: $1" ;;
     esac
     shift
 done
@@ -52,7 +53,7 @@ if [ -z "$version" ]; then
 fi
 case $version in
     v[0-9]*.[0-9]*.[0-9]*) ;;
-    *) die "version $version is not semver with a leading v (like v1.2.3)" ;;
+    *) usage_error "version $version is not semver with a leading v (like v1.2.3)" ;;
 esac
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
