@@ -7,6 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cluster::lrs::{LRS_TYPE_LABEL, ResourceOverride};
 
+/// The value name of every argument that names a backup of the catalog: shell completion offers
+/// the backups of `--dir` / `MLBACKUP_DIR` for the arguments that carry it.
+pub const BACKUP: &str = "BACKUP";
+
 /// Back up, restore and quiesce the Long Running Services (LRS) and model deployments of a
 /// self-managed DataRobot installation, safely and fast.
 ///
@@ -32,7 +36,7 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path to the kubeconfig file to use (instead of KUBECONFIG or ~/.kube/config).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub kubeconfig: Option<PathBuf>,
 
     /// The name of the kubeconfig context to use.
@@ -88,8 +92,11 @@ pub enum OutputFormat {
 pub enum Command {
     /// Print the plugin version and the version of the cluster's API server.
     ///
-    /// Also shows the context and namespace the plugin will act on. Exits 1 when the cluster
-    /// cannot be reached (after printing the plugin version).
+    /// Also shows the helper binary the plugin would upload into an app pod of this machine's
+    /// architecture, with its version: MLBACKUP_HELPER, else helpers/linux-<arch>/mlbackup-helper
+    /// beside the plugin executable, else mlbackup-helper beside it. Then the context and
+    /// namespace the plugin will act on. Exits 1 when the cluster cannot be reached (after
+    /// printing the plugin version); a missing helper is reported, not an error.
     #[command(after_long_help = "Examples:\n  \
         kubectl mlbackup version\n  \
         kubectl mlbackup version --context prod -o json\n  \
@@ -217,13 +224,44 @@ pub enum Command {
         kubectl mlbackup spark-cleanup -n dr-app --timeout 5m\n  \
         kubectl mlbackup spark-cleanup --yes --no-wait -o json")]
     SparkCleanup(SparkCleanupArgs),
+
+    /// Print a shell completion script for `kubectl-mlbackup`.
+    ///
+    /// `kubectl mlbackup <TAB>` is completed by kubectl's own completion (`kubectl completion
+    /// bash|zsh|fish`), which since kubectl 1.26 asks the `kubectl_complete-mlbackup` program on
+    /// the PATH: put it there (it comes with the plugin) and subcommands, flags, their values and
+    /// the names of backups in --dir or MLBACKUP_DIR complete. The script printed here completes
+    /// the same subcommands and flags when the plugin is called directly as `kubectl-mlbackup`.
+    #[command(after_long_help = "Examples:\n  \
+        # kubectl mlbackup <TAB> (kubectl_complete-mlbackup must be on the PATH):\n  \
+        source <(kubectl completion bash)\n\n  \
+        # kubectl-mlbackup <TAB>:\n  \
+        source <(kubectl mlbackup completion bash)\n  \
+        kubectl mlbackup completion zsh > \"${fpath[1]}/_kubectl-mlbackup\"\n  \
+        kubectl mlbackup completion fish > ~/.config/fish/completions/kubectl-mlbackup.fish")]
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Where the backups are.
 #[derive(Debug, Args)]
 pub struct BackupDirArgs {
     /// The directory holding the backups (default: $MLBACKUP_DIR, else the current directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 }
 
@@ -236,6 +274,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = BACKUP)]
     pub name: String,
 
     #[command(flatten)]
@@ -249,6 +288,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = BACKUP)]
     pub name: String,
 
     #[command(flatten)]
@@ -258,6 +298,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = BACKUP)]
     pub name: String,
 
     #[command(flatten)]

@@ -12,6 +12,8 @@ pub const HOME: &str = "HOME";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `MLBACKUP_DIR`: the directory holding backups when `--dir` is not given.
 pub const MLBACKUP_DIR: &str = "MLBACKUP_DIR";
+/// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
+pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
 /// What the process environment says, captured once so the rest of the code is testable.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +25,9 @@ pub struct Env {
     pub mlbackup_dir: Option<PathBuf>,
     /// Whether a confirmation question can be asked (and answered).
     pub stdin_is_terminal: bool,
+    pub mlbackup_helper: Option<PathBuf>,
+    /// This program's own path as the OS reports it (the helpers are looked up beside it).
+    pub current_exe: Option<PathBuf>,
 }
 
 impl Env {
@@ -38,6 +43,10 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             stdin_is_terminal: std::io::stdin().is_terminal(),
+            mlbackup_helper: std::env::var_os(MLBACKUP_HELPER)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            current_exe: std::env::current_exe().ok(),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::cluster::ClusterError;
 use crate::commands::backup::BackupError;
 use crate::commands::restore::RestoreError;
 use crate::folder::FolderError;
+use crate::helper_binary::HelperNotFound;
 
 /// The process exit status, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,11 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 cause
                     .downcast_ref::<RestoreError>()
                     .and_then(RestoreError::hint)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<HelperNotFound>()
+                    .map(HelperNotFound::hint)
             })
             .or_else(|| match cause.downcast_ref::<BackupError>()? {
                 // Transparent wrappers: their inner error is not a link of the chain.

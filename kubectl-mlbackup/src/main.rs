@@ -4,10 +4,12 @@
 mod cli;
 mod cluster;
 mod commands;
+mod completion;
 mod duration;
 mod env;
 mod error;
 mod folder;
+mod helper_binary;
 mod object;
 mod printer;
 mod yaml;
@@ -20,6 +22,13 @@ fn main() -> ExitCode {
     // One rustls crypto provider for the whole process (kube and reqwest would otherwise race to
     // pick different ones and panic).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == completion::COMPLETE_COMMAND)
+    {
+        return complete(&args[2..]);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(usage) => {
@@ -46,4 +55,17 @@ fn main() -> ExitCode {
     };
     let exit = runtime.block_on(commands::run(cli, env, &printer));
     exit.into()
+}
+
+/// `kubectl-mlbackup __complete WORDS...`, before clap parses anything: the words are a partial
+/// command line, not this process's own.
+fn complete(words: &[std::ffi::OsString]) -> ExitCode {
+    let env = env::Env::from_process();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let answer = completion::cobra_completions(words, &env, &cwd);
+    let printer = printer::Printer::new(cli::OutputFormat::Table, &env);
+    match printer.text(&answer) {
+        Ok(()) => error::Exit::Success.into(),
+        Err(_) => error::Exit::Failure.into(),
+    }
 }

@@ -73,6 +73,15 @@ impl Printer {
         Ok(())
     }
 
+    /// Writes text to stdout as it is, whatever `-o` says: for scripts and for the completion
+    /// protocol, which have one format only.
+    pub fn text(&self, text: &str) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+
     /// `error: <what>`, then one `  caused by: <why>` per cause, then `hint: <what to do>`.
     pub fn error(&self, err: &anyhow::Error) {
         let mut text = format!("{} {err}\n", self.paint("error:", "1;31"));

@@ -31,6 +31,9 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
         Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
         Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
+        Command::Completion(args) => printer
+            .text(&crate::completion::script(args.shell))
+            .map(|()| Exit::Success),
     };
     match result {
         Ok(exit) => exit,

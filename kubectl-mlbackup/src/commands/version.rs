@@ -1,5 +1,8 @@
-//! `version`: the plugin's version and, when the cluster answers, the API server's, with the
-//! context and namespace the plugin will act on.
+//! `version`: the plugin's version, the helper it would upload (path and version) and, when the
+//! cluster answers, the API server's, with the context and namespace the plugin will act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -8,12 +11,14 @@ use crate::cli::{GlobalArgs, VersionArgs};
 use crate::cluster::Cluster;
 use crate::env::Env;
 use crate::error::Exit;
+use crate::helper_binary::{self, host_arch};
 use crate::printer::{Printer, Render};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionOutcome {
     pub client_version: ClientVersion,
+    pub helper: HelperVersion,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_version: Option<ServerVersion>,
 }
@@ -23,6 +28,21 @@ pub struct VersionOutcome {
 pub struct ClientVersion {
     pub version: &'static str,
     pub platform: String,
+}
+
+/// The helper the plugin would upload into a pod of this machine's architecture.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelperVersion {
+    /// `linux/<arch>`.
+    pub platform: String,
+    /// `None` when no helper was found (`problem` says where the plugin looked).
+    pub path: Option<PathBuf>,
+    /// The first line the helper prints for `--version`.
+    pub version: Option<String>,
+    /// Why there is no path or no version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,6 +58,20 @@ pub struct ServerVersion {
 impl Render for VersionOutcome {
     fn render(&self) -> String {
         let mut text = format!("Plugin Version: v{}\n", self.client_version.version);
+        let helper = &self.helper;
+        text.push_str(&match (&helper.path, &helper.version) {
+            (Some(path), Some(version)) => format!("Helper: {} ({version})\n", path.display()),
+            (Some(path), None) => format!(
+                "Helper: {} ({})\n",
+                path.display(),
+                helper.problem.as_deref().unwrap_or("version unknown")
+            ),
+            (None, _) => format!(
+                "Helper: none for {}: {}\n",
+                helper.platform,
+                helper.problem.as_deref().unwrap_or("not found")
+            ),
+        });
         if let Some(server) = &self.server_version {
             text.push_str(&format!(
                 "Server Version: {} ({})\n",
@@ -63,8 +97,9 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     let client_version = ClientVersion {
         version: env!("CARGO_PKG_VERSION"),
-        platform: format!("{}/{}", std::env::consts::OS, kubernetes_arch()),
+        platform: format!("{}/{}", std::env::consts::OS, host_arch()),
     };
+    let helper = helper_version(env).await;
     let server = if args.client {
         Ok(None)
     } else {
@@ -76,6 +111,7 @@ pub async fn run(
     };
     printer.data(&VersionOutcome {
         client_version,
+        helper,
         server_version,
     })?;
     match failure {
@@ -101,11 +137,50 @@ async fn server_version(global: &GlobalArgs, env: &Env) -> anyhow::Result<Server
     })
 }
 
-/// The architecture in Kubernetes' terms (`amd64`, `arm64`), as node labels and kubectl say it.
-fn kubernetes_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+/// Finds the helper for this machine's architecture and asks it for its version. A missing or
+/// broken helper is reported, not an error: `version` must work for a plugin installed without
+/// helpers (`cargo install`), which only the deployment commands need.
+async fn helper_version(env: &Env) -> HelperVersion {
+    let arch = host_arch();
+    let platform = format!("linux/{arch}");
+    let path = match helper_binary::locate(None, env, arch) {
+        Ok(path) => path,
+        Err(not_found) => {
+            return HelperVersion {
+                platform,
+                path: None,
+                version: None,
+                problem: Some(not_found.to_string()),
+            };
+        }
+    };
+    let (version, problem) = match run_version(&path).await {
+        Ok(version) => (Some(version), None),
+        Err(problem) => (None, Some(problem)),
+    };
+    HelperVersion {
+        platform,
+        path: Some(path),
+        version,
+        problem,
+    }
+}
+
+/// `helper --version`'s first line; a helper that hangs is given up after a few seconds.
+async fn run_version(path: &std::path::Path) -> Result<String, String> {
+    let run = tokio::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(Duration::from_secs(5), run).await {
+        Err(_) => return Err("no answer to --version within 5s".to_string()),
+        Ok(Err(err)) => return Err(format!("cannot run it here: {err}")),
+        Ok(Ok(output)) => output,
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match stdout.lines().next().map(str::trim) {
+        Some(line) if output.status.success() && !line.is_empty() => Ok(line.to_string()),
+        _ => Err(format!("--version failed ({})", output.status)),
     }
 }

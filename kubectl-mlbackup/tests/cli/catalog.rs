@@ -9,10 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{Run, Sandbox};
 
-const NEWEST: &str = "lrs_backup_2025_06_01_10_00";
-const STALE_PARTIAL: &str = "lrs_backup_2025_05_01_10_00.partial";
-const SHELL_LOOP: &str = "lrs_backup_2025_04_01_09_30";
-const NAMED: &str = "pre-upgrade";
+pub(crate) const NEWEST: &str = "lrs_backup_2025_06_01_10_00";
+pub(crate) const STALE_PARTIAL: &str = "lrs_backup_2025_05_01_10_00.partial";
+pub(crate) const SHELL_LOOP: &str = "lrs_backup_2025_04_01_09_30";
+pub(crate) const NAMED: &str = "pre-upgrade";
 
 fn lrs_yaml(namespace: &str, name: &str, lrs_type: &str) -> String {
     format!(
@@ -104,7 +104,7 @@ fn shell_loop_backup(root: &Path) -> PathBuf {
 }
 
 /// A backup directory holding one of each kind of backup, and things that are not backups.
-fn catalog_fixture(root: &Path) {
+pub(crate) fn catalog_fixture(root: &Path) {
     managed_backup(
         root,
         NEWEST,

@@ -84,3 +84,8 @@ fn a_usage_error_exits_2_and_says_what_is_wrong() {
         run.stderr
     );
 }
+
+#[test]
+fn completion_help() {
+    insta::assert_snapshot!(help_of(&["completion"]));
+}

@@ -4,6 +4,7 @@
 
 mod backup;
 mod catalog;
+mod completion;
 mod diff;
 mod help;
 mod restore;

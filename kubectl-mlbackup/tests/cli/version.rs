@@ -153,3 +153,44 @@ fn kubeconfig_files_merge_like_kubectl_and_context_flags_pick_from_them() {
         run.stderr
     );
 }
+
+#[test]
+fn version_reports_the_helper_it_would_upload() {
+    let sandbox = Sandbox::new();
+    let helper = sandbox.path("my-helper");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'mlbackup-helper 9.9.9 (protocol 1)'\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&helper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&helper, permissions).unwrap();
+    let sandbox = sandbox.env("MLBACKUP_HELPER", helper.to_str().unwrap());
+    let run = sandbox.run(&["version", "--client"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout.lines().nth(1),
+        Some(
+            format!(
+                "Helper: {} (mlbackup-helper 9.9.9 (protocol 1))",
+                helper.display()
+            )
+            .as_str()
+        )
+    );
+    let json = sandbox.run(&["version", "--client", "-o", "json"]).json();
+    assert_eq!(json["helper"]["path"], helper.to_str().unwrap());
+    assert_eq!(json["helper"]["platform"], "linux/amd64");
+
+    // A named helper that is not there is reported with where the plugin looked; still exit 0.
+    let missing = Sandbox::new().env("MLBACKUP_HELPER", "/no/such/helper");
+    let run = missing.run(&["version", "--client", "-o", "json"]);
+    run.expect_code(0);
+    let json = run.json();
+    assert!(json["helper"]["path"].is_null());
+    assert_eq!(
+        json["helper"]["problem"],
+        "no mlbackup-helper for linux/amd64 (looked at /no/such/helper)"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod datarobot_python;
 mod exec;
+mod krew;
 mod kubectl;
 mod sandbox;
 mod shell_loop;
