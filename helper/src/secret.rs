@@ -104,6 +104,43 @@ impl ApiToken {
     }
 }
 
+/// The token variables as the environment had them, captured once (the plugin reads every
+/// variable at start). Debug shows only which ones are set.
+#[derive(Clone, Default)]
+pub struct TokenVars(Vec<(&'static str, String)>);
+
+impl TokenVars {
+    pub fn from_process() -> TokenVars {
+        TokenVars(
+            [TOKEN_VAR, TOKEN_VAR_ALT]
+                .into_iter()
+                .filter_map(|name| {
+                    std::env::var(name)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (name, v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The value of one of the token variables.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+impl fmt::Debug for TokenVars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| format!("{name}=<redacted>")))
+            .finish()
+    }
+}
+
 impl fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)

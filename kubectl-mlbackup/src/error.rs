@@ -2,7 +2,13 @@
 
 use std::process::ExitCode;
 
+use mlbackup_helper::api::ApiError;
+use mlbackup_helper::plan::PlanError;
+use mlbackup_helper::protocol::WireError;
+use mlbackup_helper::secret::TokenError;
+
 use crate::cluster::ClusterError;
+use crate::commands::deployments::{self, Incomplete};
 use crate::commands::backup::BackupError;
 use crate::folder::FolderError;
 
@@ -16,7 +22,6 @@ pub enum Exit {
     /// The command line was wrong.
     Usage,
     /// Interrupted (SIGINT); what was done is recorded and a re-run is safe.
-    #[allow(dead_code)] // used once the long-running commands land
     Interrupted,
 }
 
@@ -43,6 +48,11 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                     .and_then(FolderError::hint)
             })
             .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
+            .or_else(|| cause.downcast_ref::<ApiError>().and_then(ApiError::hint))
+            .or_else(|| cause.downcast_ref::<TokenError>().and_then(TokenError::hint))
+            .or_else(|| cause.downcast_ref::<PlanError>().and_then(PlanError::hint))
+            .or_else(|| cause.downcast_ref::<WireError>().and_then(deployments::wire_hint))
+            .or_else(|| cause.downcast_ref::<Incomplete>().and_then(|i| i.hint.clone()))
             .or_else(|| match cause.downcast_ref::<BackupError>()? {
                 // Transparent wrappers: their inner error is not a link of the chain.
                 BackupError::Cluster(inner) => inner.hint(),

@@ -12,9 +12,9 @@
 //! Symlinks are never followed: a symlinked backup directory, manifest or item is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 pub const FORMAT_VERSION: u32 = 1;
 /// Written last: its presence in a directory without `.partial` means the backup is complete.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// Optional snapshot of deployment states (DESIGN.md section 6).
-pub const DEPLOYMENTS_FILE: &str = "deployments.json";
+/// Optional snapshot of deployment states (DESIGN.md section 6; format in
+/// `mlbackup_helper::snapshot`, which the helper shares).
+pub const DEPLOYMENTS_FILE: &str = mlbackup_helper::snapshot::SNAPSHOT_FILE;
 /// Optional record of the steps of prepare/recover/restore, one JSON object per line.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// The prefix of default names, shared with the documented shell loop.
@@ -43,7 +44,6 @@ const NAME_TIME_FORMAT: &str = "%Y_%m_%d_%H_%M";
 const MAX_NAME_ATTEMPTS: u32 = 1000;
 const MAX_NAME_LEN: usize = 200;
 const DIR_MODE: u32 = 0o700;
-const FILE_MODE: u32 = 0o600;
 
 /// A failure to read, write or delete a backup folder, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -525,39 +525,12 @@ fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
     }
 }
 
-/// The temp name a file is written under before the rename: hidden, in the same directory
-/// (so the rename is atomic), recognisable as the writer's own.
-fn temp_path(path: &Path) -> PathBuf {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file_name}.tmp"))
-}
+use mlbackup_helper::files::{is_temp_name, sync_dir};
 
-fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a
-/// temp file (0600) in the same directory, fsync, rename.
+/// Writes `bytes` to `path` so that readers see either the old file or the whole new one (see
+/// `mlbackup_helper::files::write_atomically`, shared with the deployment snapshot).
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FolderError> {
-    let temp = temp_path(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    result.map_err(|err| {
-        let _ = fs::remove_file(&temp);
-        io_error("write", path)(err)
-    })
+    mlbackup_helper::files::write_atomically(path, bytes).map_err(io_error("write", path))
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
@@ -571,13 +544,6 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
     write_file_atomically(&path, &json)?;
     sync_dir(dir);
     Ok(())
-}
-
-/// Makes renames in `dir` durable. Best effort: not every filesystem lets a directory be synced.
-fn sync_dir(dir: &Path) {
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
-    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -3,7 +3,7 @@
 //! with capped exponential backoff and jitter, honouring `Retry-After`; everything else is
 //! explained once, in the user's terms.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{HeaderMap, Request, StatusCode};
 use kube::client::Body;

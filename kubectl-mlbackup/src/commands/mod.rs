@@ -2,6 +2,7 @@
 
 pub mod backup;
 mod delete;
+pub mod deployments;
 mod list;
 mod prune;
 mod show;
@@ -25,6 +26,9 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Verify(args) => verify::run(args, &env, printer),
         Command::Delete(args) => delete::run(args, &env, printer),
         Command::Prune(args) => prune::run(args, &env, printer),
+        Command::Deployments(command) => {
+            deployments::run(&cli.global, command, &env, printer).await
+        }
     };
     match result {
         Ok(exit) => exit,
