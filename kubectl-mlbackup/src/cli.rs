@@ -262,9 +262,6 @@ pub struct DeploymentsListArgs {
 /// Flags of both status changes.
 #[derive(Debug, Args)]
 pub struct ChangeArgs {
-    #[command(flatten)]
-    pub datarobot: DataRobotArgs,
-
     /// The backup (name in the backup directory, or path) whose deployments.json holds the
     /// snapshot.
     #[arg(long, value_name = "NAME", conflicts_with = "state")]
@@ -300,6 +297,10 @@ pub struct ChangeArgs {
     /// attempted.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::parse)]
     pub timeout: Duration,
+
+    // Last: its help heading applies to the flags after it.
+    #[command(flatten)]
+    pub datarobot: DataRobotArgs,
 }
 
 #[derive(Debug, Args)]
@@ -310,9 +311,6 @@ pub struct DeactivateArgs {
 
 #[derive(Debug, Args)]
 pub struct ReactivateArgs {
-    #[command(flatten)]
-    pub change: ChangeArgs,
-
     /// Reactivate every inactive deployment, recorded or not.
     #[arg(long, conflicts_with_all = ["backup", "state"])]
     pub all: bool,
@@ -320,6 +318,10 @@ pub struct ReactivateArgs {
     /// Do not ask for confirmation of --all.
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    // Last: the help heading of its DataRobot flags applies to the flags after it.
+    #[command(flatten)]
+    pub change: ChangeArgs,
 }
 
 /// Where the backups are.

@@ -1224,6 +1224,9 @@ fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             layout.temp_files.push(path);
         } else if file_name.ends_with(".yaml") || file_name.ends_with(".yml") {
             layout.yaml_files.push(path);
+        } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE].contains(&file_name) {
+            // Written by `deployments deactivate --backup` (and prepare/recover) into any
+            // backup, including the folders of the shell loop.
         } else {
             layout.strangers.push(path);
         }
@@ -1596,6 +1599,12 @@ mod tests {
             (items[0].namespace.as_str(), items[0].r#type.as_str()),
             ("dr", "deployment")
         );
+        assert!(backup.verify().unwrap().problems.is_empty());
+        // The deployment snapshot written into it keeps it a backup, and is no item.
+        fs::write(dir.join(DEPLOYMENTS_FILE), "{}").unwrap();
+        let backup = resolve(root.path(), "lrs_backup_2025_11_20_09_30").unwrap();
+        assert!(backup.has_file(DEPLOYMENTS_FILE));
+        assert_eq!(backup.items().unwrap().len(), 2);
         assert!(backup.verify().unwrap().problems.is_empty());
         fs::write(dir.join("c.yaml"), "").unwrap();
         let problems = backup.verify().unwrap().problems;

@@ -4,6 +4,7 @@
 
 mod backup;
 mod catalog;
+mod deployments;
 mod help;
 mod support;
 mod version;
