@@ -209,7 +209,9 @@ pub enum ApiError {
     #[error("the DataRobot API at {api} refused the token (401 Unauthorized)")]
     Unauthorized { api: String },
 
-    #[error("the token's user lacks the MLOps admin role or access to {what} (403 Forbidden): {message}")]
+    #[error(
+        "the token's user lacks the MLOps admin role or access to {what} (403 Forbidden): {message}"
+    )]
     Forbidden { what: String, message: String },
 
     #[error("{what} does not exist or is not visible to the token's user (404)")]
@@ -684,7 +686,10 @@ impl DataRobotClient {
                     // never made carried nothing.
                     after_lost_attempt |= !err.is_connect();
                     let wait = self.retry.delay(attempt, None);
-                    log::info!("{method} {url}: {failure}, retrying in {} ms", wait.as_millis());
+                    log::info!(
+                        "{method} {url}: {failure}, retrying in {} ms",
+                        wait.as_millis()
+                    );
                     wait
                 }
             };
@@ -846,7 +851,9 @@ mod tests {
             );
         }
         assert_eq!(
-            ApiUrl::parse("http://mmapp-app:8000/prefix").unwrap().to_string(),
+            ApiUrl::parse("http://mmapp-app:8000/prefix")
+                .unwrap()
+                .to_string(),
             "http://mmapp-app:8000/prefix/api/v2/"
         );
         for bad in [
@@ -864,9 +871,12 @@ mod tests {
         let api = ApiUrl::parse("https://dr.example.com").unwrap();
         let here = api.join("deployments/");
         assert_eq!(
-            api.adopt("https://dr.example.com/api/v2/deployments/?offset=100", &here)
-                .unwrap()
-                .as_str(),
+            api.adopt(
+                "https://dr.example.com/api/v2/deployments/?offset=100",
+                &here
+            )
+            .unwrap()
+            .as_str(),
             "https://dr.example.com/api/v2/deployments/?offset=100"
         );
         assert_eq!(

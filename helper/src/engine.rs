@@ -85,7 +85,10 @@ pub async fn list(client: &DataRobotClient) -> Result<Vec<crate::api::Deployment
     log::info!(
         "DataRobot API {} ({}) at {}",
         version.version_string,
-        version.released_version.as_deref().unwrap_or("release unknown"),
+        version
+            .released_version
+            .as_deref()
+            .unwrap_or("release unknown"),
         client.api()
     );
     let deployments = client.list_deployments().await?;
@@ -231,8 +234,7 @@ async fn drive(
                         stop_text(reason)
                     ))
                 } else {
-                    ItemReport::new(planned, Outcome::NotAttempted)
-                        .message(stopped_before(reason))
+                    ItemReport::new(planned, Outcome::NotAttempted).message(stopped_before(reason))
                 };
             }
             Err(err) => return ItemReport::failed(planned, &err),

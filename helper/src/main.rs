@@ -130,10 +130,22 @@ fn main() -> ExitCode {
             Command::ServeRequest => serve_request(&cancel).await,
             Command::List(connection) => by_hand(None, &connection, None, &cancel).await,
             Command::Deactivate(args) => {
-                by_hand(Some(Action::Deactivate), &args.connection, Some(&args), &cancel).await
+                by_hand(
+                    Some(Action::Deactivate),
+                    &args.connection,
+                    Some(&args),
+                    &cancel,
+                )
+                .await
             }
             Command::Reactivate(args) => {
-                by_hand(Some(Action::Reactivate), &args.connection, Some(&args), &cancel).await
+                by_hand(
+                    Some(Action::Reactivate),
+                    &args.connection,
+                    Some(&args),
+                    &cancel,
+                )
+                .await
             }
         }
     });
@@ -186,7 +198,13 @@ async fn serve_request(cancel: &CancellationToken) -> u8 {
     let request = match line {
         Ok(Ok(line)) if !line.trim().is_empty() => serde_json::from_str::<Request>(&line)
             // serde's message may quote the offending input, which may be the token: say where.
-            .map_err(|err| format!("the request line is not a valid request (line {}, column {})", err.line(), err.column())),
+            .map_err(|err| {
+                format!(
+                    "the request line is not a valid request (line {}, column {})",
+                    err.line(),
+                    err.column()
+                )
+            }),
         Ok(Ok(_)) => Err("stdin ended before the request line".to_string()),
         Ok(Err(err)) => Err(format!("cannot read the request line: {err}")),
         Err(err) => Err(format!("cannot read the request line: {err}")),
@@ -338,7 +356,10 @@ async fn run_by_hand(
     }
     if args.dry_run {
         for change in &plan.changes {
-            println!("{}  would become {}  {}", change.id, plan.target, change.label);
+            println!(
+                "{}  would become {}  {}",
+                change.id, plan.target, change.label
+            );
         }
         println!(
             "dry run: {} deployments would become {}, {} left alone",
@@ -357,20 +378,24 @@ async fn run_by_hand(
         timeout_seconds: args.timeout,
     };
     let show_progress = !connection.json;
-    let report = match final_event(request(Operation::Change(change_request)), cancel, |event| {
-        if let (true, Event::Finished { item }) = (show_progress, event) {
-            println!(
-                "{}  {}  {}{}",
-                item.id,
-                item.outcome.as_str(),
-                item.label,
-                item.message
-                    .as_deref()
-                    .map(|m| format!("  ({m})"))
-                    .unwrap_or_default()
-            );
-        }
-    })
+    let report = match final_event(
+        request(Operation::Change(change_request)),
+        cancel,
+        |event| {
+            if let (true, Event::Finished { item }) = (show_progress, event) {
+                println!(
+                    "{}  {}  {}{}",
+                    item.id,
+                    item.outcome.as_str(),
+                    item.label,
+                    item.message
+                        .as_deref()
+                        .map(|m| format!("  ({m})"))
+                        .unwrap_or_default()
+                );
+            }
+        },
+    )
     .await
     {
         Event::Report { report } => report,
@@ -395,13 +420,15 @@ async fn run_by_hand(
             println!("some deployments were not changed (see above); a re-run is safe");
         }
     }
-    Ok(if report.stopped == Some(mlbackup_helper::protocol::StopReason::Interrupted) {
-        130
-    } else if report.incomplete() {
-        1
-    } else {
-        0
-    })
+    Ok(
+        if report.stopped == Some(mlbackup_helper::protocol::StopReason::Interrupted) {
+            130
+        } else if report.incomplete() {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 /// Runs a request in this process and returns its final event, passing progress to `progress`.

@@ -267,7 +267,12 @@ mod tests {
 
     #[test]
     fn deactivate_touches_only_active_ones() {
-        let now = [d("a", "active"), d("b", "inactive"), d("c", "launching"), d("e", "active")];
+        let now = [
+            d("a", "active"),
+            d("b", "inactive"),
+            d("c", "launching"),
+            d("e", "active"),
+        ];
         let plan = plan(Action::Deactivate, &now, Selection::ActiveNow, &[]).unwrap();
         assert_eq!(ids(&plan), ["a", "e"]);
         assert_eq!(plan.left_alone, 2);
@@ -276,9 +281,19 @@ mod tests {
 
     #[test]
     fn reactivate_is_exactly_the_recorded_active_not_active_now() {
-        let before = [d("a", "active"), d("b", "inactive"), d("c", "active"), d("gone", "active")];
+        let before = [
+            d("a", "active"),
+            d("b", "inactive"),
+            d("c", "active"),
+            d("gone", "active"),
+        ];
         let snapshot = Snapshot::record(None, &before, "u", Utc::now());
-        let now = [d("a", "inactive"), d("b", "inactive"), d("c", "active"), d("new", "inactive")];
+        let now = [
+            d("a", "inactive"),
+            d("b", "inactive"),
+            d("c", "active"),
+            d("new", "inactive"),
+        ];
         let plan = plan(
             Action::Reactivate,
             &now,
@@ -319,7 +334,12 @@ mod tests {
         assert_eq!(plan.set_aside.len(), 1);
         assert_eq!(plan.set_aside[0].outcome, Outcome::Unchanged);
         assert_eq!(plan.left_alone, 1);
-        let err = super::plan(Action::Deactivate, &now, Selection::ActiveNow, &["zz".into()]);
+        let err = super::plan(
+            Action::Deactivate,
+            &now,
+            Selection::ActiveNow,
+            &["zz".into()],
+        );
         assert!(matches!(err, Err(PlanError::UnknownOnly(ids)) if ids == ["zz"]));
     }
 }

@@ -41,9 +41,9 @@ impl TokenError {
                  one in DataRobot under Settings > API keys), or put it in a file readable only \
                  by you and pass --token-file PATH"
             )),
-            TokenError::Invalid { .. } => Some(
-                "the file or variable must hold only the API key (one line, no quotes)".into(),
-            ),
+            TokenError::Invalid { .. } => {
+                Some("the file or variable must hold only the API key (one line, no quotes)".into())
+            }
             TokenError::Unreadable { .. } => None,
         }
     }
@@ -182,7 +182,10 @@ mod tests {
             "bad token <redacted>!"
         );
         assert!(token.header_value().is_sensitive());
-        assert_eq!(token.header_value().to_str().unwrap(), "Bearer s3cr3t-token");
+        assert_eq!(
+            token.header_value().to_str().unwrap(),
+            "Bearer s3cr3t-token"
+        );
     }
 
     #[test]

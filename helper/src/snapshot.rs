@@ -63,7 +63,9 @@ pub enum SnapshotError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("the deployment snapshot {path} has format version {version}, newer than this tool's ({SNAPSHOT_FORMAT_VERSION})")]
+    #[error(
+        "the deployment snapshot {path} has format version {version}, newer than this tool's ({SNAPSHOT_FORMAT_VERSION})"
+    )]
     NewerFormat { path: String, version: u32 },
     #[error("cannot write the deployment snapshot {path}")]
     Write {
@@ -197,10 +199,7 @@ mod tests {
         let t1 = t0 + chrono::Duration::minutes(5);
         let second = Snapshot::record(
             Some(first.clone()),
-            &[
-                deployment("b", "active"),
-                deployment("c", "inactive"),
-            ],
+            &[deployment("b", "active"), deployment("c", "inactive")],
             "https://dr/api/v2/",
             t1,
         );

@@ -113,14 +113,23 @@ async fn serve_request_speaks_json_lines_without_waiting_for_stdin_to_end() {
         timeout_seconds: 30.0,
     });
     let (events, stderr) = serve(&request(&fake, &token, change));
-    let started = events.iter().filter(|e| matches!(e, Event::Started { .. })).count();
-    let finished = events.iter().filter(|e| matches!(e, Event::Finished { .. })).count();
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, Event::Started { .. }))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::Finished { .. }))
+        .count();
     assert_eq!((started, finished), (3, 3));
     let Some(Event::Report { report }) = events.last() else {
         panic!("{events:?}");
     };
     assert!(report.items.iter().all(|i| i.outcome == Outcome::Changed));
-    assert!(stderr.contains("debug: PATCH"), "logs go to stderr: {stderr}");
+    assert!(
+        stderr.contains("debug: PATCH"),
+        "logs go to stderr: {stderr}"
+    );
     assert!(!stderr.contains(&token), "{stderr}");
     assert_eq!(fake.status_history().len(), 3);
 }
@@ -134,7 +143,13 @@ async fn a_bad_request_or_token_ends_with_an_error_event() {
         panic!("{events:?}");
     };
     assert_eq!(error.kind, mlbackup_helper::api::ErrorKind::Unauthorized);
-    assert!(error.hint.as_deref().unwrap().contains("Settings > API keys"));
+    assert!(
+        error
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("Settings > API keys")
+    );
     let everything = format!("{events:?}{stderr}");
     assert!(!everything.contains(wrong));
 
@@ -182,13 +197,22 @@ async fn by_hand_deactivate_and_reactivate_with_a_state_file() {
             .unwrap()
     };
     let out = run("deactivate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("4 changed"), "{stdout}");
-    assert!(!format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains(fake.admin_token()));
+    assert!(
+        !format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains(fake.admin_token())
+    );
     let out = run("reactivate");
     assert!(out.status.success());
-    assert_eq!(fake.deployment(&object_id(9)).unwrap().status, DeploymentStatus::Inactive);
+    assert_eq!(
+        fake.deployment(&object_id(9)).unwrap().status,
+        DeploymentStatus::Inactive
+    );
     assert_eq!(fake.status_history().len(), 8);
 
     // The token from the environment; no URL at all is a usage error.

@@ -173,7 +173,12 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
     let report = setup.run(Action::Deactivate, 4, true).await;
     assert_eq!(count(&report, Outcome::Changed), 7, "{report:#?}");
     assert_eq!(report.items.len(), 7, "only active ones are touched");
-    assert!(setup.statuses().iter().all(|s| *s == DeploymentStatus::Inactive));
+    assert!(
+        setup
+            .statuses()
+            .iter()
+            .all(|s| *s == DeploymentStatus::Inactive)
+    );
     let history = setup.fake.status_history();
     assert_eq!(history.len(), 7);
     assert!(history.iter().all(|c| c.from == DeploymentStatus::Active));
@@ -181,14 +186,24 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
     let snapshot = Snapshot::read(&setup.state()).unwrap().unwrap();
     assert!(snapshot.taken_at <= history[0].requested_at);
     assert_eq!(snapshot.deployments.len(), 10);
-    assert_eq!(snapshot.deployments.iter().filter(|e| e.was_active()).count(), 7);
+    assert_eq!(
+        snapshot
+            .deployments
+            .iter()
+            .filter(|e| e.was_active())
+            .count(),
+        7
+    );
 
     // A second deactivation changes nothing and keeps what the first one recorded.
     let again = setup.run(Action::Deactivate, 4, true).await;
     assert!(again.items.is_empty());
     assert_eq!(setup.fake.status_history().len(), 7);
     let kept = Snapshot::read(&setup.state()).unwrap().unwrap();
-    assert_eq!(kept.deployments.iter().filter(|e| e.was_active()).count(), 7);
+    assert_eq!(
+        kept.deployments.iter().filter(|e| e.was_active()).count(),
+        7
+    );
 
     let report = setup.run(Action::Reactivate, 4, true).await;
     assert_eq!(count(&report, Outcome::Changed), 7, "{report:#?}");
@@ -204,16 +219,19 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_concurrency_bound_is_never_exceeded() {
     let setup = setup(60, 0, fast_jobs()).await;
-    setup
-        .fake
-        .faults()
-        .add(FaultRule::new("", Fault::Latency(Duration::from_millis(10)), None));
+    setup.fake.faults().add(FaultRule::new(
+        "",
+        Fault::Latency(Duration::from_millis(10)),
+        None,
+    ));
     let report = setup.run(Action::Deactivate, 5, true).await;
     assert_eq!(count(&report, Outcome::Changed), 60);
     assert!(report.max_in_flight <= 5, "{}", report.max_in_flight);
     let jobs = setup.fake.max_in_flight_status_jobs();
     assert!(jobs <= 5, "{jobs} status jobs at once");
     assert!(jobs >= 3, "the bound is used, not serialised: {jobs}");
+    let served = setup.fake.requests().max_in_flight();
+    assert!(served <= 5, "the server saw {served} requests at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,8 +239,14 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
     let setup = setup(40, 5, fast_jobs()).await;
     let faults = setup.fake.faults();
     faults.add(
-        FaultRule::new("/status/", Fault::TooManyRequests { retry_after_secs: 1 }, Some(15))
-            .with_method(http::Method::PATCH),
+        FaultRule::new(
+            "/status/",
+            Fault::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            Some(15),
+        )
+        .with_method(http::Method::PATCH),
     );
     faults.add(FaultRule::new("/status/", Fault::Status(503), Some(10)).after(5));
     faults.add(FaultRule::new("/status/", Fault::Status(502), Some(5)).after(20));
@@ -248,7 +272,12 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
         count(&report, Outcome::Failed),
         "only the failed ones are left to do"
     );
-    assert!(setup.statuses().iter().all(|s| *s == DeploymentStatus::Inactive));
+    assert!(
+        setup
+            .statuses()
+            .iter()
+            .all(|s| *s == DeploymentStatus::Inactive)
+    );
     let mut changed: Vec<_> = setup
         .fake
         .status_history()
@@ -271,7 +300,13 @@ async fn error_jobs_and_the_overall_timeout_are_reported() {
     let report = setup.run(Action::Deactivate, 3, true).await;
     let item = report.items.iter().find(|i| i.id == failing).unwrap();
     assert_eq!(item.outcome, Outcome::Failed);
-    assert!(item.message.as_deref().unwrap().contains("status job failed"), "{item:?}");
+    assert!(
+        item.message
+            .as_deref()
+            .unwrap()
+            .contains("status job failed"),
+        "{item:?}"
+    );
     assert_eq!(count(&report, Outcome::Changed), 5);
     assert!(report.incomplete());
 
@@ -285,7 +320,12 @@ async fn error_jobs_and_the_overall_timeout_are_reported() {
     assert_eq!(report.items.len(), 8);
     assert_eq!(count(&report, Outcome::Failed), 2, "{report:#?}");
     assert_eq!(count(&report, Outcome::NotAttempted), 6);
-    assert!(report.items.iter().any(|i| i.error_kind == Some(ErrorKind::Timeout)));
+    assert!(
+        report
+            .items
+            .iter()
+            .any(|i| i.error_kind == Some(ErrorKind::Timeout))
+    );
 }
 
 async fn setup_slow() -> Setup {
@@ -303,10 +343,11 @@ async fn setup_slow() -> Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
     let setup = setup(30, 0, fast_jobs()).await;
-    setup
-        .fake
-        .faults()
-        .add(FaultRule::new("", Fault::Latency(Duration::from_millis(30)), None));
+    setup.fake.faults().add(FaultRule::new(
+        "",
+        Fault::Latency(Duration::from_millis(30)),
+        None,
+    ));
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
     tokio::spawn(async move {
@@ -339,10 +380,14 @@ async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_already_running_is_waited_out() {
-    let setup = setup(1, 0, FakeDataRobotOptions {
-        status_change_duration: Duration::from_millis(400),
-        ..FakeDataRobotOptions::default()
-    })
+    let setup = setup(
+        1,
+        0,
+        FakeDataRobotOptions {
+            status_change_duration: Duration::from_millis(400),
+            ..FakeDataRobotOptions::default()
+        },
+    )
     .await;
     // Someone else deactivates it first.
     let other = setup.client.clone();
@@ -350,7 +395,10 @@ async fn a_change_already_running_is_waited_out() {
         .request_status(&object_id(0), mlbackup_helper::api::TargetStatus::Inactive)
         .await
         .unwrap();
-    assert!(matches!(answer, mlbackup_helper::api::StatusRequest::Accepted { .. }));
+    assert!(matches!(
+        answer,
+        mlbackup_helper::api::StatusRequest::Accepted { .. }
+    ));
     let request = ChangeRequest {
         target: mlbackup_helper::api::TargetStatus::Inactive,
         deployments: vec![mlbackup_helper::protocol::PlannedChange {
@@ -372,7 +420,9 @@ async fn a_change_already_running_is_waited_out() {
 async fn refused_tokens_get_their_own_errors_and_never_show() {
     let setup = setup(3, 0, fast_jobs()).await;
     let wrong = "wrong-token-0123456789";
-    let err = engine::list(&client_of(&setup.fake, wrong)).await.unwrap_err();
+    let err = engine::list(&client_of(&setup.fake, wrong))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
     assert!(err.hint().unwrap().contains("Settings > API keys"));
     assert!(!format!("{err} {err:?}").contains(wrong));

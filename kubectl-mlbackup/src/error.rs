@@ -8,8 +8,8 @@ use mlbackup_helper::protocol::WireError;
 use mlbackup_helper::secret::TokenError;
 
 use crate::cluster::ClusterError;
-use crate::commands::deployments::{self, Incomplete};
 use crate::commands::backup::BackupError;
+use crate::commands::deployments::{self, Incomplete};
 use crate::folder::FolderError;
 
 /// The process exit status, as documented in the README.
@@ -49,10 +49,22 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             })
             .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
             .or_else(|| cause.downcast_ref::<ApiError>().and_then(ApiError::hint))
-            .or_else(|| cause.downcast_ref::<TokenError>().and_then(TokenError::hint))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<TokenError>()
+                    .and_then(TokenError::hint)
+            })
             .or_else(|| cause.downcast_ref::<PlanError>().and_then(PlanError::hint))
-            .or_else(|| cause.downcast_ref::<WireError>().and_then(deployments::wire_hint))
-            .or_else(|| cause.downcast_ref::<Incomplete>().and_then(|i| i.hint.clone()))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<WireError>()
+                    .and_then(deployments::wire_hint)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<Incomplete>()
+                    .and_then(|i| i.hint.clone())
+            })
             .or_else(|| match cause.downcast_ref::<BackupError>()? {
                 // Transparent wrappers: their inner error is not a link of the chain.
                 BackupError::Cluster(inner) => inner.hint(),

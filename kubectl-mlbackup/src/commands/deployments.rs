@@ -45,7 +45,15 @@ pub async fn run(
             change(global, Action::Deactivate, &args.change, None, env, printer).await
         }
         DeploymentsCommand::Reactivate(args) => {
-            change(global, Action::Reactivate, &args.change, Some(args), env, printer).await
+            change(
+                global,
+                Action::Reactivate,
+                &args.change,
+                Some(args),
+                env,
+                printer,
+            )
+            .await
         }
     }
 }
@@ -440,7 +448,8 @@ async fn change(
     )
     .with_context(|| format!("cannot plan the {}", action.as_str()))?;
     let plan = prepared.plan;
-    if let Some(reactivate) = reactivate.filter(|r| r.all && !args.dry_run && !plan.changes.is_empty())
+    if let Some(reactivate) =
+        reactivate.filter(|r| r.all && !args.dry_run && !plan.changes.is_empty())
     {
         confirm_all(reactivate, plan.changes.len(), env, printer)?;
     }

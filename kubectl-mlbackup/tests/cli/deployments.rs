@@ -33,7 +33,9 @@ fn stable(text: &str) -> String {
     for line in port.lines() {
         // `...; 0.3s.` at the end of the summary.
         let line = match line.rfind("; ") {
-            Some(at) if line.ends_with("s.") && line[at + 2..line.len() - 2].parse::<f64>().is_ok() => {
+            Some(at)
+                if line.ends_with("s.") && line[at + 2..line.len() - 2].parse::<f64>().is_ok() =>
+            {
                 format!("{}; [TIME].", &line[..at])
             }
             _ => line.to_string(),
@@ -112,7 +114,12 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
         "apiVersion: lrs.datarobot.com/v1\nkind: LongRunningService\nmetadata:\n  name: cm-a\n",
     )
     .unwrap();
-    let backup = ["--backup", "lrs_backup_2026_11_21_14_05", "--dir", "backups"];
+    let backup = [
+        "--backup",
+        "lrs_backup_2026_11_21_14_05",
+        "--dir",
+        "backups",
+    ];
     let mut args = vec!["deployments", "deactivate", "--via", "local"];
     args.extend(backup);
     let run = sandbox.run(&args);
@@ -137,10 +144,20 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
     assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 6);
     let taken: chrono::DateTime<chrono::Utc> =
         snapshot["takenAt"].as_str().unwrap().parse().unwrap();
-    assert!(taken <= history[0].requested_at, "snapshot before the first change");
+    assert!(
+        taken <= history[0].requested_at,
+        "snapshot before the first change"
+    );
     // `show` sees the snapshot in the backup.
     let show = sandbox
-        .run(&["show", "lrs_backup_2026_11_21_14_05", "--dir", "backups", "-o", "json"])
+        .run(&[
+            "show",
+            "lrs_backup_2026_11_21_14_05",
+            "--dir",
+            "backups",
+            "-o",
+            "json",
+        ])
         .expect_code(0)
         .json();
     assert_eq!(show["deploymentsSnapshot"], true);
@@ -148,7 +165,11 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
     // Someone activates an inactive-before deployment in between: it is now active, so a
     // second deactivation deactivates it and records it as active-before.
     sandbox.run(&args).expect_code(0);
-    assert_eq!(api.datarobot.status_history().len(), 4, "a re-run changes nothing");
+    assert_eq!(
+        api.datarobot.status_history().len(),
+        4,
+        "a re-run changes nothing"
+    );
 
     let mut args = vec!["deployments", "reactivate", "--via", "local", "-o", "json"];
     args.extend(backup);
@@ -158,11 +179,19 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
         assert_eq!(status_of(&api, n), DeploymentStatus::Active);
     }
     for n in 4..6 {
-        assert_eq!(status_of(&api, n), DeploymentStatus::Inactive, "inactive before");
+        assert_eq!(
+            status_of(&api, n),
+            DeploymentStatus::Inactive,
+            "inactive before"
+        );
     }
     let again = sandbox.run(&args).expect_code(0).json();
     assert!(again["deployments"].as_array().unwrap().is_empty());
-    assert_eq!(api.datarobot.status_history().len(), 8, "a re-run changes nothing");
+    assert_eq!(
+        api.datarobot.status_history().len(),
+        8,
+        "a re-run changes nothing"
+    );
 }
 
 #[test]
@@ -171,7 +200,13 @@ fn only_and_dry_run() {
     let only = object_id(1);
     let inactive = object_id(3);
     let run = sandbox.run(&[
-        "deployments", "deactivate", "--state", "s.json", "--dry-run", "--only", &only,
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--dry-run",
+        "--only",
+        &only,
     ]);
     run.expect_code(0);
     assert!(run.stdout.contains("would change"), "{}", run.stdout);
@@ -180,8 +215,16 @@ fn only_and_dry_run() {
 
     let json = sandbox
         .run(&[
-            "deployments", "deactivate", "--state", "s.json", "--only", &only, "--only",
-            &inactive, "-o", "json",
+            "deployments",
+            "deactivate",
+            "--state",
+            "s.json",
+            "--only",
+            &only,
+            "--only",
+            &inactive,
+            "-o",
+            "json",
         ])
         .expect_code(0)
         .json();
@@ -191,10 +234,19 @@ fn only_and_dry_run() {
     assert_eq!(status_of(&api, 1), DeploymentStatus::Inactive);
 
     let run = sandbox.run(&[
-        "deployments", "deactivate", "--state", "s.json", "--only", "65f0c0deffffffffffffffff",
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--only",
+        "65f0c0deffffffffffffffff",
     ]);
     run.expect_code(1);
-    assert!(run.stderr.contains("not among the deployments visible"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not among the deployments visible"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -213,19 +265,34 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
     1 deployments were not deactivated (see MESSAGE). A re-run is safe: it changes only what is left to change.
     ");
     assert!(
-        run.stderr.contains("error: 1 of 3 deployments were not deactivated; a re-run is safe"),
+        run.stderr
+            .contains("error: 1 of 3 deployments were not deactivated; a re-run is safe"),
         "{}",
         run.stderr
     );
     let json = sandbox
-        .run(&["deployments", "deactivate", "--state", "s.json", "-o", "json"])
+        .run(&[
+            "deployments",
+            "deactivate",
+            "--state",
+            "s.json",
+            "-o",
+            "json",
+        ])
         .expect_code(0)
         .json();
     assert_eq!(json["deployments"].as_array().unwrap().len(), 1);
     assert_eq!(json["deployments"][0]["id"], object_id(1));
     // The snapshot still says all three were active before.
     let json = sandbox
-        .run(&["deployments", "reactivate", "--state", "s.json", "-o", "json"])
+        .run(&[
+            "deployments",
+            "reactivate",
+            "--state",
+            "s.json",
+            "-o",
+            "json",
+        ])
         .expect_code(0)
         .json();
     assert_eq!(json["summary"]["changed"], 3);
@@ -244,7 +311,12 @@ fn a_token_without_the_admin_role_is_told_so_and_the_snapshot_is_kept() {
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("hint: use the API key of a user with the MLOps admin role"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: use the API key of a user with the MLOps admin role"),
+        "{}",
+        run.stderr
+    );
     let snapshot: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sandbox.path("s.json")).unwrap()).unwrap();
     assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 3);
@@ -260,7 +332,11 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     // The CA file lives in the first sandbox's HOME; the second points at it.
     let run = refused.run(&["deployments", "list", "-v", "9"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("refused the token (401 Unauthorized)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refused the token (401 Unauthorized)"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("Settings > API keys"), "{}", run.stderr);
     assert_no_token(&run, wrong);
 
@@ -268,8 +344,14 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     let token = api.datarobot.admin_token().to_string();
     let sandbox = api.configure(sandbox, &token);
     api.datarobot.faults().add(
-        FaultRule::new("/status/", Fault::TooManyRequests { retry_after_secs: 1 }, Some(3))
-            .with_method(http::Method::PATCH),
+        FaultRule::new(
+            "/status/",
+            Fault::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            Some(3),
+        )
+        .with_method(http::Method::PATCH),
     );
     api.datarobot
         .faults()
@@ -277,18 +359,38 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     api.datarobot.fail_status_changes_of(&object_id(2));
     let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json", "-v", "9"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("debug: PATCH"), "requests are logged: {}", run.stderr);
+    assert!(
+        run.stderr.contains("debug: PATCH"),
+        "requests are logged: {}",
+        run.stderr
+    );
     assert_no_token(&run, &token);
-    let json = sandbox
-        .run(&["deployments", "reactivate", "--state", "s.json", "-o", "json", "-v", "9"]);
+    let json = sandbox.run(&[
+        "deployments",
+        "reactivate",
+        "--state",
+        "s.json",
+        "-o",
+        "json",
+        "-v",
+        "9",
+    ]);
     assert_no_token(&json, &token);
     let snapshot = std::fs::read_to_string(sandbox.path("s.json")).unwrap();
     assert!(!snapshot.contains(&token));
 }
 
 fn assert_no_token(run: &Run, token: &str) {
-    assert!(!run.stdout.contains(token), "token on stdout:\n{}", run.stdout);
-    assert!(!run.stderr.contains(token), "token on stderr:\n{}", run.stderr);
+    assert!(
+        !run.stdout.contains(token),
+        "token on stdout:\n{}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains(token),
+        "token on stderr:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -296,7 +398,11 @@ fn usage_errors_exit_2_with_a_hint() {
     let (sandbox, _api) = with_api(1, 1);
     let run = sandbox.run(&["deployments", "list", "--token", "s3cr3t"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("never taken from the command line"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("never taken from the command line"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--token-file"), "{}", run.stderr);
     assert!(!run.stderr.contains("s3cr3t"));
     sandbox
@@ -305,7 +411,11 @@ fn usage_errors_exit_2_with_a_hint() {
 
     let run = sandbox.run(&["deployments", "list", "--via", "pod"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("--via pod is not available yet"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--via pod is not available yet"),
+        "{}",
+        run.stderr
+    );
 
     let run = sandbox.run(&["deployments", "deactivate"]);
     run.expect_code(2);
@@ -313,7 +423,11 @@ fn usage_errors_exit_2_with_a_hint() {
 
     let run = sandbox.run(&["deployments", "reactivate", "--all"]);
     run.expect_code(2);
-    assert!(run.stderr.contains("without confirmation"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("without confirmation"),
+        "{}",
+        run.stderr
+    );
 
     let run = Sandbox::new().run(&["deployments", "list"]);
     run.expect_code(2);
@@ -328,7 +442,11 @@ fn reactivate_all_with_yes_reactivates_every_inactive_one() {
         .expect_code(0)
         .json();
     assert_eq!(json["summary"]["changed"], 3);
-    assert!(api.statuses().iter().all(|(_, s)| *s == DeploymentStatus::Active));
+    assert!(
+        api.statuses()
+            .iter()
+            .all(|(_, s)| *s == DeploymentStatus::Active)
+    );
 }
 
 #[test]
@@ -346,7 +464,14 @@ fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
     let token = api.datarobot.admin_token().to_string();
     let sandbox = api.configure(sandbox, &token);
     let child = sandbox.spawn(&[
-        "deployments", "deactivate", "--state", "s.json", "--concurrency", "2", "-o", "json",
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--concurrency",
+        "2",
+        "-o",
+        "json",
     ]);
     std::thread::sleep(Duration::from_millis(1200));
     std::process::Command::new("kill")
