@@ -276,7 +276,6 @@ async fn drive(
                 // 409: a change of this deployment is running (possibly our own lost attempt):
                 // wait, then look, then decide.
                 log::info!("deployment {}: {message}; waiting", planned.id);
-                maybe_ours |= lost;
                 if !stop.sleep(delay).await {
                     return ItemReport::new(planned, Outcome::Failed).message(format!(
                         "{} while another status change of it was running",
