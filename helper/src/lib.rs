@@ -1,7 +1,16 @@
-//! The shared half of kubectl-mlbackup's DataRobot work: the wire protocol between the plugin
-//! and the in-pod helper (and, as it lands, the DataRobot API client and the bulk engine), so
-//! that the plugin and the helper run one implementation.
+//! The shared half of kubectl-mlbackup's DataRobot work, one implementation for the plugin and
+//! the in-pod helper: a typed DataRobot API v2 client ([`api`]), the bulk engine ([`engine`]),
+//! the plan of what to change ([`plan`]), the deployment snapshot ([`snapshot`]) and the wire
+//! protocol between plugin and helper ([`protocol`]).
 
-/// The version of the JSON Lines protocol the helper speaks on stdout (the `protocolVersion`
-/// field of its first line). The plugin refuses a helper with another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub mod api;
+pub mod engine;
+pub mod files;
+pub mod plan;
+pub mod protocol;
+pub mod retry;
+pub mod secret;
+pub mod snapshot;
+pub mod tls;
+
+pub use protocol::PROTOCOL_VERSION;

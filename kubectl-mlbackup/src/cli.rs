@@ -240,6 +240,162 @@ pub enum Command {
         kubectl mlbackup completion zsh > \"${fpath[1]}/_kubectl-mlbackup\"\n  \
         kubectl mlbackup completion fish > ~/.config/fish/completions/kubectl-mlbackup.fish")]
     Completion(CompletionArgs),
+
+    /// List, deactivate and reactivate DataRobot model deployments through the DataRobot API.
+    ///
+    /// Before an upgrade, `deactivate` records the status of every deployment (in a backup
+    /// folder or a state file), then deactivates the active ones; afterwards, `reactivate`
+    /// brings back exactly those that were active. Both are safe to re-run.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List the deployments visible to the token's user: id, label and status.
+    #[command(after_long_help = "Examples:\n  \
+        export LRS_DATAROBOT_API_TOKEN=...   # an API key of an MLOps admin\n  \
+        kubectl mlbackup deployments list --via local --api-url https://datarobot.example.com\n  \
+        LRS_DATAROBOT_URL=https://datarobot.example.com kubectl mlbackup deployments list --via local -o json")]
+    List(DeploymentsListArgs),
+
+    /// Record the status of every deployment, then deactivate the active ones.
+    ///
+    /// The snapshot (`deployments.json`: id, label, status and time of every visible
+    /// deployment) is written to the backup folder (--backup) or the state file (--state)
+    /// before the first change; a re-run adds to it and never forgets what was active before.
+    /// Only active deployments are touched, --concurrency at a time, each followed until it is
+    /// inactive (unless --wait=false). Exits 1 when any deployment failed (the report says
+    /// which and why; a re-run is safe), 130 when interrupted.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup deployments deactivate --via local --backup lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup deployments deactivate --via local --state before-upgrade.json --dry-run\n  \
+        kubectl mlbackup deployments deactivate --via local --state s.json --only 65f0c0de0000000000000001")]
+    Deactivate(DeactivateArgs),
+
+    /// Reactivate exactly the deployments recorded active that are not active now.
+    ///
+    /// Reads the snapshot that `deactivate` wrote (--backup or --state): deployments that were
+    /// inactive before stay inactive. --all instead reactivates every inactive deployment and
+    /// asks for confirmation (--yes skips it). Exits 1 when any deployment failed (a re-run is
+    /// safe), 130 when interrupted.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup deployments reactivate --via local --backup lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup deployments reactivate --via local --state before-upgrade.json -o json\n  \
+        kubectl mlbackup deployments reactivate --via local --all --yes")]
+    Reactivate(ReactivateArgs),
+}
+
+/// Where the DataRobot API calls run from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// In this process, against an API URL this machine can reach.
+    Local,
+    /// Inside the DataRobot app pod, through `kubectl exec` (not available yet).
+    Pod,
+}
+
+/// How to reach the DataRobot API. The token is never a command-line value.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "DataRobot API")]
+pub struct DataRobotArgs {
+    /// Where the API calls run from.
+    #[arg(long, value_enum, default_value_t = Via::Local)]
+    pub via: Via,
+
+    /// The DataRobot app URL (https://host) or API endpoint (https://host/api/v2) [default:
+    /// $LRS_DATAROBOT_URL, else $DATAROBOT_ENDPOINT].
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// Read the API token from this file [default: $LRS_DATAROBOT_API_TOKEN, else
+    /// $DATAROBOT_API_TOKEN].
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Also trust the CA certificates in this PEM file [default: $SSL_CERT_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not check the API server's certificate (anyone on the path could read the token).
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Refused: a token on the command line is visible to every user of the machine.
+    #[arg(long = "token", alias = "api-token", hide = true, value_name = "TOKEN",
+          num_args = 0..=1, default_missing_value = "")]
+    pub refused_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentsListArgs {
+    #[command(flatten)]
+    pub datarobot: DataRobotArgs,
+}
+
+/// Flags of both status changes.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// The backup (name in the backup directory, or path) whose deployments.json holds the
+    /// snapshot.
+    #[arg(long, value_name = "NAME", conflicts_with = "state")]
+    pub backup: Option<String>,
+
+    /// A state file holding the snapshot, instead of a backup.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Only this deployment id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub only: Vec<String>,
+
+    /// Print what would change; change nothing and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Deployments changed at the same time.
+    #[arg(long, value_name = "N", default_value_t = mlbackup_helper::engine::DEFAULT_CONCURRENCY as u16,
+          value_parser = clap::value_parser!(u16).range(1..=mlbackup_helper::engine::MAX_CONCURRENCY as i64))]
+    pub concurrency: u16,
+
+    /// Wait until each deployment has its new status (--wait=false: until the API accepted
+    /// the change).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+
+    /// The longest the whole change may take, like `15m`; what is left then is reported as not
+    /// attempted.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+
+    // Last: its help heading applies to the flags after it.
+    #[command(flatten)]
+    pub datarobot: DataRobotArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    #[command(flatten)]
+    pub change: ChangeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReactivateArgs {
+    /// Reactivate every inactive deployment, recorded or not.
+    #[arg(long, conflicts_with_all = ["backup", "state"])]
+    pub all: bool,
+
+    /// Do not ask for confirmation of --all.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    // Last: the help heading of its DataRobot flags applies to the flags after it.
+    #[command(flatten)]
+    pub change: ChangeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,15 @@ pub const MLBACKUP_DIR: &str = "MLBACKUP_DIR";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `LRS_DATAROBOT_URL`, else `DATAROBOT_ENDPOINT`: the DataRobot app URL or API endpoint.
+pub use mlbackup_helper::api::{URL_VAR as LRS_DATAROBOT_URL, URL_VAR_ALT as DATAROBOT_ENDPOINT};
+/// `LRS_DATAROBOT_API_TOKEN`, else `DATAROBOT_API_TOKEN`: the DataRobot API token.
+pub use mlbackup_helper::secret::{
+    TOKEN_VAR as LRS_DATAROBOT_API_TOKEN, TOKEN_VAR_ALT as DATAROBOT_API_TOKEN,
+};
+/// `SSL_CERT_FILE`: extra CA certificates (PEM) to trust for the DataRobot API.
+pub use mlbackup_helper::tls::CA_FILE_VAR as SSL_CERT_FILE;
+
 /// What the process environment says, captured once so the rest of the code is testable.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -28,6 +37,12 @@ pub struct Env {
     pub mlbackup_helper: Option<PathBuf>,
     /// This program's own path as the OS reports it (the helpers are looked up beside it).
     pub current_exe: Option<PathBuf>,
+    /// [`LRS_DATAROBOT_URL`], else [`DATAROBOT_ENDPOINT`].
+    pub datarobot_url: Option<String>,
+    /// [`LRS_DATAROBOT_API_TOKEN`] and [`DATAROBOT_API_TOKEN`] (Debug shows no value).
+    pub datarobot_token: mlbackup_helper::secret::TokenVars,
+    /// [`SSL_CERT_FILE`].
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 impl Env {
@@ -47,6 +62,13 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             current_exe: std::env::current_exe().ok(),
+            datarobot_url: [LRS_DATAROBOT_URL, DATAROBOT_ENDPOINT]
+                .into_iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+            datarobot_token: mlbackup_helper::secret::TokenVars::from_process(),
+            ssl_cert_file: std::env::var_os(SSL_CERT_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 }

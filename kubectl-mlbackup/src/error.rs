@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
+use mlbackup_helper::api::ApiError;
+use mlbackup_helper::plan::PlanError;
+use mlbackup_helper::protocol::WireError;
+use mlbackup_helper::secret::TokenError;
+
 use crate::cluster::ClusterError;
 use crate::commands::backup::BackupError;
+use crate::commands::deployments::{self, Incomplete};
 use crate::commands::restore::RestoreError;
 use crate::folder::FolderError;
 use crate::helper_binary::HelperNotFound;
@@ -18,7 +24,6 @@ pub enum Exit {
     /// The command line was wrong.
     Usage,
     /// Interrupted (SIGINT); what was done is recorded and a re-run is safe.
-    #[allow(dead_code)] // used once the long-running commands land
     Interrupted,
 }
 
@@ -54,6 +59,23 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 cause
                     .downcast_ref::<HelperNotFound>()
                     .map(HelperNotFound::hint)
+            })
+            .or_else(|| cause.downcast_ref::<ApiError>().and_then(ApiError::hint))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<TokenError>()
+                    .and_then(TokenError::hint)
+            })
+            .or_else(|| cause.downcast_ref::<PlanError>().and_then(PlanError::hint))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<WireError>()
+                    .and_then(deployments::wire_hint)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<Incomplete>()
+                    .and_then(|i| i.hint.clone())
             })
             .or_else(|| match cause.downcast_ref::<BackupError>()? {
                 // Transparent wrappers: their inner error is not a link of the chain.

@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 pub const FORMAT_VERSION: u32 = 1;
 /// Written last: its presence in a directory without `.partial` means the backup is complete.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// Optional snapshot of deployment states (DESIGN.md section 6).
-pub const DEPLOYMENTS_FILE: &str = "deployments.json";
+/// Optional snapshot of deployment states (DESIGN.md section 6; format in
+/// `mlbackup_helper::snapshot`, which the helper shares).
+pub const DEPLOYMENTS_FILE: &str = mlbackup_helper::snapshot::SNAPSHOT_FILE;
 /// Optional record of the steps of prepare/recover/restore, one JSON object per line.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 /// The prefix of default names, shared with the documented shell loop.
@@ -43,7 +44,6 @@ const NAME_TIME_FORMAT: &str = "%Y_%m_%d_%H_%M";
 const MAX_NAME_ATTEMPTS: u32 = 1000;
 const MAX_NAME_LEN: usize = 200;
 const DIR_MODE: u32 = 0o700;
-const FILE_MODE: u32 = 0o600;
 
 /// A failure to read, write or delete a backup folder, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -321,11 +321,9 @@ impl BackupWriter {
         }
         // Not fsynced one by one: `make_items_durable` flushes them all at once before the
         // manifest (the mark of a complete backup) is written.
-        write_file_replacing(
-            &namespace_dir.join(format!("{name}.yaml")),
-            yaml,
-            Durability::Deferred,
-        )?;
+        let path = namespace_dir.join(format!("{name}.yaml"));
+        mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
+            .map_err(io_error("write", &path))?;
         let item = ManifestItem {
             path: format!("{namespace}/{name}.yaml"),
             namespace: namespace.to_string(),
@@ -538,58 +536,12 @@ fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
     }
 }
 
-/// The temp name a file is written under before the rename: hidden, in the same directory
-/// (so the rename is atomic), recognisable as the writer's own.
-fn temp_path(path: &Path) -> PathBuf {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file_name}.tmp"))
-}
+use mlbackup_helper::files::{is_temp_name, sync_dir};
 
-fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
-}
-
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one: a
-/// temp file (0600) in the same directory, fsync, rename.
+/// Writes `bytes` to `path` so that readers see either the old file or the whole new one (see
+/// `mlbackup_helper::files::write_atomically`, shared with the deployment snapshot).
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FolderError> {
-    write_file_replacing(path, bytes, Durability::Now)
-}
-
-/// When a written file's data must be on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    /// Before the rename (fsync).
-    Now,
-    /// Later, by a flush of the whole backup (`make_items_durable`).
-    Deferred,
-}
-
-fn write_file_replacing(
-    path: &Path,
-    bytes: &[u8],
-    durability: Durability,
-) -> Result<(), FolderError> {
-    let temp = temp_path(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        if durability == Durability::Now {
-            file.sync_all()?;
-        }
-        fs::rename(&temp, path)
-    })();
-    result.map_err(|err| {
-        let _ = fs::remove_file(&temp);
-        io_error("write", path)(err)
-    })
+    mlbackup_helper::files::write_atomically(path, bytes).map_err(io_error("write", path))
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
@@ -603,13 +555,6 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
     write_file_atomically(&path, &json)?;
     sync_dir(dir);
     Ok(())
-}
-
-/// Makes renames in `dir` durable. Best effort: not every filesystem lets a directory be synced.
-fn sync_dir(dir: &Path) {
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
-    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -965,7 +910,7 @@ impl Backup {
             let mut file = OpenOptions::new()
                 .append(true)
                 .create(true)
-                .mode(FILE_MODE)
+                .mode(mlbackup_helper::files::FILE_MODE)
                 .open(&path)?;
             file.write_all(&line)?;
             file.sync_all()
@@ -1387,6 +1332,9 @@ fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             layout.temp_files.push(path);
         } else if file_name.ends_with(".yaml") || file_name.ends_with(".yml") {
             layout.yaml_files.push(path);
+        } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE].contains(&file_name) {
+            // Written by `deployments deactivate --backup` (and prepare/recover) into any
+            // backup, including the folders of the shell loop.
         } else {
             layout.strangers.push(path);
         }
@@ -1759,6 +1707,12 @@ mod tests {
             (items[0].namespace.as_str(), items[0].r#type.as_str()),
             ("dr", "deployment")
         );
+        assert!(backup.verify().unwrap().problems.is_empty());
+        // The deployment snapshot written into it keeps it a backup, and is no item.
+        fs::write(dir.join(DEPLOYMENTS_FILE), "{}").unwrap();
+        let backup = resolve(root.path(), "lrs_backup_2025_11_20_09_30").unwrap();
+        assert!(backup.has_file(DEPLOYMENTS_FILE));
+        assert_eq!(backup.items().unwrap().len(), 2);
         assert!(backup.verify().unwrap().problems.is_empty());
         fs::write(dir.join("c.yaml"), "").unwrap();
         let problems = backup.verify().unwrap().problems;

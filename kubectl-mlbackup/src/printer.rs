@@ -23,8 +23,11 @@ pub fn init_logging(verbosity: u8) {
             metadata.level() <= log::max_level()
         }
         fn log(&self, record: &log::Record<'_>) {
-            // Only the plugin's own records: dependencies log through `tracing`, not `log`.
-            if self.enabled(record.metadata()) && record.target().starts_with("kubectl_mlbackup") {
+            // Only the plugin's own records and the shared DataRobot engine's: dependencies log
+            // through `tracing`, not `log`.
+            let ours = record.target().starts_with("kubectl_mlbackup")
+                || record.target().starts_with("mlbackup_helper");
+            if self.enabled(record.metadata()) && ours {
                 let level = record.level().as_str().to_ascii_lowercase();
                 let _ = writeln!(std::io::stderr().lock(), "{level}: {}", record.args());
             }
@@ -147,6 +150,13 @@ impl Progress {
     pub fn set_total(&self, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
+        }
+    }
+
+    /// A short note after the bar, like a count of failures.
+    pub fn set_message(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_string());
         }
     }
 

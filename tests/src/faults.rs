@@ -120,13 +120,49 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
 }
 
-/// Every request a server saw, in arrival order.
+/// Every request a server saw, in arrival order, and how many it was serving at once.
 #[derive(Clone, Default)]
 pub struct RequestLog {
     entries: Arc<Mutex<Vec<RecordedRequest>>>,
+    in_flight: Arc<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+/// A request being served; counted until dropped.
+pub struct Serving(Arc<InFlight>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl RequestLog {
+    /// Counts a request as being served (faults such as latency included) until the guard drops.
+    pub fn serving(&self) -> Serving {
+        use std::sync::atomic::Ordering;
+        let now = self.in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.in_flight.max.fetch_max(now, Ordering::SeqCst);
+        Serving(self.in_flight.clone())
+    }
+
+    /// The most requests served at the same time since the start (or the last reset).
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Starts counting the most requests at once afresh.
+    pub fn reset_max_in_flight(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.in_flight.now.load(Ordering::SeqCst);
+        self.in_flight.max.store(now, Ordering::SeqCst);
+    }
+
     pub fn push(&self, entry: RecordedRequest) {
         self.entries.lock().unwrap().push(entry);
     }

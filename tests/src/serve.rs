@@ -114,6 +114,7 @@ async fn handle(
     options: ServerOptions,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
+    let _serving = options.log.serving();
     let mut record = RecordedRequest {
         at: chrono::Utc::now(),
         method: req.method().to_string(),

@@ -2,6 +2,7 @@
 
 pub mod backup;
 mod delete;
+pub mod deployments;
 mod diff;
 mod list;
 mod prune;
@@ -34,6 +35,9 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Completion(args) => printer
             .text(&crate::completion::script(args.shell))
             .map(|()| Exit::Success),
+        Command::Deployments(command) => {
+            deployments::run(&cli.global, command, &env, printer).await
+        }
     };
     match result {
         Ok(exit) => exit,

@@ -89,3 +89,23 @@ fn a_usage_error_exits_2_and_says_what_is_wrong() {
 fn completion_help() {
     insta::assert_snapshot!(help_of(&["completion"]));
 }
+
+#[test]
+fn deployments_help() {
+    insta::assert_snapshot!(help_of(&["deployments"]));
+}
+
+#[test]
+fn deployments_list_help() {
+    insta::assert_snapshot!(help_of(&["deployments", "list"]));
+}
+
+#[test]
+fn deployments_deactivate_help() {
+    insta::assert_snapshot!(help_of(&["deployments", "deactivate"]));
+}
+
+#[test]
+fn deployments_reactivate_help() {
+    insta::assert_snapshot!(help_of(&["deployments", "reactivate"]));
+}

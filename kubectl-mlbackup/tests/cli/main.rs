@@ -5,6 +5,7 @@
 mod backup;
 mod catalog;
 mod completion;
+mod deployments;
 mod diff;
 mod help;
 mod restore;

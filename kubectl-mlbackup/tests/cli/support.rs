@@ -304,3 +304,70 @@ impl FakeCluster {
         object
     }
 }
+
+/// A fake DataRobot API (in this process, on its own runtime) with deployments `model-0000`...
+/// (ids `object_id(n)`), the first `active` of them active; its CA in the sealed HOME.
+pub struct FakeApi {
+    pub datarobot: mlbackup_testkit::datarobot::FakeDataRobot,
+    pub ca_file: PathBuf,
+    // Last: the server's tasks live on it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeApi {
+    pub fn start(
+        sandbox: &Sandbox,
+        active: usize,
+        inactive: usize,
+        options: mlbackup_testkit::datarobot::FakeDataRobotOptions,
+    ) -> FakeApi {
+        use mlbackup_testkit::datarobot::{DeploymentSeed, DeploymentStatus, object_id};
+        mlbackup_testkit::tls::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let datarobot = runtime
+            .block_on(mlbackup_testkit::datarobot::FakeDataRobot::start(options))
+            .expect("start the fake DataRobot API");
+        for n in 0..active + inactive {
+            let status = if n < active {
+                DeploymentStatus::Active
+            } else {
+                DeploymentStatus::Inactive
+            };
+            datarobot.add_deployment(DeploymentSeed {
+                id: object_id(n as u64),
+                ..DeploymentSeed::new(format!("model-{n:04}"), status)
+            });
+        }
+        let ca_file = sandbox.path("datarobot-ca.pem");
+        std::fs::write(&ca_file, datarobot.ca_pem().expect("TLS")).unwrap();
+        FakeApi {
+            datarobot,
+            ca_file,
+            _runtime: runtime,
+        }
+    }
+
+    /// The sandbox's environment pointed at this API with `token`, as an operator sets it.
+    pub fn configure(&self, sandbox: Sandbox, token: &str) -> Sandbox {
+        sandbox
+            .env("LRS_DATAROBOT_URL", self.datarobot.url())
+            .env("LRS_DATAROBOT_API_TOKEN", token)
+            .env("SSL_CERT_FILE", self.ca_file.to_str().unwrap())
+    }
+
+    /// Each deployment's current status, in id order.
+    pub fn statuses(&self) -> Vec<(String, mlbackup_testkit::datarobot::DeploymentStatus)> {
+        let mut all: Vec<_> = self
+            .datarobot
+            .deployments()
+            .into_iter()
+            .map(|d| (d.id, d.status))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}

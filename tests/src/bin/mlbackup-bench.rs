@@ -1,6 +1,16 @@
-//! `mlbackup-bench`: times `kubectl mlbackup backup` against the vendor runbook's shell loop and
-//! against one `kubectl get -o yaml` (the floor: a single list call) on the sandbox, with peak
-//! memory, and prints the ratios. Figures, not assertions: tests never time anything.
+//! `mlbackup-bench`: figures, not assertions (tests never time anything).
+//!
+//! - `mlbackup-bench backup`: times `kubectl mlbackup backup` against the vendor runbook's shell
+//!   loop and against one `kubectl get -o yaml` (the floor: a single list call) on the sandbox,
+//!   with peak memory, and prints the ratios.
+//! - `mlbackup-bench deployments`: times `kubectl mlbackup deployments deactivate --via local`
+//!   (with and without waiting) against a sequential baseline that behaves like the vendor's
+//!   in-pod tool, on the fake DataRobot API with latency per request; prints the speed-up, its
+//!   share of the ideal (concurrency times), the most requests the server saw at once, and
+//!   checks that every active deployment was changed exactly once.
+
+#[path = "mlbackup-bench/deployments.rs"]
+mod deployments;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,9 +22,17 @@ use mlbackup_testkit::sample::SampleSpec;
 use mlbackup_testkit::sandbox::{Sandbox, SandboxOptions};
 use serde::Serialize;
 
-/// Benchmark of the LRS backup on the sandbox.
+/// Benchmarks of kubectl-mlbackup on the sandbox.
 #[derive(Debug, Parser)]
-struct Cli {
+enum Cli {
+    /// The LRS backup against the shell loop and one kubectl list.
+    Backup(BackupArgs),
+    /// Bulk deactivation against a sequential baseline like the vendor tool.
+    Deployments(deployments::Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
     /// LRSes of type `deployment`, all in the app namespace (where the shell loop works).
     #[arg(long, default_value_t = 2000)]
     lrs: usize,
@@ -52,12 +70,16 @@ struct Report {
 
 fn main() -> anyhow::Result<()> {
     mlbackup_testkit::tls::install_crypto_provider();
-    let cli = Cli::parse();
-    if !Path::new("/usr/bin/time").exists() {
-        bail!("peak memory is read with GNU time: install it (apt-get install time)");
+    match Cli::parse() {
+        Cli::Backup(args) => backup(&args),
+        Cli::Deployments(args) => deployments::run(&args),
     }
-    let plugin = match &cli.plugin {
-        Some(path) => path.clone(),
+}
+
+/// The plugin binary: `--plugin`, else `kubectl-mlbackup` beside this binary.
+fn plugin_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let plugin = match given {
+        Some(path) => path.to_path_buf(),
         None => std::env::current_exe()?
             .parent()
             .context("no parent directory")?
@@ -69,6 +91,14 @@ fn main() -> anyhow::Result<()> {
             plugin.display()
         );
     }
+    Ok(plugin)
+}
+
+fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
+    if !Path::new("/usr/bin/time").exists() {
+        bail!("peak memory is read with GNU time: install it (apt-get install time)");
+    }
+    let plugin = plugin_path(cli.plugin.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let work = tempfile::Builder::new()
         .prefix("mlbackup-bench-")

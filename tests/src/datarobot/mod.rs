@@ -346,6 +346,13 @@ impl FakeDataRobot {
         self.shared.state.lock().unwrap().max_in_flight
     }
 
+    /// Starts counting [`FakeDataRobot::max_in_flight_status_jobs`] afresh (from the jobs
+    /// running now).
+    pub fn reset_max_in_flight_status_jobs(&self) {
+        let mut state = self.shared.state.lock().unwrap();
+        state.max_in_flight = state.in_flight;
+    }
+
     /// The status jobs INITIALIZED or RUNNING right now.
     pub fn in_flight_status_jobs(&self) -> usize {
         self.shared.state.lock().unwrap().in_flight

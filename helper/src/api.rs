@@ -1,0 +1,904 @@
+//! A typed client of the DataRobot API v2, for what kubectl-mlbackup needs: the version, the
+//! deployment list (following `next`), one deployment, status changes and their status jobs.
+//!
+//! Every request goes through [`DataRobotClient::send`]: one retry policy (429 with
+//! `Retry-After`, 502/503/504, broken connections and timeouts), one place that turns answers
+//! into typed errors, and a count of the requests in flight. Redirects are never followed: the
+//! status job answers 303 when it is done, and a redirect elsewhere must not carry the token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::retry::{RetryPolicy, retry_after};
+use crate::secret::ApiToken;
+use crate::tls::{TlsError, TlsOptions};
+
+/// `LRS_DATAROBOT_URL`: the API URL, as the vendor runbook names it.
+pub const URL_VAR: &str = "LRS_DATAROBOT_URL";
+/// `DATAROBOT_ENDPOINT`: the API URL, as the official DataRobot clients name it.
+pub const URL_VAR_ALT: &str = "DATAROBOT_ENDPOINT";
+
+/// The path of the API v2 under the app URL.
+const API_PATH: &str = "/api/v2/";
+/// Deployments per list page. The API caps `limit`; a smaller cap is followed through `next`.
+const PAGE_SIZE: u32 = 100;
+
+/// The base of the API v2, normalised once: `https://host[/prefix]/api/v2/`, whether it was
+/// given as the app URL (`https://host`, as in the runbook) or as the API endpoint
+/// (`https://host/api/v2`, as the Python client takes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiUrl(Url);
+
+impl ApiUrl {
+    pub fn parse(text: &str) -> Result<ApiUrl, ApiError> {
+        let invalid = |reason| ApiError::InvalidUrl {
+            url: text.to_string(),
+            reason,
+        };
+        let mut url = Url::parse(text.trim()).map_err(|_| invalid("it is not an absolute URL"))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid("it must start with https:// (or http://)"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("it has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                "credentials do not belong in the URL; give the token through the environment or --token-file",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("it must not have a query or fragment"));
+        }
+        let path = url.path().trim_end_matches('/');
+        let base = if path.ends_with("/api/v2") {
+            format!("{path}/")
+        } else {
+            format!("{path}{API_PATH}")
+        };
+        url.set_path(&base);
+        Ok(ApiUrl(url))
+    }
+
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+
+    /// A URL under the API: `relative` must not start with `/`.
+    fn join(&self, relative: &str) -> Url {
+        self.0
+            .join(relative)
+            .expect("relative API paths are valid URL references")
+    }
+
+    /// A URL the server handed back (`next`, `Location`), made safe to send the token to: kept
+    /// when it is under this API on the same origin; moved onto this origin when only the
+    /// origin differs (a server behind a proxy often builds them from its public name, while
+    /// the helper talks to it by its service name); refused otherwise.
+    pub fn adopt(&self, text: &str, relative_to: &Url) -> Result<Url, ApiError> {
+        let foreign = || ApiError::ForeignUrl {
+            url: text.to_string(),
+            api: self.to_string(),
+        };
+        let url = relative_to.join(text).map_err(|_| foreign())?;
+        if !url.path().starts_with(self.0.path()) {
+            return Err(foreign());
+        }
+        if url.origin() == self.0.origin() {
+            return Ok(url);
+        }
+        let mut moved = self.0.clone();
+        moved.set_path(url.path());
+        moved.set_query(url.query());
+        log::debug!(
+            "the API answered a URL on another origin ({}); following it on {}",
+            url.origin().ascii_serialization(),
+            self.0.origin().ascii_serialization()
+        );
+        Ok(moved)
+    }
+}
+
+impl std::fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl Serialize for ApiUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ApiUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The two statuses a deployment can be asked to take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetStatus {
+    Active,
+    Inactive,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Active => "active",
+            TargetStatus::Inactive => "inactive",
+        }
+    }
+
+    /// Whether a deployment's `status` field says it is in this status.
+    pub fn is(self, status: Option<&str>) -> bool {
+        status == Some(self.as_str())
+    }
+}
+
+impl std::fmt::Display for TargetStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A deployment, as far as kubectl-mlbackup cares. `status` is kept as the API spells it
+/// (`active`, `inactive`, `launching`, `errored`, ... or absent), so unknown values survive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `GET version/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiVersion {
+    pub major: u64,
+    pub minor: u64,
+    #[serde(default)]
+    pub version_string: String,
+    #[serde(default)]
+    pub released_version: Option<String>,
+}
+
+/// How the API took a status change request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusRequest {
+    /// 202: a status job was started; poll it at this URL.
+    Accepted { job: Url },
+    /// 422: the API refused the change; usually because the deployment already has the
+    /// status (confirm with a GET before believing it).
+    Refused { message: String },
+    /// 409: another status change of this deployment is still running.
+    Busy { message: String },
+}
+
+/// Where a status job is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// INITIALIZED or RUNNING.
+    Running(String),
+    /// 303 (or a COMPLETED body): the deployment has its new status.
+    Done,
+    /// ERROR or ABORTED, with the job's message.
+    Failed(String),
+}
+
+/// A failure talking to the DataRobot API, in the operator's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("`{url}` is not a usable DataRobot URL: {reason}")]
+    InvalidUrl { url: String, reason: &'static str },
+
+    #[error("the DataRobot API at {api} refused the token (401 Unauthorized)")]
+    Unauthorized { api: String },
+
+    #[error(
+        "the token's user lacks the MLOps admin role or access to {what} (403 Forbidden): {message}"
+    )]
+    Forbidden { what: String, message: String },
+
+    #[error("{what} does not exist or is not visible to the token's user (404)")]
+    NotFound { what: String },
+
+    #[error("no DataRobot API v2 answers at {api} (404 on {api}version/)")]
+    NotDataRobot { api: String },
+
+    #[error("cannot reach the DataRobot API at {api}: {reason}")]
+    Unreachable { api: String, reason: String },
+
+    #[error("the TLS connection to {api} failed: {source}")]
+    Tls {
+        api: String,
+        #[source]
+        source: rustls::Error,
+    },
+
+    #[error("no answer from {url} within {}s", timeout.as_secs_f64())]
+    Timeout { url: String, timeout: Duration },
+
+    #[error("{method} {url} answered {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("the answer of {url} is not what the DataRobot API sends")]
+    Decode {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{url} answered a redirect ({status}) to {location}, which is not followed")]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
+
+    #[error("the API pointed to {url}, outside {api}; the token is not sent there")]
+    ForeignUrl { url: String, api: String },
+
+    #[error("stopped before an answer{}", if *.after_lost_attempt { " (an earlier attempt may have been carried out)" } else { "" })]
+    Interrupted { after_lost_attempt: bool },
+
+    #[error("cannot set up TLS for the DataRobot API")]
+    TlsSetup(#[source] TlsError),
+
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// What kind of failure an [`ApiError`] is: stable names for the wire protocol and for tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorKind {
+    InvalidUrl,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    NotDataRobot,
+    Unreachable,
+    Tls,
+    Timeout,
+    Http,
+    Decode,
+    Redirect,
+    ForeignUrl,
+    Setup,
+    /// The token was missing or unusable.
+    Token,
+    /// The request to the helper was unusable (bad JSON, other protocol version).
+    Protocol,
+    /// A snapshot or plan was unusable.
+    Plan,
+    /// The run was stopped (SIGINT or the overall timeout) while waiting to retry.
+    Interrupted,
+    /// Anything else.
+    Other,
+}
+
+impl ApiError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ApiError::InvalidUrl { .. } => ErrorKind::InvalidUrl,
+            ApiError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            ApiError::Forbidden { .. } => ErrorKind::Forbidden,
+            ApiError::NotFound { .. } => ErrorKind::NotFound,
+            ApiError::NotDataRobot { .. } => ErrorKind::NotDataRobot,
+            ApiError::Unreachable { .. } => ErrorKind::Unreachable,
+            ApiError::Tls { .. } => ErrorKind::Tls,
+            ApiError::Timeout { .. } => ErrorKind::Timeout,
+            ApiError::Status { .. } => ErrorKind::Http,
+            ApiError::Decode { .. } => ErrorKind::Decode,
+            ApiError::Redirect { .. } => ErrorKind::Redirect,
+            ApiError::ForeignUrl { .. } => ErrorKind::ForeignUrl,
+            ApiError::Interrupted { .. } => ErrorKind::Interrupted,
+            ApiError::TlsSetup(_) | ApiError::Client(_) => ErrorKind::Setup,
+        }
+    }
+
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<String> {
+        hint_for(self.kind())
+    }
+}
+
+/// The hint for a kind of failure (shared by local errors and errors reported by the helper).
+pub fn hint_for(kind: ErrorKind) -> Option<String> {
+    let text = match kind {
+        ErrorKind::InvalidUrl | ErrorKind::NotDataRobot => {
+            "give the app URL (https://datarobot.example.com) or the API endpoint \
+             (https://datarobot.example.com/api/v2) with --api-url or LRS_DATAROBOT_URL"
+        }
+        ErrorKind::Unauthorized => {
+            "the token was refused: it is wrong, expired or revoked; create a new API key in \
+             DataRobot under Settings > API keys and set LRS_DATAROBOT_API_TOKEN (or use \
+             --token-file)"
+        }
+        ErrorKind::Forbidden => {
+            "use the API key of a user with the MLOps admin role (or the owner of the \
+             deployment); a re-run with that key is safe"
+        }
+        ErrorKind::Unreachable | ErrorKind::Timeout => {
+            "check the URL and that this machine can reach it (proxy, VPN, firewall); a re-run \
+             is safe"
+        }
+        ErrorKind::Tls => {
+            "if the server uses a private CA, pass its certificate with --ca-file PEM (or set \
+             SSL_CERT_FILE); --insecure-skip-tls-verify skips the check (not recommended)"
+        }
+        ErrorKind::Redirect => "use the URL the server redirects to as --api-url",
+        ErrorKind::Token => {
+            "export LRS_DATAROBOT_API_TOKEN with the API key of a user with the MLOps admin \
+             role (Settings > API keys in DataRobot), or pass --token-file PATH"
+        }
+        ErrorKind::Protocol => "use the mlbackup-helper of the same release as the plugin",
+        ErrorKind::NotFound
+        | ErrorKind::Http
+        | ErrorKind::Decode
+        | ErrorKind::ForeignUrl
+        | ErrorKind::Setup
+        | ErrorKind::Plan
+        | ErrorKind::Interrupted
+        | ErrorKind::Other => return None,
+    };
+    Some(text.to_string())
+}
+
+/// How to build a [`DataRobotClient`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The longest one request may take (connect, send, answer).
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub tls: TlsOptions,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// The requests in flight right now, and the most there ever were.
+#[derive(Debug, Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An answer of the API, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    url: Url,
+    /// An earlier attempt broke off after the request may have reached the server.
+    after_lost_attempt: bool,
+}
+
+/// A client of one DataRobot API with one token. Cheap to clone.
+#[derive(Clone)]
+pub struct DataRobotClient {
+    http: reqwest::Client,
+    api: ApiUrl,
+    token: ApiToken,
+    retry: RetryPolicy,
+    timeout: Duration,
+    in_flight: Arc<InFlight>,
+    /// Cancelled when the run stops: retries are not waited for any more.
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for DataRobotClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataRobotClient")
+            .field("api", &self.api.to_string())
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl DataRobotClient {
+    pub fn new(
+        api: ApiUrl,
+        token: ApiToken,
+        options: &ClientOptions,
+    ) -> Result<DataRobotClient, ApiError> {
+        crate::tls::install_crypto_provider();
+        if options.tls.insecure_skip_tls_verify {
+            log::warn!(
+                "TLS certificates of {api} are NOT checked (--insecure-skip-tls-verify): anyone \
+                 on the path can read the token"
+            );
+        }
+        let tls = crate::tls::client_config(&options.tls).map_err(ApiError::TlsSetup)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.request_timeout)
+            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ApiError::Client)?;
+        Ok(DataRobotClient {
+            http,
+            api,
+            token,
+            retry: options.retry,
+            timeout: options.request_timeout,
+            in_flight: Arc::default(),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    /// The same client (same connections and in-flight count), giving up waiting to retry once
+    /// `stop` is cancelled; a request already sent is still answered.
+    pub fn stopping_with(&self, stop: CancellationToken) -> DataRobotClient {
+        DataRobotClient {
+            stop,
+            ..self.clone()
+        }
+    }
+
+    pub fn api(&self) -> &ApiUrl {
+        &self.api
+    }
+
+    /// The most requests this client had in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(Ordering::SeqCst)
+    }
+
+    /// `GET version/`: also proves that the URL is a DataRobot API and the token is accepted.
+    pub async fn version(&self) -> Result<ApiVersion, ApiError> {
+        let answer = self
+            .send(Method::GET, self.api.join("version/"), None)
+            .await?;
+        match answer.status {
+            StatusCode::OK => self.decode(&answer),
+            StatusCode::NOT_FOUND => Err(ApiError::NotDataRobot {
+                api: self.api.to_string(),
+            }),
+            _ => Err(self.failure(&Method::GET, &answer, "the API version")),
+        }
+    }
+
+    /// Every deployment visible to the token's user, following `next` to the end.
+    pub async fn list_deployments(&self) -> Result<Vec<Deployment>, ApiError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<Deployment>,
+            #[serde(default)]
+            next: Option<String>,
+        }
+        let mut url = self.api.join(&format!("deployments/?limit={PAGE_SIZE}"));
+        let mut all = Vec::new();
+        loop {
+            let answer = self.send(Method::GET, url, None).await?;
+            if answer.status != StatusCode::OK {
+                return Err(self.failure(&Method::GET, &answer, "the deployment list"));
+            }
+            let page: Page = self.decode(&answer)?;
+            all.extend(page.data);
+            match page.next.filter(|next| !next.is_empty()) {
+                Some(next) => url = self.api.adopt(&next, &answer.url)?,
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET deployments/{id}/`.
+    pub async fn deployment(&self, id: &str) -> Result<Deployment, ApiError> {
+        let url = self.api.join(&format!("deployments/{}/", checked_id(id)?));
+        let answer = self.send(Method::GET, url, None).await?;
+        match answer.status {
+            StatusCode::OK => self.decode(&answer),
+            _ => Err(self.failure(&Method::GET, &answer, &format!("deployment {id}"))),
+        }
+    }
+
+    /// `PATCH deployments/{id}/status/`. The second value says whether an earlier attempt of
+    /// this request broke off after it may have reached the server (so that a "refused" may
+    /// be the answer to our own first attempt).
+    pub async fn request_status(
+        &self,
+        id: &str,
+        target: TargetStatus,
+    ) -> Result<(StatusRequest, bool), ApiError> {
+        let url = self
+            .api
+            .join(&format!("deployments/{}/status/", checked_id(id)?));
+        let body = serde_json::json!({ "status": target.as_str() });
+        let answer = self.send(Method::PATCH, url, Some(&body)).await?;
+        let request = match answer.status {
+            StatusCode::ACCEPTED => {
+                let location = answer
+                    .headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ApiError::Status {
+                        method: "PATCH".into(),
+                        url: answer.url.to_string(),
+                        status: 202,
+                        message: "the answer has no Location of a status job".into(),
+                    })?;
+                StatusRequest::Accepted {
+                    job: self.api.adopt(location, &answer.url)?,
+                }
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => StatusRequest::Refused {
+                message: self.message(&answer),
+            },
+            StatusCode::CONFLICT => StatusRequest::Busy {
+                message: self.message(&answer),
+            },
+            _ => {
+                return Err(self.failure(&Method::PATCH, &answer, &format!("deployment {id}")));
+            }
+        };
+        Ok((request, answer.after_lost_attempt))
+    }
+
+    /// Polls a status job once (redirects not followed: 303 means done).
+    pub async fn job(&self, url: &Url) -> Result<JobState, ApiError> {
+        #[derive(Deserialize)]
+        struct Job {
+            #[serde(default)]
+            status: String,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        let answer = self.send(Method::GET, url.clone(), None).await?;
+        match answer.status {
+            StatusCode::SEE_OTHER => Ok(JobState::Done),
+            StatusCode::OK => {
+                let job: Job = self.decode(&answer)?;
+                let message = self.token.scrub(job.message.as_deref().unwrap_or_default());
+                Ok(match job.status.to_ascii_uppercase().as_str() {
+                    "COMPLETED" => JobState::Done,
+                    "ERROR" | "ABORTED" => JobState::Failed(if message.is_empty() {
+                        format!("the status job ended {}", job.status)
+                    } else {
+                        message
+                    }),
+                    _ => JobState::Running(job.status),
+                })
+            }
+            _ => Err(self.failure(&Method::GET, &answer, "the status job")),
+        }
+    }
+
+    /// Sends one request under the retry policy and reads the whole answer.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Answer, ApiError> {
+        let mut attempt = 1;
+        let mut after_lost_attempt = false;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, self.token.header_value());
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            let started = Instant::now();
+            let outcome = {
+                let _guard = self.in_flight.enter();
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        let headers = response.headers().clone();
+                        response
+                            .bytes()
+                            .await
+                            .map(|body| (status, headers, body.to_vec()))
+                    }
+                    Err(err) => Err(err),
+                }
+            };
+            let retry_in = match outcome {
+                Ok((status, headers, body)) => {
+                    log::debug!(
+                        "{method} {url} {} in {} ms",
+                        status.as_u16(),
+                        started.elapsed().as_millis()
+                    );
+                    let retryable = matches!(
+                        status,
+                        StatusCode::TOO_MANY_REQUESTS
+                            | StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    if !retryable || attempt >= self.retry.max_attempts {
+                        return Ok(Answer {
+                            status,
+                            headers,
+                            body,
+                            url,
+                            after_lost_attempt,
+                        });
+                    }
+                    let wait = self.retry.delay(attempt, retry_after(&headers));
+                    log::info!(
+                        "{method} {url}: {status}, retrying in {} ms",
+                        wait.as_millis()
+                    );
+                    wait
+                }
+                Err(err) => {
+                    let failure = self.explain(&url, &err);
+                    let transient = matches!(
+                        failure,
+                        ApiError::Unreachable { .. } | ApiError::Timeout { .. }
+                    );
+                    if !transient || attempt >= self.retry.max_attempts {
+                        return Err(failure);
+                    }
+                    // A request that was sent may have been carried out; a connection that was
+                    // never made carried nothing.
+                    after_lost_attempt |= !err.is_connect();
+                    let wait = self.retry.delay(attempt, None);
+                    log::info!(
+                        "{method} {url}: {failure}, retrying in {} ms",
+                        wait.as_millis()
+                    );
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(retry_in) => {}
+                _ = self.stop.cancelled() => {
+                    return Err(ApiError::Interrupted { after_lost_attempt });
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// A transport failure in the operator's terms.
+    fn explain(&self, url: &Url, err: &reqwest::Error) -> ApiError {
+        if let Some(tls) = rustls_error(err) {
+            return ApiError::Tls {
+                api: self.api.to_string(),
+                source: tls,
+            };
+        }
+        if err.is_timeout() {
+            return ApiError::Timeout {
+                url: url.to_string(),
+                timeout: self.timeout,
+            };
+        }
+        ApiError::Unreachable {
+            api: self.api.to_string(),
+            reason: self.token.scrub(&error_chain(err)),
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, answer: &Answer) -> Result<T, ApiError> {
+        serde_json::from_slice(&answer.body).map_err(|source| ApiError::Decode {
+            url: answer.url.to_string(),
+            source,
+        })
+    }
+
+    /// The server's `message` (or the start of its body), with the token scrubbed out.
+    fn message(&self, answer: &Answer) -> String {
+        let text = serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|body| {
+                body.get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&answer.body)
+                    .chars()
+                    .take(200)
+                    .collect()
+            });
+        self.token.scrub(text.trim())
+    }
+
+    /// An answer that is not what the operation expects, as a typed error.
+    fn failure(&self, method: &Method, answer: &Answer, what: &str) -> ApiError {
+        match answer.status {
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized {
+                api: self.api.to_string(),
+            },
+            StatusCode::FORBIDDEN => ApiError::Forbidden {
+                what: what.to_string(),
+                message: self.message(answer),
+            },
+            StatusCode::NOT_FOUND => ApiError::NotFound {
+                what: what.to_string(),
+            },
+            status if status.is_redirection() => ApiError::Redirect {
+                url: answer.url.to_string(),
+                status: status.as_u16(),
+                location: answer
+                    .headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("nowhere")
+                    .to_string(),
+            },
+            status => ApiError::Status {
+                method: method.to_string(),
+                url: answer.url.to_string(),
+                status: status.as_u16(),
+                message: self.message(answer),
+            },
+        }
+    }
+}
+
+/// Ids go into URL paths: only what ObjectIds (and sane ids) are made of.
+fn checked_id(id: &str) -> Result<&str, ApiError> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(id)
+    } else {
+        Err(ApiError::NotFound {
+            what: format!("deployment `{id}` (not a deployment id)"),
+        })
+    }
+}
+
+/// The rustls error behind a transport failure, if it is one. `io::Error` hides its inner
+/// error from `source()`, so it is opened explicitly.
+fn rustls_error(err: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    let mut cause = Some(err);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls.clone());
+        }
+        if let Some(inner) = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(tls) = rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// `outer: inner: innermost`, without repeating the URL reqwest puts in its own message.
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(current) = cause {
+        parts.push(current.to_string());
+        cause = current.source();
+    }
+    if parts.is_empty() {
+        parts.push(err.to_string());
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_and_api_urls_normalise_to_one_base() {
+        for text in [
+            "https://dr.example.com",
+            "https://dr.example.com/",
+            "https://dr.example.com/api/v2",
+            "https://dr.example.com/api/v2/",
+        ] {
+            assert_eq!(
+                ApiUrl::parse(text).unwrap().to_string(),
+                "https://dr.example.com/api/v2/",
+                "{text}"
+            );
+        }
+        assert_eq!(
+            ApiUrl::parse("http://mmapp-app:8000/prefix")
+                .unwrap()
+                .to_string(),
+            "http://mmapp-app:8000/prefix/api/v2/"
+        );
+        for bad in [
+            "dr.example.com",
+            "ftp://dr.example.com",
+            "https://user:pw@dr.example.com",
+            "https://dr.example.com/?token=x",
+        ] {
+            assert!(ApiUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_urls_stay_under_the_api_and_on_its_origin() {
+        let api = ApiUrl::parse("https://dr.example.com").unwrap();
+        let here = api.join("deployments/");
+        assert_eq!(
+            api.adopt(
+                "https://dr.example.com/api/v2/deployments/?offset=100",
+                &here
+            )
+            .unwrap()
+            .as_str(),
+            "https://dr.example.com/api/v2/deployments/?offset=100"
+        );
+        assert_eq!(
+            api.adopt("/api/v2/status/j1/", &here).unwrap().as_str(),
+            "https://dr.example.com/api/v2/status/j1/"
+        );
+        // A public name for the same API: followed on the origin the operator chose.
+        assert_eq!(
+            api.adopt("http://public.example.com/api/v2/status/j1/", &here)
+                .unwrap()
+                .as_str(),
+            "https://dr.example.com/api/v2/status/j1/"
+        );
+        assert!(api.adopt("https://evil.example.com/steal", &here).is_err());
+        assert!(api.adopt("/other/path", &here).is_err());
+    }
+
+    #[test]
+    fn ids_cannot_escape_their_path_segment() {
+        assert!(checked_id("65f0c0de0000000000000001").is_ok());
+        for bad in ["", "../version", "a/b", "a?b", "a%2f"] {
+            assert!(checked_id(bad).is_err(), "{bad}");
+        }
+    }
+}

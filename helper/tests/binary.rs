@@ -1,0 +1,225 @@
+//! The `mlbackup-helper` binary: the wire protocol as the plugin will use it over `kubectl
+//! exec` (one request line on stdin, JSON Lines on stdout, stdin left open), and the commands
+//! for a person. The token never shows on stdout or stderr, even at the highest verbosity.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mlbackup_helper::api::ApiUrl;
+use mlbackup_helper::protocol::{
+    ChangeRequest, Event, Operation, Outcome, PROTOCOL_VERSION, PlannedChange, Request,
+};
+use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::tls::TlsOptions;
+use mlbackup_testkit::datarobot::{
+    DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, object_id,
+};
+
+fn helper() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mlbackup-helper"));
+    command.env_clear();
+    command
+}
+
+async fn fake(active: usize) -> FakeDataRobot {
+    let fake = FakeDataRobot::start(FakeDataRobotOptions {
+        status_change_duration: Duration::from_millis(40),
+        ..FakeDataRobotOptions::default()
+    })
+    .await
+    .unwrap();
+    for n in 0..active {
+        fake.add_deployment(DeploymentSeed {
+            id: object_id(n as u64),
+            ..DeploymentSeed::new(format!("model-{n}"), DeploymentStatus::Active)
+        });
+    }
+    fake
+}
+
+fn request(fake: &FakeDataRobot, token: &str, operation: Operation) -> Request {
+    Request {
+        protocol_version: PROTOCOL_VERSION,
+        api_url: ApiUrl::parse(&fake.api_url()).unwrap(),
+        token: ApiToken::new(token, "test").unwrap(),
+        tls: TlsOptions {
+            ca_pem: fake.ca_pem().map(str::to_string),
+            insecure_skip_tls_verify: false,
+        },
+        request_timeout_seconds: 10.0,
+        verbosity: 9,
+        operation,
+    }
+}
+
+/// Runs `serve-request` with `request` as the first stdin line, stdin kept open (as over exec)
+/// until stdout ends; returns the events and stderr.
+fn serve(request: &Request) -> (Vec<Event>, String) {
+    let mut child = helper()
+        .arg("serve-request")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut line = serde_json::to_string(request).unwrap();
+    line.push('\n');
+    stdin.write_all(line.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let mut events = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        events.push(serde_json::from_str::<Event>(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    (events, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_request_speaks_json_lines_without_waiting_for_stdin_to_end() {
+    let fake = fake(3).await;
+    let token = fake.admin_token().to_string();
+
+    let (events, stderr) = serve(&request(&fake, &token, Operation::List));
+    assert_eq!(
+        events[0],
+        Event::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            helper_version: env!("CARGO_PKG_VERSION").into()
+        }
+    );
+    let Some(Event::Deployments { deployments }) = events.last() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(deployments.len(), 3);
+    assert!(!stderr.contains(&token), "{stderr}");
+
+    let planned: Vec<PlannedChange> = deployments
+        .iter()
+        .map(|d| PlannedChange {
+            id: d.id.clone(),
+            label: d.label.clone(),
+            before: d.status.clone(),
+        })
+        .collect();
+    let change = Operation::Change(ChangeRequest {
+        target: mlbackup_helper::api::TargetStatus::Inactive,
+        deployments: planned,
+        concurrency: 2,
+        wait: true,
+        timeout_seconds: 30.0,
+    });
+    let (events, stderr) = serve(&request(&fake, &token, change));
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, Event::Started { .. }))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::Finished { .. }))
+        .count();
+    assert_eq!((started, finished), (3, 3));
+    let Some(Event::Report { report }) = events.last() else {
+        panic!("{events:?}");
+    };
+    assert!(report.items.iter().all(|i| i.outcome == Outcome::Changed));
+    assert!(
+        stderr.contains("debug: PATCH"),
+        "logs go to stderr: {stderr}"
+    );
+    assert!(!stderr.contains(&token), "{stderr}");
+    assert_eq!(fake.status_history().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_request_or_token_ends_with_an_error_event() {
+    let fake = fake(1).await;
+    let wrong = "NotTheToken-0123456789abcdef";
+    let (events, stderr) = serve(&request(&fake, wrong, Operation::List));
+    let Some(Event::Error { error }) = events.last() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(error.kind, mlbackup_helper::api::ErrorKind::Unauthorized);
+    assert!(
+        error
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("Settings > API keys")
+    );
+    let everything = format!("{events:?}{stderr}");
+    assert!(!everything.contains(wrong));
+
+    let mut other_version = serde_json::to_value(request(&fake, wrong, Operation::List)).unwrap();
+    other_version["protocolVersion"] = 99.into();
+    other_version["token"] = "x y".into(); // not even a valid token: never echoed
+    let mut child = helper()
+        .arg("serve-request")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "{other_version}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let last: Event = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(matches!(last, Event::Error { .. }), "{text}");
+    assert!(!text.contains("x y"), "{text}");
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_hand_deactivate_and_reactivate_with_a_state_file() {
+    let fake = fake(4).await;
+    fake.add_deployment(DeploymentSeed {
+        id: object_id(9),
+        ..DeploymentSeed::new("was-off", DeploymentStatus::Inactive)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", fake.admin_token())).unwrap();
+    let state = dir.path().join("state.json");
+    let run = |verb: &str| {
+        helper()
+            .args([verb, "--api-url", &fake.url(), "-v", "9"])
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--ca-file")
+            .arg(&ca)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let out = run("deactivate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4 changed"), "{stdout}");
+    assert!(
+        !format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)).contains(fake.admin_token())
+    );
+    let out = run("reactivate");
+    assert!(out.status.success());
+    assert_eq!(
+        fake.deployment(&object_id(9)).unwrap().status,
+        DeploymentStatus::Inactive
+    );
+    assert_eq!(fake.status_history().len(), 8);
+
+    // The token from the environment; no URL at all is a usage error.
+    let out = helper()
+        .args(["list"])
+        .env("LRS_DATAROBOT_API_TOKEN", fake.admin_token())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

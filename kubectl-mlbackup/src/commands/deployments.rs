@@ -1,0 +1,585 @@
+//! `deployments list|deactivate|reactivate`: the DataRobot deployments, through the helper's
+//! engine (`mlbackup_helper`): list, record the snapshot before the first change, plan, change,
+//! report. `--via local` runs the engine in this process; the requests and events are those of
+//! the wire protocol, so running it in the app pod changes only where they travel.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use mlbackup_helper::api::{ApiUrl, Deployment};
+use mlbackup_helper::engine;
+use mlbackup_helper::plan::{self, Action, StateFile};
+use mlbackup_helper::protocol::{
+    ChangeRequest, Event, ItemReport, Operation, Outcome, PROTOCOL_VERSION, Request, StopReason,
+    WireError,
+};
+use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::snapshot::SNAPSHOT_FILE;
+use mlbackup_helper::tls::TlsOptions;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{
+    ChangeArgs, DataRobotArgs, DeploymentsCommand, DeploymentsListArgs, GlobalArgs, ReactivateArgs,
+    Via,
+};
+use crate::env::{self, Env};
+use crate::error::{Exit, UsageError};
+use crate::folder;
+use crate::printer::{self, Printer, Render};
+
+/// The longest one API request may take unless `--request-timeout` says otherwise.
+const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 30.0;
+
+pub async fn run(
+    global: &GlobalArgs,
+    command: &DeploymentsCommand,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    match command {
+        DeploymentsCommand::List(args) => list(global, args, env, printer).await,
+        DeploymentsCommand::Deactivate(args) => {
+            change(global, Action::Deactivate, &args.change, None, env, printer).await
+        }
+        DeploymentsCommand::Reactivate(args) => {
+            change(
+                global,
+                Action::Reactivate,
+                &args.change,
+                Some(args),
+                env,
+                printer,
+            )
+            .await
+        }
+    }
+}
+
+/// The deployments visible to the token's user.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOutcome {
+    pub api_url: String,
+    pub deployments: Vec<Deployment>,
+}
+
+impl Render for ListOutcome {
+    fn render(&self) -> String {
+        if self.deployments.is_empty() {
+            return format!("No deployments visible at {}\n", self.api_url);
+        }
+        let rows: Vec<Vec<String>> = self
+            .deployments
+            .iter()
+            .map(|d| {
+                vec![
+                    d.id.clone(),
+                    d.label.clone(),
+                    d.status.clone().unwrap_or_else(|| "<none>".into()),
+                ]
+            })
+            .collect();
+        printer::table(&["ID", "LABEL", "STATUS"], &rows)
+    }
+}
+
+/// What a deactivation or reactivation did, deployment by deployment.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeOutcome {
+    pub action: Action,
+    pub api_url: String,
+    /// Where the snapshot was written (deactivate) or read (reactivate).
+    pub snapshot: Option<PathBuf>,
+    pub dry_run: bool,
+    pub wait: bool,
+    /// The planned deployments, then those named with --only or recorded but left out.
+    pub deployments: Vec<ItemReport>,
+    /// How many deployments ended with each outcome.
+    pub summary: BTreeMap<Outcome, usize>,
+    /// Visible deployments the plan did not touch (inactive ones for a deactivation...).
+    pub left_alone: usize,
+    pub stopped: Option<StopReason>,
+    pub seconds: f64,
+    /// The most API requests in flight at once.
+    pub max_in_flight: usize,
+}
+
+impl ChangeOutcome {
+    fn count(&self, outcome: Outcome) -> usize {
+        self.summary.get(&outcome).copied().unwrap_or(0)
+    }
+
+    fn unfinished(&self) -> usize {
+        self.count(Outcome::Failed) + self.count(Outcome::NotAttempted)
+    }
+}
+
+impl Render for ChangeOutcome {
+    fn render(&self) -> String {
+        let mut text = String::new();
+        if !self.deployments.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .deployments
+                .iter()
+                .map(|item| {
+                    vec![
+                        item.id.clone(),
+                        item.label.clone(),
+                        item.before.clone().unwrap_or_else(|| "-".into()),
+                        item.after.clone().unwrap_or_else(|| "-".into()),
+                        item.outcome.as_str().to_string(),
+                        item.message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            text.push_str(&printer::table(
+                &["ID", "LABEL", "BEFORE", "AFTER", "OUTCOME", "MESSAGE"],
+                &rows,
+            ));
+        }
+        let (verb, target) = match self.action {
+            Action::Deactivate => ("deactivated", "inactive"),
+            Action::Reactivate => ("reactivated", "active"),
+        };
+        let counts: Vec<String> = self
+            .summary
+            .iter()
+            .map(|(outcome, n)| format!("{n} {}", outcome.as_str()))
+            .collect();
+        let counts = if counts.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            counts.join(", ")
+        };
+        if self.dry_run {
+            text.push_str(&format!(
+                "Dry run: {} deployments would be {verb} ({counts}); {} others left alone. \
+                 Nothing was changed or written.\n",
+                self.count(Outcome::WouldChange),
+                self.left_alone
+            ));
+        } else {
+            text.push_str(&format!(
+                "{}: {counts}; {} others left alone; {:.1}s.\n",
+                capitalised(verb),
+                self.left_alone,
+                self.seconds
+            ));
+        }
+        if let Some(path) = &self.snapshot {
+            let how = match self.action {
+                Action::Deactivate if self.dry_run => "would be recorded in",
+                Action::Deactivate => "recorded in",
+                Action::Reactivate => "read from",
+            };
+            text.push_str(&format!("Deployment states {how} {}\n", path.display()));
+        }
+        if self.count(Outcome::Requested) > 0 && !self.wait {
+            text.push_str(&format!(
+                "{} changes were accepted by the API but not waited for: check with \
+                 `kubectl mlbackup deployments list` that they are {target}.\n",
+                self.count(Outcome::Requested)
+            ));
+        }
+        match self.stopped {
+            Some(StopReason::Interrupted) => text.push_str(
+                "INTERRUPTED: the requests in flight were finished, the rest not attempted. A \
+                 re-run is safe.\n",
+            ),
+            Some(StopReason::TimedOut) => text.push_str(
+                "TIMED OUT: the rest was not attempted (raise --timeout). A re-run is safe.\n",
+            ),
+            None if self.unfinished() > 0 => text.push_str(&format!(
+                "{} deployments were not {verb} (see MESSAGE). A re-run is safe: it changes only \
+                 what is left to change.\n",
+                self.unfinished()
+            )),
+            None => {}
+        }
+        text
+    }
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Some deployments were not brought to their target status.
+#[derive(Debug, thiserror::Error)]
+#[error("{unfinished} of {total} deployments were not {verb}; a re-run is safe")]
+pub struct Incomplete {
+    pub unfinished: usize,
+    pub total: usize,
+    pub verb: &'static str,
+    pub hint: Option<String>,
+}
+
+/// How to reach the API, resolved once from the flags and the environment.
+struct Connection {
+    via: Via,
+    api_url: ApiUrl,
+    token: ApiToken,
+    tls: TlsOptions,
+    request_timeout_seconds: f64,
+    verbosity: u8,
+}
+
+impl Connection {
+    fn resolve(
+        global: &GlobalArgs,
+        args: &DataRobotArgs,
+        env: &Env,
+        printer: &Printer,
+    ) -> anyhow::Result<Connection> {
+        if args.refused_token.is_some() {
+            return Err(UsageError {
+                message: "the token is never taken from the command line: every user of this \
+                          machine can read a process's arguments (ps, /proc, shell history)"
+                    .into(),
+                hint: format!(
+                    "export {}=<API key> (or {}), or write it to a file only you can read and \
+                     pass --token-file PATH",
+                    env::LRS_DATAROBOT_API_TOKEN,
+                    env::DATAROBOT_API_TOKEN
+                ),
+            }
+            .into());
+        }
+        if args.via == Via::Pod {
+            return Err(UsageError {
+                message: "--via pod is not available yet in this version".into(),
+                hint: "run the API calls from here with --via local and an --api-url this \
+                       machine can reach"
+                    .into(),
+            }
+            .into());
+        }
+        let url = args
+            .api_url
+            .clone()
+            .or_else(|| env.datarobot_url.clone())
+            .ok_or_else(|| UsageError {
+                message: "no DataRobot API URL".into(),
+                hint: format!(
+                    "pass --api-url https://datarobot.example.com or set {} (or {})",
+                    env::LRS_DATAROBOT_URL,
+                    env::DATAROBOT_ENDPOINT
+                ),
+            })?;
+        let api_url = ApiUrl::parse(&url)?;
+        let token = ApiToken::from_file_or_env(args.token_file.as_deref(), |name| {
+            env.datarobot_token.get(name)
+        })?;
+        let ca_file = args.ca_file.clone().or_else(|| env.ssl_cert_file.clone());
+        let ca_pem = match &ca_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        if args.insecure_skip_tls_verify {
+            printer.warning(&format!(
+                "the certificate of {api_url} is NOT checked (--insecure-skip-tls-verify): \
+                 anyone on the network path can read the token"
+            ));
+        }
+        Ok(Connection {
+            via: args.via,
+            api_url,
+            token,
+            tls: TlsOptions {
+                ca_pem,
+                insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+            },
+            request_timeout_seconds: global
+                .request_timeout
+                .map_or(DEFAULT_REQUEST_TIMEOUT_SECONDS, |t| t.as_secs_f64()),
+            verbosity: global.verbosity,
+        })
+    }
+
+    fn request(&self, operation: Operation) -> Request {
+        Request {
+            protocol_version: PROTOCOL_VERSION,
+            api_url: self.api_url.clone(),
+            token: self.token.clone(),
+            tls: self.tls.clone(),
+            request_timeout_seconds: self.request_timeout_seconds,
+            verbosity: self.verbosity,
+            operation,
+        }
+    }
+
+    /// Runs a request where `--via` says and returns its final event; progress events go to
+    /// `progress` as they arrive.
+    async fn run(
+        &self,
+        operation: Operation,
+        cancel: &CancellationToken,
+        progress: &(dyn Fn(&Event) + Sync),
+    ) -> Event {
+        let request = self.request(operation);
+        match self.via {
+            Via::Local => {
+                let last = std::sync::Mutex::new(None);
+                engine::execute(request, cancel, &|event| {
+                    if event.is_final() {
+                        *last.lock().unwrap() = Some(event);
+                    } else {
+                        progress(&event);
+                    }
+                })
+                .await;
+                last.into_inner()
+                    .unwrap()
+                    .expect("the engine always ends with a final event")
+            }
+            Via::Pod => unreachable!("refused in Connection::resolve"),
+        }
+    }
+
+    async fn list(&self, cancel: &CancellationToken) -> anyhow::Result<Vec<Deployment>> {
+        match self.run(Operation::List, cancel, &|_| {}).await {
+            Event::Deployments { deployments } => Ok(deployments),
+            Event::Error { error } => Err(anyhow::Error::new(error)
+                .context(format!("cannot list the deployments at {}", self.api_url))),
+            other => anyhow::bail!("unexpected answer to a list: {other:?}"),
+        }
+    }
+}
+
+/// Cancelled on SIGINT.
+fn interrupt_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    cancel
+}
+
+async fn list(
+    global: &GlobalArgs,
+    args: &DeploymentsListArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let connection = Connection::resolve(global, &args.datarobot, env, printer)?;
+    let cancel = interrupt_token();
+    let deployments = tokio::select! {
+        listed = connection.list(&cancel) => listed?,
+        () = cancel.cancelled() => return Ok(Exit::Interrupted),
+    };
+    printer.data(&ListOutcome {
+        api_url: connection.api_url.to_string(),
+        deployments,
+    })?;
+    Ok(Exit::Success)
+}
+
+/// Where the snapshot lives: `deployments.json` of the backup, or the state file.
+fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(path) = &args.state {
+        return Ok(Some(path.clone()));
+    }
+    let Some(name) = &args.backup else {
+        return Ok(None);
+    };
+    let root = super::backup_root(&args.backups, env);
+    let backup = folder::resolve(&root, name)
+        .with_context(|| format!("cannot use the backup `{name}` for the deployment snapshot"))?;
+    Ok(Some(backup.dir.join(SNAPSHOT_FILE)))
+}
+
+async fn change(
+    global: &GlobalArgs,
+    action: Action,
+    args: &ChangeArgs,
+    reactivate: Option<&ReactivateArgs>,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let all = reactivate.is_some_and(|r| r.all);
+    let state = state_path(args, env)?;
+    if state.is_none() && !all && !(action == Action::Deactivate && args.dry_run) {
+        return Err(UsageError {
+            message: format!(
+                "{} needs to know where the deployment snapshot is",
+                action.as_str()
+            ),
+            hint: match action {
+                Action::Deactivate => "pass --backup NAME (the backup taken before the upgrade) \
+                                       or --state FILE: reactivate reads it to bring back exactly \
+                                       the deployments that were active"
+                    .into(),
+                Action::Reactivate => "pass the --backup or --state given to deactivate, or \
+                                       --all to reactivate every inactive deployment"
+                    .into(),
+            },
+        }
+        .into());
+    }
+    let connection = Connection::resolve(global, &args.datarobot, env, printer)?;
+    let cancel = interrupt_token();
+    let deployments = tokio::select! {
+        listed = connection.list(&cancel) => listed?,
+        () = cancel.cancelled() => return Ok(Exit::Interrupted),
+    };
+    let prepared = plan::prepare(
+        action,
+        &deployments,
+        state.as_deref().map_or(StateFile::None, StateFile::At),
+        all,
+        &args.only,
+        args.dry_run,
+        connection.api_url.as_url().as_str(),
+    )
+    .with_context(|| format!("cannot plan the {}", action.as_str()))?;
+    let plan = prepared.plan;
+    if let Some(reactivate) =
+        reactivate.filter(|r| r.all && !args.dry_run && !plan.changes.is_empty())
+    {
+        confirm_all(reactivate, plan.changes.len(), env, printer)?;
+    }
+
+    let mut outcome = ChangeOutcome {
+        action,
+        api_url: connection.api_url.to_string(),
+        snapshot: state,
+        dry_run: args.dry_run,
+        wait: args.wait,
+        deployments: Vec::new(),
+        summary: BTreeMap::new(),
+        left_alone: plan.left_alone,
+        stopped: None,
+        seconds: 0.0,
+        max_in_flight: 0,
+    };
+    if args.dry_run {
+        outcome.deployments = plan
+            .changes
+            .iter()
+            .map(|c| ItemReport::new(c, Outcome::WouldChange).after(plan.target.as_str()))
+            .collect();
+    } else if !plan.changes.is_empty() {
+        let verb = match action {
+            Action::Deactivate => "deactivating",
+            Action::Reactivate => "reactivating",
+        };
+        let progress = printer.progress(verb);
+        progress.set_total(plan.changes.len() as u64);
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        let request = ChangeRequest {
+            target: plan.target,
+            deployments: plan.changes.clone(),
+            concurrency: usize::from(args.concurrency),
+            wait: args.wait,
+            timeout_seconds: args.timeout.as_secs_f64(),
+        };
+        let last = connection
+            .run(Operation::Change(request), &cancel, &|event| {
+                if let Event::Finished { item } = event {
+                    if item.outcome == Outcome::Failed {
+                        let failed = failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        progress.set_message(&format!("{verb} ({failed} failed)"));
+                    }
+                    progress.inc();
+                }
+            })
+            .await;
+        progress.finish();
+        let report = match last {
+            Event::Report { report } => report,
+            Event::Error { error } => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("the {} did not run", action.as_str())));
+            }
+            other => anyhow::bail!("unexpected answer to a change: {other:?}"),
+        };
+        outcome.deployments = report.items;
+        outcome.stopped = report.stopped;
+        outcome.max_in_flight = report.max_in_flight;
+    }
+    outcome.deployments.extend(plan.set_aside);
+    for item in &outcome.deployments {
+        *outcome.summary.entry(item.outcome).or_insert(0) += 1;
+    }
+    outcome.seconds = started.elapsed().as_secs_f64();
+    printer.data(&outcome)?;
+    if outcome.stopped == Some(StopReason::Interrupted) {
+        return Ok(Exit::Interrupted);
+    }
+    let unfinished = outcome.unfinished();
+    if unfinished > 0 {
+        let hint = outcome
+            .deployments
+            .iter()
+            .filter_map(|i| i.error_kind)
+            .find_map(mlbackup_helper::api::hint_for);
+        return Err(Incomplete {
+            unfinished,
+            total: outcome.deployments.len(),
+            verb: match action {
+                Action::Deactivate => "deactivated",
+                Action::Reactivate => "reactivated",
+            },
+            hint,
+        }
+        .into());
+    }
+    Ok(Exit::Success)
+}
+
+/// `--all` reactivates deployments nobody recorded: a person says yes, or --yes does.
+fn confirm_all(
+    args: &ReactivateArgs,
+    count: usize,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    if args.yes {
+        return Ok(());
+    }
+    if !env.stdin_is_terminal {
+        return Err(UsageError {
+            message: format!(
+                "refusing to reactivate all {count} inactive deployments without confirmation: \
+                 stdin is not a terminal"
+            ),
+            hint: "pass --yes, or reactivate exactly the recorded ones with --backup or --state"
+                .into(),
+        }
+        .into());
+    }
+    let question = format!(
+        "Reactivate all {count} inactive deployments, including those that were inactive \
+         before the upgrade?"
+    );
+    if !printer
+        .confirm(&question)
+        .context("cannot read the answer")?
+    {
+        anyhow::bail!("nothing reactivated: --all was not confirmed");
+    }
+    Ok(())
+}
+
+/// The hint of an error the helper reported.
+pub fn wire_hint(error: &WireError) -> Option<String> {
+    error
+        .hint
+        .clone()
+        .or_else(|| mlbackup_helper::api::hint_for(error.kind))
+}

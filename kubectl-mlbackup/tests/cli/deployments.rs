@@ -1,0 +1,501 @@
+//! `deployments list|deactivate|reactivate --via local` against the fake DataRobot API: the
+//! snapshot before the first change, exact reactivation, re-runs, failures and their messages,
+//! the output formats, and the token kept out of every output.
+
+use std::time::Duration;
+
+use mlbackup_testkit::datarobot::{DeploymentStatus, FakeDataRobotOptions, object_id};
+use mlbackup_testkit::faults::{Fault, FaultRule};
+
+use crate::support::{FakeApi, Run, Sandbox};
+
+fn fast() -> FakeDataRobotOptions {
+    FakeDataRobotOptions {
+        status_change_duration: Duration::from_millis(40),
+        ..FakeDataRobotOptions::default()
+    }
+}
+
+/// A sealed sandbox pointed at a fake API with `active` + `inactive` deployments, admin token.
+fn with_api(active: usize, inactive: usize) -> (Sandbox, FakeApi) {
+    let sandbox = Sandbox::new();
+    let api = FakeApi::start(&sandbox, active, inactive, fast());
+    let token = api.datarobot.admin_token().to_string();
+    (api.configure(sandbox, &token), api)
+}
+
+/// Normalises what changes from run to run: the port, durations.
+fn stable(text: &str) -> String {
+    let port = regex_lite_replace(text, "127.0.0.1:", |rest| {
+        rest.chars().take_while(char::is_ascii_digit).count()
+    });
+    let mut out = String::new();
+    for line in port.lines() {
+        // `...; 0.3s.` at the end of the summary.
+        let line = match line.rfind("; ") {
+            Some(at)
+                if line.ends_with("s.") && line[at + 2..line.len() - 2].parse::<f64>().is_ok() =>
+            {
+                format!("{}; [TIME].", &line[..at])
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Replaces the digits after each `marker` with `PORT`.
+fn regex_lite_replace(text: &str, marker: &str, digits: impl Fn(&str) -> usize) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        out.push_str(&rest[..at + marker.len()]);
+        rest = &rest[at + marker.len()..];
+        let n = digits(rest);
+        if n > 0 {
+            out.push_str("PORT");
+            rest = &rest[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn status_of(api: &FakeApi, n: u64) -> DeploymentStatus {
+    api.datarobot.deployment(&object_id(n)).unwrap().status
+}
+
+#[test]
+fn list_shows_every_deployment_as_a_table_or_json() {
+    let (sandbox, _api) = with_api(3, 2);
+    let run = sandbox.run(&["deployments", "list", "--via", "local"]);
+    run.expect_code(0);
+    insta::assert_snapshot!(run.stdout, @r"
+    ID                         LABEL        STATUS
+    65f0c0de0000000000000000   model-0000   active
+    65f0c0de0000000000000001   model-0001   active
+    65f0c0de0000000000000002   model-0002   active
+    65f0c0de0000000000000003   model-0003   inactive
+    65f0c0de0000000000000004   model-0004   inactive
+    ");
+    let json = sandbox
+        .run(&["deployments", "list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["deployments"].as_array().unwrap().len(), 5);
+    assert_eq!(json["deployments"][3]["status"], "inactive");
+    assert!(json["apiUrl"].as_str().unwrap().ends_with("/api/v2/"));
+}
+
+#[test]
+fn the_list_follows_pagination() {
+    let (sandbox, api) = with_api(230, 20);
+    let json = sandbox
+        .run(&["deployments", "list", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["deployments"].as_array().unwrap().len(), 250);
+    assert_eq!(
+        api.datarobot
+            .requests()
+            .count(|r| r.path == "/api/v2/deployments/"),
+        3
+    );
+}
+
+#[test]
+fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
+    let (sandbox, api) = with_api(4, 2);
+    std::fs::create_dir_all(sandbox.path("backups/lrs_backup_2026_11_21_14_05")).unwrap();
+    std::fs::write(
+        sandbox.path("backups/lrs_backup_2026_11_21_14_05/cm-a.yaml"),
+        "apiVersion: lrs.datarobot.com/v1\nkind: LongRunningService\nmetadata:\n  name: cm-a\n",
+    )
+    .unwrap();
+    let backup = [
+        "--backup",
+        "lrs_backup_2026_11_21_14_05",
+        "--dir",
+        "backups",
+    ];
+    let mut args = vec!["deployments", "deactivate", "--via", "local"];
+    args.extend(backup);
+    let run = sandbox.run(&args);
+    run.expect_code(0);
+    insta::assert_snapshot!(stable(&run.stdout), @r"
+    ID                         LABEL        BEFORE   AFTER      OUTCOME   MESSAGE
+    65f0c0de0000000000000000   model-0000   active   inactive   changed
+    65f0c0de0000000000000001   model-0001   active   inactive   changed
+    65f0c0de0000000000000002   model-0002   active   inactive   changed
+    65f0c0de0000000000000003   model-0003   active   inactive   changed
+    Deactivated: 4 changed; 2 others left alone; [TIME].
+    Deployment states recorded in backups/lrs_backup_2026_11_21_14_05/deployments.json
+    ");
+    let history = api.datarobot.status_history();
+    assert_eq!(history.len(), 4);
+    assert!(history.iter().all(|c| c.from == DeploymentStatus::Active));
+    let snapshot: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sandbox.path("backups/lrs_backup_2026_11_21_14_05/deployments.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 6);
+    let taken: chrono::DateTime<chrono::Utc> =
+        snapshot["takenAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        taken <= history[0].requested_at,
+        "snapshot before the first change"
+    );
+    // `show` sees the snapshot in the backup.
+    let show = sandbox
+        .run(&[
+            "show",
+            "lrs_backup_2026_11_21_14_05",
+            "--dir",
+            "backups",
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(show["deploymentsSnapshot"], true);
+
+    // Someone activates an inactive-before deployment in between: it is now active, so a
+    // second deactivation deactivates it and records it as active-before.
+    sandbox.run(&args).expect_code(0);
+    assert_eq!(
+        api.datarobot.status_history().len(),
+        4,
+        "a re-run changes nothing"
+    );
+
+    let mut args = vec!["deployments", "reactivate", "--via", "local", "-o", "json"];
+    args.extend(backup);
+    let json = sandbox.run(&args).expect_code(0).json();
+    assert_eq!(json["summary"]["changed"], 4);
+    for n in 0..4 {
+        assert_eq!(status_of(&api, n), DeploymentStatus::Active);
+    }
+    for n in 4..6 {
+        assert_eq!(
+            status_of(&api, n),
+            DeploymentStatus::Inactive,
+            "inactive before"
+        );
+    }
+    let again = sandbox.run(&args).expect_code(0).json();
+    assert!(again["deployments"].as_array().unwrap().is_empty());
+    assert_eq!(
+        api.datarobot.status_history().len(),
+        8,
+        "a re-run changes nothing"
+    );
+}
+
+#[test]
+fn only_and_dry_run() {
+    let (sandbox, api) = with_api(3, 1);
+    let only = object_id(1);
+    let inactive = object_id(3);
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--dry-run",
+        "--only",
+        &only,
+    ]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("would change"), "{}", run.stdout);
+    assert!(!sandbox.path("s.json").exists(), "a dry run writes nothing");
+    assert!(api.datarobot.status_history().is_empty());
+
+    let json = sandbox
+        .run(&[
+            "deployments",
+            "deactivate",
+            "--state",
+            "s.json",
+            "--only",
+            &only,
+            "--only",
+            &inactive,
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["summary"]["changed"], 1);
+    assert_eq!(json["summary"]["unchanged"], 1);
+    assert_eq!(status_of(&api, 0), DeploymentStatus::Active);
+    assert_eq!(status_of(&api, 1), DeploymentStatus::Inactive);
+
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--only",
+        "65f0c0deffffffffffffffff",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("not among the deployments visible"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
+    let (sandbox, api) = with_api(3, 0);
+    api.datarobot.fail_status_changes_of(&object_id(1));
+    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json"]);
+    run.expect_code(1);
+    insta::assert_snapshot!(stable(&run.stdout), @r"
+    ID                         LABEL        BEFORE   AFTER      OUTCOME   MESSAGE
+    65f0c0de0000000000000000   model-0000   active   inactive   changed
+    65f0c0de0000000000000001   model-0001   active   -          failed    the status job failed: Failed to change the status of deployment 65f0c0de0000000000000001 to inactive.
+    65f0c0de0000000000000002   model-0002   active   inactive   changed
+    Deactivated: 2 changed, 1 failed; 0 others left alone; [TIME].
+    Deployment states recorded in s.json
+    1 deployments were not deactivated (see MESSAGE). A re-run is safe: it changes only what is left to change.
+    ");
+    assert!(
+        run.stderr
+            .contains("error: 1 of 3 deployments were not deactivated; a re-run is safe"),
+        "{}",
+        run.stderr
+    );
+    let json = sandbox
+        .run(&[
+            "deployments",
+            "deactivate",
+            "--state",
+            "s.json",
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["deployments"].as_array().unwrap().len(), 1);
+    assert_eq!(json["deployments"][0]["id"], object_id(1));
+    // The snapshot still says all three were active before.
+    let json = sandbox
+        .run(&[
+            "deployments",
+            "reactivate",
+            "--state",
+            "s.json",
+            "-o",
+            "json",
+        ])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["summary"]["changed"], 3);
+}
+
+#[test]
+fn a_token_without_the_admin_role_is_told_so_and_the_snapshot_is_kept() {
+    let sandbox = Sandbox::new();
+    let api = FakeApi::start(&sandbox, 2, 1, fast());
+    let user = api.datarobot.user_token().to_string();
+    let sandbox = api.configure(sandbox, &user);
+    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json"]);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains("the token's user lacks the MLOps admin role or access to deployment 65f0c0de0000000000000000 (403 Forbidden)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("hint: use the API key of a user with the MLOps admin role"),
+        "{}",
+        run.stderr
+    );
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.path("s.json")).unwrap()).unwrap();
+    assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 3);
+    assert!(api.datarobot.status_history().is_empty());
+}
+
+#[test]
+fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
+    let sandbox = Sandbox::new();
+    let api = FakeApi::start(&sandbox, 5, 1, fast());
+    let wrong = "Wr0ngTokenValue-abcdefghijklmnop";
+    let refused = api.configure(Sandbox::new(), wrong);
+    // The CA file lives in the first sandbox's HOME; the second points at it.
+    let run = refused.run(&["deployments", "list", "-v", "9"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("refused the token (401 Unauthorized)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Settings > API keys"), "{}", run.stderr);
+    assert_no_token(&run, wrong);
+
+    // The right token at the highest verbosity, through retries and failures.
+    let token = api.datarobot.admin_token().to_string();
+    let sandbox = api.configure(sandbox, &token);
+    api.datarobot.faults().add(
+        FaultRule::new(
+            "/status/",
+            Fault::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            Some(3),
+        )
+        .with_method(http::Method::PATCH),
+    );
+    api.datarobot
+        .faults()
+        .add(FaultRule::new("/status/", Fault::DropConnection, Some(2)).after(3));
+    api.datarobot.fail_status_changes_of(&object_id(2));
+    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json", "-v", "9"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("debug: PATCH"),
+        "requests are logged: {}",
+        run.stderr
+    );
+    assert_no_token(&run, &token);
+    let json = sandbox.run(&[
+        "deployments",
+        "reactivate",
+        "--state",
+        "s.json",
+        "-o",
+        "json",
+        "-v",
+        "9",
+    ]);
+    assert_no_token(&json, &token);
+    let snapshot = std::fs::read_to_string(sandbox.path("s.json")).unwrap();
+    assert!(!snapshot.contains(&token));
+}
+
+fn assert_no_token(run: &Run, token: &str) {
+    assert!(
+        !run.stdout.contains(token),
+        "token on stdout:\n{}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains(token),
+        "token on stderr:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let (sandbox, _api) = with_api(1, 1);
+    let run = sandbox.run(&["deployments", "list", "--token", "s3cr3t"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("never taken from the command line"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--token-file"), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t"));
+    sandbox
+        .run(&["deployments", "list", "--api-token=s3cr3t"])
+        .expect_code(2);
+
+    let run = sandbox.run(&["deployments", "list", "--via", "pod"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("--via pod is not available yet"),
+        "{}",
+        run.stderr
+    );
+
+    let run = sandbox.run(&["deployments", "deactivate"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("--backup NAME"), "{}", run.stderr);
+
+    let run = sandbox.run(&["deployments", "reactivate", "--all"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("without confirmation"),
+        "{}",
+        run.stderr
+    );
+
+    let run = Sandbox::new().run(&["deployments", "list"]);
+    run.expect_code(2);
+    assert!(run.stderr.contains("LRS_DATAROBOT_URL"), "{}", run.stderr);
+}
+
+#[test]
+fn reactivate_all_with_yes_reactivates_every_inactive_one() {
+    let (sandbox, api) = with_api(1, 3);
+    let json = sandbox
+        .run(&["deployments", "reactivate", "--all", "--yes", "-o", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["summary"]["changed"], 3);
+    assert!(
+        api.statuses()
+            .iter()
+            .all(|(_, s)| *s == DeploymentStatus::Active)
+    );
+}
+
+#[test]
+fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
+    let sandbox = Sandbox::new();
+    let api = FakeApi::start(
+        &sandbox,
+        40,
+        0,
+        FakeDataRobotOptions {
+            status_change_duration: Duration::from_millis(300),
+            ..FakeDataRobotOptions::default()
+        },
+    );
+    let token = api.datarobot.admin_token().to_string();
+    let sandbox = api.configure(sandbox, &token);
+    let child = sandbox.spawn(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--concurrency",
+        "2",
+        "-o",
+        "json",
+    ]);
+    // Interrupt once changes are under way (not by the clock: a loaded machine starts slowly).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while api.datarobot.status_history().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(130);
+    let json = run.json();
+    assert_eq!(json["stopped"], "interrupted");
+    let items = json["deployments"].as_array().unwrap();
+    assert_eq!(items.len(), 40);
+    let not_attempted = items
+        .iter()
+        .filter(|i| i["outcome"] == "notAttempted")
+        .count();
+    assert!(not_attempted > 0, "{json}");
+    assert_eq!(
+        api.datarobot.status_history().len(),
+        40 - not_attempted,
+        "what was not attempted was not requested"
+    );
+}
