@@ -130,6 +130,8 @@ pub enum Outcome {
     Failed,
     /// Not tried: the run was interrupted or timed out first.
     NotAttempted,
+    /// Under way when the connection to the helper broke: it may or may not have happened.
+    Unknown,
 }
 
 impl Outcome {
@@ -143,6 +145,7 @@ impl Outcome {
             Outcome::Missing => "missing",
             Outcome::Failed => "failed",
             Outcome::NotAttempted => "not attempted",
+            Outcome::Unknown => "unknown",
         }
     }
 }
@@ -228,9 +231,12 @@ impl ChangeReport {
 
     /// Whether any deployment failed or was not attempted (the command then exits non-zero).
     pub fn incomplete(&self) -> bool {
-        self.items
-            .iter()
-            .any(|i| matches!(i.outcome, Outcome::Failed | Outcome::NotAttempted))
+        self.items.iter().any(|i| {
+            matches!(
+                i.outcome,
+                Outcome::Failed | Outcome::NotAttempted | Outcome::Unknown
+            )
+        })
     }
 }
 

@@ -291,8 +291,36 @@ pub enum DeploymentsCommand {
 pub enum Via {
     /// In this process, against an API URL this machine can reach.
     Local,
-    /// Inside the DataRobot app pod, through `kubectl exec` (not available yet).
+    /// Inside the DataRobot app pod (the runbook's way): the plugin uploads its static helper
+    /// and runs it there through exec, so the API URL is the one the pod reaches.
     Pod,
+}
+
+/// Where `--via pod` runs the helper.
+#[derive(Debug, Args)]
+pub struct PodArgs {
+    /// The app to run the helper in: deploy/NAME (a ready pod of it) or pod/NAME.
+    #[arg(long, value_name = "TYPE/NAME", default_value = "deploy/mmapp-app")]
+    pub app: crate::cluster::pod::AppTarget,
+
+    /// The namespace DataRobot is installed in [default: $DR_CORE_NAMESPACE, else the
+    /// context's namespace].
+    #[arg(long, value_name = "NAMESPACE")]
+    pub app_namespace: Option<String>,
+
+    /// The container to run the helper in [default: the pod's default container, else its
+    /// first].
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// The helper binary to upload [default: $MLBACKUP_HELPER, else
+    /// helpers/linux-<arch>/mlbackup-helper beside the plugin, else mlbackup-helper beside it].
+    #[arg(long, value_name = "PATH")]
+    pub helper: Option<PathBuf>,
+
+    /// Leave the uploaded helper in the pod (a later run reuses it) instead of removing it.
+    #[arg(long)]
+    pub keep_helper: bool,
 }
 
 /// How to reach the DataRobot API. The token is never a command-line value.
@@ -300,8 +328,11 @@ pub enum Via {
 #[command(next_help_heading = "DataRobot API")]
 pub struct DataRobotArgs {
     /// Where the API calls run from.
-    #[arg(long, value_enum, default_value_t = Via::Local)]
+    #[arg(long, value_enum, default_value_t = Via::Pod)]
     pub via: Via,
+
+    #[command(flatten)]
+    pub pod: PodArgs,
 
     /// The DataRobot app URL (https://host) or API endpoint (https://host/api/v2) [default:
     /// $LRS_DATAROBOT_URL, else $DATAROBOT_ENDPOINT].

@@ -12,6 +12,8 @@ pub const HOME: &str = "HOME";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `MLBACKUP_DIR`: the directory holding backups when `--dir` is not given.
 pub const MLBACKUP_DIR: &str = "MLBACKUP_DIR";
+/// `DR_CORE_NAMESPACE`: the namespace DataRobot is installed in (the runbook's variable).
+pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
@@ -35,6 +37,8 @@ pub struct Env {
     /// Whether a confirmation question can be asked (and answered).
     pub stdin_is_terminal: bool,
     pub mlbackup_helper: Option<PathBuf>,
+    /// [`DR_CORE_NAMESPACE`].
+    pub dr_core_namespace: Option<String>,
     /// This program's own path as the OS reports it (the helpers are looked up beside it).
     pub current_exe: Option<PathBuf>,
     /// [`LRS_DATAROBOT_URL`], else [`DATAROBOT_ENDPOINT`].
@@ -61,6 +65,9 @@ impl Env {
             mlbackup_helper: std::env::var_os(MLBACKUP_HELPER)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            dr_core_namespace: std::env::var(DR_CORE_NAMESPACE)
+                .ok()
+                .filter(|v| !v.is_empty()),
             current_exe: std::env::current_exe().ok(),
             datarobot_url: [LRS_DATAROBOT_URL, DATAROBOT_ENDPOINT]
                 .into_iter()

@@ -8,11 +8,13 @@ use mlbackup_helper::protocol::WireError;
 use mlbackup_helper::secret::TokenError;
 
 use crate::cluster::ClusterError;
+use crate::cluster::pod::PodError;
 use crate::commands::backup::BackupError;
 use crate::commands::deployments::{self, Incomplete};
 use crate::commands::restore::RestoreError;
 use crate::folder::FolderError;
 use crate::helper_binary::HelperNotFound;
+use crate::in_pod::InPodError;
 
 /// The process exit status, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,52 +40,49 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// The first hint that any error in the chain carries.
-pub fn hint(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<ClusterError>()
-            .and_then(ClusterError::hint)
-            .or_else(|| {
-                cause
-                    .downcast_ref::<FolderError>()
-                    .and_then(FolderError::hint)
+/// An error that can tell the user what to do about it.
+pub trait Hint {
+    fn hint(&self) -> Option<String>;
+}
+
+/// Implements [`Hint`] for error types that already have a hint method of their own.
+macro_rules! hint_by {
+    ($($error:ty => $how:expr),+ $(,)?) => {
+        $(impl Hint for $error {
+            fn hint(&self) -> Option<String> {
+                let how: fn(&$error) -> Option<String> = $how;
+                how(self)
+            }
+        })+
+
+        /// The first hint that any error in the chain carries.
+        pub fn hint(err: &anyhow::Error) -> Option<String> {
+            err.chain().find_map(|cause| {
+                None$(.or_else(|| cause.downcast_ref::<$error>().and_then(Hint::hint)))+
             })
-            .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
-            .or_else(|| {
-                cause
-                    .downcast_ref::<RestoreError>()
-                    .and_then(RestoreError::hint)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<HelperNotFound>()
-                    .map(HelperNotFound::hint)
-            })
-            .or_else(|| cause.downcast_ref::<ApiError>().and_then(ApiError::hint))
-            .or_else(|| {
-                cause
-                    .downcast_ref::<TokenError>()
-                    .and_then(TokenError::hint)
-            })
-            .or_else(|| cause.downcast_ref::<PlanError>().and_then(PlanError::hint))
-            .or_else(|| {
-                cause
-                    .downcast_ref::<WireError>()
-                    .and_then(deployments::wire_hint)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<Incomplete>()
-                    .and_then(|i| i.hint.clone())
-            })
-            .or_else(|| match cause.downcast_ref::<BackupError>()? {
-                // Transparent wrappers: their inner error is not a link of the chain.
-                BackupError::Cluster(inner) => inner.hint(),
-                BackupError::Folder(inner) => inner.hint(),
-                BackupError::Encode { .. } | BackupError::Download(_) => None,
-            })
-    })
+        }
+    };
+}
+
+hint_by! {
+    ClusterError => ClusterError::hint,
+    FolderError => FolderError::hint,
+    UsageError => |e| Some(e.hint.clone()),
+    RestoreError => RestoreError::hint,
+    HelperNotFound => |e| Some(e.hint()),
+    ApiError => ApiError::hint,
+    TokenError => TokenError::hint,
+    PlanError => PlanError::hint,
+    WireError => deployments::wire_hint,
+    Incomplete => |e| e.hint.clone(),
+    PodError => PodError::hint,
+    InPodError => InPodError::hint,
+    // Transparent wrappers: their inner error is not a link of the chain.
+    BackupError => |e| match e {
+        BackupError::Cluster(inner) => inner.hint(),
+        BackupError::Folder(inner) => inner.hint(),
+        BackupError::Encode { .. } | BackupError::Download(_) => None,
+    },
 }
 
 /// A command line that clap accepts but that cannot work as given (for example a deletion

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod folder;
 mod helper_binary;
+mod in_pod;
 mod object;
 mod printer;
 mod yaml;

@@ -12,7 +12,6 @@ use crate::env::Env;
 
 pub mod lrs;
 pub mod objects;
-#[allow(dead_code)] // wired into `deployments --via pod` next
 pub mod pod;
 mod transport;
 

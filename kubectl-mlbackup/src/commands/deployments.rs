@@ -28,6 +28,7 @@ use crate::cli::{
 use crate::env::{self, Env};
 use crate::error::{Exit, UsageError};
 use crate::folder;
+use crate::in_pod::{InPod, InPodError};
 use crate::printer::{self, Printer, Render};
 
 /// The longest one API request may take unless `--request-timeout` says otherwise.
@@ -114,7 +115,9 @@ impl ChangeOutcome {
     }
 
     fn unfinished(&self) -> usize {
-        self.count(Outcome::Failed) + self.count(Outcome::NotAttempted)
+        self.count(Outcome::Failed)
+            + self.count(Outcome::NotAttempted)
+            + self.count(Outcome::Unknown)
     }
 }
 
@@ -225,15 +228,18 @@ pub struct Incomplete {
 /// How to reach the API, resolved once from the flags and the environment.
 struct Connection {
     via: Via,
+    /// The helper in the app pod, for `--via pod`.
+    in_pod: Option<InPod>,
     api_url: ApiUrl,
     token: ApiToken,
     tls: TlsOptions,
+    stdin_is_terminal: bool,
     request_timeout_seconds: f64,
     verbosity: u8,
 }
 
 impl Connection {
-    fn resolve(
+    async fn resolve(
         global: &GlobalArgs,
         args: &DataRobotArgs,
         env: &Env,
@@ -250,15 +256,6 @@ impl Connection {
                     env::LRS_DATAROBOT_API_TOKEN,
                     env::DATAROBOT_API_TOKEN
                 ),
-            }
-            .into());
-        }
-        if args.via == Via::Pod {
-            return Err(UsageError {
-                message: "--via pod is not available yet in this version".into(),
-                hint: "run the API calls from here with --via local and an --api-url this \
-                       machine can reach"
-                    .into(),
             }
             .into());
         }
@@ -292,14 +289,21 @@ impl Connection {
                  anyone on the network path can read the token"
             ));
         }
+        // Last: everything that can be refused locally is checked before the pod is touched.
+        let in_pod = match args.via {
+            Via::Pod => Some(InPod::start(global, &args.pod, env).await?),
+            Via::Local => None,
+        };
         Ok(Connection {
             via: args.via,
+            in_pod,
             api_url,
             token,
             tls: TlsOptions {
                 ca_pem,
                 insecure_skip_tls_verify: args.insecure_skip_tls_verify,
             },
+            stdin_is_terminal: env.stdin_is_terminal,
             request_timeout_seconds: global
                 .request_timeout
                 .map_or(DEFAULT_REQUEST_TIMEOUT_SECONDS, |t| t.as_secs_f64()),
@@ -326,7 +330,7 @@ impl Connection {
         operation: Operation,
         cancel: &CancellationToken,
         progress: &(dyn Fn(&Event) + Sync),
-    ) -> Event {
+    ) -> Result<Event, InPodError> {
         let request = self.request(operation);
         match self.via {
             Via::Local => {
@@ -339,16 +343,30 @@ impl Connection {
                     }
                 })
                 .await;
-                last.into_inner()
+                Ok(last
+                    .into_inner()
                     .unwrap()
-                    .expect("the engine always ends with a final event")
+                    .expect("the engine always ends with a final event"))
             }
-            Via::Pod => unreachable!("refused in Connection::resolve"),
+            Via::Pod => {
+                let in_pod = self
+                    .in_pod
+                    .as_ref()
+                    .expect("started in Connection::resolve");
+                in_pod.run(&request, cancel, progress).await
+            }
+        }
+    }
+
+    /// Removes what `--via pod` left in the pod.
+    async fn finish(self) {
+        if let Some(in_pod) = self.in_pod {
+            in_pod.finish().await;
         }
     }
 
     async fn list(&self, cancel: &CancellationToken) -> anyhow::Result<Vec<Deployment>> {
-        match self.run(Operation::List, cancel, &|_| {}).await {
+        match self.run(Operation::List, cancel, &|_| {}).await? {
             Event::Deployments { deployments } => Ok(deployments),
             Event::Error { error } => Err(anyhow::Error::new(error)
                 .context(format!("cannot list the deployments at {}", self.api_url))),
@@ -375,14 +393,19 @@ async fn list(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let connection = Connection::resolve(global, &args.datarobot, env, printer)?;
+    let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
     let cancel = interrupt_token();
-    let deployments = tokio::select! {
-        listed = connection.list(&cancel) => listed?,
-        () = cancel.cancelled() => return Ok(Exit::Interrupted),
+    let listed = tokio::select! {
+        listed = connection.list(&cancel) => Some(listed),
+        () = cancel.cancelled() => None,
+    };
+    let api_url = connection.api_url.to_string();
+    connection.finish().await;
+    let Some(deployments) = listed.transpose()? else {
+        return Ok(Exit::Interrupted);
     };
     printer.data(&ListOutcome {
-        api_url: connection.api_url.to_string(),
+        api_url,
         deployments,
     })?;
     Ok(Exit::Success)
@@ -410,7 +433,6 @@ async fn change(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let started = Instant::now();
     let all = reactivate.is_some_and(|r| r.all);
     let state = state_path(args, env)?;
     if state.is_none() && !all && !(action == Action::Deactivate && args.dry_run) {
@@ -431,11 +453,37 @@ async fn change(
         }
         .into());
     }
-    let connection = Connection::resolve(global, &args.datarobot, env, printer)?;
+    let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
+    let result = change_through(&connection, action, args, reactivate, state, printer).await;
+    connection.finish().await;
+    result
+        .map(|()| Exit::Success)
+        .or_else(|err| match err.downcast::<Stopped>() {
+            Ok(Stopped) => Ok(Exit::Interrupted),
+            Err(err) => Err(err),
+        })
+}
+
+/// The run ended by Ctrl-C, after its outcome was printed.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Stopped;
+
+/// Lists, plans, records the snapshot and changes, through `connection`.
+async fn change_through(
+    connection: &Connection,
+    action: Action,
+    args: &ChangeArgs,
+    reactivate: Option<&ReactivateArgs>,
+    state: Option<PathBuf>,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let all = reactivate.is_some_and(|r| r.all);
     let cancel = interrupt_token();
     let deployments = tokio::select! {
         listed = connection.list(&cancel) => listed?,
-        () = cancel.cancelled() => return Ok(Exit::Interrupted),
+        () = cancel.cancelled() => return Err(Stopped.into()),
     };
     let prepared = plan::prepare(
         action,
@@ -451,7 +499,12 @@ async fn change(
     if let Some(reactivate) =
         reactivate.filter(|r| r.all && !args.dry_run && !plan.changes.is_empty())
     {
-        confirm_all(reactivate, plan.changes.len(), env, printer)?;
+        confirm_all(
+            reactivate,
+            plan.changes.len(),
+            connection.stdin_is_terminal,
+            printer,
+        )?;
     }
 
     let mut outcome = ChangeOutcome {
@@ -481,6 +534,7 @@ async fn change(
         let progress = printer.progress(verb);
         progress.set_total(plan.changes.len() as u64);
         let failures = std::sync::atomic::AtomicUsize::new(0);
+        let request_plan = plan.changes.clone();
         let request = ChangeRequest {
             target: plan.target,
             deployments: plan.changes.clone(),
@@ -501,12 +555,27 @@ async fn change(
             .await;
         progress.finish();
         let report = match last {
-            Event::Report { report } => report,
-            Event::Error { error } => {
+            Ok(Event::Report { report }) => report,
+            Err(InPodError::Broken { seen, detail, .. }) => {
+                let why = format!(
+                    "the connection to the helper broke{}: it may or may not have changed it",
+                    detail.map(|d| format!(" ({d})")).unwrap_or_default()
+                );
+                report_from_events(plan.target, &request_plan, &seen, &why, None)
+            }
+            Err(InPodError::Interrupted { seen, .. }) => report_from_events(
+                plan.target,
+                &request_plan,
+                &seen,
+                "interrupted while under way: it may or may not have changed",
+                Some(StopReason::Interrupted),
+            ),
+            Err(err) => return Err(anyhow::Error::new(err)),
+            Ok(Event::Error { error }) => {
                 return Err(anyhow::Error::new(error)
                     .context(format!("the {} did not run", action.as_str())));
             }
-            other => anyhow::bail!("unexpected answer to a change: {other:?}"),
+            Ok(other) => anyhow::bail!("unexpected answer to a change: {other:?}"),
         };
         outcome.deployments = report.items;
         outcome.stopped = report.stopped;
@@ -519,7 +588,7 @@ async fn change(
     outcome.seconds = started.elapsed().as_secs_f64();
     printer.data(&outcome)?;
     if outcome.stopped == Some(StopReason::Interrupted) {
-        return Ok(Exit::Interrupted);
+        return Err(Stopped.into());
     }
     let unfinished = outcome.unfinished();
     if unfinished > 0 {
@@ -539,20 +608,53 @@ async fn change(
         }
         .into());
     }
-    Ok(Exit::Success)
+    Ok(())
+}
+
+/// The report of a change whose final event never came: what finished as reported, the rest
+/// `unknown` (the helper may have gone on without us).
+fn report_from_events(
+    target: mlbackup_helper::api::TargetStatus,
+    planned: &[mlbackup_helper::protocol::PlannedChange],
+    seen: &[Event],
+    why: &str,
+    stopped: Option<StopReason>,
+) -> mlbackup_helper::protocol::ChangeReport {
+    let finished: BTreeMap<&str, &ItemReport> = seen
+        .iter()
+        .filter_map(|event| match event {
+            Event::Finished { item } => Some((item.id.as_str(), item)),
+            _ => None,
+        })
+        .collect();
+    let items = planned
+        .iter()
+        .map(|change| match finished.get(change.id.as_str()) {
+            Some(item) => (*item).clone(),
+            None => ItemReport::new(change, Outcome::Unknown).message(why),
+        })
+        .collect::<Vec<_>>();
+    mlbackup_helper::protocol::ChangeReport {
+        target,
+        wait: false,
+        items,
+        stopped,
+        max_in_flight: 0,
+        seconds: 0.0,
+    }
 }
 
 /// `--all` reactivates deployments nobody recorded: a person says yes, or --yes does.
 fn confirm_all(
     args: &ReactivateArgs,
     count: usize,
-    env: &Env,
+    stdin_is_terminal: bool,
     printer: &Printer,
 ) -> anyhow::Result<()> {
     if args.yes {
         return Ok(());
     }
-    if !env.stdin_is_terminal {
+    if !stdin_is_terminal {
         return Err(UsageError {
             message: format!(
                 "refusing to reactivate all {count} inactive deployments without confirmation: \

@@ -81,7 +81,7 @@ fn list_shows_every_deployment_as_a_table_or_json() {
     65f0c0de0000000000000004   model-0004   inactive
     ");
     let json = sandbox
-        .run(&["deployments", "list", "-o", "json"])
+        .run(&["deployments", "list", "--via", "local", "-o", "json"])
         .expect_code(0)
         .json();
     assert_eq!(json["deployments"].as_array().unwrap().len(), 5);
@@ -93,7 +93,7 @@ fn list_shows_every_deployment_as_a_table_or_json() {
 fn the_list_follows_pagination() {
     let (sandbox, api) = with_api(230, 20);
     let json = sandbox
-        .run(&["deployments", "list", "-o", "json"])
+        .run(&["deployments", "list", "--via", "local", "-o", "json"])
         .expect_code(0)
         .json();
     assert_eq!(json["deployments"].as_array().unwrap().len(), 250);
@@ -202,6 +202,8 @@ fn only_and_dry_run() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--via",
+        "local",
         "--state",
         "s.json",
         "--dry-run",
@@ -217,6 +219,8 @@ fn only_and_dry_run() {
         .run(&[
             "deployments",
             "deactivate",
+            "--via",
+            "local",
             "--state",
             "s.json",
             "--only",
@@ -236,6 +240,8 @@ fn only_and_dry_run() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--via",
+        "local",
         "--state",
         "s.json",
         "--only",
@@ -253,7 +259,14 @@ fn only_and_dry_run() {
 fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
     let (sandbox, api) = with_api(3, 0);
     api.datarobot.fail_status_changes_of(&object_id(1));
-    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json"]);
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--via",
+        "local",
+        "--state",
+        "s.json",
+    ]);
     run.expect_code(1);
     insta::assert_snapshot!(stable(&run.stdout), @r"
     ID                         LABEL        BEFORE   AFTER      OUTCOME   MESSAGE
@@ -274,6 +287,8 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
         .run(&[
             "deployments",
             "deactivate",
+            "--via",
+            "local",
             "--state",
             "s.json",
             "-o",
@@ -288,6 +303,8 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
         .run(&[
             "deployments",
             "reactivate",
+            "--via",
+            "local",
             "--state",
             "s.json",
             "-o",
@@ -304,7 +321,14 @@ fn a_token_without_the_admin_role_is_told_so_and_the_snapshot_is_kept() {
     let api = FakeApi::start(&sandbox, 2, 1, fast());
     let user = api.datarobot.user_token().to_string();
     let sandbox = api.configure(sandbox, &user);
-    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json"]);
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--via",
+        "local",
+        "--state",
+        "s.json",
+    ]);
     run.expect_code(1);
     assert!(
         run.stdout.contains("the token's user lacks the MLOps admin role or access to deployment 65f0c0de0000000000000000 (403 Forbidden)"),
@@ -330,7 +354,7 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     let wrong = "Wr0ngTokenValue-abcdefghijklmnop";
     let refused = api.configure(Sandbox::new(), wrong);
     // The CA file lives in the first sandbox's HOME; the second points at it.
-    let run = refused.run(&["deployments", "list", "-v", "9"]);
+    let run = refused.run(&["deployments", "list", "--via", "local", "-v", "9"]);
     run.expect_code(1);
     assert!(
         run.stderr.contains("refused the token (401 Unauthorized)"),
@@ -357,7 +381,16 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
         .faults()
         .add(FaultRule::new("/status/", Fault::DropConnection, Some(2)).after(3));
     api.datarobot.fail_status_changes_of(&object_id(2));
-    let run = sandbox.run(&["deployments", "deactivate", "--state", "s.json", "-v", "9"]);
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--via",
+        "local",
+        "--state",
+        "s.json",
+        "-v",
+        "9",
+    ]);
     run.expect_code(1);
     assert!(
         run.stderr.contains("debug: PATCH"),
@@ -368,6 +401,8 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     let json = sandbox.run(&[
         "deployments",
         "reactivate",
+        "--via",
+        "local",
         "--state",
         "s.json",
         "-o",
@@ -396,7 +431,7 @@ fn assert_no_token(run: &Run, token: &str) {
 #[test]
 fn usage_errors_exit_2_with_a_hint() {
     let (sandbox, _api) = with_api(1, 1);
-    let run = sandbox.run(&["deployments", "list", "--token", "s3cr3t"]);
+    let run = sandbox.run(&["deployments", "list", "--via", "local", "--token", "s3cr3t"]);
     run.expect_code(2);
     assert!(
         run.stderr.contains("never taken from the command line"),
@@ -406,22 +441,20 @@ fn usage_errors_exit_2_with_a_hint() {
     assert!(run.stderr.contains("--token-file"), "{}", run.stderr);
     assert!(!run.stderr.contains("s3cr3t"));
     sandbox
-        .run(&["deployments", "list", "--api-token=s3cr3t"])
+        .run(&[
+            "deployments",
+            "list",
+            "--via",
+            "local",
+            "--api-token=s3cr3t",
+        ])
         .expect_code(2);
-
-    let run = sandbox.run(&["deployments", "list", "--via", "pod"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("--via pod is not available yet"),
-        "{}",
-        run.stderr
-    );
 
     let run = sandbox.run(&["deployments", "deactivate"]);
     run.expect_code(2);
     assert!(run.stderr.contains("--backup NAME"), "{}", run.stderr);
 
-    let run = sandbox.run(&["deployments", "reactivate", "--all"]);
+    let run = sandbox.run(&["deployments", "reactivate", "--via", "local", "--all"]);
     run.expect_code(2);
     assert!(
         run.stderr.contains("without confirmation"),
@@ -438,7 +471,16 @@ fn usage_errors_exit_2_with_a_hint() {
 fn reactivate_all_with_yes_reactivates_every_inactive_one() {
     let (sandbox, api) = with_api(1, 3);
     let json = sandbox
-        .run(&["deployments", "reactivate", "--all", "--yes", "-o", "json"])
+        .run(&[
+            "deployments",
+            "reactivate",
+            "--via",
+            "local",
+            "--all",
+            "--yes",
+            "-o",
+            "json",
+        ])
         .expect_code(0)
         .json();
     assert_eq!(json["summary"]["changed"], 3);
@@ -466,6 +508,8 @@ fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
     let child = sandbox.spawn(&[
         "deployments",
         "deactivate",
+        "--via",
+        "local",
         "--state",
         "s.json",
         "--concurrency",

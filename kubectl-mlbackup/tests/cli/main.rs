@@ -8,6 +8,7 @@ mod completion;
 mod deployments;
 mod diff;
 mod help;
+mod in_pod;
 mod restore;
 mod spark_cleanup;
 mod support;

@@ -1,0 +1,389 @@
+//! `deployments ... --via pod` (the default): the plugin uploads the real helper binary into the
+//! fake `mmapp-app` pod, which really runs it against the fake DataRobot API.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use mlbackup_testkit::datarobot::FakeDataRobotOptions;
+use mlbackup_testkit::kube::access::DenyRule;
+use mlbackup_testkit::sample::SampleSpec;
+use serde_json::Value;
+
+use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
+
+/// The helper binary beside the plugin (where `helper_binary::locate` finds it), built once
+/// when this package's tests run without the rest of the workspace.
+fn helper_beside_the_plugin() -> &'static Path {
+    static HELPER: OnceLock<PathBuf> = OnceLock::new();
+    HELPER.get_or_init(|| {
+        let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"));
+        let helper = plugin.with_file_name("mlbackup-helper");
+        if !helper.exists() {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-p", "mlbackup-helper", "--bin", "mlbackup-helper"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cannot build the helper");
+        }
+        helper
+    })
+}
+
+struct World {
+    sandbox: Sandbox,
+    cluster: FakeCluster,
+    api: FakeApi,
+}
+
+fn world(active: usize, inactive: usize) -> World {
+    helper_beside_the_plugin();
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(
+        &sandbox,
+        SampleSpec {
+            lrs: 0,
+            spark: 0,
+            other: 0,
+            ..SampleSpec::default()
+        },
+        Default::default(),
+    );
+    cluster
+        .kube
+        .add_app_deployment("dr-app", "mmapp-app", 1)
+        .unwrap();
+    let api = FakeApi::start(&sandbox, active, inactive, fast());
+    let sandbox = api
+        .configure(sandbox, api.datarobot.admin_token())
+        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
+        .env("DR_CORE_NAMESPACE", "dr-app");
+    World {
+        sandbox,
+        cluster,
+        api,
+    }
+}
+
+fn fast() -> FakeDataRobotOptions {
+    FakeDataRobotOptions {
+        status_change_duration: std::time::Duration::from_millis(50),
+        ..FakeDataRobotOptions::default()
+    }
+}
+
+/// The files the helper left in the pod's TMPDIR.
+fn leftovers(world: &World) -> Vec<String> {
+    let pods = world.sandbox.path("pods").join("dr-app");
+    let mut found = Vec::new();
+    for pod in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(pod.path().join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            found.push(file.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+/// What a change did, without what differs between two runs (times, URLs).
+fn essence(run: &Run) -> Vec<(String, String, String, String)> {
+    run.json()["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let text = |key: &str| d[key].as_str().unwrap_or_default().to_string();
+            (text("id"), text("before"), text("after"), text("outcome"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_helper_runs_in_the_pod_and_does_what_local_does() {
+    let pod = world(5, 2);
+    let local = world(5, 2);
+    let deactivate = |w: &World, via: &str| {
+        w.sandbox.run(&[
+            "deployments",
+            "deactivate",
+            "--via",
+            via,
+            "--state",
+            "state.json",
+            "-o",
+            "json",
+        ])
+    };
+    let in_pod = deactivate(&pod, "pod");
+    in_pod.expect_code(0);
+    let here = deactivate(&local, "local");
+    here.expect_code(0);
+    assert_eq!(essence(&in_pod), essence(&here));
+    assert_eq!(pod.api.statuses(), local.api.statuses());
+    assert!(
+        pod.api
+            .statuses()
+            .iter()
+            .all(|(_, s)| s.as_str() == "inactive")
+    );
+
+    let reactivate = |w: &World, via: &str| {
+        w.sandbox.run(&[
+            "deployments",
+            "reactivate",
+            "--via",
+            via,
+            "--state",
+            "state.json",
+            "-o",
+            "json",
+        ])
+    };
+    let in_pod = reactivate(&pod, "pod");
+    in_pod.expect_code(0);
+    let here = reactivate(&local, "local");
+    here.expect_code(0);
+    assert_eq!(essence(&in_pod), essence(&here));
+    assert_eq!(pod.api.statuses(), local.api.statuses());
+    let active = pod
+        .api
+        .statuses()
+        .iter()
+        .filter(|(_, s)| s.as_str() == "active")
+        .count();
+    assert_eq!(
+        active, 5,
+        "exactly those active before, not the 2 inactive ones"
+    );
+
+    // The helper really ran in the pod: its requests reached the DataRobot API, and the
+    // cluster saw the upload and the runs as execs into the app pod.
+    let execs = pod
+        .cluster
+        .kube
+        .requests()
+        .count(|r| r.path.ends_with("/exec") && r.path.contains("/pods/mmapp-app-"));
+    assert!(
+        execs >= 4,
+        "probe, upload, check, list and change runs: {execs}"
+    );
+    assert!(
+        leftovers(&pod).is_empty(),
+        "the helper is removed at the end: {:?}",
+        leftovers(&pod)
+    );
+}
+
+#[test]
+fn an_uploaded_helper_is_reused_when_kept() {
+    let w = world(2, 0);
+    let first = w
+        .sandbox
+        .run(&["deployments", "list", "--keep-helper", "-v", "-o", "json"]);
+    first.expect_code(0);
+    assert!(
+        first.stderr.contains(" uploaded in dr-app/mmapp-app-"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(first.json()["deployments"].as_array().unwrap().len(), 2);
+    let kept = leftovers(&w);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with("mlbackup-helper-"));
+
+    let second = w.sandbox.run(&["deployments", "list", "-v", "-o", "json"]);
+    second.expect_code(0);
+    assert!(
+        second.stderr.contains(" reused in dr-app/mmapp-app-"),
+        "{}",
+        second.stderr
+    );
+    assert!(leftovers(&w).is_empty(), "removed without --keep-helper");
+}
+
+#[test]
+fn missing_rbac_is_named_before_anything_runs() {
+    let w = world(2, 0);
+    w.cluster
+        .kube
+        .access()
+        .deny(DenyRule::new("create", "", "pods").subresource("exec"));
+    let run = w
+        .sandbox
+        .run(&["deployments", "deactivate", "--state", "state.json"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("missing permissions in the namespace `dr-app`: create pods/exec"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("`kubectl auth can-i create pods/exec -n dr-app`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(w.api.datarobot.requests().entries().len(), 0, "nothing ran");
+    assert_eq!(
+        w.cluster
+            .kube
+            .requests()
+            .count(|r| r.path.ends_with("/exec")),
+        0
+    );
+    assert!(!w.sandbox.path("state.json").exists());
+}
+
+#[test]
+fn a_missing_app_is_a_clear_error() {
+    let w = world(1, 0);
+    let run = w
+        .sandbox
+        .run(&["deployments", "list", "--app-namespace", "elsewhere"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("deploy/mmapp-app was not found in the namespace `elsewhere`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: the app lives in the namespace DataRobot is installed in"),
+        "{}",
+        run.stderr
+    );
+    let run = w
+        .sandbox
+        .run(&["deployments", "list", "--helper", "/nonexistent/helper"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("/nonexistent/helper"), "{}", run.stderr);
+}
+
+#[test]
+fn a_broken_exec_stream_is_reported_honestly() {
+    let w = world(6, 0);
+    // Slow status jobs keep the change under way long enough to cut the stream.
+    w.api
+        .datarobot
+        .faults()
+        .add(mlbackup_testkit::faults::FaultRule::new(
+            "/status/",
+            mlbackup_testkit::faults::Fault::Latency(std::time::Duration::from_millis(700)),
+            None,
+        ));
+    let child = w.sandbox.spawn(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "state.json",
+        "--concurrency",
+        "2",
+        "-o",
+        "json",
+    ]);
+    // Kill the helper inside the pod once the snapshot is written and changes are under way.
+    let pods = w.sandbox.path("pods");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change never started"
+        );
+        if w.api.datarobot.status_history().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("{}.*serve-request", pods.display())])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the helper process was found in the pod");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcomes: Vec<&str> = outcome["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"unknown"), "{outcomes:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("re-run is safe"), "{stderr}");
+    assert!(
+        w.sandbox.path("state.json").exists(),
+        "the snapshot was written before any change"
+    );
+
+    // A re-run finishes the job and changes nothing twice.
+    let rerun = w.sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "state.json",
+        "-o",
+        "json",
+    ]);
+    rerun.expect_code(0);
+    assert!(
+        w.api
+            .statuses()
+            .iter()
+            .all(|(_, s)| s.as_str() == "inactive")
+    );
+    let history = w.api.datarobot.status_history();
+    let mut ids: Vec<_> = history.iter().map(|c| c.deployment_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        history.len(),
+        "no deployment changed twice: {history:#?}"
+    );
+}
+
+#[test]
+fn the_token_appears_nowhere_on_the_pod_path() {
+    let w = world(3, 1);
+    let token = w.api.datarobot.admin_token().to_string();
+    let run = w.sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "state.json",
+        "-v",
+        "9",
+    ]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token));
+    for request in w.cluster.kube.requests().entries() {
+        let text = format!("{} {:?}", request.path, request.query);
+        assert!(
+            !text.contains(&token),
+            "token in a request to the API server: {text}"
+        );
+    }
+    let exec_queries: Vec<String> = w
+        .cluster
+        .kube
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/exec"))
+        .filter_map(|r| r.query)
+        .collect();
+    assert!(
+        exec_queries.iter().any(|q| q.contains("serve-request")),
+        "{exec_queries:?}"
+    );
+    assert!(
+        !std::fs::read_to_string(w.sandbox.path("state.json"))
+            .unwrap()
+            .contains(&token)
+    );
+}
