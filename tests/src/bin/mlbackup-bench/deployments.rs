@@ -1,8 +1,10 @@
 //! `mlbackup-bench deployments`: bulk deactivation of many deployments on the fake DataRobot
 //! API with latency per request: (a) a sequential baseline like the vendor's in-pod tool (one
 //! request after another, no waiting), (b) `deployments deactivate --via local --wait=false`,
-//! (c) the same with `--wait` (each followed until inactive). Between runs the fake is put back
-//! as it was. Every run must change each active deployment exactly once, and fail none.
+//! (c) the same with `--wait` (each followed until inactive), (d) (b) with `--via pod`: the
+//! helper uploaded into the fake cluster's app pod and run there, for the overhead of the pod
+//! path. Between runs the fake is put back as it was. Every run must change each active
+//! deployment exactly once, and fail none.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +15,7 @@ use mlbackup_testkit::datarobot::{
     DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, object_id,
 };
 use mlbackup_testkit::faults::{Fault, FaultRule};
+use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +41,9 @@ pub struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Skip (d), the pod path (it needs mlbackup-helper beside the plugin).
+    #[arg(long)]
+    skip_pod: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,9 +72,12 @@ struct Report {
     baseline: Measure,
     no_wait: Measure,
     wait: Measure,
+    pod: Option<Measure>,
     speedup_no_wait: f64,
     speedup_wait: f64,
     share_of_ideal_no_wait: f64,
+    /// (d) minus (b): the upload and exec of the pod path.
+    pod_overhead_seconds: Option<f64>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -107,22 +116,56 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     eprintln!("(a) sequential baseline: {:.2} s", baseline.seconds);
 
-    let plugin_run = |wait: bool| -> anyhow::Result<Measure> {
+    // The fake cluster whose app pod runs the helper for (d).
+    let cluster = if args.skip_pod {
+        None
+    } else {
+        let kube = runtime.block_on(FakeKube::start(FakeKubeOptions {
+            pods_root: work.path().join("pods"),
+            ..FakeKubeOptions::default()
+        }))?;
+        kube.create_namespace("dr-app");
+        kube.add_app_deployment("dr-app", "mmapp-app", 1)?;
+        let kubeconfig = work.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "bench", Some("dr-app"))?;
+        Some((kube, kubeconfig))
+    };
+    let plugin_run = |wait: bool, via_pod: Option<&Path>| -> anyhow::Result<Measure> {
         let mut samples = Vec::new();
         for n in 0..args.runs.max(1) {
             bench.reset()?;
-            let state = work.path().join(format!("state-{wait}-{n}.json"));
-            samples.push(bench.measure(|| {
-                deactivate(&plugin, &fake, &ca_file, &state, args.concurrency, wait)
-            })?);
+            let state = work
+                .path()
+                .join(format!("state-{wait}-{}-{n}.json", via_pod.is_some()));
+            let run = Deactivate {
+                plugin: &plugin,
+                fake: &fake,
+                ca_file: &ca_file,
+                state: &state,
+                concurrency: args.concurrency,
+                wait,
+                kubeconfig: via_pod,
+            };
+            samples.push(bench.measure(|| run.run())?);
         }
         samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         Ok(samples[samples.len() / 2].clone())
     };
-    let no_wait = plugin_run(false)?;
+    let no_wait = plugin_run(false, None)?;
     eprintln!("(b) deactivate --wait=false: {:.2} s", no_wait.seconds);
-    let wait = plugin_run(true)?;
+    let wait = plugin_run(true, None)?;
     eprintln!("(c) deactivate --wait: {:.2} s", wait.seconds);
+    let pod = match &cluster {
+        Some((_, kubeconfig)) => {
+            let pod = plugin_run(false, Some(kubeconfig))?;
+            eprintln!(
+                "(d) deactivate --wait=false --via pod: {:.2} s",
+                pod.seconds
+            );
+            Some(pod)
+        }
+        None => None,
+    };
 
     let speedup_no_wait = baseline.seconds / no_wait.seconds;
     let report = Report {
@@ -131,10 +174,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         speedup_wait: baseline.seconds / wait.seconds,
         share_of_ideal_no_wait: speedup_no_wait / args.concurrency as f64,
+        pod_overhead_seconds: pod.as_ref().map(|p| p.seconds - no_wait.seconds),
         speedup_no_wait,
         baseline,
         no_wait,
         wait,
+        pod,
     };
     print_report(&report);
     if let Some(path) = &args.json {
@@ -271,35 +316,50 @@ fn mlbackup_helper_free_tls(ca_pem: &str) -> anyhow::Result<rustls::ClientConfig
         .with_no_client_auth())
 }
 
-/// `kubectl-mlbackup deployments deactivate --via local`; returns the number that failed.
-fn deactivate(
-    plugin: &Path,
-    fake: &FakeDataRobot,
-    ca_file: &Path,
-    state: &Path,
+/// One `kubectl-mlbackup deployments deactivate` run.
+struct Deactivate<'a> {
+    plugin: &'a Path,
+    fake: &'a FakeDataRobot,
+    ca_file: &'a Path,
+    state: &'a Path,
     concurrency: usize,
     wait: bool,
-) -> anyhow::Result<usize> {
-    let output = Command::new(plugin)
-        .args(["deployments", "deactivate", "--via", "local", "-o", "json"])
-        .arg("--state")
-        .arg(state)
-        .arg(format!("--concurrency={concurrency}"))
-        .arg(format!("--wait={wait}"))
-        .env_clear()
-        .env("LRS_DATAROBOT_URL", fake.url())
-        .env("LRS_DATAROBOT_API_TOKEN", fake.admin_token())
-        .env("SSL_CERT_FILE", ca_file)
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "the plugin failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+    /// `--via pod` in the cluster of this kubeconfig; `--via local` when `None`.
+    kubeconfig: Option<&'a Path>,
+}
+
+impl Deactivate<'_> {
+    /// Runs it; returns the number of deployments that failed.
+    fn run(&self) -> anyhow::Result<usize> {
+        let mut command = Command::new(self.plugin);
+        command
+            .args(["deployments", "deactivate", "-o", "json"])
+            .arg("--state")
+            .arg(self.state)
+            .arg(format!("--concurrency={}", self.concurrency))
+            .arg(format!("--wait={}", self.wait))
+            .env_clear()
+            .env("LRS_DATAROBOT_URL", self.fake.url())
+            .env("LRS_DATAROBOT_API_TOKEN", self.fake.admin_token())
+            .env("SSL_CERT_FILE", self.ca_file);
+        match self.kubeconfig {
+            Some(kubeconfig) => command
+                .args(["--via", "pod"])
+                .env("KUBECONFIG", kubeconfig)
+                .env("DR_CORE_NAMESPACE", "dr-app"),
+            None => command.args(["--via", "local"]),
+        };
+        let output = command.output()?;
+        if !output.status.success() {
+            bail!(
+                "the plugin failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        Ok(report["summary"]["failed"].as_u64().unwrap_or(0) as usize)
     }
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    Ok(report["summary"]["failed"].as_u64().unwrap_or(0) as usize)
 }
 
 fn print_report(report: &Report) {
@@ -333,6 +393,9 @@ fn print_report(report: &Report) {
         &format!("(c) deactivate --concurrency={} --wait", report.concurrency),
         &report.wait,
     );
+    if let Some(pod) = &report.pod {
+        row("(d) (b) through the app pod (--via pod)", pod);
+    }
     println!(
         "(b) is {:.1}x faster than (a): {:.0}% of the ideal {}x   [target: at least 80%]",
         report.speedup_no_wait,
@@ -343,5 +406,8 @@ fn print_report(report: &Report) {
         "(c) is {:.1}x faster than (a), and waits until every deployment is inactive",
         report.speedup_wait
     );
+    if let Some(overhead) = report.pod_overhead_seconds {
+        println!("(d) - (b): the pod path (upload and exec of the helper) costs {overhead:.2} s");
+    }
     println!("every run changed each deployment exactly once, none failed");
 }
