@@ -6,6 +6,7 @@
 pub mod api;
 pub mod engine;
 pub mod files;
+pub mod logging;
 pub mod plan;
 pub mod protocol;
 pub mod retry;

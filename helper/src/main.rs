@@ -451,29 +451,7 @@ async fn final_event(
         .expect("execute always ends with a final event")
 }
 
-/// `log` records to stderr: 0 warnings, 1-5 steps, 6-8 every request, 9 and more everything.
+/// The helper's own records (and its library's) on stderr at the request's verbosity.
 fn init_logging(verbosity: u8) {
-    struct StderrLogger;
-    impl log::Log for StderrLogger {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::max_level() && metadata.target().starts_with("mlbackup_helper")
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            if self.enabled(record.metadata()) {
-                let level = record.level().as_str().to_ascii_lowercase();
-                log_line(&format!("{level}: {}", record.args()));
-            }
-        }
-        fn flush(&self) {}
-    }
-    static LOGGER: StderrLogger = StderrLogger;
-    let level = match verbosity {
-        0 => log::LevelFilter::Warn,
-        1..=5 => log::LevelFilter::Info,
-        6..=8 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
-    }
+    mlbackup_helper::logging::init(verbosity, &["mlbackup_helper"]);
 }

@@ -14,36 +14,10 @@ pub trait Render {
     fn render(&self) -> String;
 }
 
-/// Sends `log` records to stderr at the verbosity of `-v`: 0 warnings only, 1 the steps, 6 and
-/// more every API request (as kubectl's `-v=6`).
+/// Sends the plugin's `log` records (and the shared DataRobot engine's) to stderr at the
+/// verbosity of `-v`.
 pub fn init_logging(verbosity: u8) {
-    struct StderrLogger;
-    impl log::Log for StderrLogger {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::max_level()
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            // Only the plugin's own records and the shared DataRobot engine's: dependencies log
-            // through `tracing`, not `log`.
-            let ours = record.target().starts_with("kubectl_mlbackup")
-                || record.target().starts_with("mlbackup_helper");
-            if self.enabled(record.metadata()) && ours {
-                let level = record.level().as_str().to_ascii_lowercase();
-                let _ = writeln!(std::io::stderr().lock(), "{level}: {}", record.args());
-            }
-        }
-        fn flush(&self) {}
-    }
-    static LOGGER: StderrLogger = StderrLogger;
-    let level = match verbosity {
-        0 => log::LevelFilter::Warn,
-        1..=5 => log::LevelFilter::Info,
-        6..=8 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
-    }
+    mlbackup_helper::logging::init(verbosity, &["kubectl_mlbackup", "mlbackup_helper"]);
 }
 
 /// Writes outcomes and errors in the format the user asked for.
