@@ -15,6 +15,10 @@ pub const MLBACKUP_DIR: &str = "MLBACKUP_DIR";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `DR_CORE_NAMESPACE`: the namespace DataRobot is installed in (the app namespace), as the
+/// vendor's runbook names it.
+pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
+
 /// What the process environment says, captured once so the rest of the code is testable.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -28,6 +32,7 @@ pub struct Env {
     pub mlbackup_helper: Option<PathBuf>,
     /// This program's own path as the OS reports it (the helpers are looked up beside it).
     pub current_exe: Option<PathBuf>,
+    pub dr_core_namespace: Option<String>,
 }
 
 impl Env {
@@ -47,6 +52,9 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             current_exe: std::env::current_exe().ok(),
+            dr_core_namespace: std::env::var(DR_CORE_NAMESPACE)
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cluster::ClusterError;
+use crate::commands::app::NothingSelected;
 use crate::commands::backup::BackupError;
 use crate::commands::restore::RestoreError;
 use crate::folder::FolderError;
@@ -45,6 +46,11 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                     .and_then(FolderError::hint)
             })
             .or_else(|| cause.downcast_ref::<UsageError>().map(|u| u.hint.clone()))
+            .or_else(|| {
+                cause
+                    .downcast_ref::<NothingSelected>()
+                    .map(NothingSelected::hint)
+            })
             .or_else(|| {
                 cause
                     .downcast_ref::<RestoreError>()

@@ -15,6 +15,7 @@ pub mod objects;
 #[allow(dead_code)] // wired into `deployments --via pod` next
 pub mod pod;
 mod transport;
+pub mod workloads;
 
 pub use transport::RetryPolicy;
 
