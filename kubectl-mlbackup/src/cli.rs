@@ -234,7 +234,7 @@ pub enum Command {
         kubectl mlbackup app stop --dry-run\n  \
         kubectl mlbackup app stop --yes --timeout 15m\n  \
         kubectl mlbackup app start\n  \
-        kubectl mlbackup app stop --app-namespace dr-core -l app.kubernetes.io/part-of=datarobot --no-extras")]
+        kubectl mlbackup app stop --app-namespace dr-core -l tier=app --no-extras")]
     App(AppArgs),
 
     /// Print a shell completion script for `kubectl-mlbackup`.

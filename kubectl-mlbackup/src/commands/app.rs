@@ -503,32 +503,43 @@ pub async fn execute(
     })
 }
 
+/// Where a scaled workload is while waiting.
+enum Check {
+    /// Its pods have followed.
+    Settled,
+    /// Not yet: what is still missing.
+    Pending(String),
+    /// Deleted meanwhile.
+    Gone,
+}
+
 /// Whether a workload's pods have followed: for a stop, no pod left (terminating ones still
-/// count: they may still write); for a start, the recorded count ready. `Err` says what is
-/// still missing.
+/// count: they may still write); for a start, the recorded count ready.
 async fn settled(
     cluster: &Cluster,
     action: Action,
     workload: &Workload,
     target: i64,
-) -> Result<Result<(), String>, ClusterError> {
+) -> Result<Check, ClusterError> {
     if workload.replicas != target {
-        return Ok(Err(format!(
+        return Ok(Check::Pending(format!(
             "scaled to {} by someone else meanwhile (an autoscaler or operator?)",
             workload.replicas
         )));
     }
     if !workload.observed() {
-        return Ok(Err("its controller has not acted on the change yet".into()));
+        return Ok(Check::Pending(
+            "its controller has not acted on the change yet".into(),
+        ));
     }
     match action {
         Action::Stop => {
             let pods = workloads::pods_of(cluster, workload).await?;
             if pods.is_empty() && workload.status_replicas == 0 {
-                Ok(Ok(()))
+                Ok(Check::Settled)
             } else {
                 let count = pods.len().max(workload.status_replicas as usize);
-                Ok(Err(format!(
+                Ok(Check::Pending(format!(
                     "{count} pod{} still there",
                     if count == 1 { "" } else { "s" }
                 )))
@@ -536,9 +547,9 @@ async fn settled(
         }
         Action::Start => {
             if workload.ready_replicas >= target {
-                Ok(Ok(()))
+                Ok(Check::Settled)
             } else {
-                Ok(Err(format!(
+                Ok(Check::Pending(format!(
                     "{} of {target} replicas ready",
                     workload.ready_replicas
                 )))
@@ -584,7 +595,7 @@ async fn wait_for_pods(
     progress.set_total(pending.len() as u64);
     let mut missing: Vec<String> = vec![String::new(); done.len()];
     loop {
-        let checks: Vec<(usize, Result<Option<Result<(), String>>, ClusterError>)> =
+        let checks: Vec<(usize, Result<Check, ClusterError>)> =
             futures::stream::iter(pending.iter().copied())
                 .map(|position| {
                     let (_, item, now) = &done[position];
@@ -599,10 +610,8 @@ async fn wait_for_pods(
                         )
                         .await;
                         let answer = match fresh {
-                            Ok(Some(fresh)) => {
-                                settled(cluster, action, &fresh, target).await.map(Some)
-                            }
-                            Ok(None) => Ok(None),
+                            Ok(Some(fresh)) => settled(cluster, action, &fresh, target).await,
+                            Ok(None) => Ok(Check::Gone),
                             Err(err) => Err(err),
                         };
                         (position, answer)
@@ -613,12 +622,12 @@ async fn wait_for_pods(
                 .await;
         for (position, answer) in checks {
             match answer? {
-                Some(Ok(())) => {
+                Check::Settled => {
                     pending.retain(|p| *p != position);
                     progress.inc();
                 }
-                Some(Err(what)) => missing[position] = what,
-                None => {
+                Check::Pending(what) => missing[position] = what,
+                Check::Gone => {
                     pending.retain(|p| *p != position);
                     let item = &mut done[position].1;
                     item.result = AppResult::Failed;

@@ -89,3 +89,18 @@ fn a_usage_error_exits_2_and_says_what_is_wrong() {
 fn completion_help() {
     insta::assert_snapshot!(help_of(&["completion"]));
 }
+
+#[test]
+fn app_help() {
+    insta::assert_snapshot!(help_of(&["app"]));
+}
+
+#[test]
+fn app_stop_help() {
+    insta::assert_snapshot!(help_of(&["app", "stop"]));
+}
+
+#[test]
+fn app_start_help() {
+    insta::assert_snapshot!(help_of(&["app", "start"]));
+}
