@@ -520,3 +520,43 @@ fn json_reports_every_workload() {
                "replicasBefore": 2, "replicasAfter": 0, "recorded": 2, "result": "stopped"})
     );
 }
+
+#[test]
+fn a_change_between_read_and_write_is_read_again_and_the_newest_count_recorded() {
+    use mlbackup_testkit::faults::{Fault, FaultRule};
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::with_app(&sandbox, FAST);
+    // The stop's PATCH of mmapp-worker is held up; meanwhile an autoscaler scales it to 5.
+    cluster.kube.faults().add(
+        FaultRule::new(
+            "/deployments/mmapp-worker",
+            Fault::Latency(Duration::from_millis(1500)),
+            Some(1),
+        )
+        .with_method(http::Method::PATCH),
+    );
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["app", "stop", "--yes", "-o", "json", &kubeconfig]);
+    std::thread::sleep(Duration::from_millis(700));
+    let request = kube::core::Request::new("/apis/apps/v1/namespaces/dr-app/deployments")
+        .patch(
+            "mmapp-worker",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .unwrap();
+    cluster.request(request).expect("the autoscaler's patch");
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(0);
+    assert_eq!(results(&run), all("stopped"));
+    assert_eq!(
+        replicas(&cluster)["deployment/mmapp-worker"],
+        (0, Some("5".into())),
+        "the 409 made it read the workload again: 5 is what start must bring back"
+    );
+    let conflicts = cluster
+        .kube
+        .requests()
+        .count(|r| r.method == "PATCH" && r.status == 409);
+    assert_eq!(conflicts, 1);
+}
