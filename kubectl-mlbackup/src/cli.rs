@@ -225,6 +225,18 @@ pub enum Command {
         kubectl mlbackup spark-cleanup --yes --no-wait -o json")]
     SparkCleanup(SparkCleanupArgs),
 
+    /// Stop the DataRobot app before a backup or upgrade, and start it again afterwards.
+    ///
+    /// The vendor's scale-down step: `app stop` records each app workload's replica count in
+    /// the annotation `mlbackup.datarobot.com/replicas` and scales it to zero; `app start`
+    /// scales each back to its recorded count and removes the annotation.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup app stop --dry-run\n  \
+        kubectl mlbackup app stop --yes --timeout 15m\n  \
+        kubectl mlbackup app start\n  \
+        kubectl mlbackup app stop --app-namespace dr-core -l tier=app --no-extras")]
+    App(AppArgs),
+
     /// Print a shell completion script for `kubectl-mlbackup`.
     ///
     /// `kubectl mlbackup <TAB>` is completed by kubectl's own completion (`kubectl completion
@@ -303,7 +315,7 @@ pub struct PodArgs {
     #[arg(long, value_name = "TYPE/NAME", default_value = "deploy/mmapp-app")]
     pub app: crate::cluster::pod::AppTarget,
 
-    /// The namespace DataRobot is installed in [default: $DR_CORE_NAMESPACE, else the
+    /// The namespace DataRobot is installed in [default: -n, else $DR_CORE_NAMESPACE, else the
     /// context's namespace].
     #[arg(long, value_name = "NAMESPACE")]
     pub app_namespace: Option<String>,
@@ -749,6 +761,117 @@ pub struct SparkCleanupArgs {
     /// Delete this resource instead of the discovered `lrs.lrs.datarobot.com`.
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
+}
+
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    #[command(subcommand)]
+    pub command: AppCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Record the replica count of each app workload and scale it to zero.
+    ///
+    /// Selects the Deployments and StatefulSets of the app namespace labelled `release=dr` or
+    /// `app.kubernetes.io/instance=dr` (-l replaces both), plus the named extras (`pcs-pgpool`
+    /// unless --no-extras; a missing extra is reported, not an error). Each one running is
+    /// scaled to zero by one request that also records its replica count in the annotation
+    /// `mlbackup.datarobot.com/replicas`, and only if nobody changed it since it was read.
+    /// Running it again is safe: a recorded count is never overwritten, and a workload already
+    /// at zero without a recorded count is reported and left alone (`app start` leaves it at
+    /// zero). Then waits until their pods are gone (terminating pods included), or --timeout
+    /// passes. Asks for confirmation (--yes skips it and is required when stdin is not a
+    /// terminal). Exits 1 when any workload failed or did not finish.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup app stop --dry-run\n  \
+        kubectl mlbackup app stop --yes\n  \
+        DR_CORE_NAMESPACE=dr-core kubectl mlbackup app stop --extra pcs-rabbitmq --timeout 20m\n  \
+        kubectl mlbackup app stop --yes --no-wait -o json")]
+    Stop(AppStopArgs),
+
+    /// Scale each app workload back to its recorded replica count.
+    ///
+    /// Selects the workloads like `app stop`. Each one holding the annotation
+    /// `mlbackup.datarobot.com/replicas` is scaled to that count and loses the annotation, in one
+    /// request; workloads without it are left alone and reported. Then waits until their ready
+    /// replicas reach the count, or --timeout passes. Running it again changes nothing. Exits 1
+    /// when any workload failed or did not finish.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup app start\n  \
+        kubectl mlbackup app start --dry-run -o json\n  \
+        kubectl mlbackup app start --app-namespace dr-core --timeout 30m")]
+    Start(AppStartArgs),
+}
+
+/// Which workloads make up the app.
+#[derive(Debug, Args)]
+pub struct AppSelectionArgs {
+    /// The namespace DataRobot is installed in (default: -n, else $DR_CORE_NAMESPACE, else the
+    /// context's namespace).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub app_namespace: Option<String>,
+
+    /// Select the app's Deployments and StatefulSets with this label selector instead of
+    /// `release=dr` and `app.kubernetes.io/instance=dr`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// Also stop or start this Deployment or StatefulSet, whatever its labels; repeat for
+    /// several.
+    #[arg(long = "extra", value_name = "NAME")]
+    pub extras: Vec<String>,
+
+    /// Leave out the default extra `pcs-pgpool` (names given with --extra still count).
+    #[arg(long)]
+    pub no_extras: bool,
+}
+
+/// Waiting for the pods to follow.
+#[derive(Debug, Args)]
+pub struct AppWaitArgs {
+    /// Wait until the pods have followed (the default).
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+
+    /// Do not wait: return once every workload was scaled.
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
+
+    /// How long to wait for the pods, like `10m` or `90s`.
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AppStopArgs {
+    #[command(flatten)]
+    pub selection: AppSelectionArgs,
+
+    #[command(flatten)]
+    pub wait: AppWaitArgs,
+
+    /// Only show what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Stop the app without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppStartArgs {
+    #[command(flatten)]
+    pub selection: AppSelectionArgs,
+
+    #[command(flatten)]
+    pub wait: AppWaitArgs,
+
+    /// Only show what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use mlbackup_helper::secret::TokenError;
 
 use crate::cluster::ClusterError;
 use crate::cluster::pod::PodError;
+use crate::commands::app::NothingSelected;
 use crate::commands::backup::BackupError;
 use crate::commands::deployments::{self, Incomplete};
 use crate::commands::restore::RestoreError;
@@ -77,6 +78,7 @@ hint_by! {
     Incomplete => |e| e.hint.clone(),
     PodError => PodError::hint,
     InPodError => InPodError::hint,
+    NothingSelected => |e| Some(e.hint()),
     // Transparent wrappers: their inner error is not a link of the chain.
     BackupError => |e| match e {
         BackupError::Cluster(inner) => inner.hint(),

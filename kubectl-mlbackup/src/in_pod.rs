@@ -88,11 +88,7 @@ impl InPod {
         let cluster = Cluster::connect(global, env)
             .await
             .context("cannot connect to the cluster")?;
-        let namespace = args
-            .app_namespace
-            .clone()
-            .or_else(|| env.dr_core_namespace.clone())
-            .unwrap_or_else(|| cluster.namespace.clone());
+        let namespace = cluster.app_namespace(args.app_namespace.as_deref(), global, env);
         let place = format!("{} in the namespace `{namespace}`", args.app);
         pod::check_exec_permissions(&cluster, &namespace, &args.app)
             .await

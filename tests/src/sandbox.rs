@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datarobot::{DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions};
 use crate::faults::{Fault, FaultRule};
-use crate::kube::{FakeKube, FakeKubeOptions};
+use crate::kube::{AppWorkload, FakeKube, FakeKubeOptions};
 use crate::sample::{self, Sample, SampleSpec};
 
 /// The kubeconfig context the sandbox writes.
@@ -84,8 +84,8 @@ impl Sandbox {
             kube.insert(object.clone())
                 .context("cannot seed an LRS into the fake cluster")?;
         }
-        kube.add_app_deployment(&options.sample.app_namespace, APP_DEPLOYMENT, 1)
-            .context("cannot seed the app deployment")?;
+        seed_app_workloads(&kube, &options.sample.app_namespace)
+            .context("cannot seed the app's workloads")?;
         for deployment in &sample.deployments {
             datarobot.add_deployment(DeploymentSeed {
                 id: deployment.id.clone(),
@@ -127,6 +127,35 @@ impl Sandbox {
             ready,
         })
     }
+}
+
+/// The app's Helm release, as the label `release` (older charts) or
+/// `app.kubernetes.io/instance` (newer ones) names it.
+pub const APP_RELEASE: &str = "dr";
+
+/// The workloads of a DataRobot install in its namespace: the app's Deployments and a
+/// StatefulSet of the `dr` release (labelled `release=dr`, or `app.kubernetes.io/instance=dr`
+/// like newer charts), and the persistent services of the `pcs` release (the pgpool connection
+/// pooler the runbook stops by name, and a database that stays up for the backups).
+pub fn app_workloads(namespace: &str) -> Vec<AppWorkload> {
+    vec![
+        AppWorkload::deployment(namespace, APP_DEPLOYMENT, 1).label("release", APP_RELEASE),
+        AppWorkload::deployment(namespace, "mmapp-worker", 3).label("release", APP_RELEASE),
+        AppWorkload::deployment(namespace, "datarobot-prediction-server", 2)
+            .label("app.kubernetes.io/instance", APP_RELEASE),
+        AppWorkload::stateful_set(namespace, "mmapp-scheduler", 1).label("release", APP_RELEASE),
+        AppWorkload::deployment(namespace, "pcs-pgpool", 2).label("release", "pcs"),
+        AppWorkload::stateful_set(namespace, "pcs-mongo", 3).label("release", "pcs"),
+    ]
+}
+
+/// Seeds [`app_workloads`] with their running pods.
+pub fn seed_app_workloads(kube: &FakeKube, namespace: &str) -> anyhow::Result<()> {
+    for workload in app_workloads(namespace) {
+        kube.add_app_workload(&workload)
+            .with_context(|| format!("cannot seed the workload {}", workload.name))?;
+    }
+    Ok(())
 }
 
 fn sibling(path: &Path, name: &str) -> PathBuf {

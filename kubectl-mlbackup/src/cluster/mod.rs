@@ -14,6 +14,7 @@ pub mod lrs;
 pub mod objects;
 pub mod pod;
 mod transport;
+pub mod workloads;
 
 pub use transport::RetryPolicy;
 
@@ -290,6 +291,16 @@ impl Cluster {
                 message,
             },
         }
+    }
+
+    /// The namespace DataRobot is installed in: `--app-namespace`, else `-n`, else
+    /// `DR_CORE_NAMESPACE`, else the context's namespace (an explicit flag beats the
+    /// environment, as everywhere in kubectl).
+    pub fn app_namespace(&self, flag: Option<&str>, global: &GlobalArgs, env: &Env) -> String {
+        flag.map(str::to_string)
+            .or_else(|| global.namespace.clone())
+            .or_else(|| env.dr_core_namespace.clone())
+            .unwrap_or_else(|| self.namespace.clone())
     }
 
     /// The API server's version (`GET /version`).

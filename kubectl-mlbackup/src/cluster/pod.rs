@@ -260,7 +260,7 @@ pub async fn find_app_pod(
 }
 
 /// A deployment's `spec.selector` as a label selector string.
-fn label_selector(selector: &Value) -> String {
+pub fn label_selector(selector: &Value) -> String {
     let mut terms: Vec<String> = selector["matchLabels"]
         .as_object()
         .map(|labels| {

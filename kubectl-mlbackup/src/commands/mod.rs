@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns a serialisable outcome that the printer renders.
 
+pub mod app;
 pub mod backup;
 mod delete;
 pub mod deployments;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
         Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
         Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
+        Command::App(args) => app::run(&cli.global, &args.command, &env, printer).await,
         Command::Completion(args) => printer
             .text(&crate::completion::script(args.shell))
             .map(|()| Exit::Success),

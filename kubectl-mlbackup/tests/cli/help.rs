@@ -109,3 +109,18 @@ fn deployments_deactivate_help() {
 fn deployments_reactivate_help() {
     insta::assert_snapshot!(help_of(&["deployments", "reactivate"]));
 }
+
+#[test]
+fn app_help() {
+    insta::assert_snapshot!(help_of(&["app"]));
+}
+
+#[test]
+fn app_stop_help() {
+    insta::assert_snapshot!(help_of(&["app", "stop"]));
+}
+
+#[test]
+fn app_start_help() {
+    insta::assert_snapshot!(help_of(&["app", "start"]));
+}

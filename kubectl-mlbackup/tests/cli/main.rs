@@ -2,6 +2,7 @@
 //! codes, run with a temporary HOME and kubeconfig (never the user's real context) against the
 //! in-process fakes of `mlbackup-testkit`.
 
+mod app;
 mod backup;
 mod catalog;
 mod completion;

@@ -224,6 +224,49 @@ impl FakeCluster {
         )
     }
 
+    /// A cluster with a few LRSes and the app's workloads of the sandbox in `dr-app` (the
+    /// context's namespace) with their pods; its controllers react after `controller_delay`.
+    pub fn with_app(sandbox: &Sandbox, controller_delay: std::time::Duration) -> FakeCluster {
+        let cluster = FakeCluster::start(
+            sandbox,
+            mlbackup_testkit::sample::SampleSpec {
+                lrs: 2,
+                ..Default::default()
+            },
+            mlbackup_testkit::kube::FakeKubeOptions {
+                controller_delay,
+                ..Default::default()
+            },
+        );
+        mlbackup_testkit::sandbox::seed_app_workloads(&cluster.kube, "dr-app")
+            .expect("seed the app's workloads");
+        cluster
+    }
+
+    /// Every Deployment and StatefulSet of `dr-app` by `deployment/NAME` or `statefulset/NAME`.
+    pub fn workloads(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut all = std::collections::BTreeMap::new();
+        for (plural, kind) in [
+            ("deployments", "deployment"),
+            ("statefulsets", "statefulset"),
+        ] {
+            for object in self.kube.list(plural, Some("dr-app")) {
+                let name = object["metadata"]["name"].as_str().unwrap().to_string();
+                all.insert(format!("{kind}/{name}"), object);
+            }
+        }
+        all
+    }
+
+    /// The names of the pods of `dr-app`.
+    pub fn pod_names(&self) -> Vec<String> {
+        self.kube
+            .list("pods", Some("dr-app"))
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The kubeconfig flag pair, for `Sandbox::run`.
     pub fn kubeconfig_arg(&self) -> String {
         format!("--kubeconfig={}", self.kubeconfig.display())

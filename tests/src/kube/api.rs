@@ -434,6 +434,7 @@ impl Cluster {
         if store.get(&resource.plural, &key).is_some() {
             return Err(ApiError::already_exists(resource, &name));
         }
+        validate_replicas(resource, &name, &object)?;
         prepare_for_create(resource, &mut object);
         fields::record_update(
             None,
@@ -667,6 +668,7 @@ impl Cluster {
         }
         new["apiVersion"] = json!(resource.api_version());
         new["kind"] = json!(resource.kind);
+        validate_replicas(resource, &name, &new)?;
         let metadata = metadata_mut(&mut new);
         for system in [
             "uid",
@@ -780,6 +782,75 @@ impl Cluster {
         }
         let stored = store.put(&resource.plural, key, new);
         Ok((StatusCode::OK, (*stored).clone()))
+    }
+
+    /// The `scale` subresource of a workload as `autoscaling/v1` `Scale`.
+    pub fn get_scale(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        Ok(scale_of(&self.get(resource, namespace, name)?))
+    }
+
+    /// A write to the `scale` subresource: `make` turns the current `Scale` into the wanted
+    /// one; only its `spec.replicas` reaches the workload, through the update path every write
+    /// shares (resourceVersion precondition, generation, managed fields, dry run).
+    pub fn update_scale(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        make: impl FnOnce(&Value) -> Result<Value, ApiError>,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let mut store = self.lock();
+        let key = key_of(namespace.filter(|_| resource.namespaced), name);
+        let old = store
+            .get(&resource.plural, &key)
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        let proposed = make(&scale_of(&old))?;
+        check_type_of(&proposed, "autoscaling/v1", "Scale")?;
+        let body_name = text(&proposed, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let replicas = proposed["spec"]["replicas"].clone();
+        if !replicas
+            .as_i64()
+            .is_some_and(|n| n >= 0 && n <= i64::from(i32::MAX))
+        {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                name,
+                vec![Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    "spec.replicas",
+                )],
+            ));
+        }
+        let mut new = (*old).clone();
+        new["spec"]["replicas"] = replicas;
+        // The Scale's resourceVersion is the workload's: a stale one is a conflict.
+        metadata_mut(&mut new).insert(
+            "resourceVersion".into(),
+            json!(text(&proposed, "resourceVersion")),
+        );
+        let (code, written) = self.commit_update(
+            &mut store,
+            resource,
+            key,
+            &old,
+            new,
+            options,
+            Operation::Update,
+        )?;
+        Ok((code, scale_of(&written)))
     }
 
     /// DELETE of one object: gone at once, or marked for deletion while finalizers remain.
@@ -1006,7 +1077,7 @@ impl Cluster {
     }
 
     /// Seeds an object as stored (status kept), creating its namespace if needed.
-    pub fn insert(&self, mut object: Value) -> anyhow::Result<Value> {
+    pub fn insert(&self, object: Value) -> anyhow::Result<Value> {
         let resource = self
             .catalog
             .by_api_version_kind(
@@ -1022,16 +1093,29 @@ impl Cluster {
         if resource.namespaced {
             self.create_namespace(&namespace);
         }
-        let name = text(&object, "name").to_string();
-        anyhow::ensure!(!name.is_empty(), "metadata.name is required");
+        anyhow::ensure!(
+            !text(&object, "name").is_empty(),
+            "metadata.name is required"
+        );
         let mut store = self.lock();
+        Self::insert_locked(&mut store, &resource, object)
+    }
+
+    /// [`Cluster::insert`] under a lock already held, into an existing namespace.
+    pub fn insert_locked(
+        store: &mut Store,
+        resource: &ResourceType,
+        mut object: Value,
+    ) -> anyhow::Result<Value> {
+        let namespace = text(&object, "namespace").to_string();
+        let name = text(&object, "name").to_string();
         let key = key_of(resource.namespaced.then_some(namespace.as_str()), &name);
         if store.get(&resource.plural, &key).is_some() {
-            anyhow::bail!(ApiError::already_exists(&resource, &name));
+            anyhow::bail!(ApiError::already_exists(resource, &name));
         }
         let status = object.get("status").cloned();
         let created = object["metadata"].get("creationTimestamp").cloned();
-        prepare_for_create(&resource, &mut object);
+        prepare_for_create(resource, &mut object);
         if let Some(status) = status {
             object["status"] = status;
         }
@@ -1054,22 +1138,84 @@ impl Cluster {
     }
 }
 
+/// The workloads whose `spec.replicas` the scale subresource and the controller manage.
+pub const WORKLOADS: [&str; 2] = ["deployments", "statefulsets"];
+
+/// A workload's `spec.replicas`: the API server defaults it to 1.
+pub fn desired_replicas(workload: &Value) -> i64 {
+    workload["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+/// `autoscaling/v1` `Scale` of a workload, as the registry's scale subresource builds it.
+fn scale_of(workload: &Value) -> Value {
+    let metadata = &workload["metadata"];
+    let mut scale_metadata = json!({"name": metadata["name"], "uid": metadata["uid"],
+        "resourceVersion": metadata["resourceVersion"],
+        "creationTimestamp": metadata["creationTimestamp"]});
+    if let Some(namespace) = metadata["namespace"].as_str() {
+        scale_metadata["namespace"] = json!(namespace);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": scale_metadata,
+        "spec": {"replicas": desired_replicas(workload)},
+        "status": {
+            "replicas": workload["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": super::selector::to_string(&workload["spec"]["selector"]),
+        },
+    })
+}
+
+/// Deployments and StatefulSets refuse a negative or non-integer `spec.replicas`.
+fn validate_replicas(resource: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
+    if !WORKLOADS.contains(&resource.plural.as_str()) {
+        return Ok(());
+    }
+    match object["spec"].get("replicas") {
+        None | Some(Value::Null) => Ok(()),
+        Some(replicas)
+            if replicas
+                .as_i64()
+                .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n)) =>
+        {
+            Ok(())
+        }
+        Some(replicas) => Err(ApiError::invalid(
+            &resource.group,
+            &resource.kind,
+            name,
+            vec![Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                "spec.replicas",
+            )],
+        )),
+    }
+}
+
 /// The body's apiVersion/kind, when given, must be the URL's.
 fn check_type(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    check_type_of(object, &resource.api_version(), &resource.kind)
+}
+
+fn check_type_of(
+    object: &Value,
+    expected_version: &str,
+    expected_kind: &str,
+) -> Result<(), ApiError> {
     if let Some(api_version) = object["apiVersion"].as_str()
-        && api_version != resource.api_version()
+        && api_version != expected_version
     {
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version ({})",
-            resource.api_version()
+            "the API version in the data ({api_version}) does not match the expected API version ({expected_version})"
         )));
     }
     if let Some(kind) = object["kind"].as_str()
-        && kind != resource.kind
+        && kind != expected_kind
     {
         return Err(ApiError::bad_request(format!(
-            "the kind in the data ({kind}) does not match the expected kind ({})",
-            resource.kind
+            "the kind in the data ({kind}) does not match the expected kind ({expected_kind})"
         )));
     }
     Ok(())
@@ -1123,6 +1269,12 @@ fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
         metadata.insert("generation".into(), json!(1));
     }
     match resource.plural.as_str() {
+        "deployments" | "statefulsets" => {
+            if object["spec"]["replicas"].is_null() && object["spec"].is_object() {
+                object["spec"]["replicas"] = json!(1);
+            }
+            object["status"] = json!({});
+        }
         "namespaces" => {
             let labels = metadata.entry("labels").or_insert_with(|| json!({}));
             labels["kubernetes.io/metadata.name"] = json!(name);

@@ -80,7 +80,10 @@ fn resource_entry(resource: &ResourceType) -> Vec<Value> {
     if !resource.short_names.is_empty() {
         main["shortNames"] = json!(resource.short_names);
     }
-    if resource.plural == "pods" || resource.plural == "deployments" {
+    if matches!(
+        resource.plural.as_str(),
+        "pods" | "deployments" | "statefulsets"
+    ) {
         main["categories"] = json!(["all"]);
     }
     let mut entries = vec![main];

@@ -1,9 +1,11 @@
-//! Fake Kubernetes API server: namespaces, pods (with exec), deployments and the LRS custom
-//! resource, over TLS with a bearer token, strict where the real kube-apiserver is strict; plus
-//! the seeding and inspection API the sandbox and the tests use without HTTP.
+//! Fake Kubernetes API server: namespaces, pods (with exec), deployments and statefulsets (with
+//! `scale` and simulated controllers) and the LRS custom resource, over TLS with a bearer token,
+//! strict where the real kube-apiserver is strict; plus the seeding and inspection API the
+//! sandbox and the tests use without HTTP.
 
 pub mod access;
 mod api;
+mod controller;
 mod discovery;
 pub mod exec;
 mod fields;
@@ -22,6 +24,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -29,6 +32,7 @@ use base64::engine::general_purpose::STANDARD;
 use rand::Rng;
 use serde_json::{Value, json};
 
+pub use self::controller::AppWorkload;
 pub use self::resources::LRS_GROUP;
 pub use self::status::ApiError;
 
@@ -55,6 +59,10 @@ pub struct FakeKubeOptions {
     /// Per-pod working directories for exec: `<pods_root>/<ns>/<pod>/`.
     pub pods_root: PathBuf,
     pub bind: SocketAddr,
+    /// How long the simulated Deployment and StatefulSet controllers take to react to a change
+    /// of `spec.replicas` (pods created or marked terminating, status updated), and how long a
+    /// terminating pod takes to go.
+    pub controller_delay: Duration,
 }
 
 fn random_token() -> String {
@@ -76,6 +84,7 @@ impl Default for FakeKubeOptions {
             max_page_size: None,
             pods_root: std::env::temp_dir().join("mlbackup-fake-pods"),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            controller_delay: Duration::from_millis(500),
         }
     }
 }
@@ -104,6 +113,13 @@ pub struct FakeKube {
     ca_pem: Option<String>,
     faults: Faults,
     requests: RequestLog,
+    controllers: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        self.controllers.abort();
+    }
 }
 
 impl FakeKube {
@@ -135,7 +151,9 @@ impl FakeKube {
         .await
         .context("binding the fake API server")?;
         let _ = address.set(server.addr().to_string());
+        let controllers = controller::spawn(cluster.clone(), options.controller_delay);
         Ok(FakeKube {
+            controllers,
             cluster,
             server,
             ca_pem: pki.map(|p| p.ca_pem),
@@ -243,76 +261,15 @@ impl FakeKube {
         name: &str,
         replicas: u32,
     ) -> anyhow::Result<()> {
-        let labels = json!({"app": name, "app.kubernetes.io/name": name});
-        let container = json!({
-            "name": name,
-            "image": "datarobot/mmapp:11.1.1",
-            "command": ["/entrypoint.sh"],
-            "resources": {},
-            "terminationMessagePath": "/dev/termination-log",
-            "terminationMessagePolicy": "File",
-            "imagePullPolicy": "IfNotPresent",
-        });
-        let deployment = self.insert(json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-            "status": {
-                "observedGeneration": 1,
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
-            },
-        }))?;
-        let uid = deployment["metadata"]["uid"].clone();
-        let hash: String = format!("{:x}", discovery::fnv_hash(name))
-            .chars()
-            .take(10)
-            .collect();
-        let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        for _ in 0..replicas {
-            let mut pod_labels = labels.clone();
-            pod_labels["pod-template-hash"] = json!(hash);
-            self.insert(json!({
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": api::generate_name(&format!("{name}-{hash}-")),
-                    "namespace": namespace,
-                    "labels": pod_labels,
-                    "ownerReferences": [{
-                        "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                        "uid": uid, "controller": true, "blockOwnerDeletion": true,
-                    }],
-                },
-                "spec": {"containers": [container], "nodeName": "fake-node-1", "restartPolicy": "Always"},
-                "status": {
-                    "phase": "Running",
-                    "conditions": [
-                        {"type": "Initialized", "status": "True"},
-                        {"type": "Ready", "status": "True"},
-                        {"type": "ContainersReady", "status": "True"},
-                        {"type": "PodScheduled", "status": "True"},
-                    ],
-                    "containerStatuses": [{
-                        "name": name, "ready": true, "started": true, "restartCount": 0,
-                        "image": "datarobot/mmapp:11.1.1", "imageID": "",
-                        "state": {"running": {"startedAt": started}},
-                    }],
-                    "hostIP": "10.0.0.1",
-                    "podIP": "10.244.0.10",
-                    "startTime": started,
-                    "qosClass": "BestEffort",
-                },
-            }))?;
-        }
+        self.add_app_workload(&AppWorkload::deployment(namespace, name, replicas))
+    }
+
+    /// A Deployment or StatefulSet with its Running, Ready pods, as its controller would have
+    /// left it.
+    pub fn add_app_workload(&self, workload: &AppWorkload) -> anyhow::Result<()> {
+        self.insert(workload.object())?;
+        let key = store::key_of(Some(&workload.namespace), &workload.name);
+        controller::reconcile(&self.cluster, workload.plural(), &key);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! The catalog of resource types the fake serves (namespaces, pods, deployments, the LRS) and the
-//! per-type facts the real server derives from its registry: scope, names, verbs, whether
-//! generation and a status subresource exist, whether it is a custom resource.
+//! The catalog of resource types the fake serves (namespaces, pods, deployments, statefulsets,
+//! the LRS) and the per-type facts the real server derives from its registry: scope, names,
+//! verbs, whether generation and a status subresource exist, whether it is a custom resource.
 
 /// One served resource type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +119,19 @@ impl Catalog {
                 kind: "Deployment".into(),
                 namespaced: true,
                 short_names: names(&["deploy"]),
+                custom: false,
+                tracks_generation: true,
+                status_subresource: true,
+                subresources: names(&["scale"]),
+            },
+            ResourceType {
+                group: "apps".into(),
+                version: "v1".into(),
+                plural: "statefulsets".into(),
+                singular: "statefulset".into(),
+                kind: "StatefulSet".into(),
+                namespaced: true,
+                short_names: names(&["sts"]),
                 custom: false,
                 tracks_generation: true,
                 status_subresource: true,

@@ -414,6 +414,9 @@ async fn serve_resource(
         "status" if resource.status_subresource => {
             return serve_status(&cluster, resource, namespace, name, verb, &query, request).await;
         }
+        "scale" if resource.subresources.iter().any(|s| s == "scale") => {
+            return serve_scale(&cluster, resource, namespace, name, verb, &query, request).await;
+        }
         _ => return Err(ApiError::path_not_found()),
     }
     let headers = request.headers().clone();
@@ -595,6 +598,82 @@ async fn serve_status(
                         json_patch::patch(&mut patched, &patch)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
                     } else {
+                        let patch: Value = serde_json::from_slice(&body).map_err(|e| {
+                            ApiError::bad_request(format!("error decoding patch: {e}"))
+                        })?;
+                        json_patch::merge(&mut patched, &patch);
+                    }
+                    Ok(patched)
+                },
+                &options,
+            )?)
+        }
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
+    }
+}
+
+/// The `scale` subresource of a workload: reads and writes `autoscaling/v1` `Scale`, whose
+/// `spec.replicas` is the workload's (as `kubectl scale` and autoscalers use it).
+async fn serve_scale(
+    cluster: &Cluster,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    name: &str,
+    verb: &str,
+    query: &Query,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
+    let options_kind = if verb == "patch" {
+        "PatchOptions"
+    } else {
+        "UpdateOptions"
+    };
+    match verb {
+        "get" => ok(cluster.get_scale(resource, namespace, name)?),
+        "update" => {
+            let options = write_options(query, &headers, options_kind)?;
+            let body = read_body(request).await?;
+            let scale: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the object provided is unrecognized (must be of type Scale): {e}"
+                ))
+            })?;
+            written(cluster.update_scale(resource, namespace, name, |_| Ok(scale), &options)?)
+        }
+        "patch" => {
+            let options = write_options(query, &headers, options_kind)?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            // Server-side apply of a Scale is not simulated: answered like an unknown format.
+            let patch_type = PatchType::from_content_type(&content_type)
+                .filter(|t| *t != PatchType::Apply)
+                .ok_or_else(|| {
+                    ApiError::unsupported_media_type(&[
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                        "application/strategic-merge-patch+json",
+                    ])
+                })?;
+            let body = read_body(request).await?;
+            written(cluster.update_scale(
+                resource,
+                namespace,
+                name,
+                |old| {
+                    let mut patched = old.clone();
+                    if patch_type == PatchType::Json {
+                        let patch: json_patch::Patch = serde_json::from_slice(&body)
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                        json_patch::patch(&mut patched, &patch)
+                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    } else {
+                        // A Scale has no lists: strategic merge is a JSON merge here.
                         let patch: Value = serde_json::from_slice(&body).map_err(|e| {
                             ApiError::bad_request(format!("error decoding patch: {e}"))
                         })?;

@@ -807,3 +807,257 @@ fn applied_with_version(object: &Value) -> Value {
     object["metadata"]["resourceVersion"] = json!("5");
     object
 }
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/dr/deployments";
+const STATEFULSETS: &str = "/apis/apps/v1/namespaces/dr/statefulsets";
+
+impl Server {
+    /// Seeds a workload with its running pods, as `FakeKube::add_app_workload` does.
+    fn seed(&self, workload: &super::AppWorkload) -> Value {
+        self.cluster.insert(workload.object()).unwrap();
+        let key = super::store::key_of(Some("dr"), &workload.name);
+        super::controller::reconcile(&self.cluster, workload.plural(), &key);
+        self.cluster
+            .get(
+                self.cluster.catalog.by_plural(workload.plural()).unwrap(),
+                Some("dr"),
+                &workload.name,
+            )
+            .unwrap()
+    }
+
+    /// Names of the pods of `owner` (a name prefix), live and terminating.
+    fn pods_of(&self, owner: &str) -> (Vec<String>, Vec<String>) {
+        let store = self.cluster.lock();
+        let mut live = Vec::new();
+        let mut terminating = Vec::new();
+        for (key, pod) in store.objects("pods") {
+            if key.1.starts_with(&format!("{owner}-")) {
+                if pod["metadata"]["deletionTimestamp"].is_null() {
+                    live.push(key.1.clone());
+                } else {
+                    terminating.push(key.1.clone());
+                }
+            }
+        }
+        (live, terminating)
+    }
+}
+
+#[tokio::test]
+async fn the_scale_subresource_reads_and_writes_the_workload_replicas() {
+    let server = server();
+    let web = server.seed(&super::AppWorkload::deployment("dr", "web", 3));
+    let scale_url = format!("{DEPLOYMENTS}/web/scale");
+    let (code, scale) = server.call(Method::GET, &scale_url, None).await;
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["replicas"], 3);
+    assert_eq!(
+        scale["status"]["selector"],
+        "app=web,app.kubernetes.io/name=web"
+    );
+    assert_eq!(
+        scale["metadata"]["resourceVersion"],
+        web["metadata"]["resourceVersion"]
+    );
+
+    // PUT with a stale resourceVersion conflicts; with the current one it scales.
+    let mut stale = scale.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["spec"]["replicas"] = json!(1);
+    let answer = server.call(Method::PUT, &scale_url, Some(stale)).await;
+    assert_eq!(answer.0, 409, "{}", answer.1);
+    let mut wanted = scale.clone();
+    wanted["spec"]["replicas"] = json!(1);
+    let (code, scaled) = server.call(Method::PUT, &scale_url, Some(wanted)).await;
+    assert_eq!(code, 200, "{scaled}");
+    assert_eq!(scaled["spec"]["replicas"], 1);
+    let (_, web) = server
+        .call(Method::GET, &format!("{DEPLOYMENTS}/web"), None)
+        .await;
+    assert_eq!(web["spec"]["replicas"], 1);
+    assert_eq!(web["metadata"]["generation"], 2, "scaling changes the spec");
+
+    // A merge patch (what `kubectl scale` sends), a dry run, and invalid values.
+    let (code, patched) = server
+        .patch(
+            &scale_url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":0}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    let (code, _) = server
+        .patch(
+            &format!("{scale_url}?dryRun=All"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":5}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, web) = server
+        .call(Method::GET, &format!("{DEPLOYMENTS}/web"), None)
+        .await;
+    assert_eq!(web["spec"]["replicas"], 0, "the dry run stored nothing");
+    let answer = server
+        .patch(
+            &scale_url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":-1}}"#,
+        )
+        .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    let answer = server
+        .patch(&scale_url, "application/apply-patch+yaml", "spec: {}")
+        .await;
+    assert_eq!(answer.0, 415, "{}", answer.1);
+    let answer = server
+        .call(
+            Method::GET,
+            "/apis/apps/v1/namespaces/dr/deployments/nope/scale",
+            None,
+        )
+        .await;
+    assert_eq!(answer.0, 404);
+
+    // StatefulSets have it too; the main resource refuses negative replicas as well.
+    server.seed(&super::AppWorkload::stateful_set("dr", "db", 2));
+    let (code, scale) = server
+        .call(Method::GET, &format!("{STATEFULSETS}/db/scale"), None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(scale["spec"]["replicas"], 2);
+    let answer = server
+        .patch(
+            &format!("{STATEFULSETS}/db"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":-2}}"#,
+        )
+        .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+}
+
+#[tokio::test]
+async fn a_merge_patch_with_a_stale_resource_version_conflicts() {
+    let server = server();
+    let web = server.seed(&super::AppWorkload::deployment("dr", "web", 1));
+    let version = web["metadata"]["resourceVersion"].as_str().unwrap();
+    let body = |rv: &str| {
+        json!({"metadata": {"resourceVersion": rv, "annotations": {"a": "1"}}, "spec": {"replicas": 0}})
+            .to_string()
+    };
+    let url = format!("{DEPLOYMENTS}/web");
+    let (code, patched) = server
+        .patch(&url, "application/merge-patch+json", &body(version))
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["annotations"]["a"], "1");
+    let answer = server
+        .patch(&url, "application/merge-patch+json", &body(version))
+        .await;
+    assert_status(
+        &answer,
+        409,
+        Some("Conflict"),
+        "Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+}
+
+/// Polls `check` until it holds or two seconds pass.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_controllers_follow_replicas_after_a_delay() {
+    let server = server();
+    let delay = std::time::Duration::from_millis(200);
+    let controllers = super::controller::spawn(server.cluster.clone(), delay);
+    server.seed(&super::AppWorkload::deployment("dr", "web", 2));
+    assert_eq!(server.pods_of("web").0.len(), 2);
+
+    let url = format!("{DEPLOYMENTS}/web");
+    let (code, _) = server
+        .patch(
+            &url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":0}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let deployment = || {
+        server
+            .cluster
+            .get(
+                server.cluster.catalog.by_plural("deployments").unwrap(),
+                Some("dr"),
+                "web",
+            )
+            .unwrap()
+    };
+    assert_eq!(server.pods_of("web").0.len(), 2, "nothing happens at once");
+    assert_eq!(deployment()["status"]["replicas"], 2);
+    // Then the pods terminate and the status says zero (the counts left out) while they do...
+    eventually("pods terminating", || server.pods_of("web").1.len() == 2).await;
+    let status = deployment()["status"].clone();
+    assert!(status.get("replicas").is_none(), "{status}");
+    assert!(status.get("readyReplicas").is_none(), "{status}");
+    assert_eq!(
+        status["observedGeneration"],
+        deployment()["metadata"]["generation"]
+    );
+    // ...and are gone one delay later.
+    eventually("pods gone", || server.pods_of("web") == (vec![], vec![])).await;
+
+    let (code, _) = server
+        .patch(
+            &url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":3}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    eventually("three ready", || {
+        deployment()["status"]["readyReplicas"] == 3
+    })
+    .await;
+    assert_eq!(server.pods_of("web").0.len(), 3);
+    assert_eq!(deployment()["status"]["observedGeneration"], 3);
+
+    // A StatefulSet drops its highest ordinals and brings back the lowest missing ones.
+    server.seed(&super::AppWorkload::stateful_set("dr", "db", 3));
+    let mut names = server.pods_of("db").0;
+    names.sort();
+    assert_eq!(names, ["db-0", "db-1", "db-2"]);
+    let sts_url = format!("{STATEFULSETS}/db/scale");
+    server
+        .patch(
+            &sts_url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":1}}"#,
+        )
+        .await;
+    eventually("db scaled to 1", || {
+        server.pods_of("db") == (vec!["db-0".to_string()], vec![])
+    })
+    .await;
+    server
+        .patch(
+            &sts_url,
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":2}}"#,
+        )
+        .await;
+    eventually("db scaled to 2", || server.pods_of("db").0.len() == 2).await;
+    let mut names = server.pods_of("db").0;
+    names.sort();
+    assert_eq!(names, ["db-0", "db-1"]);
+    controllers.abort();
+}

@@ -1,0 +1,222 @@
+//! The app's workloads (apps/v1 Deployments and StatefulSets): listing them by label, getting
+//! them by name, changing their replica count and an annotation in one conditional request, and
+//! counting the pods that are still theirs.
+
+use kube::api::{ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::lrs::{self, ServedResource};
+use super::objects::FIELD_MANAGER;
+use super::transport::{send, send_json};
+use super::{Cluster, ClusterError, RequestScope};
+
+/// The kinds of workload the app runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 2] = [WorkloadKind::Deployment, WorkloadKind::StatefulSet];
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+        }
+    }
+
+    /// `deployments.apps`: the name kubectl and RBAC use.
+    pub fn qualified(self) -> String {
+        format!("{}.apps", self.plural())
+    }
+
+    /// `deployment`, as in kubectl's `deployment.apps/NAME`.
+    pub fn singular(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        }
+    }
+
+    fn resource(self) -> ServedResource {
+        ServedResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: format!("{self:?}"),
+            plural: self.plural().into(),
+            namespaced: true,
+        }
+    }
+}
+
+/// A workload as read from the API server: what scaling needs to know and to check.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub resource_version: String,
+    pub generation: i64,
+    /// `spec.replicas` (the API server defaults a missing one to 1).
+    pub replicas: i64,
+    pub annotations: serde_json::Map<String, Value>,
+    /// `spec.selector` as a label selector string (empty when the object has none).
+    pub selector: String,
+    pub observed_generation: i64,
+    /// `status.replicas`: pods the controller counts (terminating ones not included for
+    /// Deployments); missing means 0, as the API leaves zero counts out.
+    pub status_replicas: i64,
+    pub ready_replicas: i64,
+}
+
+impl Workload {
+    pub fn from_object(kind: WorkloadKind, object: &Value) -> Self {
+        let metadata = &object["metadata"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let status = &object["status"];
+        Workload {
+            kind,
+            namespace: text(&metadata["namespace"]),
+            name: text(&metadata["name"]),
+            resource_version: text(&metadata["resourceVersion"]),
+            generation: metadata["generation"].as_i64().unwrap_or(0),
+            replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
+            annotations: metadata["annotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            selector: super::pod::label_selector(&object["spec"]["selector"]),
+            observed_generation: status["observedGeneration"].as_i64().unwrap_or(0),
+            status_replicas: status["replicas"].as_i64().unwrap_or(0),
+            ready_replicas: status["readyReplicas"].as_i64().unwrap_or(0),
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).and_then(Value::as_str)
+    }
+
+    /// `deployment/NAME`.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind.singular(), self.name)
+    }
+
+    /// Whether the controller has seen the current spec (its status describes it).
+    pub fn observed(&self) -> bool {
+        self.observed_generation >= self.generation
+    }
+}
+
+fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
+    ClusterError::Client {
+        url: cluster.server_url.clone(),
+        source: kube::Error::BuildRequest(err),
+    }
+}
+
+/// The workloads of `kind` in `namespace` that match `selector`, every page read.
+pub async fn list(
+    cluster: &Cluster,
+    kind: WorkloadKind,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<Workload>, ClusterError> {
+    let objects = lrs::list_all(cluster, &kind.resource(), Some(namespace), selector).await?;
+    Ok(objects
+        .iter()
+        .map(|object| Workload::from_object(kind, object))
+        .collect())
+}
+
+/// One workload by name; `None` when there is none of that kind and name.
+pub async fn get(
+    cluster: &Cluster,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Workload>, ClusterError> {
+    let request = kube::core::Request::new(kind.resource().collection_path(Some(namespace)))
+        .get(name, &Default::default())
+        .map_err(|err| build_error(cluster, err))?;
+    let qualified = kind.qualified();
+    let scope = RequestScope {
+        verb: "get",
+        resource: &qualified,
+        namespace: Some(namespace),
+    };
+    match send_json::<Value>(cluster, request, &scope).await {
+        Ok(object) => Ok(Some(Workload::from_object(kind, &object))),
+        Err(ClusterError::NotFound { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Sets `spec.replicas` and one annotation (`None` removes it) in ONE JSON merge patch that
+/// carries the resourceVersion read: the two cannot diverge, and when anyone (an autoscaler, an
+/// operator, a person) changed the workload since it was read, the API server answers 409
+/// Conflict instead of applying a decision taken on old data. Returns the workload as written.
+pub async fn set_replicas(
+    cluster: &Cluster,
+    workload: &Workload,
+    replicas: i64,
+    annotation: (&str, Option<String>),
+) -> Result<Workload, ClusterError> {
+    let (key, value) = annotation;
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": workload.resource_version,
+            "annotations": {key: value},
+        },
+        "spec": {"replicas": replicas},
+    });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    let request = kube::core::Request::new(
+        workload
+            .kind
+            .resource()
+            .collection_path(Some(&workload.namespace)),
+    )
+    .patch(&workload.name, &params, &Patch::Merge(&patch))
+    .map_err(|err| build_error(cluster, err))?;
+    let qualified = workload.kind.qualified();
+    let scope = RequestScope {
+        verb: "patch",
+        resource: &qualified,
+        namespace: Some(&workload.namespace),
+    };
+    let answer = send(cluster, request, &scope).await?;
+    let object: Value = answer.json(cluster)?;
+    Ok(Workload::from_object(workload.kind, &object))
+}
+
+/// The names of the pods in the workload's namespace that its selector matches, terminating
+/// ones included (they may still be writing).
+pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<Vec<String>, ClusterError> {
+    if workload.selector.is_empty() {
+        // A selector-less workload cannot own pods (apps/v1 requires one): never list every
+        // pod of the namespace instead.
+        return Ok(Vec::new());
+    }
+    let request =
+        kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", workload.namespace))
+            .list(&ListParams::default().labels(&workload.selector))
+            .map_err(|err| build_error(cluster, err))?;
+    let scope = RequestScope {
+        verb: "list",
+        resource: "pods",
+        namespace: Some(&workload.namespace),
+    };
+    let list: Value = send_json(cluster, request, &scope).await?;
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string))
+        .collect())
+}
