@@ -29,6 +29,8 @@ pub const URL_VAR_ALT: &str = "DATAROBOT_ENDPOINT";
 const API_PATH: &str = "/api/v2/";
 /// Deployments per list page. The API caps `limit`; a smaller cap is followed through `next`.
 const PAGE_SIZE: u32 = 100;
+/// List pages read at once after the first (reads only; the change bound is the engine's).
+const LIST_PAGES_IN_FLIGHT: usize = 4;
 
 /// The base of the API v2, normalised once: `https://host[/prefix]/api/v2/`, whether it was
 /// given as the app URL (`https://host`, as in the runbook) or as the API endpoint
@@ -439,6 +441,27 @@ impl std::fmt::Debug for DataRobotClient {
     }
 }
 
+/// The deployments in their order, each once (the first time it appears).
+fn once_each(deployments: Vec<Deployment>) -> Vec<Deployment> {
+    let mut seen = std::collections::HashSet::new();
+    deployments
+        .into_iter()
+        .filter(|d| seen.insert(d.id.clone()))
+        .collect()
+}
+
+/// One page of `GET deployments/`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListPage {
+    data: Vec<Deployment>,
+    #[serde(default)]
+    next: Option<String>,
+    /// How many deployments the whole list holds (the API sends it with every page).
+    #[serde(default)]
+    total_count: Option<usize>,
+}
+
 impl DataRobotClient {
     pub fn new(
         api: ApiUrl,
@@ -504,28 +527,80 @@ impl DataRobotClient {
         }
     }
 
-    /// Every deployment visible to the token's user, following `next` to the end.
+    /// Every deployment visible to the token's user. When the first page gives the total,
+    /// the other pages are read at once by `offset` (the same parameters the API's `next` links
+    /// carry). If the pages do not add up to one consistent list (deployments came or went while
+    /// reading, shifting the pages), the list is read again from the start, page by page,
+    /// following `next`. Offset pages cannot promise a snapshot of a list that keeps changing,
+    /// so the result never holds a deployment twice (it would be changed twice).
     pub async fn list_deployments(&self) -> Result<Vec<Deployment>, ApiError> {
-        #[derive(Deserialize)]
-        struct Page {
-            data: Vec<Deployment>,
-            #[serde(default)]
-            next: Option<String>,
+        let first_url = self.api.join(&format!("deployments/?limit={PAGE_SIZE}"));
+        let (first, first_url) = self.list_page(first_url.clone()).await?;
+        if first.next.as_deref().is_none_or(str::is_empty) {
+            return Ok(once_each(first.data));
         }
-        let mut url = self.api.join(&format!("deployments/?limit={PAGE_SIZE}"));
+        if let Some(all) = self.read_remaining_pages_at_once(&first).await? {
+            return Ok(all);
+        }
+        log::info!("the deployment list changed while it was read; reading it again page by page");
         let mut all = Vec::new();
-        loop {
-            let answer = self.send(Method::GET, url, None).await?;
-            if answer.status != StatusCode::OK {
-                return Err(self.failure(&Method::GET, &answer, "the deployment list"));
-            }
-            let page: Page = self.decode(&answer)?;
+        let mut next = Some(first_url.to_string());
+        let mut relative_to = first_url;
+        while let Some(link) = next.filter(|link| !link.is_empty()) {
+            let (page, url) = self.list_page(self.api.adopt(&link, &relative_to)?).await?;
             all.extend(page.data);
-            match page.next.filter(|next| !next.is_empty()) {
-                Some(next) => url = self.api.adopt(&next, &answer.url)?,
-                None => return Ok(all),
-            }
+            next = page.next;
+            relative_to = url;
         }
+        Ok(once_each(all))
+    }
+
+    /// The whole list from pages 2.. read concurrently, or `None` when the first page gives no
+    /// total or the pages are not one consistent list.
+    async fn read_remaining_pages_at_once(
+        &self,
+        first: &ListPage,
+    ) -> Result<Option<Vec<Deployment>>, ApiError> {
+        use futures::{StreamExt, TryStreamExt};
+        let (Some(total), page_len) = (first.total_count, first.data.len()) else {
+            return Ok(None);
+        };
+        if page_len == 0 {
+            return Ok(None);
+        }
+        let offsets: Vec<usize> = (page_len..total).step_by(page_len).collect();
+        let pages: Vec<ListPage> = futures::stream::iter(offsets)
+            .map(|offset| {
+                let url = self
+                    .api
+                    .join(&format!("deployments/?offset={offset}&limit={page_len}"));
+                async move { self.list_page(url).await.map(|(page, _)| page) }
+            })
+            .buffered(LIST_PAGES_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let ends_the_list = pages
+            .last()
+            .is_some_and(|last| last.next.as_deref().is_none_or(str::is_empty));
+        let mut all = first.data.clone();
+        for page in pages {
+            all.extend(page.data);
+        }
+        let mut ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let consistent = ends_the_list && all.len() == total && ids.len() == total;
+        Ok(consistent.then_some(all))
+    }
+
+    /// One page of the deployment list, and the URL it came from (for relative `next` links).
+    async fn list_page(&self, url: Url) -> Result<(ListPage, Url), ApiError> {
+        let answer = self.send(Method::GET, url, None).await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.failure(&Method::GET, &answer, "the deployment list"));
+        }
+        let page: ListPage = self.decode(&answer)?;
+        Ok((page, answer.url))
     }
 
     /// `GET deployments/{id}/`.

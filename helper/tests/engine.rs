@@ -466,3 +466,65 @@ async fn refused_tokens_get_their_own_errors_and_never_show() {
     assert!(!events.contains(&user));
     assert_eq!(setup.fake.status_history().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_after_the_first_are_read_at_once_and_complete() {
+    let setup = setup(250, 30, fast_jobs()).await;
+    setup.fake.faults().add(FaultRule::new(
+        "/deployments/",
+        Fault::Latency(Duration::from_millis(100)),
+        None,
+    ));
+    let listed = setup.client.list_deployments().await.unwrap();
+    let mut ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 280, "every deployment once");
+    let lists: Vec<_> = setup
+        .fake
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/deployments/"))
+        .collect();
+    assert_eq!(lists.len(), 3, "{lists:#?}");
+    assert!(
+        lists[1..]
+            .iter()
+            .all(|r| r.query.as_deref().unwrap().contains("offset="))
+    );
+    assert!(
+        setup.fake.requests().max_in_flight() >= 2,
+        "pages 2 and 3 were read at the same time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_changes_while_read_is_read_again_page_by_page() {
+    let setup = setup(250, 0, fast_jobs()).await;
+    // Pages 2 and 3 are slow; a deployment that sorts into the first page appears while they
+    // are read, shifting every later one: read by offset, one would come twice and the new one
+    // not at all.
+    setup.fake.faults().add(
+        FaultRule::new(
+            "/deployments/",
+            Fault::Latency(Duration::from_millis(300)),
+            Some(2),
+        )
+        .after(1),
+    );
+    let client = setup.client.clone();
+    let listing = tokio::spawn(async move { client.list_deployments().await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    setup.fake.add_deployment(DeploymentSeed {
+        id: object_id(9_999),
+        ..DeploymentSeed::new("model-0050a", DeploymentStatus::Active)
+    });
+    let listed = listing.await.unwrap().unwrap();
+    assert_eq!(listed.len(), 251, "the late deployment is in the list");
+    let mut ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 251, "and no deployment twice");
+    assert!(listed.iter().any(|d| d.id == object_id(9_999)));
+}
