@@ -5,8 +5,11 @@ mod delete;
 pub mod deployments;
 pub mod diff;
 mod list;
+mod prepare;
 mod prune;
+mod recover;
 pub mod restore;
+mod runbook;
 mod show;
 pub mod spark_cleanup;
 mod verify;
@@ -38,6 +41,8 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Completion(args) => printer
             .text(&crate::completion::script(args.shell))
             .map(|()| Exit::Success),
+        Command::Prepare(args) => prepare::run(&cli.global, args, &env, printer).await,
+        Command::Recover(args) => recover::run(&cli.global, args, &env, printer).await,
         Command::Deployments(command) => {
             deployments::run(&cli.global, command, &env, printer).await
         }
