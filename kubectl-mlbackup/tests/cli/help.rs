@@ -109,3 +109,13 @@ fn deployments_deactivate_help() {
 fn deployments_reactivate_help() {
     insta::assert_snapshot!(help_of(&["deployments", "reactivate"]));
 }
+
+#[test]
+fn prepare_help() {
+    insta::assert_snapshot!(help_of(&["prepare"]));
+}
+
+#[test]
+fn recover_help() {
+    insta::assert_snapshot!(help_of(&["recover"]));
+}
