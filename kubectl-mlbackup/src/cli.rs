@@ -237,6 +237,45 @@ pub enum Command {
         kubectl mlbackup app stop --app-namespace dr-core -l tier=app --no-extras")]
     App(AppArgs),
 
+    /// Before an upgrade: back up every LRS, record and deactivate the deployments, delete the
+    /// Spark sessions.
+    ///
+    /// The steps, in order: 1. a backup of the LRSes of every type (all namespaces unless -n);
+    /// 2. the states of all deployments recorded in the backup's deployments.json, then the
+    /// active ones deactivated (--skip-deployments leaves them; --via and the DataRobot flags as
+    /// in `deployments`); 3. the interactive Spark sessions deleted (--skip-spark). Asks one
+    /// confirmation first (--yes skips it and is required when stdin is not a terminal);
+    /// --dry-run prints the plan with counts and changes nothing. A step that fails stops the
+    /// run. Each step is recorded in the backup's journal.jsonl; --resume NAME continues an
+    /// interrupted or failed prepare without repeating finished steps (a finished backup is
+    /// never taken again: it is the state before the deactivation). The summary ends with the
+    /// `recover` command to run after the upgrade. Exits 1 when a step failed, 130 when
+    /// interrupted.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup prepare --dry-run\n  \
+        kubectl mlbackup prepare --yes --dir /srv/backups --name before-upgrade\n  \
+        kubectl mlbackup prepare --yes --via local --api-url https://datarobot.example.com\n  \
+        kubectl mlbackup prepare --yes --resume before-upgrade")]
+    Prepare(PrepareArgs),
+
+    /// After an upgrade: restore the missing LRSes, reactivate the deployments recorded
+    /// active, and verify.
+    ///
+    /// The steps, in order: 1. the LRSes of BACKUP missing in the cluster are restored (as
+    /// `restore` does; existing ones are left alone and reported unless --existing=update;
+    /// Spark sessions, deleted on purpose by prepare, are not restored); 2. exactly the
+    /// deployments recorded active in the backup's deployments.json are reactivated
+    /// (--skip-deployments leaves them); 3. verify: the backup is compared with the cluster and
+    /// every deployment recorded active must be active; the summary shows what still differs.
+    /// Every step runs even when an earlier one failed. Each step is recorded in the backup's
+    /// journal.jsonl; a re-run is safe and changes only what is left. Exits 1 when a step failed
+    /// or something still differs, 130 when interrupted.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup recover lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup recover before-upgrade --dir /srv/backups --dry-run\n  \
+        kubectl mlbackup recover before-upgrade --existing=update -o json")]
+    Recover(RecoverArgs),
+
     /// Print a shell completion script for `kubectl-mlbackup`.
     ///
     /// `kubectl mlbackup <TAB>` is completed by kubectl's own completion (`kubectl completion
@@ -805,7 +844,7 @@ pub enum AppCommand {
 }
 
 /// Which workloads make up the app.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct AppSelectionArgs {
     /// The namespace DataRobot is installed in (default: -n, else $DR_CORE_NAMESPACE, else the
     /// context's namespace).
@@ -872,6 +911,95 @@ pub struct AppStartArgs {
     /// Only show what would be done; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Name of the backup folder [default: lrs_backup_YYYY_MM_DD_HH_MM, then _2, _3... when
+    /// taken].
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    pub name: Option<String>,
+
+    /// Continue the prepare of this backup from its journal: finished steps are not repeated.
+    #[arg(long, value_name = BACKUP)]
+    pub resume: Option<String>,
+
+    /// Leave the deployments as they are (no snapshot, no deactivation).
+    #[arg(long)]
+    pub skip_deployments: bool,
+
+    /// Leave the Spark sessions in place.
+    #[arg(long)]
+    pub skip_spark: bool,
+
+    /// Last step: stop the app (`app stop` with its default selection in the app namespace:
+    /// replica counts recorded, scaled to 0, waited for); `recover --start-app` starts it.
+    #[arg(long)]
+    pub stop_app: bool,
+
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Print the plan with counts; change nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The longest each waiting step may take (the deactivation, the Spark sessions going
+    /// away), like `15m`; what did not finish then is named.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+
+    /// Work on this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
+
+    // Last: its help heading applies to the flags after it.
+    #[command(flatten)]
+    pub datarobot: DataRobotArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The backup prepare took: its name in the backup directory, or a path to it.
+    #[arg(value_name = BACKUP)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// What to do with LRSes that already exist in the cluster.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = ExistingPolicy::Skip)]
+    pub existing: ExistingPolicy,
+
+    /// Leave the deployments as they are (no reactivation, not verified).
+    #[arg(long)]
+    pub skip_deployments: bool,
+
+    /// First step: start the app stopped by `prepare --stop-app` (`app start`: each workload
+    /// back to its recorded replica count, waited for), so the app pod can reactivate the
+    /// deployments.
+    #[arg(long)]
+    pub start_app: bool,
+
+    /// Print what each step would do; change nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The longest the reactivation may take, like `15m`; what did not finish then is named.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+
+    /// Work on this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
+
+    // Last: its help heading applies to the flags after it.
+    #[command(flatten)]
+    pub datarobot: DataRobotArgs,
 }
 
 #[derive(Debug, Args)]

@@ -100,6 +100,11 @@ pub struct UsageError {
 pub fn exit_for(err: &anyhow::Error) -> Exit {
     if err.chain().any(|cause| cause.is::<UsageError>()) {
         Exit::Usage
+    } else if err
+        .chain()
+        .any(|cause| cause.is::<crate::commands::Interrupted>())
+    {
+        Exit::Interrupted
     } else {
         Exit::Failure
     }

@@ -597,6 +597,36 @@ pub struct Backup {
     pub manifest: Option<Manifest>,
 }
 
+/// One line of [`JOURNAL_FILE`] for a step of `prepare` or `recover`: a `started` record when
+/// the step begins (so a step that was started and never finished is known), then a `finished`
+/// record with its result, counts and errors. Appended with [`Backup::append_journal`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// `prepare` or `recover`.
+    pub runbook: String,
+    pub step: String,
+    pub event: StepEvent,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// For `finished`: `done`, `skipped`, `failed` or `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    pub tool_version: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StepEvent {
+    Started,
+    Finished,
+}
+
 /// One line of `list`.
 #[derive(Serialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -917,6 +947,23 @@ impl Backup {
         })();
         result.map_err(io_error("append to", &path))?;
         Ok(path)
+    }
+
+    /// The step records of `runbook` (`prepare`, `recover`) in [`JOURNAL_FILE`], oldest first.
+    /// Lines of other kinds (a `restore` run's) are not step records and are passed over, and
+    /// so is a last line torn by a crash.
+    pub fn step_records(&self, runbook: &str) -> Result<Vec<StepRecord>, FolderError> {
+        let path = self.dir.join(JOURNAL_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io_error("read", &path)(err)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<StepRecord>(line).ok())
+            .filter(|record| record.runbook == runbook)
+            .collect())
     }
 
     /// The LRS files: the manifest's items, or for a backup without a manifest what reading its

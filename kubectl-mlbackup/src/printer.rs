@@ -91,6 +91,15 @@ impl Printer {
         ))
     }
 
+    /// A line on stderr announcing the next step of a long run, for a person watching (like
+    /// the progress bars: only on a terminal and with table output).
+    pub fn step(&self, title: &str) {
+        if self.show_progress {
+            let text = format!("{} {title}\n", self.paint("==>", "1;34"));
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+
     /// A progress bar on stderr, or a silent stand-in when nobody is watching.
     pub fn progress(&self, message: &str) -> Progress {
         let bar = self.show_progress.then(|| {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupArgs, GlobalArgs};
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
@@ -18,6 +19,8 @@ use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
 };
 use crate::printer::{Printer, Progress, Render};
+
+use super::Finished;
 
 /// Why a backup stopped before the end of the list.
 #[derive(Debug, thiserror::Error)]
@@ -108,30 +111,63 @@ impl Render for BackupOutcome {
     }
 }
 
-/// Lists page after page and writes each page while the next one is on its way.
+/// What one backup takes and where it goes (the flags of `backup`, or `prepare`'s choice).
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The label selector: the type part, then the user's `-l` (see `BackupArgs::selector`).
+    pub selector: String,
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+    /// The directory holding the backups.
+    pub root: PathBuf,
+    /// The folder name; `None`: `lrs_backup_YYYY_MM_DD_HH_MM` (then `_2`...).
+    pub name: Option<String>,
+    pub page_size: u32,
+}
+
 pub async fn run(
     global: &GlobalArgs,
     args: &BackupArgs,
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let started = Instant::now();
-    let created_at = chrono::Utc::now();
     let cluster = Cluster::connect(global, env)
         .await
         .context("cannot connect to the cluster")?;
     let resource = lrs::resolve(&cluster, args.resource.as_ref())
         .await
         .context("cannot find the LRS resource type")?;
-    let selector = args.selector();
-    let namespace = if args.all_namespaces {
-        None
-    } else {
-        global.namespace.clone()
+    let options = BackupOptions {
+        selector: args.selector(),
+        namespace: if args.all_namespaces {
+            None
+        } else {
+            global.namespace.clone()
+        },
+        root: super::backup_root(&args.backups, env),
+        name: args.name.clone(),
+        page_size: args.page_size,
     };
-    let root = super::backup_root(&args.backups, env);
-    let mut writer = BackupWriter::create(&root, args.name.as_deref(), chrono::Local::now())
-        .context("cannot create the backup folder")?;
+    let cancel = super::interrupt_token();
+    let finished = take(&cluster, &resource, &options, &cancel, printer).await?;
+    super::report(printer, finished)
+}
+
+/// Lists page after page and writes each page while the next one is on its way. An error
+/// before anything was captured leaves no folder behind; a later error or `cancel` leaves a
+/// `.partial` folder whose manifest says what is missing.
+pub async fn take(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    options: &BackupOptions,
+    cancel: &CancellationToken,
+    printer: &Printer,
+) -> anyhow::Result<Finished<BackupOutcome>> {
+    let started = Instant::now();
+    let created_at = chrono::Utc::now();
+    let mut writer =
+        BackupWriter::create(&options.root, options.name.as_deref(), chrono::Local::now())
+            .context("cannot create the backup folder")?;
     log::info!(
         "writing backup {} in {}",
         writer.name(),
@@ -149,20 +185,20 @@ pub async fn run(
             kind: resource.kind.clone(),
             plural: resource.plural.clone(),
         },
-        selector: selector.clone(),
-        namespaces: namespace.iter().cloned().collect(),
+        selector: options.selector.clone(),
+        namespaces: options.namespace.iter().cloned().collect(),
     };
     let progress = printer.progress("listing LRS objects");
     let what = Listing {
-        cluster: &cluster,
-        resource: &resource,
-        namespace: namespace.as_deref(),
-        selector: &selector,
-        page_size: args.page_size,
+        cluster,
+        resource,
+        namespace: options.namespace.as_deref(),
+        selector: &options.selector,
+        page_size: options.page_size,
     };
     let listing = tokio::select! {
         result = list_into(&what, &mut writer, &progress) => Some(result),
-        _ = tokio::signal::ctrl_c() => None,
+        () = cancel.cancelled() => None,
     };
     progress.finish();
 
@@ -199,11 +235,11 @@ pub async fn run(
             (Exit::Interrupted, None, folder)
         }
     };
-    printer.data(&outcome(&manifest, path, &resource, started))?;
-    match failure {
-        Some(err) => Err(anyhow::Error::new(err).context("the backup is incomplete")),
-        None => Ok(exit),
-    }
+    Ok(Finished {
+        outcome: outcome(&manifest, path, resource, started),
+        exit,
+        error: failure.map(|err| anyhow::Error::new(err).context("the backup is incomplete")),
+    })
 }
 
 /// What one backup lists.

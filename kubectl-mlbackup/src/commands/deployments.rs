@@ -31,6 +31,8 @@ use crate::folder;
 use crate::in_pod::{InPod, InPodError};
 use crate::printer::{self, Printer, Render};
 
+use super::Finished;
+
 /// The longest one API request may take unless `--request-timeout` says otherwise.
 const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 30.0;
 
@@ -226,7 +228,7 @@ pub struct Incomplete {
 }
 
 /// How to reach the API, resolved once from the flags and the environment.
-struct Connection {
+pub struct Connection {
     via: Via,
     /// The helper in the app pod, for `--via pod`.
     in_pod: Option<InPod>,
@@ -239,7 +241,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn resolve(
+    pub async fn resolve(
         global: &GlobalArgs,
         args: &DataRobotArgs,
         env: &Env,
@@ -359,13 +361,13 @@ impl Connection {
     }
 
     /// Removes what `--via pod` left in the pod.
-    async fn finish(self) {
+    pub async fn finish(self) {
         if let Some(in_pod) = self.in_pod {
             in_pod.finish().await;
         }
     }
 
-    async fn list(&self, cancel: &CancellationToken) -> anyhow::Result<Vec<Deployment>> {
+    pub async fn list(&self, cancel: &CancellationToken) -> anyhow::Result<Vec<Deployment>> {
         match self.run(Operation::List, cancel, &|_| {}).await? {
             Event::Deployments { deployments } => Ok(deployments),
             Event::Error { error } => Err(anyhow::Error::new(error)
@@ -375,18 +377,6 @@ impl Connection {
     }
 }
 
-/// Cancelled on SIGINT.
-fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
-    cancel
-}
-
 async fn list(
     global: &GlobalArgs,
     args: &DeploymentsListArgs,
@@ -394,7 +384,7 @@ async fn list(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
-    let cancel = interrupt_token();
+    let cancel = super::interrupt_token();
     let listed = tokio::select! {
         listed = connection.list(&cancel) => Some(listed),
         () = cancel.cancelled() => None,
@@ -425,6 +415,24 @@ fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(backup.dir.join(SNAPSHOT_FILE)))
 }
 
+/// What one deactivation or reactivation does (the flags of `deployments deactivate|reactivate`,
+/// or `prepare`'s and `recover`'s choice).
+#[derive(Debug, Clone)]
+pub struct ChangeOptions {
+    pub action: Action,
+    /// Where the snapshot is written (deactivate) or read (reactivate); `None` only for a dry
+    /// run of a deactivation and for `--all`.
+    pub state: Option<PathBuf>,
+    /// Reactivate every inactive deployment (asks unless `yes`).
+    pub all: bool,
+    pub yes: bool,
+    pub only: Vec<String>,
+    pub dry_run: bool,
+    pub concurrency: usize,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+}
+
 async fn change(
     global: &GlobalArgs,
     action: Action,
@@ -453,54 +461,61 @@ async fn change(
         }
         .into());
     }
+    let options = ChangeOptions {
+        action,
+        state,
+        all,
+        yes: reactivate.is_some_and(|r| r.yes),
+        only: args.only.clone(),
+        dry_run: args.dry_run,
+        concurrency: usize::from(args.concurrency),
+        wait: args.wait,
+        timeout: args.timeout,
+    };
     let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
-    let result = change_through(&connection, action, args, reactivate, state, printer).await;
+    let cancel = super::interrupt_token();
+    let result = change_through(&connection, &options, &cancel, printer).await;
     connection.finish().await;
-    result
-        .map(|()| Exit::Success)
-        .or_else(|err| match err.downcast::<Stopped>() {
-            Ok(Stopped) => Ok(Exit::Interrupted),
-            Err(err) => Err(err),
-        })
+    super::report(printer, result?)
 }
 
-/// The run ended by Ctrl-C, after its outcome was printed.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-struct Stopped;
-
-/// Lists, plans, records the snapshot and changes, through `connection`.
-async fn change_through(
+/// Lists, plans, records the snapshot and changes, through `connection`. An interruption
+/// before the list ends without an outcome (an error); after it, the outcome says what was
+/// done and the rest is not attempted.
+pub async fn change_through(
     connection: &Connection,
-    action: Action,
-    args: &ChangeArgs,
-    reactivate: Option<&ReactivateArgs>,
-    state: Option<PathBuf>,
+    options: &ChangeOptions,
+    cancel: &CancellationToken,
     printer: &Printer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Finished<ChangeOutcome>> {
     let started = Instant::now();
-    let all = reactivate.is_some_and(|r| r.all);
-    let cancel = interrupt_token();
+    let action = options.action;
     let deployments = tokio::select! {
-        listed = connection.list(&cancel) => listed?,
-        () = cancel.cancelled() => return Err(Stopped.into()),
+        listed = connection.list(cancel) => listed?,
+        () = cancel.cancelled() => {
+            return Err(super::Interrupted(
+                "interrupted before the deployments were listed; nothing was changed".into(),
+            )
+            .into());
+        }
     };
     let prepared = plan::prepare(
         action,
         &deployments,
-        state.as_deref().map_or(StateFile::None, StateFile::At),
-        all,
-        &args.only,
-        args.dry_run,
+        options
+            .state
+            .as_deref()
+            .map_or(StateFile::None, StateFile::At),
+        options.all,
+        &options.only,
+        options.dry_run,
         connection.api_url.as_url().as_str(),
     )
     .with_context(|| format!("cannot plan the {}", action.as_str()))?;
     let plan = prepared.plan;
-    if let Some(reactivate) =
-        reactivate.filter(|r| r.all && !args.dry_run && !plan.changes.is_empty())
-    {
+    if options.all && !options.dry_run && !plan.changes.is_empty() {
         confirm_all(
-            reactivate,
+            options.yes,
             plan.changes.len(),
             connection.stdin_is_terminal,
             printer,
@@ -510,9 +525,9 @@ async fn change_through(
     let mut outcome = ChangeOutcome {
         action,
         api_url: connection.api_url.to_string(),
-        snapshot: state,
-        dry_run: args.dry_run,
-        wait: args.wait,
+        snapshot: options.state.clone(),
+        dry_run: options.dry_run,
+        wait: options.wait,
         deployments: Vec::new(),
         summary: BTreeMap::new(),
         left_alone: plan.left_alone,
@@ -520,7 +535,7 @@ async fn change_through(
         seconds: 0.0,
         max_in_flight: 0,
     };
-    if args.dry_run {
+    if options.dry_run {
         outcome.deployments = plan
             .changes
             .iter()
@@ -538,12 +553,12 @@ async fn change_through(
         let request = ChangeRequest {
             target: plan.target,
             deployments: plan.changes.clone(),
-            concurrency: usize::from(args.concurrency),
-            wait: args.wait,
-            timeout_seconds: args.timeout.as_secs_f64(),
+            concurrency: options.concurrency,
+            wait: options.wait,
+            timeout_seconds: options.timeout.as_secs_f64(),
         };
         let last = connection
-            .run(Operation::Change(request), &cancel, &|event| {
+            .run(Operation::Change(request), cancel, &|event| {
                 if let Event::Finished { item } = event {
                     if item.outcome == Outcome::Failed {
                         let failed = failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -586,9 +601,8 @@ async fn change_through(
         *outcome.summary.entry(item.outcome).or_insert(0) += 1;
     }
     outcome.seconds = started.elapsed().as_secs_f64();
-    printer.data(&outcome)?;
     if outcome.stopped == Some(StopReason::Interrupted) {
-        return Err(Stopped.into());
+        return Ok(Finished::with(outcome, Exit::Interrupted));
     }
     let unfinished = outcome.unfinished();
     if unfinished > 0 {
@@ -597,7 +611,7 @@ async fn change_through(
             .iter()
             .filter_map(|i| i.error_kind)
             .find_map(mlbackup_helper::api::hint_for);
-        return Err(Incomplete {
+        let error = Incomplete {
             unfinished,
             total: outcome.deployments.len(),
             verb: match action {
@@ -605,10 +619,14 @@ async fn change_through(
                 Action::Reactivate => "reactivated",
             },
             hint,
-        }
-        .into());
+        };
+        return Ok(Finished {
+            outcome,
+            exit: Exit::Failure,
+            error: Some(error.into()),
+        });
     }
-    Ok(())
+    Ok(Finished::with(outcome, Exit::Success))
 }
 
 /// The report of a change whose final event never came: what finished as reported, the rest
@@ -646,12 +664,12 @@ fn report_from_events(
 
 /// `--all` reactivates deployments nobody recorded: a person says yes, or --yes does.
 fn confirm_all(
-    args: &ReactivateArgs,
+    yes: bool,
     count: usize,
     stdin_is_terminal: bool,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    if args.yes {
+    if yes {
         return Ok(());
     }
     if !stdin_is_terminal {

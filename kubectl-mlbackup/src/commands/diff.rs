@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::restore::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL};
+use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder;
@@ -149,23 +149,41 @@ pub async fn run(
     let resource = lrs::resolve(&cluster, args.resource.as_ref())
         .await
         .context("cannot find the LRS resource type")?;
-    let (planned, problems) =
-        restore::plan(&backup, &resource, &cluster.namespace, &args.namespace_map)?;
+    let outcome = compare_with_cluster(&cluster, &resource, &backup, &args.namespace_map).await?;
+    let exit = if outcome.identical {
+        Exit::Success
+    } else {
+        Exit::Failure
+    };
+    printer.data(&outcome)?;
+    Ok(exit)
+}
+
+/// Compares every object of `backup` (its namespaces mapped by `namespace_map`) with the
+/// cluster, and finds the cluster's objects of the backup's scope that the backup lacks. Reads
+/// only.
+pub async fn compare_with_cluster(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    backup: &folder::Backup,
+    namespace_map: &[crate::cli::NamespaceMapping],
+) -> anyhow::Result<DiffOutcome> {
+    let (planned, problems) = restore::plan(backup, resource, &cluster.namespace, namespace_map)?;
     if !problems.is_empty() {
         return Err(RestoreError::InvalidFiles { problems }.into());
     }
     let targets: BTreeSet<String> = planned.iter().map(|p| p.namespace.clone()).collect();
-    let live = restore::live_objects(&cluster, &resource, &targets)
+    let live = restore::live_objects(cluster, resource, &targets)
         .await
         .context("cannot read the LRS objects of the cluster")?;
 
-    let (selector, scope) = scope(&backup, &args.namespace_map, &targets);
+    let (selector, scope) = scope(backup, namespace_map, &targets);
     let in_scope = match scope.is_empty() {
-        true => lrs::list_all(&cluster, &resource, None, &selector).await,
+        true => lrs::list_all(cluster, resource, None, &selector).await,
         false => {
             let mut all = Vec::new();
             for namespace in &scope {
-                all.extend(lrs::list_all(&cluster, &resource, Some(namespace), &selector).await?);
+                all.extend(lrs::list_all(cluster, resource, Some(namespace), &selector).await?);
             }
             Ok(all)
         }
@@ -199,32 +217,39 @@ pub async fn run(
         }
     }
     items.sort_by(|a, b| (a.status, &a.namespace, &a.name).cmp(&(b.status, &b.namespace, &b.name)));
-    let mut summary = DiffSummary::default();
-    for item in &items {
-        *match item.status {
-            DiffStatus::Missing => &mut summary.missing,
-            DiffStatus::Differs => &mut summary.differs,
-            DiffStatus::Same => &mut summary.same,
-            DiffStatus::Extra => &mut summary.extra,
-        } += 1;
-    }
-    let identical = summary.missing + summary.differs + summary.extra == 0;
-    printer.data(&DiffOutcome {
+    let summary = DiffSummary::of(&items);
+    Ok(DiffOutcome {
         backup: backup.name.clone(),
         path: backup.dir.clone(),
         server: cluster.server_url.clone(),
         context: cluster.context.clone(),
         selector,
         namespaces: scope.into_iter().collect(),
-        identical,
+        identical: summary.identical(),
         summary,
         items,
-    })?;
-    Ok(if identical {
-        Exit::Success
-    } else {
-        Exit::Failure
     })
+}
+
+impl DiffSummary {
+    /// Counts the items by status.
+    pub fn of(items: &[DiffItem]) -> DiffSummary {
+        let mut summary = DiffSummary::default();
+        for item in items {
+            *match item.status {
+                DiffStatus::Missing => &mut summary.missing,
+                DiffStatus::Differs => &mut summary.differs,
+                DiffStatus::Same => &mut summary.same,
+                DiffStatus::Extra => &mut summary.extra,
+            } += 1;
+        }
+        summary
+    }
+
+    /// Nothing missing, differing or extra.
+    pub fn identical(&self) -> bool {
+        self.missing + self.differs + self.extra == 0
+    }
 }
 
 /// The selector and namespaces (empty: all) in which a cluster object not in the backup is

@@ -4,21 +4,27 @@ pub mod app;
 pub mod backup;
 mod delete;
 pub mod deployments;
-mod diff;
+pub mod diff;
 mod list;
+mod prepare;
 mod prune;
+mod recover;
 pub mod restore;
+mod runbook;
 mod show;
-mod spark_cleanup;
+pub mod spark_cleanup;
 mod verify;
 mod version;
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
 use crate::cli::{BackupDirArgs, Cli, Command};
 use crate::env::Env;
 use crate::error::Exit;
-use crate::printer::Printer;
+use crate::printer::{Printer, Render};
 
 /// Runs the chosen subcommand and prints its outcome or its error.
 pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
@@ -37,6 +43,8 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
         Command::Completion(args) => printer
             .text(&crate::completion::script(args.shell))
             .map(|()| Exit::Success),
+        Command::Prepare(args) => prepare::run(&cli.global, args, &env, printer).await,
+        Command::Recover(args) => recover::run(&cli.global, args, &env, printer).await,
         Command::Deployments(command) => {
             deployments::run(&cli.global, command, &env, printer).await
         }
@@ -57,3 +65,65 @@ pub fn backup_root(args: &BackupDirArgs, env: &Env) -> PathBuf {
         .or_else(|| env.mlbackup_dir.clone())
         .unwrap_or_else(|| PathBuf::from("."))
 }
+
+/// What a command's work function produced: the outcome to show, how the work ended, and an
+/// error the outcome alone does not explain. The standalone commands print it with [`report`];
+/// `prepare` and `recover` gather it into their own outcome.
+pub struct Finished<T> {
+    pub outcome: T,
+    /// [`Exit::Success`], [`Exit::Failure`] (some items failed) or [`Exit::Interrupted`].
+    pub exit: Exit,
+    /// Shown after the outcome: why the work failed, or what an interruption left behind.
+    pub error: Option<anyhow::Error>,
+}
+
+impl<T> Finished<T> {
+    /// The work ended as `exit` with nothing more to say than its outcome.
+    pub fn with(outcome: T, exit: Exit) -> Self {
+        Finished {
+            outcome,
+            exit,
+            error: None,
+        }
+    }
+}
+
+/// Prints a work function's outcome, then its error: an interruption keeps exit 130 (the error
+/// says what it left behind), any other error exits as errors do.
+pub fn report<T: Serialize + Render>(
+    printer: &Printer,
+    finished: Finished<T>,
+) -> anyhow::Result<Exit> {
+    printer.data(&finished.outcome)?;
+    match (finished.error, finished.exit) {
+        (Some(err), Exit::Interrupted) => {
+            printer.error(&err);
+            Ok(Exit::Interrupted)
+        }
+        (Some(err), _) => Err(err),
+        (None, exit) => Ok(exit),
+    }
+}
+
+/// Cancelled on SIGINT (Ctrl-C). While it exists SIGINT no longer ends the process: the work
+/// watching it stops cleanly, records where it stopped, and exits 130.
+pub fn interrupt_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    // Registered here, not in the task: a SIGINT that comes before the task first runs is
+    // caught too.
+    let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    tokio::spawn(async move {
+        if let Ok(mut signal) = signal
+            && signal.recv().await.is_some()
+        {
+            on_signal.cancel();
+        }
+    });
+    cancel
+}
+
+/// Work stopped by Ctrl-C before it had anything to report: exit 130, like any interruption.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);

@@ -10,6 +10,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DryRun, ExistingPolicy, GlobalArgs, NamespaceMapping, ObjectRef, RestoreArgs};
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
@@ -20,6 +21,8 @@ use crate::error::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, Problem, ProblemKind};
 use crate::object;
 use crate::printer::{self, Printer, Render};
+
+use super::Finished;
 
 /// Why a restore (or a diff) cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -408,13 +411,29 @@ struct JournalRecord<'a> {
     failures: Vec<String>,
 }
 
+/// What one restore does (the flags of `restore`, or `recover`'s choice).
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub existing: ExistingPolicy,
+    pub only: Vec<ObjectRef>,
+    /// Only these workload types (empty: all).
+    pub types: Vec<String>,
+    /// Never these workload types.
+    pub exclude_types: Vec<String>,
+    pub namespace_map: Vec<NamespaceMapping>,
+    pub create_namespaces: bool,
+    pub dry_run: Option<DryRun>,
+    pub skip_invalid: bool,
+    /// `-n`: only the objects of this namespace of the backup.
+    pub namespace: Option<String>,
+}
+
 pub async fn run(
     global: &GlobalArgs,
     args: &RestoreArgs,
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let started = Instant::now();
     let root = super::backup_root(&args.backups, env);
     let backup = folder::resolve(&root, &args.name)
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
@@ -424,18 +443,85 @@ pub async fn run(
     let resource = lrs::resolve(&cluster, args.resource.as_ref())
         .await
         .context("cannot find the LRS resource type")?;
-    let (planned, problems) = plan(&backup, &resource, &cluster.namespace, &args.namespace_map)?;
-    if !problems.is_empty() && !args.skip_invalid {
+    let options = RestoreOptions {
+        existing: args.existing,
+        only: args.only.clone(),
+        types: args.types.clone(),
+        exclude_types: Vec::new(),
+        namespace_map: args.namespace_map.clone(),
+        create_namespaces: args.create_namespaces,
+        dry_run: args.dry_run,
+        skip_invalid: args.skip_invalid,
+        namespace: global.namespace.clone(),
+    };
+    let cancel = super::interrupt_token();
+    let mut finished = restore(&cluster, &resource, &backup, &options, &cancel, printer).await?;
+    let outcome = &mut finished.outcome;
+    if args.dry_run.is_some() {
+        outcome.journal_note = Some("dry runs change nothing and are not journaled".into());
+    } else if !backup.has_journal() {
+        outcome.journal_note =
+            Some("the backup has no manifest.json, so it keeps no journal".into());
+    } else {
+        let record = JournalRecord {
+            step: "restore",
+            at: chrono::Utc::now(),
+            tool_version: env!("CARGO_PKG_VERSION"),
+            server: &outcome.server,
+            context: outcome.context.as_deref(),
+            resource: &outcome.resource,
+            existing: args.existing,
+            namespace_map: args
+                .namespace_map
+                .iter()
+                .map(|m| (m.from.as_str(), m.to.as_str()))
+                .collect(),
+            only: args
+                .only
+                .iter()
+                .map(|o| format!("{}/{}", o.namespace, o.name))
+                .collect(),
+            types: &args.types,
+            interrupted: outcome.interrupted,
+            summary: &outcome.summary,
+            failures: outcome.failures(),
+        };
+        match backup.append_journal(&record) {
+            Ok(path) => outcome.journal = Some(path),
+            Err(err) => {
+                printer.warning(&format!(
+                    "the restore was not recorded in the journal: {err}"
+                ));
+                outcome.journal_note = Some(err.to_string());
+            }
+        }
+    }
+    super::report(printer, finished)
+}
+
+/// Reads and checks every file of `backup`, then applies the selected objects, several at a
+/// time, until done or `cancel`. Writes no journal (the caller records the run its own way).
+pub async fn restore(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    backup: &Backup,
+    options: &RestoreOptions,
+    cancel: &CancellationToken,
+    printer: &Printer,
+) -> anyhow::Result<Finished<RestoreOutcome>> {
+    let started = Instant::now();
+    let (planned, problems) = plan(backup, resource, &cluster.namespace, &options.namespace_map)?;
+    if !problems.is_empty() && !options.skip_invalid {
         return Err(RestoreError::InvalidFiles { problems }.into());
     }
-    let selected = select(planned, args, global.namespace.as_deref())?;
+    let selected = select(planned, options)?;
 
-    let persist = match args.dry_run {
+    let persist = match options.dry_run {
         Some(DryRun::Server) => Persist::DryRun,
         _ => Persist::Yes,
     };
     let namespaces: BTreeSet<String> = selected.iter().map(|p| p.namespace.clone()).collect();
-    let live = live_objects(&cluster, &resource, &namespaces)
+    let live = live_objects(cluster, resource, &namespaces)
         .await
         .context("cannot read the LRS objects of the cluster")?;
     let missing_in: BTreeSet<String> = selected
@@ -443,8 +529,13 @@ pub async fn run(
         .filter(|p| !live.contains_key(&(p.namespace.clone(), p.name.clone())))
         .map(|p| p.namespace.clone())
         .collect();
-    let namespace_states =
-        prepare_namespaces(&cluster, &missing_in, args.create_namespaces, args.dry_run).await?;
+    let namespace_states = prepare_namespaces(
+        cluster,
+        &missing_in,
+        options.create_namespaces,
+        options.dry_run,
+    )
+    .await?;
     let namespaces_created: Vec<String> = namespace_states
         .iter()
         .filter(|(_, state)| **state == NamespaceState::New)
@@ -454,10 +545,10 @@ pub async fn run(
     let progress = printer.progress("restoring LRS objects");
     progress.set_total(selected.len() as u64);
     let work = Work {
-        cluster: &cluster,
-        resource: &resource,
-        existing: args.existing,
-        dry_run: args.dry_run,
+        cluster,
+        resource,
+        existing: options.existing,
+        dry_run: options.dry_run,
         persist,
         live: &live,
         namespaces: &namespace_states,
@@ -475,105 +566,63 @@ pub async fn run(
         };
         tokio::select! {
             _ = collect => false,
-            _ = tokio::signal::ctrl_c() => true,
+            () = cancel.cancelled() => true,
         }
     };
     progress.finish();
     items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let summary = summarize(&items);
-
-    let server = cluster.server_url.clone();
-    let resource_name = format!("{}/{}", resource.qualified_name(), resource.version);
-    let (journal, journal_note) = if args.dry_run.is_some() {
-        (
-            None,
-            Some("dry runs change nothing and are not journaled".into()),
-        )
-    } else if !backup.has_journal() {
-        (
-            None,
-            Some("the backup has no manifest.json, so it keeps no journal".into()),
-        )
-    } else {
-        let record = JournalRecord {
-            step: "restore",
-            at: chrono::Utc::now(),
-            tool_version: env!("CARGO_PKG_VERSION"),
-            server: &server,
-            context: cluster.context.as_deref(),
-            resource: &resource_name,
-            existing: args.existing,
-            namespace_map: args
-                .namespace_map
-                .iter()
-                .map(|m| (m.from.as_str(), m.to.as_str()))
-                .collect(),
-            only: args
-                .only
-                .iter()
-                .map(|o| format!("{}/{}", o.namespace, o.name))
-                .collect(),
-            types: &args.types,
-            interrupted,
-            summary: &summary,
-            failures: items
-                .iter()
-                .filter(|i| i.result == RestoreResult::Failed)
-                .map(|i| {
-                    format!(
-                        "{}/{}: {}",
-                        i.namespace,
-                        i.name,
-                        i.message.as_deref().unwrap_or_default()
-                    )
-                })
-                .collect(),
-        };
-        match backup.append_journal(&record) {
-            Ok(path) => (Some(path), None),
-            Err(err) => {
-                printer.warning(&format!(
-                    "the restore was not recorded in the journal: {err}"
-                ));
-                (None, Some(err.to_string()))
-            }
-        }
-    };
     let failed = summary.failed;
-    printer.data(&RestoreOutcome {
+    let outcome = RestoreOutcome {
         backup: backup.name.clone(),
         path: backup.dir.clone(),
-        server,
+        server: cluster.server_url.clone(),
         context: cluster.context.clone(),
-        resource: resource_name,
-        dry_run: args.dry_run,
-        existing: args.existing,
+        resource: format!("{}/{}", resource.qualified_name(), resource.version),
+        dry_run: options.dry_run,
+        existing: options.existing,
         interrupted,
         summary,
         namespaces_created,
         invalid_files: problems,
         items,
-        journal,
-        journal_note,
+        journal: None,
+        journal_note: None,
         duration_seconds: started.elapsed().as_secs_f64(),
-    })?;
-    Ok(if interrupted {
+    };
+    let exit = if interrupted {
         Exit::Interrupted
     } else if failed > 0 {
         Exit::Failure
     } else {
         Exit::Success
-    })
+    };
+    Ok(Finished::with(outcome, exit))
+}
+
+impl RestoreOutcome {
+    /// `namespace/name: message` of every failed object.
+    pub fn failures(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|i| i.result == RestoreResult::Failed)
+            .map(|i| {
+                format!(
+                    "{}/{}: {}",
+                    i.namespace,
+                    i.name,
+                    i.message.as_deref().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
 }
 
 /// Applies `-n`, `--only` and `--type`; an `--only` that names no object of the backup is a
 /// usage error (a typo must not restore nothing silently).
-fn select(
-    planned: Vec<Planned>,
-    args: &RestoreArgs,
-    namespace: Option<&str>,
-) -> anyhow::Result<Vec<Planned>> {
-    let only: BTreeSet<&ObjectRef> = args.only.iter().collect();
+fn select(planned: Vec<Planned>, options: &RestoreOptions) -> anyhow::Result<Vec<Planned>> {
+    let namespace = options.namespace.as_deref();
+    let only: BTreeSet<&ObjectRef> = options.only.iter().collect();
     let unknown: Vec<String> = only
         .iter()
         .filter(|o| {
@@ -601,7 +650,8 @@ fn select(
                     .iter()
                     .any(|o| o.namespace == p.source_namespace && o.name == p.name)
         })
-        .filter(|p| args.types.is_empty() || args.types.contains(&p.lrs_type))
+        .filter(|p| options.types.is_empty() || options.types.contains(&p.lrs_type))
+        .filter(|p| !options.exclude_types.contains(&p.lrs_type))
         .collect())
 }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, SparkCleanupArgs};
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
@@ -15,6 +16,8 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::{Exit, UsageError};
 use crate::printer::{self, Printer, Render};
+
+use super::Finished;
 
 /// The workload type of interactive Spark sessions.
 const SPARK_TYPE: &str = "spark_app";
@@ -33,6 +36,8 @@ pub enum CleanupResult {
     /// Still there when --timeout passed.
     TimedOut,
     Failed,
+    /// Ctrl-C came before its deletion was answered: it may or may not have been sent.
+    Interrupted,
 }
 
 impl CleanupResult {
@@ -43,6 +48,7 @@ impl CleanupResult {
             CleanupResult::Deleting => "deleting",
             CleanupResult::TimedOut => "timed-out",
             CleanupResult::Failed => "failed",
+            CleanupResult::Interrupted => "interrupted",
         }
     }
 }
@@ -133,6 +139,17 @@ impl Render for CleanupOutcome {
     }
 }
 
+/// What one cleanup does (the flags of `spark-cleanup`, or `prepare`'s choice).
+#[derive(Debug, Clone)]
+pub struct CleanupOptions {
+    /// `None`: every namespace.
+    pub namespace: Option<String>,
+    pub dry_run: bool,
+    /// Wait until the deleted objects are gone.
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
 pub async fn run(
     global: &GlobalArgs,
     args: &SparkCleanupArgs,
@@ -145,15 +162,48 @@ pub async fn run(
     let resource = lrs::resolve(&cluster, args.resource.as_ref())
         .await
         .context("cannot find the LRS resource type")?;
-    let namespace = if args.all_namespaces {
-        None
-    } else {
-        global.namespace.clone()
+    let options = CleanupOptions {
+        namespace: if args.all_namespaces {
+            None
+        } else {
+            global.namespace.clone()
+        },
+        dry_run: args.dry_run,
+        wait: !args.no_wait,
+        timeout: args.timeout,
     };
+    let approve = |outcome: &CleanupOutcome| match args.yes {
+        true => Ok(()),
+        false => confirm(outcome, env, printer),
+    };
+    let cancel = super::interrupt_token();
+    let finished = clean(&cluster, &resource, &options, approve, &cancel, printer).await?;
+    super::report(printer, finished)
+}
+
+/// Lists the Spark sessions, has `confirm` approve their deletion (unless there are none or
+/// it is a dry run), deletes them and waits until they are gone. On `cancel`, what was sent
+/// goes on in the cluster; the outcome says what is known.
+pub async fn clean(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    options: &CleanupOptions,
+    confirm: impl FnOnce(&CleanupOutcome) -> anyhow::Result<()>,
+    cancel: &CancellationToken,
+    printer: &Printer,
+) -> anyhow::Result<Finished<CleanupOutcome>> {
+    let namespace = options.namespace.clone();
     let selector = format!("{LRS_TYPE_LABEL}={SPARK_TYPE}");
-    let found = lrs::list_all(&cluster, &resource, namespace.as_deref(), &selector)
-        .await
-        .context("cannot list the Spark sessions")?;
+    let found = tokio::select! {
+        found = lrs::list_all(cluster, resource, namespace.as_deref(), &selector) => found,
+        () = cancel.cancelled() => {
+            return Err(super::Interrupted(
+                "interrupted while listing the Spark sessions; nothing was deleted".into(),
+            )
+            .into());
+        }
+    }
+    .context("cannot list the Spark sessions")?;
     // The server filtered by label; checking again costs nothing and guarantees that no other
     // type is ever deleted, whatever a server or proxy answers.
     let found: Vec<Value> = found
@@ -163,9 +213,9 @@ pub async fn run(
     let mut outcome = CleanupOutcome {
         selector: selector.clone(),
         namespace: namespace.clone(),
-        dry_run: args.dry_run,
-        waited: !args.no_wait && !args.dry_run,
-        timeout_seconds: args.timeout.as_secs_f64(),
+        dry_run: options.dry_run,
+        waited: options.wait && !options.dry_run,
+        timeout_seconds: options.timeout.as_secs_f64(),
         summary: CleanupSummary::default(),
         items: found
             .iter()
@@ -179,54 +229,65 @@ pub async fn run(
             })
             .collect(),
     };
-    if found.is_empty() || args.dry_run {
+    if found.is_empty() || options.dry_run {
         outcome.summary.found = outcome.items.len();
-        printer.data(&outcome)?;
-        return Ok(Exit::Success);
+        return Ok(Finished::with(outcome, Exit::Success));
     }
-    if !args.yes {
-        confirm(&outcome, env, printer)?;
-    }
+    confirm(&outcome)?;
 
-    let work = async {
-        delete_all(&cluster, &resource, &mut outcome.items, printer).await;
-        if outcome.waited {
-            wait_until_gone(
-                &cluster,
-                &resource,
+    let mut answers = Vec::new();
+    let deleted = tokio::select! {
+        () = delete_all(cluster, resource, &outcome.items, &mut answers, printer) => true,
+        () = cancel.cancelled() => false,
+    };
+    record_answers(&mut outcome.items, answers);
+    let waited = if deleted && outcome.waited {
+        tokio::select! {
+            result = wait_until_gone(
+                cluster,
+                resource,
                 namespace.as_deref(),
                 &selector,
-                args.timeout,
+                options.timeout,
                 &mut outcome.items,
                 printer,
-            )
-            .await
-        } else {
-            Ok(())
+            ) => Some(result),
+            () = cancel.cancelled() => None,
         }
+    } else {
+        Some(Ok(()))
     };
-    let finished = tokio::select! {
-        result = work => Some(result),
-        _ = tokio::signal::ctrl_c() => None,
-    };
-    match finished {
-        None => {
-            printer.error(&anyhow::anyhow!(
-                "interrupted; deletions already sent go on in the cluster: run spark-cleanup \
-                 again to finish"
-            ));
-            return Ok(Exit::Interrupted);
-        }
-        Some(result) => result.context("cannot watch the deletions")?,
-    }
     outcome.summary = summarize(&outcome.items);
+    match waited {
+        Some(Ok(())) if deleted => {}
+        Some(Err(err)) => return Err(anyhow::Error::new(err).context("cannot watch the deletions")),
+        _ => {
+            for item in outcome
+                .items
+                .iter_mut()
+                .filter(|i| i.result == CleanupResult::WouldDelete)
+            {
+                item.result = CleanupResult::Interrupted;
+                item.message = Some("interrupted before its deletion was answered".into());
+            }
+            outcome.summary = summarize(&outcome.items);
+            return Ok(Finished {
+                outcome,
+                exit: Exit::Interrupted,
+                error: Some(anyhow::anyhow!(
+                    "interrupted; deletions already sent go on in the cluster: run spark-cleanup \
+                     again to finish"
+                )),
+            });
+        }
+    }
     let failures = outcome.summary.failed + outcome.summary.timed_out;
-    printer.data(&outcome)?;
-    Ok(if failures > 0 {
+    let exit = if failures > 0 {
         Exit::Failure
     } else {
         Exit::Success
-    })
+    };
+    Ok(Finished::with(outcome, exit))
 }
 
 fn text(object: &Value, field: &str) -> String {
@@ -267,34 +328,40 @@ fn confirm(outcome: &CleanupOutcome, env: &Env, printer: &Printer) -> anyhow::Re
     Ok(())
 }
 
-/// Sends the deletions, several at a time, and records what each answered.
+/// Sends the deletions, several at a time, and collects each answer as it comes (into
+/// `answers`, so that what was answered is known even when the wait is abandoned).
 async fn delete_all(
     cluster: &Cluster,
     resource: &ServedResource,
-    items: &mut [CleanupItem],
+    items: &[CleanupItem],
+    answers: &mut Vec<(usize, Result<Deleted, ClusterError>)>,
     printer: &Printer,
 ) {
     let progress = printer.progress("deleting Spark sessions");
     progress.set_total(items.len() as u64);
-    let answers: Vec<(usize, Result<Deleted, ClusterError>)> =
-        futures::stream::iter(items.iter().enumerate())
-            .map(|(index, item)| async move {
-                let answer = objects::delete(
-                    cluster,
-                    resource,
-                    &item.namespace,
-                    &item.name,
-                    &item.uid,
-                    Persist::Yes,
-                )
-                .await;
-                (index, answer)
-            })
-            .buffer_unordered(MAX_IN_FLIGHT)
-            .inspect(|_| progress.inc())
-            .collect()
+    let mut stream = futures::stream::iter(items.iter().enumerate())
+        .map(|(index, item)| async move {
+            let answer = objects::delete(
+                cluster,
+                resource,
+                &item.namespace,
+                &item.name,
+                &item.uid,
+                Persist::Yes,
+            )
             .await;
+            (index, answer)
+        })
+        .buffer_unordered(MAX_IN_FLIGHT);
+    while let Some(answer) = stream.next().await {
+        answers.push(answer);
+        progress.inc();
+    }
     progress.finish();
+}
+
+/// Records what each deletion answered.
+fn record_answers(items: &mut [CleanupItem], answers: Vec<(usize, Result<Deleted, ClusterError>)>) {
     for (index, answer) in answers {
         let item = &mut items[index];
         match answer {
@@ -395,7 +462,7 @@ fn summarize(items: &[CleanupItem]) -> CleanupSummary {
             CleanupResult::Deleting => summary.deleting += 1,
             CleanupResult::TimedOut => summary.timed_out += 1,
             CleanupResult::Failed => summary.failed += 1,
-            CleanupResult::WouldDelete => {}
+            CleanupResult::WouldDelete | CleanupResult::Interrupted => {}
         }
     }
     summary

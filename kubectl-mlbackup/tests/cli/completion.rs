@@ -59,7 +59,7 @@ fn subcommands_complete_with_descriptions() {
         "{}",
         run.stdout
     );
-    assert_eq!(complete(&sandbox, &["pr"]).0, ["prune"]);
+    assert_eq!(complete(&sandbox, &["pr"]).0, ["prune", "prepare"]);
     // Nothing in `__complete` is parsed as the plugin's own flags.
     assert_eq!(
         complete(&sandbox, &["-o", "json", "ver"]).0,

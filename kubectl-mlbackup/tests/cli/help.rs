@@ -124,3 +124,13 @@ fn app_stop_help() {
 fn app_start_help() {
     insta::assert_snapshot!(help_of(&["app", "start"]));
 }
+
+#[test]
+fn prepare_help() {
+    insta::assert_snapshot!(help_of(&["prepare"]));
+}
+
+#[test]
+fn recover_help() {
+    insta::assert_snapshot!(help_of(&["recover"]));
+}

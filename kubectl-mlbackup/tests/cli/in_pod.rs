@@ -13,7 +13,7 @@ use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
 
 /// The helper binary beside the plugin (where `helper_binary::locate` finds it), built once
 /// when this package's tests run without the rest of the workspace.
-fn helper_beside_the_plugin() -> &'static Path {
+pub fn helper_beside_the_plugin() -> &'static Path {
     static HELPER: OnceLock<PathBuf> = OnceLock::new();
     HELPER.get_or_init(|| {
         let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"));

@@ -11,6 +11,7 @@ mod diff;
 mod help;
 mod in_pod;
 mod restore;
+mod runbook;
 mod spark_cleanup;
 mod support;
 mod version;
