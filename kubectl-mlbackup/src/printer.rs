@@ -100,6 +100,33 @@ impl Printer {
         }
     }
 
+    /// Asks before something that cannot be undone (the caller skips this for `--yes`): a usage
+    /// error (exit 2) when no one can answer, `question` on the terminal otherwise, and an
+    /// error when the answer is no.
+    pub fn consent(
+        &self,
+        stdin_is_terminal: bool,
+        consent: Consent<'_>,
+        question: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<()> {
+        if !stdin_is_terminal {
+            return Err(crate::error::UsageError {
+                message: format!(
+                    "refusing to {} without confirmation: stdin is not a terminal",
+                    consent.what
+                ),
+                hint: consent.hint.to_string(),
+            }
+            .into());
+        }
+        let question = question()?;
+        let yes = anyhow::Context::context(self.confirm(&question), "cannot read the answer")?;
+        if !yes {
+            anyhow::bail!("{}", consent.declined);
+        }
+        Ok(())
+    }
+
     /// A progress bar on stderr, or a silent stand-in when nobody is watching.
     pub fn progress(&self, message: &str) -> Progress {
         let bar = self.show_progress.then(|| {
@@ -122,6 +149,16 @@ impl Printer {
             text.to_string()
         }
     }
+}
+
+/// What to say around a confirmation (see [`Printer::consent`]).
+pub struct Consent<'a> {
+    /// What needs the yes, as in "refusing to {what} without confirmation".
+    pub what: String,
+    /// How to go ahead without being asked.
+    pub hint: &'a str,
+    /// Why nothing happened when the answer was no.
+    pub declined: &'a str,
 }
 
 /// Progress of a long operation, drawn only when the printer decided someone watches.

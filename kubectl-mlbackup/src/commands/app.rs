@@ -14,8 +14,8 @@ use crate::cluster::objects::MAX_IN_FLIGHT;
 use crate::cluster::workloads::{self, Workload, WorkloadKind};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
-use crate::printer::{self, Printer, Render};
+use crate::error::Exit;
+use crate::printer::{self, Consent, Printer, Render};
 
 /// Where `stop` records a workload's replica count, for `start` to bring back.
 pub const REPLICAS_ANNOTATION: &str = "mlbackup.datarobot.com/replicas";
@@ -864,32 +864,21 @@ fn confirm(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let count = changes.len();
-    if !env.stdin_is_terminal {
-        return Err(UsageError {
-            message: format!(
-                "refusing to scale {count} app workloads in {namespace} to 0 without \
-                 confirmation: stdin is not a terminal"
-            ),
-            hint: "pass --yes to stop the app without being asked; --dry-run shows the plan"
-                .to_string(),
-        }
-        .into());
-    }
-    let rows: Vec<Vec<String>> = changes
-        .iter()
-        .map(|(name, before, _)| vec![name.clone(), before.to_string()])
-        .collect();
-    let question = format!(
-        "{}Scale these {count} workloads in {namespace} to 0 (the app stops until `app start`)?",
-        printer::table(&["WORKLOAD", "REPLICAS"], &rows)
-    );
-    if !printer
-        .confirm(&question)
-        .context("cannot read the answer")?
-    {
-        anyhow::bail!("nothing changed: stopping the app was not confirmed");
-    }
-    Ok(())
+    let consent = Consent {
+        what: format!("scale {count} app workloads in {namespace} to 0"),
+        hint: "pass --yes to stop the app without being asked; --dry-run shows the plan",
+        declined: "nothing changed: stopping the app was not confirmed",
+    };
+    printer.consent(env.stdin_is_terminal, consent, || {
+        let rows: Vec<Vec<String>> = changes
+            .iter()
+            .map(|(name, before, _)| vec![name.clone(), before.to_string()])
+            .collect();
+        Ok(format!(
+            "{}Scale these {count} workloads in {namespace} to 0 (the app stops until `app start`)?",
+            printer::table(&["WORKLOAD", "REPLICAS"], &rows)
+        ))
+    })
 }
 
 #[cfg(test)]

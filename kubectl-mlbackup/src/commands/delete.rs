@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::cli::DeleteArgs;
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::error::Exit;
 use crate::folder;
-use crate::printer::{self, Printer, Render};
+use crate::printer::{self, Consent, Printer, Render};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,32 +34,22 @@ pub fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Ex
     let context = || format!("cannot delete the backup `{}`", args.name);
     let backup = folder::resolve(&root, &args.name).with_context(context)?;
     if !args.yes {
-        if !env.stdin_is_terminal {
-            return Err(UsageError {
-                message: format!(
-                    "refusing to delete the backup `{}` without confirmation: stdin is not a \
-                     terminal",
-                    backup.name
-                ),
-                hint: "pass --yes to delete without being asked".to_string(),
-            }
-            .into());
-        }
-        let summary = backup.summary().with_context(context)?;
-        let question = format!(
-            "Delete the backup {} ({}, {} LRS, {}) in {}?",
-            backup.name,
-            summary.status.as_str(),
-            summary.lrs_count,
-            printer::size(summary.size_bytes),
-            backup.dir.display()
-        );
-        if !printer
-            .confirm(&question)
-            .context("cannot read the answer")?
-        {
-            anyhow::bail!("not deleted: the deletion was not confirmed");
-        }
+        let consent = Consent {
+            what: format!("delete the backup `{}`", backup.name),
+            hint: "pass --yes to delete without being asked",
+            declined: "not deleted: the deletion was not confirmed",
+        };
+        printer.consent(env.stdin_is_terminal, consent, || {
+            let summary = backup.summary().with_context(context)?;
+            Ok(format!(
+                "Delete the backup {} ({}, {} LRS, {}) in {}?",
+                backup.name,
+                summary.status.as_str(),
+                summary.lrs_count,
+                printer::size(summary.size_bytes),
+                backup.dir.display()
+            ))
+        })?;
     }
     let name = backup.name.clone();
     let path = backup.dir.clone();

@@ -29,7 +29,7 @@ use crate::env::{self, Env};
 use crate::error::{Exit, UsageError};
 use crate::folder;
 use crate::in_pod::{InPod, InPodError};
-use crate::printer::{self, Printer, Render};
+use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
 
@@ -672,28 +672,17 @@ fn confirm_all(
     if yes {
         return Ok(());
     }
-    if !stdin_is_terminal {
-        return Err(UsageError {
-            message: format!(
-                "refusing to reactivate all {count} inactive deployments without confirmation: \
-                 stdin is not a terminal"
-            ),
-            hint: "pass --yes, or reactivate exactly the recorded ones with --backup or --state"
-                .into(),
-        }
-        .into());
-    }
-    let question = format!(
-        "Reactivate all {count} inactive deployments, including those that were inactive \
-         before the upgrade?"
-    );
-    if !printer
-        .confirm(&question)
-        .context("cannot read the answer")?
-    {
-        anyhow::bail!("nothing reactivated: --all was not confirmed");
-    }
-    Ok(())
+    let consent = Consent {
+        what: format!("reactivate all {count} inactive deployments"),
+        hint: "pass --yes, or reactivate exactly the recorded ones with --backup or --state",
+        declined: "nothing reactivated: --all was not confirmed",
+    };
+    printer.consent(stdin_is_terminal, consent, || {
+        Ok(format!(
+            "Reactivate all {count} inactive deployments, including those that were inactive \
+             before the upgrade?"
+        ))
+    })
 }
 
 /// The hint of an error the helper reported.

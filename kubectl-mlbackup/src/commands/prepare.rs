@@ -34,7 +34,7 @@ use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::env::Env;
 use crate::error::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
-use crate::printer::Printer;
+use crate::printer::{Consent, Printer};
 
 /// The steps, in order.
 pub const STEPS: &[Step] = &[
@@ -182,30 +182,21 @@ fn confirm(args: &PrepareArgs, env: &Env, printer: &Printer) -> anyhow::Result<(
     if args.stop_app {
         changes.push("scale the app to 0 (its replica counts recorded)");
     }
-    if !env.stdin_is_terminal {
-        return Err(UsageError {
-            message: "refusing to prepare without confirmation: stdin is not a terminal".into(),
-            hint:
-                "pass --yes to go ahead without being asked; --dry-run shows the plan with counts"
-                    .into(),
-        }
-        .into());
-    }
-    let question = format!(
-        "prepare will back up every LRS, then {}.\nGo ahead?",
-        if changes.is_empty() {
-            "change nothing else".to_string()
-        } else {
-            changes.join(", then ")
-        }
-    );
-    if !printer
-        .confirm(&question)
-        .context("cannot read the answer")?
-    {
-        anyhow::bail!("nothing done: prepare was not confirmed");
-    }
-    Ok(())
+    let consent = Consent {
+        what: "prepare".to_string(),
+        hint: "pass --yes to go ahead without being asked; --dry-run shows the plan with counts",
+        declined: "nothing done: prepare was not confirmed",
+    };
+    printer.consent(env.stdin_is_terminal, consent, || {
+        Ok(format!(
+            "prepare will back up every LRS, then {}.\nGo ahead?",
+            if changes.is_empty() {
+                "change nothing else".to_string()
+            } else {
+                changes.join(", then ")
+            }
+        ))
+    })
 }
 
 /// Refuses a fresh prepare while a backup of `root` holds a deactivation no recover undid.

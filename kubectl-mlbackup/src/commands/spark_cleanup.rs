@@ -14,8 +14,8 @@ use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
-use crate::printer::{self, Printer, Render};
+use crate::error::Exit;
+use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
 
@@ -300,32 +300,22 @@ fn text(object: &Value, field: &str) -> String {
 /// Shows what goes and asks; `--yes` is required when no one can answer.
 fn confirm(outcome: &CleanupOutcome, env: &Env, printer: &Printer) -> anyhow::Result<()> {
     let count = outcome.items.len();
-    if !env.stdin_is_terminal {
-        return Err(UsageError {
-            message: format!(
-                "refusing to delete {count} Spark sessions without confirmation: stdin is not a \
-                 terminal"
-            ),
-            hint: "pass --yes to delete without being asked; --dry-run lists them".to_string(),
-        }
-        .into());
-    }
-    let rows: Vec<Vec<String>> = outcome
-        .items
-        .iter()
-        .map(|item| vec![item.namespace.clone(), item.name.clone()])
-        .collect();
-    let question = format!(
-        "{}Delete these {count} Spark sessions?",
-        printer::table(&["NAMESPACE", "NAME"], &rows)
-    );
-    if !printer
-        .confirm(&question)
-        .context("cannot read the answer")?
-    {
-        anyhow::bail!("nothing deleted: the deletion was not confirmed");
-    }
-    Ok(())
+    let consent = Consent {
+        what: format!("delete {count} Spark sessions"),
+        hint: "pass --yes to delete without being asked; --dry-run lists them",
+        declined: "nothing deleted: the deletion was not confirmed",
+    };
+    printer.consent(env.stdin_is_terminal, consent, || {
+        let rows: Vec<Vec<String>> = outcome
+            .items
+            .iter()
+            .map(|item| vec![item.namespace.clone(), item.name.clone()])
+            .collect();
+        Ok(format!(
+            "{}Delete these {count} Spark sessions?",
+            printer::table(&["NAMESPACE", "NAME"], &rows)
+        ))
+    })
 }
 
 /// Sends the deletions, several at a time, and collects each answer as it comes (into
