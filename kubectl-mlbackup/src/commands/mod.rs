@@ -58,6 +58,23 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
     }
 }
 
+/// A client of the cluster and its LRS resource type (found by discovery, or `--resource`):
+/// what every command working on LRS objects starts with.
+pub async fn connect_to_lrs(
+    global: &crate::cli::GlobalArgs,
+    env: &Env,
+    resource: Option<&crate::cluster::lrs::ResourceOverride>,
+) -> anyhow::Result<(crate::cluster::Cluster, crate::cluster::lrs::ServedResource)> {
+    use anyhow::Context;
+    let cluster = crate::cluster::Cluster::connect(global, env)
+        .await
+        .context("cannot connect to the cluster")?;
+    let resource = crate::cluster::lrs::resolve(&cluster, resource)
+        .await
+        .context("cannot find the LRS resource type")?;
+    Ok((cluster, resource))
+}
+
 /// The directory holding the backups: `--dir`, else `MLBACKUP_DIR`, else the current directory.
 pub fn backup_root(args: &BackupDirArgs, env: &Env) -> PathBuf {
     args.dir

@@ -130,12 +130,7 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
-    let resource = lrs::resolve(&cluster, args.resource.as_ref())
-        .await
-        .context("cannot find the LRS resource type")?;
+    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
     let connection = match deactivate {

@@ -22,7 +22,7 @@ use super::runbook::{
 };
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, ServedResource};
+use crate::cluster::lrs::ServedResource;
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
@@ -54,12 +54,7 @@ pub async fn run(
     }
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
-    let resource = lrs::resolve(&cluster, args.resource.as_ref())
-        .await
-        .context("cannot find the LRS resource type")?;
+    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let wants_connection = !args.skip_deployments && has_snapshot;
     // Everything that can be refused is checked before the first step; but a stopped app has no
     // pod to run the helper in until the start-app step brought it back.

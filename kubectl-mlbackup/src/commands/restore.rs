@@ -437,12 +437,7 @@ pub async fn run(
     let root = super::backup_root(&args.backups, env);
     let backup = folder::resolve(&root, &args.name)
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
-    let resource = lrs::resolve(&cluster, args.resource.as_ref())
-        .await
-        .context("cannot find the LRS resource type")?;
+    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = RestoreOptions {
         existing: args.existing,
         only: args.only.clone(),

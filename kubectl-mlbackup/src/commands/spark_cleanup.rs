@@ -156,12 +156,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
-    let resource = lrs::resolve(&cluster, args.resource.as_ref())
-        .await
-        .context("cannot find the LRS resource type")?;
+    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = CleanupOptions {
         namespace: if args.all_namespaces {
             None
