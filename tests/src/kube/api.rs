@@ -76,6 +76,39 @@ pub enum PatchType {
     Apply,
 }
 
+/// `object` with a JSON, merge or strategic merge patch `body` applied, as the API server's one
+/// patcher does it for objects and subresources alike: an undecodable body is a 400, a JSON
+/// patch that does not apply a 422. Server-side apply is not a patch of this kind.
+pub fn patched(object: &Value, patch_type: PatchType, body: &[u8]) -> Result<Value, ApiError> {
+    let mut patched = object.clone();
+    match patch_type {
+        PatchType::Merge | PatchType::StrategicMerge => {
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            if patch_type == PatchType::Merge {
+                json_patch::merge(&mut patched, &patch);
+            } else {
+                strategic::apply(&mut patched, &patch);
+            }
+        }
+        PatchType::Json => {
+            let patch: json_patch::Patch =
+                serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            json_patch::patch(&mut patched, &patch).map_err(|e| {
+                let mut error = ApiError::for_code(StatusCode::UNPROCESSABLE_ENTITY, "");
+                error.message = e.to_string();
+                error
+            })?;
+        }
+        PatchType::Apply => {
+            return Err(ApiError::bad_request(
+                "server-side apply is not a patch that can be applied here",
+            ));
+        }
+    }
+    Ok(patched)
+}
+
 impl PatchType {
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         match content_type.split(';').next().unwrap_or_default().trim() {
@@ -599,28 +632,7 @@ impl Cluster {
             };
         }
         let old = old.ok_or_else(|| ApiError::not_found(resource, name))?;
-        let mut patched = (*old).clone();
-        match patch_type {
-            PatchType::Merge | PatchType::StrategicMerge => {
-                let patch: Value = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-                if patch_type == PatchType::Merge {
-                    json_patch::merge(&mut patched, &patch);
-                } else {
-                    strategic::apply(&mut patched, &patch);
-                }
-            }
-            PatchType::Json => {
-                let patch: json_patch::Patch = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                json_patch::patch(&mut patched, &patch).map_err(|e| {
-                    let mut error = ApiError::for_code(StatusCode::UNPROCESSABLE_ENTITY, "");
-                    error.message = e.to_string();
-                    error
-                })?;
-            }
-            PatchType::Apply => unreachable!("handled above"),
-        }
+        let mut patched = patched(&old, patch_type, body)?;
         // A patch cannot rename or move the object.
         let metadata = metadata_mut(&mut patched);
         metadata.insert("name".into(), json!(name));

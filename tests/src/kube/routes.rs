@@ -590,21 +590,7 @@ async fn serve_status(
                 resource,
                 namespace,
                 name,
-                |old| {
-                    let mut patched = old.clone();
-                    if patch_type == PatchType::Json {
-                        let patch: json_patch::Patch = serde_json::from_slice(&body)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                        json_patch::patch(&mut patched, &patch)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    } else {
-                        let patch: Value = serde_json::from_slice(&body).map_err(|e| {
-                            ApiError::bad_request(format!("error decoding patch: {e}"))
-                        })?;
-                        json_patch::merge(&mut patched, &patch);
-                    }
-                    Ok(patched)
-                },
+                |old| super::api::patched(old, patch_type, &body),
                 &options,
             )?)
         }
@@ -665,22 +651,7 @@ async fn serve_scale(
                 resource,
                 namespace,
                 name,
-                |old| {
-                    let mut patched = old.clone();
-                    if patch_type == PatchType::Json {
-                        let patch: json_patch::Patch = serde_json::from_slice(&body)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                        json_patch::patch(&mut patched, &patch)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    } else {
-                        // A Scale has no lists: strategic merge is a JSON merge here.
-                        let patch: Value = serde_json::from_slice(&body).map_err(|e| {
-                            ApiError::bad_request(format!("error decoding patch: {e}"))
-                        })?;
-                        json_patch::merge(&mut patched, &patch);
-                    }
-                    Ok(patched)
-                },
+                |old| super::api::patched(old, patch_type, &body),
                 &options,
             )?)
         }

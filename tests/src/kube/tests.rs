@@ -881,6 +881,25 @@ async fn the_scale_subresource_reads_and_writes_the_workload_replicas() {
     assert_eq!(web["spec"]["replicas"], 1);
     assert_eq!(web["metadata"]["generation"], 2, "scaling changes the spec");
 
+    // Subresources are patched as objects are: a JSON patch applies, one that cannot is a 422.
+    let (code, patched) = server
+        .patch(
+            &scale_url,
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["spec"]["replicas"], 2);
+    let (code, refused) = server
+        .patch(
+            &scale_url,
+            "application/json-patch+json",
+            r#"[{"op":"remove","path":"/spec/nothing"}]"#,
+        )
+        .await;
+    assert_eq!(code, 422, "{refused}");
+
     // A merge patch (what `kubectl scale` sends), a dry run, and invalid values.
     let (code, patched) = server
         .patch(
