@@ -41,8 +41,9 @@ pub fn strip_server_fields(object: &mut Value) {
 }
 
 /// The state a backup restores and a diff compares: labels, annotations and every top-level
-/// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`). Empty label or
-/// annotation maps count as absent.
+/// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`), its numbers as
+/// the API server stores them (see [`as_stored`]). Empty label or annotation maps count as
+/// absent.
 pub fn desired_state(object: &Value) -> Value {
     let mut state = Map::new();
     let mut metadata = Map::new();
@@ -60,11 +61,52 @@ pub fn desired_state(object: &Value) -> Value {
     if let Some(map) = object.as_object() {
         for (key, value) in map {
             if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
-                state.insert(key.clone(), value.clone());
+                state.insert(key.clone(), as_stored(value));
             }
         }
     }
     Value::Object(state)
+}
+
+/// `value` with every number as the API server stores it, so that a file and the cluster
+/// compare by what the cluster can hold. kube-apiserver decodes a number without `.` that fits
+/// int64 as int64 and every other one as the nearest float64 (exactly), and encodes float64 in
+/// Go's shortest form, plain below 1e21. After the round trip through etcd an integral float in
+/// int64's range (`1.0`, `-0.0`, `1e3`) is an integer and an integer beyond int64 a float64;
+/// every other number, one ulp apart included, stays itself.
+pub fn as_stored(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => Value::Number(stored_number(number)),
+        Value::Array(items) => Value::Array(items.iter().map(as_stored).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), as_stored(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn stored_number(number: &serde_json::Number) -> serde_json::Number {
+    let integral = |float: f64| {
+        // Go's shortest digits are Rust's `Display`; digits without `.` that fit int64 decode
+        // as an integer.
+        (float.abs() < 1e21)
+            .then(|| format!("{float}").parse::<i64>().ok())
+            .flatten()
+    };
+    if let Some(unsigned) = number.as_u64() {
+        if i64::try_from(unsigned).is_err()
+            && let Some(float) = serde_json::Number::from_f64(unsigned as f64)
+        {
+            return float;
+        }
+    } else if number.is_f64()
+        && let Some(int) = number.as_f64().and_then(integral)
+    {
+        return int.into();
+    }
+    number.clone()
 }
 
 /// Whether two objects agree on their [`desired_state`].
@@ -215,6 +257,41 @@ mod tests {
             .unwrap()
             .remove("annotations");
         assert!(same_desired_state(&no_annotations, &absent));
+    }
+
+    #[test]
+    fn numbers_compare_as_the_api_server_stores_them() {
+        let with = |text: &str| -> Value {
+            serde_json::from_str(&format!(r#"{{"spec": {{"v": {text}}}}}"#)).unwrap()
+        };
+        for (file, cluster) in [
+            ("1.0", "1"),
+            ("-0.0", "0"),
+            ("1e3", "1000"),
+            ("18446744073709551615", "18446744073709552000"),
+        ] {
+            assert!(same_desired_state(&with(file), &with(cluster)), "{file}");
+        }
+        for (a, b) in [
+            ("0.9215686321258545", "0.9215686321258544"),
+            ("10587.436593658975", "10587.436593658973"),
+            ("9007199254740993", "9007199254740992"),
+            ("9223372036854775807", "9223372036854775806"),
+            ("1.5", "1"),
+            ("5e-324", "0"),
+        ] {
+            assert!(!same_desired_state(&with(a), &with(b)), "{a} {b}");
+        }
+        let diff = unified_diff(
+            &with("123456789.12345679"),
+            &with("123456789.12345678"),
+            "a",
+            "b",
+        );
+        assert!(
+            diff.contains("-  v: 123456789.12345679\n+  v: 123456789.12345678\n"),
+            "{diff}"
+        );
     }
 
     #[test]
