@@ -120,9 +120,7 @@ impl FolderError {
             )),
             FolderError::NotABackup { .. } => Some(
                 "only folders written by `kubectl mlbackup backup` (with a manifest.json) or by the \
-                 documented shell loop (lrs_backup_* holding YAML files) are managed; restore, \
-                 diff, verify and show also read any folder or file of YAML given by path \
-                 (./NAME)"
+                 documented shell loop (lrs_backup_* holding YAML files) are managed"
                     .into(),
             ),
             FolderError::NewerFormat { .. } => {
@@ -1624,15 +1622,17 @@ fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, St
 /// Reads a file that must hold exactly one object (an item of a managed backup).
 fn read_single_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
     let mut objects = read_file_objects(bytes)?;
-    if objects.len() != 1
-        || objects[0]
-            .as_ref()
-            .is_ok_and(|o| o.place != Place::default())
-    {
+    if objects.len() != 1 {
         return Err(format!(
             "it holds {} objects; a backup file holds one",
             objects.len()
         ));
+    }
+    if objects[0]
+        .as_ref()
+        .is_ok_and(|o| o.place != Place::default())
+    {
+        return Err("it holds a List; a backup file holds one object".to_string());
     }
     objects
         .pop()
