@@ -21,6 +21,10 @@ pub use transport::RetryPolicy;
 /// The User-Agent of every request, so cluster admins can tell the plugin's traffic apart.
 pub const USER_AGENT: &str = concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION"));
 
+/// The `details.causes[].reason` of the 403 the NamespaceLifecycle admission answers for a
+/// create in a namespace that is being deleted.
+const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
+
 /// How long to wait for a TCP/TLS connection, whatever `--request-timeout` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,6 +77,11 @@ pub enum ClusterError {
     #[error("{message}")]
     Forbidden { message: String, can_i: String },
 
+    /// A 403 of the NamespaceLifecycle admission: nothing new can be created in a namespace
+    /// that is being deleted. Not a permission problem.
+    #[error("the namespace {namespace} is being deleted: {message}")]
+    NamespaceTerminating { namespace: String, message: String },
+
     #[error("{message}")]
     NotFound { message: String },
 
@@ -120,6 +129,10 @@ impl ClusterError {
             ),
             ClusterError::Forbidden { can_i, .. } => Some(format!(
                 "ask a cluster admin for this permission; check it with `{can_i}`"
+            )),
+            ClusterError::NamespaceTerminating { namespace, .. } => Some(format!(
+                "wait until it is gone (`kubectl get namespace {namespace}` answers NotFound), \
+                 then create it again; or restore into another namespace with --namespace-map"
             )),
             ClusterError::ResourceNotServed { resource, .. } => Some(format!(
                 "is the LRS operator installed in this cluster? Check with `kubectl get crd \
@@ -215,12 +228,7 @@ impl Cluster {
     pub fn explain(&self, err: kube::Error, scope: Option<&RequestScope<'_>>) -> ClusterError {
         let url = self.server_url.clone();
         match err {
-            kube::Error::Api(status) => self.explain_answer(
-                status.code,
-                status.reason.clone(),
-                status.message.clone(),
-                scope,
-            ),
+            kube::Error::Api(status) => self.explain_answer(*status, scope),
             kube::Error::HyperError(source) => ClusterError::Unreachable {
                 url,
                 source: Box::new(source),
@@ -241,41 +249,48 @@ impl Cluster {
         body: &[u8],
         scope: Option<&RequestScope<'_>>,
     ) -> ClusterError {
-        #[derive(serde::Deserialize, Default)]
-        struct StatusBody {
-            #[serde(default)]
-            reason: String,
-            #[serde(default)]
-            message: String,
-        }
-        let parsed: StatusBody = serde_json::from_slice(body).unwrap_or_default();
-        let message = if parsed.message.is_empty() {
-            String::from_utf8_lossy(body)
+        let mut parsed: kube::core::Status = serde_json::from_slice(body).unwrap_or_default();
+        parsed.code = status.as_u16();
+        if parsed.message.is_empty() {
+            parsed.message = String::from_utf8_lossy(body)
                 .trim()
                 .chars()
                 .take(300)
-                .collect()
-        } else {
-            parsed.message
-        };
-        let reason = if parsed.reason.is_empty() {
-            status.canonical_reason().unwrap_or_default().to_string()
-        } else {
-            parsed.reason
-        };
-        self.explain_answer(status.as_u16(), reason, message, scope)
+                .collect();
+        }
+        if parsed.reason.is_empty() {
+            parsed.reason = status.canonical_reason().unwrap_or_default().to_string();
+        }
+        self.explain_answer(parsed, scope)
     }
 
     fn explain_answer(
         &self,
-        code: u16,
-        reason: String,
-        message: String,
+        status: kube::core::Status,
         scope: Option<&RequestScope<'_>>,
     ) -> ClusterError {
+        let kube::core::Status {
+            code,
+            reason,
+            message,
+            details,
+            ..
+        } = status;
+        let has_cause = |wanted: &str| {
+            details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == wanted))
+        };
         match code {
             401 => ClusterError::Unauthorized {
                 url: self.server_url.clone(),
+            },
+            403 if has_cause(NAMESPACE_TERMINATING) => ClusterError::NamespaceTerminating {
+                namespace: scope
+                    .and_then(|s| s.namespace)
+                    .unwrap_or_default()
+                    .to_string(),
+                message,
             },
             403 => ClusterError::Forbidden {
                 message,

@@ -842,6 +842,15 @@ impl Work<'_> {
             Err(err) if objects::is_missing_namespace(&err, namespace) => {
                 missing_namespace(namespace)
             }
+            Err(ClusterError::NamespaceTerminating { .. }) => (
+                RestoreResult::Failed,
+                Some(format!(
+                    "namespace {namespace} is being deleted, so nothing can be created in it; \
+                     wait until it is gone and restore again with --create-namespaces, or \
+                     restore elsewhere with --namespace-map {}=OTHER",
+                    planned.source_namespace
+                )),
+            ),
             Err(err) => failed(&err),
         }
     }

@@ -730,6 +730,64 @@ fn forbidden_writes_fail_per_object_and_name_the_permission() {
 }
 
 #[test]
+fn a_namespace_being_deleted_is_named_with_what_to_do_not_as_a_permission_problem() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(1, 1), FakeKubeOptions::default());
+    take_backup(&sandbox, &cluster, "b");
+    // The namespace is deleted; an object another controller still holds keeps it Terminating.
+    let held = cluster
+        .kube
+        .list("lrs", Some("dr-app"))
+        .into_iter()
+        .find(|o| o["metadata"]["labels"]["datarobot-lrs-type"] == "custom_application")
+        .unwrap();
+    cluster.merge_patch(
+        "dr-app",
+        held["metadata"]["name"].as_str().unwrap(),
+        json!({"metadata": {"finalizers": ["example.com/hold"]}}),
+    );
+    let delete = http::Request::delete("/api/v1/namespaces/dr-app")
+        .body(Vec::new())
+        .unwrap();
+    cluster.request(delete).expect("delete the namespace");
+    assert_eq!(
+        cluster.kube.get("namespaces", None, "dr-app").unwrap()["status"]["phase"],
+        "Terminating"
+    );
+
+    let run = restore(&sandbox, &cluster, "b", &["--type", "spark_app", "-o", "json"]);
+    run.expect_code(1);
+    let outcome = run.json();
+    assert_eq!(outcome["summary"]["failed"], 2, "{outcome:#}");
+    for item in outcome["items"].as_array().unwrap() {
+        assert_eq!(
+            item["message"],
+            "namespace dr-app is being deleted, so nothing can be created in it; wait until it \
+             is gone and restore again with --create-namespaces, or restore elsewhere with \
+             --namespace-map dr-app=OTHER"
+        );
+    }
+
+    // What it says works: another namespace.
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &[
+            "--type",
+            "spark_app",
+            "--namespace-map",
+            "dr-app=dr-new",
+            "--create-namespaces",
+            "-o",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(run.json()["summary"]["created"], 2);
+}
+
+#[test]
 fn the_table_shows_every_object_and_a_summary() {
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::start(

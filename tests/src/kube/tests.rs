@@ -507,6 +507,58 @@ async fn finalizers_hold_deletion_until_removed() {
 }
 
 #[tokio::test]
+async fn creates_in_a_terminating_namespace_are_forbidden_with_the_namespace_terminating_cause() {
+    let server = server();
+    let mut held = lrs("held", "deployment");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    server.create(held).await;
+    let (code, namespace) = server
+        .call(Method::DELETE, "/api/v1/namespaces/dr", None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(namespace["status"]["phase"], "Terminating");
+
+    let message = "lrs.lrs.datarobot.com \"new\" is forbidden: unable to create new content in \
+                   namespace dr because it is being terminated";
+    let expected_details = json!({
+        "name": "new",
+        "group": "lrs.datarobot.com",
+        "kind": "lrs",
+        "causes": [{
+            "reason": "NamespaceTerminating",
+            "message": "namespace dr is being terminated",
+            "field": "metadata.namespace",
+        }],
+    });
+    let created = server
+        .call(Method::POST, LRS, Some(lrs("new", "deployment")))
+        .await;
+    assert_status(&created, 403, Some("Forbidden"), message);
+    assert_eq!(created.1["details"], expected_details);
+    let applied = server
+        .patch(
+            &format!("{LRS}/new?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs("new", "deployment").to_string(),
+        )
+        .await;
+    assert_status(&applied, 403, Some("Forbidden"), message);
+    assert_eq!(applied.1["details"], expected_details);
+
+    // Objects that exist may still change (the finalizer's owner must be able to let go).
+    let (code, _) = server
+        .patch(
+            &format!("{LRS}/held"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = server.call(Method::GET, "/api/v1/namespaces/dr", None).await;
+    assert_eq!(code, 404, "the namespace goes once it is empty");
+}
+
+#[tokio::test]
 async fn deletecollection_by_label_answers_the_deleted_list() {
     let server = server();
     for (name, kind) in [
