@@ -103,7 +103,10 @@ pub fn converged(live: &Value, backup: &Value) -> Value {
     if let Some(metadata) = metadata.as_object_mut() {
         metadata.remove("managedFields");
         for field in ["labels", "annotations"] {
-            match backup["metadata"][field].as_object().filter(|m| !m.is_empty()) {
+            match backup["metadata"][field]
+                .as_object()
+                .filter(|m| !m.is_empty())
+            {
                 Some(map) => metadata.insert(field.to_string(), Value::Object(map.clone())),
                 None => metadata.remove(field),
             };
@@ -271,17 +274,26 @@ mod tests {
         live["metadata"]["finalizers"] = json!(["other.example.com/hold"]);
         let written = converged(&live, &backup);
         assert!(same_desired_state(&written, &backup), "{written:#}");
-        assert!(written.get("data").is_none(), "a field the backup lacks is gone");
+        assert!(
+            written.get("data").is_none(),
+            "a field the backup lacks is gone"
+        );
         let metadata = &written["metadata"];
         assert_eq!(metadata["resourceVersion"], "812", "the write is guarded");
         assert_eq!(metadata["uid"], "0b6c");
         assert_eq!(metadata["finalizers"], json!(["other.example.com/hold"]));
-        assert_eq!(metadata["ownerReferences"], live["metadata"]["ownerReferences"]);
+        assert_eq!(
+            metadata["ownerReferences"],
+            live["metadata"]["ownerReferences"]
+        );
         assert!(metadata.get("managedFields").is_none());
         assert_eq!(written["status"], live["status"]);
 
         let mut bare = backup.clone();
-        bare["metadata"].as_object_mut().unwrap().remove("annotations");
+        bare["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
         bare["metadata"]["labels"] = json!({});
         let written = converged(&live, &bare);
         assert!(written["metadata"].get("annotations").is_none());

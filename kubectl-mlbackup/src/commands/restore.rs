@@ -1096,11 +1096,7 @@ mod against_the_fake {
                 &kube::api::Patch::Merge(json!({"metadata": {"labels": {"team": "ml"}}})),
             )
             .unwrap();
-        cluster
-            .client
-            .request::<Value>(someone_else)
-            .await
-            .unwrap();
+        cluster.client.request::<Value>(someone_else).await.unwrap();
 
         let mut object = backed_up();
         object::strip_server_fields(&mut object);

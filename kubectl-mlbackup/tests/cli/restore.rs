@@ -382,7 +382,10 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     );
     // The operator's finalizer and the object's identity stay.
     assert_eq!(restored["metadata"]["uid"], before["metadata"]["uid"]);
-    assert_eq!(restored["metadata"]["finalizers"], before["metadata"]["finalizers"]);
+    assert_eq!(
+        restored["metadata"]["finalizers"],
+        before["metadata"]["finalizers"]
+    );
     sandbox.run(&diff).expect_code(0);
 
     // Again: everything is unchanged and nothing is sent.
@@ -396,7 +399,12 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     );
     run.expect_code(0);
     assert_eq!(cluster.resource_versions(), versions, "nothing moves");
-    assert_eq!(cluster.writes(), 0, "{:#?}", cluster.kube.requests().entries());
+    assert_eq!(
+        cluster.writes(),
+        0,
+        "{:#?}",
+        cluster.kube.requests().entries()
+    );
     let again = run.json();
     assert_eq!(again["summary"]["updated"], 0, "{again:#}");
     assert_eq!(again["summary"]["unchanged"], 3);
@@ -755,7 +763,12 @@ fn a_namespace_being_deleted_is_named_with_what_to_do_not_as_a_permission_proble
         "Terminating"
     );
 
-    let run = restore(&sandbox, &cluster, "b", &["--type", "spark_app", "-o", "json"]);
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &["--type", "spark_app", "-o", "json"],
+    );
     run.expect_code(1);
     let outcome = run.json();
     assert_eq!(outcome["summary"]["failed"], 2, "{outcome:#}");

@@ -103,7 +103,7 @@ fn spark_sessions(cluster: &FakeCluster) -> usize {
         .count()
 }
 
-/// The upgrade: some LRSes of the app are gone (the operator's finalizers let go).
+/// The upgrade: some LRSes of the app are deleted (the operator releases its finalizer).
 fn upgrade(cluster: &FakeCluster) {
     let gone: Vec<(String, String)> = cluster
         .kube
@@ -118,7 +118,7 @@ fn upgrade(cluster: &FakeCluster) {
         })
         .collect();
     for (namespace, name) in gone {
-        assert!(cluster.kube.remove("lrs", Some(&namespace), &name));
+        cluster.delete_lrs(&namespace, &name);
     }
 }
 
@@ -286,7 +286,10 @@ fn recover_with_existing_update_makes_changed_lrses_the_backups_and_then_writes_
     recover.expect_code(0);
     let json = recover.json();
     assert_eq!(json["steps"][1]["counts"]["updated"], 1, "{json:#}");
-    assert_eq!(json["steps"][3]["result"], "done", "verify finds no difference");
+    assert_eq!(
+        json["steps"][3]["result"], "done",
+        "verify finds no difference"
+    );
     assert_eq!(lrs_state(&w.cluster), before);
 
     let writes = lrs_writes(&w.cluster);
@@ -298,7 +301,11 @@ fn recover_with_existing_update_makes_changed_lrses_the_backups_and_then_writes_
         "json",
     ]);
     again.expect_code(0);
-    assert_eq!(lrs_writes(&w.cluster), writes, "a second run writes nothing");
+    assert_eq!(
+        lrs_writes(&w.cluster),
+        writes,
+        "a second run writes nothing"
+    );
     let json = again.json();
     assert_eq!(json["steps"][1]["counts"]["updated"], 0);
     assert_eq!(

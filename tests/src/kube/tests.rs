@@ -554,7 +554,9 @@ async fn creates_in_a_terminating_namespace_are_forbidden_with_the_namespace_ter
         )
         .await;
     assert_eq!(code, 200);
-    let (code, _) = server.call(Method::GET, "/api/v1/namespaces/dr", None).await;
+    let (code, _) = server
+        .call(Method::GET, "/api/v1/namespaces/dr", None)
+        .await;
     assert_eq!(code, 404, "the namespace goes once it is empty");
 }
 
@@ -1044,6 +1046,76 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn the_lrs_operator_releases_its_finalizer_and_watches_see_the_lrs_go() {
+    let server = server();
+    let operator = super::operator::spawn(
+        server.cluster.clone(),
+        std::time::Duration::from_millis(100),
+    );
+    let mut a = lrs("a", "deployment");
+    a["metadata"]["finalizers"] = json!([super::LRS_FINALIZER]);
+    let created = server.create(a).await;
+    let mut b = lrs("b", "deployment");
+    b["metadata"]["finalizers"] = json!([super::LRS_FINALIZER, "example.com/hold"]);
+    server.create(b).await;
+    let version = created["metadata"]["resourceVersion"].as_str().unwrap();
+    let request = Request::builder()
+        .uri(format!(
+            "{LRS}?watch=true&fieldSelector=metadata.name%3Da&resourceVersion={version}&timeoutSeconds=5"
+        ))
+        .header(header::AUTHORIZATION, "Bearer secret")
+        .body(Body::empty())
+        .unwrap();
+    let response = server.router.clone().oneshot(request).await.unwrap();
+
+    for name in ["a", "b"] {
+        let (code, marked) = server
+            .call(Method::DELETE, &format!("{LRS}/{name}"), None)
+            .await;
+        assert_eq!(code, 200);
+        assert!(marked["metadata"]["deletionTimestamp"].is_string(), "held");
+    }
+    let mut events = response.into_body().into_data_stream();
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    while seen
+        .last()
+        .is_none_or(|(kind, _): &(String, Value)| kind != "DELETED")
+    {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+            .await
+            .expect("the LRS goes in time")
+            .unwrap()
+            .unwrap();
+        for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event: Value = serde_json::from_slice(line).unwrap();
+            seen.push((
+                event["type"].as_str().unwrap().to_string(),
+                event["object"].clone(),
+            ));
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["MODIFIED", "DELETED"], "marked, then gone");
+    // Like etcd's delete event, the object as last stored.
+    assert_eq!(seen[1].1["metadata"]["name"], "a");
+    let (code, _) = server.call(Method::GET, &format!("{LRS}/a"), None).await;
+    assert_eq!(code, 404);
+
+    // Another controller's finalizer stays, and holds the object.
+    eventually("the operator lets go of b", || {
+        let b = server.cluster.get(
+            server.cluster.catalog.by_plural("lrs").unwrap(),
+            Some("dr"),
+            "b",
+        );
+        b.is_ok_and(|b| b["metadata"]["finalizers"] == json!(["example.com/hold"]))
+    })
+    .await;
+    operator.abort();
 }
 
 #[tokio::test]

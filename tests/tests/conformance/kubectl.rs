@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
+use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions, LRS_FINALIZER};
 use serde_json::{Value, json};
 
 pub(crate) const KUBECTL: &str = "/usr/bin/kubectl";
@@ -231,30 +232,119 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
     assert!(stderr.contains("conflict"), "{stderr}");
 }
 
+/// Runs kubectl, failing the test if it has not finished within `limit` (a generous bound for
+/// a command that would otherwise hang, not a measurement).
+async fn kubectl_within(cluster: &Cluster, args: &[&str], limit: Duration) -> Output {
+    let mut command = tokio::process::Command::from(cluster.command(KUBECTL));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("kubectl runs");
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(output) => output.expect("kubectl finishes"),
+        Err(_) => panic!("kubectl {args:?} did not return within {limit:?}"),
+    }
+}
+
+/// An LRS as the LRS operator keeps it: with its cleanup finalizer.
+fn operated_lrs(namespace: &str, name: &str, kind: &str) -> Value {
+    let mut object = lrs(namespace, name, kind);
+    object["metadata"]["finalizers"] = json!([LRS_FINALIZER]);
+    object
+}
+
+fn lrs_names(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .kube
+        .list("lrs", None)
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the runbook and every user types: kubectl deletes, then waits until the objects are gone,
+/// which on a DataRobot cluster is when the LRS operator has released its finalizer.
 #[tokio::test]
-async fn delete_by_label_across_namespaces_removes_only_the_selected() {
-    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+async fn deleting_lrses_waits_until_the_operator_releases_its_finalizer() {
+    let cluster = Cluster::start(FakeKubeOptions {
+        lrs_operator_delay: Some(Duration::from_millis(300)),
+        ..FakeKubeOptions::default()
+    })
+    .await;
     for (namespace, name, kind) in [
         ("dr-app", "spark-1", "spark_app"),
         ("dr-models", "spark-2", "spark_app"),
         ("dr-app", "model-1", "deployment"),
         ("dr-models", "model-2", "deployment"),
     ] {
-        cluster.kube.insert(lrs(namespace, name, kind)).unwrap();
+        cluster
+            .kube
+            .insert(operated_lrs(namespace, name, kind))
+            .unwrap();
     }
-    let started = std::time::Instant::now();
-    let out = cluster
-        .kubectl_ok(&["delete", "lrs", "-A", "-l", "datarobot-lrs-type=spark_app"])
-        .await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert!(out.contains("spark-1") && out.contains("spark-2"), "{out}");
-    let left: Vec<String> = cluster
+    let limit = Duration::from_secs(60);
+
+    let one = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-n", "dr-app", "model-1"],
+        limit,
+    )
+    .await;
+    assert!(one.status.success(), "{one:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&one.stdout),
+        "longrunningservice.lrs.datarobot.com \"model-1\" deleted\n"
+    );
+    assert!(
+        cluster.kube.get("lrs", Some("dr-app"), "model-1").is_none(),
+        "kubectl returned once it was gone"
+    );
+
+    let sessions = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-A", "-l", "datarobot-lrs-type=spark_app"],
+        limit,
+    )
+    .await;
+    assert!(sessions.status.success(), "{sessions:?}");
+    let out = String::from_utf8_lossy(&sessions.stdout);
+    assert!(
+        out.contains("\"spark-1\" deleted") && out.contains("\"spark-2\" deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        lrs_names(&cluster),
+        ["model-2"],
+        "only the selected are gone"
+    );
+}
+
+/// Without an operator (it is down), the finalizer holds: kubectl's wait gives up after its
+/// `--timeout` with the object still there, as on a real cluster.
+#[tokio::test]
+async fn without_the_operator_the_finalizer_holds_the_lrs() {
+    let cluster = Cluster::start(FakeKubeOptions {
+        lrs_operator_delay: None,
+        ..FakeKubeOptions::default()
+    })
+    .await;
+    cluster
         .kube
-        .list("lrs", None)
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(left, vec!["model-1", "model-2"]);
+        .insert(operated_lrs("dr-app", "model-1", "deployment"))
+        .unwrap();
+    let output = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-n", "dr-app", "model-1", "--timeout=2s"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("timed out waiting"), "{stderr}");
+    let held = cluster.kube.get("lrs", Some("dr-app"), "model-1").unwrap();
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
 }
 
 #[tokio::test]
