@@ -13,6 +13,7 @@ use crate::env::Env;
 pub mod lrs;
 pub mod objects;
 pub mod pod;
+mod proxy;
 mod transport;
 pub mod workloads;
 
@@ -56,6 +57,9 @@ pub enum ClusterError {
 
     #[error("cannot use the kubeconfig")]
     UseKubeconfig(#[source] KubeconfigError),
+
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
 
     #[error("cannot set up the client for {url}")]
     Client {
@@ -114,9 +118,19 @@ impl ClusterError {
             ClusterError::NoKubeconfig { .. } => {
                 Some("point KUBECONFIG or --kubeconfig at a kubeconfig file, as for kubectl".into())
             }
+            ClusterError::UseKubeconfig(KubeconfigError::ParseNoProxy(_)) => Some(
+                "kubectl skips NO_PROXY entries it cannot read, this plugin cannot: remove empty \
+                 or malformed entries from NO_PROXY (or no_proxy)"
+                    .into(),
+            ),
             ClusterError::ReadKubeconfig { .. } | ClusterError::UseKubeconfig(_) => {
                 Some("check it with `kubectl config view`; pick a context with --context".into())
             }
+            ClusterError::Proxy(_) => Some(
+                "fix the cluster's proxy-url in the kubeconfig (`kubectl config view`) or \
+                 HTTPS_PROXY; kubectl takes the same"
+                    .into(),
+            ),
             ClusterError::Unreachable { .. } => Some(
                 "check that `kubectl cluster-info` works with the same context (VPN, proxy, \
                  cluster up?); use --context to pick another cluster"
@@ -185,7 +199,22 @@ impl Cluster {
             .context
             .clone()
             .or_else(|| kubeconfig.current_context.clone());
+        let kubeconfig_proxy = proxy_url_of(&kubeconfig, &options, context.as_deref());
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        // kubectl's choice of proxy, not kube-rs's (which reads HTTPS_PROXY for any server,
+        // loopback included, and matches NO_PROXY against the proxy instead of the server).
+        config.proxy_url =
+            match proxy::choose(kubeconfig_proxy.as_deref(), &config.cluster_url, &env.proxy)? {
+                Some((url, source)) => {
+                    log::debug!(
+                        "reaching {} through the proxy {} ({source})",
+                        config.cluster_url,
+                        proxy::redacted(&url.to_string())
+                    );
+                    Some(url)
+                }
+                None => None,
+            };
         if let Some(timeout) = global.request_timeout.filter(|t| !t.is_zero()) {
             config.read_timeout = Some(timeout);
             config.write_timeout = Some(timeout);
@@ -327,6 +356,28 @@ impl Cluster {
             .await
             .map_err(|err| self.explain(err, None))
     }
+}
+
+/// The `proxy-url` of the cluster the connection uses: `--cluster`, else the context's.
+fn proxy_url_of(
+    kubeconfig: &Kubeconfig,
+    options: &KubeConfigOptions,
+    context: Option<&str>,
+) -> Option<String> {
+    let cluster = options.cluster.clone().or_else(|| {
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| Some(c.name.as_str()) == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+    })?;
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.proxy_url.clone())
 }
 
 impl From<KubeconfigError> for ClusterError {

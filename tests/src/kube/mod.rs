@@ -118,6 +118,7 @@ pub struct FakeKube {
     cluster: Arc<Cluster>,
     server: RunningServer,
     ca_pem: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     faults: Faults,
     requests: RequestLog,
     /// The simulated controllers (workloads, LRS operator), stopped with the server.
@@ -169,6 +170,7 @@ impl FakeKube {
             controllers,
             cluster,
             server,
+            tls: pki.as_ref().map(|p| p.server_config.clone()),
             ca_pem: pki.map(|p| p.ca_pem),
             faults,
             requests,
@@ -182,6 +184,13 @@ impl FakeKube {
 
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// The server's TLS configuration (a certificate the kubeconfig's CA signed, valid for
+    /// `localhost` and `127.0.0.1`), for a test service the same clients must trust, such as an
+    /// `https://` proxy.
+    pub fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
     pub fn token(&self) -> &str {

@@ -347,6 +347,96 @@ async fn without_the_operator_the_finalizer_holds_the_lrs() {
     assert!(held["metadata"]["deletionTimestamp"].is_string());
 }
 
+/// A kubeconfig for `cluster` whose server is `https://cluster.invalid:PORT`, a name only the
+/// test proxy resolves (the certificate checked for `localhost` with `tls-server-name`).
+fn hidden_kubeconfig(cluster: &Cluster, name: &str, proxy_url: Option<&str>) -> PathBuf {
+    let mut config: Value =
+        serde_yaml::from_str(&cluster.kube.kubeconfig_yaml("fake", Some("default"))).unwrap();
+    let port = cluster.kube.url().rsplit(':').next().unwrap().to_string();
+    let entry = &mut config["clusters"][0]["cluster"];
+    entry["server"] = json!(format!("https://cluster.invalid:{port}"));
+    entry["tls-server-name"] = json!("localhost");
+    if let Some(url) = proxy_url {
+        entry["proxy-url"] = json!(url);
+    }
+    cluster.manifest(name, &config)
+}
+
+/// The test kit's proxy against kubectl's own proxy support (the behaviour the plugin follows):
+/// `proxy-url` of each scheme, `HTTPS_PROXY`, `NO_PROXY`, loopback servers direct.
+#[tokio::test]
+async fn kubectl_reaches_a_server_only_the_proxy_resolves() {
+    use mlbackup_testkit::proxy::{ProxyKind, TestProxy};
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster
+        .kube
+        .insert(lrs("dr-app", "model-1", "deployment"))
+        .unwrap();
+    let names = [("cluster.invalid", std::net::IpAddr::from([127, 0, 0, 1]))];
+    let port = cluster.kube.url().rsplit(':').next().unwrap().to_string();
+    let tunnel = format!("cluster.invalid:{port}");
+    let get = |kubeconfig: &Path, env: &[(&str, &str)]| {
+        let mut command = cluster.command(KUBECTL);
+        command
+            .args(["--request-timeout=10s", "get", "lrs", "-A", "-o", "name"])
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tokio::task::spawn_blocking(move || command.output().expect("kubectl runs"))
+    };
+
+    let tls = cluster.kube.tls_config().unwrap();
+    for kind in [ProxyKind::Http, ProxyKind::Https(tls), ProxyKind::Socks5] {
+        let proxy = TestProxy::start(kind, &names).await.unwrap();
+        let kubeconfig = hidden_kubeconfig(&cluster, "proxied", Some(&proxy.url()));
+        let output = get(&kubeconfig, &[]).await.unwrap();
+        assert!(output.status.success(), "{}: {output:?}", proxy.url());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "longrunningservice.lrs.datarobot.com/model-1\n"
+        );
+        let tunnels = proxy.tunnels();
+        assert!(
+            !tunnels.is_empty() && tunnels.iter().all(|t| *t == tunnel),
+            "{tunnels:?}"
+        );
+    }
+
+    let proxy = TestProxy::start(ProxyKind::Http, &names).await.unwrap();
+    let url = proxy.url();
+    let hidden = hidden_kubeconfig(&cluster, "hidden", None);
+    let through = get(&hidden, &[("HTTPS_PROXY", &url)]).await.unwrap();
+    assert!(through.status.success(), "{through:?}");
+    let used = proxy.tunnels().len();
+    assert!(used > 0);
+    let bypassed = get(&hidden, &[("HTTPS_PROXY", &url), ("NO_PROXY", ".invalid")])
+        .await
+        .unwrap();
+    assert!(!bypassed.status.success(), "NO_PROXY sends it direct");
+    let pinned = hidden_kubeconfig(&cluster, "pinned", Some(&url));
+    let output = get(
+        &pinned,
+        &[("HTTPS_PROXY", &url), ("NO_PROXY", "cluster.invalid")],
+    )
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "proxy-url ignores NO_PROXY: {output:?}"
+    );
+    let used = proxy.tunnels().len();
+    let loopback = get(&cluster.kubeconfig, &[("HTTPS_PROXY", &url)])
+        .await
+        .unwrap();
+    assert!(loopback.status.success(), "{loopback:?}");
+    assert_eq!(
+        proxy.tunnels().len(),
+        used,
+        "a loopback server is reached directly"
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized() {
     let cluster = Cluster::start(FakeKubeOptions::default()).await;
