@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use mlbackup_testkit::proxy::{ProxyKind, TestProxy};
 use serde_json::{Value, json};
 
-use crate::support::{FakeCluster, Run, Sandbox};
+use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
 
 /// The API server's name as the kubeconfig gives it; only the proxy resolves it.
 const HIDDEN: &str = "cluster.invalid";
@@ -184,4 +184,29 @@ fn an_unusable_proxy_url_is_named_without_its_password() {
          http, https or socks5\nhint: fix the cluster's proxy-url in the kubeconfig (`kubectl \
          config view`) or HTTPS_PROXY; kubectl takes the same\n"
     );
+}
+
+#[test]
+fn the_helper_runs_in_the_app_pod_through_the_proxy() {
+    crate::in_pod::helper_beside_the_plugin();
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    cluster
+        .kube
+        .add_app_deployment("dr-app", "mmapp-app", 1)
+        .unwrap();
+    let proxy = Proxy::start(ProxyKind::Http);
+    let kubeconfig = hidden_kubeconfig(&sandbox, &cluster, "proxied", Some(&proxy.proxy.url()));
+    let api = FakeApi::start(&sandbox, 2, 1, Default::default());
+    let sandbox = api
+        .configure(sandbox, api.datarobot.admin_token())
+        .env("KUBECONFIG", kubeconfig.to_str().unwrap())
+        .env("DR_CORE_NAMESPACE", "dr-app");
+    // Upload and exec (WebSocket upgrades) go through the tunnel like every other request.
+    let run = sandbox.run(&["deployments", "list", "--via", "pod"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("model-0002"), "{}", run.stdout);
+    let tunnels = proxy.proxy.tunnels();
+    assert!(tunnels.len() > 1, "{tunnels:?}");
+    assert!(tunnels.iter().all(|t| t.starts_with(HIDDEN)), "{tunnels:?}");
 }
