@@ -49,6 +49,7 @@ fn request(fake: &FakeDataRobot, token: &str, operation: Operation) -> Request {
         },
         request_timeout_seconds: 10.0,
         verbosity: 9,
+        list_timeout_seconds: None,
         operation,
     }
 }

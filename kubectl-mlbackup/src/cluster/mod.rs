@@ -96,6 +96,19 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+
+    #[error(
+        "the API server's answer to {request} is larger than {} MiB; it was not read",
+        transport::MAX_ANSWER_BYTES >> 20
+    )]
+    TooLarge { request: String },
+
+    /// A `continue` token came back that the list had already followed.
+    #[error(
+        "the API server's list of {resource} never ends: it handed back a `continue` token it \
+         had already given"
+    )]
+    ListLoop { resource: String },
 }
 
 impl ClusterError {
@@ -129,10 +142,14 @@ impl ClusterError {
             ClusterError::Expired { .. } => {
                 Some("run the command again; it starts a fresh list".into())
             }
+            ClusterError::TooLarge { .. } => Some(
+                "if the objects really are that large, list fewer at once with --page-size".into(),
+            ),
             ClusterError::Client { .. }
             | ClusterError::NotFound { .. }
             | ClusterError::Api { .. }
-            | ClusterError::Decode { .. } => None,
+            | ClusterError::Decode { .. }
+            | ClusterError::ListLoop { .. } => None,
         }
     }
 }
