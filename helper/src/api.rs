@@ -709,7 +709,10 @@ impl DataRobotClient {
             StatusCode::SEE_OTHER => Ok(JobState::Done),
             StatusCode::OK => {
                 let job: Job = self.decode(&answer)?;
-                let message = self.token.scrub(job.message.as_deref().unwrap_or_default());
+                let message = crate::text::escape_controls(
+                    &self.token.scrub(job.message.as_deref().unwrap_or_default()),
+                )
+                .into_owned();
                 Ok(match job.status.to_ascii_uppercase().as_str() {
                     "COMPLETED" => JobState::Done,
                     "ERROR" | "ABORTED" => JobState::Failed(if message.is_empty() {
@@ -870,7 +873,8 @@ impl DataRobotClient {
         })
     }
 
-    /// The server's `message` (or the start of its body), with the token scrubbed out.
+    /// The server's `message` (or the start of its body), with the token scrubbed out and its
+    /// control characters escaped.
     fn message(&self, answer: &Answer) -> String {
         let text = serde_json::from_slice::<Value>(&answer.body)
             .ok()
@@ -885,7 +889,8 @@ impl DataRobotClient {
                     .take(200)
                     .collect()
             });
-        self.token.scrub(text.trim())
+        // One line of an error or a table cell, whatever the server put into it.
+        crate::text::escape_controls(&self.token.scrub(text.trim())).into_owned()
     }
 
     /// An answer that is not what the operation expects, as a typed error.

@@ -154,6 +154,11 @@ impl ClusterError {
     }
 }
 
+/// Server text with its control characters (newlines included) escaped.
+fn one_line(text: String) -> String {
+    mlbackup_helper::text::escape_controls(&text).into_owned()
+}
+
 /// What a request was for, to name the missing permission when the server answers 403.
 #[derive(Debug, Clone)]
 pub struct RequestScope<'a> {
@@ -290,6 +295,9 @@ impl Cluster {
         message: String,
         scope: Option<&RequestScope<'_>>,
     ) -> ClusterError {
+        // The server's words become one line of the user's error: a newline in them must not
+        // start a line of its own (the printer escapes the other control characters).
+        let (reason, message) = (one_line(reason), one_line(message));
         match code {
             401 => ClusterError::Unauthorized {
                 url: self.server_url.clone(),
