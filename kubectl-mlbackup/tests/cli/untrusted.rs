@@ -592,3 +592,81 @@ fn cleartext_unchecked_tls_and_a_readable_token_file_are_each_warned_once() {
         }
     }
 }
+
+#[test]
+fn the_helper_in_the_pod_keeps_the_same_bounds() {
+    crate::in_pod::helper_beside_the_plugin();
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(
+        &sandbox,
+        mlbackup_testkit::sample::SampleSpec {
+            lrs: 0,
+            spark: 0,
+            other: 0,
+            ..Default::default()
+        },
+        Default::default(),
+    );
+    cluster
+        .kube
+        .add_app_deployment("dr-app", "mmapp-app", 1)
+        .unwrap();
+    let api = FakeApi::start(&sandbox, 1, 0, fast());
+    let sandbox = api
+        .configure(sandbox, api.datarobot.admin_token())
+        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
+        .env("DR_CORE_NAMESPACE", "dr-app");
+    let base = api.datarobot.url();
+    // A totalCount that used to abort the helper on an allocation, and a `next` that repeats.
+    api.datarobot.faults().add(FaultRule::new(
+        "/api/v2/deployments/",
+        Fault::json(
+            200,
+            &json!({
+                "count": 1,
+                "data": [{"id": object_id(0), "label": "m\u{1b}[2J", "status": "active"}],
+                "next": format!("{base}/api/v2/deployments/?offset=1&limit=1"),
+                "previous": null,
+                "totalCount": 1_000_000_000_000_u64,
+            }),
+        ),
+        None,
+    ));
+    let run = sandbox.run(&["deployments", "list"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "the deployment list never ends: its `next` link leads back to \
+             {base}/api/v2/deployments/?offset=1&limit=1, a page already read"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // The list in the pod is bounded by --timeout too.
+    api.datarobot.faults().clear();
+    api.datarobot.faults().add(
+        FaultRule::new(
+            "/api/v2/deployments/",
+            Fault::Latency(Duration::from_secs(120)),
+            None,
+        )
+        .with_method(http::Method::GET),
+    );
+    let run = sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--state",
+        "s.json",
+        "--timeout",
+        "1s",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("the deployments were not listed within the overall timeout of 1s"),
+        "{}",
+        run.stderr
+    );
+    assert!(api.datarobot.status_history().is_empty());
+}
