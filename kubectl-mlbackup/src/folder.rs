@@ -1684,10 +1684,6 @@ mod tests {
             assert!(matches!(err, FolderError::InvalidItem { .. }));
         }
         assert!(writer.items().is_empty());
-        // The longest names Kubernetes allows are names (storing them is the writer's job).
-        let (namespace, name) = ("n".repeat(63), "a".repeat(200));
-        assert!(crate::object::is_namespace_name(&namespace));
-        assert!(crate::object::is_object_name(&name));
     }
 
     #[test]
