@@ -9,11 +9,13 @@
 //! - unmanaged: a directory named `lrs_backup_*` without a manifest holding only YAML files, flat
 //!   (the output of the documented shell loop) or in namespace folders.
 //!
-//! Symlinks are never followed: a symlinked backup directory, manifest or item is refused.
+//! Symlinks are never followed: a symlinked backup directory, manifest or item is refused, and
+//! items are opened component by component without following a symlink anywhere in their path
+//! (a symlinked namespace folder included), so restore and diff read exactly what verify checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -57,7 +59,10 @@ pub enum FolderError {
     #[error("no free backup name for `{base}` in {} after {MAX_NAME_ATTEMPTS} attempts", root.display())]
     NoFreeName { base: String, root: PathBuf },
 
-    #[error("`{namespace}/{name}` cannot be stored as a file name")]
+    #[error(
+        "`{namespace}/{name}` is not a valid Kubernetes namespace and object name; it is not \
+         written as a file"
+    )]
     InvalidItem { namespace: String, name: String },
 
     #[error("no backup named `{name}` in {}", root.display())]
@@ -308,7 +313,8 @@ impl BackupWriter {
         resource_version: &str,
         yaml: &[u8],
     ) -> Result<&ManifestItem, FolderError> {
-        if !is_safe_component(namespace) || !is_safe_component(name) {
+        // Names come from the API server: only what a real one accepts becomes a file name.
+        if !crate::object::is_namespace_name(namespace) || !crate::object::is_object_name(name) {
             return Err(FolderError::InvalidItem {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
@@ -941,6 +947,7 @@ impl Backup {
                 .append(true)
                 .create(true)
                 .mode(mlbackup_helper::files::FILE_MODE)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                 .open(&path)?;
             file.write_all(&line)?;
             file.sync_all()
@@ -1104,7 +1111,7 @@ impl Backup {
         let mut items = Vec::new();
         let mut problems = Vec::new();
         for path in layout.yaml_files {
-            let bytes = match fs::read(self.dir.join(&path)) {
+            let bytes = match read_beneath(&self.dir, &path) {
                 Ok(bytes) => bytes,
                 Err(err) => {
                     problems.push(Problem {
@@ -1243,22 +1250,14 @@ fn check_item(
             ),
         );
     }
-    let path = dir.join(&item.path);
-    match path.symlink_metadata() {
+    let bytes = match read_beneath(dir, &item.path) {
+        Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return problem(
                 ProblemKind::Missing,
                 "listed in the manifest, not on disk".into(),
             );
         }
-        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
-        Ok(meta) if !meta.is_file() => {
-            return problem(ProblemKind::Unreadable, "not a regular file".into());
-        }
-        Ok(_) => {}
-    }
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
         Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
     };
     let sha256 = sha256_hex(&bytes);
@@ -1408,6 +1407,46 @@ fn walk(dir: &Path, max_depth: usize) -> Result<Vec<(String, fs::FileType)>, Fol
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
+}
+
+/// Reads the regular file `relative` (components separated by `/`) under `dir`, opening each
+/// component with `O_NOFOLLOW`: a symlink anywhere in the path (a namespace folder pointing
+/// elsewhere, say) fails the read instead of leading out of the backup. Opened non-blocking and
+/// checked to be a regular file, so a FIFO or device planted there cannot hang or feed it.
+fn read_beneath(dir: &Path, relative: &str) -> io::Result<Vec<u8>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::fs::open(dir, flags | OFlags::DIRECTORY, Mode::empty())?;
+    let mut parts = relative.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        let kind = if last {
+            OFlags::NONBLOCK
+        } else {
+            OFlags::DIRECTORY
+        };
+        let opened = openat(&current, part, flags | kind, Mode::empty()).map_err(|errno| {
+            // ELOOP or ENOTDIR, depending on the flags: say what it is.
+            match statat(&current, part, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                    io::Error::other("a symbolic link is in its path (not followed)")
+                }
+                _ => io::Error::from(errno),
+            }
+        })?;
+        if !last {
+            current = opened;
+            continue;
+        }
+        let mut file = File::from(opened);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    Err(io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// The size of all files under `dir` (not following symlinks).
@@ -1627,12 +1666,75 @@ mod tests {
     fn unsafe_object_names_are_refused() {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
-        for (namespace, name) in [("..", "a"), ("dr", "../x"), ("dr", ""), ("dr", ".a")] {
+        for (namespace, name) in [
+            ("..", "a"),
+            ("dr", "../x"),
+            ("dr", ""),
+            ("dr", ".a"),
+            ("dr", "a\x1b[2Jb"),
+            ("dr\nx", "a"),
+            ("Dr", "a"),
+            ("dr", "A"),
+            (&"n".repeat(64), "a"),
+            ("dr", &"a".repeat(254)),
+        ] {
             let err = writer
                 .write_item(namespace, name, "", "", "", b"x")
                 .unwrap_err();
             assert!(matches!(err, FolderError::InvalidItem { .. }));
         }
+        assert!(writer.items().is_empty());
+    }
+
+    #[test]
+    fn items_behind_a_symlink_are_refused_like_verify_refuses_them() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        // The namespace folder moved elsewhere and linked back: same bytes, other place.
+        let elsewhere = root.path().join("elsewhere");
+        fs::rename(dir.join("dr"), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("dr")).unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert_eq!(objects.len(), 1, "only team/c.yaml is read");
+        let found: Vec<(&str, ProblemKind, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind, p.detail.as_str()))
+            .collect();
+        let behind = "a symbolic link is in its path (not followed)";
+        assert_eq!(
+            found,
+            [
+                ("dr/a.yaml", ProblemKind::Unreadable, behind),
+                ("dr/b.yaml", ProblemKind::Unreadable, behind),
+            ]
+        );
+        let verified = backup.verify().unwrap().problems;
+        let kinds: Vec<(&str, ProblemKind)> =
+            verified.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("dr", ProblemKind::Unexpected),
+                ("dr/a.yaml", ProblemKind::Unreadable),
+                ("dr/b.yaml", ProblemKind::Unreadable),
+            ]
+        );
+        // A symlinked item file, and a FIFO in its place, are refused too (and never block).
+        fs::remove_file(dir.join("dr")).unwrap();
+        fs::create_dir(dir.join("dr")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("a.yaml"), dir.join("dr/a.yaml")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("dr/b.yaml"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (_, problems) = backup.read_objects().unwrap();
+        let details: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+        assert_eq!(details, [behind, "not a regular file"]);
     }
 
     #[test]

@@ -109,6 +109,19 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+
+    #[error(
+        "the API server's answer to {request} is larger than {} MiB; it was not read",
+        transport::MAX_ANSWER_BYTES >> 20
+    )]
+    TooLarge { request: String },
+
+    /// A `continue` token came back that the list had already followed.
+    #[error(
+        "the API server's list of {resource} never ends: it handed back a `continue` token it \
+         had already given"
+    )]
+    ListLoop { resource: String },
 }
 
 impl ClusterError {
@@ -156,12 +169,21 @@ impl ClusterError {
             ClusterError::Expired { .. } => {
                 Some("run the command again; it starts a fresh list".into())
             }
+            ClusterError::TooLarge { .. } => Some(
+                "if the objects really are that large, list fewer at once with --page-size".into(),
+            ),
             ClusterError::Client { .. }
             | ClusterError::NotFound { .. }
             | ClusterError::Api { .. }
-            | ClusterError::Decode { .. } => None,
+            | ClusterError::Decode { .. }
+            | ClusterError::ListLoop { .. } => None,
         }
     }
+}
+
+/// Server text with its control characters (newlines included) escaped.
+fn one_line(text: String) -> String {
+    mlbackup_helper::text::escape_controls(&text).into_owned()
 }
 
 /// What a request was for, to name the missing permission when the server answers 403.
@@ -310,6 +332,9 @@ impl Cluster {
                 .as_ref()
                 .is_some_and(|d| d.causes.iter().any(|c| c.reason == wanted))
         };
+        // The server's words become one line of the user's error: a newline in them must not
+        // start a line of its own (the printer escapes the other control characters).
+        let (reason, message) = (one_line(reason), one_line(message));
         match code {
             401 => ClusterError::Unauthorized {
                 url: self.server_url.clone(),

@@ -15,4 +15,5 @@ mod restore;
 mod runbook;
 mod spark_cleanup;
 mod support;
+mod untrusted;
 mod version;
