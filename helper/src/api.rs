@@ -5,6 +5,11 @@
 //! `Retry-After`, 502/503/504, broken connections and timeouts), one place that turns answers
 //! into typed errors, and a count of the requests in flight. Redirects are never followed: the
 //! status job answers 303 when it is done, and a redirect elsewhere must not carry the token.
+//!
+//! What a server sends is bounded: each answer is read up to [`MAX_ANSWER_BYTES`], a list up to
+//! [`MAX_LIST_PAGES`] pages, a `next` link that leads back to a page already read ends the list
+//! with an error, and `totalCount` is never trusted with an allocation. Every URL or header a
+//! server sends back is redacted (the token removed) before it is shown or logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +36,11 @@ const API_PATH: &str = "/api/v2/";
 const PAGE_SIZE: u32 = 100;
 /// List pages read at once after the first (reads only; the change bound is the engine's).
 const LIST_PAGES_IN_FLIGHT: usize = 4;
+/// The most bytes of one answer that are read: a page of 100 deployments is tens of KiB, so
+/// anything near this is not a DataRobot answer, and reading on would only fill the memory.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+/// The most pages of one deployment list: a million deployments at the API's page size.
+pub const MAX_LIST_PAGES: usize = 10_000;
 
 /// The base of the API v2, normalised once: `https://host[/prefix]/api/v2/`, whether it was
 /// given as the app URL (`https://host`, as in the runbook) or as the API endpoint
@@ -250,6 +260,19 @@ pub enum ApiError {
         source: serde_json::Error,
     },
 
+    #[error("the answer of {url} is larger than {} MiB, more than any DataRobot API answer; it was not read", MAX_ANSWER_BYTES >> 20)]
+    TooLarge { url: String },
+
+    #[error(
+        "the deployment list never ends: its `next` link leads back to {url}, a page already read"
+    )]
+    ListLoop { url: String },
+
+    #[error(
+        "the deployment list goes on for more than {MAX_LIST_PAGES} pages; it was not read to its end"
+    )]
+    TooManyPages,
+
     #[error("{url} answered a redirect ({status}) to {location}, which is not followed")]
     Redirect {
         url: String,
@@ -283,6 +306,7 @@ pub enum ErrorKind {
     Tls,
     Timeout,
     Http,
+    /// The answer is not what the API sends: malformed, too large, or a list without an end.
     Decode,
     Redirect,
     ForeignUrl,
@@ -311,7 +335,10 @@ impl ApiError {
             ApiError::Tls { .. } => ErrorKind::Tls,
             ApiError::Timeout { .. } => ErrorKind::Timeout,
             ApiError::Status { .. } => ErrorKind::Http,
-            ApiError::Decode { .. } => ErrorKind::Decode,
+            ApiError::Decode { .. }
+            | ApiError::TooLarge { .. }
+            | ApiError::ListLoop { .. }
+            | ApiError::TooManyPages => ErrorKind::Decode,
             ApiError::Redirect { .. } => ErrorKind::Redirect,
             ApiError::ForeignUrl { .. } => ErrorKind::ForeignUrl,
             ApiError::Interrupted { .. } => ErrorKind::Interrupted,
@@ -457,9 +484,10 @@ struct ListPage {
     data: Vec<Deployment>,
     #[serde(default)]
     next: Option<String>,
-    /// How many deployments the whole list holds (the API sends it with every page).
+    /// How many deployments the whole list holds (the API sends it with every page). A claim
+    /// of the server's: it only decides whether pages are read at once, never a size.
     #[serde(default)]
-    total_count: Option<usize>,
+    total_count: Option<u64>,
 }
 
 impl DataRobotClient {
@@ -469,12 +497,6 @@ impl DataRobotClient {
         options: &ClientOptions,
     ) -> Result<DataRobotClient, ApiError> {
         crate::tls::install_crypto_provider();
-        if options.tls.insecure_skip_tls_verify {
-            log::warn!(
-                "TLS certificates of {api} are NOT checked (--insecure-skip-tls-verify): anyone \
-                 on the path can read the token"
-            );
-        }
         let tls = crate::tls::client_config(&options.tls).map_err(ApiError::TlsSetup)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -542,12 +564,22 @@ impl DataRobotClient {
         if let Some(all) = self.read_remaining_pages_at_once(&first).await? {
             return Ok(all);
         }
-        log::info!("the deployment list changed while it was read; reading it again page by page");
+        log::info!("reading the deployment list page by page, following `next`");
         let mut all = Vec::new();
+        let mut read = std::collections::HashSet::new();
         let mut next = Some(first_url.to_string());
         let mut relative_to = first_url;
         while let Some(link) = next.filter(|link| !link.is_empty()) {
-            let (page, url) = self.list_page(self.api.adopt(&link, &relative_to)?).await?;
+            let url = self.adopt(&link, &relative_to)?;
+            if !read.insert(url.to_string()) {
+                return Err(ApiError::ListLoop {
+                    url: self.shown(&url),
+                });
+            }
+            if read.len() > MAX_LIST_PAGES {
+                return Err(ApiError::TooManyPages);
+            }
+            let (page, url) = self.list_page(url).await?;
             all.extend(page.data);
             next = page.next;
             relative_to = url;
@@ -568,7 +600,15 @@ impl DataRobotClient {
         if page_len == 0 {
             return Ok(None);
         }
-        let offsets: Vec<usize> = (page_len..total).step_by(page_len).collect();
+        // A claim beyond what pages can hold is not believed; `next` (bounded) decides then.
+        let Ok(total) = usize::try_from(total) else {
+            return Ok(None);
+        };
+        if total.div_ceil(page_len) > MAX_LIST_PAGES {
+            log::info!("the deployment list claims {total} deployments (totalCount); not believed");
+            return Ok(None);
+        }
+        let offsets = (page_len..total).step_by(page_len);
         let pages: Vec<ListPage> = futures::stream::iter(offsets)
             .map(|offset| {
                 let url = self
@@ -634,12 +674,12 @@ impl DataRobotClient {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| ApiError::Status {
                         method: "PATCH".into(),
-                        url: answer.url.to_string(),
+                        url: self.shown(&answer.url),
                         status: 202,
                         message: "the answer has no Location of a status job".into(),
                     })?;
                 StatusRequest::Accepted {
-                    job: self.api.adopt(location, &answer.url)?,
+                    job: self.adopt(location, &answer.url)?,
                 }
             }
             StatusCode::UNPROCESSABLE_ENTITY => StatusRequest::Refused {
@@ -669,7 +709,10 @@ impl DataRobotClient {
             StatusCode::SEE_OTHER => Ok(JobState::Done),
             StatusCode::OK => {
                 let job: Job = self.decode(&answer)?;
-                let message = self.token.scrub(job.message.as_deref().unwrap_or_default());
+                let message = crate::text::escape_controls(
+                    &self.token.scrub(job.message.as_deref().unwrap_or_default()),
+                )
+                .into_owned();
                 Ok(match job.status.to_ascii_uppercase().as_str() {
                     "COMPLETED" => JobState::Done,
                     "ERROR" | "ABORTED" => JobState::Failed(if message.is_empty() {
@@ -707,13 +750,18 @@ impl DataRobotClient {
             let outcome = {
                 let _guard = self.in_flight.enter();
                 match request.send().await {
-                    Ok(response) => {
+                    Ok(mut response) => {
                         let status = response.status();
                         let headers = response.headers().clone();
-                        response
-                            .bytes()
-                            .await
-                            .map(|body| (status, headers, body.to_vec()))
+                        match read_capped(&mut response).await {
+                            Ok(Some(body)) => Ok((status, headers, body)),
+                            Ok(None) => {
+                                return Err(ApiError::TooLarge {
+                                    url: self.shown(&url),
+                                });
+                            }
+                            Err(err) => Err(err),
+                        }
                     }
                     Err(err) => Err(err),
                 }
@@ -721,7 +769,8 @@ impl DataRobotClient {
             let retry_in = match outcome {
                 Ok((status, headers, body)) => {
                     log::debug!(
-                        "{method} {url} {} in {} ms",
+                        "{method} {} {} in {} ms",
+                        self.shown(&url),
                         status.as_u16(),
                         started.elapsed().as_millis()
                     );
@@ -743,7 +792,8 @@ impl DataRobotClient {
                     }
                     let wait = self.retry.delay(attempt, retry_after(&headers));
                     log::info!(
-                        "{method} {url}: {status}, retrying in {} ms",
+                        "{method} {}: {status}, retrying in {} ms",
+                        self.shown(&url),
                         wait.as_millis()
                     );
                     wait
@@ -762,7 +812,8 @@ impl DataRobotClient {
                     after_lost_attempt |= !err.is_connect();
                     let wait = self.retry.delay(attempt, None);
                     log::info!(
-                        "{method} {url}: {failure}, retrying in {} ms",
+                        "{method} {}: {failure}, retrying in {} ms",
+                        self.shown(&url),
                         wait.as_millis()
                     );
                     wait
@@ -778,6 +829,23 @@ impl DataRobotClient {
         }
     }
 
+    /// A URL as it may be shown or logged: it may have come from the server (`next`,
+    /// `Location`), which may have put the token into it.
+    fn shown(&self, url: &Url) -> String {
+        self.token.scrub(url.as_str())
+    }
+
+    /// [`ApiUrl::adopt`], with a refused URL redacted before it becomes an error.
+    fn adopt(&self, text: &str, relative_to: &Url) -> Result<Url, ApiError> {
+        self.api.adopt(text, relative_to).map_err(|err| match err {
+            ApiError::ForeignUrl { url, api } => ApiError::ForeignUrl {
+                url: self.token.scrub(&url),
+                api,
+            },
+            other => other,
+        })
+    }
+
     /// A transport failure in the operator's terms.
     fn explain(&self, url: &Url, err: &reqwest::Error) -> ApiError {
         if let Some(tls) = rustls_error(err) {
@@ -788,7 +856,7 @@ impl DataRobotClient {
         }
         if err.is_timeout() {
             return ApiError::Timeout {
-                url: url.to_string(),
+                url: self.shown(url),
                 timeout: self.timeout,
             };
         }
@@ -800,12 +868,13 @@ impl DataRobotClient {
 
     fn decode<T: serde::de::DeserializeOwned>(&self, answer: &Answer) -> Result<T, ApiError> {
         serde_json::from_slice(&answer.body).map_err(|source| ApiError::Decode {
-            url: answer.url.to_string(),
+            url: self.shown(&answer.url),
             source,
         })
     }
 
-    /// The server's `message` (or the start of its body), with the token scrubbed out.
+    /// The server's `message` (or the start of its body), with the token scrubbed out and its
+    /// control characters escaped.
     fn message(&self, answer: &Answer) -> String {
         let text = serde_json::from_slice::<Value>(&answer.body)
             .ok()
@@ -820,7 +889,8 @@ impl DataRobotClient {
                     .take(200)
                     .collect()
             });
-        self.token.scrub(text.trim())
+        // One line of an error or a table cell, whatever the server put into it.
+        crate::text::escape_controls(&self.token.scrub(text.trim())).into_owned()
     }
 
     /// An answer that is not what the operation expects, as a typed error.
@@ -837,22 +907,62 @@ impl DataRobotClient {
                 what: what.to_string(),
             },
             status if status.is_redirection() => ApiError::Redirect {
-                url: answer.url.to_string(),
+                url: self.shown(&answer.url),
                 status: status.as_u16(),
-                location: answer
-                    .headers
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("nowhere")
-                    .to_string(),
+                location: self.token.scrub(
+                    answer
+                        .headers
+                        .get(LOCATION)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                        .as_deref()
+                        .unwrap_or("nowhere"),
+                ),
             },
             status => ApiError::Status {
                 method: method.to_string(),
-                url: answer.url.to_string(),
+                url: self.shown(&answer.url),
                 status: status.as_u16(),
                 message: self.message(answer),
             },
         }
+    }
+}
+
+/// The body of an answer, read chunk by chunk up to [`MAX_ANSWER_BYTES`]; `None` when it is
+/// larger (said by `Content-Length` or found while reading), without reading the rest.
+async fn read_capped(response: &mut reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// What the operator should know before the token is sent to `api`: that it travels in
+/// cleartext (`http://`), or that nobody checks who receives it (`--insecure-skip-tls-verify`).
+/// Said once per run, by whoever talks to the operator (the plugin, or the helper by hand).
+pub fn transport_warning(api: &ApiUrl, tls: &TlsOptions) -> Option<String> {
+    if api.as_url().scheme() == "http" {
+        Some(format!(
+            "{api} is plain http://: the token travels unencrypted, and anyone on the network \
+             path can read it; use https:// where the API offers it"
+        ))
+    } else if tls.insecure_skip_tls_verify {
+        Some(format!(
+            "the certificate of {api} is NOT checked (--insecure-skip-tls-verify): anyone on the \
+             network path can read the token"
+        ))
+    } else {
+        None
     }
 }
 

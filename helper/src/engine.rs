@@ -65,12 +65,15 @@ pub async fn execute(request: Request, cancel: &CancellationToken, emit: Emit<'_
             return;
         }
     };
+    // Zero means no bound, as for a change.
+    let list_timeout = request
+        .list_timeout_seconds
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .filter(|limit| !limit.is_zero());
     let last = match request.operation {
-        Operation::List => match list(&client).await {
+        Operation::List => match list_within(&client, list_timeout).await {
             Ok(deployments) => Event::Deployments { deployments },
-            Err(err) => Event::Error {
-                error: WireError::from(&err),
-            },
+            Err(error) => Event::Error { error },
         },
         Operation::Change(change_request) => Event::Report {
             report: change(&client, &change_request, cancel, emit).await,
@@ -94,6 +97,31 @@ pub async fn list(client: &DataRobotClient) -> Result<Vec<crate::api::Deployment
     let deployments = client.list_deployments().await?;
     log::info!("{} deployments visible", deployments.len());
     Ok(deployments)
+}
+
+/// [`list`], given up after `limit` (the overall timeout of a change, which listing is part of).
+async fn list_within(
+    client: &DataRobotClient,
+    limit: Option<Duration>,
+) -> Result<Vec<crate::api::Deployment>, WireError> {
+    let Some(limit) = limit else {
+        return list(client).await.map_err(|err| WireError::from(&err));
+    };
+    match tokio::time::timeout(limit, list(client)).await {
+        Ok(listed) => listed.map_err(|err| WireError::from(&err)),
+        Err(_) => Err(WireError {
+            kind: ErrorKind::Timeout,
+            message: format!(
+                "the deployments were not listed within the overall timeout of {}s",
+                limit.as_secs_f64()
+            ),
+            hint: Some(
+                "nothing was changed; raise --timeout, or check with `-v=6` what the API \
+                 answers"
+                    .into(),
+            ),
+        }),
+    }
 }
 
 /// Why the run is stopping, set once by whoever stops it first.

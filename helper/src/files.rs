@@ -1,27 +1,26 @@
 //! Writing files so that readers see the old content or the whole new one, never a half:
 //! shared by the backup folder (plugin) and the deployment snapshot (plugin and helper).
+//!
+//! The temp file is created exclusively (`O_CREAT|O_EXCL`, so never through a symlink) under a
+//! random name in the target's directory, by `tempfile`: a name someone else planted there,
+//! a symlink to a file of the operator's in a shared directory say, is never opened.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// Files may hold what the operator would not show anyone (specs, deployment names).
 pub const FILE_MODE: u32 = 0o600;
 
-/// The temp name a file is written under before the rename: hidden, in the same directory (so
-/// the rename is atomic), recognisable as a writer's own (see [`is_temp_name`]).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file_name}.tmp"))
-}
+/// Temp files are `.` + random characters + this: hidden, and recognisable as a writer's own
+/// (see [`is_temp_name`]). The name does not grow with the target's, so a target name that fits
+/// the file system's limit always has a temp name that fits too.
+const TEMP_SUFFIX: &str = ".tmp";
 
-/// Whether a file name is one of [`temp_path`]'s.
+/// Whether a file name is one a writer's temp file may have.
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
 }
 
 /// Writes `bytes` to `path` through a temp file (mode 0600) in the same directory: write,
@@ -38,25 +37,22 @@ pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    let temp = temp_path(path);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&temp)?;
-        file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // Removed again when dropped before `persist` (any error below).
+    let mut temp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(TEMP_SUFFIX)
+        .permissions(Permissions::from_mode(FILE_MODE))
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    if durable {
+        temp.as_file().sync_all()?;
     }
-    result?;
-    if durable && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    temp.persist(path).map_err(|err| err.error)?;
+    if durable {
         sync_dir(dir);
     }
     Ok(())
@@ -72,7 +68,16 @@ pub fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::fs;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn replaces_the_whole_file_privately() {
@@ -83,10 +88,28 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"new");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, FILE_MODE);
-        assert!(!temp_path(&path).exists());
-        assert!(is_temp_name(".state.json.tmp"));
         write_atomically_unsynced(&path, b"newer").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"newer");
-        assert!(!temp_path(&path).exists());
+        assert_eq!(names_in(dir.path()), ["state.json"], "no temp file left");
+        assert!(is_temp_name(".state.json.tmp"));
+        assert!(is_temp_name(".a1B2c3.tmp"));
+        assert!(!is_temp_name("a.tmp"));
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join("state.json");
+        // The temp name the writer used to take, and a few more guesses.
+        for planted in [".state.json.tmp", ".tmp", "..tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(planted)).unwrap();
+        }
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "a regular file, not a link");
+        assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 }

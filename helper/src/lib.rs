@@ -12,6 +12,7 @@ pub mod protocol;
 pub mod retry;
 pub mod secret;
 pub mod snapshot;
+pub mod text;
 pub mod tls;
 
 pub use protocol::PROTOCOL_VERSION;

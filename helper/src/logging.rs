@@ -21,7 +21,11 @@ pub fn init(verbosity: u8, targets: &'static [&'static str]) {
         fn log(&self, record: &log::Record<'_>) {
             if self.enabled(record.metadata()) {
                 let level = record.level().as_str().to_ascii_lowercase();
-                let _ = writeln!(std::io::stderr().lock(), "{level}: {}", record.args());
+                // Records quote server text (URLs, messages, the helper's relayed stderr): one
+                // record is one line, with nothing a terminal would act on.
+                let text = record.args().to_string();
+                let text = crate::text::escape_controls(&text);
+                let _ = writeln!(std::io::stderr().lock(), "{level}: {text}");
             }
         }
         fn flush(&self) {}

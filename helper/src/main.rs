@@ -20,7 +20,8 @@ use mlbackup_helper::plan::{self, Action, StateFile};
 use mlbackup_helper::protocol::{
     ChangeRequest, Event, Operation, PROTOCOL_VERSION, Request, WireError,
 };
-use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::secret::{self, ApiToken};
+use mlbackup_helper::text::{escape_controls, escape_controls_keep_newlines};
 use mlbackup_helper::tls::{CA_FILE_VAR, TlsOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -250,9 +251,9 @@ async fn by_hand(
     match run_by_hand(action, connection, change, cancel).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", err.message);
+            eprintln!("error: {}", escape_controls_keep_newlines(&err.message));
             if let Some(hint) = err.hint {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", escape_controls_keep_newlines(&hint));
             }
             if err.kind == mlbackup_helper::api::ErrorKind::Protocol {
                 2
@@ -284,6 +285,13 @@ async fn run_by_hand(
     let api_url = ApiUrl::parse(&url).map_err(|e| WireError::from(&e))?;
     let token = ApiToken::from_file_or_env(connection.token_file.as_deref(), env)
         .map_err(|e| WireError::from_error(ErrorKind::Token, &e))?;
+    if let Some(warning) = connection
+        .token_file
+        .as_deref()
+        .and_then(secret::token_file_warning)
+    {
+        log_line(&format!("warning: {warning}"));
+    }
     let ca_file = connection
         .ca_file
         .clone()
@@ -296,23 +304,32 @@ async fn run_by_hand(
         })?),
         None => None,
     };
-    let request = |operation| Request {
+    let tls = TlsOptions {
+        ca_pem,
+        insecure_skip_tls_verify: connection.insecure_skip_tls_verify,
+    };
+    if let Some(warning) = mlbackup_helper::api::transport_warning(&api_url, &tls) {
+        log_line(&format!("warning: {warning}"));
+    }
+    let request = |operation, list_timeout_seconds| Request {
         protocol_version: PROTOCOL_VERSION,
         api_url: api_url.clone(),
         token: token.clone(),
-        tls: TlsOptions {
-            ca_pem: ca_pem.clone(),
-            insecure_skip_tls_verify: connection.insecure_skip_tls_verify,
-        },
+        tls: tls.clone(),
         request_timeout_seconds: connection.request_timeout,
         verbosity: connection.verbosity,
+        list_timeout_seconds,
         operation,
     };
-    let deployments = match final_event(request(Operation::List), cancel, |_| {}).await {
-        Event::Deployments { deployments } => deployments,
-        Event::Error { error } => return Err(error),
-        other => unreachable!("a list ends with deployments or an error, not {other:?}"),
-    };
+    // `--timeout` covers the whole change, the list before it included.
+    let started = std::time::Instant::now();
+    let list_timeout = change.map(|args| args.timeout);
+    let deployments =
+        match final_event(request(Operation::List, list_timeout), cancel, |_| {}).await {
+            Event::Deployments { deployments } => deployments,
+            Event::Error { error } => return Err(error),
+            other => unreachable!("a list ends with deployments or an error, not {other:?}"),
+        };
     let (Some(action), Some(args)) = (action, change) else {
         if connection.json {
             println!("{}", serde_json::to_string_pretty(&deployments).unwrap());
@@ -320,9 +337,9 @@ async fn run_by_hand(
             for d in &deployments {
                 println!(
                     "{}  {:<9}  {}",
-                    d.id,
-                    d.status.as_deref().unwrap_or("-"),
-                    d.label
+                    escape_controls(&d.id),
+                    escape_controls(d.status.as_deref().unwrap_or("-")),
+                    escape_controls(&d.label)
                 );
             }
         }
@@ -349,16 +366,18 @@ async fn run_by_hand(
     for item in &plan.set_aside {
         eprintln!(
             "{}  {}: {}",
-            item.id,
+            escape_controls(&item.id),
             item.outcome.as_str(),
-            item.message.as_deref().unwrap_or_default()
+            escape_controls(item.message.as_deref().unwrap_or_default())
         );
     }
     if args.dry_run {
         for change in &plan.changes {
             println!(
                 "{}  would become {}  {}",
-                change.id, plan.target, change.label
+                escape_controls(&change.id),
+                plan.target,
+                escape_controls(&change.label)
             );
         }
         println!(
@@ -375,22 +394,23 @@ async fn run_by_hand(
         deployments: plan.changes,
         concurrency: args.concurrency,
         wait: args.wait,
-        timeout_seconds: args.timeout,
+        // What the list left of it; never zero, which the engine reads as "no timeout".
+        timeout_seconds: (args.timeout - started.elapsed().as_secs_f64()).max(0.001),
     };
     let show_progress = !connection.json;
     let report = match final_event(
-        request(Operation::Change(change_request)),
+        request(Operation::Change(change_request), None),
         cancel,
         |event| {
             if let (true, Event::Finished { item }) = (show_progress, event) {
                 println!(
                     "{}  {}  {}{}",
-                    item.id,
+                    escape_controls(&item.id),
                     item.outcome.as_str(),
-                    item.label,
+                    escape_controls(&item.label),
                     item.message
                         .as_deref()
-                        .map(|m| format!("  ({m})"))
+                        .map(|m| format!("  ({})", escape_controls(m)))
                         .unwrap_or_default()
                 );
             }

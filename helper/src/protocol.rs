@@ -32,6 +32,10 @@ pub struct Request {
     /// Log verbosity of the helper's stderr (as the plugin's `-v`).
     #[serde(default)]
     pub verbosity: u8,
+    /// The longest a list may take in all (the part of a change's `--timeout` that listing may
+    /// use: a server whose pages never end cannot hold the run); `None`: no overall bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_timeout_seconds: Option<f64>,
     pub operation: Operation,
 }
 

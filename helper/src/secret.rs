@@ -98,10 +98,33 @@ impl ApiToken {
     }
 
     /// `text` with every occurrence of the token replaced: for text that came from elsewhere
-    /// (a server's error message) before it is shown or logged.
+    /// (a server's error message, a URL or header it sent back) before it is shown or logged.
+    /// A URL may carry the token percent-encoded: when decoding the text reveals the token, the
+    /// decoded text is shown, redacted.
     pub fn scrub(&self, text: &str) -> String {
-        text.replace(&self.0, REDACTED)
+        let plain = text.replace(&self.0, REDACTED);
+        let decoded = percent_encoding::percent_decode_str(&plain).decode_utf8_lossy();
+        if decoded.contains(&self.0) {
+            decoded.replace(&self.0, REDACTED)
+        } else {
+            plain
+        }
     }
+}
+
+/// A warning when the token file can be read by users other than its owner (as ssh warns
+/// about a private key): anyone of them can act as the token's MLOps admin. `None` when the
+/// file is private or cannot be looked at (reading it reports that).
+pub fn token_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the token file {} can be read by other users (mode {mode:04o}): run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 /// The token variables as the environment had them, captured once (the plugin reads every
@@ -186,6 +209,36 @@ mod tests {
             token.header_value().to_str().unwrap(),
             "Bearer s3cr3t-token"
         );
+    }
+
+    #[test]
+    fn a_token_in_a_url_is_redacted_encoded_or_not() {
+        let token = ApiToken::new("ab+c/d=", "test").unwrap();
+        assert_eq!(
+            token.scrub("https://sso.example.com/login?t=ab+c/d="),
+            "https://sso.example.com/login?t=<redacted>"
+        );
+        assert_eq!(
+            token.scrub("https://sso.example.com/login?t=ab%2Bc%2fd%3D&next=%2Fx"),
+            "https://sso.example.com/login?t=<redacted>&next=/x"
+        );
+        // Text without the token keeps its encoding.
+        assert_eq!(token.scrub("/a%20b"), "/a%20b");
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "t\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(token_file_warning(&file), None);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let warning = token_file_warning(&file).unwrap();
+        assert!(warning.contains("mode 0640"), "{warning}");
+        assert!(warning.contains("chmod 600"), "{warning}");
+        assert_eq!(token_file_warning(&dir.path().join("missing")), None);
     }
 
     #[test]

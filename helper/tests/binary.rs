@@ -49,6 +49,7 @@ fn request(fake: &FakeDataRobot, token: &str, operation: Operation) -> Request {
         },
         request_timeout_seconds: 10.0,
         verbosity: 9,
+        list_timeout_seconds: None,
         operation,
     }
 }
@@ -222,4 +223,71 @@ async fn by_hand_deactivate_and_reactivate_with_a_state_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A world-writable sticky directory (like /tmp) holding `name` as a symlink to `target`,
+/// planted by another user (uid 65534, through util-linux `setpriv`).
+fn plant_symlink_as_another_user(target: &std::path::Path, name: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(target)
+        .arg(shared.path().join(name))
+        .status()
+        .expect("run setpriv (util-linux)");
+    assert!(planted.success(), "the other user could not plant the link");
+    shared
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_hand_state_is_never_written_through_a_symlink_another_user_planted() {
+    use std::os::unix::fs::MetadataExt;
+    let fake = fake(2).await;
+    let private = tempfile::tempdir().unwrap();
+    let victim = private.path().join("authorized_keys");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // The temp name the helper used to write the state file under.
+    let shared = plant_symlink_as_another_user(&victim, ".state.json.tmp");
+    let ca = private.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+    let state = shared.path().join("state.json");
+    let out = helper()
+        .args(["deactivate", "--api-url", &fake.url()])
+        .env("LRS_DATAROBOT_API_TOKEN", fake.admin_token())
+        .arg("--ca-file")
+        .arg(&ca)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let meta = std::fs::symlink_metadata(&state).unwrap();
+    assert!(meta.file_type().is_file(), "the state file is not a link");
+    let mine = std::fs::metadata(private.path()).unwrap().uid();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (mine, 0o600));
+    let snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 2);
+    // The other user's link is still there, untouched, and nothing else was left.
+    let mut names: Vec<String> = std::fs::read_dir(shared.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".state.json.tmp", "state.json"]);
 }

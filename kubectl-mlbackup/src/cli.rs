@@ -649,7 +649,7 @@ fn parse_label_value(text: &str) -> Result<String, String> {
 pub enum ExistingPolicy {
     /// Leave it as it is (reported as unchanged, or as differing from the backup).
     Skip,
-    /// Apply the backup over it, taking over fields other managers own.
+    /// Make its labels, annotations and spec the backup's (what others added is removed).
     Update,
 }
 

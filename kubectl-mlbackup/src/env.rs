@@ -17,6 +17,14 @@ pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `HTTPS_PROXY`, else `https_proxy`: the proxy for an `https://` API server whose kubeconfig
+/// entry has no `proxy-url` (as kubectl reads it).
+pub const HTTPS_PROXY: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
+/// `HTTP_PROXY`, else `http_proxy`: the same for an `http://` API server.
+pub const HTTP_PROXY: [&str; 2] = ["HTTP_PROXY", "http_proxy"];
+/// `NO_PROXY`, else `no_proxy`: API servers reached without the proxy of the two above.
+pub const NO_PROXY: [&str; 2] = ["NO_PROXY", "no_proxy"];
+
 /// `LRS_DATAROBOT_URL`, else `DATAROBOT_ENDPOINT`: the DataRobot app URL or API endpoint.
 pub use mlbackup_helper::api::{URL_VAR as LRS_DATAROBOT_URL, URL_VAR_ALT as DATAROBOT_ENDPOINT};
 /// `LRS_DATAROBOT_API_TOKEN`, else `DATAROBOT_API_TOKEN`: the DataRobot API token.
@@ -47,6 +55,32 @@ pub struct Env {
     pub datarobot_token: mlbackup_helper::secret::TokenVars,
     /// [`SSL_CERT_FILE`].
     pub ssl_cert_file: Option<PathBuf>,
+    /// [`HTTPS_PROXY`], [`HTTP_PROXY`] and [`NO_PROXY`].
+    pub proxy: ProxyVars,
+}
+
+/// The proxy variables, each the first of its two spellings that is set and not empty (Go's
+/// `httpproxy.FromEnvironment`, which kubectl uses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyVars {
+    pub https_proxy: Option<String>,
+    pub http_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+impl ProxyVars {
+    fn from_process() -> Self {
+        let first = |names: [&str; 2]| {
+            names
+                .into_iter()
+                .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        };
+        ProxyVars {
+            https_proxy: first(HTTPS_PROXY),
+            http_proxy: first(HTTP_PROXY),
+            no_proxy: first(NO_PROXY),
+        }
+    }
 }
 
 impl Env {
@@ -76,6 +110,7 @@ impl Env {
             ssl_cert_file: std::env::var_os(SSL_CERT_FILE)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            proxy: ProxyVars::from_process(),
         }
     }
 }

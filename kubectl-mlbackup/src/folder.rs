@@ -9,11 +9,13 @@
 //! - unmanaged: a directory named `lrs_backup_*` without a manifest holding only YAML files, flat
 //!   (the output of the documented shell loop) or in namespace folders.
 //!
-//! Symlinks are never followed: a symlinked backup directory, manifest or item is refused.
+//! Symlinks are never followed: a symlinked backup directory, manifest or item is refused, and
+//! items are opened component by component without following a symlink anywhere in their path
+//! (a symlinked namespace folder included), so restore and diff read exactly what verify checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -48,9 +50,10 @@ const DIR_MODE: u32 = 0o700;
 /// rest is room for the writer's temp name around it (hidden prefix, random part, suffix).
 /// Kubernetes allows object names of 253 characters, so longer ones are shortened.
 const MAX_ITEM_FILE_NAME: usize = 200;
-/// Hex digits of the SHA-256 of the full name in a shortened file name: 64 bits, so two names
-/// with the same first characters never meet by chance.
-const ITEM_NAME_HASH_LEN: usize = 16;
+/// Hex digits of the SHA-256 of the full name in a shortened file name: 128 bits, so two names
+/// with the same first characters never share a file, not even names made to (a collision of
+/// 128 bits is out of reach).
+const ITEM_NAME_HASH_LEN: usize = 32;
 
 /// A failure to read, write or delete a backup folder, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -64,15 +67,11 @@ pub enum FolderError {
     #[error("no free backup name for `{base}` in {} after {MAX_NAME_ATTEMPTS} attempts", root.display())]
     NoFreeName { base: String, root: PathBuf },
 
-    #[error("`{namespace}/{name}` cannot be stored as a file name")]
+    #[error(
+        "`{namespace}/{name}` is not a valid Kubernetes namespace and object name; it is not \
+         written as a file"
+    )]
     InvalidItem { namespace: String, name: String },
-
-    #[error("`{name}` and `{other}` would both be stored as `{path}`")]
-    ItemClash {
-        path: String,
-        name: String,
-        other: String,
-    },
 
     #[error("no backup named `{name}` in {}", root.display())]
     NotFound { name: String, root: PathBuf },
@@ -128,7 +127,6 @@ impl FolderError {
             }
             FolderError::NoFreeName { .. }
             | FolderError::InvalidItem { .. }
-            | FolderError::ItemClash { .. }
             | FolderError::BadManifest { .. }
             | FolderError::Io { .. } => None,
         }
@@ -316,8 +314,7 @@ impl BackupWriter {
 
     /// Writes `<namespace>/<name>.yaml` (see [`item_file_name`] for long names) atomically
     /// (temp file, rename; 0600) and records it. Writing the same object again replaces the
-    /// file and its record; another object whose shortened name would take the same file is
-    /// refused before anything is written.
+    /// file and its record.
     pub fn write_item(
         &mut self,
         namespace: &str,
@@ -327,7 +324,8 @@ impl BackupWriter {
         resource_version: &str,
         yaml: &[u8],
     ) -> Result<&ManifestItem, FolderError> {
-        if !is_safe_component(namespace) || !is_safe_component(name) {
+        // Names come from the API server: only what a real one accepts becomes a file name.
+        if !crate::object::is_namespace_name(namespace) || !crate::object::is_object_name(name) {
             return Err(FolderError::InvalidItem {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
@@ -339,25 +337,13 @@ impl BackupWriter {
             self.namespaces_created.insert(namespace.to_string());
         }
         let file_name = item_file_name(name);
-        let item_path = format!("{namespace}/{file_name}");
-        if let Some(other) = self
-            .items
-            .iter()
-            .find(|old| old.path == item_path && old.name != name)
-        {
-            return Err(FolderError::ItemClash {
-                path: item_path,
-                name: name.to_string(),
-                other: other.name.clone(),
-            });
-        }
         // Not fsynced one by one: `make_items_durable` flushes them all at once before the
         // manifest (the mark of a complete backup) is written.
         let path = namespace_dir.join(&file_name);
         mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
             .map_err(io_error("write", &path))?;
         let item = ManifestItem {
-            path: item_path,
+            path: format!("{namespace}/{file_name}"),
             namespace: namespace.to_string(),
             name: name.to_string(),
             r#type: lrs_type.to_string(),
@@ -1062,6 +1048,7 @@ impl Backup {
                 .append(true)
                 .create(true)
                 .mode(mlbackup_helper::files::FILE_MODE)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                 .open(&path)?;
             file.write_all(&line)?;
             file.sync_all()
@@ -1234,8 +1221,15 @@ impl Backup {
         &self,
     ) -> Result<(Vec<(ManifestItem, Place, serde_json::Value)>, Vec<Problem>), FolderError> {
         let mut problems = Vec::new();
-        let files: Vec<(String, PathBuf)> = match self.loose {
-            Some(Loose::File) => vec![(self.name.clone(), self.dir.clone())],
+        // (path shown, folder, path under it): read beneath the folder, never through a link.
+        let files: Vec<(String, PathBuf, String)> = match self.loose {
+            Some(Loose::File) => {
+                let parent = match self.dir.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                vec![(self.name.clone(), parent, self.name.clone())]
+            }
             _ => {
                 let layout = scan_yaml_files(&self.dir)?;
                 // In a folder of any name other files are passed over, as kubectl passes them
@@ -1254,16 +1248,13 @@ impl Backup {
                 layout
                     .yaml_files
                     .into_iter()
-                    .map(|path| {
-                        let full = self.dir.join(&path);
-                        (path, full)
-                    })
+                    .map(|path| (path.clone(), self.dir.clone(), path))
                     .collect()
             }
         };
         let mut items = Vec::new();
-        for (path, full) in files {
-            let bytes = match fs::read(&full) {
+        for (path, dir, relative) in files {
+            let bytes = match read_beneath(&dir, &relative) {
                 Ok(bytes) => bytes,
                 Err(err) => {
                     problems.push(Problem {
@@ -1418,22 +1409,14 @@ fn check_item(
             ),
         );
     }
-    let path = dir.join(&item.path);
-    match path.symlink_metadata() {
+    let bytes = match read_beneath(dir, &item.path) {
+        Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return problem(
                 ProblemKind::Missing,
                 "listed in the manifest, not on disk".into(),
             );
         }
-        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
-        Ok(meta) if !meta.is_file() => {
-            return problem(ProblemKind::Unreadable, "not a regular file".into());
-        }
-        Ok(_) => {}
-    }
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
         Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
     };
     let sha256 = sha256_hex(&bytes);
@@ -1729,6 +1712,46 @@ fn walk(dir: &Path, max_depth: usize) -> Result<Vec<(String, fs::FileType)>, Fol
     Ok(found)
 }
 
+/// Reads the regular file `relative` (components separated by `/`) under `dir`, opening each
+/// component with `O_NOFOLLOW`: a symlink anywhere in the path (a namespace folder pointing
+/// elsewhere, say) fails the read instead of leading out of the backup. Opened non-blocking and
+/// checked to be a regular file, so a FIFO or device planted there cannot hang or feed it.
+fn read_beneath(dir: &Path, relative: &str) -> io::Result<Vec<u8>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::fs::open(dir, flags | OFlags::DIRECTORY, Mode::empty())?;
+    let mut parts = relative.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        let kind = if last {
+            OFlags::NONBLOCK
+        } else {
+            OFlags::DIRECTORY
+        };
+        let opened = openat(&current, part, flags | kind, Mode::empty()).map_err(|errno| {
+            // ELOOP or ENOTDIR, depending on the flags: say what it is.
+            match statat(&current, part, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                    io::Error::other("a symbolic link is in its path (not followed)")
+                }
+                _ => io::Error::from(errno),
+            }
+        })?;
+        if !last {
+            current = opened;
+            continue;
+        }
+        let mut file = File::from(opened);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    Err(io::Error::from(io::ErrorKind::InvalidInput))
+}
+
 /// The size of all files under `dir` (not following symlinks).
 fn tree_size(dir: &Path) -> Result<u64, FolderError> {
     let mut total = 0;
@@ -1946,12 +1969,75 @@ mod tests {
     fn unsafe_object_names_are_refused() {
         let root = tempfile::tempdir().unwrap();
         let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
-        for (namespace, name) in [("..", "a"), ("dr", "../x"), ("dr", ""), ("dr", ".a")] {
+        for (namespace, name) in [
+            ("..", "a"),
+            ("dr", "../x"),
+            ("dr", ""),
+            ("dr", ".a"),
+            ("dr", "a\x1b[2Jb"),
+            ("dr\nx", "a"),
+            ("Dr", "a"),
+            ("dr", "A"),
+            (&"n".repeat(64), "a"),
+            ("dr", &"a".repeat(254)),
+        ] {
             let err = writer
                 .write_item(namespace, name, "", "", "", b"x")
                 .unwrap_err();
             assert!(matches!(err, FolderError::InvalidItem { .. }));
         }
+        assert!(writer.items().is_empty());
+    }
+
+    #[test]
+    fn items_behind_a_symlink_are_refused_like_verify_refuses_them() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        // The namespace folder moved elsewhere and linked back: same bytes, other place.
+        let elsewhere = root.path().join("elsewhere");
+        fs::rename(dir.join("dr"), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("dr")).unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert_eq!(objects.len(), 1, "only team/c.yaml is read");
+        let found: Vec<(&str, ProblemKind, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind, p.detail.as_str()))
+            .collect();
+        let behind = "a symbolic link is in its path (not followed)";
+        assert_eq!(
+            found,
+            [
+                ("dr/a.yaml", ProblemKind::Unreadable, behind),
+                ("dr/b.yaml", ProblemKind::Unreadable, behind),
+            ]
+        );
+        let verified = backup.verify().unwrap().problems;
+        let kinds: Vec<(&str, ProblemKind)> =
+            verified.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("dr", ProblemKind::Unexpected),
+                ("dr/a.yaml", ProblemKind::Unreadable),
+                ("dr/b.yaml", ProblemKind::Unreadable),
+            ]
+        );
+        // A symlinked item file, and a FIFO in its place, are refused too (and never block).
+        fs::remove_file(dir.join("dr")).unwrap();
+        fs::create_dir(dir.join("dr")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("a.yaml"), dir.join("dr/a.yaml")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("dr/b.yaml"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (_, problems) = backup.read_objects().unwrap();
+        let details: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+        assert_eq!(details, [behind, "not a regular file"]);
     }
 
     /// A valid Kubernetes name of 253 characters: four dot-separated labels of up to 63.
@@ -1988,10 +2074,13 @@ mod tests {
         let file = item_file_name(&long);
         assert_eq!(file.len(), MAX_ITEM_FILE_NAME);
         assert!(
-            file.starts_with(&long[..178]) && file.ends_with(".yaml"),
+            file.starts_with(&long[..162]) && file.ends_with(".yaml"),
             "{file}"
         );
         assert_ne!(file, item_file_name(&format!("{long}x")));
+        // No valid name takes a shortened file: `_` is not allowed in Kubernetes names.
+        let spelled = file.trim_end_matches(".yaml");
+        assert!(!crate::object::is_object_name(spelled), "{spelled}");
         assert_eq!(
             names_in(&dir.join("dr")),
             ["a.yaml".to_string(), file.clone()]
@@ -2018,26 +2107,6 @@ mod tests {
         let loose = open_for_reading(&dir).unwrap();
         let names: Vec<String> = loose.items().unwrap().into_iter().map(|i| i.name).collect();
         assert_eq!(names, ["a".to_string(), long]);
-    }
-
-    #[test]
-    fn two_names_are_never_stored_in_one_file() {
-        let root = tempfile::tempdir().unwrap();
-        let long = longest_name();
-        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
-        writer
-            .write_item("dr", &long, "", "u", "7", b"first")
-            .unwrap();
-        // No Kubernetes name has a `_`; a name that spells the shortened file is refused.
-        let spelled = item_file_name(&long).trim_end_matches(".yaml").to_string();
-        let err = writer
-            .write_item("dr", &spelled, "", "u", "7", b"second")
-            .unwrap_err();
-        assert!(matches!(err, FolderError::ItemClash { .. }), "{err}");
-        assert_eq!(
-            fs::read(writer.dir().join("dr").join(item_file_name(&long))).unwrap(),
-            b"first"
-        );
     }
 
     #[test]

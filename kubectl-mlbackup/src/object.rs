@@ -40,6 +40,10 @@ pub fn strip_server_fields(object: &mut Value) {
     }
 }
 
+/// The top-level fields that are not the owner's desired state: the type, the metadata (of
+/// which only labels and annotations are) and the status the operator reports.
+const ENVELOPE: &[&str] = &["apiVersion", "kind", "metadata", "status"];
+
 /// The state a backup restores and a diff compares: labels, annotations and every top-level
 /// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`), its numbers as
 /// the API server stores them (see [`as_stored`]). Empty label or annotation maps count as
@@ -60,7 +64,7 @@ pub fn desired_state(object: &Value) -> Value {
     }
     if let Some(map) = object.as_object() {
         for (key, value) in map {
-            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status") {
+            if !ENVELOPE.contains(&key.as_str()) {
                 state.insert(key.clone(), as_stored(value));
             }
         }
@@ -112,6 +116,45 @@ fn stored_number(number: &serde_json::Number) -> serde_json::Number {
 /// Whether two objects agree on their [`desired_state`].
 pub fn same_desired_state(a: &Value, b: &Value) -> bool {
     desired_state(a) == desired_state(b)
+}
+
+/// What `restore --existing=update` writes over `live`: the live object with the
+/// [`desired_state`] of `backup` (its labels, annotations and spec; what others added since the
+/// backup is gone). The rest stays as the cluster has it: `resourceVersion`, which guards the
+/// write against a change made in between, the finalizers an operator holds and releases, owner
+/// references, and `status`. `managedFields` is left out, so the server keeps its record.
+pub fn converged(live: &Value, backup: &Value) -> Value {
+    let mut object = Map::new();
+    if let Some(fields) = live.as_object() {
+        for (key, value) in fields {
+            if ENVELOPE.contains(&key.as_str()) {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if let Some(fields) = backup.as_object() {
+        for (key, value) in fields {
+            if !ENVELOPE.contains(&key.as_str()) {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(metadata) = metadata.as_object_mut() {
+        metadata.remove("managedFields");
+        for field in ["labels", "annotations"] {
+            match backup["metadata"][field]
+                .as_object()
+                .filter(|m| !m.is_empty())
+            {
+                Some(map) => metadata.insert(field.to_string(), Value::Object(map.clone())),
+                None => metadata.remove(field),
+            };
+        }
+    }
+    Value::Object(object)
 }
 
 /// A unified diff (3 lines of context) of the [`desired_state`] of `from` and `to`, as YAML
@@ -292,6 +335,47 @@ mod tests {
             diff.contains("-  v: 123456789.12345679\n+  v: 123456789.12345678\n"),
             "{diff}"
         );
+    }
+
+    #[test]
+    fn the_converged_object_has_the_backups_state_and_keeps_what_the_cluster_owns() {
+        let mut backup = served();
+        strip_server_fields(&mut backup);
+        let mut live = served();
+        live["spec"]["replicas"] = json!(7);
+        live["spec"]["added"] = json!(true);
+        live["spec"].as_object_mut().unwrap().remove("image");
+        live["data"] = json!({"k": "v"});
+        live["metadata"]["labels"]["team"] = json!("ml");
+        live["metadata"]["annotations"] = json!({"note": "patched"});
+        live["metadata"]["finalizers"] = json!(["other.example.com/hold"]);
+        let written = converged(&live, &backup);
+        assert!(same_desired_state(&written, &backup), "{written:#}");
+        assert!(
+            written.get("data").is_none(),
+            "a field the backup lacks is gone"
+        );
+        let metadata = &written["metadata"];
+        assert_eq!(metadata["resourceVersion"], "812", "the write is guarded");
+        assert_eq!(metadata["uid"], "0b6c");
+        assert_eq!(metadata["finalizers"], json!(["other.example.com/hold"]));
+        assert_eq!(
+            metadata["ownerReferences"],
+            live["metadata"]["ownerReferences"]
+        );
+        assert!(metadata.get("managedFields").is_none());
+        assert_eq!(written["status"], live["status"]);
+
+        let mut bare = backup.clone();
+        bare["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        bare["metadata"]["labels"] = json!({});
+        let written = converged(&live, &bare);
+        assert!(written["metadata"].get("annotations").is_none());
+        assert!(written["metadata"].get("labels").is_none());
+        assert!(same_desired_state(&written, &bare));
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Everything written for the user: data on stdout (table, JSON or YAML), errors and warnings
 //! on stderr. Domain code returns values; only this module prints.
+//!
+//! Much of what is shown comes from servers (deployment labels anyone in DataRobot may set,
+//! object names, error messages): control characters in it are escaped here, in every table
+//! cell, message and summary, so that nothing a server sends acts on the terminal or forges a
+//! line. JSON and YAML escape them by themselves.
 
 use std::io::{BufRead, Write};
 
 use chrono::{DateTime, Utc};
+use mlbackup_helper::text::{escape_controls, escape_controls_keep_newlines};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -40,7 +46,8 @@ impl Printer {
     /// Writes the outcome to stdout in the chosen format.
     pub fn data<T: Serialize + Render>(&self, outcome: &T) -> anyhow::Result<()> {
         let text = match self.format {
-            OutputFormat::Table => outcome.render(),
+            // Cells are escaped by `table`; the summaries around them quote server text too.
+            OutputFormat::Table => escape_controls_keep_newlines(&outcome.render()).into_owned(),
             OutputFormat::Json => serde_json::to_string_pretty(outcome)? + "\n",
             OutputFormat::Yaml => serde_yaml::to_string(outcome)?,
         };
@@ -61,19 +68,32 @@ impl Printer {
 
     /// `error: <what>`, then one `  caused by: <why>` per cause, then `hint: <what to do>`.
     pub fn error(&self, err: &anyhow::Error) {
-        let mut text = format!("{} {err}\n", self.paint("error:", "1;31"));
+        let clean = |text: String| escape_controls_keep_newlines(&text).into_owned();
+        let mut text = format!(
+            "{} {}\n",
+            self.paint("error:", "1;31"),
+            clean(err.to_string())
+        );
         for cause in err.chain().skip(1) {
-            text.push_str(&format!("  caused by: {cause}\n"));
+            text.push_str(&format!("  caused by: {}\n", clean(cause.to_string())));
         }
         if let Some(hint) = crate::error::hint(err) {
-            text.push_str(&format!("{} {hint}\n", self.paint("hint:", "1;36")));
+            text.push_str(&format!(
+                "{} {}\n",
+                self.paint("hint:", "1;36"),
+                clean(hint)
+            ));
         }
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
     /// `warning: <what>` on stderr, for things worth knowing that do not fail the command.
     pub fn warning(&self, message: &str) {
-        let text = format!("{} {message}\n", self.paint("warning:", "1;33"));
+        let text = format!(
+            "{} {}\n",
+            self.paint("warning:", "1;33"),
+            escape_controls_keep_newlines(message)
+        );
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
@@ -81,6 +101,7 @@ impl Printer {
     /// answer from stdin. Only `y` or `yes` mean yes; anything else, or end of input, is no.
     pub fn confirm(&self, question: &str) -> std::io::Result<bool> {
         let mut stderr = std::io::stderr().lock();
+        let question = escape_controls_keep_newlines(question);
         stderr.write_all(format!("{question} [y/N] ").as_bytes())?;
         stderr.flush()?;
         let mut answer = String::new();
@@ -95,7 +116,7 @@ impl Printer {
     /// the progress bars: only on a terminal and with table output).
     pub fn step(&self, title: &str) {
         if self.show_progress {
-            let text = format!("{} {title}\n", self.paint("==>", "1;34"));
+            let text = format!("{} {}\n", self.paint("==>", "1;34"), escape_controls(title));
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
     }
@@ -200,30 +221,51 @@ impl Progress {
     }
 }
 
+/// The most characters a table cell shows; longer ones end in `…` (JSON and YAML output keep
+/// them whole). Object names (253) fit with room to spare.
+pub const MAX_CELL_CHARS: usize = 512;
+
 /// Columns aligned like kubectl's tables: upper-case headers, three spaces between columns,
-/// the last column not padded.
+/// the last column not padded. Every cell is one line: control characters (newlines included)
+/// are escaped, and a cell longer than [`MAX_CELL_CHARS`] is cut.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    let cells = |row: &[String]| -> Vec<(String, usize)> {
+        row.iter()
+            .map(|cell| {
+                let cell = escape_controls(cell);
+                let count = cell.chars().count();
+                if count > MAX_CELL_CHARS {
+                    let cut: String = cell.chars().take(MAX_CELL_CHARS - 1).collect();
+                    (cut + "…", MAX_CELL_CHARS)
+                } else {
+                    (cell.into_owned(), count)
+                }
+            })
+            .collect()
+    };
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let lines: Vec<Vec<(String, usize)>> = std::iter::once(cells(&header))
+        .chain(rows.iter().map(|row| cells(row)))
+        .collect();
+    let mut widths: Vec<usize> = vec![0; headers.len()];
+    for line in &lines {
+        for (width, (_, count)) in widths.iter_mut().zip(line) {
+            *width = (*width).max(*count);
         }
     }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut text = String::new();
-        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if index == last {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}   "));
+    let mut text = String::new();
+    for line in lines {
+        let last = line.len().saturating_sub(1);
+        let mut row = String::new();
+        for (index, ((cell, count), width)) in line.iter().zip(&widths).enumerate() {
+            row.push_str(cell);
+            if index != last {
+                // Padded by hand: `format!`'s width is limited to u16 and panics beyond it.
+                row.extend(std::iter::repeat_n(' ', width - count + 3));
             }
         }
-        text.trim_end().to_string() + "\n"
-    };
-    let mut text = line(headers.to_vec());
-    for row in rows {
-        text.push_str(&line(row.iter().map(String::as_str).collect()));
+        text.push_str(row.trim_end());
+        text.push('\n');
     }
     text
 }
@@ -279,6 +321,39 @@ mod tests {
             ],
         );
         assert_eq!(text, "NAME          SIZE\na             1 B\nlonger-name\n");
+    }
+
+    #[test]
+    fn server_text_stays_in_its_cell() {
+        let text = table(
+            &["ID", "LABEL", "STATUS"],
+            &[
+                vec![
+                    "1".into(),
+                    "\x1b[2J\x1b]0;owned\x07x\nFORGED   row".into(),
+                    "active".into(),
+                ],
+                vec!["2".into(), "c1\u{9b}31m".into(), "inactive".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "ID   LABEL                                    STATUS\n\
+             1    \\x1b[2J\\x1b]0;owned\\x07x\\nFORGED   row   active\n\
+             2    c1\\u{9b}31m                              inactive\n"
+        );
+    }
+
+    #[test]
+    fn a_huge_cell_is_cut_not_a_panic() {
+        let label = "L".repeat(65_536);
+        let text = table(
+            &["ID", "LABEL", "STATUS"],
+            &[vec!["1".into(), label, "active".into()]],
+        );
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.ends_with("…   active"), "{}", &row[row.len() - 40..]);
+        assert_eq!(row.chars().count(), 5 + MAX_CELL_CHARS + 3 + 6);
     }
 
     #[test]

@@ -43,12 +43,10 @@ run kubectl mlbackup deployments list
 
 echo; echo "### The upgrade (simulated): LRSes go away"
 victims=$(kubectl get lrs -n "$DR_CORE_NAMESPACE" -l datarobot-lrs-type=deployment -o name | awk "NR <= 3")
+# kubectl waits until they are gone: the sandbox's LRS operator releases its finalizer, as on a
+# real cluster.
 # shellcheck disable=SC2086
-run kubectl delete -n "$DR_CORE_NAMESPACE" $victims --wait=false
-# The LRS operator lets go of them (its finalizer), as it does when they are deleted for real.
-for victim in $victims; do
-    kubectl patch -n "$DR_CORE_NAMESPACE" "$victim" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null
-done
+run kubectl delete -n "$DR_CORE_NAMESPACE" $victims
 run kubectl get lrs -A -L datarobot-lrs-type
 
 echo; echo "### After the upgrade"

@@ -22,6 +22,29 @@ pub enum Fault {
     Status(u16),
     /// Close the connection without answering.
     DropConnection,
+    /// Answer exactly this, whatever the API would: a server that misbehaves (a list whose
+    /// `next` leads back to itself, an object name no real API server accepts, a redirect that
+    /// echoes the credentials back).
+    Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Answer 200 with a JSON document of this many bytes (`{"data":"xxx…"}`), produced while
+    /// it is sent, without a `Content-Length`: an answer too large to hold, which the test does
+    /// not hold either.
+    HugeBody(u64),
+}
+
+impl Fault {
+    /// [`Fault::Answer`] with a JSON body.
+    pub fn json(status: u16, body: &serde_json::Value) -> Fault {
+        Fault::Answer {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
 }
 
 /// A fault and the requests it applies to.

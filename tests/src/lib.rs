@@ -5,6 +5,7 @@
 pub mod datarobot;
 pub mod faults;
 pub mod kube;
+pub mod proxy;
 pub mod query;
 pub mod sample;
 pub mod sandbox;

@@ -31,6 +31,9 @@ pub struct SandboxOptions {
     pub kubeconfig: PathBuf,
     /// Per-pod working directories of exec'd processes.
     pub pods_root: PathBuf,
+    /// How long the simulated LRS operator takes to release its finalizer from a deleted LRS
+    /// (`None`: no operator, the finalizer holds).
+    pub lrs_operator_delay: Option<Duration>,
 }
 
 /// The readiness message: one JSON line on stdout, a contract other tools read.
@@ -60,6 +63,7 @@ impl Sandbox {
             lrs_version: options.lrs_version.clone(),
             max_page_size: options.max_page_size,
             pods_root: options.pods_root.clone(),
+            lrs_operator_delay: options.lrs_operator_delay,
             ..FakeKubeOptions::default()
         })
         .await

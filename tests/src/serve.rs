@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use futures::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -153,6 +154,32 @@ async fn handle(
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 (options.error_body)(status, "injected server error")
             }
+            Fault::Answer {
+                status,
+                headers,
+                body,
+            } => {
+                let mut answer = Response::new(Body::from(body));
+                *answer.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                for (name, value) in headers {
+                    if let (Ok(name), Ok(value)) = (
+                        header::HeaderName::try_from(name),
+                        HeaderValue::try_from(value),
+                    ) {
+                        answer.headers_mut().append(name, value);
+                    }
+                }
+                answer
+            }
+            Fault::HugeBody(bytes) => {
+                let mut answer = Response::new(huge_json(bytes));
+                answer.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                answer
+            }
         };
         record.status = answer.status().as_u16();
         options.log.push(record);
@@ -165,6 +192,24 @@ async fn handle(
     record.status = answer.status().as_u16();
     options.log.push(record);
     Ok(answer)
+}
+
+/// `{"data":"xxx…"}` of `bytes` bytes, made chunk by chunk as the client reads it.
+fn huge_json(bytes: u64) -> Body {
+    const CHUNK: u64 = 64 * 1024;
+    let (head, tail) = (&b"{\"data\":\""[..], &b"\"}"[..]);
+    let filler = bytes.saturating_sub((head.len() + tail.len()) as u64);
+    let chunks = filler.div_ceil(CHUNK);
+    let middle = futures::stream::iter(0..chunks).map(move |index| {
+        let len = CHUNK.min(filler - index * CHUNK) as usize;
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; len]))
+    });
+    let stream = futures::stream::iter([Ok(axum::body::Bytes::from_static(head))])
+        .chain(middle)
+        .chain(futures::stream::iter([Ok(axum::body::Bytes::from_static(
+            tail,
+        ))]));
+    Body::from_stream(stream)
 }
 
 fn header_text<B>(req: &Request<B>, name: header::HeaderName) -> Option<String> {

@@ -280,6 +280,7 @@ pub async fn list_all(
     'list: loop {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
+        let mut followed = std::collections::HashSet::new();
         loop {
             let page = match list_page(
                 cluster,
@@ -301,7 +302,14 @@ pub async fn list_all(
             };
             items.extend(page.items);
             match page.continue_token {
-                Some(next) => token = Some(next),
+                Some(next) => {
+                    if !followed.insert(next.clone()) {
+                        return Err(ClusterError::ListLoop {
+                            resource: resource.qualified_name(),
+                        });
+                    }
+                    token = Some(next);
+                }
                 None => return Ok(items),
             }
         }

@@ -13,6 +13,7 @@ use crate::env::Env;
 pub mod lrs;
 pub mod objects;
 pub mod pod;
+mod proxy;
 mod transport;
 pub mod workloads;
 
@@ -20,6 +21,10 @@ pub use transport::RetryPolicy;
 
 /// The User-Agent of every request, so cluster admins can tell the plugin's traffic apart.
 pub const USER_AGENT: &str = concat!("kubectl-mlbackup/", env!("CARGO_PKG_VERSION"));
+
+/// The `details.causes[].reason` of the 403 the NamespaceLifecycle admission answers for a
+/// create in a namespace that is being deleted.
+const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
 
 /// How long to wait for a TCP/TLS connection, whatever `--request-timeout` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +58,9 @@ pub enum ClusterError {
     #[error("cannot use the kubeconfig")]
     UseKubeconfig(#[source] KubeconfigError),
 
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
+
     #[error("cannot set up the client for {url}")]
     Client {
         url: String,
@@ -72,6 +80,11 @@ pub enum ClusterError {
 
     #[error("{message}")]
     Forbidden { message: String, can_i: String },
+
+    /// A 403 of the NamespaceLifecycle admission: nothing new can be created in a namespace
+    /// that is being deleted. Not a permission problem.
+    #[error("the namespace {namespace} is being deleted: {message}")]
+    NamespaceTerminating { namespace: String, message: String },
 
     #[error("{message}")]
     NotFound { message: String },
@@ -96,6 +109,19 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+
+    #[error(
+        "the API server's answer to {request} is larger than {} MiB; it was not read",
+        transport::MAX_ANSWER_BYTES >> 20
+    )]
+    TooLarge { request: String },
+
+    /// A `continue` token came back that the list had already followed.
+    #[error(
+        "the API server's list of {resource} never ends: it handed back a `continue` token it \
+         had already given"
+    )]
+    ListLoop { resource: String },
 }
 
 impl ClusterError {
@@ -105,9 +131,19 @@ impl ClusterError {
             ClusterError::NoKubeconfig { .. } => {
                 Some("point KUBECONFIG or --kubeconfig at a kubeconfig file, as for kubectl".into())
             }
+            ClusterError::UseKubeconfig(KubeconfigError::ParseNoProxy(_)) => Some(
+                "kubectl skips NO_PROXY entries it cannot read, this plugin cannot: remove empty \
+                 or malformed entries from NO_PROXY (or no_proxy)"
+                    .into(),
+            ),
             ClusterError::ReadKubeconfig { .. } | ClusterError::UseKubeconfig(_) => {
                 Some("check it with `kubectl config view`; pick a context with --context".into())
             }
+            ClusterError::Proxy(_) => Some(
+                "fix the cluster's proxy-url in the kubeconfig (`kubectl config view`) or \
+                 HTTPS_PROXY; kubectl takes the same"
+                    .into(),
+            ),
             ClusterError::Unreachable { .. } => Some(
                 "check that `kubectl cluster-info` works with the same context (VPN, proxy, \
                  cluster up?); use --context to pick another cluster"
@@ -121,6 +157,10 @@ impl ClusterError {
             ClusterError::Forbidden { can_i, .. } => Some(format!(
                 "ask a cluster admin for this permission; check it with `{can_i}`"
             )),
+            ClusterError::NamespaceTerminating { namespace, .. } => Some(format!(
+                "wait until it is gone (`kubectl get namespace {namespace}` answers NotFound), \
+                 then create it again; or restore into another namespace with --namespace-map"
+            )),
             ClusterError::ResourceNotServed { resource, .. } => Some(format!(
                 "is the LRS operator installed in this cluster? Check with `kubectl get crd \
                  {resource}`; if the resource has another name or version here, pass --resource \
@@ -129,12 +169,21 @@ impl ClusterError {
             ClusterError::Expired { .. } => {
                 Some("run the command again; it starts a fresh list".into())
             }
+            ClusterError::TooLarge { .. } => Some(
+                "if the objects really are that large, list fewer at once with --page-size".into(),
+            ),
             ClusterError::Client { .. }
             | ClusterError::NotFound { .. }
             | ClusterError::Api { .. }
-            | ClusterError::Decode { .. } => None,
+            | ClusterError::Decode { .. }
+            | ClusterError::ListLoop { .. } => None,
         }
     }
+}
+
+/// Server text with its control characters (newlines included) escaped.
+fn one_line(text: String) -> String {
+    mlbackup_helper::text::escape_controls(&text).into_owned()
 }
 
 /// What a request was for, to name the missing permission when the server answers 403.
@@ -172,7 +221,22 @@ impl Cluster {
             .context
             .clone()
             .or_else(|| kubeconfig.current_context.clone());
+        let kubeconfig_proxy = proxy_url_of(&kubeconfig, &options, context.as_deref());
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        // kubectl's choice of proxy, not kube-rs's (which reads HTTPS_PROXY for any server,
+        // loopback included, and matches NO_PROXY against the proxy instead of the server).
+        config.proxy_url =
+            match proxy::choose(kubeconfig_proxy.as_deref(), &config.cluster_url, &env.proxy)? {
+                Some((url, source)) => {
+                    log::debug!(
+                        "reaching {} through the proxy {} ({source})",
+                        config.cluster_url,
+                        proxy::redacted(&url.to_string())
+                    );
+                    Some(url)
+                }
+                None => None,
+            };
         if let Some(timeout) = global.request_timeout.filter(|t| !t.is_zero()) {
             config.read_timeout = Some(timeout);
             config.write_timeout = Some(timeout);
@@ -215,12 +279,7 @@ impl Cluster {
     pub fn explain(&self, err: kube::Error, scope: Option<&RequestScope<'_>>) -> ClusterError {
         let url = self.server_url.clone();
         match err {
-            kube::Error::Api(status) => self.explain_answer(
-                status.code,
-                status.reason.clone(),
-                status.message.clone(),
-                scope,
-            ),
+            kube::Error::Api(status) => self.explain_answer(*status, scope),
             kube::Error::HyperError(source) => ClusterError::Unreachable {
                 url,
                 source: Box::new(source),
@@ -241,41 +300,51 @@ impl Cluster {
         body: &[u8],
         scope: Option<&RequestScope<'_>>,
     ) -> ClusterError {
-        #[derive(serde::Deserialize, Default)]
-        struct StatusBody {
-            #[serde(default)]
-            reason: String,
-            #[serde(default)]
-            message: String,
-        }
-        let parsed: StatusBody = serde_json::from_slice(body).unwrap_or_default();
-        let message = if parsed.message.is_empty() {
-            String::from_utf8_lossy(body)
+        let mut parsed: kube::core::Status = serde_json::from_slice(body).unwrap_or_default();
+        parsed.code = status.as_u16();
+        if parsed.message.is_empty() {
+            parsed.message = String::from_utf8_lossy(body)
                 .trim()
                 .chars()
                 .take(300)
-                .collect()
-        } else {
-            parsed.message
-        };
-        let reason = if parsed.reason.is_empty() {
-            status.canonical_reason().unwrap_or_default().to_string()
-        } else {
-            parsed.reason
-        };
-        self.explain_answer(status.as_u16(), reason, message, scope)
+                .collect();
+        }
+        if parsed.reason.is_empty() {
+            parsed.reason = status.canonical_reason().unwrap_or_default().to_string();
+        }
+        self.explain_answer(parsed, scope)
     }
 
     fn explain_answer(
         &self,
-        code: u16,
-        reason: String,
-        message: String,
+        status: kube::core::Status,
         scope: Option<&RequestScope<'_>>,
     ) -> ClusterError {
+        let kube::core::Status {
+            code,
+            reason,
+            message,
+            details,
+            ..
+        } = status;
+        let has_cause = |wanted: &str| {
+            details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == wanted))
+        };
+        // The server's words become one line of the user's error: a newline in them must not
+        // start a line of its own (the printer escapes the other control characters).
+        let (reason, message) = (one_line(reason), one_line(message));
         match code {
             401 => ClusterError::Unauthorized {
                 url: self.server_url.clone(),
+            },
+            403 if has_cause(NAMESPACE_TERMINATING) => ClusterError::NamespaceTerminating {
+                namespace: scope
+                    .and_then(|s| s.namespace)
+                    .unwrap_or_default()
+                    .to_string(),
+                message,
             },
             403 => ClusterError::Forbidden {
                 message,
@@ -312,6 +381,28 @@ impl Cluster {
             .await
             .map_err(|err| self.explain(err, None))
     }
+}
+
+/// The `proxy-url` of the cluster the connection uses: `--cluster`, else the context's.
+fn proxy_url_of(
+    kubeconfig: &Kubeconfig,
+    options: &KubeConfigOptions,
+    context: Option<&str>,
+) -> Option<String> {
+    let cluster = options.cluster.clone().or_else(|| {
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| Some(c.name.as_str()) == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+    })?;
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.proxy_url.clone())
 }
 
 impl From<KubeconfigError> for ClusterError {

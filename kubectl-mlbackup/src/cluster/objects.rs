@@ -1,5 +1,6 @@
-//! Writes to single objects: server-side apply, deletion, namespace creation; all through the
-//! one retry policy of `transport`, with 403s naming the missing permission.
+//! Reads and writes of single objects: get, server-side apply, replace, deletion, namespace
+//! creation; all through the one retry policy of `transport`, with 403s naming the missing
+//! permission.
 
 use http::StatusCode;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -30,8 +31,6 @@ pub enum Persist {
 pub struct Applied {
     /// 201: the object did not exist.
     pub created: bool,
-    /// The object as it is (or would be, in a dry run) after the apply.
-    pub object: Value,
 }
 
 fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
@@ -42,19 +41,17 @@ fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterErr
 }
 
 /// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it
-/// does not exist, else sets the fields it holds. `force` takes the fields over from other
-/// managers instead of failing with a conflict.
+/// does not exist, else sets the fields it holds; a field another manager set to another value is
+/// a 409 conflict (no force: an object that appeared meanwhile is not taken over silently).
 pub async fn apply(
     cluster: &Cluster,
     resource: &ServedResource,
     namespace: &str,
     name: &str,
     object: &Value,
-    force: bool,
     persist: Persist,
 ) -> Result<Applied, ClusterError> {
     let mut params = PatchParams::apply(FIELD_MANAGER);
-    params.force = force;
     params.dry_run = persist == Persist::DryRun;
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .patch(name, &params, &Patch::Apply(object))
@@ -68,8 +65,68 @@ pub async fn apply(
     let answer = send(cluster, request, &scope).await?;
     Ok(Applied {
         created: answer.status == StatusCode::CREATED,
-        object: answer.json(cluster)?,
     })
+}
+
+/// One object as the server has it now; `None` when it does not exist.
+pub async fn get(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, ClusterError> {
+    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
+        .get(name, &Default::default())
+        .map_err(|err| build_error(cluster, err))?;
+    let qualified = resource.qualified_name();
+    let scope = RequestScope {
+        verb: "get",
+        resource: &qualified,
+        namespace: Some(namespace),
+    };
+    match send(cluster, request, &scope).await {
+        Ok(answer) => Ok(Some(answer.json(cluster)?)),
+        Err(ClusterError::NotFound { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Replaces an existing object (PUT, field manager [`FIELD_MANAGER`]) with `object`, which
+/// carries the `resourceVersion` it was made from: when the object changed since, the server
+/// refuses with 409 Conflict (see [`is_conflict`]) and nothing is written. Returns the object as
+/// written (or as it would be, in a dry run).
+pub async fn replace(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    name: &str,
+    object: &Value,
+    persist: Persist,
+) -> Result<Value, ClusterError> {
+    let params = PostParams {
+        dry_run: persist == Persist::DryRun,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    let body = serde_json::to_vec(object).map_err(|source| ClusterError::Decode {
+        url: cluster.server_url.clone(),
+        source: kube::Error::SerdeError(source),
+    })?;
+    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
+        .replace(name, &params, body)
+        .map_err(|err| build_error(cluster, err))?;
+    let qualified = resource.qualified_name();
+    let scope = RequestScope {
+        verb: "update",
+        resource: &qualified,
+        namespace: Some(namespace),
+    };
+    send(cluster, request, &scope).await?.json(cluster)
+}
+
+/// Whether a write was refused because the object changed since it was read (409 Conflict with
+/// reason `Conflict`, not `AlreadyExists`).
+pub fn is_conflict(err: &ClusterError) -> bool {
+    matches!(err, ClusterError::Api { code: 409, reason, .. } if reason == "Conflict")
 }
 
 /// What a delete request did.

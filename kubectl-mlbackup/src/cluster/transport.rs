@@ -1,7 +1,8 @@
 //! Sending requests to the API server under the one retry policy (`mlbackup_helper::retry`,
 //! shared with the DataRobot client): 429 and 5xx answers and broken connections are retried
 //! with capped exponential backoff and jitter, honouring `Retry-After`; everything else is
-//! explained once, in the user's terms.
+//! explained once, in the user's terms. An answer is read up to [`MAX_ANSWER_BYTES`], never
+//! further: a misbehaving server cannot fill the memory.
 
 use std::time::Instant;
 
@@ -13,6 +14,10 @@ use super::{Cluster, ClusterError, RequestScope};
 
 pub use mlbackup_helper::retry::RetryPolicy;
 use mlbackup_helper::retry::retry_after;
+
+/// The most bytes of one answer that are read. A page of the default 500 LRS objects is a few
+/// MiB; this leaves room for large objects, and `--page-size` lists fewer at once.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
@@ -109,8 +114,17 @@ pub async fn send(
             Ok(answer) => {
                 let status = answer.status();
                 let headers = answer.headers().clone();
-                match answer.into_body().collect_bytes().await {
+                let limited = http_body_util::Limited::new(answer.into_body(), MAX_ANSWER_BYTES);
+                match http_body_util::BodyExt::collect(limited)
+                    .await
+                    .map(|collected| collected.to_bytes())
+                {
                     Ok(body) => (status, headers, body),
+                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                        return Err(ClusterError::TooLarge {
+                            request: format!("{} {}", request.method, request.uri),
+                        });
+                    }
                     Err(err) if may_replay && attempt < policy.max_attempts => {
                         log::info!(
                             "{} {}: answer broken off ({err}), retrying",
@@ -121,7 +135,13 @@ pub async fn send(
                         attempt += 1;
                         continue;
                     }
-                    Err(err) => return Err(cluster.explain(err, Some(scope))),
+                    Err(err) => {
+                        let err = match err.downcast::<kube::Error>() {
+                            Ok(err) => *err,
+                            Err(other) => kube::Error::Service(other),
+                        };
+                        return Err(cluster.explain(err, Some(scope)));
+                    }
                 }
             }
             Err(err) if may_replay && is_transient(&err) && attempt < policy.max_attempts => {

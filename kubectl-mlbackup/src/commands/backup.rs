@@ -294,9 +294,16 @@ async fn list_once(
         })
     };
     let mut next = Some(fetch(None));
+    let mut followed = std::collections::HashSet::new();
     while let Some(pending) = next.take() {
         let page = pending.await.map_err(BackupError::Download)??;
         if let Some(token) = page.continue_token.clone() {
+            if !followed.insert(token.clone()) {
+                return Err(ClusterError::ListLoop {
+                    resource: what.resource.qualified_name(),
+                }
+                .into());
+            }
             next = Some(fetch(Some(token)));
         }
         progress.set_total(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mlbackup_helper::api::{ApiUrl, Deployment};
@@ -277,6 +277,13 @@ impl Connection {
         let token = ApiToken::from_file_or_env(args.token_file.as_deref(), |name| {
             env.datarobot_token.get(name)
         })?;
+        if let Some(warning) = args
+            .token_file
+            .as_deref()
+            .and_then(mlbackup_helper::secret::token_file_warning)
+        {
+            printer.warning(&warning);
+        }
         let ca_file = args.ca_file.clone().or_else(|| env.ssl_cert_file.clone());
         let ca_pem = match &ca_file {
             Some(path) => Some(
@@ -285,11 +292,13 @@ impl Connection {
             ),
             None => None,
         };
-        if args.insecure_skip_tls_verify {
-            printer.warning(&format!(
-                "the certificate of {api_url} is NOT checked (--insecure-skip-tls-verify): \
-                 anyone on the network path can read the token"
-            ));
+        let tls = TlsOptions {
+            ca_pem,
+            insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+        };
+        // Said here once, wherever the requests run (the engine itself says nothing).
+        if let Some(warning) = mlbackup_helper::api::transport_warning(&api_url, &tls) {
+            printer.warning(&warning);
         }
         // Last: everything that can be refused locally is checked before the pod is touched.
         let in_pod = match args.via {
@@ -301,10 +310,7 @@ impl Connection {
             in_pod,
             api_url,
             token,
-            tls: TlsOptions {
-                ca_pem,
-                insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-            },
+            tls,
             stdin_is_terminal: env.stdin_is_terminal,
             request_timeout_seconds: global
                 .request_timeout
@@ -313,7 +319,7 @@ impl Connection {
         })
     }
 
-    fn request(&self, operation: Operation) -> Request {
+    fn request(&self, operation: Operation, list_timeout: Option<Duration>) -> Request {
         Request {
             protocol_version: PROTOCOL_VERSION,
             api_url: self.api_url.clone(),
@@ -321,6 +327,7 @@ impl Connection {
             tls: self.tls.clone(),
             request_timeout_seconds: self.request_timeout_seconds,
             verbosity: self.verbosity,
+            list_timeout_seconds: list_timeout.map(|t| t.as_secs_f64()),
             operation,
         }
     }
@@ -329,11 +336,10 @@ impl Connection {
     /// `progress` as they arrive.
     async fn run(
         &self,
-        operation: Operation,
+        request: Request,
         cancel: &CancellationToken,
         progress: &(dyn Fn(&Event) + Sync),
     ) -> Result<Event, InPodError> {
-        let request = self.request(operation);
         match self.via {
             Via::Local => {
                 let last = std::sync::Mutex::new(None);
@@ -367,8 +373,14 @@ impl Connection {
         }
     }
 
-    pub async fn list(&self, cancel: &CancellationToken) -> anyhow::Result<Vec<Deployment>> {
-        match self.run(Operation::List, cancel, &|_| {}).await? {
+    /// The visible deployments; `within` bounds the whole list (a change's `--timeout`).
+    pub async fn list(
+        &self,
+        cancel: &CancellationToken,
+        within: Option<Duration>,
+    ) -> anyhow::Result<Vec<Deployment>> {
+        let request = self.request(Operation::List, within);
+        match self.run(request, cancel, &|_| {}).await? {
             Event::Deployments { deployments } => Ok(deployments),
             Event::Error { error } => Err(anyhow::Error::new(error)
                 .context(format!("cannot list the deployments at {}", self.api_url))),
@@ -386,7 +398,7 @@ async fn list(
     let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
     let cancel = super::interrupt_token();
     let listed = tokio::select! {
-        listed = connection.list(&cancel) => Some(listed),
+        listed = connection.list(&cancel, None) => Some(listed),
         () = cancel.cancelled() => None,
     };
     let api_url = connection.api_url.to_string();
@@ -490,8 +502,9 @@ pub async fn change_through(
 ) -> anyhow::Result<Finished<ChangeOutcome>> {
     let started = Instant::now();
     let action = options.action;
+    // `--timeout` covers the whole change, the list before it included.
     let deployments = tokio::select! {
-        listed = connection.list(cancel) => listed?,
+        listed = connection.list(cancel, Some(options.timeout)) => listed?,
         () = cancel.cancelled() => {
             return Err(super::Interrupted(
                 "interrupted before the deployments were listed; nothing was changed".into(),
@@ -555,10 +568,16 @@ pub async fn change_through(
             deployments: plan.changes.clone(),
             concurrency: options.concurrency,
             wait: options.wait,
-            timeout_seconds: options.timeout.as_secs_f64(),
+            // What the list left of it; never zero, which the engine reads as "no timeout".
+            timeout_seconds: options
+                .timeout
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+                .as_secs_f64(),
         };
+        let request = connection.request(Operation::Change(request), None);
         let last = connection
-            .run(Operation::Change(request), cancel, &|event| {
+            .run(request, cancel, &|event| {
                 if let Event::Finished { item } = event {
                     if item.outcome == Outcome::Failed {
                         let failed = failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;

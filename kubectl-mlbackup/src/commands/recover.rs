@@ -300,7 +300,7 @@ impl Recovery<'_> {
                         updated_at: None,
                         deployments: Vec::new(),
                     });
-                    let current = connection.list(cancel).await?;
+                    let current = connection.list(cancel, Some(self.args.timeout)).await?;
                     Some((snapshot, current))
                 }
                 _ => None,

@@ -742,15 +742,7 @@ impl Work<'_> {
             return self.create(planned).await;
         };
         if live["metadata"]["deletionTimestamp"].is_string() {
-            let finalizers = objects::finalizers_of(live);
-            return (
-                RestoreResult::Failed,
-                Some(format!(
-                    "it is being deleted (held by finalizers {}); run the restore again once it \
-                     is gone",
-                    finalizers.join(", ")
-                )),
-            );
+            return being_deleted(live);
         }
         if object::same_desired_state(&planned.object, live) {
             return (RestoreResult::Unchanged, None);
@@ -761,15 +753,72 @@ impl Work<'_> {
                 Some("exists and differs from the backup (--existing=update overwrites)".into()),
             ),
             (ExistingPolicy::Update, Some(DryRun::Client)) => (RestoreResult::Updated, None),
-            (ExistingPolicy::Update, _) => match self.apply(planned, true).await {
-                Ok(applied) if object::same_desired_state(&applied.object, live) => (
-                    RestoreResult::Unchanged,
-                    Some("differs only in fields other managers own".into()),
-                ),
-                Ok(_) => (RestoreResult::Updated, None),
-                Err(err) => failed(&err),
-            },
+            (ExistingPolicy::Update, _) => self.update(planned, live.clone()).await,
         }
+    }
+
+    /// `--existing=update` of an object that differs: a replace that makes its labels,
+    /// annotations and spec the backup's, guarded by the `resourceVersion` it was read at.
+    /// (A server-side apply would not do: it removes only fields its own manager set, never
+    /// what others added.) When someone writes in between, the object is read again and
+    /// compared afresh, a few times.
+    async fn update(&self, planned: &Planned, mut live: Value) -> (RestoreResult, Option<String>) {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let wanted = object::converged(&live, &planned.object);
+            let err = match objects::replace(
+                self.cluster,
+                self.resource,
+                &planned.namespace,
+                &planned.name,
+                &wanted,
+                self.persist,
+            )
+            .await
+            {
+                Ok(written) if object::same_desired_state(&written, &planned.object) => {
+                    return (RestoreResult::Updated, None);
+                }
+                Ok(_) => {
+                    return (
+                        RestoreResult::Updated,
+                        Some(
+                            "the API server changed what was written (defaulting, pruning or a \
+                             webhook): it still differs from the backup"
+                                .into(),
+                        ),
+                    );
+                }
+                Err(err) => err,
+            };
+            if !objects::is_conflict(&err) {
+                return failed(&err);
+            }
+            match objects::get(
+                self.cluster,
+                self.resource,
+                &planned.namespace,
+                &planned.name,
+            )
+            .await
+            {
+                Ok(Some(fresh)) if fresh["metadata"]["deletionTimestamp"].is_string() => {
+                    return being_deleted(&fresh);
+                }
+                Ok(Some(fresh)) if object::same_desired_state(&planned.object, &fresh) => {
+                    return (RestoreResult::Unchanged, None);
+                }
+                Ok(Some(fresh)) => live = fresh,
+                Ok(None) => return self.create(planned).await,
+                Err(err) => return failed(&err),
+            }
+        }
+        (
+            RestoreResult::Failed,
+            Some(format!(
+                "it changed again before each of {UPDATE_ATTEMPTS} updates (another writer keeps \
+                 changing it); run the restore again"
+            )),
+        )
     }
 
     async fn create(&self, planned: &Planned) -> (RestoreResult, Option<String>) {
@@ -790,7 +839,7 @@ impl Work<'_> {
         if self.dry_run == Some(DryRun::Client) {
             return (RestoreResult::Created, None);
         }
-        match self.apply(planned, false).await {
+        match self.apply(planned).await {
             Ok(applied) if applied.created => (RestoreResult::Created, None),
             Ok(_) => (
                 RestoreResult::Updated,
@@ -799,26 +848,45 @@ impl Work<'_> {
             Err(err) if objects::is_missing_namespace(&err, namespace) => {
                 missing_namespace(namespace)
             }
+            Err(ClusterError::NamespaceTerminating { .. }) => (
+                RestoreResult::Failed,
+                Some(format!(
+                    "namespace {namespace} is being deleted, so nothing can be created in it; \
+                     wait until it is gone and restore again with --create-namespaces, or \
+                     restore elsewhere with --namespace-map {}=OTHER",
+                    planned.source_namespace
+                )),
+            ),
             Err(err) => failed(&err),
         }
     }
 
-    async fn apply(
-        &self,
-        planned: &Planned,
-        force: bool,
-    ) -> Result<objects::Applied, ClusterError> {
+    async fn apply(&self, planned: &Planned) -> Result<objects::Applied, ClusterError> {
         objects::apply(
             self.cluster,
             self.resource,
             &planned.namespace,
             &planned.name,
             &planned.object,
-            force,
             self.persist,
         )
         .await
     }
+}
+
+/// How often `--existing=update` reads an object again after another writer changed it between
+/// the read and the write (kubectl's `retry.RetryOnConflict` tries 5 times).
+const UPDATE_ATTEMPTS: usize = 5;
+
+fn being_deleted(live: &Value) -> (RestoreResult, Option<String>) {
+    let finalizers = objects::finalizers_of(live);
+    (
+        RestoreResult::Failed,
+        Some(format!(
+            "it is being deleted (held by finalizers {}); run the restore again once it is gone",
+            finalizers.join(", ")
+        )),
+    )
 }
 
 fn missing_namespace(namespace: &str) -> (RestoreResult, Option<String>) {
@@ -976,5 +1044,107 @@ mod tests {
                 .unwrap_err()
                 .is::<UsageError>()
         );
+    }
+}
+
+/// `--existing=update` against the in-process fake cluster, where another writer can be put
+/// between the plugin's read and its write.
+#[cfg(test)]
+mod against_the_fake {
+    use super::*;
+    use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
+
+    fn backed_up() -> Value {
+        json!({
+            "apiVersion": "lrs.datarobot.com/v1",
+            "kind": "LongRunningService",
+            "metadata": {
+                "name": "cm-1",
+                "namespace": "dr-app",
+                "labels": {"datarobot-lrs-type": "deployment"},
+                "finalizers": ["lrs.datarobot.com/cleanup"],
+            },
+            "spec": {"replicas": 1, "image": "model:1"},
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_in_between_is_read_again_and_the_update_still_converges() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let kube = FakeKube::start(FakeKubeOptions {
+            pods_root: dir.path().join("pods"),
+            ..FakeKubeOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut changed = backed_up();
+        changed["spec"]["replicas"] = json!(3);
+        kube.insert(changed).unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "fake", Some("dr-app"))
+            .unwrap();
+        let cluster = crate::cluster::testing::connect(&kubeconfig).await;
+        let resource = lrs::resolve(&cluster, None).await.unwrap();
+
+        // The plugin reads the object; then someone else writes before the plugin does.
+        let stale = objects::get(&cluster, &resource, "dr-app", "cm-1")
+            .await
+            .unwrap()
+            .unwrap();
+        let someone_else = kube::core::Request::new(resource.collection_path(Some("dr-app")))
+            .patch(
+                "cm-1",
+                &kube::api::PatchParams {
+                    field_manager: Some("someone-else".into()),
+                    ..Default::default()
+                },
+                &kube::api::Patch::Merge(json!({"metadata": {"labels": {"team": "ml"}}})),
+            )
+            .unwrap();
+        cluster.client.request::<Value>(someone_else).await.unwrap();
+
+        let mut object = backed_up();
+        object::strip_server_fields(&mut object);
+        let planned = Planned {
+            path: "dr-app/cm-1.yaml".into(),
+            place: Place::default(),
+            source_namespace: "dr-app".into(),
+            namespace: "dr-app".into(),
+            name: "cm-1".into(),
+            lrs_type: "deployment".into(),
+            object,
+        };
+        let live = HashMap::from([(key_of(&stale), stale)]);
+        let namespaces = BTreeMap::new();
+        let work = Work {
+            cluster: &cluster,
+            resource: &resource,
+            existing: ExistingPolicy::Update,
+            dry_run: None,
+            persist: Persist::Yes,
+            live: &live,
+            namespaces: &namespaces,
+        };
+        kube.requests().clear();
+        let (result, message) = work.decide(&planned).await;
+        assert_eq!((result, message), (RestoreResult::Updated, None));
+        let answers: Vec<(String, u16)> = kube
+            .requests()
+            .entries()
+            .into_iter()
+            .map(|r| (r.method, r.status))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                ("PUT".to_string(), 409),
+                ("GET".to_string(), 200),
+                ("PUT".to_string(), 200)
+            ],
+            "the stale write is refused, the object read again, the write redone"
+        );
+        let now = kube.get("lrs", Some("dr-app"), "cm-1").unwrap();
+        assert!(object::same_desired_state(&now, &backed_up()), "{now:#}");
     }
 }

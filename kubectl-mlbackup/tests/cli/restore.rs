@@ -317,6 +317,32 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     assert_eq!(cluster.kube.list("lrs", None).len(), original + 1);
     assert_eq!(cluster.served(changed_ns, changed)["spec"]["replicas"], 7);
 
+    // Someone else changes it further: a spec field added, a block removed, an annotation.
+    let before = cluster.served(changed_ns, changed);
+    assert!(before["spec"]["readinessProbe"].is_object());
+    cluster.merge_patch(
+        changed_ns,
+        changed,
+        json!({
+            "spec": {"priorityClassName": "high", "readinessProbe": null},
+            "metadata": {"annotations": {"note": "hotfix"}},
+        }),
+    );
+    let backed_up: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            sandbox
+                .path("backups/before")
+                .join(changed_ns)
+                .join(format!("{changed}.yaml")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let kubeconfig = cluster.kubeconfig_arg();
+    let diff = ["diff", "before", kubeconfig.as_str(), "--dir", "backups"];
+    sandbox.run(&diff).expect_code(1);
+
+    cluster.kube.requests().clear();
     let run = restore(
         &sandbox,
         &cluster,
@@ -328,13 +354,41 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     assert_eq!(outcome["existing"], "update");
     let by_object = results(&run);
     assert!(by_object.contains(&(format!("{changed_ns}/{changed}"), "updated".into())));
-    assert_eq!(outcome["summary"]["unchanged"], 2);
+    assert_eq!(outcome["summary"]["unchanged"], 2, "{outcome:#}");
+    assert_eq!(outcome["summary"]["updated"], 1, "{outcome:#}");
     let restored = cluster.served(changed_ns, changed);
-    assert_ne!(restored["spec"]["replicas"], 7, "the backup's spec is back");
-    // SSA with force takes the spec over but leaves a label another manager added and the
-    // backup never had: it is reported honestly as still different, not forced away.
-    assert_eq!(restored["metadata"]["labels"]["team"], "ml");
+    // Labels, annotations and spec are the backup's: what others added is gone too.
+    for field in ["labels", "annotations"] {
+        assert_eq!(
+            restored["metadata"][field], backed_up["metadata"][field],
+            "{field}"
+        );
+    }
+    assert_eq!(restored["spec"], backed_up["spec"]);
+    // One guarded write: a PUT carrying the resourceVersion it was read at.
+    let writes: Vec<String> = cluster
+        .kube
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        writes,
+        [format!(
+            "PUT /apis/lrs.datarobot.com/v1/namespaces/{changed_ns}/lrs/{changed}"
+        )]
+    );
+    // The operator's finalizer and the object's identity stay.
+    assert_eq!(restored["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(
+        restored["metadata"]["finalizers"],
+        before["metadata"]["finalizers"]
+    );
+    sandbox.run(&diff).expect_code(0);
 
+    // Again: everything is unchanged and nothing is sent.
     let versions = cluster.resource_versions();
     cluster.kube.requests().clear();
     let run = restore(
@@ -345,17 +399,23 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     );
     run.expect_code(0);
     assert_eq!(cluster.resource_versions(), versions, "nothing moves");
+    assert_eq!(
+        cluster.writes(),
+        0,
+        "{:#?}",
+        cluster.kube.requests().entries()
+    );
     let again = run.json();
     assert_eq!(again["summary"]["updated"], 0, "{again:#}");
     assert_eq!(again["summary"]["unchanged"], 3);
-    let note = again["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["name"] == changed.as_str())
-        .unwrap()["message"]
-        .clone();
-    assert_eq!(note, "differs only in fields other managers own");
+    assert!(
+        again["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.get("message").is_none()),
+        "{again:#}"
+    );
 }
 
 #[test]
@@ -675,6 +735,69 @@ fn forbidden_writes_fail_per_object_and_name_the_permission() {
         message.contains("kubectl auth can-i patch lrs.lrs.datarobot.com -n dr-app"),
         "{message}"
     );
+}
+
+#[test]
+fn a_namespace_being_deleted_is_named_with_what_to_do_not_as_a_permission_problem() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(1, 1), FakeKubeOptions::default());
+    take_backup(&sandbox, &cluster, "b");
+    // The namespace is deleted; an object another controller still holds keeps it Terminating.
+    let held = cluster
+        .kube
+        .list("lrs", Some("dr-app"))
+        .into_iter()
+        .find(|o| o["metadata"]["labels"]["datarobot-lrs-type"] == "custom_application")
+        .unwrap();
+    cluster.merge_patch(
+        "dr-app",
+        held["metadata"]["name"].as_str().unwrap(),
+        json!({"metadata": {"finalizers": ["example.com/hold"]}}),
+    );
+    let delete = http::Request::delete("/api/v1/namespaces/dr-app")
+        .body(Vec::new())
+        .unwrap();
+    cluster.request(delete).expect("delete the namespace");
+    assert_eq!(
+        cluster.kube.get("namespaces", None, "dr-app").unwrap()["status"]["phase"],
+        "Terminating"
+    );
+
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &["--type", "spark_app", "-o", "json"],
+    );
+    run.expect_code(1);
+    let outcome = run.json();
+    assert_eq!(outcome["summary"]["failed"], 2, "{outcome:#}");
+    for item in outcome["items"].as_array().unwrap() {
+        assert_eq!(
+            item["message"],
+            "namespace dr-app is being deleted, so nothing can be created in it; wait until it \
+             is gone and restore again with --create-namespaces, or restore elsewhere with \
+             --namespace-map dr-app=OTHER"
+        );
+    }
+
+    // What it says works: another namespace.
+    let run = restore(
+        &sandbox,
+        &cluster,
+        "b",
+        &[
+            "--type",
+            "spark_app",
+            "--namespace-map",
+            "dr-app=dr-new",
+            "--create-namespaces",
+            "-o",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(run.json()["summary"]["created"], 2);
 }
 
 #[test]

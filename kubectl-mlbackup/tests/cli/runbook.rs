@@ -103,7 +103,7 @@ fn spark_sessions(cluster: &FakeCluster) -> usize {
         .count()
 }
 
-/// The upgrade: some LRSes of the app are gone (the operator's finalizers let go).
+/// The upgrade: some LRSes of the app are deleted (the operator releases its finalizer).
 fn upgrade(cluster: &FakeCluster) {
     let gone: Vec<(String, String)> = cluster
         .kube
@@ -118,7 +118,7 @@ fn upgrade(cluster: &FakeCluster) {
         })
         .collect();
     for (namespace, name) in gone {
-        assert!(cluster.kube.remove("lrs", Some(&namespace), &name));
+        cluster.delete_lrs(&namespace, &name);
     }
 }
 
@@ -244,6 +244,75 @@ fn prepare_then_recover_brings_back_the_exact_state() {
         ])
     );
     upgrade_and_recover(&w, &before, &statuses);
+}
+
+#[test]
+fn recover_with_existing_update_makes_changed_lrses_the_backups_and_then_writes_nothing() {
+    let w = world();
+    let before = lrs_state(&w.cluster);
+    w.sandbox
+        .run(&["prepare", "--yes", "--name", "before-upgrade"])
+        .expect_code(0);
+    upgrade(&w.cluster);
+    // During the upgrade someone edits an LRS that stays: replicas, a new spec field, a block
+    // removed, a label and an annotation added.
+    let edited = w
+        .cluster
+        .kube
+        .list("lrs", None)
+        .into_iter()
+        .find(|o| o["metadata"]["labels"]["datarobot-lrs-type"] == "deployment")
+        .unwrap();
+    w.cluster.merge_patch(
+        edited["metadata"]["namespace"].as_str().unwrap(),
+        edited["metadata"]["name"].as_str().unwrap(),
+        json!({
+            "spec": {"replicas": 5, "priorityClassName": "high", "readinessProbe": null},
+            "metadata": {"labels": {"team": "ml"}, "annotations": {"note": "hotfix"}},
+        }),
+    );
+
+    let left_alone = w.sandbox.run(&["recover", "before-upgrade", "-o", "json"]);
+    left_alone.expect_code(1);
+    assert_eq!(left_alone.json()["steps"][1]["counts"]["skippedDiffers"], 1);
+
+    let recover = w.sandbox.run(&[
+        "recover",
+        "before-upgrade",
+        "--existing=update",
+        "-o",
+        "json",
+    ]);
+    recover.expect_code(0);
+    let json = recover.json();
+    assert_eq!(json["steps"][1]["counts"]["updated"], 1, "{json:#}");
+    assert_eq!(
+        json["steps"][3]["result"], "done",
+        "verify finds no difference"
+    );
+    assert_eq!(lrs_state(&w.cluster), before);
+
+    let writes = lrs_writes(&w.cluster);
+    let again = w.sandbox.run(&[
+        "recover",
+        "before-upgrade",
+        "--existing=update",
+        "-o",
+        "json",
+    ]);
+    again.expect_code(0);
+    assert_eq!(
+        lrs_writes(&w.cluster),
+        writes,
+        "a second run writes nothing"
+    );
+    let json = again.json();
+    assert_eq!(json["steps"][1]["counts"]["updated"], 0);
+    assert_eq!(
+        json["steps"][1]["counts"]["unchanged"],
+        before.len(),
+        "{json:#}"
+    );
 }
 
 /// Starts a prepare, interrupts it with SIGINT once `ready` says so, and expects 130.

@@ -308,6 +308,25 @@ impl FakeCluster {
         self.request(request).expect("patch the LRS");
     }
 
+    /// Deletes an LRS as `kubectl delete lrs -n NAMESPACE NAME` does: the DELETE, then a wait
+    /// until it is gone (the cluster's LRS operator releases its finalizer shortly after).
+    pub fn delete_lrs(&self, namespace: &str, name: &str) {
+        let request = kube::core::Request::new(format!(
+            "/apis/lrs.datarobot.com/v1/namespaces/{namespace}/lrs"
+        ))
+        .delete(name, &Default::default())
+        .unwrap();
+        self.request(request).expect("delete the LRS");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.kube.get("lrs", Some(namespace), name).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{namespace}/{name} is still there 30s after its deletion"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// `resourceVersion` of every LRS, by `namespace/name`.
     pub fn resource_versions(&self) -> std::collections::BTreeMap<String, String> {
         self.kube
@@ -386,7 +405,10 @@ impl FakeApi {
             });
         }
         let ca_file = sandbox.path("datarobot-ca.pem");
-        std::fs::write(&ca_file, datarobot.ca_pem().expect("TLS")).unwrap();
+        // None when the options ask for plain HTTP.
+        if let Some(pem) = datarobot.ca_pem() {
+            std::fs::write(&ca_file, pem).unwrap();
+        }
         FakeApi {
             datarobot,
             ca_file,

@@ -118,6 +118,7 @@ fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
         max_page_size: None,
         kubeconfig: work.path().join("kubeconfig"),
         pods_root: work.path().join("pods"),
+        lrs_operator_delay: mlbackup_testkit::kube::FakeKubeOptions::default().lrs_operator_delay,
     }))?;
     let env = Env {
         kubeconfig: sandbox.ready.kubeconfig.clone(),

@@ -61,6 +61,13 @@ struct ServeArgs {
     /// Largest page of a list the API server returns (forces pagination).
     #[arg(long, value_name = "N")]
     max_page_size: Option<usize>,
+    /// How long the LRS operator takes to release its finalizer (`lrs.datarobot.com/cleanup`)
+    /// after an LRS is deleted, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    lrs_operator_delay_ms: u64,
+    /// Run no LRS operator: deleted LRSes stay held by its finalizer (as when it is down).
+    #[arg(long, conflicts_with = "lrs_operator_delay_ms")]
+    no_lrs_operator: bool,
     /// Working directories of the processes exec'd in pods (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -104,6 +111,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_page_size: args.max_page_size,
         kubeconfig,
         pods_root,
+        lrs_operator_delay: (!args.no_lrs_operator)
+            .then(|| Duration::from_millis(args.lrs_operator_delay_ms)),
     })
     .await?;
     println!("{}", serde_json::to_string(&sandbox.ready)?);

@@ -319,15 +319,7 @@ impl Cluster {
         let state = Self::namespace_state(store, namespace)
             .ok_or_else(|| ApiError::namespace_not_found(namespace))?;
         if is_deleting(&state) {
-            return Err(ApiError::forbidden(
-                format!(
-                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                    resource.qualified_resource()
-                ),
-                &resource.group,
-                &resource.plural,
-                name,
-            ));
+            return Err(ApiError::namespace_terminating(resource, name, namespace));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Fake Kubernetes API server: namespaces, pods (with exec), deployments and statefulsets (with
-//! `scale` and simulated controllers) and the LRS custom resource, over TLS with a bearer token,
-//! strict where the real kube-apiserver is strict; plus the seeding and inspection API the
+//! `scale` and simulated controllers) and the LRS custom resource (with its operator's finalizer
+//! handling simulated), over TLS with a bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection API the
 //! sandbox and the tests use without HTTP.
 
 pub mod access;
@@ -10,6 +10,7 @@ mod discovery;
 pub mod exec;
 mod fields;
 mod numbers;
+mod operator;
 mod protobuf;
 mod resources;
 mod routes;
@@ -34,6 +35,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 pub use self::controller::AppWorkload;
+pub use self::operator::LRS_FINALIZER;
 pub use self::resources::LRS_GROUP;
 pub use self::status::ApiError;
 
@@ -64,6 +66,10 @@ pub struct FakeKubeOptions {
     /// of `spec.replicas` (pods created or marked terminating, status updated), and how long a
     /// terminating pod takes to go.
     pub controller_delay: Duration,
+    /// How long the simulated LRS operator takes to release its finalizer
+    /// (`lrs.datarobot.com/cleanup`) from an LRS marked for deletion; `None`: no operator runs
+    /// (the finalizer holds the LRS until someone removes it, as when the operator is down).
+    pub lrs_operator_delay: Option<Duration>,
 }
 
 fn random_token() -> String {
@@ -86,6 +92,7 @@ impl Default for FakeKubeOptions {
             pods_root: std::env::temp_dir().join("mlbackup-fake-pods"),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             controller_delay: Duration::from_millis(500),
+            lrs_operator_delay: Some(Duration::from_millis(500)),
         }
     }
 }
@@ -112,14 +119,18 @@ pub struct FakeKube {
     cluster: Arc<Cluster>,
     server: RunningServer,
     ca_pem: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     faults: Faults,
     requests: RequestLog,
-    controllers: tokio::task::JoinHandle<()>,
+    /// The simulated controllers (workloads, LRS operator), stopped with the server.
+    controllers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for FakeKube {
     fn drop(&mut self) {
-        self.controllers.abort();
+        for controller in &self.controllers {
+            controller.abort();
+        }
     }
 }
 
@@ -152,11 +163,15 @@ impl FakeKube {
         .await
         .context("binding the fake API server")?;
         let _ = address.set(server.addr().to_string());
-        let controllers = controller::spawn(cluster.clone(), options.controller_delay);
+        let mut controllers = vec![controller::spawn(cluster.clone(), options.controller_delay)];
+        if let Some(delay) = options.lrs_operator_delay {
+            controllers.push(operator::spawn(cluster.clone(), delay));
+        }
         Ok(FakeKube {
             controllers,
             cluster,
             server,
+            tls: pki.as_ref().map(|p| p.server_config.clone()),
             ca_pem: pki.map(|p| p.ca_pem),
             faults,
             requests,
@@ -170,6 +185,13 @@ impl FakeKube {
 
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// The server's TLS configuration (a certificate the kubeconfig's CA signed, valid for
+    /// `localhost` and `127.0.0.1`), for a test service the same clients must trust, such as an
+    /// `https://` proxy.
+    pub fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
     pub fn token(&self) -> &str {

@@ -173,6 +173,32 @@ impl ApiError {
             .with_details(details(name, group, plural))
     }
 
+    /// What the NamespaceLifecycle admission answers for a create in a namespace that is being
+    /// deleted: 403 Forbidden, like a permission problem, told apart only by the
+    /// `NamespaceTerminating` cause (`admission.NewForbidden` plus the appended cause).
+    pub fn namespace_terminating(resource: &ResourceType, name: &str, namespace: &str) -> Self {
+        let mut error = Self::forbidden(
+            format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                resource.qualified_resource()
+            ),
+            &resource.group,
+            &resource.plural,
+            name,
+        );
+        if let Some(details) = error.details.as_mut() {
+            details.insert(
+                "causes".into(),
+                causes_json(&[Cause::new(
+                    "NamespaceTerminating",
+                    format!("namespace {namespace} is being terminated"),
+                    "metadata.namespace",
+                )]),
+            );
+        }
+        error
+    }
+
     /// An error the real server does not turn into an API status (for example the storage
     /// layer's "resourceVersion should not be set on objects to be created"): 500, no reason.
     pub fn unclassified(message: impl Into<String>) -> Self {

@@ -599,6 +599,60 @@ async fn finalizers_hold_deletion_until_removed() {
 }
 
 #[tokio::test]
+async fn creates_in_a_terminating_namespace_are_forbidden_with_the_namespace_terminating_cause() {
+    let server = server();
+    let mut held = lrs("held", "deployment");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    server.create(held).await;
+    let (code, namespace) = server
+        .call(Method::DELETE, "/api/v1/namespaces/dr", None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(namespace["status"]["phase"], "Terminating");
+
+    let message = "lrs.lrs.datarobot.com \"new\" is forbidden: unable to create new content in \
+                   namespace dr because it is being terminated";
+    let expected_details = json!({
+        "name": "new",
+        "group": "lrs.datarobot.com",
+        "kind": "lrs",
+        "causes": [{
+            "reason": "NamespaceTerminating",
+            "message": "namespace dr is being terminated",
+            "field": "metadata.namespace",
+        }],
+    });
+    let created = server
+        .call(Method::POST, LRS, Some(lrs("new", "deployment")))
+        .await;
+    assert_status(&created, 403, Some("Forbidden"), message);
+    assert_eq!(created.1["details"], expected_details);
+    let applied = server
+        .patch(
+            &format!("{LRS}/new?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs("new", "deployment").to_string(),
+        )
+        .await;
+    assert_status(&applied, 403, Some("Forbidden"), message);
+    assert_eq!(applied.1["details"], expected_details);
+
+    // Objects that exist may still change (the finalizer's owner must be able to let go).
+    let (code, _) = server
+        .patch(
+            &format!("{LRS}/held"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = server
+        .call(Method::GET, "/api/v1/namespaces/dr", None)
+        .await;
+    assert_eq!(code, 404, "the namespace goes once it is empty");
+}
+
+#[tokio::test]
 async fn deletecollection_by_label_answers_the_deleted_list() {
     let server = server();
     for (name, kind) in [
@@ -1084,6 +1138,76 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn the_lrs_operator_releases_its_finalizer_and_watches_see_the_lrs_go() {
+    let server = server();
+    let operator = super::operator::spawn(
+        server.cluster.clone(),
+        std::time::Duration::from_millis(100),
+    );
+    let mut a = lrs("a", "deployment");
+    a["metadata"]["finalizers"] = json!([super::LRS_FINALIZER]);
+    let created = server.create(a).await;
+    let mut b = lrs("b", "deployment");
+    b["metadata"]["finalizers"] = json!([super::LRS_FINALIZER, "example.com/hold"]);
+    server.create(b).await;
+    let version = created["metadata"]["resourceVersion"].as_str().unwrap();
+    let request = Request::builder()
+        .uri(format!(
+            "{LRS}?watch=true&fieldSelector=metadata.name%3Da&resourceVersion={version}&timeoutSeconds=5"
+        ))
+        .header(header::AUTHORIZATION, "Bearer secret")
+        .body(Body::empty())
+        .unwrap();
+    let response = server.router.clone().oneshot(request).await.unwrap();
+
+    for name in ["a", "b"] {
+        let (code, marked) = server
+            .call(Method::DELETE, &format!("{LRS}/{name}"), None)
+            .await;
+        assert_eq!(code, 200);
+        assert!(marked["metadata"]["deletionTimestamp"].is_string(), "held");
+    }
+    let mut events = response.into_body().into_data_stream();
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    while seen
+        .last()
+        .is_none_or(|(kind, _): &(String, Value)| kind != "DELETED")
+    {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+            .await
+            .expect("the LRS goes in time")
+            .unwrap()
+            .unwrap();
+        for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event: Value = serde_json::from_slice(line).unwrap();
+            seen.push((
+                event["type"].as_str().unwrap().to_string(),
+                event["object"].clone(),
+            ));
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["MODIFIED", "DELETED"], "marked, then gone");
+    // Like etcd's delete event, the object as last stored.
+    assert_eq!(seen[1].1["metadata"]["name"], "a");
+    let (code, _) = server.call(Method::GET, &format!("{LRS}/a"), None).await;
+    assert_eq!(code, 404);
+
+    // Another controller's finalizer stays, and holds the object.
+    eventually("the operator lets go of b", || {
+        let b = server.cluster.get(
+            server.cluster.catalog.by_plural("lrs").unwrap(),
+            Some("dr"),
+            "b",
+        );
+        b.is_ok_and(|b| b["metadata"]["finalizers"] == json!(["example.com/hold"]))
+    })
+    .await;
+    operator.abort();
 }
 
 #[tokio::test]

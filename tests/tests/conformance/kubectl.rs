@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
+use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions, LRS_FINALIZER};
 use serde_json::{Value, json};
 
 pub(crate) const KUBECTL: &str = "/usr/bin/kubectl";
@@ -231,30 +232,209 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
     assert!(stderr.contains("conflict"), "{stderr}");
 }
 
+/// Runs kubectl, failing the test if it has not finished within `limit` (a generous bound for
+/// a command that would otherwise hang, not a measurement).
+async fn kubectl_within(cluster: &Cluster, args: &[&str], limit: Duration) -> Output {
+    let mut command = tokio::process::Command::from(cluster.command(KUBECTL));
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("kubectl runs");
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(output) => output.expect("kubectl finishes"),
+        Err(_) => panic!("kubectl {args:?} did not return within {limit:?}"),
+    }
+}
+
+/// An LRS as the LRS operator keeps it: with its cleanup finalizer.
+fn operated_lrs(namespace: &str, name: &str, kind: &str) -> Value {
+    let mut object = lrs(namespace, name, kind);
+    object["metadata"]["finalizers"] = json!([LRS_FINALIZER]);
+    object
+}
+
+fn lrs_names(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .kube
+        .list("lrs", None)
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the runbook and every user types: kubectl deletes, then waits until the objects are gone,
+/// which on a DataRobot cluster is when the LRS operator has released its finalizer.
 #[tokio::test]
-async fn delete_by_label_across_namespaces_removes_only_the_selected() {
-    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+async fn deleting_lrses_waits_until_the_operator_releases_its_finalizer() {
+    let cluster = Cluster::start(FakeKubeOptions {
+        lrs_operator_delay: Some(Duration::from_millis(300)),
+        ..FakeKubeOptions::default()
+    })
+    .await;
     for (namespace, name, kind) in [
         ("dr-app", "spark-1", "spark_app"),
         ("dr-models", "spark-2", "spark_app"),
         ("dr-app", "model-1", "deployment"),
         ("dr-models", "model-2", "deployment"),
     ] {
-        cluster.kube.insert(lrs(namespace, name, kind)).unwrap();
+        cluster
+            .kube
+            .insert(operated_lrs(namespace, name, kind))
+            .unwrap();
     }
-    let started = std::time::Instant::now();
-    let out = cluster
-        .kubectl_ok(&["delete", "lrs", "-A", "-l", "datarobot-lrs-type=spark_app"])
-        .await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    assert!(out.contains("spark-1") && out.contains("spark-2"), "{out}");
-    let left: Vec<String> = cluster
+    let limit = Duration::from_secs(60);
+
+    let one = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-n", "dr-app", "model-1"],
+        limit,
+    )
+    .await;
+    assert!(one.status.success(), "{one:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&one.stdout),
+        "longrunningservice.lrs.datarobot.com \"model-1\" deleted\n"
+    );
+    assert!(
+        cluster.kube.get("lrs", Some("dr-app"), "model-1").is_none(),
+        "kubectl returned once it was gone"
+    );
+
+    let sessions = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-A", "-l", "datarobot-lrs-type=spark_app"],
+        limit,
+    )
+    .await;
+    assert!(sessions.status.success(), "{sessions:?}");
+    let out = String::from_utf8_lossy(&sessions.stdout);
+    assert!(
+        out.contains("\"spark-1\" deleted") && out.contains("\"spark-2\" deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        lrs_names(&cluster),
+        ["model-2"],
+        "only the selected are gone"
+    );
+}
+
+/// Without an operator (it is down), the finalizer holds: kubectl's wait gives up after its
+/// `--timeout` with the object still there, as on a real cluster.
+#[tokio::test]
+async fn without_the_operator_the_finalizer_holds_the_lrs() {
+    let cluster = Cluster::start(FakeKubeOptions {
+        lrs_operator_delay: None,
+        ..FakeKubeOptions::default()
+    })
+    .await;
+    cluster
         .kube
-        .list("lrs", None)
-        .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(left, vec!["model-1", "model-2"]);
+        .insert(operated_lrs("dr-app", "model-1", "deployment"))
+        .unwrap();
+    let output = kubectl_within(
+        &cluster,
+        &["delete", "lrs", "-n", "dr-app", "model-1", "--timeout=2s"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("timed out waiting"), "{stderr}");
+    let held = cluster.kube.get("lrs", Some("dr-app"), "model-1").unwrap();
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+}
+
+/// A kubeconfig for `cluster` whose server is `https://cluster.invalid:PORT`, a name only the
+/// test proxy resolves (the certificate checked for `localhost` with `tls-server-name`).
+fn hidden_kubeconfig(cluster: &Cluster, name: &str, proxy_url: Option<&str>) -> PathBuf {
+    let mut config: Value =
+        serde_yaml::from_str(&cluster.kube.kubeconfig_yaml("fake", Some("default"))).unwrap();
+    let port = cluster.kube.url().rsplit(':').next().unwrap().to_string();
+    let entry = &mut config["clusters"][0]["cluster"];
+    entry["server"] = json!(format!("https://cluster.invalid:{port}"));
+    entry["tls-server-name"] = json!("localhost");
+    if let Some(url) = proxy_url {
+        entry["proxy-url"] = json!(url);
+    }
+    cluster.manifest(name, &config)
+}
+
+/// The test kit's proxy against kubectl's own proxy support (the behaviour the plugin follows):
+/// `proxy-url` of each scheme, `HTTPS_PROXY`, `NO_PROXY`, loopback servers direct.
+#[tokio::test]
+async fn kubectl_reaches_a_server_only_the_proxy_resolves() {
+    use mlbackup_testkit::proxy::{ProxyKind, TestProxy};
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster
+        .kube
+        .insert(lrs("dr-app", "model-1", "deployment"))
+        .unwrap();
+    let names = [("cluster.invalid", std::net::IpAddr::from([127, 0, 0, 1]))];
+    let port = cluster.kube.url().rsplit(':').next().unwrap().to_string();
+    let tunnel = format!("cluster.invalid:{port}");
+    let get = |kubeconfig: &Path, env: &[(&str, &str)]| {
+        let mut command = cluster.command(KUBECTL);
+        command
+            .args(["--request-timeout=10s", "get", "lrs", "-A", "-o", "name"])
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tokio::task::spawn_blocking(move || command.output().expect("kubectl runs"))
+    };
+
+    let tls = cluster.kube.tls_config().unwrap();
+    for kind in [ProxyKind::Http, ProxyKind::Https(tls), ProxyKind::Socks5] {
+        let proxy = TestProxy::start(kind, &names).await.unwrap();
+        let kubeconfig = hidden_kubeconfig(&cluster, "proxied", Some(&proxy.url()));
+        let output = get(&kubeconfig, &[]).await.unwrap();
+        assert!(output.status.success(), "{}: {output:?}", proxy.url());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "longrunningservice.lrs.datarobot.com/model-1\n"
+        );
+        let tunnels = proxy.tunnels();
+        assert!(
+            !tunnels.is_empty() && tunnels.iter().all(|t| *t == tunnel),
+            "{tunnels:?}"
+        );
+    }
+
+    let proxy = TestProxy::start(ProxyKind::Http, &names).await.unwrap();
+    let url = proxy.url();
+    let hidden = hidden_kubeconfig(&cluster, "hidden", None);
+    let through = get(&hidden, &[("HTTPS_PROXY", &url)]).await.unwrap();
+    assert!(through.status.success(), "{through:?}");
+    let used = proxy.tunnels().len();
+    assert!(used > 0);
+    let bypassed = get(&hidden, &[("HTTPS_PROXY", &url), ("NO_PROXY", ".invalid")])
+        .await
+        .unwrap();
+    assert!(!bypassed.status.success(), "NO_PROXY sends it direct");
+    let pinned = hidden_kubeconfig(&cluster, "pinned", Some(&url));
+    let output = get(
+        &pinned,
+        &[("HTTPS_PROXY", &url), ("NO_PROXY", "cluster.invalid")],
+    )
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "proxy-url ignores NO_PROXY: {output:?}"
+    );
+    let used = proxy.tunnels().len();
+    let loopback = get(&cluster.kubeconfig, &[("HTTPS_PROXY", &url)])
+        .await
+        .unwrap();
+    assert!(loopback.status.success(), "{loopback:?}");
+    assert_eq!(
+        proxy.tunnels().len(),
+        used,
+        "a loopback server is reached directly"
+    );
 }
 
 #[tokio::test]

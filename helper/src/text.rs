@@ -1,0 +1,70 @@
+//! Text from servers made safe to show on a terminal: control characters escaped, so that a
+//! deployment label or an object name can neither send escape sequences (clear the screen, set
+//! the window title) nor start a line of its own. Shared by both binaries' tables, messages and
+//! log lines.
+
+use std::borrow::Cow;
+
+/// `text` with every control character (newlines and tabs included) written as an escape:
+/// `\n`, `\r`, `\t`, `\x1b`, `\u{9b}`. For one-line places: table cells, log lines, names.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    escape(text, false)
+}
+
+/// Like [`escape_controls`], but newlines stay: for messages whose lines the program itself
+/// breaks (an error listing several files). Server text inside such a message should have been
+/// passed through [`escape_controls`] already if a line of its own would mislead.
+pub fn escape_controls_keep_newlines(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    // `char::is_control` is Unicode's Cc: exactly C0, DEL and C1.
+    let needs = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    if !text.chars().any(needs) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !needs(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c0_del_and_c1_are_escaped() {
+        assert_eq!(
+            escape_controls("a\x1b[2J\x1b]0;title\x07b"),
+            "a\\x1b[2J\\x1b]0;title\\x07b"
+        );
+        assert_eq!(escape_controls("row\nforged\r\t"), "row\\nforged\\r\\t");
+        assert_eq!(
+            escape_controls("del\x7f c1\u{9b}31m"),
+            "del\\x7f c1\\u{9b}31m"
+        );
+        assert_eq!(escape_controls("ünïcode ✓ plain"), "ünïcode ✓ plain");
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn messages_may_keep_their_own_lines() {
+        assert_eq!(
+            escape_controls_keep_newlines("two\nlines\x1b[0m"),
+            "two\nlines\\x1b[0m"
+        );
+    }
+}
