@@ -66,12 +66,26 @@ pub async fn execute(request: Request, cancel: &CancellationToken, emit: Emit<'_
         }
     };
     let last = match request.operation {
-        Operation::List => match list(&client).await {
-            Ok(deployments) => Event::Deployments { deployments },
-            Err(err) => Event::Error {
-                error: WireError::from(&err),
-            },
-        },
+        Operation::List => {
+            let listed = tokio::select! {
+                listed = list(&client) => Some(listed),
+                () = cancel.cancelled() => None,
+            };
+            match listed {
+                Some(Ok(deployments)) => Event::Deployments { deployments },
+                Some(Err(err)) => Event::Error {
+                    error: WireError::from(&err),
+                },
+                // Nothing was changed: a list can stop anywhere.
+                None => Event::Error {
+                    error: WireError {
+                        kind: ErrorKind::Interrupted,
+                        message: "interrupted before the deployments were listed".into(),
+                        hint: None,
+                    },
+                },
+            }
+        }
         Operation::Change(change_request) => Event::Report {
             report: change(&client, &change_request, cancel, emit).await,
         },

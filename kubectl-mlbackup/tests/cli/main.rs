@@ -10,6 +10,7 @@ mod deployments;
 mod diff;
 mod help;
 mod in_pod;
+mod pod_security;
 mod restore;
 mod runbook;
 mod spark_cleanup;
