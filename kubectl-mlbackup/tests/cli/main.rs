@@ -10,6 +10,7 @@ mod deployments;
 mod diff;
 mod help;
 mod in_pod;
+mod pod_security;
 mod proxy;
 mod restore;
 mod runbook;
