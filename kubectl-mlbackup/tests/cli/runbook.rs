@@ -586,7 +586,8 @@ fn the_tables_show_each_step_and_the_command_to_run_next() {
 #[test]
 fn a_timeout_names_what_did_not_finish() {
     let w = world();
-    // An operator that never lets go of one Spark session.
+    // An operator that never lets go of one Spark session. The timeout also covers listing and
+    // deactivating the deployments (step 2), which must still finish within it.
     let held = w
         .cluster
         .kube
@@ -609,7 +610,7 @@ fn a_timeout_names_what_did_not_finish() {
         "--name",
         "before-upgrade",
         "--timeout",
-        "1s",
+        "3s",
         "-o",
         "json",
     ]);
