@@ -71,10 +71,24 @@ pub async fn execute(request: Request, cancel: &CancellationToken, emit: Emit<'_
         .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
         .filter(|limit| !limit.is_zero());
     let last = match request.operation {
-        Operation::List => match list_within(&client, list_timeout).await {
-            Ok(deployments) => Event::Deployments { deployments },
-            Err(error) => Event::Error { error },
-        },
+        Operation::List => {
+            let listed = tokio::select! {
+                listed = list_within(&client, list_timeout) => Some(listed),
+                () = cancel.cancelled() => None,
+            };
+            match listed {
+                Some(Ok(deployments)) => Event::Deployments { deployments },
+                Some(Err(error)) => Event::Error { error },
+                // Nothing was changed: a list can stop anywhere.
+                None => Event::Error {
+                    error: WireError {
+                        kind: ErrorKind::Interrupted,
+                        message: "interrupted before the deployments were listed".into(),
+                        hint: None,
+                    },
+                },
+            }
+        }
         Operation::Change(change_request) => Event::Report {
             report: change(&client, &change_request, cancel, emit).await,
         },

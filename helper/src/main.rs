@@ -3,7 +3,8 @@
 //!
 //! - `mlbackup-helper serve-request`: for the plugin. Writes `hello` on stdout, reads ONE JSON
 //!   request line from stdin (never waiting for stdin to end), runs it and writes JSON Lines
-//!   events (see `mlbackup_helper::protocol`); logs on stderr.
+//!   events (see `mlbackup_helper::protocol`), stopping early on a `cancel` control line; logs
+//!   on stderr.
 //! - `mlbackup-helper list|deactivate|reactivate --api-url URL`: for a person in the pod, with
 //!   the token from `LRS_DATAROBOT_API_TOKEN`/`DATAROBOT_API_TOKEN` or `--token-file`.
 
@@ -18,7 +19,7 @@ use mlbackup_helper::api::{ApiUrl, URL_VAR, URL_VAR_ALT};
 use mlbackup_helper::engine::{self, DEFAULT_CONCURRENCY, MAX_CONCURRENCY};
 use mlbackup_helper::plan::{self, Action, StateFile};
 use mlbackup_helper::protocol::{
-    ChangeRequest, Event, Operation, PROTOCOL_VERSION, Request, WireError,
+    ChangeRequest, Control, Event, Operation, PROTOCOL_VERSION, Request, WireError,
 };
 use mlbackup_helper::secret::{self, ApiToken};
 use mlbackup_helper::text::{escape_controls, escape_controls_keep_newlines};
@@ -224,6 +225,7 @@ async fn serve_request(cancel: &CancellationToken) -> u8 {
         }
     };
     init_logging(request.verbosity);
+    watch_for_control(cancel.clone());
     let failed = std::sync::atomic::AtomicBool::new(false);
     engine::execute(request, cancel, &|event| {
         if matches!(event, Event::Error { .. }) {
@@ -238,6 +240,30 @@ async fn serve_request(cancel: &CancellationToken) -> u8 {
     } else {
         0
     }
+}
+
+/// Reads the lines the plugin may send after the request, on a thread of its own (stdin is
+/// blocking): `cancel` stops the run as SIGINT does. The end of stdin changes nothing (the
+/// plugin never closes it, and a request piped in by hand ends there).
+fn watch_for_control(cancel: CancellationToken) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.trim().is_empty() => {}
+                Ok(_) => match serde_json::from_str::<Control>(&line) {
+                    Ok(Control::Cancel) => {
+                        log::info!("cancelled by the plugin");
+                        cancel.cancel();
+                    }
+                    Err(_) => log::warn!("ignored a line on stdin that is not a control line"),
+                },
+            }
+        }
+    });
 }
 
 /// `list`, `deactivate`, `reactivate` for a person: the same steps the plugin takes.

@@ -1,11 +1,13 @@
 //! The wire protocol between the plugin and the helper, and the report types both show.
 //!
 //! The plugin starts the helper (in the app pod, or runs the same code in its own process with
-//! `--via local`) and writes ONE line to its stdin: a [`Request`] as JSON, token included. The
-//! helper never waits for stdin to end. On stdout it writes JSON Lines [`Event`]s: first
-//! `hello` (with `protocolVersion`), then progress (`started`, `finished` per deployment), then
-//! exactly one final event: `deployments` (for a list), `report` (for a change) or `error`.
-//! Logs go to stderr. The token is never written anywhere but that first stdin line.
+//! `--via local`). The helper writes `hello` (with `protocolVersion`) on stdout first; only once
+//! the plugin has read and checked it does it write ONE line to the helper's stdin: a
+//! [`Request`] as JSON, token included. It may follow with [`Control`] lines (`cancel` on
+//! Ctrl-C). The helper never waits for stdin to end. After `hello` come progress events
+//! (`started`, `finished` per deployment), then exactly one final event: `deployments` (for a
+//! list), `report` (for a change) or `error`. Logs go to stderr. The token is never written
+//! anywhere but that stdin line.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,7 @@ use crate::tls::TlsOptions;
 
 /// The version of the JSON Lines protocol (the `protocolVersion` of `hello` and of the request).
 /// Either side refuses another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What the plugin asks the helper to do: the first line of the helper's stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +75,14 @@ pub struct PlannedChange {
     pub id: String,
     pub label: String,
     pub before: Option<String>,
+}
+
+/// A line the plugin may write to the helper's stdin after the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "camelCase")]
+pub enum Control {
+    /// Stop: finish the API requests in flight, start nothing new, and report (Ctrl-C).
+    Cancel,
 }
 
 /// One line of the helper's stdout.

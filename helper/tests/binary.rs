@@ -1,6 +1,6 @@
 //! The `mlbackup-helper` binary: the wire protocol as the plugin will use it over `kubectl
-//! exec` (one request line on stdin, JSON Lines on stdout, stdin left open), and the commands
-//! for a person. The token never shows on stdout or stderr, even at the highest verbosity.
+//! exec` (one request line on stdin, then control lines, JSON Lines on stdout, stdin left open),
+//! and the commands for a person. The token never shows on stdout or stderr, even at the highest verbosity.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -170,6 +170,79 @@ async fn a_bad_request_or_token_ends_with_an_error_event() {
     assert!(matches!(last, Event::Error { .. }), "{text}");
     assert!(!text.contains("x y"), "{text}");
     assert_eq!(output.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
+    let fake = fake(0).await;
+    for n in 0..20 {
+        fake.add_deployment(DeploymentSeed {
+            id: object_id(n),
+            ..DeploymentSeed::new(format!("model-{n}"), DeploymentStatus::Active)
+        });
+    }
+    let token = fake.admin_token().to_string();
+    let planned = (0..20)
+        .map(|n| PlannedChange {
+            id: object_id(n),
+            label: format!("model-{n}"),
+            before: Some("active".into()),
+        })
+        .collect();
+    let change = Operation::Change(ChangeRequest {
+        target: mlbackup_helper::api::TargetStatus::Inactive,
+        deployments: planned,
+        concurrency: 1,
+        wait: true,
+        timeout_seconds: 60.0,
+    });
+    let mut child = helper()
+        .arg("serve-request")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let hello: Event = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(matches!(hello, Event::Hello { .. }), "{hello:?}");
+    writeln!(
+        stdin,
+        "{}",
+        serde_json::to_string(&request(&fake, &token, change)).unwrap()
+    )
+    .unwrap();
+    // Once the first deployment is done, the plugin says stop; stdin stays open.
+    let mut events = Vec::new();
+    for line in lines.by_ref() {
+        let event: Event = serde_json::from_str(&line.unwrap()).unwrap();
+        let done = matches!(event, Event::Finished { .. });
+        events.push(event);
+        if done {
+            writeln!(stdin, r#"{{"control":"cancel"}}"#).unwrap();
+            break;
+        }
+    }
+    for line in lines {
+        events.push(serde_json::from_str(&line.unwrap()).unwrap());
+    }
+    let Some(Event::Report { report }) = events.last() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        report.stopped,
+        Some(mlbackup_helper::protocol::StopReason::Interrupted)
+    );
+    let not_attempted = report
+        .items
+        .iter()
+        .filter(|i| i.outcome == Outcome::NotAttempted)
+        .count();
+    assert!(not_attempted > 0, "{report:?}");
+    assert_eq!(fake.status_history().len(), 20 - not_attempted);
+    drop(stdin);
+    child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

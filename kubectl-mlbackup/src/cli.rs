@@ -316,10 +316,12 @@ pub enum DeploymentsCommand {
     /// deployment) is written to the backup folder (--backup) or the state file (--state)
     /// before the first change; a re-run adds to it and never forgets what was active before.
     /// Only active deployments are touched, --concurrency at a time, each followed until it is
-    /// inactive (unless --wait=false). Exits 1 when any deployment failed (the report says
-    /// which and why; a re-run is safe), 130 when interrupted.
+    /// inactive (unless --wait=false). Asks first when more than the deployments named with
+    /// --only would change (--yes skips the question and is required when stdin is not a
+    /// terminal). Exits 1 when any deployment failed (the report says which and why; a re-run
+    /// is safe), 130 when interrupted.
     #[command(after_long_help = "Examples:\n  \
-        kubectl mlbackup deployments deactivate --via local --backup lrs_backup_2026_11_21_14_05\n  \
+        kubectl mlbackup deployments deactivate --via local --backup lrs_backup_2026_11_21_14_05 --yes\n  \
         kubectl mlbackup deployments deactivate --via local --state before-upgrade.json --dry-run\n  \
         kubectl mlbackup deployments deactivate --via local --state s.json --only 65f0c0de0000000000000001")]
     Deactivate(DeactivateArgs),
@@ -369,7 +371,8 @@ pub struct PodArgs {
     #[arg(long, value_name = "PATH")]
     pub helper: Option<PathBuf>,
 
-    /// Leave the uploaded helper in the pod (a later run reuses it) instead of removing it.
+    /// Leave this run's copy of the helper in its private directory in the pod instead of
+    /// removing it (to look at; no later run uses it).
     #[arg(long)]
     pub keep_helper: bool,
 }
@@ -461,6 +464,12 @@ pub struct ChangeArgs {
 
 #[derive(Debug, Args)]
 pub struct DeactivateArgs {
+    /// Do not ask before deactivating more than the deployments named with --only (required
+    /// when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    // Last: the help heading of its DataRobot flags applies to the flags after it.
     #[command(flatten)]
     pub change: ChangeArgs,
 }

@@ -29,23 +29,35 @@ pub struct ServedResource {
 }
 
 impl ServedResource {
-    /// `lrs.lrs.datarobot.com`: the name kubectl and RBAC use.
+    /// `lrs.lrs.datarobot.com` (`pods` in the core group): the name kubectl and RBAC use.
     pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.plural, self.group)
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     pub fn api_version(&self) -> String {
-        format!("{}/{}", self.group, self.version)
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// The collection's path, in one namespace or across all of them.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        let group_version = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
         match namespace {
-            Some(ns) if self.namespaced => format!(
-                "/apis/{}/{}/namespaces/{ns}/{}",
-                self.group, self.version, self.plural
-            ),
-            _ => format!("/apis/{}/{}/{}", self.group, self.version, self.plural),
+            Some(ns) if self.namespaced => {
+                format!("{group_version}/namespaces/{ns}/{}", self.plural)
+            }
+            _ => format!("{group_version}/{}", self.plural),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The DataRobot app pod: finding a ready pod of the app deployment, checking before anything
-//! runs that the user may exec into it, learning its architecture, and running commands in it,
+//! The DataRobot app pod: finding a ready pod that the app Deployment controls, checking before
+//! anything runs that the user may exec into it, learning its architecture, and running commands in it,
 //! uploads included, without relying on stdin end-of-file (old API servers drop the
 //! connection on it).
 
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::transport::send_json;
+use super::workloads::{self, WorkloadKind};
 use super::{Cluster, ClusterError, RequestScope};
 
 /// `--app`: what to exec into, in kubectl's `TYPE/NAME` form.
@@ -104,13 +105,6 @@ pub enum PodError {
     #[error("the command in the pod {pod} failed: {message}")]
     CommandFailed { pod: String, message: String },
 
-    #[error("the upload to {path} in the pod {pod} arrived damaged ({detail})")]
-    UploadDamaged {
-        pod: String,
-        path: String,
-        detail: String,
-    },
-
     #[error(transparent)]
     Cluster(#[from] ClusterError),
 }
@@ -144,7 +138,7 @@ impl PodError {
                 Some("check that `kubectl exec` works into this pod with the same context".into())
             }
             PodError::Cluster(inner) => inner.hint(),
-            PodError::CommandFailed { .. } | PodError::UploadDamaged { .. } => None,
+            PodError::CommandFailed { .. } => None,
         }
     }
 }
@@ -155,19 +149,30 @@ fn get_path(path: String) -> http::Request<Vec<u8>> {
     request
 }
 
-/// Finds where to run: the named pod, or a running and ready pod of the named deployment
-/// (like `kubectl exec deploy/NAME`), and the container (`--container`, else the pod's
+/// Where to run, and the pods left out on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPod {
+    pub pod: AppPod,
+    /// Pods that carry the Deployment's labels but that it does not control (created by
+    /// someone else, or by another controller): never chosen, named so that someone looks.
+    pub strangers: Vec<String>,
+}
+
+/// Finds where to run: the named pod, or a running and ready pod that the named Deployment
+/// controls (through its ReplicaSet, uids checked: a pod that only carries its labels is never
+/// chosen, unlike `kubectl exec deploy/NAME`), and the container (`--container`, else the pod's
 /// `kubectl.kubernetes.io/default-container`, else its first container).
 pub async fn find_app_pod(
     cluster: &Cluster,
     namespace: &str,
     target: &AppTarget,
     container: Option<&str>,
-) -> Result<AppPod, PodError> {
+) -> Result<FoundPod, PodError> {
     let not_found = || PodError::TargetNotFound {
         target: target.to_string(),
         namespace: namespace.to_string(),
     };
+    let mut strangers = Vec::new();
     let pod = match target {
         AppTarget::Pod(name) => {
             let scope = RequestScope {
@@ -190,39 +195,24 @@ pub async fn find_app_pod(
             pod
         }
         AppTarget::Deployment(name) => {
-            let scope = RequestScope {
-                verb: "get",
-                resource: "deployments.apps",
-                namespace: Some(namespace),
-            };
-            let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}");
-            let deployment: Value = match send_json(cluster, get_path(path), &scope).await {
-                Err(ClusterError::NotFound { .. }) => return Err(not_found()),
-                other => other?,
-            };
-            let selector = label_selector(&deployment["spec"]["selector"]);
-            let request = kube::core::Request::new(format!("/api/v1/namespaces/{namespace}/pods"))
-                .list(&kube::api::ListParams::default().labels(&selector))
-                .map_err(|err| ClusterError::Client {
-                    url: cluster.server_url.clone(),
-                    source: kube::Error::BuildRequest(err),
-                })?;
-            let scope = RequestScope {
-                verb: "list",
-                resource: "pods",
-                namespace: Some(namespace),
-            };
-            let list: Value = send_json(cluster, request, &scope).await?;
-            let pods = list["items"].as_array().cloned().unwrap_or_default();
-            pick_ready(&pods)
+            let deployment = workloads::get(cluster, WorkloadKind::Deployment, namespace, name)
+                .await?
+                .ok_or_else(not_found)?;
+            let pods = workloads::pods_of(cluster, &deployment).await?;
+            strangers = pods.stranger_names();
+            pick_ready(&pods.controlled)
                 .cloned()
                 .ok_or_else(|| PodError::NoReadyPod {
                     target: target.to_string(),
                     namespace: namespace.to_string(),
-                    pods: if pods.is_empty() {
+                    pods: if pods.controlled.is_empty() {
                         "no pods".to_string()
                     } else {
-                        pods.iter().map(describe_pod).collect::<Vec<_>>().join(", ")
+                        pods.controlled
+                            .iter()
+                            .map(describe_pod)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     },
                 })?
         }
@@ -251,11 +241,14 @@ pub async fn find_app_pod(
             .unwrap_or_default()
             .to_string(),
     };
-    Ok(AppPod {
-        namespace: namespace.to_string(),
-        name,
-        container: chosen,
-        node: pod["spec"]["nodeName"].as_str().map(str::to_string),
+    Ok(FoundPod {
+        pod: AppPod {
+            namespace: namespace.to_string(),
+            name,
+            container: chosen,
+            node: pod["spec"]["nodeName"].as_str().map(str::to_string),
+        },
+        strangers,
     })
 }
 
@@ -350,6 +343,7 @@ pub async fn check_exec_permissions(
     match target {
         AppTarget::Deployment(_) => {
             wanted.push(("get", "apps", "deployments", ""));
+            wanted.push(("list", "apps", "replicasets", ""));
             wanted.push(("list", "", "pods", ""));
         }
         AppTarget::Pod(_) => wanted.push(("get", "", "pods", "")),
@@ -548,101 +542,115 @@ pub async fn run(
     })
 }
 
-/// Where an uploaded file lives in the pod, and whether this run put it there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Uploaded {
-    pub path: String,
-    pub reused: bool,
+/// What [`upload_and_run`] uploads and runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Executable<'a> {
+    /// The file name, in the private directory.
+    pub name: &'a str,
+    pub size: usize,
+    /// Lowercase hex.
+    pub sha256: &'a str,
+    /// Its arguments (no secrets: anyone in the pod can read a process's arguments).
+    pub args: &'a [&'a str],
 }
 
-/// Uploads `bytes` as an executable (0700) named `<stem>-<first 16 hex of its sha256>` in the
-/// pod's `$TMPDIR` (or `/tmp`), unless a previous run left that exact file. The size is known,
-/// so `head -c` reads exactly that many bytes and no end-of-file is needed; the file gets its
-/// name only once complete, and the size and (where the pod has `sha256sum`) the hash are
-/// checked after.
-pub async fn upload_executable(
-    cluster: &Cluster,
-    pod: &AppPod,
-    stem: &str,
-    bytes: &[u8],
-) -> Result<Uploaded, PodError> {
-    let sha256 = crate::folder::sha256_hex(bytes);
-    let name = format!("{stem}-{}", &sha256[..16]);
-    let size = bytes.len();
-    // Prints `<path> <size> <sha256 or ->` of the file if it is there.
-    let probe = format!(
-        r#"f="${{TMPDIR:-/tmp}}/{name}"; if [ -x "$f" ]; then s=$(wc -c < "$f"); h=-; if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum "$f" | cut -d' ' -f1); fi; echo "$f $s $h"; else echo "$f absent"; fi"#
-    );
-    let check = |stdout: &str| -> Result<(String, bool), PodError> {
-        let fields: Vec<&str> = stdout.split_whitespace().collect();
-        match fields.as_slice() {
-            [path, "absent"] => Ok((path.to_string(), false)),
-            [path, found_size, found_hash] => {
-                let size_ok = found_size.parse::<usize>().ok() == Some(size);
-                let hash_ok = *found_hash == "-" || *found_hash == sha256;
-                if size_ok && hash_ok {
-                    Ok((path.to_string(), true))
-                } else {
-                    Err(PodError::UploadDamaged {
-                        pod: pod.name.clone(),
-                        path: path.to_string(),
-                        detail: format!(
-                            "{found_size} bytes with sha256 {found_hash}, expected {size} bytes \
-                             with sha256 {sha256}"
-                        ),
-                    })
-                }
-            }
-            _ => Err(PodError::CommandFailed {
-                pod: pod.name.clone(),
-                message: format!("unexpected answer to the file check: {stdout:?}"),
-            }),
-        }
+/// Exit status of [`upload_and_run`] when it refused or failed before running the executable
+/// (its reason is on stderr, after [`SETUP_PREFIX`]).
+pub const SETUP_FAILED: i32 = 125;
+/// The start of the lines [`upload_and_run`] itself writes on stderr.
+pub const SETUP_PREFIX: &str = "mlbackup: ";
+
+/// The one shell command that receives an executable on stdin, checks it and runs it:
+///
+/// 1. creates `${TMPDIR:-/tmp}/<dir>` with `mkdir` (exclusive: anything already there, a
+///    symbolic link included, makes it fail) under `umask 077`, enters it and checks that it is
+///    a directory owned by the exec user with mode `drwx------` (no ACL), so no other user of
+///    the pod can write in it;
+/// 2. writes exactly `size` bytes of stdin to the file (`head -c`: no end-of-file needed, which
+///    old API servers mishandle) without overwriting anything (`set -C`);
+/// 3. checks the size, and the sha256 when the pod has `sha256sum` (without it the file is still
+///    this upload, in a directory nobody else can write);
+/// 4. runs it from that directory, with the rest of stdin and the exec's stdout and stderr;
+/// 5. removes the file and the directory (unless `keep`) and exits with the executable's status.
+///
+/// Check and run happen in the same shell, on a file in a directory only the exec user can
+/// write: nothing a previous run or another user left in the pod is ever run.
+pub fn upload_and_run(dir: &str, executable: &Executable<'_>, keep: bool) -> String {
+    let safe = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     };
-    let before = run(cluster, pod, &["sh", "-c", &probe], None)
-        .await?
-        .success(pod)?;
-    let (path, present) = match check(&before) {
-        Ok(found) => found,
-        // A damaged leftover under the final name: replace it.
-        Err(PodError::UploadDamaged { path, .. }) => (path, false),
-        Err(err) => return Err(err),
-    };
-    if present {
-        return Ok(Uploaded { path, reused: true });
-    }
-    let write = format!(
-        r#"set -e; umask 077; f="{path}"; t="$f.part.$$"; head -c {size} > "$t"; chmod 700 "$t"; mv -f "$t" "$f""#
+    assert!(
+        safe(dir)
+            && safe(executable.name)
+            && safe(executable.sha256)
+            && executable.args.iter().all(|a| safe(a)),
+        "names and arguments in the upload command are plain words"
     );
-    run(cluster, pod, &["sh", "-c", &write], Some(bytes))
-        .await?
-        .success(pod)?;
-    let after = run(cluster, pod, &["sh", "-c", &probe], None)
-        .await?
-        .success(pod)?;
-    match check(&after)? {
-        (path, true) => Ok(Uploaded {
-            path,
-            reused: false,
-        }),
-        (path, false) => Err(PodError::UploadDamaged {
-            pod: pod.name.clone(),
-            path,
-            detail: "the file is not there after the upload".to_string(),
-        }),
-    }
+    let Executable {
+        name,
+        size,
+        sha256,
+        args,
+    } = executable;
+    let args = args.join(" ");
+    // The file is removed relative to the directory entered (its inode, whatever its name
+    // now), the directory by name only with rmdir (which removes nothing but an empty one).
+    let cleanup = if keep {
+        format!(r#"echo "mlbackup: kept $d/{name}" >&2"#)
+    } else {
+        format!(r#"rm -f ./{name}; cd / && rmdir -- "$d" 2>/dev/null"#)
+    };
+    format!(
+        r#"umask 077
+d="${{TMPDIR:-/tmp}}/{dir}"
+here=
+fail() {{
+  echo "mlbackup: $*" >&2
+  if [ -n "$here" ]; then rm -f ./{name}; cd / && rmdir -- "$d" 2>/dev/null; fi
+  exit {SETUP_FAILED}
+}}
+mkdir -- "$d" || fail "cannot create the directory $d"
+cd -- "$d" || {{ rmdir -- "$d" 2>/dev/null; fail "cannot enter $d"; }}
+here=1
+set -- $(ls -ldn .)
+[ "$3" = "$(id -u)" ] || fail "$d belongs to uid $3, not to uid $(id -u)"
+case "$1" in drwx------|drwx------.) ;; *) fail "$d has mode $1, not drwx------" ;; esac
+set -C
+head -c {size} > {name} || fail "cannot write $d/{name}"
+s=$(wc -c < {name})
+[ "$s" -eq {size} ] || fail "the upload arrived damaged: $s of {size} bytes"
+if command -v sha256sum >/dev/null 2>&1; then
+  h=$(sha256sum {name}); h=${{h%% *}}
+  [ "$h" = {sha256} ] || fail "the upload arrived damaged: sha256 $h, expected {sha256}"
+fi
+chmod 700 {name} || fail "cannot make $d/{name} executable"
+echo "mlbackup: running $d/{name}" >&2
+./{name} {args}
+rc=$?
+{cleanup}
+exit $rc
+"#
+    )
 }
 
-/// Removes a file from the pod; a failure is only logged (the pod's TMPDIR is ephemeral).
-pub async fn remove_file(cluster: &Cluster, pod: &AppPod, path: &str) {
-    match run(cluster, pod, &["rm", "-f", path], None).await {
+/// Removes the private directory of an [`upload_and_run`] whose command did not get to its
+/// end (the connection broke or was given up): a fallback, failures only logged. Its random
+/// name was this run's, and a sticky `TMPDIR` lets no one else rename it.
+pub async fn remove_private_dir(cluster: &Cluster, pod: &AppPod, dir: &str, file: &str) {
+    let script = format!(
+        r#"d="${{TMPDIR:-/tmp}}/{dir}"; if [ -d "$d" ] && [ ! -L "$d" ]; then rm -f -- "$d/{file}"; rmdir -- "$d"; fi"#
+    );
+    match run(cluster, pod, &["sh", "-c", &script], None).await {
         Ok(finished) if finished.failure.is_none() => {}
         Ok(finished) => log::warn!(
-            "could not remove {path} from {}: {:?}",
+            "could not remove {dir} from {}: {}",
             pod.name,
-            finished.failure
+            finished.stderr.trim()
         ),
-        Err(err) => log::warn!("could not remove {path} from {}: {err}", pod.name),
+        Err(err) => log::warn!("could not remove {dir} from {}: {err}", pod.name),
     }
 }
 
@@ -741,16 +749,18 @@ mod against_the_fake {
     #[tokio::test(flavor = "multi_thread")]
     async fn finds_a_ready_pod_of_the_deployment_and_its_container() {
         let f = fixture().await;
-        let pod = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
+        let found = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
             .await
             .unwrap();
+        assert!(found.strangers.is_empty(), "{found:?}");
+        let pod = found.pod;
         assert!(pod.name.starts_with("mmapp-app-"), "{pod:?}");
         assert_eq!(pod.namespace, "dr-app");
         assert!(!pod.container.is_empty());
         let again = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
             .await
             .unwrap();
-        assert_eq!(again.name, pod.name, "the same pod every time");
+        assert_eq!(again.pod.name, pod.name, "the same pod every time");
 
         let missing = find_app_pod(&f.cluster, "elsewhere", &deploy(), None).await;
         assert!(
@@ -766,8 +776,118 @@ mod against_the_fake {
         assert_eq!(
             find_app_pod(&f.cluster, "dr-app", &by_name, None)
                 .await
-                .unwrap(),
+                .unwrap()
+                .pod,
             pod
+        );
+    }
+
+    /// A Running, Ready pod with the labels of `mmapp-app`, older than its own pods, whose
+    /// controller is `owner` (none: created by hand).
+    fn lookalike(f: &Fixture, name: &str, owner: Option<Value>) {
+        let own = f
+            .kube
+            .list("pods", Some("dr-app"))
+            .into_iter()
+            .find(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("mmapp-app-")
+            })
+            .unwrap();
+        let mut pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": "dr-app",
+                "labels": own["metadata"]["labels"],
+                "creationTimestamp": "2020-01-01T00:00:00Z",
+            },
+            "spec": own["spec"],
+            "status": own["status"],
+        });
+        if let Some(owner) = owner {
+            pod["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        f.kube.insert(pod).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn only_a_pod_the_deployment_controls_is_chosen_and_lookalikes_are_named() {
+        let f = fixture().await;
+        let replica_set = f.kube.list("replicasets", Some("dr-app"))[0].clone();
+        // By hand; under another ReplicaSet's name with a uid that is not its; under the
+        // ReplicaSet but not as its controller; under the Deployment itself (real pods never
+        // are: its ReplicaSets are between).
+        lookalike(&f, "by-hand", None);
+        lookalike(
+            &f,
+            "wrong-uid",
+            Some(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": replica_set["metadata"]["name"], "uid": "00000000-0000-0000-0000-000000000000",
+                "controller": true})),
+        );
+        lookalike(
+            &f,
+            "not-controller",
+            Some(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": replica_set["metadata"]["name"], "uid": replica_set["metadata"]["uid"],
+                "controller": false})),
+        );
+        let deployment = f
+            .kube
+            .get("deployments", Some("dr-app"), "mmapp-app")
+            .unwrap();
+        lookalike(
+            &f,
+            "under-the-deployment",
+            Some(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "mmapp-app",
+                "uid": deployment["metadata"]["uid"], "controller": true}),
+            ),
+        );
+        let found = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
+            .await
+            .unwrap();
+        assert!(found.pod.name.starts_with("mmapp-app-"), "{found:?}");
+        let mut strangers = found.strangers.clone();
+        strangers.sort();
+        assert_eq!(
+            strangers,
+            [
+                "by-hand",
+                "not-controller",
+                "under-the-deployment",
+                "wrong-uid"
+            ]
+        );
+        // Named explicitly, a pod is used whoever made it.
+        let by_name = find_app_pod(
+            &f.cluster,
+            "dr-app",
+            &AppTarget::Pod("by-hand".into()),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(by_name.pod.name, "by-hand");
+
+        // When only lookalikes are ready, there is no pod to use.
+        for pod in f.kube.list("pods", Some("dr-app")) {
+            let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+            if name.starts_with("mmapp-app-") {
+                f.kube.remove("pods", Some("dr-app"), &name);
+            }
+        }
+        let err = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("deploy/mmapp-app in `dr-app` has no running and ready pod (no pods)"),
+            "{err}"
         );
     }
 
@@ -816,7 +936,8 @@ mod against_the_fake {
         let f = fixture().await;
         let pod = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
             .await
-            .unwrap();
+            .unwrap()
+            .pod;
         let ok = run(
             &f.cluster,
             &pod,
@@ -843,44 +964,195 @@ mod against_the_fake {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn uploads_arrive_whole_are_reused_and_replace_damaged_leftovers() {
+    async fn commands_see_the_container_environment_and_can_be_watched() {
+        let f = fixture().await;
+        let mut pod = f.kube.list("pods", Some("dr-app"))[0].clone();
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        pod["spec"]["containers"][0]["env"] =
+            json!([{"name": "TMPDIR", "value": "/elsewhere"}, {"name": "GREETING", "value": "hi"}]);
+        f.kube.remove("pods", Some("dr-app"), &name);
+        f.kube.insert(pod).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let seen = seen.clone();
+            f.kube.before_exec(move |target, command| {
+                seen.lock()
+                    .unwrap()
+                    .push((target.pod.clone(), command.to_vec()));
+            });
+        }
+        let pod = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
+            .await
+            .unwrap()
+            .pod;
+        let out = run(
+            &f.cluster,
+            &pod,
+            &["sh", "-c", "echo $TMPDIR $GREETING"],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.stdout, "/elsewhere hi\n");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(
+                name,
+                vec![
+                    "sh".to_string(),
+                    "-c".into(),
+                    "echo $TMPDIR $GREETING".into()
+                ]
+            )]
+        );
+    }
+
+    /// The pod's TMPDIR in the fake (the pod's working directory's `tmp`).
+    fn pod_tmp(f: &Fixture, pod: &AppPod) -> std::path::PathBuf {
+        f._dir
+            .path()
+            .join("pods")
+            .join(&pod.namespace)
+            .join(&pod.name)
+            .join("tmp")
+    }
+
+    fn script(bytes: &[u8]) -> (Vec<u8>, String) {
+        (bytes.to_vec(), crate::folder::sha256_hex(bytes))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_upload_is_checked_and_run_in_a_private_directory_then_removed() {
         let f = fixture().await;
         let pod = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
             .await
-            .unwrap();
-        // 3 MiB of varied bytes, like a binary.
-        let bytes: Vec<u8> = (0..3 * 1024 * 1024u32)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        let first = upload_executable(&f.cluster, &pod, "mlbackup-helper", &bytes)
+            .unwrap()
+            .pod;
+        // A program that shows where and how it runs, and the rest of stdin's first line.
+        let (program, sha256) = script(
+            b"#!/bin/sh\nread -r line\necho \"$line $1\"\nls -ldn . | cut -c1-10\nls\nexit 7\n",
+        );
+        let executable = Executable {
+            name: "prog",
+            size: program.len(),
+            sha256: &sha256,
+            args: &["arg"],
+        };
+        let command = upload_and_run("mlbackup-test-1", &executable, false);
+        let mut stdin = program.clone();
+        stdin.extend_from_slice(b"hello\n");
+        let finished = run(&f.cluster, &pod, &["sh", "-c", &command], Some(&stdin))
             .await
             .unwrap();
-        assert!(!first.reused);
-        let hash = crate::folder::sha256_hex(&bytes);
-        assert!(
-            first
-                .path
-                .ends_with(&format!("mlbackup-helper-{}", &hash[..16]))
-        );
-        let on_disk = std::fs::read(&first.path).unwrap();
-        assert_eq!(on_disk, bytes, "the fake's pod dir is local: compare bytes");
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            std::fs::metadata(&first.path).unwrap().permissions().mode() & 0o777,
-            0o700
+            finished.stdout, "hello arg\ndrwx------\nprog\n",
+            "{finished:?}"
         );
-        let second = upload_executable(&f.cluster, &pod, "mlbackup-helper", &bytes)
-            .await
-            .unwrap();
-        assert!(second.reused, "a second run reuses the uploaded file");
+        assert!(
+            finished.stderr.contains("mlbackup: running "),
+            "{finished:?}"
+        );
+        assert!(
+            finished.failure.is_some(),
+            "its exit status 7 is the command's"
+        );
+        let tmp = pod_tmp(&f, &pod);
+        assert!(!tmp.join("mlbackup-test-1").exists(), "removed afterwards");
 
-        std::fs::write(&first.path, b"truncated").unwrap();
-        let repaired = upload_executable(&f.cluster, &pod, "mlbackup-helper", &bytes)
+        // Kept on request, under the name given.
+        let kept = upload_and_run("mlbackup-test-2", &executable, true);
+        run(&f.cluster, &pod, &["sh", "-c", &kept], Some(&stdin))
             .await
             .unwrap();
-        assert!(!repaired.reused);
-        assert_eq!(std::fs::read(&first.path).unwrap(), bytes);
-        remove_file(&f.cluster, &pod, &first.path).await;
-        assert!(!std::path::Path::new(&first.path).exists());
+        assert_eq!(
+            std::fs::read(tmp.join("mlbackup-test-2").join("prog")).unwrap(),
+            program
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_upload_that_does_not_check_out_or_a_name_taken_runs_nothing() {
+        let f = fixture().await;
+        let pod = find_app_pod(&f.cluster, "dr-app", &deploy(), None)
+            .await
+            .unwrap()
+            .pod;
+        let tmp = pod_tmp(&f, &pod);
+        let marker = tmp.join("ran");
+        let (program, sha256) =
+            script(format!("#!/bin/sh\ntouch {}\n", marker.display()).as_bytes());
+        let run_with = |dir: &'static str, sha256: String| {
+            let program = program.clone();
+            let (cluster, pod) = (&f.cluster, &pod);
+            async move {
+                let executable = Executable {
+                    name: "prog",
+                    size: program.len(),
+                    sha256: &sha256,
+                    args: &[],
+                };
+                let command = upload_and_run(dir, &executable, false);
+                run(cluster, pod, &["sh", "-c", &command], Some(&program))
+                    .await
+                    .unwrap()
+            }
+        };
+        // Damaged on the way (another hash): refused, nothing run, nothing left.
+        let damaged = run_with("mlbackup-test-3", "0".repeat(64)).await;
+        assert!(
+            damaged
+                .stderr
+                .contains("mlbackup: the upload arrived damaged: sha256 "),
+            "{damaged:?}"
+        );
+        assert!(!marker.exists());
+        assert!(!tmp.join("mlbackup-test-3").exists());
+
+        // Something already at the name (here a link to a directory someone else made): the
+        // command refuses it, and leaves it alone.
+        let elsewhere = tmp.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, tmp.join("mlbackup-test-4")).unwrap();
+        let taken = run_with("mlbackup-test-4", sha256.clone()).await;
+        assert!(
+            taken
+                .stderr
+                .contains("mlbackup: cannot create the directory "),
+            "{taken:?}"
+        );
+        assert_eq!(
+            taken
+                .failure
+                .and_then(|s| s.details)
+                .and_then(|d| d.causes)
+                .map(|c| c[0].message.clone()),
+            Some(Some(SETUP_FAILED.to_string()))
+        );
+        assert!(!marker.exists());
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+        assert!(tmp.join("mlbackup-test-4").is_symlink());
+
+        // The fallback removal takes only what the command made.
+        let kept = upload_and_run(
+            "mlbackup-test-5",
+            &Executable {
+                name: "prog",
+                size: 0,
+                sha256: &crate::folder::sha256_hex(b""),
+                args: &[],
+            },
+            true,
+        );
+        run(&f.cluster, &pod, &["sh", "-c", &kept], Some(b""))
+            .await
+            .unwrap();
+        assert!(tmp.join("mlbackup-test-5").join("prog").exists());
+        remove_private_dir(&f.cluster, &pod, "mlbackup-test-5", "prog").await;
+        assert!(!tmp.join("mlbackup-test-5").exists());
+        remove_private_dir(&f.cluster, &pod, "mlbackup-test-4", "prog").await;
+        assert!(
+            tmp.join("mlbackup-test-4").is_symlink(),
+            "a link is not followed"
+        );
     }
 }

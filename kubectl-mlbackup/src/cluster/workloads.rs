@@ -1,8 +1,9 @@
 //! The app's workloads (apps/v1 Deployments and StatefulSets): listing them by label, getting
 //! them by name, changing their replica count and an annotation in one conditional request, and
-//! counting the pods that are still theirs.
+//! finding the pods that are theirs: those they control through `ownerReferences` (a
+//! Deployment through its ReplicaSets), not every pod that carries their labels.
 
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -58,6 +59,7 @@ pub struct Workload {
     pub kind: WorkloadKind,
     pub namespace: String,
     pub name: String,
+    pub uid: String,
     pub resource_version: String,
     pub generation: i64,
     /// `spec.replicas` (the API server defaults a missing one to 1).
@@ -81,6 +83,7 @@ impl Workload {
             kind,
             namespace: text(&metadata["namespace"]),
             name: text(&metadata["name"]),
+            uid: text(&metadata["uid"]),
             resource_version: text(&metadata["resourceVersion"]),
             generation: metadata["generation"].as_i64().unwrap_or(0),
             replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
@@ -195,28 +198,97 @@ pub async fn set_replicas(
     Ok(Workload::from_object(workload.kind, &object))
 }
 
-/// The names of the pods in the workload's namespace that its selector matches, terminating
-/// ones included (they may still be writing).
-pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<Vec<String>, ClusterError> {
-    if workload.selector.is_empty() {
+/// The pods that a workload's selector matches, split by who controls them.
+#[derive(Debug, Default)]
+pub struct PodsOf {
+    /// Controlled by the workload: a StatefulSet's own pods, a Deployment's through one of its
+    /// ReplicaSets (each link an `ownerReferences` entry with `controller: true` and the
+    /// owner's uid).
+    pub controlled: Vec<Value>,
+    /// Carry the labels but are someone else's (another controller's, or created by hand).
+    pub strangers: Vec<Value>,
+}
+
+impl PodsOf {
+    pub fn stranger_names(&self) -> Vec<String> {
+        self.strangers.iter().map(name_of).collect()
+    }
+}
+
+/// `metadata.name` of an object.
+pub fn name_of(object: &Value) -> String {
+    object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The uid in the object's controller reference (the `ownerReferences` entry with
+/// `controller: true`) when that controller is of `kind`.
+fn controller_uid<'a>(object: &'a Value, kind: &str) -> Option<&'a str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|owner| owner["controller"] == true)
+        .filter(|owner| owner["kind"] == kind && owner["apiVersion"] == "apps/v1")
+        .and_then(|owner| owner["uid"].as_str())
+        .filter(|uid| !uid.is_empty())
+}
+
+/// The pods in the workload's namespace that its selector matches, terminating ones included
+/// (they may still be writing), split into those the workload controls and the others.
+pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<PodsOf, ClusterError> {
+    if workload.selector.is_empty() || workload.uid.is_empty() {
         // A selector-less workload cannot own pods (apps/v1 requires one): never list every
         // pod of the namespace instead.
-        return Ok(Vec::new());
+        return Ok(PodsOf::default());
     }
-    let request =
-        kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", workload.namespace))
-            .list(&ListParams::default().labels(&workload.selector))
-            .map_err(|err| build_error(cluster, err))?;
-    let scope = RequestScope {
-        verb: "list",
-        resource: "pods",
-        namespace: Some(&workload.namespace),
+    let pods_resource = ServedResource {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Pod".into(),
+        plural: "pods".into(),
+        namespaced: true,
     };
-    let list: Value = send_json(cluster, request, &scope).await?;
-    Ok(list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string))
-        .collect())
+    let pods = lrs::list_all(
+        cluster,
+        &pods_resource,
+        Some(&workload.namespace),
+        &workload.selector,
+    )
+    .await?;
+    // The uids whose pods are the workload's: the StatefulSet's own, or those of the
+    // ReplicaSets the Deployment controls (ReplicaSets carry the pod template's labels, which
+    // the Deployment's selector matches).
+    let (pod_owner_kind, owners): (&str, Vec<String>) = match workload.kind {
+        WorkloadKind::StatefulSet => ("StatefulSet", vec![workload.uid.clone()]),
+        WorkloadKind::Deployment => {
+            let replica_sets = ServedResource {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "ReplicaSet".into(),
+                plural: "replicasets".into(),
+                namespaced: true,
+            };
+            let owned = lrs::list_all(
+                cluster,
+                &replica_sets,
+                Some(&workload.namespace),
+                &workload.selector,
+            )
+            .await?
+            .iter()
+            .filter(|rs| controller_uid(rs, "Deployment") == Some(workload.uid.as_str()))
+            .filter_map(|rs| rs["metadata"]["uid"].as_str().map(str::to_string))
+            .collect();
+            ("ReplicaSet", owned)
+        }
+    };
+    let (controlled, strangers) = pods.into_iter().partition(|pod| {
+        controller_uid(pod, pod_owner_kind).is_some_and(|uid| owners.iter().any(|o| o == uid))
+    });
+    Ok(PodsOf {
+        controlled,
+        strangers,
+    })
 }

@@ -3,6 +3,7 @@
 //! annotation. The work is [`select`] then [`execute`], which return values (no printing but
 //! progress), so `prepare --stop-app` and `recover --start-app` run the same steps.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -513,13 +514,15 @@ enum Check {
     Gone,
 }
 
-/// Whether a workload's pods have followed: for a stop, no pod left (terminating ones still
-/// count: they may still write); for a start, the recorded count ready.
+/// Whether a workload's pods have followed: for a stop, no pod it controls left (terminating
+/// ones still count: they may still write; pods that only carry its labels are someone else's
+/// and go to `strangers`); for a start, the recorded count ready.
 async fn settled(
     cluster: &Cluster,
     action: Action,
     workload: &Workload,
     target: i64,
+    strangers: &mut Vec<String>,
 ) -> Result<Check, ClusterError> {
     if workload.replicas != target {
         return Ok(Check::Pending(format!(
@@ -535,6 +538,8 @@ async fn settled(
     match action {
         Action::Stop => {
             let pods = workloads::pods_of(cluster, workload).await?;
+            strangers.extend(pods.stranger_names());
+            let pods = pods.controlled;
             if pods.is_empty() && workload.status_replicas == 0 {
                 Ok(Check::Settled)
             } else {
@@ -594,8 +599,9 @@ async fn wait_for_pods(
     });
     progress.set_total(pending.len() as u64);
     let mut missing: Vec<String> = vec![String::new(); done.len()];
+    let mut strangers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     loop {
-        let checks: Vec<(usize, Result<Check, ClusterError>)> =
+        let checks: Vec<(usize, Result<Check, ClusterError>, Vec<String>)> =
             futures::stream::iter(pending.iter().copied())
                 .map(|position| {
                     let (_, item, now) = &done[position];
@@ -609,18 +615,28 @@ async fn wait_for_pods(
                             &workload.name,
                         )
                         .await;
+                        let mut strangers = Vec::new();
                         let answer = match fresh {
-                            Ok(Some(fresh)) => settled(cluster, action, &fresh, target).await,
+                            Ok(Some(fresh)) => {
+                                settled(cluster, action, &fresh, target, &mut strangers).await
+                            }
                             Ok(None) => Ok(Check::Gone),
                             Err(err) => Err(err),
                         };
-                        (position, answer)
+                        (position, answer, strangers)
                     }
                 })
                 .buffer_unordered(MAX_IN_FLIGHT)
                 .collect()
                 .await;
-        for (position, answer) in checks {
+        for (position, answer, seen) in checks {
+            if !seen.is_empty() {
+                let workload = done[position].2.as_ref().expect("pending workloads exist");
+                strangers
+                    .entry(workload.display_name())
+                    .or_default()
+                    .extend(seen);
+            }
             match answer? {
                 Check::Settled => {
                     pending.retain(|p| *p != position);
@@ -654,6 +670,13 @@ async fn wait_for_pods(
             .await;
     }
     progress.finish();
+    for (workload, pods) in strangers {
+        printer.warning(&format!(
+            "not waited for: {} (labelled like {workload} but not controlled by it; created by \
+             someone else?)",
+            pods.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     Ok(())
 }
 

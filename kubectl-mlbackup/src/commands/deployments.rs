@@ -45,13 +45,23 @@ pub async fn run(
     match command {
         DeploymentsCommand::List(args) => list(global, args, env, printer).await,
         DeploymentsCommand::Deactivate(args) => {
-            change(global, Action::Deactivate, &args.change, None, env, printer).await
+            change(
+                global,
+                Action::Deactivate,
+                &args.change,
+                args.yes,
+                None,
+                env,
+                printer,
+            )
+            .await
         }
         DeploymentsCommand::Reactivate(args) => {
             change(
                 global,
                 Action::Reactivate,
                 &args.change,
+                args.yes,
                 Some(args),
                 env,
                 printer,
@@ -305,6 +315,15 @@ impl Connection {
             Via::Pod => Some(InPod::start(global, &args.pod, env).await?),
             Via::Local => None,
         };
+        if let Some(in_pod) = in_pod.as_ref().filter(|p| !p.strangers.is_empty()) {
+            printer.warning(&format!(
+                "left alone: {} (labelled like {} in `{}` but not controlled by it; created by \
+                 someone else?)",
+                in_pod.strangers.join(", "),
+                args.pod.app,
+                in_pod.pod.namespace
+            ));
+        }
         Ok(Connection {
             via: args.via,
             in_pod,
@@ -366,21 +385,24 @@ impl Connection {
         }
     }
 
-    /// Removes what `--via pod` left in the pod.
-    pub async fn finish(self) {
-        if let Some(in_pod) = self.in_pod {
-            in_pod.finish().await;
-        }
-    }
-
-    /// The visible deployments; `within` bounds the whole list (a change's `--timeout`).
+    /// The deployments visible to the token's user; `within` bounds the whole list (a change's
+    /// `--timeout`). An interruption is an [`Interrupted`] error (nothing was changed).
+    ///
+    /// [`Interrupted`]: super::Interrupted
     pub async fn list(
         &self,
         cancel: &CancellationToken,
         within: Option<Duration>,
     ) -> anyhow::Result<Vec<Deployment>> {
         let request = self.request(Operation::List, within);
-        match self.run(request, cancel, &|_| {}).await? {
+        let answer = self.run(request, cancel, &|_| {}).await;
+        if cancel.is_cancelled() {
+            return Err(super::Interrupted(
+                "interrupted before the deployments were listed; nothing was changed".into(),
+            )
+            .into());
+        }
+        match answer? {
             Event::Deployments { deployments } => Ok(deployments),
             Event::Error { error } => Err(anyhow::Error::new(error)
                 .context(format!("cannot list the deployments at {}", self.api_url))),
@@ -397,17 +419,9 @@ async fn list(
 ) -> anyhow::Result<Exit> {
     let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
     let cancel = super::interrupt_token();
-    let listed = tokio::select! {
-        listed = connection.list(&cancel, None) => Some(listed),
-        () = cancel.cancelled() => None,
-    };
-    let api_url = connection.api_url.to_string();
-    connection.finish().await;
-    let Some(deployments) = listed.transpose()? else {
-        return Ok(Exit::Interrupted);
-    };
+    let deployments = connection.list(&cancel, None).await?;
     printer.data(&ListOutcome {
-        api_url,
+        api_url: connection.api_url.to_string(),
         deployments,
     })?;
     Ok(Exit::Success)
@@ -437,6 +451,7 @@ pub struct ChangeOptions {
     pub state: Option<PathBuf>,
     /// Reactivate every inactive deployment (asks unless `yes`).
     pub all: bool,
+    /// Do not ask: before `--all`, or before deactivating more than the `only` ids.
     pub yes: bool,
     pub only: Vec<String>,
     pub dry_run: bool,
@@ -449,6 +464,7 @@ async fn change(
     global: &GlobalArgs,
     action: Action,
     args: &ChangeArgs,
+    yes: bool,
     reactivate: Option<&ReactivateArgs>,
     env: &Env,
     printer: &Printer,
@@ -477,7 +493,7 @@ async fn change(
         action,
         state,
         all,
-        yes: reactivate.is_some_and(|r| r.yes),
+        yes,
         only: args.only.clone(),
         dry_run: args.dry_run,
         concurrency: usize::from(args.concurrency),
@@ -486,9 +502,8 @@ async fn change(
     };
     let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
     let cancel = super::interrupt_token();
-    let result = change_through(&connection, &options, &cancel, printer).await;
-    connection.finish().await;
-    super::report(printer, result?)
+    let finished = change_through(&connection, &options, &cancel, printer).await?;
+    super::report(printer, finished)
 }
 
 /// Lists, plans, records the snapshot and changes, through `connection`. An interruption
@@ -503,15 +518,25 @@ pub async fn change_through(
     let started = Instant::now();
     let action = options.action;
     // `--timeout` covers the whole change, the list before it included.
-    let deployments = tokio::select! {
-        listed = connection.list(cancel, Some(options.timeout)) => listed?,
-        () = cancel.cancelled() => {
-            return Err(super::Interrupted(
-                "interrupted before the deployments were listed; nothing was changed".into(),
-            )
-            .into());
+    let deployments = connection.list(cancel, Some(options.timeout)).await?;
+    // Taking every deployment offline is asked first, before the snapshot is written: more
+    // than the ids named with --only would change.
+    if action == Action::Deactivate && !options.dry_run && !options.yes {
+        let planned = plan::plan(
+            action,
+            &deployments,
+            plan::Selection::ActiveNow,
+            &options.only,
+        )
+        .with_context(|| format!("cannot plan the {}", action.as_str()))?;
+        if planned
+            .changes
+            .iter()
+            .any(|change| !options.only.contains(&change.id))
+        {
+            confirm_deactivation(planned.changes.len(), connection.stdin_is_terminal, printer)?;
         }
-    };
+    }
     let prepared = plan::prepare(
         action,
         &deployments,
@@ -700,6 +725,25 @@ fn confirm_all(
         Ok(format!(
             "Reactivate all {count} inactive deployments, including those that were inactive \
              before the upgrade?"
+        ))
+    })
+}
+
+/// Deactivating every active deployment stops all predictions: a person says yes, or --yes
+/// does.
+fn confirm_deactivation(
+    count: usize,
+    stdin_is_terminal: bool,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let consent = Consent {
+        what: format!("deactivate {count} active deployments"),
+        hint: "pass --yes, or name the deployments to deactivate with --only ID",
+        declined: "nothing deactivated and nothing recorded: not confirmed",
+    };
+    printer.consent(stdin_is_terminal, consent, || {
+        Ok(format!(
+            "Deactivate {count} active deployments? They serve no predictions until reactivated."
         ))
     })
 }

@@ -157,9 +157,6 @@ pub async fn run(
         }
         Err(err) => Err(err),
     };
-    if let Some(connection) = connection {
-        connection.finish().await;
-    }
     let outcome = outcome?;
     printer.data(&outcome)?;
     Ok(outcome.exit())

@@ -77,10 +77,6 @@ pub async fn run(
         printer,
     };
     let outcome = recovery.steps().await;
-    let late_connection = recovery.late_connection.into_inner();
-    for connection in connection.into_iter().chain(late_connection) {
-        connection.finish().await;
-    }
     printer.data(&outcome)?;
     Ok(outcome.exit())
 }

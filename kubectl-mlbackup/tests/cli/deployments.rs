@@ -120,7 +120,7 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
         "--dir",
         "backups",
     ];
-    let mut args = vec!["deployments", "deactivate", "--via", "local"];
+    let mut args = vec!["deployments", "deactivate", "--yes", "--via", "local"];
     args.extend(backup);
     let run = sandbox.run(&args);
     run.expect_code(0);
@@ -262,6 +262,7 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -287,6 +288,7 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
         .run(&[
             "deployments",
             "deactivate",
+            "--yes",
             "--via",
             "local",
             "--state",
@@ -324,6 +326,7 @@ fn a_token_without_the_admin_role_is_told_so_and_the_snapshot_is_kept() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -384,6 +387,7 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -492,6 +496,72 @@ fn reactivate_all_with_yes_reactivates_every_inactive_one() {
 }
 
 #[test]
+fn deactivating_more_than_the_only_ids_asks_first() {
+    let (sandbox, api) = with_api(3, 1);
+    let deactivate = [
+        "deployments",
+        "deactivate",
+        "--via",
+        "local",
+        "--state",
+        "s.json",
+    ];
+    // No terminal, no --yes: refused before anything is recorded or changed.
+    let run = sandbox.run(&deactivate);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(
+            "error: refusing to deactivate 3 active deployments without confirmation: stdin is \
+             not a terminal\nhint: pass --yes, or name the deployments to deactivate with --only ID"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!sandbox.path("s.json").exists());
+    assert!(api.datarobot.status_history().is_empty());
+    // Dry runs and exactly the --only ids need no answer.
+    let mut dry_run = deactivate.to_vec();
+    dry_run.push("--dry-run");
+    sandbox.run(&dry_run).expect_code(0);
+    let first = object_id(0);
+    let mut only = deactivate.to_vec();
+    only.extend(["--only", first.as_str()]);
+    sandbox.run(&only).expect_code(0);
+    assert_eq!(api.datarobot.status_history().len(), 1);
+    let recorded = std::fs::read(sandbox.path("s.json")).unwrap();
+
+    let Some(run) = sandbox.run_on_terminal(&deactivate, "n\n") else {
+        eprintln!("skipped the terminal part: util-linux `script` is not installed");
+        return;
+    };
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains(
+            "Deactivate 2 active deployments? They serve no predictions until reactivated. [y/N]"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("nothing deactivated and nothing recorded: not confirmed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(api.datarobot.status_history().len(), 1);
+    assert_eq!(std::fs::read(sandbox.path("s.json")).unwrap(), recorded);
+    sandbox
+        .run_on_terminal(&deactivate, "y\n")
+        .unwrap()
+        .expect_code(0);
+    assert!(
+        api.statuses()
+            .iter()
+            .all(|(_, s)| *s == DeploymentStatus::Inactive)
+    );
+}
+
+#[test]
 fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
     let sandbox = Sandbox::new();
     let api = FakeApi::start(
@@ -508,6 +578,7 @@ fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
     let child = sandbox.spawn(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",

@@ -29,13 +29,13 @@ pub fn helper_beside_the_plugin() -> &'static Path {
     })
 }
 
-struct World {
-    sandbox: Sandbox,
-    cluster: FakeCluster,
-    api: FakeApi,
+pub struct World {
+    pub sandbox: Sandbox,
+    pub cluster: FakeCluster,
+    pub api: FakeApi,
 }
 
-fn world(active: usize, inactive: usize) -> World {
+pub fn world(active: usize, inactive: usize) -> World {
     helper_beside_the_plugin();
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::start(
@@ -64,16 +64,33 @@ fn world(active: usize, inactive: usize) -> World {
     }
 }
 
-fn fast() -> FakeDataRobotOptions {
+pub fn fast() -> FakeDataRobotOptions {
     FakeDataRobotOptions {
         status_change_duration: std::time::Duration::from_millis(50),
         ..FakeDataRobotOptions::default()
     }
 }
 
+/// The helper processes running in this test's pods: `mlbackup-helper serve-request` with
+/// its working directory (its private directory) under `pods`.
+pub fn helper_processes(pods: &Path) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cwd.starts_with(pods) && cmdline.ends_with(b"mlbackup-helper\0serve-request\0") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// The files the helper left in the pod's TMPDIR.
-fn leftovers(world: &World) -> Vec<String> {
-    let pods = world.sandbox.path("pods").join("dr-app");
+pub fn leftovers(sandbox: &Sandbox) -> Vec<String> {
+    let pods = sandbox.path("pods").join("dr-app");
     let mut found = Vec::new();
     for pod in std::fs::read_dir(pods).into_iter().flatten().flatten() {
         for file in std::fs::read_dir(pod.path().join("tmp"))
@@ -108,6 +125,7 @@ fn the_helper_runs_in_the_pod_and_does_what_local_does() {
         w.sandbox.run(&[
             "deployments",
             "deactivate",
+            "--yes",
             "--via",
             via,
             "--state",
@@ -159,48 +177,54 @@ fn the_helper_runs_in_the_pod_and_does_what_local_does() {
     );
 
     // The helper really ran in the pod: its requests reached the DataRobot API, and the
-    // cluster saw the upload and the runs as execs into the app pod.
-    let execs = pod
+    // cluster saw each request as one exec into the app pod (upload, check and run in one
+    // command), besides `uname -m` (the fake's nodes cannot be read).
+    let execs: Vec<String> = pod
         .cluster
         .kube
         .requests()
-        .count(|r| r.path.ends_with("/exec") && r.path.contains("/pods/mmapp-app-"));
-    assert!(
-        execs >= 4,
-        "probe, upload, check, list and change runs: {execs}"
+        .entries()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/exec") && r.path.contains("/pods/mmapp-app-"))
+        .filter_map(|r| r.query)
+        .filter(|q| q.contains("serve-request"))
+        .collect();
+    assert_eq!(
+        execs.len(),
+        4,
+        "list and change, for deactivate and reactivate: {execs:?}"
     );
     assert!(
-        leftovers(&pod).is_empty(),
+        leftovers(&pod.sandbox).is_empty(),
         "the helper is removed at the end: {:?}",
-        leftovers(&pod)
+        leftovers(&pod.sandbox)
     );
 }
 
 #[test]
-fn an_uploaded_helper_is_reused_when_kept() {
+fn a_kept_helper_stays_in_its_private_directory_and_is_never_reused() {
     let w = world(2, 0);
     let first = w
         .sandbox
         .run(&["deployments", "list", "--keep-helper", "-v", "-o", "json"]);
     first.expect_code(0);
-    assert!(
-        first.stderr.contains(" uploaded in dr-app/mmapp-app-"),
-        "{}",
-        first.stderr
-    );
     assert_eq!(first.json()["deployments"].as_array().unwrap().len(), 2);
-    let kept = leftovers(&w);
+    let kept = leftovers(&w.sandbox);
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert!(kept[0].starts_with("mlbackup-helper-"));
+    assert!(kept[0].starts_with("mlbackup-helper-"), "{kept:?}");
+    assert!(first.stderr.contains("mlbackup: kept "), "{}", first.stderr);
 
+    // The next run uploads its own copy into a fresh directory, and removes it.
     let second = w.sandbox.run(&["deployments", "list", "-v", "-o", "json"]);
     second.expect_code(0);
-    assert!(
-        second.stderr.contains(" reused in dr-app/mmapp-app-"),
-        "{}",
-        second.stderr
-    );
-    assert!(leftovers(&w).is_empty(), "removed without --keep-helper");
+    let running: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter(|l| l.contains("mlbackup: running "))
+        .collect();
+    assert_eq!(running.len(), 1, "{}", second.stderr);
+    assert!(!running[0].contains(&kept[0]), "{}", second.stderr);
+    assert_eq!(leftovers(&w.sandbox), kept, "only the kept one is left");
 }
 
 #[test]
@@ -210,9 +234,13 @@ fn missing_rbac_is_named_before_anything_runs() {
         .kube
         .access()
         .deny(DenyRule::new("create", "", "pods").subresource("exec"));
-    let run = w
-        .sandbox
-        .run(&["deployments", "deactivate", "--state", "state.json"]);
+    let run = w.sandbox.run(&[
+        "deployments",
+        "deactivate",
+        "--yes",
+        "--state",
+        "state.json",
+    ]);
     run.expect_code(1);
     assert!(
         run.stderr
@@ -278,6 +306,7 @@ fn a_broken_exec_stream_is_reported_honestly() {
     let child = w.sandbox.spawn(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--state",
         "state.json",
         "--concurrency",
@@ -298,11 +327,13 @@ fn a_broken_exec_stream_is_reported_honestly() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let killed = std::process::Command::new("pkill")
-        .args(["-KILL", "-f", &format!("{}.*serve-request", pods.display())])
+    let helpers = helper_processes(&pods);
+    assert_eq!(helpers.len(), 1, "the helper process was found in the pod");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &helpers[0].to_string()])
         .status()
         .unwrap();
-    assert!(killed.success(), "the helper process was found in the pod");
+    assert!(killed.success());
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -324,6 +355,7 @@ fn a_broken_exec_stream_is_reported_honestly() {
     let rerun = w.sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--state",
         "state.json",
         "-o",
@@ -354,6 +386,7 @@ fn the_token_appears_nowhere_on_the_pod_path() {
     let run = w.sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--state",
         "state.json",
         "-v",

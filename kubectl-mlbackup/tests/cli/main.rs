@@ -11,6 +11,7 @@ mod diff;
 mod exact;
 mod help;
 mod in_pod;
+mod pod_security;
 mod proxy;
 mod restore;
 mod runbook;

@@ -334,6 +334,32 @@ fn interrupted_prepare(w: &World, ready: impl Fn() -> bool) -> Run {
     run
 }
 
+#[test]
+fn a_prepare_interrupted_while_the_helper_lists_exits_130_and_leaves_nothing_in_the_pod() {
+    let w = world();
+    // The deactivation's first API request hangs: the prepare is interrupted while the helper
+    // waits for it in the pod.
+    w.api.datarobot.faults().add(FaultRule::new(
+        "/version/",
+        Fault::Latency(Duration::from_secs(600)),
+        Some(1),
+    ));
+    let run = interrupted_prepare(&w, || w.api.datarobot.requests().max_in_flight() >= 1);
+    assert_eq!(
+        step_results(&run),
+        pairs(&[
+            ("backup", "done"),
+            ("deactivate-deployments", "interrupted"),
+            ("spark-cleanup", "not-run"),
+            ("stop-app", "not-run")
+        ])
+    );
+    assert!(w.api.datarobot.status_history().is_empty());
+    assert!(crate::in_pod::helper_processes(&w.sandbox.path("pods")).is_empty());
+    let left = crate::in_pod::leftovers(&w.sandbox);
+    assert!(left.is_empty(), "{left:?}");
+}
+
 fn resume(w: &World) -> Run {
     let run = w.sandbox.run(&[
         "prepare",
@@ -560,7 +586,8 @@ fn the_tables_show_each_step_and_the_command_to_run_next() {
 #[test]
 fn a_timeout_names_what_did_not_finish() {
     let w = world();
-    // An operator that never lets go of one Spark session.
+    // An operator that never lets go of one Spark session. The timeout also covers listing and
+    // deactivating the deployments (step 2), which must still finish within it.
     let held = w
         .cluster
         .kube
@@ -583,7 +610,7 @@ fn a_timeout_names_what_did_not_finish() {
         "--name",
         "before-upgrade",
         "--timeout",
-        "1s",
+        "3s",
         "-o",
         "json",
     ]);

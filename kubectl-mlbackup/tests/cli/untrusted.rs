@@ -71,6 +71,7 @@ fn the_state_file_is_never_written_through_a_symlink_another_user_planted() {
         .run(&[
             "deployments",
             "deactivate",
+            "--yes",
             "--via",
             "local",
             "--state",
@@ -185,6 +186,7 @@ fn deployment_labels_cannot_drive_the_terminal_or_forge_rows() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -231,6 +233,7 @@ fn a_huge_label_does_not_lose_the_report_of_a_deactivation() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -467,6 +470,7 @@ fn the_timeout_covers_listing_the_deployments() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--via",
         "local",
         "--state",
@@ -656,6 +660,7 @@ fn the_helper_in_the_pod_keeps_the_same_bounds() {
     let run = sandbox.run(&[
         "deployments",
         "deactivate",
+        "--yes",
         "--state",
         "s.json",
         "--timeout",

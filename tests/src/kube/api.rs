@@ -30,6 +30,10 @@ pub struct Cluster {
     pub user: String,
     pub max_page_size: Mutex<Option<usize>>,
     pub pods_root: PathBuf,
+    /// Run before each exec'd command starts (see [`FakeKube::before_exec`]).
+    ///
+    /// [`FakeKube::before_exec`]: super::FakeKube::before_exec
+    pub before_exec: Mutex<super::exec::BeforeExec>,
 }
 
 /// Options of every mutating request.
@@ -1160,8 +1164,12 @@ impl Cluster {
     }
 }
 
-/// The workloads whose `spec.replicas` the scale subresource and the controller manage.
+/// The workloads whose pods the simulated controllers manage.
 pub const WORKLOADS: [&str; 2] = ["deployments", "statefulsets"];
+
+/// The types with a validated, defaulted `spec.replicas` (the workloads and the Deployments'
+/// ReplicaSets).
+const REPLICATED: [&str; 3] = ["deployments", "replicasets", "statefulsets"];
 
 /// A workload's `spec.replicas`: the API server defaults it to 1.
 pub fn desired_replicas(workload: &Value) -> i64 {
@@ -1189,9 +1197,9 @@ fn scale_of(workload: &Value) -> Value {
     })
 }
 
-/// Deployments and StatefulSets refuse a negative or non-integer `spec.replicas`.
+/// Deployments, ReplicaSets and StatefulSets refuse a negative or non-integer `spec.replicas`.
 fn validate_replicas(resource: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
-    if !WORKLOADS.contains(&resource.plural.as_str()) {
+    if !REPLICATED.contains(&resource.plural.as_str()) {
         return Ok(());
     }
     match object["spec"].get("replicas") {
@@ -1291,7 +1299,7 @@ fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
         metadata.insert("generation".into(), json!(1));
     }
     match resource.plural.as_str() {
-        "deployments" | "statefulsets" => {
+        "deployments" | "replicasets" | "statefulsets" => {
             if object["spec"]["replicas"].is_null() && object["spec"].is_object() {
                 object["spec"]["replicas"] = json!(1);
             }

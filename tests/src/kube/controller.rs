@@ -3,6 +3,11 @@
 //! Ready, surplus pods start terminating and are gone one more delay later, and `status`
 //! follows. Clients that wait for a scale-down or a scale-up therefore really wait, and see the
 //! intermediate states a real cluster shows (status at zero while pods still terminate).
+//!
+//! Ownership is a real cluster's: a Deployment controls one ReplicaSet (`NAME-<template hash>`)
+//! which controls the pods; a StatefulSet controls its pods directly (`ownerReferences` with
+//! `controller: true` and the owner's uid). The ReplicaSet level is reconciled together with its
+//! Deployment: a ReplicaSet changed directly is not acted on.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,11 +135,24 @@ pub fn reconcile(cluster: &Cluster, plural: &str, key: &ObjectKey) -> Vec<(Objec
         .to_string();
     let stateful = plural == "statefulsets";
     let desired = usize::try_from(desired_replicas(&workload)).unwrap_or(0);
+    // Who the pods belong to: the StatefulSet itself, or the Deployment's ReplicaSet.
+    let owner = if stateful {
+        Owner {
+            kind: "StatefulSet",
+            name: name.to_string(),
+            uid,
+        }
+    } else {
+        match replica_set_of(cluster, &mut store, &workload, &uid, desired) {
+            Some(owner) => owner,
+            None => return Vec::new(),
+        }
+    };
     let mut live: Vec<(ObjectKey, Arc<Value>)> = store
         .objects("pods")
         .filter(|(pod_key, pod)| {
             pod_key.0 == key.0
-                && owned_by(pod, &uid)
+                && owned_by(pod, &owner.uid)
                 && pod["metadata"]["deletionTimestamp"].is_null()
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -177,7 +195,7 @@ pub fn reconcile(cluster: &Cluster, plural: &str, key: &ObjectKey) -> Vec<(Objec
         for index in 0..desired {
             let pod_key = key_of(Some(&key.0), &format!("{name}-{index}"));
             if count < desired && store.get("pods", &pod_key).is_none() {
-                let pod = running_pod(&workload, plural, Some(index));
+                let pod = running_pod(&workload, &owner, Some(index));
                 if Cluster::insert_locked(&mut store, &pods_type, pod).is_ok() {
                     count += 1;
                 }
@@ -185,7 +203,7 @@ pub fn reconcile(cluster: &Cluster, plural: &str, key: &ObjectKey) -> Vec<(Objec
         }
     } else {
         while count < desired {
-            let pod = running_pod(&workload, plural, None);
+            let pod = running_pod(&workload, &owner, None);
             if Cluster::insert_locked(&mut store, &pods_type, pod).is_err() {
                 break;
             }
@@ -193,7 +211,93 @@ pub fn reconcile(cluster: &Cluster, plural: &str, key: &ObjectKey) -> Vec<(Objec
         }
     }
     write_status(&mut store, plural, key, &workload, count);
+    if !stateful {
+        let rs_key = key_of(Some(&key.0), &owner.name);
+        if let Some(replica_set) = store.get("replicasets", &rs_key) {
+            write_status(&mut store, "replicasets", &rs_key, &replica_set, count);
+        }
+    }
     terminating
+}
+
+/// What controls a pod: its `ownerReferences` entry with `controller: true`.
+pub struct Owner {
+    pub kind: &'static str,
+    pub name: String,
+    pub uid: String,
+}
+
+/// The pod template hash of a workload: names its ReplicaSet and labels its pods.
+fn template_hash(name: &str) -> String {
+    format!("{:x}", fnv_hash(name)).chars().take(10).collect()
+}
+
+/// The Deployment's ReplicaSet, created on first sight as the Deployment controller creates it
+/// (owned by the Deployment, selector and template labels with `pod-template-hash`), its
+/// `spec.replicas` set to the Deployment's.
+fn replica_set_of(
+    cluster: &Cluster,
+    store: &mut Store,
+    deployment: &Value,
+    deployment_uid: &str,
+    desired: usize,
+) -> Option<Owner> {
+    let metadata = &deployment["metadata"];
+    let namespace = metadata["namespace"].as_str().unwrap_or_default();
+    let name = metadata["name"].as_str().unwrap_or_default();
+    let hash = template_hash(name);
+    let rs_name = format!("{name}-{hash}");
+    let rs_key = key_of(Some(namespace), &rs_name);
+    let replica_set = match store.get("replicasets", &rs_key) {
+        Some(existing) => {
+            let mut updated = (*existing).clone();
+            if updated["spec"]["replicas"] != json!(desired) {
+                updated["spec"]["replicas"] = json!(desired);
+                let generation = updated["metadata"]["generation"].as_i64().unwrap_or(1);
+                updated["metadata"]["generation"] = json!(generation + 1);
+                updated["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                    json!(desired.to_string());
+                store.put("replicasets", rs_key, updated.clone());
+            }
+            updated
+        }
+        None => {
+            let resource = cluster.catalog.by_plural("replicasets")?.clone();
+            let mut template = deployment["spec"]["template"].clone();
+            template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+            let mut selector = deployment["spec"]["selector"].clone();
+            selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let replica_set = json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": namespace,
+                    "labels": template["metadata"]["labels"],
+                    "annotations": {
+                        "deployment.kubernetes.io/desired-replicas": desired.to_string(),
+                        "deployment.kubernetes.io/max-replicas": (desired + 1).to_string(),
+                        "deployment.kubernetes.io/revision": "1",
+                    },
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                        "uid": deployment_uid, "controller": true, "blockOwnerDeletion": true,
+                    }],
+                },
+                "spec": {"replicas": desired, "selector": selector, "template": template},
+                "status": {},
+            });
+            Cluster::insert_locked(store, &resource, replica_set).ok()?
+        }
+    };
+    Some(Owner {
+        kind: "ReplicaSet",
+        name: rs_name,
+        uid: replica_set["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
 }
 
 /// The status the controller reports for `ready` running pods; zero counts are left out, as
@@ -202,21 +306,26 @@ fn write_status(store: &mut Store, plural: &str, key: &ObjectKey, workload: &Val
     let generation = workload["metadata"]["generation"].clone();
     let mut status = workload["status"].as_object().cloned().unwrap_or_default();
     status.insert("observedGeneration".into(), generation);
-    let counts: &[&str] = if plural == "statefulsets" {
-        &[
+    let counts: &[&str] = match plural {
+        "statefulsets" => &[
             "replicas",
             "readyReplicas",
             "currentReplicas",
             "updatedReplicas",
             "availableReplicas",
-        ]
-    } else {
-        &[
+        ],
+        "replicasets" => &[
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+        ],
+        _ => &[
             "replicas",
             "updatedReplicas",
             "readyReplicas",
             "availableReplicas",
-        ]
+        ],
     };
     for field in counts {
         if ready == 0 && !(plural == "statefulsets" && *field == "replicas") {
@@ -239,10 +348,11 @@ fn write_status(store: &mut Store, plural: &str, key: &ObjectKey, workload: &Val
     }
 }
 
-/// A Running, Ready pod of a workload, named like the real controllers name them: ReplicaSet
-/// pods `NAME-<template hash>-<5 chars>`, StatefulSet pods `NAME-<ordinal>`. Labels and
-/// containers come from the pod template.
-pub fn running_pod(workload: &Value, plural: &str, ordinal: Option<usize>) -> Value {
+/// A Running, Ready pod of a workload, controlled by `owner` (the StatefulSet, or the
+/// Deployment's ReplicaSet), named like the real controllers name them: ReplicaSet pods
+/// `NAME-<template hash>-<5 chars>`, StatefulSet pods `NAME-<ordinal>`. Labels and containers
+/// come from the pod template.
+pub fn running_pod(workload: &Value, owner: &Owner, ordinal: Option<usize>) -> Value {
     let metadata = &workload["metadata"];
     let name = metadata["name"].as_str().unwrap_or_default();
     let template = &workload["spec"]["template"];
@@ -250,18 +360,18 @@ pub fn running_pod(workload: &Value, plural: &str, ordinal: Option<usize>) -> Va
     if !labels.is_object() {
         labels = json!({});
     }
-    let hash: String = format!("{:x}", fnv_hash(name)).chars().take(10).collect();
-    let (pod_name, kind) = match ordinal {
-        Some(index) if plural == "statefulsets" => {
+    let hash = template_hash(name);
+    let pod_name = match ordinal {
+        Some(index) if owner.kind == "StatefulSet" => {
             let pod_name = format!("{name}-{index}");
             labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
             labels["apps.kubernetes.io/pod-index"] = json!(index.to_string());
             labels["controller-revision-hash"] = json!(format!("{name}-{hash}"));
-            (pod_name, "StatefulSet")
+            pod_name
         }
         _ => {
             labels["pod-template-hash"] = json!(hash);
-            (api::generate_name(&format!("{name}-{hash}-")), "Deployment")
+            api::generate_name(&format!("{name}-{hash}-"))
         }
     };
     let containers = template["spec"]["containers"].clone();
@@ -286,8 +396,8 @@ pub fn running_pod(workload: &Value, plural: &str, ordinal: Option<usize>) -> Va
             "namespace": metadata["namespace"],
             "labels": labels,
             "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": kind, "name": name,
-                "uid": metadata["uid"], "controller": true, "blockOwnerDeletion": true,
+                "apiVersion": "apps/v1", "kind": owner.kind, "name": owner.name,
+                "uid": owner.uid, "controller": true, "blockOwnerDeletion": true,
             }],
         },
         "spec": {"containers": containers, "nodeName": "fake-node-1", "restartPolicy": "Always"},
@@ -378,13 +488,7 @@ impl AppWorkload {
         let status = if self.stateful {
             spec["serviceName"] = json!(name);
             spec["podManagementPolicy"] = json!("OrderedReady");
-            let revision = format!(
-                "{name}-{}",
-                format!("{:x}", fnv_hash(name))
-                    .chars()
-                    .take(10)
-                    .collect::<String>()
-            );
+            let revision = format!("{name}-{}", template_hash(name));
             json!({
                 "observedGeneration": 1, "replicas": replicas, "readyReplicas": replicas,
                 "currentReplicas": replicas, "updatedReplicas": replicas,

@@ -82,7 +82,7 @@ fn resource_entry(resource: &ResourceType) -> Vec<Value> {
     }
     if matches!(
         resource.plural.as_str(),
-        "pods" | "deployments" | "statefulsets"
+        "pods" | "deployments" | "replicasets" | "statefulsets"
     ) {
         main["categories"] = json!(["all"]);
     }

@@ -15,6 +15,7 @@ mod protocol;
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -38,7 +39,42 @@ pub struct ExecTarget {
     pub pod: String,
     pub container: String,
     pub workdir: PathBuf,
+    /// The container's `env` (literal values), set last as a container runtime sets the
+    /// container's environment for an exec: a pod may have its own `PATH` or `TMPDIR`.
+    pub env: Vec<(String, String)>,
+    /// Run just before each command starts (for tests: another process of the pod acting at an
+    /// exact moment).
+    pub before_exec: BeforeExec,
 }
+
+/// A callback given the target and the command.
+pub type ExecHook = Arc<dyn Fn(&ExecTarget, &[String]) + Send + Sync>;
+
+/// The hook run before the command starts, if any.
+#[derive(Clone, Default)]
+pub struct BeforeExec(pub Option<ExecHook>);
+
+impl std::fmt::Debug for BeforeExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BeforeExec(set)"
+        } else {
+            "BeforeExec(none)"
+        })
+    }
+}
+
+impl PartialEq for BeforeExec {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for BeforeExec {}
 
 /// Environment variables passed through from the server's own environment; everything else
 /// is dropped, as a container does not see the operator's shell (tokens included).
@@ -159,6 +195,10 @@ async fn exchange(
         return Ending::ClientLeft;
     }
 
+    if let Some(hook) = target.before_exec.0.clone() {
+        let (target, command) = (target.clone(), options.command.clone());
+        let _ = tokio::task::spawn_blocking(move || hook(&target, &command)).await;
+    }
     let mut child = match spawn(options, target) {
         Ok(child) => child,
         Err(error) => {
@@ -326,6 +366,7 @@ fn spawn(options: &ExecOptions, target: &ExecTarget) -> std::io::Result<Child> {
         .env("TMPDIR", &tmp)
         .env("HOSTNAME", &target.pod)
         .env("POD_NAMESPACE", &target.namespace)
+        .envs(target.env.iter().map(|(name, value)| (name, value)))
         .stdin(piped_if(options.stdin))
         .stdout(piped_if(options.stdout))
         .stderr(piped_if(options.stderr || options.tty))

@@ -107,6 +107,7 @@ fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
         user: options.user.clone(),
         max_page_size: Mutex::new(options.max_page_size),
         pods_root: options.pods_root.clone(),
+        before_exec: Mutex::default(),
     });
     for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         cluster.create_namespace(namespace);
@@ -294,6 +295,12 @@ impl FakeKube {
         let key = store::key_of(Some(&workload.namespace), &workload.name);
         controller::reconcile(&self.cluster, workload.plural(), &key);
         Ok(())
+    }
+
+    /// Runs `hook` just before each command exec'd into a pod starts, with the pod and the
+    /// command: lets a test act as another process of the pod would, at an exact moment.
+    pub fn before_exec(&self, hook: impl Fn(&exec::ExecTarget, &[String]) + Send + Sync + 'static) {
+        *self.cluster.before_exec.lock().unwrap() = exec::BeforeExec(Some(Arc::new(hook)));
     }
 
     pub fn faults(&self) -> &Faults {

@@ -1,5 +1,5 @@
-//! The catalog of resource types the fake serves (namespaces, pods, deployments, statefulsets,
-//! the LRS) and the per-type facts the real server derives from its registry: scope, names,
+//! The catalog of resource types the fake serves (namespaces, pods, deployments, replicasets,
+//! statefulsets, the LRS) and the per-type facts the real server derives from its registry: scope, names,
 //! verbs, whether generation and a status subresource exist, whether it is a custom resource.
 
 /// One served resource type.
@@ -119,6 +119,19 @@ impl Catalog {
                 kind: "Deployment".into(),
                 namespaced: true,
                 short_names: names(&["deploy"]),
+                custom: false,
+                tracks_generation: true,
+                status_subresource: true,
+                subresources: names(&["scale"]),
+            },
+            ResourceType {
+                group: "apps".into(),
+                version: "v1".into(),
+                plural: "replicasets".into(),
+                singular: "replicaset".into(),
+                kind: "ReplicaSet".into(),
+                namespaced: true,
+                short_names: names(&["rs"]),
                 custom: false,
                 tracks_generation: true,
                 status_subresource: true,

@@ -734,11 +734,26 @@ async fn exec(
     let workdir = cluster.pods_root.join(namespace).join(name);
     std::fs::create_dir_all(&workdir)
         .map_err(|e| ApiError::unclassified(format!("cannot prepare the pod's directory: {e}")))?;
+    let env = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == container.as_str())
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .filter_map(|var| {
+            Some((
+                var["name"].as_str()?.to_string(),
+                var["value"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
     let target = ExecTarget {
         namespace: namespace.to_string(),
         pod: name.to_string(),
         container,
         workdir,
+        env,
+        before_exec: cluster.before_exec.lock().unwrap().clone(),
     };
     Ok(serve_exec(upgrade, raw_query, target).await)
 }

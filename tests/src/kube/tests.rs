@@ -1296,3 +1296,77 @@ async fn the_controllers_follow_replicas_after_a_delay() {
     assert_eq!(names, ["db-0", "db-1"]);
     controllers.abort();
 }
+
+#[tokio::test]
+async fn a_deployment_owns_a_replica_set_which_owns_the_pods_as_in_a_real_cluster() {
+    let server = server();
+    let web = server.seed(&super::AppWorkload::deployment("dr", "web", 2));
+    let (_, sets) = server
+        .call(Method::GET, "/apis/apps/v1/namespaces/dr/replicasets", None)
+        .await;
+    let sets = sets["items"].as_array().unwrap().clone();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let set = &sets[0];
+    let name = set["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("web-"), "{name}");
+    assert_eq!(
+        set["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+            "uid": web["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}])
+    );
+    assert_eq!(set["spec"]["replicas"], 2);
+    assert_eq!(set["status"]["readyReplicas"], 2);
+    let hash = set["metadata"]["labels"]["pod-template-hash"].clone();
+    assert_eq!(
+        set["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash
+    );
+    let (_, pods) = server
+        .call(Method::GET, "/api/v1/namespaces/dr/pods", None)
+        .await;
+    let pods = pods["items"].as_array().unwrap();
+    assert_eq!(pods.len(), 2);
+    for pod in pods {
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], name);
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["uid"],
+            set["metadata"]["uid"]
+        );
+        assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], hash);
+    }
+
+    // Scaled through the Deployment, the ReplicaSet follows.
+    server
+        .patch(
+            &format!("{DEPLOYMENTS}/web"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":1}}"#,
+        )
+        .await;
+    super::controller::reconcile(
+        &server.cluster,
+        "deployments",
+        &super::store::key_of(Some("dr"), "web"),
+    );
+    let (_, set) = server
+        .call(
+            Method::GET,
+            &format!("/apis/apps/v1/namespaces/dr/replicasets/{name}"),
+            None,
+        )
+        .await;
+    assert_eq!(set["spec"]["replicas"], 1);
+    assert_eq!(set["metadata"]["generation"], 2);
+
+    // Deleting the Deployment collects the ReplicaSet, and through it the pods.
+    let (code, _) = server
+        .call(Method::DELETE, &format!("{DEPLOYMENTS}/web"), None)
+        .await;
+    assert_eq!(code, 200);
+    let (_, sets) = server
+        .call(Method::GET, "/apis/apps/v1/namespaces/dr/replicasets", None)
+        .await;
+    assert!(sets["items"].as_array().unwrap().is_empty());
+    assert_eq!(server.pods_of("web"), (vec![], vec![]));
+}

@@ -127,6 +127,8 @@ async fn exec(
         namespace: ns,
         pod: name,
         container: CONTAINER.to_string(),
+        env: Vec::new(),
+        before_exec: Default::default(),
     };
     serve_exec(upgrade, query, target).await
 }

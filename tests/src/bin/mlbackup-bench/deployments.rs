@@ -333,7 +333,7 @@ impl Deactivate<'_> {
     fn run(&self) -> anyhow::Result<usize> {
         let mut command = Command::new(self.plugin);
         command
-            .args(["deployments", "deactivate", "-o", "json"])
+            .args(["deployments", "deactivate", "--yes", "-o", "json"])
             .arg("--state")
             .arg(self.state)
             .arg(format!("--concurrency={}", self.concurrency))
