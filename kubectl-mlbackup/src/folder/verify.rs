@@ -1,0 +1,797 @@
+//! Reading a backup's objects, checked: every item of a manifest against its size, SHA-256,
+//! kind and name; every YAML file of a folder without one read as `kubectl apply -f` reads it
+//! (documents, Lists); nothing read through a symbolic link. What `verify` reports, and what
+//! restore and diff read.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::catalog::{Backup, CatalogStatus, Loose, is_yaml_name, scan_yaml_files, walk};
+use super::name::{is_safe_component, item_file_name};
+use super::{
+    BackupStatus, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest,
+    ManifestItem, ResourceRef, TYPE_LABEL, sha256_hex,
+};
+
+/// One LRS object read from a backup file.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// Relative to the backup folder, with `/`.
+    pub path: String,
+    /// Where in the file: for files of several documents and Lists.
+    pub place: Place,
+    pub object: serde_json::Value,
+}
+
+impl Backup {
+    /// Reads every LRS file for a restore, checked as [`Backup::verify`] checks it (for a
+    /// managed backup: listed, intact, of the recorded apiVersion and kind, named like its
+    /// path; otherwise: a YAML object with apiVersion, kind and metadata.name). Returns the
+    /// objects and a problem for each file that is not good, sorted by path.
+    pub fn read_objects(&self) -> Result<(Vec<StoredObject>, Vec<Problem>), FolderError> {
+        let mut objects = Vec::new();
+        let mut problems = Vec::new();
+        match &self.manifest {
+            Some(manifest) => {
+                for item in &manifest.items {
+                    match check_item(&self.dir, &manifest.resource, item) {
+                        Ok(object) => objects.push(StoredObject {
+                            path: item.path.clone(),
+                            place: Place::default(),
+                            object,
+                        }),
+                        Err(problem) => problems.push(problem),
+                    }
+                }
+            }
+            None => {
+                let (read, bad) = self.read_yaml_objects()?;
+                objects.extend(read.into_iter().map(|(item, place, object)| StoredObject {
+                    path: item.path,
+                    place,
+                    object,
+                }));
+                problems.extend(bad);
+            }
+        }
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((objects, problems))
+    }
+
+    /// The LRS files: the manifest's items, or for a backup without a manifest what reading its
+    /// YAML files tells (unreadable files are left out; [`Backup::verify`] names them).
+    pub fn items(&self) -> Result<Vec<ManifestItem>, FolderError> {
+        match &self.manifest {
+            Some(manifest) => Ok(manifest.items.clone()),
+            None => Ok(self.read_yaml_files()?.0),
+        }
+    }
+
+    /// Checks every file: for managed backups each item is present with the recorded size and
+    /// SHA-256, parses as an object of the recorded apiVersion and kind, and is named like its
+    /// path, and nothing else is there; for the others every YAML file parses as an object with
+    /// apiVersion, kind and metadata.name.
+    pub fn verify(&self) -> Result<Verification, FolderError> {
+        let mut problems = Vec::new();
+        let checked = match &self.manifest {
+            Some(manifest) => {
+                if manifest.status == BackupStatus::Partial || self.status == CatalogStatus::Partial
+                {
+                    problems.push(Problem {
+                        path: MANIFEST_FILE.to_string(),
+                        kind: ProblemKind::Incomplete,
+                        detail: incomplete_detail(manifest),
+                    });
+                }
+                for item in &manifest.items {
+                    if let Err(problem) = check_item(&self.dir, &manifest.resource, item) {
+                        problems.push(problem);
+                    }
+                }
+                problems.extend(self.unexpected_files(manifest)?);
+                manifest.items.len()
+            }
+            None => {
+                let (items, bad) = self.read_yaml_files()?;
+                if self.status == CatalogStatus::Partial {
+                    problems.push(Problem {
+                        path: MANIFEST_FILE.to_string(),
+                        kind: ProblemKind::Missing,
+                        detail: "the backup was interrupted before it wrote its manifest".into(),
+                    });
+                }
+                // Files, not objects: a file may hold several (documents, Lists).
+                let checked = items
+                    .iter()
+                    .map(|item| &item.path)
+                    .chain(bad.iter().map(|problem| &problem.path))
+                    .collect::<BTreeSet<_>>()
+                    .len();
+                problems.extend(bad);
+                checked
+            }
+        };
+        problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Verification { checked, problems })
+    }
+
+    fn unexpected_files(&self, manifest: &Manifest) -> Result<Vec<Problem>, FolderError> {
+        let mut expected: BTreeSet<&str> = manifest.items.iter().map(|i| i.path.as_str()).collect();
+        expected.extend([MANIFEST_FILE, DEPLOYMENTS_FILE, JOURNAL_FILE]);
+        let namespaces: BTreeSet<&str> = manifest
+            .items
+            .iter()
+            .map(|i| i.namespace.as_str())
+            .collect();
+        let mut problems = Vec::new();
+        for (path, file_type) in walk(&self.dir, 2)? {
+            let unexpected = if file_type.is_dir() {
+                !namespaces.contains(path.as_str())
+            } else {
+                !expected.contains(path.as_str())
+            };
+            if unexpected {
+                let what = if file_type.is_symlink() {
+                    "a symbolic link the manifest does not list"
+                } else if file_type.is_dir() {
+                    "a directory the manifest does not list"
+                } else {
+                    "a file the manifest does not list"
+                };
+                problems.push(Problem {
+                    path,
+                    kind: ProblemKind::Unexpected,
+                    detail: what.to_string(),
+                });
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Reads every YAML file of a backup without a manifest: the items it could read, and a
+    /// problem for each file it could not.
+    fn read_yaml_files(&self) -> Result<(Vec<ManifestItem>, Vec<Problem>), FolderError> {
+        let (objects, problems) = self.read_yaml_objects()?;
+        Ok((
+            objects.into_iter().map(|(item, _, _)| item).collect(),
+            problems,
+        ))
+    }
+
+    /// [`Backup::read_yaml_files`] with the objects read, and where each is in its file.
+    #[allow(clippy::type_complexity)]
+    fn read_yaml_objects(
+        &self,
+    ) -> Result<(Vec<(ManifestItem, Place, serde_json::Value)>, Vec<Problem>), FolderError> {
+        let mut problems = Vec::new();
+        // (path shown, folder, path under it): read beneath the folder, never through a link.
+        let files: Vec<(String, PathBuf, String)> = match self.loose {
+            Some(Loose::File) => {
+                let parent = match self.dir.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                vec![(self.name.clone(), parent, self.name.clone())]
+            }
+            _ => {
+                let layout = scan_yaml_files(&self.dir)?;
+                // In a folder of any name other files are passed over, as kubectl passes them
+                // over; a YAML name that is no regular file is not, because it is meant.
+                problems.extend(
+                    layout
+                        .strangers
+                        .into_iter()
+                        .filter(|path| is_yaml_name(path))
+                        .map(|path| Problem {
+                            path,
+                            kind: ProblemKind::Unreadable,
+                            detail: "not a regular file (symbolic links are not followed)".into(),
+                        }),
+                );
+                layout
+                    .yaml_files
+                    .into_iter()
+                    .map(|path| (path.clone(), self.dir.clone(), path))
+                    .collect()
+            }
+        };
+        let mut items = Vec::new();
+        for (path, dir, relative) in files {
+            let bytes = match read_beneath(&dir, &relative) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    problems.push(Problem {
+                        path,
+                        kind: ProblemKind::Unreadable,
+                        detail: err.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let objects = match read_file_objects(&bytes) {
+                Ok(objects) => objects,
+                Err(detail) => {
+                    problems.push(Problem {
+                        path,
+                        kind: ProblemKind::Invalid,
+                        detail,
+                    });
+                    continue;
+                }
+            };
+            let sha256 = sha256_hex(&bytes);
+            for object in objects {
+                match object {
+                    Ok(FileObject { place, value, head }) => items.push((
+                        ManifestItem {
+                            path: path.clone(),
+                            namespace: head.namespace.unwrap_or_default(),
+                            name: head.name,
+                            r#type: head.lrs_type,
+                            uid: head.uid,
+                            resource_version: head.resource_version,
+                            sha256: sha256.clone(),
+                            bytes: bytes.len() as u64,
+                        },
+                        place,
+                        value,
+                    )),
+                    Err(detail) => problems.push(Problem {
+                        path: path.clone(),
+                        kind: ProblemKind::Invalid,
+                        detail,
+                    }),
+                }
+            }
+        }
+        Ok((items, problems))
+    }
+}
+
+fn incomplete_detail(manifest: &Manifest) -> String {
+    if manifest.errors.is_empty() {
+        "the backup did not finish".to_string()
+    } else {
+        format!("the backup did not finish: {}", manifest.errors.join("; "))
+    }
+}
+
+/// What is wrong with one file of a backup.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemKind {
+    /// Listed in the manifest, not on disk.
+    Missing,
+    /// Size or SHA-256 differs from the manifest.
+    Modified,
+    /// Not YAML, not an object of the recorded kind, or named unlike its path.
+    Invalid,
+    /// Cannot be read (permissions, not a regular file).
+    Unreadable,
+    /// On disk, not in the manifest.
+    Unexpected,
+    /// The backup itself did not finish.
+    Incomplete,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Missing => "missing",
+            ProblemKind::Modified => "modified",
+            ProblemKind::Invalid => "invalid",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::Unexpected => "unexpected",
+            ProblemKind::Incomplete => "incomplete",
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Relative to the backup folder.
+    pub path: String,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// How many LRS files were checked.
+    pub checked: usize,
+    /// Sorted by path; empty when the backup is good.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks one item of a manifest and returns the object its file holds.
+fn check_item(
+    dir: &Path,
+    resource: &ResourceRef,
+    item: &ManifestItem,
+) -> Result<serde_json::Value, Problem> {
+    let problem = |kind, detail: String| {
+        Err(Problem {
+            path: item.path.clone(),
+            kind,
+            detail,
+        })
+    };
+    // A manifest is data from disk: never let its paths point outside the backup.
+    let expected_path = format!("{}/{}", item.namespace, item_file_name(&item.name));
+    if !is_safe_component(&item.namespace)
+        || !is_safe_component(&item.name)
+        || item.path != expected_path
+    {
+        return problem(
+            ProblemKind::Invalid,
+            format!(
+                "the manifest lists it for `{}/{}`, whose file would be `{expected_path}`",
+                item.namespace, item.name
+            ),
+        );
+    }
+    let bytes = match read_beneath(dir, &item.path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return problem(
+                ProblemKind::Missing,
+                "listed in the manifest, not on disk".into(),
+            );
+        }
+        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
+    };
+    let sha256 = sha256_hex(&bytes);
+    if bytes.len() as u64 != item.bytes || sha256 != item.sha256 {
+        return problem(
+            ProblemKind::Modified,
+            format!(
+                "{} bytes with SHA-256 {}, the manifest says {} bytes with SHA-256 {}",
+                bytes.len(),
+                short_hash(&sha256),
+                item.bytes,
+                short_hash(&item.sha256)
+            ),
+        );
+    }
+    let (value, object) = match read_single_object(&bytes) {
+        Ok(read) => read,
+        Err(detail) => return problem(ProblemKind::Invalid, detail),
+    };
+    let mismatches: Vec<String> = [
+        (
+            "apiVersion",
+            object.api_version.clone(),
+            resource.api_version(),
+        ),
+        ("kind", object.kind.clone(), resource.kind.clone()),
+        ("metadata.name", object.name.clone(), item.name.clone()),
+        (
+            "metadata.namespace",
+            object.namespace.clone().unwrap_or_default(),
+            item.namespace.clone(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, found, expected)| found != expected)
+    .map(|(field, found, expected)| format!("{field} is `{found}`, expected `{expected}`"))
+    .collect();
+    if mismatches.is_empty() {
+        Ok(value)
+    } else {
+        problem(ProblemKind::Invalid, mismatches.join("; "))
+    }
+}
+
+fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// The fields of a Kubernetes object this module looks at.
+struct ObjectHead {
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+    uid: String,
+    resource_version: String,
+    lrs_type: String,
+}
+
+/// Where an object is in its file: which `---` document (named only when the file has more
+/// than one) and which item of a `kind: List`. Empty for a file that is one object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    /// 1-based.
+    pub document: Option<usize>,
+    /// 1-based.
+    pub item: Option<usize>,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.document, self.item) {
+            (Some(document), Some(item)) => write!(f, "document {document}, item {item}"),
+            (Some(document), None) => write!(f, "document {document}"),
+            (None, Some(item)) => write!(f, "item {item}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl Place {
+    /// `path`, with the place in parentheses when there is one: `all.yaml (document 2)`.
+    pub fn locate(self, path: &str) -> String {
+        if self == Place::default() {
+            path.to_string()
+        } else {
+            format!("{path} ({self})")
+        }
+    }
+
+    /// `detail` prefixed with the place, when there is one.
+    pub fn describe(self, detail: &str) -> String {
+        if self == Place::default() {
+            detail.to_string()
+        } else {
+            format!("{self}: {detail}")
+        }
+    }
+}
+
+/// One object of a file.
+struct FileObject {
+    place: Place,
+    value: serde_json::Value,
+    head: ObjectHead,
+}
+
+/// Reads every object of a file as `kubectl apply -f` would (see [`crate::yaml::read_documents`]):
+/// each document, and the items of each List (a document with `items`; items without `kind`
+/// and `apiVersion` take the List's, without its `List` suffix). `Err`: the file cannot be read
+/// at all; otherwise one result per object, an `Err` saying (with its place) why that document
+/// or item is no Kubernetes object.
+fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        // What the shell loop leaves behind when `kubectl get` failed.
+        return Err("the file is empty".to_string());
+    }
+    let documents = crate::yaml::read_documents(bytes).map_err(|err| {
+        let place = Place {
+            document: (err.index > 1).then_some(err.index),
+            item: None,
+        };
+        place.describe(&format!("not valid YAML: {}", err.reason))
+    })?;
+    if documents.is_empty() {
+        return Err("the file holds no object (only empty documents)".to_string());
+    }
+    let several = documents.len() > 1 || documents[0].index > 1;
+    let mut objects = Vec::new();
+    for document in documents {
+        let place = Place {
+            document: several.then_some(document.index),
+            item: None,
+        };
+        let value = document.value;
+        let Some(items) = value.get("items") else {
+            objects.push(
+                object_head(&value)
+                    .map(|head| FileObject { place, value, head })
+                    .map_err(|detail| place.describe(&detail)),
+            );
+            continue;
+        };
+        // kubectl's rule: any object with `items` is a list.
+        let items = match items {
+            serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::Null => Vec::new(),
+            _ => {
+                objects.push(Err(place.describe("`items` is not a list")));
+                continue;
+            }
+        };
+        let text = |field: &str| value[field].as_str().unwrap_or_default().to_string();
+        let (list_version, list_kind) = (text("apiVersion"), text("kind"));
+        let item_kind = list_kind.strip_suffix("List").unwrap_or(&list_kind);
+        for (position, mut item) in items.into_iter().enumerate() {
+            let place = Place {
+                item: Some(position + 1),
+                ..place
+            };
+            if let Some(map) = item.as_object_mut()
+                && !map.contains_key("kind")
+                && !map.contains_key("apiVersion")
+            {
+                map.insert("apiVersion".into(), list_version.clone().into());
+                map.insert("kind".into(), item_kind.into());
+            }
+            let read = if item.get("items").is_some() {
+                Err("a list inside a list".to_string())
+            } else {
+                object_head(&item)
+            };
+            objects.push(
+                read.map(|head| FileObject {
+                    place,
+                    value: item,
+                    head,
+                })
+                .map_err(|detail| place.describe(&detail)),
+            );
+        }
+    }
+    Ok(objects)
+}
+
+/// Reads a file that must hold exactly one object (an item of a managed backup).
+fn read_single_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
+    let mut objects = read_file_objects(bytes)?;
+    if objects.len() != 1 {
+        return Err(format!(
+            "it holds {} objects; a backup file holds one",
+            objects.len()
+        ));
+    }
+    if objects[0]
+        .as_ref()
+        .is_ok_and(|o| o.place != Place::default())
+    {
+        return Err("it holds a List; a backup file holds one object".to_string());
+    }
+    objects
+        .pop()
+        .expect("one object")
+        .map(|object| (object.value, object.head))
+}
+
+/// The fields this module looks at of one document, or what is missing for it to be a
+/// Kubernetes object.
+fn object_head(value: &serde_json::Value) -> Result<ObjectHead, String> {
+    if !value.is_object() {
+        return Err("not a YAML object".to_string());
+    }
+    let text = |value: &serde_json::Value| value.as_str().map(str::to_string);
+    let field = |name: &str| {
+        text(&value[name])
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("`{name}` is missing"))
+    };
+    let api_version = field("apiVersion")?;
+    let kind = field("kind")?;
+    let metadata = &value["metadata"];
+    let name = text(&metadata["name"])
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("`metadata.name` of the {kind} is missing"))?;
+    Ok(ObjectHead {
+        api_version,
+        kind,
+        name,
+        namespace: text(&metadata["namespace"]),
+        uid: text(&metadata["uid"]).unwrap_or_default(),
+        resource_version: text(&metadata["resourceVersion"]).unwrap_or_default(),
+        lrs_type: text(&metadata["labels"][TYPE_LABEL]).unwrap_or_default(),
+    })
+}
+
+/// Reads the regular file `relative` (components separated by `/`) under `dir`, opening each
+/// component with `O_NOFOLLOW`: a symlink anywhere in the path (a namespace folder pointing
+/// elsewhere, say) fails the read instead of leading out of the backup. Opened non-blocking and
+/// checked to be a regular file, so a FIFO or device planted there cannot hang or feed it.
+fn read_beneath(dir: &Path, relative: &str) -> io::Result<Vec<u8>> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::fs::open(dir, flags | OFlags::DIRECTORY, Mode::empty())?;
+    let mut parts = relative.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        let kind = if last {
+            OFlags::NONBLOCK
+        } else {
+            OFlags::DIRECTORY
+        };
+        let opened = openat(&current, part, flags | kind, Mode::empty()).map_err(|errno| {
+            // ELOOP or ENOTDIR, depending on the flags: say what it is.
+            match statat(&current, part, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                    io::Error::other("a symbolic link is in its path (not followed)")
+                }
+                _ => io::Error::from(errno),
+            }
+        })?;
+        if !last {
+            current = opened;
+            continue;
+        }
+        let mut file = File::from(opened);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    Err(io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folder::catalog::open_for_reading;
+    use crate::folder::testing::*;
+    use crate::folder::*;
+    use std::fs;
+
+    #[test]
+    fn items_behind_a_symlink_are_refused_like_verify_refuses_them() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        // The namespace folder moved elsewhere and linked back: same bytes, other place.
+        let elsewhere = root.path().join("elsewhere");
+        fs::rename(dir.join("dr"), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("dr")).unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert_eq!(objects.len(), 1, "only team/c.yaml is read");
+        let found: Vec<(&str, ProblemKind, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind, p.detail.as_str()))
+            .collect();
+        let behind = "a symbolic link is in its path (not followed)";
+        assert_eq!(
+            found,
+            [
+                ("dr/a.yaml", ProblemKind::Unreadable, behind),
+                ("dr/b.yaml", ProblemKind::Unreadable, behind),
+            ]
+        );
+        let verified = backup.verify().unwrap().problems;
+        let kinds: Vec<(&str, ProblemKind)> =
+            verified.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("dr", ProblemKind::Unexpected),
+                ("dr/a.yaml", ProblemKind::Unreadable),
+                ("dr/b.yaml", ProblemKind::Unreadable),
+            ]
+        );
+        // A symlinked item file, and a FIFO in its place, are refused too (and never block).
+        fs::remove_file(dir.join("dr")).unwrap();
+        fs::create_dir(dir.join("dr")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("a.yaml"), dir.join("dr/a.yaml")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("dr/b.yaml"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let (_, problems) = backup.read_objects().unwrap();
+        let details: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+        assert_eq!(details, [behind, "not a regular file"]);
+    }
+
+    #[test]
+    fn a_manifest_item_must_hold_exactly_one_object() {
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        let two = format!(
+            "{}---\n{}",
+            lrs_yaml("dr", "a", "deployment"),
+            lrs_yaml("dr", "b", "deployment")
+        );
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", two.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let problems = Backup::open(&dir).unwrap().verify().unwrap().problems;
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].detail,
+            "it holds 2 objects; a backup file holds one"
+        );
+    }
+
+    #[test]
+    fn every_bad_document_is_named_with_its_file_and_place() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bad");
+        fs::create_dir(&dir).unwrap();
+        let mut list = kubectl_list(&["a"]);
+        list = list.replace(
+            "items:\n",
+            "items:\n- apiVersion: v1\n  kind: ConfigMap\n  data: {}\n",
+        );
+        fs::write(dir.join("list.yaml"), list).unwrap();
+        fs::write(
+            dir.join("twice.yaml"),
+            format!(
+                "{}---\nkind: X\nkind: Y\n",
+                lrs_yaml("dr", "b", "deployment")
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("scalar.yaml"), "---\njust text\n").unwrap();
+        fs::write(dir.join("comments.yaml"), "# nothing\n---\n").unwrap();
+        let backup = open_for_reading(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "comments.yaml",
+                    "the file holds no object (only empty documents)"
+                ),
+                (
+                    "list.yaml",
+                    "item 1: `metadata.name` of the ConfigMap is missing"
+                ),
+                ("scalar.yaml", "not a YAML object"),
+                (
+                    "twice.yaml",
+                    "document 2: not valid YAML: the key `kind` is written twice (kubectl would \
+                     keep only one of the values) at line 13 column 1"
+                ),
+            ]
+        );
+        // The good item of the List stays; a file that cannot be read gives nothing.
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].object["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn verify_names_every_bad_file() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        fs::write(dir.join("dr/a.yaml"), "tampered").unwrap();
+        fs::remove_file(dir.join("dr/b.yaml")).unwrap();
+        fs::write(dir.join("dr/extra.yaml"), "x").unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let problems = backup.verify().unwrap().problems;
+        let found: Vec<(&str, ProblemKind)> =
+            problems.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            found,
+            [
+                ("dr/a.yaml", ProblemKind::Modified),
+                ("dr/b.yaml", ProblemKind::Missing),
+                ("dr/extra.yaml", ProblemKind::Unexpected),
+            ]
+        );
+    }
+
+    #[test]
+    fn verify_checks_kind_and_name_even_when_the_checksum_matches() {
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        let wrong_kind = lrs_yaml("dr", "a", "deployment").replace("LongRunningService", "Pod");
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", wrong_kind.as_bytes())
+            .unwrap();
+        let misnamed = lrs_yaml("dr", "other", "deployment");
+        writer
+            .write_item("dr", "b", "deployment", "u", "7", misnamed.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let problems = Backup::open(&dir).unwrap().verify().unwrap().problems;
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0].kind, ProblemKind::Invalid);
+        assert_eq!(
+            problems[0].detail,
+            "kind is `Pod`, expected `LongRunningService`"
+        );
+        assert_eq!(problems[1].detail, "metadata.name is `other`, expected `b`");
+    }
+}
