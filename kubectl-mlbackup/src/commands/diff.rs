@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::restore::{self, Planned, RestoreError};
+use super::plan::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
@@ -164,12 +164,12 @@ pub async fn compare_with_cluster(
     backup: &folder::Backup,
     namespace_map: &[crate::cli::NamespaceMapping],
 ) -> anyhow::Result<DiffOutcome> {
-    let (planned, problems) = restore::plan(backup, resource, &cluster.namespace, namespace_map)?;
+    let (planned, problems) = plan::plan(backup, resource, &cluster.namespace, namespace_map)?;
     if !problems.is_empty() {
         return Err(RestoreError::InvalidFiles { problems }.into());
     }
     let targets: BTreeSet<String> = planned.iter().map(|p| p.namespace.clone()).collect();
-    let live = restore::live_objects(cluster, resource, &targets)
+    let live = plan::live_objects(cluster, resource, &targets)
         .await
         .context("cannot read the LRS objects of the cluster")?;
 
@@ -204,7 +204,7 @@ pub async fn compare_with_cluster(
         .map(|p| (p.namespace.clone(), p.name.clone()))
         .collect();
     for object in in_scope {
-        let key = restore::key_of(&object);
+        let key = plan::key_of(&object);
         if !known.contains(&key) {
             items.push(DiffItem {
                 status: DiffStatus::Extra,

@@ -6,6 +6,7 @@ mod delete;
 pub mod deployments;
 pub mod diff;
 mod list;
+mod plan;
 mod prepare;
 mod prune;
 mod recover;
