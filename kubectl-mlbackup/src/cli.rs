@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cluster::lrs::{LRS_TYPE_LABEL, ResourceOverride};
+use crate::cluster::lrs::ResourceOverride;
+use crate::object::{DEPLOYMENT_TYPE, TYPE_LABEL};
 
 /// The value name of every argument that names a backup of the catalog: shell completion offers
 /// the backups of `--dir` / `MLBACKUP_DIR` for the arguments that carry it.
@@ -620,9 +621,9 @@ impl BackupArgs {
             None
         } else {
             match self.types.as_slice() {
-                [] => Some(format!("{LRS_TYPE_LABEL}=deployment")),
-                [one] => Some(format!("{LRS_TYPE_LABEL}={one}")),
-                many => Some(format!("{LRS_TYPE_LABEL} in ({})", many.join(","))),
+                [] => Some(format!("{TYPE_LABEL}={DEPLOYMENT_TYPE}")),
+                [one] => Some(format!("{TYPE_LABEL}={one}")),
+                many => Some(format!("{TYPE_LABEL} in ({})", many.join(","))),
             }
         };
         types

@@ -15,8 +15,6 @@ use super::{Cluster, ClusterError, RequestScope};
 pub const LRS_GROUP: &str = "lrs.datarobot.com";
 /// The plural name of the LRS custom resource.
 pub const LRS_PLURAL: &str = "lrs";
-/// The label that carries the workload type (`deployment`, `spark_app`, ...).
-pub const LRS_TYPE_LABEL: &str = "datarobot-lrs-type";
 
 /// A resource type as the cluster serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,14 +1,16 @@
-//! Reads and writes of single objects: get, server-side apply, replace, deletion, namespace
-//! creation; all through the one retry policy of `transport`, with 403s naming the missing
-//! permission.
+//! Reads and writes of objects: list and get (each object with its head read), server-side
+//! apply, replace, deletion, namespace creation; all through the one retry policy of
+//! `transport`, with 403s naming the missing permission.
 
 use http::StatusCode;
+use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
-use super::lrs::ServedResource;
-use super::transport::send;
+use super::lrs::{self, ServedResource};
+use super::transport::{decode_error, send};
 use super::{Cluster, ClusterError, RequestScope};
+use crate::object::{Head, Object};
 
 /// The field manager of every write, as `kubectl` uses `kubectl` (and `kubectl-client-side-apply`).
 pub const FIELD_MANAGER: &str = "kubectl-mlbackup";
@@ -68,13 +70,34 @@ pub async fn apply(
     })
 }
 
+/// Every object of the resource in `namespace` (`None`: all namespaces) that matches
+/// `selector`, every page read, each with its head read.
+pub async fn list(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: Option<&str>,
+    selector: &str,
+) -> Result<Vec<Object>, ClusterError> {
+    lrs::list_all(cluster, resource, namespace, selector)
+        .await?
+        .into_iter()
+        .map(|value| read_head(cluster, value))
+        .collect()
+}
+
+/// An object the API server sent, with its head read (a head that cannot be read is a bad
+/// answer).
+pub fn read_head(cluster: &Cluster, value: Value) -> Result<Object, ClusterError> {
+    Object::new(value).map_err(|err| decode_error(cluster, err))
+}
+
 /// One object as the server has it now; `None` when it does not exist.
 pub async fn get(
     cluster: &Cluster,
     resource: &ServedResource,
     namespace: &str,
     name: &str,
-) -> Result<Option<Value>, ClusterError> {
+) -> Result<Option<Object>, ClusterError> {
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .get(name, &Default::default())
         .map_err(|err| build_error(cluster, err))?;
@@ -85,7 +108,7 @@ pub async fn get(
         namespace: Some(namespace),
     };
     match send(cluster, request, &scope).await {
-        Ok(answer) => Ok(Some(answer.json(cluster)?)),
+        Ok(answer) => Ok(Some(read_head(cluster, answer.json(cluster)?)?)),
         Err(ClusterError::NotFound { .. }) => Ok(None),
         Err(err) => Err(err),
     }
@@ -172,26 +195,14 @@ pub async fn delete(
     };
     // The answer is the object (custom resources) or a `Status`; an object still marked for
     // deletion with finalizers is not gone yet.
-    let object: Value = answer.json(cluster)?;
-    let finalizers = finalizers_of(&object);
-    if object["metadata"]["deletionTimestamp"].is_string() && !finalizers.is_empty() {
-        Ok(Deleted::Pending { finalizers })
+    let head: Head = answer.json(cluster)?;
+    if head.is_being_deleted() && !head.finalizers().is_empty() {
+        Ok(Deleted::Pending {
+            finalizers: head.finalizers().to_vec(),
+        })
     } else {
         Ok(Deleted::Gone)
     }
-}
-
-/// `metadata.finalizers` of an object.
-pub fn finalizers_of(object: &Value) -> Vec<String> {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Creates a namespace; `false` when it exists already.

@@ -60,10 +60,15 @@ pub struct Answer {
 
 impl Answer {
     pub fn json<T: DeserializeOwned>(&self, cluster: &Cluster) -> Result<T, ClusterError> {
-        serde_json::from_slice(&self.body).map_err(|source| ClusterError::Decode {
-            url: cluster.server_url.clone(),
-            source: kube::Error::SerdeError(source),
-        })
+        serde_json::from_slice(&self.body).map_err(|source| decode_error(cluster, source))
+    }
+}
+
+/// An answer of the API server that is not what it should be.
+pub fn decode_error(cluster: &Cluster, source: serde_json::Error) -> ClusterError {
+    ClusterError::Decode {
+        url: cluster.server_url.clone(),
+        source: kube::Error::SerdeError(source),
     }
 }
 

@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupArgs, GlobalArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::lrs::{self, ServedResource};
+use crate::cluster::{Cluster, ClusterError, objects};
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
 };
+use crate::object::Object;
 use crate::printer::{Printer, Progress, Render};
 
 use super::Finished;
@@ -312,7 +314,7 @@ async fn list_once(
         // Files are written on this thread while the next page downloads on another.
         tokio::task::block_in_place(|| {
             for item in page.items {
-                write_object(writer, item)?;
+                write_object(what.cluster, writer, item)?;
                 progress.inc();
             }
             Ok::<_, BackupError>(())
@@ -321,29 +323,19 @@ async fn list_once(
     Ok(())
 }
 
-/// Writes one object as `kubectl get -o yaml` shows it: managedFields dropped, keys sorted.
-fn write_object(writer: &mut BackupWriter, mut object: Value) -> Result<(), BackupError> {
+/// Writes one object as `kubectl get -o yaml` shows it: managedFields dropped (before its head
+/// is read: they are no part of the backup), keys sorted, values exactly as the server sent them.
+fn write_object(
+    cluster: &Cluster,
+    writer: &mut BackupWriter,
+    mut object: Value,
+) -> Result<(), BackupError> {
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("managedFields");
     }
-    let text = |pointer: &str| {
-        object
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let namespace = text("/metadata/namespace");
-    let name = text("/metadata/name");
-    let uid = text("/metadata/uid");
-    let resource_version = text("/metadata/resourceVersion");
-    let lrs_type = object
-        .pointer("/metadata/labels")
-        .and_then(|labels| labels.get(LRS_TYPE_LABEL))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let yaml = crate::yaml::to_kubectl_yaml(&object).map_err(|source| BackupError::Encode {
+    let Object { head, value } = objects::read_head(cluster, object)?;
+    let (namespace, name) = head.key();
+    let yaml = crate::yaml::to_kubectl_yaml(&value).map_err(|source| BackupError::Encode {
         namespace: namespace.clone(),
         name: name.clone(),
         source,
@@ -351,9 +343,9 @@ fn write_object(writer: &mut BackupWriter, mut object: Value) -> Result<(), Back
     writer.write_item(
         &namespace,
         &name,
-        &lrs_type,
-        &uid,
-        &resource_version,
+        head.lrs_type(),
+        &head.uid().unwrap_or_default(),
+        &head.resource_version().unwrap_or_default(),
         yaml.as_bytes(),
     )?;
     Ok(())

@@ -11,15 +11,13 @@ use serde::Serialize;
 use super::plan::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::lrs::ServedResource;
+use crate::cluster::objects;
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder;
-use crate::object;
+use crate::object::{self, DEPLOYMENT_TYPE, Object, TYPE_LABEL};
 use crate::printer::{self, Printer, Render};
-
-/// The documented shell loop's selector: the scope of backups without a manifest.
-const SHELL_LOOP_SELECTOR: &str = "datarobot-lrs-type=deployment";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -179,11 +177,11 @@ pub async fn compare_with_cluster(
     };
     let in_scope = match (&selector, scope.is_empty()) {
         (None, _) => Ok(Vec::new()),
-        (Some(selector), true) => lrs::list_all(cluster, resource, None, selector).await,
+        (Some(selector), true) => objects::list(cluster, resource, None, selector).await,
         (Some(selector), false) => {
             let mut all = Vec::new();
             for namespace in &scope {
-                all.extend(lrs::list_all(cluster, resource, Some(namespace), selector).await?);
+                all.extend(objects::list(cluster, resource, Some(namespace), selector).await?);
             }
             Ok(all)
         }
@@ -204,13 +202,13 @@ pub async fn compare_with_cluster(
         .map(|p| (p.namespace.clone(), p.name.clone()))
         .collect();
     for object in in_scope {
-        let key = plan::key_of(&object);
+        let key = object.head.key();
         if !known.contains(&key) {
             items.push(DiffItem {
                 status: DiffStatus::Extra,
                 namespace: key.0,
                 name: key.1,
-                r#type: type_of(&object),
+                r#type: object.head.lrs_type().to_string(),
                 path: None,
                 diff: None,
             });
@@ -282,20 +280,27 @@ fn scope(
             };
             Some((manifest.selector.clone(), namespaces))
         }
-        None if !mappings.is_empty() => Some((SHELL_LOOP_SELECTOR.to_string(), targets.clone())),
-        None => Some((SHELL_LOOP_SELECTOR.to_string(), BTreeSet::new())),
+        None if !mappings.is_empty() => Some((shell_loop_selector(), targets.clone())),
+        None => Some((shell_loop_selector(), BTreeSet::new())),
     }
 }
 
-fn compare(planned: &Planned, live: Option<&serde_json::Value>) -> DiffItem {
+/// The documented shell loop's selector: the scope of backups without a manifest.
+fn shell_loop_selector() -> String {
+    format!("{TYPE_LABEL}={DEPLOYMENT_TYPE}")
+}
+
+fn compare(planned: &Planned, live: Option<&Object>) -> DiffItem {
     let (status, diff) = match live {
         None => (DiffStatus::Missing, None),
-        Some(live) if object::same_desired_state(&planned.object, live) => (DiffStatus::Same, None),
+        Some(live) if object::same_desired_state(&planned.object, &live.value) => {
+            (DiffStatus::Same, None)
+        }
         Some(live) => (
             DiffStatus::Differs,
             Some(object::unified_diff(
                 &planned.object,
-                live,
+                &live.value,
                 &format!("backup/{}", planned.place.locate(&planned.path)),
                 &format!("cluster/{}/{}", planned.namespace, planned.name),
             )),
@@ -309,11 +314,4 @@ fn compare(planned: &Planned, live: Option<&serde_json::Value>) -> DiffItem {
         path: Some(planned.path.clone()),
         diff,
     }
-}
-
-fn type_of(object: &serde_json::Value) -> String {
-    object["metadata"]["labels"][LRS_TYPE_LABEL]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }

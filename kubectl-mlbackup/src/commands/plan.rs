@@ -9,12 +9,12 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::cli::NamespaceMapping;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
-use crate::cluster::objects::MAX_IN_FLIGHT;
+use crate::cluster::lrs::ServedResource;
+use crate::cluster::objects::{self, MAX_IN_FLIGHT};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::UsageError;
 use crate::folder::{Backup, CatalogStatus, Place, Problem, ProblemKind};
-use crate::object;
+use crate::object::{self, Object};
 
 /// Why a restore (or a diff) cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -116,14 +116,8 @@ pub(super) fn plan(
             kind: ProblemKind::Invalid,
             detail: item.place.describe(&detail),
         };
-        let text = |pointer: &str| {
-            item.object
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let (api_version, kind) = (text("/apiVersion"), text("/kind"));
+        let head = &item.object.head;
+        let (api_version, kind) = (head.api_version(), head.kind());
         if api_version != resource.api_version() || kind != resource.kind {
             let hint = if kind == resource.kind && api_version.starts_with(&resource.group) {
                 format!(
@@ -142,12 +136,12 @@ pub(super) fn plan(
             )));
             continue;
         }
-        let name = text("/metadata/name");
+        let (source_namespace, name) = head.key();
         if !object::is_object_name(&name) {
             problems.push(invalid(format!("`{name}` is not a valid object name")));
             continue;
         }
-        let source_namespace = match text("/metadata/namespace") {
+        let source_namespace = match source_namespace {
             ns if ns.is_empty() => default_namespace.to_string(),
             ns => ns,
         };
@@ -170,16 +164,14 @@ pub(super) fn plan(
             )));
             continue;
         }
-        let mut stripped = item.object.clone();
+        let lrs_type = head.lrs_type().to_string();
+        let mut stripped = item.object.value;
         object::strip_server_fields(&mut stripped);
         stripped["metadata"]["namespace"] = json!(namespace);
         planned.push(Planned {
             path: item.path,
             place: item.place,
-            lrs_type: item.object["metadata"]["labels"][LRS_TYPE_LABEL]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            lrs_type,
             source_namespace,
             namespace,
             name,
@@ -215,30 +207,19 @@ pub(super) async fn live_objects(
     cluster: &Cluster,
     resource: &ServedResource,
     namespaces: &BTreeSet<String>,
-) -> Result<HashMap<(String, String), Value>, ClusterError> {
-    let lists: Vec<Result<Vec<Value>, ClusterError>> = futures::stream::iter(namespaces)
-        .map(|namespace| lrs::list_all(cluster, resource, Some(namespace), ""))
+) -> Result<HashMap<(String, String), Object>, ClusterError> {
+    let lists: Vec<Result<Vec<Object>, ClusterError>> = futures::stream::iter(namespaces)
+        .map(|namespace| objects::list(cluster, resource, Some(namespace), ""))
         .buffer_unordered(MAX_IN_FLIGHT)
         .collect()
         .await;
     let mut live = HashMap::new();
     for list in lists {
         for object in list? {
-            live.insert(key_of(&object), object);
+            live.insert(object.head.key(), object);
         }
     }
     Ok(live)
-}
-
-/// (namespace, name) of an object.
-pub(super) fn key_of(object: &Value) -> (String, String) {
-    let text = |field: &str| {
-        object["metadata"][field]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    (text("namespace"), text("name"))
 }
 
 #[cfg(test)]

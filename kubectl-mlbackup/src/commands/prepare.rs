@@ -29,8 +29,8 @@ use super::runbook::{
 };
 use super::spark_cleanup::{self, CleanupOptions};
 use crate::cli::{GlobalArgs, PrepareArgs};
-use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::lrs::ServedResource;
+use crate::cluster::{Cluster, objects};
 use crate::env::Env;
 use crate::error::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
@@ -384,7 +384,7 @@ impl Preparation<'_> {
 
     async fn plan_backup(&self, name: Option<&str>) -> StepReport {
         let namespace = self.namespace();
-        let listed = lrs::list_all(self.cluster, self.resource, namespace.as_deref(), "")
+        let listed = objects::list(self.cluster, self.resource, namespace.as_deref(), "")
             .await
             .context("cannot list the LRS objects");
         let objects = match listed {
@@ -393,10 +393,9 @@ impl Preparation<'_> {
         };
         let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
         for object in &objects {
-            let lrs_type = object["metadata"]["labels"][LRS_TYPE_LABEL]
-                .as_str()
-                .unwrap_or_default();
-            *by_type.entry(lrs_type.to_string()).or_insert(0) += 1;
+            *by_type
+                .entry(object.head.lrs_type().to_string())
+                .or_insert(0) += 1;
         }
         let types = by_type
             .iter()

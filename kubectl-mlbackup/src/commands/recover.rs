@@ -26,6 +26,7 @@ use crate::cluster::lrs::ServedResource;
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
+use crate::object::SPARK_TYPE;
 use crate::printer::Printer;
 
 /// The steps, in order.
@@ -36,9 +37,6 @@ pub const STEPS: &[Step] = &[
     Step::ReactivateDeployments,
     Step::Verify,
 ];
-
-/// The workload type prepare deletes and recover does not bring back.
-const SPARK_TYPE: &str = "spark_app";
 
 pub async fn run(
     global: &GlobalArgs,

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use futures::StreamExt;
+use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::{Exit, UsageError};
 use crate::folder::{self, Backup, Problem};
-use crate::object;
+use crate::object::{self, Head, Object};
 use crate::printer::{self, Printer, Render};
 
 use super::Finished;
@@ -496,7 +497,7 @@ struct Work<'a> {
     existing: ExistingPolicy,
     dry_run: Option<DryRun>,
     persist: Persist,
-    live: &'a HashMap<(String, String), Value>,
+    live: &'a HashMap<(String, String), Object>,
     namespaces: &'a BTreeMap<String, NamespaceState>,
 }
 
@@ -519,10 +520,10 @@ impl Work<'_> {
         let Some(live) = self.live.get(&key) else {
             return self.create(planned).await;
         };
-        if live["metadata"]["deletionTimestamp"].is_string() {
-            return being_deleted(live);
+        if live.head.is_being_deleted() {
+            return being_deleted(&live.head);
         }
-        if object::same_desired_state(&planned.object, live) {
+        if object::same_desired_state(&planned.object, &live.value) {
             return (RestoreResult::Unchanged, None);
         }
         match (self.existing, self.dry_run) {
@@ -531,7 +532,7 @@ impl Work<'_> {
                 Some("exists and differs from the backup (--existing=update overwrites)".into()),
             ),
             (ExistingPolicy::Update, Some(DryRun::Client)) => (RestoreResult::Updated, None),
-            (ExistingPolicy::Update, _) => self.update(planned, live.clone()).await,
+            (ExistingPolicy::Update, _) => self.update(planned, live.value.clone()).await,
         }
     }
 
@@ -579,13 +580,13 @@ impl Work<'_> {
             )
             .await
             {
-                Ok(Some(fresh)) if fresh["metadata"]["deletionTimestamp"].is_string() => {
-                    return being_deleted(&fresh);
+                Ok(Some(fresh)) if fresh.head.is_being_deleted() => {
+                    return being_deleted(&fresh.head);
                 }
-                Ok(Some(fresh)) if object::same_desired_state(&planned.object, &fresh) => {
+                Ok(Some(fresh)) if object::same_desired_state(&planned.object, &fresh.value) => {
                     return (RestoreResult::Unchanged, None);
                 }
-                Ok(Some(fresh)) => live = fresh,
+                Ok(Some(fresh)) => live = fresh.value,
                 Ok(None) => return self.create(planned).await,
                 Err(err) => return failed(&err),
             }
@@ -656,13 +657,12 @@ impl Work<'_> {
 /// the read and the write (kubectl's `retry.RetryOnConflict` tries 5 times).
 const UPDATE_ATTEMPTS: usize = 5;
 
-fn being_deleted(live: &Value) -> (RestoreResult, Option<String>) {
-    let finalizers = objects::finalizers_of(live);
+fn being_deleted(live: &Head) -> (RestoreResult, Option<String>) {
     (
         RestoreResult::Failed,
         Some(format!(
             "it is being deleted (held by finalizers {}); run the restore again once it is gone",
-            finalizers.join(", ")
+            live.finalizers().join(", ")
         )),
     )
 }
@@ -709,7 +709,6 @@ fn summarize(items: &[RestoreItem]) -> RestoreSummary {
 mod against_the_fake {
     use super::*;
     use crate::cluster::lrs;
-    use crate::commands::plan::key_of;
     use crate::folder::Place;
     use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
     use serde_json::json;
@@ -775,7 +774,7 @@ mod against_the_fake {
             lrs_type: "deployment".into(),
             object,
         };
-        let live = HashMap::from([(key_of(&stale), stale)]);
+        let live = HashMap::from([(stale.head.key(), stale)]);
         let namespaces = BTreeMap::new();
         let work = Work {
             cluster: &cluster,

@@ -5,22 +5,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use kube::ResourceExt;
 use serde::Serialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, SparkCleanupArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::lrs::ServedResource;
 use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::Exit;
+use crate::object::{Object, SPARK_TYPE, TYPE_LABEL};
 use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
 
-/// The workload type of interactive Spark sessions.
-const SPARK_TYPE: &str = "spark_app";
 /// How often the remaining objects are listed while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -188,9 +187,9 @@ pub async fn clean(
     printer: &Printer,
 ) -> anyhow::Result<Finished<CleanupOutcome>> {
     let namespace = options.namespace.clone();
-    let selector = format!("{LRS_TYPE_LABEL}={SPARK_TYPE}");
+    let selector = format!("{TYPE_LABEL}={SPARK_TYPE}");
     let found = tokio::select! {
-        found = lrs::list_all(cluster, resource, namespace.as_deref(), &selector) => found,
+        found = objects::list(cluster, resource, namespace.as_deref(), &selector) => found,
         () = cancel.cancelled() => {
             return Err(super::Interrupted(
                 "interrupted while listing the Spark sessions; nothing was deleted".into(),
@@ -201,9 +200,9 @@ pub async fn clean(
     .context("cannot list the Spark sessions")?;
     // The server filtered by label; checking again costs nothing and guarantees that no other
     // type is ever deleted, whatever a server or proxy answers.
-    let found: Vec<Value> = found
+    let found: Vec<Object> = found
         .into_iter()
-        .filter(|o| o["metadata"]["labels"][LRS_TYPE_LABEL] == SPARK_TYPE)
+        .filter(|o| o.head.lrs_type() == SPARK_TYPE)
         .collect();
     let mut outcome = CleanupOutcome {
         selector: selector.clone(),
@@ -215,9 +214,9 @@ pub async fn clean(
         items: found
             .iter()
             .map(|object| CleanupItem {
-                namespace: text(object, "namespace"),
-                name: text(object, "name"),
-                uid: text(object, "uid"),
+                namespace: object.head.namespace().unwrap_or_default(),
+                name: object.head.name_any(),
+                uid: object.head.uid().unwrap_or_default(),
                 result: CleanupResult::WouldDelete,
                 finalizers: Vec::new(),
                 message: None,
@@ -283,13 +282,6 @@ pub async fn clean(
         Exit::Success
     };
     Ok(Finished::with(outcome, exit))
-}
-
-fn text(object: &Value, field: &str) -> String {
-    object["metadata"][field]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Shows what goes and asks; `--yes` is required when no one can answer.
@@ -399,15 +391,18 @@ async fn wait_until_gone(
     let progress = printer.progress("waiting for the sessions to go");
     progress.set_total(waiting as u64);
     loop {
-        let remaining = lrs::list_all(cluster, resource, namespace, selector).await?;
+        let remaining = objects::list(cluster, resource, namespace, selector).await?;
         let mut still = 0;
         for item in items
             .iter_mut()
             .filter(|i| i.result == CleanupResult::Deleting)
         {
-            match remaining.iter().find(|o| text(o, "uid") == item.uid) {
+            match remaining
+                .iter()
+                .find(|o| o.head.uid().unwrap_or_default() == item.uid)
+            {
                 Some(object) => {
-                    item.finalizers = objects::finalizers_of(object);
+                    item.finalizers = object.head.finalizers().to_vec();
                     still += 1;
                 }
                 None => {

@@ -565,8 +565,8 @@ mod tests {
             .map(|o| {
                 (
                     o.place.locate(&o.path),
-                    o.object["kind"].as_str().unwrap().to_string(),
-                    o.object["metadata"]["name"].as_str().unwrap(),
+                    o.object.value["kind"].as_str().unwrap().to_string(),
+                    o.object.value["metadata"]["name"].as_str().unwrap(),
                 )
             })
             .collect();

@@ -50,9 +50,6 @@ pub const DEPLOYMENTS_FILE: &str = mlbackup_helper::snapshot::SNAPSHOT_FILE;
 /// Optional record of the steps of prepare/recover/restore, one JSON object per line.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
-/// The label that carries the workload type of an LRS.
-pub const TYPE_LABEL: &str = "datarobot-lrs-type";
-
 /// A failure to read, write or delete a backup folder, in the user's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {

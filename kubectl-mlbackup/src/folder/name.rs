@@ -178,7 +178,7 @@ mod tests {
         assert!(backup.verify().unwrap().problems.is_empty());
         let (objects, problems) = backup.read_objects().unwrap();
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(objects[1].object["metadata"]["name"], long.as_str());
+        assert_eq!(objects[1].object.value["metadata"]["name"], long.as_str());
         // The same files without the manifest: names come from the files, not their names.
         fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
         let loose = open_for_reading(&dir).unwrap();

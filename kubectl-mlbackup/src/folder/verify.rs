@@ -8,14 +8,16 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use kube::ResourceExt;
 use serde::Serialize;
 
 use super::catalog::{Backup, CatalogStatus, Loose, is_yaml_name, scan_yaml_files, walk};
 use super::name::{is_safe_component, item_file_name};
 use super::{
     BackupStatus, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest,
-    ManifestItem, ResourceRef, TYPE_LABEL, sha256_hex,
+    ManifestItem, ResourceRef, sha256_hex,
 };
+use crate::object::{Head, Object};
 
 /// One LRS object read from a backup file.
 #[derive(Debug, Clone)]
@@ -24,7 +26,7 @@ pub struct StoredObject {
     pub path: String,
     /// Where in the file: for files of several documents and Lists.
     pub place: Place,
-    pub object: serde_json::Value,
+    pub object: Object,
 }
 
 impl Backup {
@@ -167,7 +169,7 @@ impl Backup {
     #[allow(clippy::type_complexity)]
     fn read_yaml_objects(
         &self,
-    ) -> Result<(Vec<(ManifestItem, Place, serde_json::Value)>, Vec<Problem>), FolderError> {
+    ) -> Result<(Vec<(ManifestItem, Place, Object)>, Vec<Problem>), FolderError> {
         let mut problems = Vec::new();
         // (path shown, folder, path under it): read beneath the folder, never through a link.
         let files: Vec<(String, PathBuf, String)> = match self.loose {
@@ -227,20 +229,24 @@ impl Backup {
             let sha256 = sha256_hex(&bytes);
             for object in objects {
                 match object {
-                    Ok(FileObject { place, value, head }) => items.push((
-                        ManifestItem {
-                            path: path.clone(),
-                            namespace: head.namespace.unwrap_or_default(),
-                            name: head.name,
-                            r#type: head.lrs_type,
-                            uid: head.uid,
-                            resource_version: head.resource_version,
-                            sha256: sha256.clone(),
-                            bytes: bytes.len() as u64,
-                        },
-                        place,
-                        value,
-                    )),
+                    Ok(FileObject { place, object }) => {
+                        let head = &object.head;
+                        let (namespace, name) = head.key();
+                        items.push((
+                            ManifestItem {
+                                path: path.clone(),
+                                namespace,
+                                name,
+                                r#type: head.lrs_type().to_string(),
+                                uid: head.uid().unwrap_or_default(),
+                                resource_version: head.resource_version().unwrap_or_default(),
+                                sha256: sha256.clone(),
+                                bytes: bytes.len() as u64,
+                            },
+                            place,
+                            object,
+                        ));
+                    }
                     Err(detail) => problems.push(Problem {
                         path: path.clone(),
                         kind: ProblemKind::Invalid,
@@ -311,11 +317,7 @@ pub struct Verification {
 }
 
 /// Checks one item of a manifest and returns the object its file holds.
-fn check_item(
-    dir: &Path,
-    resource: &ResourceRef,
-    item: &ManifestItem,
-) -> Result<serde_json::Value, Problem> {
+fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Result<Object, Problem> {
     let problem = |kind, detail: String| {
         Err(Problem {
             path: item.path.clone(),
@@ -360,30 +362,28 @@ fn check_item(
             ),
         );
     }
-    let (value, object) = match read_single_object(&bytes) {
-        Ok(read) => read,
+    let object = match read_single_object(&bytes) {
+        Ok(object) => object,
         Err(detail) => return problem(ProblemKind::Invalid, detail),
     };
+    let head = &object.head;
+    let (namespace, name) = head.key();
     let mismatches: Vec<String> = [
         (
             "apiVersion",
-            object.api_version.clone(),
+            head.api_version().to_string(),
             resource.api_version(),
         ),
-        ("kind", object.kind.clone(), resource.kind.clone()),
-        ("metadata.name", object.name.clone(), item.name.clone()),
-        (
-            "metadata.namespace",
-            object.namespace.clone().unwrap_or_default(),
-            item.namespace.clone(),
-        ),
+        ("kind", head.kind().to_string(), resource.kind.clone()),
+        ("metadata.name", name, item.name.clone()),
+        ("metadata.namespace", namespace, item.namespace.clone()),
     ]
     .into_iter()
     .filter(|(_, found, expected)| found != expected)
     .map(|(field, found, expected)| format!("{field} is `{found}`, expected `{expected}`"))
     .collect();
     if mismatches.is_empty() {
-        Ok(value)
+        Ok(object)
     } else {
         problem(ProblemKind::Invalid, mismatches.join("; "))
     }
@@ -391,17 +391,6 @@ fn check_item(
 
 fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
-}
-
-/// The fields of a Kubernetes object this module looks at.
-struct ObjectHead {
-    api_version: String,
-    kind: String,
-    name: String,
-    namespace: Option<String>,
-    uid: String,
-    resource_version: String,
-    lrs_type: String,
 }
 
 /// Where an object is in its file: which `---` document (named only when the file has more
@@ -448,8 +437,7 @@ impl Place {
 /// One object of a file.
 struct FileObject {
     place: Place,
-    value: serde_json::Value,
-    head: ObjectHead,
+    object: Object,
 }
 
 /// Reads every object of a file as `kubectl apply -f` would (see [`crate::yaml::read_documents`]):
@@ -482,8 +470,8 @@ fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, St
         let value = document.value;
         let Some(items) = value.get("items") else {
             objects.push(
-                object_head(&value)
-                    .map(|head| FileObject { place, value, head })
+                read_object(value)
+                    .map(|object| FileObject { place, object })
                     .map_err(|detail| place.describe(&detail)),
             );
             continue;
@@ -497,9 +485,15 @@ fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, St
                 continue;
             }
         };
-        let text = |field: &str| value[field].as_str().unwrap_or_default().to_string();
-        let (list_version, list_kind) = (text("apiVersion"), text("kind"));
-        let item_kind = list_kind.strip_suffix("List").unwrap_or(&list_kind);
+        let list = match Head::of(&value) {
+            Ok(list) => list,
+            Err(err) => {
+                objects.push(Err(place.describe(&err.to_string())));
+                continue;
+            }
+        };
+        let (list_version, list_kind) = (list.api_version(), list.kind());
+        let item_kind = list_kind.strip_suffix("List").unwrap_or(list_kind);
         for (position, mut item) in items.into_iter().enumerate() {
             let place = Place {
                 item: Some(position + 1),
@@ -509,21 +503,17 @@ fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, St
                 && !map.contains_key("kind")
                 && !map.contains_key("apiVersion")
             {
-                map.insert("apiVersion".into(), list_version.clone().into());
+                map.insert("apiVersion".into(), list_version.into());
                 map.insert("kind".into(), item_kind.into());
             }
             let read = if item.get("items").is_some() {
                 Err("a list inside a list".to_string())
             } else {
-                object_head(&item)
+                read_object(item)
             };
             objects.push(
-                read.map(|head| FileObject {
-                    place,
-                    value: item,
-                    head,
-                })
-                .map_err(|detail| place.describe(&detail)),
+                read.map(|object| FileObject { place, object })
+                    .map_err(|detail| place.describe(&detail)),
             );
         }
     }
@@ -531,7 +521,7 @@ fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, St
 }
 
 /// Reads a file that must hold exactly one object (an item of a managed backup).
-fn read_single_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
+fn read_single_object(bytes: &[u8]) -> Result<Object, String> {
     let mut objects = read_file_objects(bytes)?;
     if objects.len() != 1 {
         return Err(format!(
@@ -545,39 +535,26 @@ fn read_single_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), S
     {
         return Err("it holds a List; a backup file holds one object".to_string());
     }
-    objects
-        .pop()
-        .expect("one object")
-        .map(|object| (object.value, object.head))
+    objects.pop().expect("one object").map(|read| read.object)
 }
 
-/// The fields this module looks at of one document, or what is missing for it to be a
-/// Kubernetes object.
-fn object_head(value: &serde_json::Value) -> Result<ObjectHead, String> {
+/// One document as an object with its head read, or what keeps it from being a Kubernetes
+/// object: not a map, a head field of the wrong form, or no apiVersion, kind or name.
+fn read_object(value: serde_json::Value) -> Result<Object, String> {
     if !value.is_object() {
         return Err("not a YAML object".to_string());
     }
-    let text = |value: &serde_json::Value| value.as_str().map(str::to_string);
-    let field = |name: &str| {
-        text(&value[name])
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("`{name}` is missing"))
-    };
-    let api_version = field("apiVersion")?;
-    let kind = field("kind")?;
-    let metadata = &value["metadata"];
-    let name = text(&metadata["name"])
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("`metadata.name` of the {kind} is missing"))?;
-    Ok(ObjectHead {
-        api_version,
-        kind,
-        name,
-        namespace: text(&metadata["namespace"]),
-        uid: text(&metadata["uid"]).unwrap_or_default(),
-        resource_version: text(&metadata["resourceVersion"]).unwrap_or_default(),
-        lrs_type: text(&metadata["labels"][TYPE_LABEL]).unwrap_or_default(),
-    })
+    let object = Object::new(value).map_err(|err| err.to_string())?;
+    let head = &object.head;
+    for (field, text) in [("apiVersion", head.api_version()), ("kind", head.kind())] {
+        if text.is_empty() {
+            return Err(format!("`{field}` is missing"));
+        }
+    }
+    if head.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        return Err(format!("`metadata.name` of the {} is missing", head.kind()));
+    }
+    Ok(object)
 }
 
 /// Reads the regular file `relative` (components separated by `/`) under `dir`, opening each
@@ -748,7 +725,52 @@ mod tests {
         );
         // The good item of the List stays; a file that cannot be read gives nothing.
         assert_eq!(objects.len(), 1);
-        assert_eq!(objects[0].object["metadata"]["name"], "a");
+        assert_eq!(objects[0].object.value["metadata"]["name"], "a");
+    }
+
+    /// Metadata that the API server (and `kubectl apply`) would refuse is refused when the file
+    /// is read, naming the field, before anything is changed; the object's own fields are not
+    /// looked at.
+    #[test]
+    fn a_head_field_of_the_wrong_form_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("lrs_backup_2025_01_01_00_00");
+        fs::create_dir(&dir).unwrap();
+        let good = lrs_yaml("dr", "a", "deployment");
+        fs::write(dir.join("a.yaml"), &good).unwrap();
+        fs::write(
+            dir.join("b.yaml"),
+            good.replace("name: a\n", "name: b\n")
+                .replace("labels:\n", "labels:\n    version: 1\n"),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("c.yaml"),
+            good.replace("name: a\n", "name: c\n")
+                .replace("  namespace: dr\n", "  namespace: dr\n  generation: one\n"),
+        )
+        .unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "b.yaml",
+                    "`metadata.labels.version`: invalid type: integer `1`, expected a string"
+                ),
+                (
+                    "c.yaml",
+                    "`metadata.generation`: invalid type: string \"one\", expected i64"
+                ),
+            ]
+        );
+        assert_eq!(objects.len(), 1);
+        assert_eq!(backup.verify().unwrap().problems, problems);
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! What of an LRS object is its owner's and what the API server manages: the fields stripped
 //! before a restore (DESIGN.md section 5), the state compared between a backup and the
-//! cluster, and the unified diff of that state.
+//! cluster, and the unified diff of that state. The typed view of an object's head is in
+//! `head`.
 
 use serde_json::{Map, Value};
+
+mod head;
+
+pub use head::{DEPLOYMENT_TYPE, Head, Object, SPARK_TYPE, TYPE_LABEL};
 
 /// `metadata` fields the API server sets (or that name things of one cluster only); a restore
 /// must not send them. `ownerReferences` point at UIDs that do not exist in a new cluster.
