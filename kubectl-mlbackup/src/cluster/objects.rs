@@ -8,7 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use super::lrs::{self, ServedResource};
-use super::transport::{decode_error, send};
+use super::transport::{build_error, decode_error, send};
 use super::{Cluster, ClusterError, RequestScope};
 use crate::object::{Head, Object};
 
@@ -33,13 +33,6 @@ pub enum Persist {
 pub struct Applied {
     /// 201: the object did not exist.
     pub created: bool,
-}
-
-fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
-    ClusterError::Client {
-        url: cluster.server_url.clone(),
-        source: kube::Error::BuildRequest(err),
-    }
 }
 
 /// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it

@@ -6,15 +6,19 @@
 use std::fmt;
 use std::str::FromStr;
 
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::ResourceExt;
 use kube::api::{Api, AttachParams, AttachedProcess};
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::transport::send_json;
+use super::transport::{build_error, send_json};
 use super::workloads::{self, WorkloadKind};
 use super::{Cluster, ClusterError, RequestScope};
+use crate::object::Head;
 
 /// `--app`: what to exec into, in kubectl's `TYPE/NAME` form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,12 +147,6 @@ impl PodError {
     }
 }
 
-fn get_path(path: String) -> http::Request<Vec<u8>> {
-    let mut request = http::Request::new(Vec::new());
-    *request.uri_mut() = path.parse().expect("built paths are valid URIs");
-    request
-}
-
 /// Where to run, and the pods left out on purpose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundPod {
@@ -180,8 +178,10 @@ pub async fn find_app_pod(
                 resource: "pods",
                 namespace: Some(namespace),
             };
-            let path = format!("/api/v1/namespaces/{namespace}/pods/{name}");
-            let pod: Value = match send_json(cluster, get_path(path), &scope).await {
+            let request = kube::core::Request::new(format!("/api/v1/namespaces/{namespace}/pods"))
+                .get(name, &Default::default())
+                .map_err(|err| build_error(cluster, err))?;
+            let pod: Pod = match send_json(cluster, request, &scope).await {
                 Err(ClusterError::NotFound { .. }) => return Err(not_found()),
                 other => other?,
             };
@@ -217,14 +217,13 @@ pub async fn find_app_pod(
                 })?
         }
     };
-    let name = pod["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let containers: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .map(|list| list.iter().filter_map(|c| c["name"].as_str()).collect())
-        .unwrap_or_default();
+    let name = pod.name_any();
+    let containers: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| &spec.containers)
+        .map(|c| c.name.as_str())
+        .collect();
     let chosen = match container {
         Some(wanted) if containers.contains(&wanted) => wanted.to_string(),
         Some(wanted) => {
@@ -234,8 +233,10 @@ pub async fn find_app_pod(
                 containers: containers.join(", "),
             });
         }
-        None => pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
-            .as_str()
+        None => pod
+            .annotations()
+            .get("kubectl.kubernetes.io/default-container")
+            .map(String::as_str)
             .filter(|c| containers.contains(c))
             .or(containers.first().copied())
             .unwrap_or_default()
@@ -246,83 +247,40 @@ pub async fn find_app_pod(
             namespace: namespace.to_string(),
             name,
             container: chosen,
-            node: pod["spec"]["nodeName"].as_str().map(str::to_string),
+            node: pod.spec.as_ref().and_then(|spec| spec.node_name.clone()),
         },
         strangers,
     })
 }
 
-/// A deployment's `spec.selector` as a label selector string.
-pub fn label_selector(selector: &Value) -> String {
-    let mut terms: Vec<String> = selector["matchLabels"]
-        .as_object()
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for expression in selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let key = expression["key"].as_str().unwrap_or_default();
-        let values = expression["values"]
-            .as_array()
-            .map(|v| {
-                v.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
-        terms.push(match expression["operator"].as_str().unwrap_or_default() {
-            "In" => format!("{key} in ({values})"),
-            "NotIn" => format!("{key} notin ({values})"),
-            "Exists" => key.to_string(),
-            _ => format!("!{key}"),
-        });
-    }
-    terms.join(",")
+fn is_running(pod: &Pod) -> bool {
+    phase(pod) == Some("Running") && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn is_running(pod: &Value) -> bool {
-    pod["status"]["phase"] == "Running" && pod["metadata"]["deletionTimestamp"].is_null()
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
 }
 
-fn is_ready(pod: &Value) -> bool {
+fn is_ready(pod: &Pod) -> bool {
     is_running(pod)
-        && pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
+        && pod
+            .status
+            .iter()
+            .flat_map(|status| status.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// The ready pod to use: the oldest, so repeated runs land on the same pod.
-fn pick_ready(pods: &[Value]) -> Option<&Value> {
-    pods.iter().filter(|p| is_ready(p)).min_by_key(|p| {
-        (
-            p["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            p["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-    })
+fn pick_ready(pods: &[Pod]) -> Option<&Pod> {
+    pods.iter()
+        .filter(|p| is_ready(p))
+        .min_by_key(|p| (p.creation_timestamp(), p.name_any()))
 }
 
-fn describe_pod(pod: &Value) -> String {
-    let name = pod["metadata"]["name"].as_str().unwrap_or("?");
-    let phase = pod["status"]["phase"].as_str().unwrap_or("Unknown");
-    let state = if !pod["metadata"]["deletionTimestamp"].is_null() {
+fn describe_pod(pod: &Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let phase = phase(pod).unwrap_or("Unknown");
+    let state = if pod.metadata.deletion_timestamp.is_some() {
         "Terminating"
     } else if is_ready(pod) {
         "Ready"
@@ -352,14 +310,20 @@ pub async fn check_exec_permissions(
     let mut missing = Vec::new();
     let mut can_i = Vec::new();
     for (verb, group, resource, subresource) in wanted {
-        let review = json!({
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {
-                "namespace": namespace, "verb": verb, "group": group,
-                "resource": resource, "subresource": subresource,
-            }},
-        });
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    verb: Some(verb.to_string()),
+                    group: Some(group.to_string()),
+                    resource: Some(resource.to_string()),
+                    subresource: Some(subresource.to_string()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
         let mut request = http::Request::new(serde_json::to_vec(&review).expect("JSON"));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -374,8 +338,8 @@ pub async fn check_exec_permissions(
             resource: "selfsubjectaccessreviews.authorization.k8s.io",
             namespace: None,
         };
-        let answer: Value = send_json(cluster, request, &scope).await?;
-        if answer["status"]["allowed"] != true {
+        let answer: SelfSubjectAccessReview = send_json(cluster, request, &scope).await?;
+        if !answer.status.is_some_and(|status| status.allowed) {
             let name = match (group, subresource) {
                 ("", "") => resource.to_string(),
                 ("", sub) => format!("{resource}/{sub}"),
@@ -405,10 +369,14 @@ pub async fn architecture(cluster: &Cluster, pod: &AppPod) -> Result<String, Pod
             resource: "nodes",
             namespace: None,
         };
-        match send_json::<Value>(cluster, get_path(format!("/api/v1/nodes/{node}")), &scope).await {
+        let request = kube::core::Request::new("/api/v1/nodes")
+            .get(node, &Default::default())
+            .map_err(|err| build_error(cluster, err))?;
+        // Only the node's head: its labels say the architecture.
+        match send_json::<Head>(cluster, request, &scope).await {
             Ok(node) => {
-                if let Some(arch) = node["metadata"]["labels"]["kubernetes.io/arch"].as_str() {
-                    return Ok(arch.to_string());
+                if let Some(arch) = node.labels().get("kubernetes.io/arch") {
+                    return Ok(arch.clone());
                 }
             }
             // Namespace-scoped operators often may not read nodes: ask the pod instead.
@@ -657,6 +625,7 @@ pub async fn remove_private_dir(cluster: &Cluster, pod: &AppPod, dir: &str, file
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn targets_read_like_kubectl() {
@@ -676,33 +645,21 @@ mod tests {
     }
 
     #[test]
-    fn selectors_cover_labels_and_expressions() {
-        let selector = json!({
-            "matchLabels": {"app": "mmapp", "tier": "web"},
-            "matchExpressions": [
-                {"key": "env", "operator": "In", "values": ["prod", "dr"]},
-                {"key": "canary", "operator": "DoesNotExist"}
-            ]
-        });
-        assert_eq!(
-            label_selector(&selector),
-            "app=mmapp,tier=web,env in (prod,dr),!canary"
-        );
-    }
-
-    #[test]
     fn the_oldest_ready_pod_is_chosen() {
-        let pod = |name: &str, created: &str, ready: bool| {
-            json!({"metadata": {"name": name, "creationTimestamp": created},
-                   "status": {"phase": "Running", "conditions": [
-                       {"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+        let pod = |name: &str, created: &str, ready: bool| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "creationTimestamp": created},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+            }))
+            .unwrap()
         };
         let pods = vec![
             pod("b", "2026-01-02T00:00:00Z", true),
             pod("a", "2026-01-01T00:00:00Z", false),
             pod("c", "2026-01-01T12:00:00Z", true),
         ];
-        assert_eq!(pick_ready(&pods).unwrap()["metadata"]["name"], "c");
+        assert_eq!(pick_ready(&pods).unwrap().name_any(), "c");
         assert!(pick_ready(&pods[1..2]).is_none());
     }
 }
@@ -713,6 +670,7 @@ mod against_the_fake {
     use super::*;
     use mlbackup_testkit::kube::access::DenyRule;
     use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
+    use serde_json::{Value, json};
 
     struct Fixture {
         kube: FakeKube,

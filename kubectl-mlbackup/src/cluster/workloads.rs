@@ -1,15 +1,24 @@
 //! The app's workloads (apps/v1 Deployments and StatefulSets): listing them by label, getting
 //! them by name, changing their replica count and an annotation in one conditional request, and
 //! finding the pods that are theirs: those they control through `ownerReferences` (a
-//! Deployment through its ReplicaSets), not every pod that carries their labels.
+//! Deployment through its ReplicaSets), not every pod that carries their labels. All read as
+//! k8s-openapi's types.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
+use kube::core::Selector;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::lrs::{self, ServedResource};
 use super::objects::FIELD_MANAGER;
-use super::transport::{send, send_json};
+use super::transport::{build_error, decode_error, send, send_json};
 use super::{Cluster, ClusterError, RequestScope};
 
 /// The kinds of workload the app runs as.
@@ -43,13 +52,21 @@ impl WorkloadKind {
     }
 
     fn resource(self) -> ServedResource {
-        ServedResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: format!("{self:?}"),
-            plural: self.plural().into(),
-            namespaced: true,
+        match self {
+            WorkloadKind::Deployment => resource_of::<Deployment>(),
+            WorkloadKind::StatefulSet => resource_of::<StatefulSet>(),
         }
+    }
+}
+
+/// The resource of a k8s-openapi type (all those read here are namespaced).
+fn resource_of<K: k8s_openapi::Resource>() -> ServedResource {
+    ServedResource {
+        group: K::GROUP.into(),
+        version: K::VERSION.into(),
+        kind: K::KIND.into(),
+        plural: K::URL_PATH_SEGMENT.into(),
+        namespaced: true,
     }
 }
 
@@ -64,7 +81,7 @@ pub struct Workload {
     pub generation: i64,
     /// `spec.replicas` (the API server defaults a missing one to 1).
     pub replicas: i64,
-    pub annotations: serde_json::Map<String, Value>,
+    pub annotations: BTreeMap<String, String>,
     /// `spec.selector` as a label selector string (empty when the object has none).
     pub selector: String,
     pub observed_generation: i64,
@@ -75,31 +92,80 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn from_object(kind: WorkloadKind, object: &Value) -> Self {
-        let metadata = &object["metadata"];
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let status = &object["status"];
+    /// A workload of `kind` as the API server sent it (a Deployment or a StatefulSet).
+    fn read(cluster: &Cluster, kind: WorkloadKind, object: Value) -> Result<Self, ClusterError> {
+        let decoded = match kind {
+            WorkloadKind::Deployment => serde_json::from_value(object).map(Self::from_deployment),
+            WorkloadKind::StatefulSet => {
+                serde_json::from_value(object).map(Self::from_stateful_set)
+            }
+        };
+        decoded.map_err(|err| decode_error(cluster, err))
+    }
+
+    pub fn from_deployment(deployment: Deployment) -> Self {
+        let spec = deployment.spec.unwrap_or_default();
+        let status = deployment.status.unwrap_or_default();
+        Workload::new(
+            WorkloadKind::Deployment,
+            deployment.metadata,
+            spec.replicas,
+            &spec.selector,
+            (
+                status.observed_generation,
+                status.replicas,
+                status.ready_replicas,
+            ),
+        )
+    }
+
+    pub fn from_stateful_set(stateful_set: StatefulSet) -> Self {
+        let spec = stateful_set.spec.unwrap_or_default();
+        let status = stateful_set.status.unwrap_or_default();
+        Workload::new(
+            WorkloadKind::StatefulSet,
+            stateful_set.metadata,
+            spec.replicas,
+            &spec.selector,
+            (
+                status.observed_generation,
+                Some(status.replicas),
+                status.ready_replicas,
+            ),
+        )
+    }
+
+    /// `status` is (observedGeneration, replicas, readyReplicas); the API server defaults a
+    /// missing `spec.replicas` to 1 and leaves zero counts out.
+    fn new(
+        kind: WorkloadKind,
+        metadata: ObjectMeta,
+        replicas: Option<i32>,
+        selector: &LabelSelector,
+        status: (Option<i64>, Option<i32>, Option<i32>),
+    ) -> Self {
+        let (observed_generation, status_replicas, ready_replicas) = status;
         Workload {
             kind,
-            namespace: text(&metadata["namespace"]),
-            name: text(&metadata["name"]),
-            uid: text(&metadata["uid"]),
-            resource_version: text(&metadata["resourceVersion"]),
-            generation: metadata["generation"].as_i64().unwrap_or(0),
-            replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
-            annotations: metadata["annotations"]
-                .as_object()
-                .cloned()
+            namespace: metadata.namespace.unwrap_or_default(),
+            name: metadata.name.unwrap_or_default(),
+            uid: metadata.uid.unwrap_or_default(),
+            resource_version: metadata.resource_version.unwrap_or_default(),
+            generation: metadata.generation.unwrap_or(0),
+            replicas: replicas.map_or(1, i64::from),
+            annotations: metadata.annotations.unwrap_or_default(),
+            // An operator the API server would refuse cannot be in a stored object.
+            selector: Selector::try_from(selector.clone())
+                .map(|selector| selector.to_string())
                 .unwrap_or_default(),
-            selector: super::pod::label_selector(&object["spec"]["selector"]),
-            observed_generation: status["observedGeneration"].as_i64().unwrap_or(0),
-            status_replicas: status["replicas"].as_i64().unwrap_or(0),
-            ready_replicas: status["readyReplicas"].as_i64().unwrap_or(0),
+            observed_generation: observed_generation.unwrap_or(0),
+            status_replicas: status_replicas.map_or(0, i64::from),
+            ready_replicas: ready_replicas.map_or(0, i64::from),
         }
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.get(key).and_then(Value::as_str)
+        self.annotations.get(key).map(String::as_str)
     }
 
     /// `deployment/NAME`.
@@ -113,13 +179,6 @@ impl Workload {
     }
 }
 
-fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
-    ClusterError::Client {
-        url: cluster.server_url.clone(),
-        source: kube::Error::BuildRequest(err),
-    }
-}
-
 /// The workloads of `kind` in `namespace` that match `selector`, every page read.
 pub async fn list(
     cluster: &Cluster,
@@ -127,11 +186,24 @@ pub async fn list(
     namespace: &str,
     selector: &str,
 ) -> Result<Vec<Workload>, ClusterError> {
-    let objects = lrs::list_all(cluster, &kind.resource(), Some(namespace), selector).await?;
-    Ok(objects
-        .iter()
-        .map(|object| Workload::from_object(kind, object))
-        .collect())
+    lrs::list_all(cluster, &kind.resource(), Some(namespace), selector)
+        .await?
+        .into_iter()
+        .map(|object| Workload::read(cluster, kind, object))
+        .collect()
+}
+
+/// Every object of type `K` in `namespace` that matches `selector`, every page read.
+async fn list_of<K: k8s_openapi::Resource + DeserializeOwned>(
+    cluster: &Cluster,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<K>, ClusterError> {
+    lrs::list_all(cluster, &resource_of::<K>(), Some(namespace), selector)
+        .await?
+        .into_iter()
+        .map(|object| serde_json::from_value(object).map_err(|err| decode_error(cluster, err)))
+        .collect()
 }
 
 /// One workload by name; `None` when there is none of that kind and name.
@@ -151,7 +223,7 @@ pub async fn get(
         namespace: Some(namespace),
     };
     match send_json::<Value>(cluster, request, &scope).await {
-        Ok(object) => Ok(Some(Workload::from_object(kind, &object))),
+        Ok(object) => Ok(Some(Workload::read(cluster, kind, object)?)),
         Err(ClusterError::NotFound { .. }) => Ok(None),
         Err(err) => Err(err),
     }
@@ -194,8 +266,7 @@ pub async fn set_replicas(
         namespace: Some(&workload.namespace),
     };
     let answer = send(cluster, request, &scope).await?;
-    let object: Value = answer.json(cluster)?;
-    Ok(Workload::from_object(workload.kind, &object))
+    Workload::read(cluster, workload.kind, answer.json(cluster)?)
 }
 
 /// The pods that a workload's selector matches, split by who controls them.
@@ -204,34 +275,26 @@ pub struct PodsOf {
     /// Controlled by the workload: a StatefulSet's own pods, a Deployment's through one of its
     /// ReplicaSets (each link an `ownerReferences` entry with `controller: true` and the
     /// owner's uid).
-    pub controlled: Vec<Value>,
+    pub controlled: Vec<Pod>,
     /// Carry the labels but are someone else's (another controller's, or created by hand).
-    pub strangers: Vec<Value>,
+    pub strangers: Vec<Pod>,
 }
 
 impl PodsOf {
     pub fn stranger_names(&self) -> Vec<String> {
-        self.strangers.iter().map(name_of).collect()
+        self.strangers.iter().map(ResourceExt::name_any).collect()
     }
-}
-
-/// `metadata.name` of an object.
-pub fn name_of(object: &Value) -> String {
-    object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The uid in the object's controller reference (the `ownerReferences` entry with
 /// `controller: true`) when that controller is of `kind`.
-fn controller_uid<'a>(object: &'a Value, kind: &str) -> Option<&'a str> {
-    object["metadata"]["ownerReferences"]
-        .as_array()?
+fn controller_uid<'a>(object: &'a impl kube::Resource, kind: &str) -> Option<&'a str> {
+    object
+        .owner_references()
         .iter()
-        .find(|owner| owner["controller"] == true)
-        .filter(|owner| owner["kind"] == kind && owner["apiVersion"] == "apps/v1")
-        .and_then(|owner| owner["uid"].as_str())
+        .find(|owner| owner.controller == Some(true))
+        .filter(|owner| owner.kind == kind && owner.api_version == "apps/v1")
+        .map(|owner| owner.uid.as_str())
         .filter(|uid| !uid.is_empty())
 }
 
@@ -243,44 +306,20 @@ pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<PodsOf, C
         // pod of the namespace instead.
         return Ok(PodsOf::default());
     }
-    let pods_resource = ServedResource {
-        group: String::new(),
-        version: "v1".into(),
-        kind: "Pod".into(),
-        plural: "pods".into(),
-        namespaced: true,
-    };
-    let pods = lrs::list_all(
-        cluster,
-        &pods_resource,
-        Some(&workload.namespace),
-        &workload.selector,
-    )
-    .await?;
+    let pods: Vec<Pod> = list_of(cluster, &workload.namespace, &workload.selector).await?;
     // The uids whose pods are the workload's: the StatefulSet's own, or those of the
     // ReplicaSets the Deployment controls (ReplicaSets carry the pod template's labels, which
     // the Deployment's selector matches).
     let (pod_owner_kind, owners): (&str, Vec<String>) = match workload.kind {
         WorkloadKind::StatefulSet => ("StatefulSet", vec![workload.uid.clone()]),
         WorkloadKind::Deployment => {
-            let replica_sets = ServedResource {
-                group: "apps".into(),
-                version: "v1".into(),
-                kind: "ReplicaSet".into(),
-                plural: "replicasets".into(),
-                namespaced: true,
-            };
-            let owned = lrs::list_all(
-                cluster,
-                &replica_sets,
-                Some(&workload.namespace),
-                &workload.selector,
-            )
-            .await?
-            .iter()
-            .filter(|rs| controller_uid(rs, "Deployment") == Some(workload.uid.as_str()))
-            .filter_map(|rs| rs["metadata"]["uid"].as_str().map(str::to_string))
-            .collect();
+            let replica_sets: Vec<ReplicaSet> =
+                list_of(cluster, &workload.namespace, &workload.selector).await?;
+            let owned = replica_sets
+                .iter()
+                .filter(|rs| controller_uid(*rs, "Deployment") == Some(workload.uid.as_str()))
+                .filter_map(ResourceExt::uid)
+                .collect();
             ("ReplicaSet", owned)
         }
     };
@@ -291,4 +330,79 @@ pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<PodsOf, C
         controlled,
         strangers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_read_typed_with_their_selector_and_the_api_defaults() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "mmapp-app", "namespace": "dr", "uid": "u-1",
+                         "resourceVersion": "9", "generation": 4,
+                         "annotations": {"a": "b"}},
+            "spec": {
+                "replicas": 3,
+                "selector": {
+                    "matchLabels": {"tier": "web", "app": "mmapp"},
+                    "matchExpressions": [
+                        {"key": "env", "operator": "In", "values": ["prod", "dr"]},
+                        {"key": "canary", "operator": "DoesNotExist"}
+                    ]
+                },
+                "template": {"metadata": {"labels": {"app": "mmapp", "tier": "web"}}}
+            },
+            "status": {"observedGeneration": 4, "replicas": 3, "readyReplicas": 2}
+        }))
+        .unwrap();
+        let workload = Workload::from_deployment(deployment);
+        assert_eq!(
+            (
+                workload.namespace.as_str(),
+                workload.name.as_str(),
+                workload.uid.as_str(),
+                workload.resource_version.as_str()
+            ),
+            ("dr", "mmapp-app", "u-1", "9")
+        );
+        assert_eq!(workload.display_name(), "deployment/mmapp-app");
+        assert_eq!(workload.annotation("a"), Some("b"));
+        assert_eq!(
+            workload.selector,
+            "app=mmapp,tier=web,env in (dr,prod),!canary"
+        );
+        assert_eq!(
+            (
+                workload.replicas,
+                workload.status_replicas,
+                workload.ready_replicas
+            ),
+            (3, 3, 2)
+        );
+        assert!(workload.observed());
+
+        // What the API server leaves out: replicas defaults to 1, zero counts are absent.
+        let stateful_set: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "generation": 2},
+            "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                     "template": {}},
+            "status": {"observedGeneration": 1, "replicas": 0}
+        }))
+        .unwrap();
+        let workload = Workload::from_stateful_set(stateful_set);
+        assert_eq!(workload.display_name(), "statefulset/db");
+        assert_eq!(workload.selector, "app=db");
+        assert_eq!(
+            (
+                workload.replicas,
+                workload.status_replicas,
+                workload.ready_replicas
+            ),
+            (1, 0, 0)
+        );
+        assert!(!workload.observed(), "generation 2 is not observed yet");
+    }
 }

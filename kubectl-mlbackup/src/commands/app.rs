@@ -907,17 +907,31 @@ fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-    fn workload(replicas: i64, annotation: Option<&str>) -> Workload {
-        let mut object = json!({
-            "metadata": {"name": "w", "namespace": "dr", "resourceVersion": "7", "generation": 2},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "w"}}},
-        });
-        if let Some(value) = annotation {
-            object["metadata"]["annotations"] = json!({REPLICAS_ANNOTATION: value});
-        }
-        Workload::from_object(WorkloadKind::Deployment, &object)
+    fn workload(replicas: i32, annotation: Option<&str>) -> Workload {
+        let deployment = Deployment {
+            metadata: ObjectMeta {
+                name: Some("w".into()),
+                namespace: Some("dr".into()),
+                resource_version: Some("7".into()),
+                generation: Some(2),
+                annotations: annotation
+                    .map(|value| [(REPLICAS_ANNOTATION.to_string(), value.to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some([("app".to_string(), "w".to_string())].into()),
+                    ..LabelSelector::default()
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        };
+        Workload::from_deployment(deployment)
     }
 
     #[test]
