@@ -8,7 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use super::lrs::{self, ServedResource};
-use super::transport::{build_error, decode_error, send};
+use super::transport::{Answer, build_error, decode_error, send};
 use super::{Cluster, ClusterError, RequestScope};
 use crate::object::{Head, Object};
 
@@ -26,6 +26,14 @@ pub enum Persist {
     Yes,
     /// `dryRun=All`: validated and admitted, never stored.
     DryRun,
+}
+
+/// The parameters of a PUT or POST: field manager [`FIELD_MANAGER`], dry run or not.
+fn post_params(persist: Persist) -> PostParams {
+    PostParams {
+        dry_run: persist == Persist::DryRun,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    }
 }
 
 /// What a server-side apply did.
@@ -48,16 +56,10 @@ pub async fn apply(
 ) -> Result<Applied, ClusterError> {
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.dry_run = persist == Persist::DryRun;
-    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
-        .patch(name, &params, &Patch::Apply(object))
-        .map_err(|err| build_error(cluster, err))?;
-    let qualified = resource.qualified_name();
-    let scope = RequestScope {
-        verb: "patch",
-        resource: &qualified,
-        namespace: Some(namespace),
-    };
-    let answer = send(cluster, request, &scope).await?;
+    let answer = send_to(cluster, resource, namespace, "patch", |request| {
+        request.patch(name, &params, &Patch::Apply(object))
+    })
+    .await?;
     Ok(Applied {
         created: answer.status == StatusCode::CREATED,
     })
@@ -91,16 +93,11 @@ pub async fn get(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Object>, ClusterError> {
-    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
-        .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
-    let qualified = resource.qualified_name();
-    let scope = RequestScope {
-        verb: "get",
-        resource: &qualified,
-        namespace: Some(namespace),
-    };
-    match send(cluster, request, &scope).await {
+    let answer = send_to(cluster, resource, namespace, "get", |request| {
+        request.get(name, &Default::default())
+    })
+    .await;
+    match answer {
         Ok(answer) => Ok(Some(read_head(cluster, answer.json(cluster)?)?)),
         Err(ClusterError::NotFound { .. }) => Ok(None),
         Err(err) => Err(err),
@@ -119,24 +116,37 @@ pub async fn replace(
     object: &Value,
     persist: Persist,
 ) -> Result<Value, ClusterError> {
-    let params = PostParams {
-        dry_run: persist == Persist::DryRun,
-        field_manager: Some(FIELD_MANAGER.to_string()),
-    };
-    let body = serde_json::to_vec(object).map_err(|source| ClusterError::Decode {
-        url: cluster.server_url.clone(),
-        source: kube::Error::SerdeError(source),
-    })?;
-    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
-        .replace(name, &params, body)
-        .map_err(|err| build_error(cluster, err))?;
+    let params = post_params(persist);
+    let body = serde_json::to_vec(object).map_err(|source| decode_error(cluster, source))?;
+    send_to(cluster, resource, namespace, "update", |request| {
+        request.replace(name, &params, body)
+    })
+    .await?
+    .json(cluster)
+}
+
+/// Builds a request on the collection of `resource` in `namespace` and sends it; `verb` names
+/// the permission a 403 lacks.
+pub(super) async fn send_to(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    verb: &str,
+    build: impl FnOnce(
+        kube::core::Request,
+    ) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<Answer, ClusterError> {
+    let request = build(kube::core::Request::new(
+        resource.collection_path(Some(namespace)),
+    ))
+    .map_err(|err| build_error(cluster, err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
-        verb: "update",
+        verb,
         resource: &qualified,
         namespace: Some(namespace),
     };
-    send(cluster, request, &scope).await?.json(cluster)
+    send(cluster, request, &scope).await
 }
 
 /// Whether a write was refused because the object changed since it was read (409 Conflict with
@@ -172,16 +182,11 @@ pub async fn delete(
         uid: Some(uid.to_string()),
         resource_version: None,
     });
-    let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
-        .delete(name, &params)
-        .map_err(|err| build_error(cluster, err))?;
-    let qualified = resource.qualified_name();
-    let scope = RequestScope {
-        verb: "delete",
-        resource: &qualified,
-        namespace: Some(namespace),
-    };
-    let answer = match send(cluster, request, &scope).await {
+    let answer = send_to(cluster, resource, namespace, "delete", |request| {
+        request.delete(name, &params)
+    })
+    .await;
+    let answer = match answer {
         Ok(answer) => answer,
         Err(ClusterError::NotFound { .. }) => return Ok(Deleted::AlreadyGone),
         Err(err) => return Err(err),
@@ -204,10 +209,7 @@ pub async fn create_namespace(
     name: &str,
     persist: Persist,
 ) -> Result<bool, ClusterError> {
-    let params = PostParams {
-        dry_run: persist == Persist::DryRun,
-        field_manager: Some(FIELD_MANAGER.to_string()),
-    };
+    let params = post_params(persist);
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     let request = kube::core::Request::new("/api/v1/namespaces")
         .create(&params, serde_json::to_vec(&body).unwrap_or_default())

@@ -15,6 +15,7 @@ use kube::ResourceExt;
 use kube::api::{Api, AttachParams, AttachedProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::objects::send_to;
 use super::transport::{build_error, send_json};
 use super::workloads::{self, WorkloadKind};
 use super::{Cluster, ClusterError, RequestScope};
@@ -173,17 +174,14 @@ pub async fn find_app_pod(
     let mut strangers = Vec::new();
     let pod = match target {
         AppTarget::Pod(name) => {
-            let scope = RequestScope {
-                verb: "get",
-                resource: "pods",
-                namespace: Some(namespace),
-            };
-            let request = kube::core::Request::new(format!("/api/v1/namespaces/{namespace}/pods"))
-                .get(name, &Default::default())
-                .map_err(|err| build_error(cluster, err))?;
-            let pod: Pod = match send_json(cluster, request, &scope).await {
+            let pods = workloads::resource_of::<Pod>();
+            let answer = send_to(cluster, &pods, namespace, "get", |request| {
+                request.get(name, &Default::default())
+            })
+            .await;
+            let pod: Pod = match answer {
                 Err(ClusterError::NotFound { .. }) => return Err(not_found()),
-                other => other?,
+                other => other?.json(cluster)?,
             };
             if !is_running(&pod) {
                 return Err(PodError::NoReadyPod {

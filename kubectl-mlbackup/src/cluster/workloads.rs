@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::lrs::{self, ServedResource};
-use super::objects::FIELD_MANAGER;
-use super::transport::{build_error, decode_error, send, send_json};
-use super::{Cluster, ClusterError, RequestScope};
+use super::objects::{FIELD_MANAGER, send_to};
+use super::transport::decode_error;
+use super::{Cluster, ClusterError};
 
 /// The kinds of workload the app runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -31,18 +31,6 @@ pub enum WorkloadKind {
 impl WorkloadKind {
     pub const ALL: [WorkloadKind; 2] = [WorkloadKind::Deployment, WorkloadKind::StatefulSet];
 
-    pub fn plural(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "deployments",
-            WorkloadKind::StatefulSet => "statefulsets",
-        }
-    }
-
-    /// `deployments.apps`: the name kubectl and RBAC use.
-    pub fn qualified(self) -> String {
-        format!("{}.apps", self.plural())
-    }
-
     /// `deployment`, as in kubectl's `deployment.apps/NAME`.
     pub fn singular(self) -> &'static str {
         match self {
@@ -51,6 +39,7 @@ impl WorkloadKind {
         }
     }
 
+    /// `deployments.apps/v1` (RBAC names it `deployments.apps`).
     fn resource(self) -> ServedResource {
         match self {
             WorkloadKind::Deployment => resource_of::<Deployment>(),
@@ -60,7 +49,7 @@ impl WorkloadKind {
 }
 
 /// The resource of a k8s-openapi type (all those read here are namespaced).
-fn resource_of<K: k8s_openapi::Resource>() -> ServedResource {
+pub(super) fn resource_of<K: k8s_openapi::Resource>() -> ServedResource {
     ServedResource {
         group: K::GROUP.into(),
         version: K::VERSION.into(),
@@ -213,17 +202,12 @@ pub async fn get(
     namespace: &str,
     name: &str,
 ) -> Result<Option<Workload>, ClusterError> {
-    let request = kube::core::Request::new(kind.resource().collection_path(Some(namespace)))
-        .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
-    let qualified = kind.qualified();
-    let scope = RequestScope {
-        verb: "get",
-        resource: &qualified,
-        namespace: Some(namespace),
-    };
-    match send_json::<Value>(cluster, request, &scope).await {
-        Ok(object) => Ok(Some(Workload::read(cluster, kind, object)?)),
+    let answer = send_to(cluster, &kind.resource(), namespace, "get", |request| {
+        request.get(name, &Default::default())
+    })
+    .await;
+    match answer {
+        Ok(answer) => Ok(Some(Workload::read(cluster, kind, answer.json(cluster)?)?)),
         Err(ClusterError::NotFound { .. }) => Ok(None),
         Err(err) => Err(err),
     }
@@ -251,21 +235,15 @@ pub async fn set_replicas(
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    let request = kube::core::Request::new(
-        workload
-            .kind
-            .resource()
-            .collection_path(Some(&workload.namespace)),
+    let resource = workload.kind.resource();
+    let answer = send_to(
+        cluster,
+        &resource,
+        &workload.namespace,
+        "patch",
+        |request| request.patch(&workload.name, &params, &Patch::Merge(&patch)),
     )
-    .patch(&workload.name, &params, &Patch::Merge(&patch))
-    .map_err(|err| build_error(cluster, err))?;
-    let qualified = workload.kind.qualified();
-    let scope = RequestScope {
-        verb: "patch",
-        resource: &qualified,
-        namespace: Some(&workload.namespace),
-    };
-    let answer = send(cluster, request, &scope).await?;
+    .await?;
     Workload::read(cluster, workload.kind, answer.json(cluster)?)
 }
 
