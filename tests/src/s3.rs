@@ -156,6 +156,63 @@ impl S3Server {
     }
 }
 
+/// An `https://` front of an [`S3Server`], with a certificate of a fresh test CA: for
+/// `AWS_CA_BUNDLE`. Stops when dropped.
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The CA that signed the front's certificate (PEM).
+    pub ca_pem: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl S3Server {
+    /// Starts a TLS front that forwards every connection to this server unchanged.
+    pub fn tls_front(&self) -> anyhow::Result<TlsFront> {
+        let pki = crate::tls::TestPki::generate()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config.clone());
+        let backend = self.endpoint.trim_start_matches("http://").to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        // Bound here, without `block_on`: the caller may be inside a runtime of its own.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let endpoint = format!("https://{}", listener.local_addr()?);
+        runtime.spawn(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            while let Ok((client, _)) = listener.accept().await {
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Ok(TlsFront {
+            endpoint,
+            ca_pem: pki.ca_pem,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        // Without waiting: tests drop it from inside their own runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         // Hard: s3s-fs waits up to 10 s for open connections on a graceful stop.

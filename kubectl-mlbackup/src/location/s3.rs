@@ -227,8 +227,9 @@ impl S3Error {
                     .into(),
             ),
             S3Error::Unreachable { .. } => Some(
-                "check AWS_ENDPOINT_URL (or the profile's endpoint_url) and the network; a \
-                 proxy comes from HTTPS_PROXY"
+                "check AWS_ENDPOINT_URL (or the profile's endpoint_url) and the network (a \
+                 proxy comes from HTTPS_PROXY); for a certificate signed by a private CA, set \
+                 AWS_CA_BUNDLE"
                     .into(),
             ),
             S3Error::TooLarge { .. } => {
@@ -1388,5 +1389,72 @@ mod tests {
             shown(&err)
         );
         assert!(!shown(&err).contains("not-the-secret"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn https_endpoint_trusted_through_the_ca_bundle() {
+        let Some(server) = S3Server::start_or_skip("ca_bundle") else {
+            return;
+        };
+        let front = server.tls_front().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca.pem");
+        std::fs::write(&bundle, &front.ca_pem).unwrap();
+        let location = format!("s3://{}/prod", server.bucket);
+        let https = AwsVars {
+            endpoint_url: Some(front.endpoint.clone()),
+            ..vars(&server)
+        };
+
+        // The bundle trusted: no warning (https), and objects round trip.
+        let opened = open_with(
+            &location,
+            &AwsVars {
+                ca_bundle: Some(bundle.clone()),
+                ..https.clone()
+            },
+        );
+        assert_eq!(opened.warnings, vec![]);
+        opened
+            .store
+            .put_new("b/manifest.json", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            opened.store.get("b/manifest.json", 10).await.unwrap(),
+            b"{}"
+        );
+
+        // Without it, the test CA is not trusted: the connection is refused, and said.
+        let err = open_with(&location, &https)
+            .store
+            .check()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, S3Error::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("certificate"), "{err}");
+
+        // A bundle that is not PEM is named before any request.
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let Location::S3(parsed) = Location::parse(location.as_ref()).unwrap() else {
+            unreachable!()
+        };
+        let settings = aws::resolve(
+            &AwsVars {
+                ca_bundle: Some(garbage.clone()),
+                ..https.clone()
+            },
+            Some(dir.path()),
+        )
+        .unwrap();
+        let err = S3Store::open(&parsed, &settings).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the CA bundle {} holds no usable PEM certificate",
+                garbage.display()
+            )
+        );
     }
 }
