@@ -17,6 +17,13 @@ pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `MLBACKUP_RECIPIENTS_FILE`: an age recipients file to encrypt backups to, when neither
+/// `--recipient` nor `--recipients-file` is given.
+pub const MLBACKUP_RECIPIENTS_FILE: &str = "MLBACKUP_RECIPIENTS_FILE";
+/// `MLBACKUP_IDENTITY_FILE`: an age identity file to decrypt backups with, when `--identity` is
+/// not given.
+pub const MLBACKUP_IDENTITY_FILE: &str = "MLBACKUP_IDENTITY_FILE";
+
 /// `HTTPS_PROXY`, else `https_proxy`: the proxy for an `https://` API server whose kubeconfig
 /// entry has no `proxy-url` (as kubectl reads it).
 pub const HTTPS_PROXY: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
@@ -57,6 +64,12 @@ pub struct Env {
     pub ssl_cert_file: Option<PathBuf>,
     /// [`HTTPS_PROXY`], [`HTTP_PROXY`] and [`NO_PROXY`].
     pub proxy: ProxyVars,
+    /// [`MLBACKUP_RECIPIENTS_FILE`].
+    #[allow(dead_code)] // read once the commands encrypt (issue 15)
+    pub recipients_file: Option<PathBuf>,
+    /// [`MLBACKUP_IDENTITY_FILE`].
+    #[allow(dead_code)] // read once the commands decrypt (issue 15)
+    pub identity_file: Option<PathBuf>,
 }
 
 /// The proxy variables, each the first of its two spellings that is set and not empty (Go's
@@ -111,6 +124,12 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             proxy: ProxyVars::from_process(),
+            recipients_file: std::env::var_os(MLBACKUP_RECIPIENTS_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            identity_file: std::env::var_os(MLBACKUP_IDENTITY_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
