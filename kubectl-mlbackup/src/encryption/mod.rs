@@ -7,6 +7,8 @@
 //! can always open a backup with the `age` tool alone.
 
 mod identities;
+#[cfg(test)]
+mod interop;
 mod recipients;
 mod record;
 mod seal;
