@@ -44,6 +44,9 @@ pub enum EncryptionError {
     #[error("the recipients file {} lists no recipient", path.display())]
     NoRecipientInFile { path: PathBuf },
 
+    #[error("the manifest's encryption record lists no recipient")]
+    NoRecipientInRecord,
+
     #[error("cannot read the {what} file {}", path.display())]
     Unreadable {
         what: &'static str,

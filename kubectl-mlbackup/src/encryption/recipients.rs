@@ -47,10 +47,7 @@ impl Recipients {
             .enumerate()
             .map(|(index, key)| parse(key, || format!("manifest recipient number {}", index + 1)))
             .collect::<Result<Vec<_>, _>>()?;
-        Recipients::new(keys).ok_or_else(|| EncryptionError::InvalidRecipient {
-            origin: "the manifest's encryption record".to_string(),
-            reason: "it lists no recipient",
-        })
+        Recipients::new(keys).ok_or(EncryptionError::NoRecipientInRecord)
     }
 
     fn new(mut keys: Vec<x25519::Recipient>) -> Option<Recipients> {
@@ -195,6 +192,14 @@ mod tests {
     #[test]
     fn nothing_given_means_no_encryption() {
         assert!(Recipients::from_keys_and_files(&[], &[]).unwrap().is_none());
+        let empty = EncryptionRecord {
+            scheme: Scheme::AgeV1,
+            recipients: vec![],
+        };
+        assert!(matches!(
+            Recipients::from_record(&empty),
+            Err(EncryptionError::NoRecipientInRecord)
+        ));
     }
 
     #[test]
