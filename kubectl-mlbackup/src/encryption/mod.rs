@@ -182,8 +182,10 @@ fn read_key_file(
         source,
     };
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mode = file.metadata().map_err(unreadable)?.permissions().mode();
-    let mut bytes = Zeroizing::new(Vec::new());
+    let metadata = file.metadata().map_err(unreadable)?;
+    // Room for the whole file up front: a buffer that grew would leave unwiped copies behind.
+    let capacity = metadata.len().min(KEY_FILE_LIMIT) as usize + 1;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     file.take(KEY_FILE_LIMIT + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
@@ -194,7 +196,7 @@ fn read_key_file(
             limit: KEY_FILE_LIMIT,
         });
     }
-    Ok((bytes, mode))
+    Ok((bytes, metadata.permissions().mode()))
 }
 
 /// The lines of a key file with their 1-based numbers, surrounding whitespace (and a CR) cut,
