@@ -17,6 +17,12 @@ pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `MLBACKUP_RECIPIENTS_FILE`: an age recipients file to encrypt backups to, when neither
+/// `--recipient` nor `--recipients-file` is given.
+pub const MLBACKUP_RECIPIENTS_FILE: &str = "MLBACKUP_RECIPIENTS_FILE";
+/// `MLBACKUP_IDENTITY_FILE`: an age identity file to decrypt backups with, when `--identity` is
+/// not given.
+pub const MLBACKUP_IDENTITY_FILE: &str = "MLBACKUP_IDENTITY_FILE";
 /// The standard AWS variables, read for `s3://` backup locations (`location::aws` says how):
 /// endpoint, region, credentials, profile files, web identity of a pod, CA bundle.
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
@@ -76,6 +82,12 @@ pub struct Env {
     pub ssl_cert_file: Option<PathBuf>,
     /// [`HTTPS_PROXY`], [`HTTP_PROXY`] and [`NO_PROXY`].
     pub proxy: ProxyVars,
+    /// [`MLBACKUP_RECIPIENTS_FILE`].
+    #[allow(dead_code)] // read once the commands encrypt (issue 15)
+    pub recipients_file: Option<PathBuf>,
+    /// [`MLBACKUP_IDENTITY_FILE`].
+    #[allow(dead_code)] // read once the commands decrypt (issue 15)
+    pub identity_file: Option<PathBuf>,
     /// The `AWS_*` variables above (Debug shows no secret).
     // Read once `s3://` locations are wired into the commands (issue 14).
     #[allow(dead_code)]
@@ -134,6 +146,12 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             proxy: ProxyVars::from_process(),
+            recipients_file: std::env::var_os(MLBACKUP_RECIPIENTS_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            identity_file: std::env::var_os(MLBACKUP_IDENTITY_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             aws: crate::location::aws::AwsVars::from_process(),
         }
     }
