@@ -23,6 +23,32 @@ const SERVER_METADATA: &[&str] = &[
     "ownerReferences",
 ];
 
+/// The annotation `kubectl apply` keeps: a second copy of the whole object as last applied,
+/// possibly with values (credentials) the spec no longer has.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes what a backup does not store (DESIGN.md sections 4 and 11): `managedFields` (as
+/// `kubectl get -o yaml` shows an object) and the [`LAST_APPLIED_ANNOTATION`]. An annotation
+/// map left empty goes too, as the API server omits one.
+// Not yet called: backup's `write_object` will call it in place of its own `managedFields`
+// removal when encryption is wired in (issue 15).
+#[allow(dead_code)]
+pub fn strip_unstored_fields(object: &mut Value) {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    metadata.remove("managedFields");
+    let emptied = metadata
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+        .is_some_and(|annotations| {
+            annotations.remove(LAST_APPLIED_ANNOTATION).is_some() && annotations.is_empty()
+        });
+    if emptied {
+        metadata.remove("annotations");
+    }
+}
+
 /// Removes what the API server manages, so the object can be applied to any cluster: the
 /// fields of [`SERVER_METADATA`], `generateName` when `name` is set, and `status` (the
 /// operator reconciles it).
@@ -409,5 +435,45 @@ mod tests {
              +  replicas: 1\n"
         );
         assert_eq!(unified_diff(&served(), &served(), "a", "b"), "");
+    }
+
+    #[test]
+    fn the_last_applied_copy_and_managed_fields_are_not_stored() {
+        let mut object = json!({
+            "kind": "LRS",
+            "metadata": {
+                "name": "a",
+                "managedFields": [{"manager": "kubectl"}],
+                "annotations": {
+                    "team": "ml",
+                    LAST_APPLIED_ANNOTATION: "{\"spec\":{\"password\":\"old\"}}",
+                },
+            },
+            "spec": {"password": "new"},
+        });
+        strip_unstored_fields(&mut object);
+        assert_eq!(
+            object,
+            json!({
+                "kind": "LRS",
+                "metadata": {"name": "a", "annotations": {"team": "ml"}},
+                "spec": {"password": "new"},
+            })
+        );
+        // The only annotation gone: no empty map left behind.
+        let mut object =
+            json!({"metadata": {"name": "a", "annotations": {LAST_APPLIED_ANNOTATION: "{}"}}});
+        strip_unstored_fields(&mut object);
+        assert_eq!(object, json!({"metadata": {"name": "a"}}));
+        // An empty map the server sent (it does not) is kept as it was; no metadata is no change.
+        for unchanged in [
+            json!({"metadata": {"name": "a", "annotations": {}}}),
+            json!({"kind": "LRS"}),
+            json!("not an object"),
+        ] {
+            let mut object = unchanged.clone();
+            strip_unstored_fields(&mut object);
+            assert_eq!(object, unchanged);
+        }
     }
 }
