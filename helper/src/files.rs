@@ -2,7 +2,7 @@
 //! shared by the backup folder (plugin) and the deployment snapshot (plugin and helper).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -37,16 +37,37 @@ pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }
 
+/// Like [`write_atomically`], for content produced piece by piece: `write` streams it into the
+/// temp file (buffered), so a large file never has to be whole in memory first.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_with(path, true, write)
+}
+
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    replace_with(path, durable, |file| file.write_all(bytes))
+}
+
+fn replace_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let temp = temp_path(path);
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(FILE_MODE)
             .open(&temp)?;
-        file.write_all(bytes)?;
+        let mut buffered = BufWriter::new(file);
+        write(&mut buffered)?;
+        let file = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         if durable {
             file.sync_all()?;
         }
@@ -87,6 +108,31 @@ mod tests {
         assert!(is_temp_name(".state.json.tmp"));
         write_atomically_unsynced(&path, b"newer").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"newer");
+        assert!(!temp_path(&path).exists());
+        write_atomically_with(&path, |out| {
+            out.write_all(b"new")?;
+            out.write_all(b"est")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"newest");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            FILE_MODE
+        );
+    }
+
+    #[test]
+    fn a_failed_streamed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        write_atomically(&path, b"old").unwrap();
+        let err = write_atomically_with(&path, |out| {
+            out.write_all(b"half")?;
+            Err(io::Error::other("encoder failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "encoder failed");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
         assert!(!temp_path(&path).exists());
     }
 }

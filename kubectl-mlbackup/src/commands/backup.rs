@@ -16,7 +16,8 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder::{
-    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
+    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemTotals, Manifest,
+    ResourceRef,
 };
 use crate::printer::{Printer, Progress, Render};
 
@@ -205,7 +206,7 @@ pub async fn take(
                 .finish(info)
                 .context("cannot complete the backup folder")?,
         ),
-        Some(Err(err)) if writer.items().is_empty() => {
+        Some(Err(err)) if writer.written() == 0 => {
             // Nothing was captured (a 403 on the first page, say): leave nothing behind.
             writer
                 .discard()
@@ -213,7 +214,7 @@ pub async fn take(
             return Err(anyhow::Error::new(err).context("the backup failed"));
         }
         Some(Err(err)) => {
-            let written = writer.items().len();
+            let written = writer.written();
             let reason = format!("listing stopped after {written} objects: {err}");
             let folder = writer
                 .abandon(info, vec![reason])
@@ -221,7 +222,7 @@ pub async fn take(
             (Exit::Failure, Some(err), folder)
         }
         None => {
-            let written = writer.items().len();
+            let written = writer.written();
             let reason =
                 format!("interrupted after {written} objects; the list was not read to its end");
             let folder = writer
@@ -299,13 +300,13 @@ async fn list_once(
         if let Some(token) = page.continue_token.clone() {
             next = Some(fetch(Some(token)));
         }
-        progress.set_total(
-            writer.items().len() as u64 + page.items.len() as u64 + page.remaining.unwrap_or(0),
-        );
-        // Files are written on this thread while the next page downloads on another.
+        progress
+            .set_total(writer.written() as u64 + page.len() as u64 + page.remaining.unwrap_or(0));
+        // Files are written on this thread while the next page downloads on another; each
+        // object is decoded just before it is written, so only one is ever whole in memory.
         tokio::task::block_in_place(|| {
-            for item in page.items {
-                write_object(writer, item)?;
+            for object in page.objects() {
+                write_object(writer, object?)?;
                 progress.inc();
             }
             Ok::<_, BackupError>(())
@@ -353,7 +354,7 @@ fn write_object(writer: &mut BackupWriter, mut object: Value) -> Result<(), Back
 }
 
 fn outcome(
-    manifest: &Manifest,
+    manifest: &Manifest<ItemTotals>,
     path: PathBuf,
     resource: &ServedResource,
     started: Instant,
@@ -368,8 +369,8 @@ fn outcome(
         resource: format!("{}/{}", resource.qualified_name(), resource.version),
         selector: manifest.selector.clone(),
         namespaces: manifest.namespaces.clone(),
-        objects: manifest.items.len(),
-        bytes: manifest.items.iter().map(|i| i.bytes).sum(),
+        objects: manifest.items.count,
+        bytes: manifest.items.bytes,
         counts_by_type: manifest.counts_by_type.clone(),
         counts_by_namespace: manifest.counts_by_namespace.clone(),
         duration_seconds: started.elapsed().as_secs_f64(),
