@@ -37,13 +37,13 @@ pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }
 
-/// Like [`write_atomically`], for content produced piece by piece: `write` streams it into the
-/// temp file (buffered), so a large file never has to be whole in memory first.
-pub fn write_atomically_with(
+/// Like [`write_atomically_unsynced`], for content produced piece by piece: `write` streams it
+/// into the temp file (buffered), so a large file never has to be whole in memory first.
+pub fn write_atomically_unsynced_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    replace_with(path, true, write)
+    replace_with(path, false, write)
 }
 
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
@@ -109,7 +109,7 @@ mod tests {
         write_atomically_unsynced(&path, b"newer").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"newer");
         assert!(!temp_path(&path).exists());
-        write_atomically_with(&path, |out| {
+        write_atomically_unsynced_with(&path, |out| {
             out.write_all(b"new")?;
             out.write_all(b"est")
         })
@@ -126,7 +126,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
         write_atomically(&path, b"old").unwrap();
-        let err = write_atomically_with(&path, |out| {
+        let err = write_atomically_unsynced_with(&path, |out| {
             out.write_all(b"half")?;
             Err(io::Error::other("encoder failed"))
         })

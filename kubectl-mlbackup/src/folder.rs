@@ -349,8 +349,8 @@ impl BackupWriter {
             create_private_dir(&namespace_dir)?;
             self.namespaces_created.insert(namespace.to_string());
         }
-        // Not fsynced one by one: `make_items_durable` flushes them all at once before the
-        // manifest (the mark of a complete backup) is written.
+        // Not fsynced one by one: `make_durable` flushes them all at once before the folder
+        // gets its final name (the mark of a complete backup).
         let path = namespace_dir.join(format!("{name}.yaml"));
         mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
             .map_err(io_error("write", &path))?;
@@ -389,11 +389,13 @@ impl BackupWriter {
         Ok(())
     }
 
-    /// Writes `manifest.json` (status complete) last, atomically, then renames the `.partial`
-    /// directory to its final name. Returns the final directory and the manifest.
+    /// Writes `manifest.json` (status complete) last, atomically, makes the folder durable,
+    /// then renames the `.partial` directory to its final name: the rename is what makes the
+    /// backup complete, so the manifest needs no flush of its own before the folder's. Returns
+    /// the final directory and the manifest.
     pub fn finish(self, info: BackupInfo) -> Result<(PathBuf, Manifest<ItemTotals>), FolderError> {
-        self.make_items_durable()?;
         let manifest = self.write_manifest(info, BackupStatus::Complete, Vec::new())?;
+        self.make_durable()?;
         let final_dir = self.root.join(&self.name);
         // `rename` would silently replace an empty directory; the reservation in `create`
         // makes this impossible unless someone made one by hand since, so check anyway.
@@ -415,14 +417,15 @@ impl BackupWriter {
         info: BackupInfo,
         errors: Vec<String>,
     ) -> Result<(PathBuf, Manifest<ItemTotals>), FolderError> {
-        self.make_items_durable()?;
         let manifest = self.write_manifest(info, BackupStatus::Partial, errors)?;
+        self.make_durable()?;
         Ok((self.dir, manifest))
     }
 
-    /// Makes the item files and their renames durable before the manifest vouches for them:
-    /// one `syncfs` instead of an fsync per file (thousands of them cost seconds on a busy disk).
-    fn make_items_durable(&self) -> Result<(), FolderError> {
+    /// Makes the files of the folder and their renames durable before the folder is renamed to
+    /// its final name: one `syncfs` instead of an fsync per file (thousands of them cost seconds
+    /// on a busy disk), the manifest included (each fsync more waits for the disk again).
+    fn make_durable(&self) -> Result<(), FolderError> {
         let started = std::time::Instant::now();
         let dir = File::open(&self.dir).map_err(io_error("open", &self.dir))?;
         rustix::fs::syncfs(&dir)
@@ -573,18 +576,16 @@ fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
 
 use mlbackup_helper::files::{is_temp_name, sync_dir};
 
-/// Writes the manifest so that readers see either none or the whole of it (see
-/// `mlbackup_helper::files::write_atomically`, shared with the deployment snapshot), streamed:
-/// the item list of a large backup is never whole in memory.
+/// Writes the manifest so that readers see either none or the whole of it (temp file, rename),
+/// streamed: the item list of a large backup is never whole in memory. Not flushed: the
+/// writer flushes the whole folder next.
 fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), FolderError> {
     let path = dir.join(MANIFEST_FILE);
-    mlbackup_helper::files::write_atomically_with(&path, |out| {
+    mlbackup_helper::files::write_atomically_unsynced_with(&path, |out| {
         serde_json::to_writer_pretty(&mut *out, manifest)?;
         out.write_all(b"\n")
     })
-    .map_err(io_error("write", &path))?;
-    sync_dir(dir);
-    Ok(())
+    .map_err(io_error("write", &path))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

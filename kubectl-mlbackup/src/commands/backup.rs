@@ -43,6 +43,16 @@ pub enum BackupError {
 
 /// How many times a list is started again after its `continue` token went stale.
 const MAX_LIST_RESTARTS: u32 = 3;
+/// The first page asks for this many objects, each next one for twice as many up to the page
+/// size: writing starts as soon as a few objects are in while the server prepares the rest,
+/// instead of after a whole page (at a few hundred objects, that wait was a third of a backup).
+const FIRST_PAGE_SIZE: u32 = 50;
+
+/// The `limit` of the list request that reads page `pages_read + 1`.
+fn page_limit(page_size: u32, pages_read: u32) -> u32 {
+    let ramp = u64::from(FIRST_PAGE_SIZE) << pages_read.min(16);
+    u32::try_from(ramp).map_or(page_size, |ramp| ramp.min(page_size))
+}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -276,7 +286,10 @@ async fn list_once(
     progress: &Progress,
 ) -> Result<(), BackupError> {
     let page_size = what.page_size;
-    let fetch = |token: Option<String>| {
+    let mut pages_requested = 0;
+    let mut fetch = |token: Option<String>| {
+        let limit = page_limit(page_size, pages_requested);
+        pages_requested += 1;
         // The next page downloads on its own task while this one is written.
         let cluster = what.cluster.clone();
         let resource = what.resource.clone();
@@ -288,7 +301,7 @@ async fn list_once(
                 &resource,
                 namespace.as_deref(),
                 &selector,
-                page_size,
+                limit,
                 token.as_deref(),
             )
             .await
@@ -375,5 +388,19 @@ fn outcome(
         counts_by_namespace: manifest.counts_by_namespace.clone(),
         duration_seconds: started.elapsed().as_secs_f64(),
         errors: manifest.errors.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_grow_from_a_small_first_one_to_the_page_size() {
+        let limits = |page_size| (0..8).map(|n| page_limit(page_size, n)).collect::<Vec<_>>();
+        assert_eq!(limits(500), [50, 100, 200, 400, 500, 500, 500, 500]);
+        assert_eq!(limits(10), [10; 8]);
+        assert_eq!(limits(10_000), [50, 100, 200, 400, 800, 1600, 3200, 6400]);
+        assert_eq!(page_limit(10_000, 40), 10_000);
     }
 }
