@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 mod catalog;
 mod journal;
 mod name;
+mod records;
 mod verify;
 mod writer;
 
@@ -37,6 +38,7 @@ pub use catalog::{
 };
 pub use journal::{StepEvent, StepRecord};
 pub use name::{PARTIAL_SUFFIX, default_name};
+pub use records::ItemTotals;
 pub use verify::{Place, Problem, ProblemKind};
 pub use writer::{BackupInfo, BackupWriter, count_by};
 
@@ -174,10 +176,12 @@ pub enum BackupStatus {
     Partial,
 }
 
-/// `manifest.json`: what was backed up, from where, and a checksum of every file.
+/// `manifest.json`: what was backed up, from where, and a checksum of every file. `I` is the
+/// item list as read; the writer streams its records (`Listed`) and reports their
+/// [`ItemTotals`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
+pub struct Manifest<I = Vec<ManifestItem>> {
     pub format_version: u32,
     pub tool_version: String,
     pub created_at: DateTime<Utc>,
@@ -190,10 +194,31 @@ pub struct Manifest {
     pub counts_by_type: BTreeMap<String, usize>,
     #[serde(default)]
     pub counts_by_namespace: BTreeMap<String, usize>,
-    pub items: Vec<ManifestItem>,
+    pub items: I,
     pub status: BackupStatus,
     #[serde(default)]
     pub errors: Vec<String>,
+}
+
+impl<I> Manifest<I> {
+    /// The same manifest with another form of its item list.
+    fn with_items<J>(self, items: J) -> Manifest<J> {
+        Manifest {
+            format_version: self.format_version,
+            tool_version: self.tool_version,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+            cluster: self.cluster,
+            resource: self.resource,
+            selector: self.selector,
+            namespaces: self.namespaces,
+            counts_by_type: self.counts_by_type,
+            counts_by_namespace: self.counts_by_namespace,
+            items,
+            status: self.status,
+            errors: self.errors,
+        }
+    }
 }
 
 /// One LRS file of a backup.
@@ -214,15 +239,24 @@ pub struct ManifestItem {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex, as `sha256sum` prints a digest.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(DIGITS[usize::from(byte >> 4)] as char);
+        text.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    text
 }
 
 #[cfg(test)]
 mod testing {
     //! What the tests of every part of the folder build on.
+    use super::catalog::read_manifest;
     use super::*;
     use chrono::{Local, TimeZone};
     use std::fs;
@@ -258,7 +292,7 @@ mod testing {
         )
     }
 
-    /// A finished backup of three LRSes in two namespaces.
+    /// A finished backup of three LRSes in two namespaces, and its manifest as read back.
     pub(super) fn finished_backup(root: &Path) -> (PathBuf, Manifest) {
         let mut writer = BackupWriter::create(root, None, started()).unwrap();
         for (namespace, name, lrs_type) in [
@@ -278,7 +312,15 @@ mod testing {
                 )
                 .unwrap();
         }
-        writer.finish(info()).unwrap()
+        let (dir, written) = writer.finish(info()).unwrap();
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE)).unwrap();
+        // What the writer reports is what it wrote.
+        let totals = ItemTotals {
+            count: manifest.items.len(),
+            bytes: manifest.items.iter().map(|i| i.bytes).sum(),
+        };
+        assert_eq!(written, manifest.clone().with_items(totals));
+        (dir, manifest)
     }
 
     pub(super) fn mode(path: &Path) -> u32 {

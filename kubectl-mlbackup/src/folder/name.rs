@@ -112,7 +112,7 @@ pub(super) fn is_safe_component(part: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::folder::catalog::open_for_reading;
+    use crate::folder::catalog::{open_for_reading, read_manifest};
     use crate::folder::testing::*;
     use crate::folder::*;
     use std::fs;
@@ -147,7 +147,8 @@ mod tests {
         writer
             .write_item("dr", &long, "deployment", "u", "8", yaml.as_bytes())
             .unwrap();
-        let (dir, manifest) = writer.finish(info()).unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE)).unwrap();
         let file = item_file_name(&long);
         assert_eq!(file.len(), MAX_ITEM_FILE_NAME);
         assert!(
