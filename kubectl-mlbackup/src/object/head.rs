@@ -38,6 +38,10 @@ impl Head {
     /// Reads the head of `object` (the rest is not looked at). Fails when a field of the head
     /// has the wrong form (a label that is not a string, say), naming the field.
     pub fn of(object: &Value) -> Result<Head, serde_json::Error> {
+        // Tracking the path costs on every object; only a head that fails is read again with it.
+        if let Ok(head) = Head::deserialize(object) {
+            return Ok(head);
+        }
         serde_path_to_error::deserialize(object).map_err(|err| {
             let path = err.path().to_string();
             let inner = err.into_inner();
