@@ -15,6 +15,9 @@ mod object;
 mod printer;
 mod yaml;
 
+#[cfg(test)]
+mod layers;
+
 use std::process::ExitCode;
 
 use clap::Parser;
