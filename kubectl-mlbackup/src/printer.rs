@@ -32,6 +32,9 @@ pub struct Printer {
     color: bool,
     /// Progress bars only for a person watching: stderr a terminal and table output.
     show_progress: bool,
+    /// The hint for an error, from the registry at the top of the command layer (the printer
+    /// sits below the modules whose errors it shows, so it is handed the registry).
+    hints: fn(&anyhow::Error) -> Option<String>,
 }
 
 impl Printer {
@@ -40,7 +43,13 @@ impl Printer {
             format,
             color: env.stderr_is_terminal && !env.no_color,
             show_progress: env.stderr_is_terminal && format == OutputFormat::Table,
+            hints: |_| None,
         }
+    }
+
+    /// The printer, showing the hint `hints` finds under each error.
+    pub fn with_hints(self, hints: fn(&anyhow::Error) -> Option<String>) -> Self {
+        Printer { hints, ..self }
     }
 
     /// Writes the outcome to stdout in the chosen format.
@@ -77,7 +86,7 @@ impl Printer {
         for cause in err.chain().skip(1) {
             text.push_str(&format!("  caused by: {}\n", clean(cause.to_string())));
         }
-        if let Some(hint) = crate::error::hint(err) {
+        if let Some(hint) = (self.hints)(err) {
             text.push_str(&format!(
                 "{} {}\n",
                 self.paint("hint:", "1;36"),
@@ -131,7 +140,7 @@ impl Printer {
         question: impl FnOnce() -> anyhow::Result<String>,
     ) -> anyhow::Result<()> {
         if !stdin_is_terminal {
-            return Err(crate::error::UsageError {
+            return Err(crate::exit::UsageError {
                 message: format!(
                     "refusing to {} without confirmation: stdin is not a terminal",
                     consent.what

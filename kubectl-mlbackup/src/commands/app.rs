@@ -15,7 +15,7 @@ use crate::cluster::objects::MAX_IN_FLIGHT;
 use crate::cluster::workloads::{self, Workload, WorkloadKind};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::printer::{self, Consent, Printer, Render};
 
 /// Where `stop` records a workload's replica count, for `start` to bring back.

@@ -14,7 +14,7 @@ use crate::cli::{BackupArgs, GlobalArgs};
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
 };

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::DeleteArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder;
 use crate::printer::{self, Consent, Printer, Render};
 

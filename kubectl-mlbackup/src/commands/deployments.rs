@@ -13,7 +13,6 @@ use mlbackup_helper::engine;
 use mlbackup_helper::plan::{self, Action, StateFile};
 use mlbackup_helper::protocol::{
     ChangeRequest, Event, ItemReport, Operation, Outcome, PROTOCOL_VERSION, Request, StopReason,
-    WireError,
 };
 use mlbackup_helper::secret::ApiToken;
 use mlbackup_helper::snapshot::SNAPSHOT_FILE;
@@ -26,7 +25,7 @@ use crate::cli::{
     Via,
 };
 use crate::env::{self, Env};
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder;
 use crate::in_pod::{InPod, InPodError};
 use crate::printer::{self, Consent, Printer, Render};
@@ -388,7 +387,7 @@ impl Connection {
     /// The deployments visible to the token's user; `within` bounds the whole list (a change's
     /// `--timeout`). An interruption is an [`Interrupted`] error (nothing was changed).
     ///
-    /// [`Interrupted`]: super::Interrupted
+    /// [`Interrupted`]: crate::exit::Interrupted
     pub async fn list(
         &self,
         cancel: &CancellationToken,
@@ -397,7 +396,7 @@ impl Connection {
         let request = self.request(Operation::List, within);
         let answer = self.run(request, cancel, &|_| {}).await;
         if cancel.is_cancelled() {
-            return Err(super::Interrupted(
+            return Err(crate::exit::Interrupted(
                 "interrupted before the deployments were listed; nothing was changed".into(),
             )
             .into());
@@ -746,12 +745,4 @@ fn confirm_deactivation(
             "Deactivate {count} active deployments? They serve no predictions until reactivated."
         ))
     })
-}
-
-/// The hint of an error the helper reported.
-pub fn wire_hint(error: &WireError) -> Option<String> {
-    error
-        .hint
-        .clone()
-        .or_else(|| mlbackup_helper::api::hint_for(error.kind))
 }

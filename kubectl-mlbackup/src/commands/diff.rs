@@ -13,7 +13,7 @@ use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder;
 use crate::object;
 use crate::printer::{self, Printer, Render};

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, BackupSummary, Unreadable};
 use crate::printer::{self, Printer, Render};
 

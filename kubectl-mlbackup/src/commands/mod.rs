@@ -1,62 +1,33 @@
-//! One module per subcommand; each returns a serialisable outcome that the printer renders.
+//! One module per subcommand, each with the work function it runs (`prepare` and `recover` run
+//! several: see `runbook`); here, what they share: connecting, reporting an outcome, Ctrl-C.
+//! The hint registry for their errors is `diagnostics`; `main.rs` dispatches to them.
 
 pub mod app;
 pub mod backup;
-mod delete;
+pub mod delete;
 pub mod deployments;
+pub mod diagnostics;
 pub mod diff;
-mod list;
-mod prepare;
-mod prune;
-mod recover;
+pub mod list;
+pub mod prepare;
+pub mod prune;
+pub mod recover;
 pub mod restore;
-mod runbook;
-mod show;
+pub mod runbook;
+pub mod show;
 pub mod spark_cleanup;
-mod verify;
-mod version;
+pub mod verify;
+pub mod version;
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BackupDirArgs, Cli, Command};
+use crate::cli::BackupDirArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::printer::{Printer, Render};
-
-/// Runs the chosen subcommand and prints its outcome or its error.
-pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
-    let result = match &cli.command {
-        Command::Version(args) => version::run(&cli.global, args, &env, printer).await,
-        Command::Backup(args) => backup::run(&cli.global, args, &env, printer).await,
-        Command::List(args) => list::run(args, &env, printer),
-        Command::Show(args) => show::run(args, &env, printer),
-        Command::Verify(args) => verify::run(args, &env, printer),
-        Command::Delete(args) => delete::run(args, &env, printer),
-        Command::Prune(args) => prune::run(args, &env, printer),
-        Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
-        Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
-        Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
-        Command::App(args) => app::run(&cli.global, &args.command, &env, printer).await,
-        Command::Completion(args) => printer
-            .text(&crate::completion::script(args.shell))
-            .map(|()| Exit::Success),
-        Command::Prepare(args) => prepare::run(&cli.global, args, &env, printer).await,
-        Command::Recover(args) => recover::run(&cli.global, args, &env, printer).await,
-        Command::Deployments(command) => {
-            deployments::run(&cli.global, command, &env, printer).await
-        }
-    };
-    match result {
-        Ok(exit) => exit,
-        Err(err) => {
-            printer.error(&err);
-            crate::error::exit_for(&err)
-        }
-    }
-}
 
 /// A client of the cluster and its LRS resource type (found by discovery, or `--resource`):
 /// what every command working on LRS objects starts with.
@@ -139,8 +110,3 @@ pub fn interrupt_token() -> CancellationToken {
     });
     cancel
 }
-
-/// Work stopped by Ctrl-C before it had anything to report: exit 130, like any interruption.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);

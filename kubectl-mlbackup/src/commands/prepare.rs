@@ -32,7 +32,7 @@ use crate::cli::{GlobalArgs, PrepareArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
 use crate::printer::{Consent, Printer};
 
@@ -362,7 +362,7 @@ impl Preparation<'_> {
                     );
                     let outcome = tokio::select! {
                         outcome = stopped => outcome,
-                        () = cancel.cancelled() => Err(super::Interrupted("interrupted while stopping the app".into()).into()),
+                        () = cancel.cancelled() => Err(crate::exit::Interrupted("interrupted while stopping the app".into()).into()),
                     };
                     runbook::app_report(Step::StopApp, outcome)
                 }

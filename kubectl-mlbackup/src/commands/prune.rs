@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cli::PruneArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, Backup, BackupSummary, CatalogStatus};
 use crate::printer::{self, Printer, Render};
 

@@ -24,7 +24,7 @@ use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::ServedResource;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
 use crate::printer::Printer;
 
@@ -243,7 +243,7 @@ impl Recovery<'_> {
         let outcome = tokio::select! {
             outcome = started => outcome,
             () = cancel.cancelled() => {
-                Err(super::Interrupted("interrupted while starting the app".into()).into())
+                Err(crate::exit::Interrupted("interrupted while starting the app".into()).into())
             }
         };
         runbook::app_report(Step::StartApp, outcome)
@@ -309,7 +309,7 @@ impl Recovery<'_> {
                 Err(err) => return StepReport::from_error(Step::Verify, &err),
             },
             () = cancel.cancelled() => {
-                let err = anyhow::Error::new(super::Interrupted("interrupted while verifying".into()));
+                let err = anyhow::Error::new(crate::exit::Interrupted("interrupted while verifying".into()));
                 return StepReport::from_error(Step::Verify, &err);
             }
         };

@@ -17,7 +17,7 @@ use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, Problem, ProblemKind};
 use crate::object;
 use crate::printer::{self, Printer, Render};

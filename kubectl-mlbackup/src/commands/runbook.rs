@@ -15,7 +15,7 @@ use super::deployments::ChangeOutcome;
 use super::restore::RestoreOutcome;
 use super::spark_cleanup::{CleanupOutcome, CleanupResult};
 use crate::cluster::Cluster;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{Backup, StepEvent, StepRecord};
 use crate::printer::{self, Printer, Render};
 use mlbackup_helper::protocol::{Outcome, StopReason};
@@ -137,7 +137,7 @@ impl StepReport {
 
     /// A step whose work stopped with an error before it had an outcome.
     pub fn from_error(step: Step, err: &anyhow::Error) -> StepReport {
-        let interrupted = err.chain().any(|c| c.is::<super::Interrupted>());
+        let interrupted = err.chain().any(|c| c.is::<crate::exit::Interrupted>());
         let mut report = StepReport::new(
             step,
             if interrupted {
@@ -167,7 +167,7 @@ impl StepReport {
 
 /// `what: why: why` and the hint, on one line.
 pub fn error_text(err: &anyhow::Error) -> String {
-    match crate::error::hint(err) {
+    match crate::commands::diagnostics::hint(err) {
         Some(hint) => format!("{err:#} (hint: {hint})"),
         None => format!("{err:#}"),
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::ShowArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
 use crate::printer::{self, Printer, Render};
 

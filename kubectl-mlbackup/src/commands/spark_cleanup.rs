@@ -14,7 +14,7 @@ use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
 use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
@@ -192,7 +192,7 @@ pub async fn clean(
     let found = tokio::select! {
         found = lrs::list_all(cluster, resource, namespace.as_deref(), &selector) => found,
         () = cancel.cancelled() => {
-            return Err(super::Interrupted(
+            return Err(crate::exit::Interrupted(
                 "interrupted while listing the Spark sessions; nothing was deleted".into(),
             )
             .into());

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::VerifyArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, Problem};
 use crate::printer::{self, Printer, Render};
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, VersionArgs};
 use crate::cluster::Cluster;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::helper_binary::{self, host_arch};
 use crate::printer::{Printer, Render};
 
