@@ -665,6 +665,14 @@ pub struct Catalog {
     pub unreadable: Vec<Unreadable>,
 }
 
+/// The directory holding the backups: `dir` (`--dir`), else `MLBACKUP_DIR`, else the current
+/// directory.
+pub fn root(dir: Option<&Path>, env: &crate::env::Env) -> PathBuf {
+    dir.or(env.mlbackup_dir.as_deref())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
 /// Lists the backups directly under `root`, newest first. Directories that are not backups are
 /// ignored, except ones that look meant as backups (a manifest or an `lrs_backup_` name): those
 /// are reported as unreadable, with why.

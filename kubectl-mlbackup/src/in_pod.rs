@@ -110,10 +110,10 @@ impl InPod {
     /// Finds the pod, checks the permissions and reads the helper built for its architecture.
     pub async fn start(global: &GlobalArgs, args: &PodArgs, env: &Env) -> anyhow::Result<InPod> {
         use anyhow::Context;
-        let cluster = Cluster::connect(global, env)
+        let cluster = Cluster::connect(&global.connect_options(), env)
             .await
             .context("cannot connect to the cluster")?;
-        let namespace = cluster.app_namespace(args.app_namespace.as_deref(), global, env);
+        let namespace = cluster.app_namespace(args.app_namespace.as_deref(), env);
         let place = format!("{} in the namespace `{namespace}`", args.app);
         pod::check_exec_permissions(&cluster, &namespace, &args.app)
             .await

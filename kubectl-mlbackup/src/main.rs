@@ -102,7 +102,7 @@ fn complete(words: &[std::ffi::OsString]) -> ExitCode {
     let env = env::Env::from_process();
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
     let answer = completion::cobra_completions(words, &env, &cwd);
-    let printer = printer::Printer::new(cli::OutputFormat::Table, &env);
+    let printer = printer::Printer::new(printer::OutputFormat::Table, &env);
     match printer.text(&answer) {
         Ok(()) => exit::Exit::Success.into(),
         Err(_) => exit::Exit::Failure.into(),

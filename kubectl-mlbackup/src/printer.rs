@@ -12,8 +12,18 @@ use chrono::{DateTime, Utc};
 use mlbackup_helper::text::{escape_controls, escape_controls_keep_newlines};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::env::Env;
+
+/// How results are written to stdout (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables and summaries.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One YAML document.
+    Yaml,
+}
 
 /// An outcome that can show itself as a human-readable table or summary.
 pub trait Render {

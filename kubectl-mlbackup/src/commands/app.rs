@@ -826,11 +826,11 @@ pub async fn run(
             true,
         ),
     };
-    let cluster = Cluster::connect(global, env)
+    let cluster = Cluster::connect(&global.connect_options(), env)
         .await
         .context("cannot connect to the cluster")?;
     let options = AppOptions {
-        namespace: cluster.app_namespace(selection.app_namespace.as_deref(), global, env),
+        namespace: cluster.app_namespace(selection.app_namespace.as_deref(), env),
         selection: Selection::from_args(selection),
         dry_run,
         wait: (!wait.no_wait).then_some(wait.timeout),

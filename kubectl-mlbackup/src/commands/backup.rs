@@ -139,7 +139,7 @@ pub async fn run(
         } else {
             global.namespace.clone()
         },
-        root: super::backup_root(&args.backups, env),
+        root: crate::folder::root(args.backups.dir.as_deref(), env),
         name: args.name.clone(),
         page_size: args.page_size,
     };

@@ -434,7 +434,7 @@ fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
     let Some(name) = &args.backup else {
         return Ok(None);
     };
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve(&root, name)
         .with_context(|| format!("cannot use the backup `{name}` for the deployment snapshot"))?;
     Ok(Some(backup.dir.join(SNAPSHOT_FILE)))

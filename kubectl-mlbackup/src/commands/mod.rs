@@ -19,12 +19,9 @@ pub mod spark_cleanup;
 pub mod verify;
 pub mod version;
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::BackupDirArgs;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::printer::{Printer, Render};
@@ -37,21 +34,13 @@ pub async fn connect_to_lrs(
     resource: Option<&crate::cluster::lrs::ResourceOverride>,
 ) -> anyhow::Result<(crate::cluster::Cluster, crate::cluster::lrs::ServedResource)> {
     use anyhow::Context;
-    let cluster = crate::cluster::Cluster::connect(global, env)
+    let cluster = crate::cluster::Cluster::connect(&global.connect_options(), env)
         .await
         .context("cannot connect to the cluster")?;
     let resource = crate::cluster::lrs::resolve(&cluster, resource)
         .await
         .context("cannot find the LRS resource type")?;
     Ok((cluster, resource))
-}
-
-/// The directory holding the backups: `--dir`, else `MLBACKUP_DIR`, else the current directory.
-pub fn backup_root(args: &BackupDirArgs, env: &Env) -> PathBuf {
-    args.dir
-        .clone()
-        .or_else(|| env.mlbackup_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// What a command's work function produced: the outcome to show, how the work ended, and an

@@ -110,7 +110,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let resumed = args
         .resume
         .as_deref()
@@ -347,11 +347,9 @@ impl Preparation<'_> {
                 }
                 Step::SparkCleanup => self.clean(&cancel).await,
                 Step::StopApp => {
-                    let namespace = self.cluster.app_namespace(
-                        args.datarobot.pod.app_namespace.as_deref(),
-                        self.global,
-                        self.env,
-                    );
+                    let namespace = self
+                        .cluster
+                        .app_namespace(args.datarobot.pod.app_namespace.as_deref(), self.env);
                     let stopped = runbook::run_app(
                         self.cluster,
                         super::app::Action::Stop,

@@ -46,7 +46,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve(&root, &args.name)
         .with_context(|| format!("cannot recover from the backup `{}`", args.name))?;
     if backup.status == CatalogStatus::Partial {
@@ -227,11 +227,9 @@ impl Recovery<'_> {
     }
 
     async fn start_app(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
-        let namespace = self.cluster.app_namespace(
-            self.args.datarobot.pod.app_namespace.as_deref(),
-            self.global,
-            self.env,
-        );
+        let namespace = self
+            .cluster
+            .app_namespace(self.args.datarobot.pod.app_namespace.as_deref(), self.env);
         let started = runbook::run_app(
             self.cluster,
             super::app::Action::Start,

@@ -148,7 +148,7 @@ impl Render for ShowOutcome {
 }
 
 pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let outcome = show(&root, &args.name, args.files)
         .with_context(|| format!("cannot show the backup `{}`", args.name))?;
     printer.data(&outcome)?;

@@ -56,7 +56,7 @@ impl Render for VerifyOutcome {
 }
 
 pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let context = || format!("cannot verify the backup `{}`", args.name);
     let backup = folder::resolve(&root, &args.name).with_context(context)?;
     let verification = backup.verify().with_context(context)?;

@@ -121,7 +121,7 @@ pub async fn run(
 }
 
 async fn server_version(global: &GlobalArgs, env: &Env) -> anyhow::Result<ServerVersion> {
-    let cluster = Cluster::connect(global, env)
+    let cluster = Cluster::connect(&global.connect_options(), env)
         .await
         .context("cannot connect to the cluster")?;
     let info = cluster
