@@ -826,9 +826,7 @@ pub async fn run(
             true,
         ),
     };
-    let cluster = Cluster::connect(&global.connect_options(), env)
-        .await
-        .context("cannot connect to the cluster")?;
+    let cluster = super::connect(global, env).await?;
     let options = AppOptions {
         namespace: cluster.app_namespace(selection.app_namespace.as_deref(), env),
         selection: Selection::from_args(selection),

@@ -13,10 +13,10 @@ use crate::commands::app::NothingSelected;
 use crate::commands::backup::BackupError;
 use crate::commands::deployments::Incomplete;
 use crate::commands::restore::RestoreError;
+use crate::datarobot::helper_binary::HelperNotFound;
+use crate::datarobot::in_pod::InPodError;
 use crate::exit::UsageError;
 use crate::folder::FolderError;
-use crate::helper_binary::HelperNotFound;
-use crate::in_pod::InPodError;
 
 /// An error that can tell the user what to do about it.
 pub trait Hint {

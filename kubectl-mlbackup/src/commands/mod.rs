@@ -19,28 +19,151 @@ pub mod spark_cleanup;
 pub mod verify;
 pub mod version;
 
+use anyhow::Context;
+use mlbackup_helper::api::ApiUrl;
+use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::tls::TlsOptions;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::{DataRobotArgs, GlobalArgs, Via};
+use crate::cluster::Cluster;
+use crate::cluster::lrs::{ResourceOverride, ServedResource};
+use crate::datarobot::helper_binary::HelperSearch;
+use crate::datarobot::in_pod::{InPod, PodOptions};
+use crate::datarobot::{Api, DEFAULT_REQUEST_TIMEOUT_SECONDS, Route};
 use crate::env::Env;
-use crate::exit::Exit;
+use crate::exit::{Exit, UsageError};
 use crate::printer::{Printer, Render};
+
+/// A client of the cluster the flags choose: made once, and handed to whatever the command
+/// runs.
+pub async fn connect(global: &GlobalArgs, env: &Env) -> anyhow::Result<Cluster> {
+    Cluster::connect(&global.connect_options(), env)
+        .await
+        .context("cannot connect to the cluster")
+}
 
 /// A client of the cluster and its LRS resource type (found by discovery, or `--resource`):
 /// what every command working on LRS objects starts with.
 pub async fn connect_to_lrs(
-    global: &crate::cli::GlobalArgs,
+    global: &GlobalArgs,
     env: &Env,
-    resource: Option<&crate::cluster::lrs::ResourceOverride>,
-) -> anyhow::Result<(crate::cluster::Cluster, crate::cluster::lrs::ServedResource)> {
-    use anyhow::Context;
-    let cluster = crate::cluster::Cluster::connect(&global.connect_options(), env)
-        .await
-        .context("cannot connect to the cluster")?;
+    resource: Option<&ResourceOverride>,
+) -> anyhow::Result<(Cluster, ServedResource)> {
+    let cluster = connect(global, env).await?;
     let resource = crate::cluster::lrs::resolve(&cluster, resource)
         .await
         .context("cannot find the LRS resource type")?;
     Ok((cluster, resource))
+}
+
+/// The DataRobot API as the flags and the environment say, everything that can be refused
+/// checked before anything changes. `--via pod` starts the helper in the app pod of `cluster`
+/// (connected here when the command has no cluster of its own).
+pub async fn connect_to_datarobot(
+    global: &GlobalArgs,
+    args: &DataRobotArgs,
+    cluster: Option<&Cluster>,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Api> {
+    if args.refused_token.is_some() {
+        return Err(UsageError {
+            message: "the token is never taken from the command line: every user of this \
+                      machine can read a process's arguments (ps, /proc, shell history)"
+                .into(),
+            hint: format!(
+                "export {}=<API key> (or {}), or write it to a file only you can read and pass \
+                 --token-file PATH",
+                crate::env::LRS_DATAROBOT_API_TOKEN,
+                crate::env::DATAROBOT_API_TOKEN
+            ),
+        }
+        .into());
+    }
+    let url = args
+        .api_url
+        .clone()
+        .or_else(|| env.datarobot_url.clone())
+        .ok_or_else(|| UsageError {
+            message: "no DataRobot API URL".into(),
+            hint: format!(
+                "pass --api-url https://datarobot.example.com or set {} (or {})",
+                crate::env::LRS_DATAROBOT_URL,
+                crate::env::DATAROBOT_ENDPOINT
+            ),
+        })?;
+    let api_url = ApiUrl::parse(&url)?;
+    let token = ApiToken::from_file_or_env(args.token_file.as_deref(), |name| {
+        env.datarobot_token.get(name)
+    })?;
+    if let Some(warning) = args
+        .token_file
+        .as_deref()
+        .and_then(mlbackup_helper::secret::token_file_warning)
+    {
+        printer.warning(&warning);
+    }
+    let ca_file = args.ca_file.clone().or_else(|| env.ssl_cert_file.clone());
+    let ca_pem = match &ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = TlsOptions {
+        ca_pem,
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+    };
+    // Said here once, wherever the requests run (the engine itself says nothing).
+    if let Some(warning) = mlbackup_helper::api::transport_warning(&api_url, &tls) {
+        printer.warning(&warning);
+    }
+    // Last: everything that can be refused locally is checked before the pod is touched.
+    let route = match args.via {
+        Via::Local => Route::Local,
+        Via::Pod => {
+            let connected;
+            let cluster = match cluster {
+                Some(cluster) => cluster,
+                None => {
+                    connected = connect(global, env).await?;
+                    &connected
+                }
+            };
+            let pod = &args.pod;
+            let options = PodOptions {
+                app: pod.app.clone(),
+                namespace: cluster.app_namespace(pod.app_namespace.as_deref(), env),
+                container: pod.container.clone(),
+                helper: HelperSearch::new(pod.helper.as_deref(), env),
+                keep_helper: pod.keep_helper,
+            };
+            let in_pod = InPod::start(cluster, &options).await?;
+            if !in_pod.strangers.is_empty() {
+                printer.warning(&format!(
+                    "left alone: {} (labelled like {} in `{}` but not controlled by it; \
+                     created by someone else?)",
+                    in_pod.strangers.join(", "),
+                    pod.app,
+                    in_pod.pod.namespace
+                ));
+            }
+            Route::Pod(Box::new(in_pod))
+        }
+    };
+    Ok(Api {
+        route,
+        api_url,
+        token,
+        tls,
+        request_timeout_seconds: global
+            .request_timeout
+            .map_or(DEFAULT_REQUEST_TIMEOUT_SECONDS, |t| t.as_secs_f64()),
+        verbosity: global.verbosity,
+    })
 }
 
 /// What a command's work function produced: the outcome to show, how the work ended, and an

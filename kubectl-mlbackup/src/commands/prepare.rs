@@ -23,7 +23,7 @@ use mlbackup_helper::plan::Action;
 
 use super::Finished;
 use super::backup::{self, BackupOptions};
-use super::deployments::{self, ChangeOptions, Connection};
+use super::deployments::{self, ChangeOptions};
 use super::runbook::{
     self, Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word,
 };
@@ -31,6 +31,7 @@ use super::spark_cleanup::{self, CleanupOptions};
 use crate::cli::{GlobalArgs, PrepareArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
@@ -133,8 +134,11 @@ pub async fn run(
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
-    let connection = match deactivate {
-        true => Some(Connection::resolve(global, &args.datarobot, env, printer).await?),
+    let api = match deactivate {
+        true => Some(
+            super::connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer)
+                .await?,
+        ),
         false => None,
     };
     let confirmed = match args.yes || args.dry_run {
@@ -149,7 +153,7 @@ pub async fn run(
                 args,
                 cluster: &cluster,
                 resource: &resource,
-                connection: connection.as_ref(),
+                api: api.as_ref(),
                 root: &root,
                 printer,
             };
@@ -246,7 +250,7 @@ struct Preparation<'a> {
     args: &'a PrepareArgs,
     cluster: &'a Cluster,
     resource: &'a ServedResource,
-    connection: Option<&'a Connection>,
+    api: Option<&'a Api>,
     root: &'a std::path::Path,
     printer: &'a Printer,
 }
@@ -460,7 +464,7 @@ impl Preparation<'_> {
         state: Option<std::path::PathBuf>,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> StepReport {
-        let Some(connection) = self.connection else {
+        let Some(api) = self.api else {
             return StepReport::new(
                 Step::DeactivateDeployments,
                 StepResult::Skipped,
@@ -477,8 +481,9 @@ impl Preparation<'_> {
             concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
             wait: true,
             timeout: self.args.timeout,
+            stdin_is_terminal: self.env.stdin_is_terminal,
         };
-        match deployments::change_through(connection, &options, cancel, self.printer).await {
+        match deployments::change_through(api, &options, cancel, self.printer).await {
             Ok(finished) => {
                 runbook::change_report(Step::DeactivateDeployments, finished, self.args.timeout)
             }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use mlbackup_helper::plan::Action;
 use mlbackup_helper::snapshot::Snapshot;
 
-use super::deployments::{self, ChangeOptions, Connection};
+use super::deployments::{self, ChangeOptions};
 use super::diff::{self, DiffStatus};
 use super::restore::{self, RestoreError, RestoreOptions};
 use super::runbook::{
@@ -23,6 +23,7 @@ use super::runbook::{
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::ServedResource;
+use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
@@ -55,11 +56,14 @@ pub async fn run(
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
-    let wants_connection = !args.skip_deployments && has_snapshot;
+    let wants_api = !args.skip_deployments && has_snapshot;
     // Everything that can be refused is checked before the first step; but a stopped app has no
     // pod to run the helper in until the start-app step brought it back.
-    let connection = match wants_connection && !args.start_app {
-        true => Some(Connection::resolve(global, &args.datarobot, env, printer).await?),
+    let api = match wants_api && !args.start_app {
+        true => Some(
+            super::connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer)
+                .await?,
+        ),
         false => None,
     };
     let recovery = Recovery {
@@ -68,9 +72,9 @@ pub async fn run(
         args,
         cluster: &cluster,
         resource: &resource,
-        connection: connection.as_ref(),
-        late_connection: tokio::sync::OnceCell::new(),
-        wants_connection,
+        api: api.as_ref(),
+        late_api: tokio::sync::OnceCell::new(),
+        wants_api,
         backup: &backup,
         snapshot: has_snapshot.then_some(snapshot),
         root: &root,
@@ -88,10 +92,10 @@ struct Recovery<'a> {
     args: &'a RecoverArgs,
     cluster: &'a Cluster,
     resource: &'a ServedResource,
-    connection: Option<&'a Connection>,
-    /// With --start-app: made once the app runs again (see `connection`).
-    late_connection: tokio::sync::OnceCell<Connection>,
-    wants_connection: bool,
+    api: Option<&'a Api>,
+    /// With --start-app: made once the app runs again (see `api`).
+    late_api: tokio::sync::OnceCell<Api>,
+    wants_api: bool,
     backup: &'a Backup,
     /// The backup's deployments.json, when it has one.
     snapshot: Option<std::path::PathBuf>,
@@ -212,18 +216,24 @@ impl Recovery<'_> {
         }
     }
 
-    /// The DataRobot connection: made up front, or (with --start-app) on first use.
-    async fn connection(&self) -> anyhow::Result<Option<&Connection>> {
-        if self.connection.is_some() || !self.wants_connection {
-            return Ok(self.connection);
+    /// The DataRobot API: reached up front, or (with --start-app) on first use.
+    async fn api(&self) -> anyhow::Result<Option<&Api>> {
+        if self.api.is_some() || !self.wants_api {
+            return Ok(self.api);
         }
-        let connection = self
-            .late_connection
+        let api = self
+            .late_api
             .get_or_try_init(|| {
-                Connection::resolve(self.global, &self.args.datarobot, self.env, self.printer)
+                super::connect_to_datarobot(
+                    self.global,
+                    &self.args.datarobot,
+                    Some(self.cluster),
+                    self.env,
+                    self.printer,
+                )
             })
             .await?;
-        Ok(Some(connection))
+        Ok(Some(api))
     }
 
     async fn start_app(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
@@ -248,8 +258,8 @@ impl Recovery<'_> {
     }
 
     async fn reactivate(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
-        let connection = match self.connection().await {
-            Ok(Some(connection)) => connection,
+        let api = match self.api().await {
+            Ok(Some(api)) => api,
             Ok(None) => {
                 return StepReport::new(
                     Step::ReactivateDeployments,
@@ -269,8 +279,9 @@ impl Recovery<'_> {
             concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
             wait: true,
             timeout: self.args.timeout,
+            stdin_is_terminal: self.env.stdin_is_terminal,
         };
-        match deployments::change_through(connection, &options, cancel, self.printer).await {
+        match deployments::change_through(api, &options, cancel, self.printer).await {
             Ok(finished) => {
                 runbook::change_report(Step::ReactivateDeployments, finished, self.args.timeout)
             }
@@ -285,8 +296,8 @@ impl Recovery<'_> {
             let diff = diff::compare_with_cluster(self.cluster, self.resource, self.backup, &[])
                 .await
                 .context("cannot compare the backup with the cluster")?;
-            let deployments = match (self.connection().await?, &self.snapshot) {
-                (Some(connection), Some(path)) => {
+            let deployments = match (self.api().await?, &self.snapshot) {
+                (Some(api), Some(path)) => {
                     let snapshot = Snapshot::read(path)?.unwrap_or_else(|| Snapshot {
                         format_version: mlbackup_helper::snapshot::SNAPSHOT_FORMAT_VERSION,
                         api_url: String::new(),
@@ -294,7 +305,7 @@ impl Recovery<'_> {
                         updated_at: None,
                         deployments: Vec::new(),
                     });
-                    let current = connection.list(cancel, Some(self.args.timeout)).await?;
+                    let current = api.list(cancel, Some(self.args.timeout)).await?;
                     Some((snapshot, current))
                 }
                 _ => None,

@@ -13,11 +13,9 @@ use rand::Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GlobalArgs, PodArgs};
+use super::helper_binary::{HelperNotFound, HelperSearch};
 use crate::cluster::Cluster;
-use crate::cluster::pod::{self, AppPod, Executable, PodError, SETUP_PREFIX};
-use crate::env::Env;
-use crate::helper_binary::{self, HelperNotFound};
+use crate::cluster::pod::{self, AppPod, AppTarget, Executable, PodError, SETUP_PREFIX};
 
 /// The helper's file name in its private directory in the pod.
 const REMOTE_NAME: &str = "mlbackup-helper";
@@ -95,6 +93,20 @@ impl InPodError {
     }
 }
 
+/// Where `--via pod` runs the helper, resolved from the flags and the environment.
+#[derive(Debug, Clone)]
+pub struct PodOptions {
+    /// `deploy/NAME` (a ready pod it controls) or `pod/NAME`.
+    pub app: AppTarget,
+    /// The namespace DataRobot is installed in.
+    pub namespace: String,
+    /// `None`: the pod's default container, else its first.
+    pub container: Option<String>,
+    pub helper: HelperSearch,
+    /// Leave this run's copy of the helper in the pod.
+    pub keep_helper: bool,
+}
+
 /// The pod and the helper binary for it, ready to take requests.
 pub struct InPod {
     cluster: Cluster,
@@ -108,27 +120,31 @@ pub struct InPod {
 
 impl InPod {
     /// Finds the pod, checks the permissions and reads the helper built for its architecture.
-    pub async fn start(global: &GlobalArgs, args: &PodArgs, env: &Env) -> anyhow::Result<InPod> {
+    pub async fn start(cluster: &Cluster, options: &PodOptions) -> anyhow::Result<InPod> {
         use anyhow::Context;
-        let cluster = Cluster::connect(&global.connect_options(), env)
-            .await
-            .context("cannot connect to the cluster")?;
-        let namespace = cluster.app_namespace(args.app_namespace.as_deref(), env);
-        let place = format!("{} in the namespace `{namespace}`", args.app);
-        pod::check_exec_permissions(&cluster, &namespace, &args.app)
+        let namespace = &options.namespace;
+        let place = format!("{} in the namespace `{namespace}`", options.app);
+        pod::check_exec_permissions(cluster, namespace, &options.app)
             .await
             .map_err(InPodError::from)
             .with_context(|| format!("cannot run the helper in {place}"))?;
-        let found = pod::find_app_pod(&cluster, &namespace, &args.app, args.container.as_deref())
-            .await
-            .map_err(InPodError::from)
-            .with_context(|| format!("cannot run the helper in {place}"))?;
+        let found = pod::find_app_pod(
+            cluster,
+            namespace,
+            &options.app,
+            options.container.as_deref(),
+        )
+        .await
+        .map_err(InPodError::from)
+        .with_context(|| format!("cannot run the helper in {place}"))?;
         let pod = found.pod;
-        let arch = pod::architecture(&cluster, &pod)
+        let arch = pod::architecture(cluster, &pod)
             .await
             .map_err(InPodError::from)
             .with_context(|| format!("cannot learn the architecture of the pod {}", pod.name))?;
-        let local = helper_binary::locate(args.helper.as_deref(), env, &arch)
+        let local = options
+            .helper
+            .locate(&arch)
             .map_err(InPodError::from)
             .context("cannot find the helper to run in the pod")?;
         let helper = std::fs::read(&local).map_err(|source| InPodError::ReadHelper {
@@ -143,12 +159,12 @@ impl InPod {
             pod.container
         );
         Ok(InPod {
-            cluster,
+            cluster: cluster.clone(),
             pod,
             strangers: found.strangers,
             sha256: crate::folder::sha256_hex(&helper),
             helper,
-            keep_helper: args.keep_helper,
+            keep_helper: options.keep_helper,
         })
     }
 
