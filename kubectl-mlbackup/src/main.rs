@@ -82,8 +82,8 @@ async fn run(cli: cli::Cli, env: env::Env, printer: &printer::Printer) -> exit::
         Command::Completion(args) => printer
             .text(&completion::script(args.shell))
             .map(|()| exit::Exit::Success),
-        Command::Prepare(args) => prepare::run(global, args, &env, printer).await,
-        Command::Recover(args) => recover::run(global, args, &env, printer).await,
+        Command::Prepare(args) => runbook::prepare::run(global, args, &env, printer).await,
+        Command::Recover(args) => runbook::recover::run(global, args, &env, printer).await,
         Command::Deployments(command) => deployments::run(global, command, &env, printer).await,
     };
     match result {

@@ -1,7 +1,11 @@
-//! What `prepare` and `recover` share: the list of steps, the report of each step and the
-//! summary table, the journal records of each step, and how the outcome of a standalone
-//! command's work function (the same code `backup`, `deployments`, `spark-cleanup`, `restore`
-//! and `diff` run) becomes a step report.
+//! The runbooks: `prepare` (before an upgrade) and `recover` (after it), one file each. They sit
+//! above the standalone commands and run their work functions. Here, what the two share: the
+//! list of steps, the report of each step and the summary table, the journal records of each
+//! step, and how the outcome of a standalone command's work function (the same code `backup`,
+//! `deployments`, `spark-cleanup`, `restore` and `diff` run) becomes a step report.
+
+pub mod prepare;
+pub mod recover;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,19 +13,19 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Finished;
-use super::backup::BackupOutcome;
-use super::deployments::ChangeOutcome;
-use super::restore::RestoreOutcome;
-use super::spark_cleanup::{CleanupOutcome, CleanupResult};
 use crate::cluster::Cluster;
+use crate::commands::Finished;
+use crate::commands::backup::BackupOutcome;
+use crate::commands::deployments::ChangeOutcome;
+use crate::commands::restore::RestoreOutcome;
+use crate::commands::spark_cleanup::{CleanupOutcome, CleanupResult};
 use crate::exit::Exit;
 use crate::folder::{Backup, StepEvent, StepRecord};
 use crate::printer::{self, Printer, Render};
 use mlbackup_helper::protocol::{Outcome, StopReason};
 
 /// One step of a runbook. `prepare` and `recover` run them in the order of their lists
-/// ([`super::prepare::STEPS`], [`super::recover::STEPS`]); a new step is a variant here, an
+/// ([`prepare::STEPS`], [`recover::STEPS`]); a new step is a variant here, an
 /// entry in a list and an arm where the list is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -337,7 +341,10 @@ pub fn cleanup_report(finished: Finished<CleanupOutcome>) -> StepReport {
 
 /// The restore step's report.
 /// The report of an `app stop|start` step.
-pub fn app_report(step: Step, outcome: anyhow::Result<super::app::AppOutcome>) -> StepReport {
+pub fn app_report(
+    step: Step,
+    outcome: anyhow::Result<crate::commands::app::AppOutcome>,
+) -> StepReport {
     match outcome {
         Ok(outcome) => {
             let s = &outcome.summary;
@@ -368,13 +375,13 @@ pub fn app_report(step: Step, outcome: anyhow::Result<super::app::AppOutcome>) -
 /// Stops or starts the app with `app`'s default selection in `namespace`.
 pub async fn run_app(
     cluster: &Cluster,
-    action: super::app::Action,
+    action: crate::commands::app::Action,
     namespace: String,
     dry_run: bool,
     timeout: std::time::Duration,
     printer: &Printer,
-) -> anyhow::Result<super::app::AppOutcome> {
-    use super::app::{self, AppOptions, Selection};
+) -> anyhow::Result<crate::commands::app::AppOutcome> {
+    use crate::commands::app::{self, AppOptions, Selection};
     let options = AppOptions {
         namespace,
         selection: Selection::from_args(&Default::default()),
@@ -498,8 +505,8 @@ impl Journal<'_> {
 
     fn index_of(&self, step: Step) -> usize {
         let list: &[Step] = match self.runbook {
-            "prepare" => super::prepare::STEPS,
-            _ => super::recover::STEPS,
+            "prepare" => prepare::STEPS,
+            _ => recover::STEPS,
         };
         list.iter().position(|s| *s == step).map_or(0, |i| i + 1)
     }

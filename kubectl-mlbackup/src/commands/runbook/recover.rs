@@ -14,15 +14,13 @@ use anyhow::Context;
 use mlbackup_helper::plan::Action;
 use mlbackup_helper::snapshot::Snapshot;
 
-use super::deployments::{self, ChangeOptions};
-use super::diff::{self, DiffStatus};
-use super::restore::{self, RestoreError, RestoreOptions};
-use super::runbook::{
-    self, Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word,
-};
+use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::ServedResource;
+use crate::commands::deployments::{self, ChangeOptions};
+use crate::commands::diff::{self, DiffStatus};
+use crate::commands::restore::{self, RestoreError, RestoreOptions};
 use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::Exit;
@@ -55,14 +53,21 @@ pub async fn run(
     }
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
-    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let (cluster, resource) =
+        crate::commands::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let wants_api = !args.skip_deployments && has_snapshot;
     // Everything that can be refused is checked before the first step; but a stopped app has no
     // pod to run the helper in until the start-app step brought it back.
     let api = match wants_api && !args.start_app {
         true => Some(
-            super::connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer)
-                .await?,
+            crate::commands::connect_to_datarobot(
+                global,
+                &args.datarobot,
+                Some(&cluster),
+                env,
+                printer,
+            )
+            .await?,
         ),
         false => None,
     };
@@ -122,7 +127,7 @@ impl Recovery<'_> {
             journal: None,
             next: None,
         };
-        let cancel = super::interrupt_token();
+        let cancel = crate::commands::interrupt_token();
         for &step in STEPS {
             if cancel.is_cancelled() {
                 let result = if outcome
@@ -179,7 +184,7 @@ impl Recovery<'_> {
             if args.skip_deployments {
                 words.push("--skip-deployments".into());
             }
-            words.extend(runbook::same_target_flags(
+            words.extend(super::same_target_flags(
                 self.global,
                 Some(self.root),
                 (!args.skip_deployments).then_some(&args.datarobot),
@@ -211,7 +216,7 @@ impl Recovery<'_> {
         )
         .await
         {
-            Ok(finished) => runbook::restore_report(finished),
+            Ok(finished) => super::restore_report(finished),
             Err(err) => StepReport::from_error(Step::RestoreLrs, &err),
         }
     }
@@ -224,7 +229,7 @@ impl Recovery<'_> {
         let api = self
             .late_api
             .get_or_try_init(|| {
-                super::connect_to_datarobot(
+                crate::commands::connect_to_datarobot(
                     self.global,
                     &self.args.datarobot,
                     Some(self.cluster),
@@ -240,9 +245,9 @@ impl Recovery<'_> {
         let namespace = self
             .cluster
             .app_namespace(self.args.datarobot.pod.app_namespace.as_deref(), self.env);
-        let started = runbook::run_app(
+        let started = super::run_app(
             self.cluster,
-            super::app::Action::Start,
+            crate::commands::app::Action::Start,
             namespace,
             self.args.dry_run,
             self.args.timeout,
@@ -254,7 +259,7 @@ impl Recovery<'_> {
                 Err(crate::exit::Interrupted("interrupted while starting the app".into()).into())
             }
         };
-        runbook::app_report(Step::StartApp, outcome)
+        super::app_report(Step::StartApp, outcome)
     }
 
     async fn reactivate(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
@@ -283,7 +288,7 @@ impl Recovery<'_> {
         };
         match deployments::change_through(api, &options, cancel, self.printer).await {
             Ok(finished) => {
-                runbook::change_report(Step::ReactivateDeployments, finished, self.args.timeout)
+                super::change_report(Step::ReactivateDeployments, finished, self.args.timeout)
             }
             Err(err) => StepReport::from_error(Step::ReactivateDeployments, &err),
         }

@@ -21,16 +21,14 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use mlbackup_helper::plan::Action;
 
-use super::Finished;
-use super::backup::{self, BackupOptions};
-use super::deployments::{self, ChangeOptions};
-use super::runbook::{
-    self, Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word,
-};
-use super::spark_cleanup::{self, CleanupOptions};
+use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{GlobalArgs, PrepareArgs};
 use crate::cluster::Cluster;
 use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::commands::Finished;
+use crate::commands::backup::{self, BackupOptions};
+use crate::commands::deployments::{self, ChangeOptions};
+use crate::commands::spark_cleanup::{self, CleanupOptions};
 use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
@@ -131,13 +129,20 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
-    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let (cluster, resource) =
+        crate::commands::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
     let api = match deactivate {
         true => Some(
-            super::connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer)
-                .await?,
+            crate::commands::connect_to_datarobot(
+                global,
+                &args.datarobot,
+                Some(&cluster),
+                env,
+                printer,
+            )
+            .await?,
         ),
         false => None,
     };
@@ -284,7 +289,7 @@ impl Preparation<'_> {
             journal: None,
             next: None,
         };
-        let cancel = super::interrupt_token();
+        let cancel = crate::commands::interrupt_token();
         let mut stopped = false;
         for &step in STEPS {
             if stopped || cancel.is_cancelled() {
@@ -354,9 +359,9 @@ impl Preparation<'_> {
                     let namespace = self
                         .cluster
                         .app_namespace(args.datarobot.pod.app_namespace.as_deref(), self.env);
-                    let stopped = runbook::run_app(
+                    let stopped = super::run_app(
                         self.cluster,
-                        super::app::Action::Stop,
+                        crate::commands::app::Action::Stop,
                         namespace,
                         args.dry_run,
                         args.timeout,
@@ -366,7 +371,7 @@ impl Preparation<'_> {
                         outcome = stopped => outcome,
                         () = cancel.cancelled() => Err(crate::exit::Interrupted("interrupted while stopping the app".into()).into()),
                     };
-                    runbook::app_report(Step::StopApp, outcome)
+                    super::app_report(Step::StopApp, outcome)
                 }
                 other => unreachable!("{} is not a step of prepare", other.name()),
             };
@@ -454,7 +459,7 @@ impl Preparation<'_> {
             page_size: PAGE_SIZE,
         };
         match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
-            Ok(finished) => runbook::backup_report(finished),
+            Ok(finished) => super::backup_report(finished),
             Err(err) => StepReport::from_error(Step::Backup, &err),
         }
     }
@@ -485,7 +490,7 @@ impl Preparation<'_> {
         };
         match deployments::change_through(api, &options, cancel, self.printer).await {
             Ok(finished) => {
-                runbook::change_report(Step::DeactivateDeployments, finished, self.args.timeout)
+                super::change_report(Step::DeactivateDeployments, finished, self.args.timeout)
             }
             Err(err) => StepReport::from_error(Step::DeactivateDeployments, &err),
         }
@@ -510,7 +515,7 @@ impl Preparation<'_> {
         )
         .await;
         match finished {
-            Ok(finished) => runbook::cleanup_report(finished),
+            Ok(finished) => super::cleanup_report(finished),
             Err(err) => StepReport::from_error(Step::SparkCleanup, &err),
         }
     }
@@ -553,7 +558,7 @@ impl Preparation<'_> {
                 RunResult::Failed | RunResult::Interrupted => "--stop-app".into(),
             });
         }
-        words.extend(runbook::same_target_flags(self.global, dir, datarobot));
+        words.extend(super::same_target_flags(self.global, dir, datarobot));
         Some(words.join(" "))
     }
 }
