@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use crate::env::Env;
 
+pub mod list;
 pub mod lrs;
 pub mod objects;
 pub mod pod;
@@ -290,6 +291,14 @@ impl Cluster {
             retry: RetryPolicy::default(),
             namespace_flag: given.namespace.clone(),
         })
+    }
+
+    /// A request that could not be built (a name or parameter the URL cannot carry).
+    pub fn build_error(&self, err: kube::core::request::Error) -> ClusterError {
+        ClusterError::Client {
+            url: self.server_url.clone(),
+            source: kube::Error::BuildRequest(err),
+        }
     }
 
     /// Turns a failed request into an error that says what went wrong in the user's terms.

@@ -11,7 +11,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupArgs, GlobalArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::exit::Exit;
@@ -282,7 +283,7 @@ async fn list_once(
         let namespace = what.namespace.map(str::to_string);
         let selector = what.selector.to_string();
         tokio::spawn(async move {
-            lrs::list_page(
+            list::page(
                 &cluster,
                 &resource,
                 namespace.as_deref(),

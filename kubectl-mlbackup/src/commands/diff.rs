@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::restore::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder;
@@ -174,11 +175,11 @@ pub async fn compare_with_cluster(
 
     let (selector, scope) = scope(backup, namespace_map, &targets);
     let in_scope = match scope.is_empty() {
-        true => lrs::list_all(cluster, resource, None, &selector).await,
+        true => list::all(cluster, resource, None, &selector).await,
         false => {
             let mut all = Vec::new();
             for namespace in &scope {
-                all.extend(lrs::list_all(cluster, resource, Some(namespace), &selector).await?);
+                all.extend(list::all(cluster, resource, Some(namespace), &selector).await?);
             }
             Ok(all)
         }

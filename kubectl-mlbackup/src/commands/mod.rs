@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DataRobotArgs, GlobalArgs, Via};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{ResourceOverride, ServedResource};
+use crate::cluster::list::ServedResource;
+use crate::cluster::lrs::ResourceOverride;
 use crate::datarobot::helper_binary::HelperSearch;
 use crate::datarobot::in_pod::{InPod, PodOptions};
 use crate::datarobot::{Api, DEFAULT_REQUEST_TIMEOUT_SECONDS, Route};

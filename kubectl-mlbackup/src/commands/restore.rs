@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DryRun, ExistingPolicy, GlobalArgs, NamespaceMapping, ObjectRef, RestoreArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
@@ -219,7 +220,7 @@ pub(super) async fn live_objects(
     namespaces: &BTreeSet<String>,
 ) -> Result<HashMap<(String, String), Value>, ClusterError> {
     let lists: Vec<Result<Vec<Value>, ClusterError>> = futures::stream::iter(namespaces)
-        .map(|namespace| lrs::list_all(cluster, resource, Some(namespace), ""))
+        .map(|namespace| list::all(cluster, resource, Some(namespace), ""))
         .buffer_unordered(MAX_IN_FLIGHT)
         .collect()
         .await;
@@ -1079,7 +1080,7 @@ mod against_the_fake {
         kube.write_kubeconfig(&kubeconfig, "fake", Some("dr-app"))
             .unwrap();
         let cluster = crate::cluster::testing::connect(&kubeconfig).await;
-        let resource = lrs::resolve(&cluster, None).await.unwrap();
+        let resource = crate::cluster::lrs::resolve(&cluster, None).await.unwrap();
 
         // The plugin reads the object; then someone else writes before the plugin does.
         let stale = objects::get(&cluster, &resource, "dr-app", "cm-1")

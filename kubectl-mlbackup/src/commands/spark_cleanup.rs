@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, SparkCleanupArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
@@ -190,7 +191,7 @@ pub async fn clean(
     let namespace = options.namespace.clone();
     let selector = format!("{LRS_TYPE_LABEL}={SPARK_TYPE}");
     let found = tokio::select! {
-        found = lrs::list_all(cluster, resource, namespace.as_deref(), &selector) => found,
+        found = list::all(cluster, resource, namespace.as_deref(), &selector) => found,
         () = cancel.cancelled() => {
             return Err(crate::exit::Interrupted(
                 "interrupted while listing the Spark sessions; nothing was deleted".into(),
@@ -399,7 +400,7 @@ async fn wait_until_gone(
     let progress = printer.progress("waiting for the sessions to go");
     progress.set_total(waiting as u64);
     loop {
-        let remaining = lrs::list_all(cluster, resource, namespace, selector).await?;
+        let remaining = list::all(cluster, resource, namespace, selector).await?;
         let mut still = 0;
         for item in items
             .iter_mut()

@@ -24,7 +24,8 @@ use mlbackup_helper::plan::Action;
 use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{GlobalArgs, PrepareArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::commands::Finished;
 use crate::commands::backup::{self, BackupOptions};
 use crate::commands::deployments::{self, ChangeOptions};
@@ -391,7 +392,7 @@ impl Preparation<'_> {
 
     async fn plan_backup(&self, name: Option<&str>) -> StepReport {
         let namespace = self.namespace();
-        let listed = lrs::list_all(self.cluster, self.resource, namespace.as_deref(), "")
+        let listed = list::all(self.cluster, self.resource, namespace.as_deref(), "")
             .await
             .context("cannot list the LRS objects");
         let objects = match listed {

@@ -17,7 +17,7 @@ use mlbackup_helper::snapshot::Snapshot;
 use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::ServedResource;
+use crate::cluster::list::ServedResource;
 use crate::commands::deployments::{self, ChangeOptions};
 use crate::commands::diff::{self, DiffStatus};
 use crate::commands::restore::{self, RestoreError, RestoreOptions};
