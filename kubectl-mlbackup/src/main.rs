@@ -12,6 +12,7 @@ mod env;
 mod exit;
 mod folder;
 mod object;
+mod poll;
 mod printer;
 mod yaml;
 

@@ -1,7 +1,7 @@
 //! `spark-cleanup`: deletes the interactive Spark sessions (LRS of type `spark_app`) so the app
 //! does not reconnect to stale sessions after a restart, and waits until they are gone.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -16,6 +16,7 @@ use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::exit::Exit;
+use crate::poll::{self, Waited};
 use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
@@ -389,7 +390,6 @@ async fn wait_until_gone(
     items: &mut [CleanupItem],
     printer: &Printer,
 ) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + timeout;
     let waiting = items
         .iter()
         .filter(|i| i.result == CleanupResult::Deleting)
@@ -399,39 +399,39 @@ async fn wait_until_gone(
     }
     let progress = printer.progress("waiting for the sessions to go");
     progress.set_total(waiting as u64);
-    loop {
-        let remaining = list::all(cluster, resource, namespace, selector).await?;
-        let mut still = 0;
-        for item in items
-            .iter_mut()
-            .filter(|i| i.result == CleanupResult::Deleting)
-        {
-            match remaining.iter().find(|o| text(o, "uid") == item.uid) {
-                Some(object) => {
-                    item.finalizers = objects::finalizers_of(object);
-                    still += 1;
-                }
-                None => {
-                    item.result = CleanupResult::Deleted;
-                    item.finalizers.clear();
-                    progress.inc();
-                }
-            }
-        }
-        if still == 0 {
-            break;
-        }
-        if Instant::now() >= deadline {
+    let waited = poll::until_deadline(
+        timeout,
+        POLL_INTERVAL,
+        async || -> Result<bool, ClusterError> {
+            let remaining = list::all(cluster, resource, namespace, selector).await?;
+            let mut still = 0;
             for item in items
                 .iter_mut()
                 .filter(|i| i.result == CleanupResult::Deleting)
             {
-                item.result = CleanupResult::TimedOut;
+                match remaining.iter().find(|o| text(o, "uid") == item.uid) {
+                    Some(object) => {
+                        item.finalizers = objects::finalizers_of(object);
+                        still += 1;
+                    }
+                    None => {
+                        item.result = CleanupResult::Deleted;
+                        item.finalizers.clear();
+                        progress.inc();
+                    }
+                }
             }
-            break;
+            Ok(still == 0)
+        },
+    )
+    .await?;
+    if waited == Waited::TimedOut {
+        for item in items
+            .iter_mut()
+            .filter(|i| i.result == CleanupResult::Deleting)
+        {
+            item.result = CleanupResult::TimedOut;
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
     }
     progress.finish();
     Ok(())
