@@ -321,6 +321,15 @@ pub fn counts(counts: &std::collections::BTreeMap<String, usize>) -> String {
         .join(",")
 }
 
+/// `word` with its first letter in upper case, to start a sentence.
+pub fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// kubectl's way of showing an unset value.
 pub fn none_if_empty(value: &str) -> &str {
     if value.is_empty() { "<none>" } else { value }

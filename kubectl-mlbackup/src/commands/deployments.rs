@@ -169,7 +169,7 @@ impl Render for ChangeOutcome {
         } else {
             text.push_str(&format!(
                 "{}: {counts}; {} others left alone; {:.1}s.\n",
-                capitalised(verb),
+                printer::capitalised(verb),
                 self.left_alone,
                 self.seconds
             ));
@@ -206,14 +206,6 @@ impl Render for ChangeOutcome {
         }
         text
     }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// Some deployments were not brought to their target status.

@@ -623,14 +623,16 @@ impl Render for RunbookOutcome {
             (RunResult::Succeeded, true) => "The plan above changes nothing until run without \
                                              --dry-run."
                 .to_string(),
-            (RunResult::Succeeded, false) => format!("{} finished.", capitalised(self.runbook)),
+            (RunResult::Succeeded, false) => {
+                format!("{} finished.", printer::capitalised(self.runbook))
+            }
             (RunResult::Failed, _) => format!(
                 "{} did NOT finish: see the failed steps above; a re-run is safe.",
-                capitalised(self.runbook)
+                printer::capitalised(self.runbook)
             ),
             (RunResult::Interrupted, _) => format!(
                 "{} was INTERRUPTED: what was done is recorded; a re-run is safe.",
-                capitalised(self.runbook)
+                printer::capitalised(self.runbook)
             ),
         };
         text.push_str(&verdict);
@@ -643,14 +645,6 @@ impl Render for RunbookOutcome {
         }
         text
     }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// A shell word: quoted only when it needs to be.
