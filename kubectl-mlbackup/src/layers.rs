@@ -410,7 +410,6 @@ fn circles<T>(edges: &BTreeMap<(Module, Module), T>) -> Vec<Vec<Module>> {
 }
 
 #[test]
-#[ignore = "on until the layers of issue 13 are in place"]
 fn modules_import_only_their_layer_and_the_layers_below_without_circles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     // This file only names modules in strings; it is a test of the others.
