@@ -16,13 +16,16 @@ use serde::Serialize;
 use crate::cluster::Cluster;
 use crate::commands::Finished;
 use crate::commands::backup::BackupOutcome;
-use crate::commands::deployments::ChangeOutcome;
+use crate::commands::deployments::{self, ChangeOptions, ChangeOutcome};
 use crate::commands::restore::RestoreOutcome;
 use crate::commands::spark_cleanup::{CleanupOutcome, CleanupResult};
+use crate::datarobot::Api;
 use crate::exit::Exit;
 use crate::folder::{Backup, StepEvent, StepRecord};
 use crate::printer::{self, Printer, Render};
+use mlbackup_helper::plan::Action;
 use mlbackup_helper::protocol::{Outcome, StopReason};
+use tokio_util::sync::CancellationToken;
 
 /// One step of a runbook. `prepare` and `recover` run them in the order of their lists
 /// ([`prepare::STEPS`], [`recover::STEPS`]); a new step is a variant here, an
@@ -339,7 +342,6 @@ pub fn cleanup_report(finished: Finished<CleanupOutcome>) -> StepReport {
     with_error(report, &finished)
 }
 
-/// The restore step's report.
 /// The report of an `app stop|start` step.
 pub fn app_report(
     step: Step,
@@ -399,6 +401,42 @@ pub async fn run_app(
     Ok(app::execute(cluster, action, &selected, &options, printer).await?)
 }
 
+/// Deactivates or reactivates, as `step` says, the deployments that the snapshot at `state`
+/// decides, with the runbooks' choices: the engine's concurrency, each change waited for. Nothing
+/// is asked: a prepare is confirmed once for all its steps, and reactivating the recorded
+/// deployments needs no yes.
+pub async fn change_deployments(
+    step: Step,
+    api: &Api,
+    state: Option<PathBuf>,
+    dry_run: bool,
+    timeout: std::time::Duration,
+    cancel: &CancellationToken,
+    printer: &Printer,
+) -> StepReport {
+    let options = ChangeOptions {
+        action: match step {
+            Step::DeactivateDeployments => Action::Deactivate,
+            _ => Action::Reactivate,
+        },
+        state,
+        all: false,
+        yes: true,
+        only: Vec::new(),
+        dry_run,
+        concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
+        wait: true,
+        timeout,
+        // Never read: `yes` is set.
+        stdin_is_terminal: false,
+    };
+    match deployments::change_through(api, &options, cancel, printer).await {
+        Ok(finished) => change_report(step, finished, timeout),
+        Err(err) => StepReport::from_error(step, &err),
+    }
+}
+
+/// The restore step's report.
 pub fn restore_report(finished: Finished<RestoreOutcome>) -> StepReport {
     let outcome = &finished.outcome;
     let s = &outcome.summary;

@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use mlbackup_helper::plan::Action;
 
 use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{GlobalArgs, PrepareArgs};
@@ -28,7 +27,6 @@ use crate::cluster::list::{self, ServedResource};
 use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::commands::Finished;
 use crate::commands::backup::{self, BackupOptions};
-use crate::commands::deployments::{self, ChangeOptions};
 use crate::commands::spark_cleanup::{self, CleanupOptions};
 use crate::datarobot::Api;
 use crate::env::Env;
@@ -477,24 +475,16 @@ impl Preparation<'_> {
                 "no DataRobot connection",
             );
         };
-        let options = ChangeOptions {
-            action: Action::Deactivate,
+        super::change_deployments(
+            Step::DeactivateDeployments,
+            api,
             state,
-            all: false,
-            yes: true,
-            only: Vec::new(),
-            dry_run: self.args.dry_run,
-            concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
-            wait: true,
-            timeout: self.args.timeout,
-            stdin_is_terminal: self.env.stdin_is_terminal,
-        };
-        match deployments::change_through(api, &options, cancel, self.printer).await {
-            Ok(finished) => {
-                super::change_report(Step::DeactivateDeployments, finished, self.args.timeout)
-            }
-            Err(err) => StepReport::from_error(Step::DeactivateDeployments, &err),
-        }
+            self.args.dry_run,
+            self.args.timeout,
+            cancel,
+            self.printer,
+        )
+        .await
     }
 
     async fn clean(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {

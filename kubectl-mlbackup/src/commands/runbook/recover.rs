@@ -11,14 +11,12 @@
 //! to stale sessions), and the verification does not count them as missing.
 
 use anyhow::Context;
-use mlbackup_helper::plan::Action;
 use mlbackup_helper::snapshot::Snapshot;
 
 use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
 use crate::cluster::list::ServedResource;
-use crate::commands::deployments::{self, ChangeOptions};
 use crate::commands::diff::{self, DiffStatus};
 use crate::commands::restore::{self, RestoreError, RestoreOptions};
 use crate::datarobot::Api;
@@ -274,24 +272,16 @@ impl Recovery<'_> {
             }
             Err(err) => return StepReport::from_error(Step::ReactivateDeployments, &err),
         };
-        let options = ChangeOptions {
-            action: Action::Reactivate,
-            state: self.snapshot.clone(),
-            all: false,
-            yes: false,
-            only: Vec::new(),
-            dry_run: self.args.dry_run,
-            concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
-            wait: true,
-            timeout: self.args.timeout,
-            stdin_is_terminal: self.env.stdin_is_terminal,
-        };
-        match deployments::change_through(api, &options, cancel, self.printer).await {
-            Ok(finished) => {
-                super::change_report(Step::ReactivateDeployments, finished, self.args.timeout)
-            }
-            Err(err) => StepReport::from_error(Step::ReactivateDeployments, &err),
-        }
+        super::change_deployments(
+            Step::ReactivateDeployments,
+            api,
+            self.snapshot.clone(),
+            self.args.dry_run,
+            self.args.timeout,
+            cancel,
+            self.printer,
+        )
+        .await
     }
 
     /// The backup against the cluster (Spark sessions apart), and every deployment recorded
