@@ -28,6 +28,7 @@ use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::commands::Finished;
 use crate::commands::backup::{self, BackupOptions};
 use crate::commands::spark_cleanup::{self, CleanupOptions};
+use crate::commands::{connect_to_datarobot, connect_to_lrs, interrupt_token};
 use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
@@ -128,21 +129,13 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
-    let (cluster, resource) =
-        crate::commands::connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
     let api = match deactivate {
-        true => Some(
-            crate::commands::connect_to_datarobot(
-                global,
-                &args.datarobot,
-                Some(&cluster),
-                env,
-                printer,
-            )
-            .await?,
-        ),
+        true => {
+            Some(connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer).await?)
+        }
         false => None,
     };
     let confirmed = match args.yes || args.dry_run {
@@ -288,7 +281,7 @@ impl Preparation<'_> {
             journal: None,
             next: None,
         };
-        let cancel = crate::commands::interrupt_token();
+        let cancel = interrupt_token();
         let mut stopped = false;
         for &step in STEPS {
             if stopped || cancel.is_cancelled() {

@@ -19,6 +19,7 @@ use crate::cluster::Cluster;
 use crate::cluster::list::ServedResource;
 use crate::commands::diff::{self, DiffStatus};
 use crate::commands::restore::{self, RestoreError, RestoreOptions};
+use crate::commands::{connect_to_datarobot, connect_to_lrs, interrupt_token};
 use crate::datarobot::Api;
 use crate::env::Env;
 use crate::exit::Exit;
@@ -51,22 +52,14 @@ pub async fn run(
     }
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
-    let (cluster, resource) =
-        crate::commands::connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let wants_api = !args.skip_deployments && has_snapshot;
     // Everything that can be refused is checked before the first step; but a stopped app has no
     // pod to run the helper in until the start-app step brought it back.
     let api = match wants_api && !args.start_app {
-        true => Some(
-            crate::commands::connect_to_datarobot(
-                global,
-                &args.datarobot,
-                Some(&cluster),
-                env,
-                printer,
-            )
-            .await?,
-        ),
+        true => {
+            Some(connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer).await?)
+        }
         false => None,
     };
     let recovery = Recovery {
@@ -125,7 +118,7 @@ impl Recovery<'_> {
             journal: None,
             next: None,
         };
-        let cancel = crate::commands::interrupt_token();
+        let cancel = interrupt_token();
         for &step in STEPS {
             if cancel.is_cancelled() {
                 let result = if outcome
@@ -227,7 +220,7 @@ impl Recovery<'_> {
         let api = self
             .late_api
             .get_or_try_init(|| {
-                crate::commands::connect_to_datarobot(
+                connect_to_datarobot(
                     self.global,
                     &self.args.datarobot,
                     Some(self.cluster),
