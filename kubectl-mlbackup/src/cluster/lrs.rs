@@ -54,14 +54,8 @@ impl fmt::Display for ResourceOverride {
 }
 
 #[derive(Deserialize)]
-struct ApiGroupList {
-    groups: Vec<ApiGroup>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ApiGroup {
-    name: String,
     versions: Vec<GroupVersion>,
     preferred_version: Option<GroupVersion>,
 }
@@ -85,7 +79,9 @@ struct ApiResource {
 }
 
 /// Finds the LRS resource (or the `--resource` override) through discovery: the group's
-/// preferred version unless the override names one, then the resource's kind and scope.
+/// preferred version unless the override names one, then the resource's kind and scope. Two
+/// small requests: the one group (`/apis/GROUP`, not the list of every group a large cluster
+/// serves), then its version's resources.
 pub async fn resolve(
     cluster: &Cluster,
     wanted: Option<&ResourceOverride>,
@@ -102,12 +98,13 @@ pub async fn resolve(
         resource: &qualified,
         namespace: None,
     };
-    let groups: ApiGroupList = send_json(cluster, get("/apis"), &scope).await?;
-    let served = groups
-        .groups
-        .into_iter()
-        .find(|g| g.name == group)
-        .ok_or_else(|| not_served(format!("the API group `{group}` is not served")))?;
+    let served: ApiGroup = match send_json(cluster, get(&format!("/apis/{group}")), &scope).await {
+        Ok(served) => served,
+        Err(ClusterError::NotFound { .. }) => {
+            return Err(not_served(format!("the API group `{group}` is not served")));
+        }
+        Err(err) => return Err(err),
+    };
     let version = match wanted {
         Some(w) => {
             if !served.versions.iter().any(|v| v.version == w.version) {

@@ -8,6 +8,7 @@ mod catalog;
 mod completion;
 mod deployments;
 mod diff;
+mod exact;
 mod help;
 mod in_pod;
 mod pod_security;

@@ -192,6 +192,98 @@ async fn create_is_strict_like_the_real_server() {
 }
 
 #[tokio::test]
+async fn names_of_253_characters_are_valid_and_254_are_not_like_the_real_server() {
+    let server = server();
+    // `IsDNS1123Subdomain`: 253 characters at most; its parts have no limit of their own.
+    let undotted = "a".repeat(253);
+    server.create(lrs(&undotted, "deployment")).await;
+    let dotted = format!(
+        "{}.{}.{}.{}",
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(63),
+        "e".repeat(61)
+    );
+    server.create(lrs(&dotted, "deployment")).await;
+    // Created by server-side apply too.
+    let applied = format!("{}.x", "f".repeat(251));
+    let (code, created) = server
+        .patch(
+            &format!("{LRS}/{applied}?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs(&applied, "deployment").to_string(),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+
+    let too_long = "g".repeat(254);
+    let answer = server
+        .call(Method::POST, LRS, Some(lrs(&too_long, "deployment")))
+        .await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        &format!(
+            "LongRunningService.lrs.datarobot.com \"{too_long}\" is invalid: metadata.name: Invalid value: \"{too_long}\": must be no more than 253 characters"
+        ),
+    );
+    let answer = server
+        .patch(
+            &format!("{LRS}/{too_long}?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs(&too_long, "deployment").to_string(),
+        )
+        .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    let both = format!("{}_", "h".repeat(253));
+    let (code, status) = server
+        .call(Method::POST, LRS, Some(lrs(&both, "deployment")))
+        .await;
+    assert_eq!(code, 422);
+    assert_eq!(status["details"]["causes"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn numbers_are_kept_as_the_real_server_keeps_them() {
+    let server = server();
+    let body = r#"{"apiVersion": "lrs.datarobot.com/v1", "kind": "LongRunningService",
+        "metadata": {"name": "n"}, "spec": {"f": 0.9215686321258545, "g": 10587.436593658975,
+        "h": 123456789.12345679, "i": 9007199254740993, "min": -9223372036854775808,
+        "max": 9223372036854775807, "one": 1.0, "zero": -0.0, "tiny": 5e-324,
+        "u": 18446744073709551615}}"#;
+    let (code, created) = server
+        .call_as(
+            Some("secret"),
+            Method::POST,
+            LRS,
+            "application/json",
+            body.into(),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let (_, read) = server.call(Method::GET, &format!("{LRS}/n"), None).await;
+    for answer in [&created, &read] {
+        let spec = serde_json::to_string(&answer["spec"]).unwrap();
+        assert_eq!(
+            spec,
+            r#"{"f":0.9215686321258545,"g":10587.436593658975,"h":123456789.12345679,"i":9007199254740993,"min":-9223372036854775808,"max":9223372036854775807,"one":1,"zero":0,"tiny":5e-324,"u":1.8446744073709552e+19}"#
+        );
+    }
+    // A float that only reads like the stored integer changes nothing (no new resourceVersion).
+    let version = read["metadata"]["resourceVersion"].clone();
+    let (code, patched) = server
+        .patch(
+            &format!("{LRS}/n"),
+            "application/merge-patch+json",
+            r#"{"spec": {"one": 1.0, "zero": 0}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["resourceVersion"], version);
+}
+
+#[tokio::test]
 async fn status_is_ignored_on_the_main_resource_and_generation_follows_the_spec() {
     let server = server();
     let mut object = lrs("a", "deployment");
@@ -688,6 +780,78 @@ async fn pages_continue_and_expire() {
     *server.cluster.max_page_size.lock().unwrap() = Some(1);
     let (_, capped) = server.call(Method::GET, LRS, None).await;
     assert_eq!(capped["items"].as_array().unwrap().len(), 1);
+}
+
+/// Reads a list to its end, `limit` at a time: the items' `namespace/name`, and each page's
+/// `remainingItemCount`.
+async fn read_pages(server: &Server, collection: &str, query: &str) -> (Vec<String>, Vec<Value>) {
+    let (mut names, mut remaining) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let uri = match &token {
+            Some(token) => format!("{collection}?{query}&continue={token}"),
+            None => format!("{collection}?{query}"),
+        };
+        let (code, page) = server.call(Method::GET, &uri, None).await;
+        assert_eq!(code, 200, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            let metadata = &item["metadata"];
+            names.push(format!(
+                "{}/{}",
+                metadata["namespace"].as_str().unwrap(),
+                metadata["name"].as_str().unwrap()
+            ));
+        }
+        remaining.push(page["metadata"]["remainingItemCount"].clone());
+        match page["metadata"]["continue"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => return (names, remaining),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_start_where_the_last_one_ended_in_every_scope() {
+    let server = server();
+    // Namespaces whose names sort around each other: `a` < `a-b` < `b` (and `dr`).
+    for namespace in ["a", "a-b", "b"] {
+        server.cluster.create_namespace(namespace);
+        for (name, kind) in [
+            ("m1", "deployment"),
+            ("m2", "spark_app"),
+            ("m3", "deployment"),
+        ] {
+            let collection = format!("/apis/lrs.datarobot.com/v1/namespaces/{namespace}/lrs");
+            let (code, _) = server
+                .call(Method::POST, &collection, Some(lrs(name, kind)))
+                .await;
+            assert_eq!(code, 201);
+        }
+    }
+    let all = "/apis/lrs.datarobot.com/v1/lrs";
+    let (names, remaining) = read_pages(&server, all, "limit=2").await;
+    assert_eq!(
+        names,
+        [
+            "a/m1", "a/m2", "a/m3", "a-b/m1", "a-b/m2", "a-b/m3", "b/m1", "b/m2", "b/m3"
+        ]
+    );
+    // Unfiltered, each page counts what is left after it, as etcd's range count does.
+    assert_eq!(
+        remaining,
+        [json!(7), json!(5), json!(3), json!(1), Value::Null]
+    );
+
+    let one = "/apis/lrs.datarobot.com/v1/namespaces/a-b/lrs";
+    let (names, remaining) = read_pages(&server, one, "limit=2").await;
+    assert_eq!(names, ["a-b/m1", "a-b/m2", "a-b/m3"]);
+    assert_eq!(remaining, [json!(1), Value::Null]);
+
+    // With a selector the real server gives no count.
+    let selected = "limit=2&labelSelector=datarobot-lrs-type%3Ddeployment";
+    let (names, remaining) = read_pages(&server, all, selected).await;
+    assert_eq!(names, ["a/m1", "a/m3", "a-b/m1", "a-b/m3", "b/m1", "b/m3"]);
+    assert!(remaining.iter().all(Value::is_null), "{remaining:?}");
 }
 
 #[tokio::test]
