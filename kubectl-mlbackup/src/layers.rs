@@ -19,8 +19,9 @@ const LAYERS: &[&[&str]] = &[
     &["exit", "duration", "env", "yaml", "poll"],
     // One Kubernetes object as data.
     &["object"],
-    // The domain: the backup folder on disk, the cluster's API.
-    &["folder", "cluster"],
+    // The domain: the backup folder on disk, backup locations in object storage, encryption at
+    // rest, the cluster's API.
+    &["folder", "location", "encryption", "cluster"],
     // The DataRobot engine, run in this process or by the helper in the app pod.
     &["datarobot"],
     // Everything shown to the user. Above the domain, so that domain code cannot print.
