@@ -397,9 +397,14 @@ impl Connection {
         let request = self.request(Operation::List, within);
         let answer = self.run(request, cancel, &|_| {}).await;
         if cancel.is_cancelled() {
-            return Err(super::Interrupted(
-                "interrupted before the deployments were listed; nothing was changed".into(),
-            )
+            // The list may have come in just before the Ctrl-C was seen: say which.
+            let when = match answer {
+                Ok(Event::Deployments { .. }) => "after",
+                _ => "before",
+            };
+            return Err(super::Interrupted(format!(
+                "interrupted {when} the deployments were listed; nothing was changed"
+            ))
             .into());
         }
         match answer? {
