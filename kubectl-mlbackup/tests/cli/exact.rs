@@ -528,15 +528,26 @@ fn what_would_apply_differently_or_is_no_lrs_is_refused_before_any_change() {
         &["restore", "./mixed", "--create-namespaces"],
     );
     run.expect_code(1);
-    let replicas_line = 1 + twice.lines().position(|l| l == "spec:").unwrap();
+    // The error points at the repeated key, the second `replicas` under `spec`.
+    let replicas_line = twice
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("  replicas: "))
+        .nth(1)
+        .map(|(index, _)| index + 1)
+        .unwrap();
+    assert_ne!(
+        replicas_line,
+        2 + twice.lines().position(|l| l == "spec:").unwrap(),
+        "not the first key of the map"
+    );
     assert!(
         run.stderr.contains(&format!(
             "error: 2 files of the backup cannot be restored:\n  \
              other.yaml: document 2: it is a ConfigMap of v1, the cluster serves \
              LongRunningService as lrs.datarobot.com/v1\n  \
              twice.yaml: not valid YAML: spec: the key `replicas` is written twice (kubectl \
-             would keep only one of the values) at line {} column 3\n",
-            replicas_line + 1
+             would keep only one of the values) at line {replicas_line} column 3\n",
         )),
         "{}",
         run.stderr
