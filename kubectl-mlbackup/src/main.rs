@@ -73,27 +73,16 @@ fn main() -> ExitCode {
 
 /// Runs the chosen subcommand and prints its outcome or its error.
 async fn run(cli: cli::Cli, env: env::Env, printer: &printer::Printer) -> exit::Exit {
-    use cli::Command;
-    use commands::*;
-    let global = &cli.global;
-    let result = match &cli.command {
-        Command::Version(args) => version::run(global, args, &env, printer).await,
-        Command::Backup(args) => backup::run(global, args, &env, printer).await,
-        Command::List(args) => list::run(args, &env, printer),
-        Command::Show(args) => show::run(args, &env, printer),
-        Command::Verify(args) => verify::run(args, &env, printer),
-        Command::Delete(args) => delete::run(args, &env, printer),
-        Command::Prune(args) => prune::run(args, &env, printer),
-        Command::Restore(args) => restore::run(global, args, &env, printer).await,
-        Command::Diff(args) => diff::run(global, args, &env, printer).await,
-        Command::SparkCleanup(args) => spark_cleanup::run(global, args, &env, printer).await,
-        Command::App(args) => app::run(global, &args.command, &env, printer).await,
-        Command::Completion(args) => printer
-            .text(&completion::script(args.shell))
-            .map(|()| exit::Exit::Success),
-        Command::Prepare(args) => runbook::prepare::run(global, args, &env, printer).await,
-        Command::Recover(args) => runbook::recover::run(global, args, &env, printer).await,
-        Command::Deployments(command) => deployments::run(global, command, &env, printer).await,
+    use commands::{interrupted_before_the_work, listen_for_interrupts};
+    let cancel = listen_for_interrupts();
+    let work = dispatch(&cli, &env, printer);
+    let result = tokio::select! {
+        biased;
+        result = work => result,
+        () = interrupted_before_the_work(&cancel) => Err(exit::Interrupted(
+            "interrupted before anything was done; nothing was changed".into(),
+        )
+        .into()),
     };
     match result {
         Ok(exit) => exit,
@@ -101,6 +90,36 @@ async fn run(cli: cli::Cli, env: env::Env, printer: &printer::Printer) -> exit::
             printer.error(&err);
             exit::exit_for(&err)
         }
+    }
+}
+
+/// The chosen subcommand's work.
+async fn dispatch(
+    cli: &cli::Cli,
+    env: &env::Env,
+    printer: &printer::Printer,
+) -> anyhow::Result<exit::Exit> {
+    use cli::Command;
+    use commands::*;
+    let global = &cli.global;
+    match &cli.command {
+        Command::Version(args) => version::run(global, args, env, printer).await,
+        Command::Backup(args) => backup::run(global, args, env, printer).await,
+        Command::List(args) => list::run(args, env, printer),
+        Command::Show(args) => show::run(args, env, printer),
+        Command::Verify(args) => verify::run(args, env, printer),
+        Command::Delete(args) => delete::run(args, env, printer),
+        Command::Prune(args) => prune::run(args, env, printer),
+        Command::Restore(args) => restore::run(global, args, env, printer).await,
+        Command::Diff(args) => diff::run(global, args, env, printer).await,
+        Command::SparkCleanup(args) => spark_cleanup::run(global, args, env, printer).await,
+        Command::App(args) => app::run(global, &args.command, env, printer).await,
+        Command::Completion(args) => printer
+            .text(&completion::script(args.shell))
+            .map(|()| exit::Exit::Success),
+        Command::Prepare(args) => runbook::prepare::run(global, args, env, printer).await,
+        Command::Recover(args) => runbook::recover::run(global, args, env, printer).await,
+        Command::Deployments(command) => deployments::run(global, command, env, printer).await,
     }
 }
 

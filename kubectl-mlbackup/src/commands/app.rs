@@ -854,13 +854,14 @@ pub async fn run(
     if !dry_run && !yes && !changes.is_empty() {
         confirm(&options.namespace, &changes, env, printer)?;
     }
+    let cancel = super::interrupt_token();
     let work = execute(&cluster, action, &selected, &options, printer);
     let outcome = tokio::select! {
         outcome = work => outcome.context(match action {
             Action::Stop => "cannot stop the app",
             Action::Start => "cannot start the app",
         })?,
-        _ = tokio::signal::ctrl_c() => {
+        () = cancel.cancelled() => {
             printer.error(&anyhow::anyhow!(
                 "interrupted; the changes already sent stay: run `kubectl mlbackup app {}` \
                  again to finish (recorded counts are kept)",

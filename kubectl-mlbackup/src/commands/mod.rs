@@ -204,20 +204,50 @@ pub fn report<T: Serialize + Render>(
     }
 }
 
-/// Cancelled on SIGINT (Ctrl-C). While it exists SIGINT no longer ends the process: the work
-/// watching it stops cleanly, records where it stopped, and exits 130.
-pub fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
+/// The process's Ctrl-C: cancelled on the first SIGINT. Set up by [`listen_for_interrupts`].
+static INTERRUPT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
+
+/// Set once a command watches [`INTERRUPT`] itself (it asked for [`interrupt_token`]).
+static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes over SIGINT for the whole command, before any work: the first Ctrl-C cancels the
+/// [`interrupt_token`], the second ends the process at once (exit 130), whatever is still
+/// being cleaned up.
+pub fn listen_for_interrupts() -> CancellationToken {
+    let cancel = INTERRUPT.get_or_init(CancellationToken::new).clone();
     let on_signal = cancel.clone();
     // Registered here, not in the task: a SIGINT that comes before the task first runs is
     // caught too.
     let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     tokio::spawn(async move {
-        if let Ok(mut signal) = signal
-            && signal.recv().await.is_some()
-        {
-            on_signal.cancel();
+        let Ok(mut signal) = signal else { return };
+        if signal.recv().await.is_none() {
+            return;
+        }
+        on_signal.cancel();
+        if signal.recv().await.is_some() {
+            // The user asked twice: stop waiting for what is still being wound down (a
+            // cleanup in the pod, a helper's last report).
+            eprintln!("error: interrupted again: stopped at once, without waiting for the cleanup");
+            std::process::exit(130);
         }
     });
     cancel
+}
+
+/// Cancelled on SIGINT (Ctrl-C). Once asked for, SIGINT no longer ends the command: the work
+/// watching it stops cleanly, records where it stopped, and exits 130. (Before, a Ctrl-C drops
+/// the command's work: nothing was changed yet.)
+pub fn interrupt_token() -> CancellationToken {
+    WATCHED.store(true, std::sync::atomic::Ordering::SeqCst);
+    INTERRUPT.get_or_init(CancellationToken::new).clone()
+}
+
+/// Ends when Ctrl-C comes before the command took over its handling: the work is dropped at
+/// its next await (it changes nothing before it asks for the [`interrupt_token`]).
+pub async fn interrupted_before_the_work(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    if WATCHED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
 }

@@ -24,6 +24,15 @@ const REMOTE_NAME: &str = "mlbackup-helper";
 /// (it finishes the requests in flight) before the plugin stops waiting.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
+/// How long the fallback removal of the private directory may take (a fresh exec) before the
+/// plugin gives up on it: an interrupted run must end promptly.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the pod's stderr may still be read once the exec is over. Its pipe ends only when
+/// kube's message loop ends normally: a loop that failed, or was aborted by dropping the
+/// process, leaves the pipe open for ever (kube's simplex pipes do not close on drop).
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
+
 /// The most lines of the pod's stderr kept to explain a helper that did not start.
 const EARLY_STDERR_LINES: usize = 20;
 
@@ -218,12 +227,15 @@ impl InPod {
         let finished = match outcome {
             // The helper reported: its command ends by itself (the directory removed).
             Ok(event) => {
-                let _ = status.await;
+                let _ = tokio::time::timeout(CANCEL_GRACE, status).await;
                 Ok(event)
             }
             Err(Failure::NoHello) => {
-                let exit = status.await;
-                let _ = logs.await;
+                let exit = tokio::time::timeout(CANCEL_GRACE, status)
+                    .await
+                    .ok()
+                    .flatten();
+                drain(logs, STDERR_DRAIN).await;
                 let message = exit.as_ref().and_then(|s| s.message.as_deref());
                 if message.is_some_and(|m| m.contains("executable file not found")) {
                     return Err(PodError::NoShell {
@@ -260,13 +272,36 @@ impl InPod {
                 // what it uploaded, if it is still there.
                 drop(process);
                 if !self.keep_helper {
-                    pod::remove_private_dir(&self.cluster, &self.pod, &dir, REMOTE_NAME).await;
+                    let removal =
+                        pod::remove_private_dir(&self.cluster, &self.pod, &dir, REMOTE_NAME);
+                    if tokio::time::timeout(CLEANUP_TIMEOUT, removal)
+                        .await
+                        .is_err()
+                    {
+                        log::warn!(
+                            "could not remove {dir} from {}: no answer in {}s",
+                            self.pod.name,
+                            CLEANUP_TIMEOUT.as_secs()
+                        );
+                    }
                 }
-                Err(err)
+                // The process is gone, so its stderr never ends: what came was logged while
+                // the directory was removed.
+                drain(logs, Duration::ZERO).await;
+                return Err(err);
             }
         };
-        let _ = logs.await;
+        drain(logs, STDERR_DRAIN).await;
         finished
+    }
+}
+
+/// Waits for the relay of the pod's stderr to log what is left, at most `wait`: its pipe may
+/// never end (see [`STDERR_DRAIN`]).
+async fn drain(logs: tokio::task::JoinHandle<()>, wait: Duration) {
+    let abort = logs.abort_handle();
+    if tokio::time::timeout(wait, logs).await.is_err() {
+        abort.abort();
     }
 }
 

@@ -80,9 +80,14 @@ impl Api {
         let request = self.request(Operation::List, within);
         let answer = self.run(request, cancel, &|_| {}).await;
         if cancel.is_cancelled() {
-            return Err(Interrupted(
-                "interrupted before the deployments were listed; nothing was changed".into(),
-            )
+            // The list may have come in just before the Ctrl-C was seen: say which.
+            let when = match answer {
+                Ok(Event::Deployments { .. }) => "after",
+                _ => "before",
+            };
+            return Err(Interrupted(format!(
+                "interrupted {when} the deployments were listed; nothing was changed"
+            ))
             .into());
         }
         match answer? {
