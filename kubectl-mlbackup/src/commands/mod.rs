@@ -49,6 +49,16 @@ pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
 
 /// The chosen subcommand's work.
 async fn dispatch(cli: &Cli, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let synchronous = matches!(
+        cli.command,
+        Command::List(_)
+            | Command::Show(_)
+            | Command::Verify(_)
+            | Command::Delete(_)
+            | Command::Prune(_)
+            | Command::Completion(_)
+    );
+    SYNCHRONOUS.store(synchronous, std::sync::atomic::Ordering::SeqCst);
     match &cli.command {
         Command::Version(args) => version::run(&cli.global, args, env, printer).await,
         Command::Backup(args) => backup::run(&cli.global, args, env, printer).await,
@@ -140,6 +150,10 @@ static INTERRUPT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::
 /// Set once a command watches [`INTERRUPT`] itself (it asked for [`interrupt_token`]).
 static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set while a command works synchronously (no await): the runtime cannot drop it at an await,
+/// so a Ctrl-C ends the process as SIGINT did before (exit 130).
+static SYNCHRONOUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Takes over SIGINT for the whole command, before any work: the first Ctrl-C cancels the
 /// [`interrupt_token`], the second ends the process at once (exit 130), whatever is still
 /// being cleaned up.
@@ -155,6 +169,12 @@ fn listen_for_interrupts() -> CancellationToken {
             return;
         }
         on_signal.cancel();
+        if SYNCHRONOUS.load(std::sync::atomic::Ordering::SeqCst) {
+            // Its files are written atomically and an interrupted delete is recognised: ending
+            // here leaves nothing half-written.
+            eprintln!("error: interrupted");
+            std::process::exit(130);
+        }
         if signal.recv().await.is_some() {
             // The user asked twice: stop waiting for what is still being wound down (a
             // cleanup in the pod, a helper's last report).
