@@ -102,6 +102,16 @@ async fn dispatch(
     use cli::Command;
     use commands::*;
     let global = &cli.global;
+    let synchronous = matches!(
+        cli.command,
+        Command::List(_)
+            | Command::Show(_)
+            | Command::Verify(_)
+            | Command::Delete(_)
+            | Command::Prune(_)
+            | Command::Completion(_)
+    );
+    SYNCHRONOUS.store(synchronous, std::sync::atomic::Ordering::SeqCst);
     match &cli.command {
         Command::Version(args) => version::run(global, args, env, printer).await,
         Command::Backup(args) => backup::run(global, args, env, printer).await,

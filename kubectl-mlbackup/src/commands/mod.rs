@@ -210,6 +210,10 @@ static INTERRUPT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::
 /// Set once a command watches [`INTERRUPT`] itself (it asked for [`interrupt_token`]).
 static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set while a command works synchronously (no await): the runtime cannot drop it at an await,
+/// so a Ctrl-C ends the process as SIGINT did before (exit 130).
+pub static SYNCHRONOUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Takes over SIGINT for the whole command, before any work: the first Ctrl-C cancels the
 /// [`interrupt_token`], the second ends the process at once (exit 130), whatever is still
 /// being cleaned up.
@@ -225,6 +229,12 @@ pub fn listen_for_interrupts() -> CancellationToken {
             return;
         }
         on_signal.cancel();
+        if SYNCHRONOUS.load(std::sync::atomic::Ordering::SeqCst) {
+            // Its files are written atomically and an interrupted delete is recognised: ending
+            // here leaves nothing half-written.
+            eprintln!("error: interrupted");
+            std::process::exit(130);
+        }
         if signal.recv().await.is_some() {
             // The user asked twice: stop waiting for what is still being wound down (a
             // cleanup in the pod, a helper's last report).
