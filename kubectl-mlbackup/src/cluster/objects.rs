@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
-use super::lrs::{self, ServedResource};
-use super::transport::{Answer, build_error, decode_error, send};
+use super::list::{self, ServedResource};
+use super::transport::{Answer, decode_error, send};
 use super::{Cluster, ClusterError, RequestScope};
 use crate::object::{Head, Object};
 
@@ -73,7 +73,7 @@ pub async fn list(
     namespace: Option<&str>,
     selector: &str,
 ) -> Result<Vec<Object>, ClusterError> {
-    lrs::list_all(cluster, resource, namespace, selector)
+    list::all(cluster, resource, namespace, selector)
         .await?
         .into_iter()
         .map(|value| read_head(cluster, value))
@@ -139,7 +139,7 @@ pub(super) async fn send_to(
     let request = build(kube::core::Request::new(
         resource.collection_path(Some(namespace)),
     ))
-    .map_err(|err| build_error(cluster, err))?;
+    .map_err(|err| cluster.build_error(err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
         verb,
@@ -213,7 +213,7 @@ pub async fn create_namespace(
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     let request = kube::core::Request::new("/api/v1/namespaces")
         .create(&params, serde_json::to_vec(&body).unwrap_or_default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let scope = RequestScope {
         verb: "create",
         resource: "namespaces",
@@ -231,7 +231,7 @@ pub async fn create_namespace(
 pub async fn namespace_exists(cluster: &Cluster, name: &str) -> Result<Option<bool>, ClusterError> {
     let request = kube::core::Request::new("/api/v1/namespaces")
         .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let scope = RequestScope {
         verb: "get",
         resource: "namespaces",

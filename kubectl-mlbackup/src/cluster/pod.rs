@@ -16,7 +16,7 @@ use kube::api::{Api, AttachParams, AttachedProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::objects::send_to;
-use super::transport::{build_error, send_json};
+use super::transport::send_json;
 use super::workloads::{self, WorkloadKind};
 use super::{Cluster, ClusterError, RequestScope};
 use crate::object::Head;
@@ -369,7 +369,7 @@ pub async fn architecture(cluster: &Cluster, pod: &AppPod) -> Result<String, Pod
         };
         let request = kube::core::Request::new("/api/v1/nodes")
             .get(node, &Default::default())
-            .map_err(|err| build_error(cluster, err))?;
+            .map_err(|err| cluster.build_error(err))?;
         // Only the node's head: its labels say the architecture.
         match send_json::<Head>(cluster, request, &scope).await {
             Ok(node) => {

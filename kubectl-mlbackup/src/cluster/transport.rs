@@ -64,14 +64,6 @@ impl Answer {
     }
 }
 
-/// A request that could not be built (kube's builder refuses an empty name, say).
-pub fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
-    ClusterError::Client {
-        url: cluster.server_url.clone(),
-        source: kube::Error::BuildRequest(err),
-    }
-}
-
 /// An answer of the API server that is not what it should be.
 pub fn decode_error(cluster: &Cluster, source: serde_json::Error) -> ClusterError {
     ClusterError::Decode {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::lrs::{self, ServedResource};
+use super::list::{self, ServedResource};
 use super::objects::{FIELD_MANAGER, send_to};
 use super::transport::decode_error;
 use super::{Cluster, ClusterError};
@@ -175,7 +175,7 @@ pub async fn list(
     namespace: &str,
     selector: &str,
 ) -> Result<Vec<Workload>, ClusterError> {
-    lrs::list_all(cluster, &kind.resource(), Some(namespace), selector)
+    list::all(cluster, &kind.resource(), Some(namespace), selector)
         .await?
         .into_iter()
         .map(|object| Workload::read(cluster, kind, object))
@@ -188,7 +188,7 @@ async fn list_of<K: k8s_openapi::Resource + DeserializeOwned>(
     namespace: &str,
     selector: &str,
 ) -> Result<Vec<K>, ClusterError> {
-    lrs::list_all(cluster, &resource_of::<K>(), Some(namespace), selector)
+    list::all(cluster, &resource_of::<K>(), Some(namespace), selector)
         .await?
         .into_iter()
         .map(|object| serde_json::from_value(object).map_err(|err| decode_error(cluster, err)))

@@ -11,10 +11,10 @@ use serde::Serialize;
 use super::plan::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::ServedResource;
+use crate::cluster::list::ServedResource;
 use crate::cluster::objects;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder;
 use crate::object::{self, DEPLOYMENT_TYPE, Object, TYPE_LABEL};
 use crate::printer::{self, Printer, Render};
@@ -139,7 +139,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot compare the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;

@@ -9,10 +9,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::cli::NamespaceMapping;
-use crate::cluster::lrs::ServedResource;
+use crate::cluster::list::ServedResource;
 use crate::cluster::objects::{self, MAX_IN_FLIGHT};
 use crate::cluster::{Cluster, ClusterError};
-use crate::error::UsageError;
+use crate::exit::UsageError;
 use crate::folder::{Backup, CatalogStatus, Place, Problem, ProblemKind};
 use crate::object::{self, Object};
 
@@ -183,6 +183,11 @@ pub(super) fn plan(
         .map(|m| m.from.as_str())
         .filter(|from| !sources.contains(*from))
         .collect();
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    if !unused.is_empty() && !problems.is_empty() {
+        // A file that could not be read may hold the namespace: the files come first.
+        return Err(RestoreError::InvalidFiles { problems }.into());
+    }
     if !unused.is_empty() {
         return Err(UsageError {
             message: format!(
@@ -197,7 +202,6 @@ pub(super) fn plan(
         }
         .into());
     }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((planned, problems))
 }
 
@@ -274,6 +278,8 @@ mod tests {
         let (planned, problems) =
             plan(&backup, &resource(), "ctx-ns", &[map("dr-app", "dr-new")]).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
+        let err = plan(&backup, &resource(), "ctx-ns", &[map("nope", "x")]).unwrap_err();
+        assert!(err.is::<UsageError>(), "{err}");
         let places: Vec<(&str, &str, &str)> = planned
             .iter()
             .map(|p| {
@@ -333,8 +339,16 @@ mod tests {
                 ("e.yaml", "the file is empty"),
             ]
         );
+        // A mapping of a namespace no object has: the files that could not be read come
+        // first (one of them may hold it).
         let err = plan(&backup, &resource(), "default", &[map("nope", "x")]).unwrap_err();
-        assert!(err.is::<UsageError>(), "{err}");
+        match err.downcast_ref::<RestoreError>() {
+            Some(RestoreError::InvalidFiles { problems }) => assert_eq!(
+                problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+                ["c.yaml", "d.yaml", "e.yaml"]
+            ),
+            _ => panic!("not the files first: {err}"),
+        }
         let twice = [map("team", "x"), map("team", "y")];
         assert!(
             plan(&backup, &resource(), "default", &twice)

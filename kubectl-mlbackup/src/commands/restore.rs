@@ -15,11 +15,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DryRun, ExistingPolicy, GlobalArgs, NamespaceMapping, ObjectRef, RestoreArgs};
-use crate::cluster::lrs::ServedResource;
+use crate::cluster::list::ServedResource;
 use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, Problem};
 use crate::object::{self, Head, Object};
 use crate::printer::{self, Printer, Render};
@@ -219,7 +219,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
@@ -708,7 +708,6 @@ fn summarize(items: &[RestoreItem]) -> RestoreSummary {
 #[cfg(test)]
 mod against_the_fake {
     use super::*;
-    use crate::cluster::lrs;
     use crate::folder::Place;
     use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions};
     use serde_json::json;
@@ -744,7 +743,7 @@ mod against_the_fake {
         kube.write_kubeconfig(&kubeconfig, "fake", Some("dr-app"))
             .unwrap();
         let cluster = crate::cluster::testing::connect(&kubeconfig).await;
-        let resource = lrs::resolve(&cluster, None).await.unwrap();
+        let resource = crate::cluster::lrs::resolve(&cluster, None).await.unwrap();
 
         // The plugin reads the object; then someone else writes before the plugin does.
         let stale = objects::get(&cluster, &resource, "dr-app", "cm-1")

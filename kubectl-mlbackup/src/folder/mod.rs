@@ -34,7 +34,7 @@ mod writer;
 use name::MAX_NAME_ATTEMPTS;
 
 pub use catalog::{
-    Backup, BackupSummary, CatalogStatus, Unreadable, catalog, resolve, resolve_for_reading,
+    Backup, BackupSummary, CatalogStatus, Unreadable, catalog, resolve, resolve_for_reading, root,
 };
 pub use journal::{StepEvent, StepRecord};
 pub use name::{PARTIAL_SUFFIX, default_name};

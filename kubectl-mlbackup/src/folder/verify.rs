@@ -717,9 +717,10 @@ mod tests {
                 ),
                 ("scalar.yaml", "not a YAML object"),
                 (
+                    // Line 14: the second `kind`, not the map's first key.
                     "twice.yaml",
                     "document 2: not valid YAML: the key `kind` is written twice (kubectl would \
-                     keep only one of the values) at line 13 column 1"
+                     keep only one of the values) at line 14 column 1"
                 ),
             ]
         );
