@@ -14,7 +14,7 @@ use mlbackup_helper::tls::TlsOptions;
 use mlbackup_testkit::datarobot::{
     DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, object_id,
 };
-use mlbackup_testkit::faults::{Fault, FaultRule};
+use mlbackup_testkit::faults::{Fault, FaultRule, Gate};
 use tokio_util::sync::CancellationToken;
 
 struct Setup {
@@ -343,16 +343,21 @@ async fn setup_slow() -> Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
     let setup = setup(30, 0, fast_jobs()).await;
-    setup.fake.faults().add(FaultRule::new(
-        "",
-        Fault::Latency(Duration::from_millis(30)),
-        None,
-    ));
+    // Status changes after the third are held until the run is interrupted: with three
+    // workers, 4 to 6 were requested when it is.
+    let gate = Gate::new();
+    setup.fake.faults().add(
+        FaultRule::new("/status/", gate.fault(), None)
+            .with_method(http::Method::PATCH)
+            .after(3),
+    );
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
+    let held = gate.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        held.held(1).await;
         stopper.cancel();
+        held.open();
     });
     let report = setup
         .run_with(Action::Deactivate, 3, true, 60.0, &cancel)
@@ -360,7 +365,10 @@ async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
     assert_eq!(report.stopped, Some(StopReason::Interrupted));
     assert_eq!(report.items.len(), 30);
     let not_attempted = count(&report, Outcome::NotAttempted);
-    assert!(not_attempted > 0 && not_attempted < 30, "{report:#?}");
+    assert!(
+        (30 - 6..=30 - 4).contains(&not_attempted),
+        "4 to 6 were requested: {report:#?}"
+    );
     let requested: std::collections::HashSet<_> = setup
         .fake
         .status_history()
@@ -505,21 +513,19 @@ async fn a_list_that_changes_while_read_is_read_again_page_by_page() {
     // Pages 2 and 3 are slow; a deployment that sorts into the first page appears while they
     // are read, shifting every later one: read by offset, one would come twice and the new one
     // not at all.
-    setup.fake.faults().add(
-        FaultRule::new(
-            "/deployments/",
-            Fault::Latency(Duration::from_millis(300)),
-            Some(2),
-        )
-        .after(1),
-    );
+    let gate = Gate::new();
+    setup
+        .fake
+        .faults()
+        .add(FaultRule::new("/deployments/", gate.fault(), Some(2)).after(1));
     let client = setup.client.clone();
     let listing = tokio::spawn(async move { client.list_deployments().await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    gate.held(1).await;
     setup.fake.add_deployment(DeploymentSeed {
         id: object_id(9_999),
         ..DeploymentSeed::new("model-0050a", DeploymentStatus::Active)
     });
+    gate.open();
     let listed = listing.await.unwrap().unwrap();
     assert_eq!(listed.len(), 251, "the late deployment is in the list");
     let mut ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();

@@ -133,6 +133,10 @@ async fn handle(
                 tokio::time::sleep(delay).await;
                 continue;
             }
+            Fault::Hold(gate) => {
+                gate.pass().await;
+                continue;
+            }
             Fault::DropConnection => {
                 options.log.push(record);
                 return Err(std::io::Error::other(

@@ -523,21 +523,18 @@ fn json_reports_every_workload() {
 
 #[test]
 fn a_change_between_read_and_write_is_read_again_and_the_newest_count_recorded() {
-    use mlbackup_testkit::faults::{Fault, FaultRule};
+    use mlbackup_testkit::faults::{FaultRule, Gate};
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::with_app(&sandbox, FAST);
-    // The stop's PATCH of mmapp-worker is held up; meanwhile an autoscaler scales it to 5.
+    // The stop's PATCH of mmapp-worker is held; meanwhile an autoscaler scales it to 5.
+    let gate = Gate::new();
     cluster.kube.faults().add(
-        FaultRule::new(
-            "/deployments/mmapp-worker",
-            Fault::Latency(Duration::from_millis(1500)),
-            Some(1),
-        )
-        .with_method(http::Method::PATCH),
+        FaultRule::new("/deployments/mmapp-worker", gate.fault(), Some(1))
+            .with_method(http::Method::PATCH),
     );
     let kubeconfig = cluster.kubeconfig_arg();
     let child = sandbox.spawn(&["app", "stop", "--yes", "-o", "json", &kubeconfig]);
-    std::thread::sleep(Duration::from_millis(700));
+    gate.wait_held(1);
     let request = kube::core::Request::new("/apis/apps/v1/namespaces/dr-app/deployments")
         .patch(
             "mmapp-worker",
@@ -546,6 +543,7 @@ fn a_change_between_read_and_write_is_read_again_and_the_newest_count_recorded()
         )
         .unwrap();
     cluster.request(request).expect("the autoscaler's patch");
+    gate.open();
     let run = Run::from(child.wait_with_output().unwrap());
     run.expect_code(0);
     assert_eq!(results(&run), all("stopped"));
