@@ -10,4 +10,7 @@ pub mod query;
 pub mod sample;
 pub mod sandbox;
 pub mod serve;
+pub mod snapshot;
 pub mod tls;
+pub mod tools;
+pub mod world;

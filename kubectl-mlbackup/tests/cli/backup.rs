@@ -531,7 +531,7 @@ fn kubectl_reads_a_backup_file_back_as_the_same_object() {
         .join(run.json()["path"].as_str().unwrap())
         .join("dr-app/tricky.yaml");
     let home = sandbox.home().display().to_string();
-    let read = std::process::Command::new("kubectl")
+    let read = std::process::Command::new(mlbackup_testkit::tools::kubectl())
         .args(["create", "--dry-run=client", "-o", "json", "-f"])
         .arg(&file)
         .env("KUBECONFIG", &cluster.kubeconfig)

@@ -11,7 +11,9 @@ use mlbackup_testkit::faults::{Fault, FaultRule};
 use mlbackup_testkit::sample::SampleSpec;
 use serde_json::{Value, json};
 
-use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
+use mlbackup_testkit::world::{App, Deployments};
+
+use crate::support::{FakeApi, FakeCluster, Run, Sandbox, in_sandbox, start_world};
 
 struct World {
     sandbox: Sandbox,
@@ -22,28 +24,25 @@ struct World {
 fn world_with(status_change: Duration) -> World {
     crate::in_pod::helper_beside_the_plugin();
     let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        SampleSpec {
-            lrs: 6,
-            spark: 2,
-            namespaces: 2,
-            ..SampleSpec::default()
-        },
-        Default::default(),
-    );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(
-        &sandbox,
-        4,
-        2,
-        FakeDataRobotOptions {
-            status_change_duration: status_change,
-            ..FakeDataRobotOptions::default()
-        },
+    let (cluster, api) = start_world(
+        in_sandbox(&sandbox)
+            .cluster(SampleSpec {
+                lrs: 6,
+                spark: 2,
+                namespaces: 2,
+                ..SampleSpec::default()
+            })
+            .app(App::Pod)
+            .datarobot(
+                Deployments::Numbered {
+                    active: 4,
+                    inactive: 2,
+                },
+                FakeDataRobotOptions {
+                    status_change_duration: status_change,
+                    ..FakeDataRobotOptions::default()
+                },
+            ),
     );
     let sandbox = api
         .configure(sandbox, api.datarobot.admin_token())

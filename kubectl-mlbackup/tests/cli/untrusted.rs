@@ -41,20 +41,23 @@ fn has_controls(text: &str) -> bool {
 fn plant_symlink_as_another_user(target: &Path, name: &str) -> tempfile::TempDir {
     let shared = tempfile::tempdir().unwrap();
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let planted = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .arg(target)
-        .arg(shared.path().join(name))
-        .status()
-        .expect("run setpriv (util-linux)");
+    let planted = std::process::Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "ln",
+        "-s",
+    ])
+    .arg(target)
+    .arg(shared.path().join(name))
+    .status()
+    .expect("run setpriv (util-linux)");
     assert!(planted.success(), "the other user could not plant the link");
     shared
 }
@@ -599,27 +602,11 @@ fn cleartext_unchecked_tls_and_a_readable_token_file_are_each_warned_once() {
 
 #[test]
 fn the_helper_in_the_pod_keeps_the_same_bounds() {
-    crate::in_pod::helper_beside_the_plugin();
-    let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        mlbackup_testkit::sample::SampleSpec {
-            lrs: 0,
-            spark: 0,
-            other: 0,
-            ..Default::default()
-        },
-        Default::default(),
-    );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(&sandbox, 1, 0, fast());
-    let sandbox = api
-        .configure(sandbox, api.datarobot.admin_token())
-        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
-        .env("DR_CORE_NAMESPACE", "dr-app");
+    let crate::in_pod::World {
+        sandbox,
+        cluster: _cluster,
+        api,
+    } = crate::in_pod::world_with(1, 0, fast());
     let base = api.datarobot.url();
     // A totalCount that used to abort the helper on an allocation, and a `next` that repeats.
     api.datarobot.faults().add(FaultRule::new(

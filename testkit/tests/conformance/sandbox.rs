@@ -56,7 +56,7 @@ fn serve_prints_the_ready_line_then_serves_kubectl_until_sigterm() {
     );
 
     let kubectl = |args: &[&str]| {
-        Command::new("kubectl")
+        Command::new(mlbackup_testkit::tools::kubectl())
             .args(args)
             .env("KUBECONFIG", &sandbox.ready.kubeconfig)
             .env("HOME", dir.path())
