@@ -70,6 +70,8 @@ pub struct CleanupItem {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupSummary {
+    /// Spark sessions found; `total` like every command's summary.
+    #[serde(rename = "total")]
     pub found: usize,
     pub deleted: usize,
     pub deleting: usize,

@@ -506,7 +506,7 @@ fn json_reports_every_workload() {
     assert_eq!(outcome["timeoutSeconds"], 600.0);
     assert_eq!(
         outcome["summary"],
-        json!({"workloads": 5, "changed": 5, "unchanged": 0, "notFound": 0, "timedOut": 0, "failed": 0})
+        json!({"total": 5, "changed": 5, "unchanged": 0, "notFound": 0, "timedOut": 0, "failed": 0})
     );
     let pgpool = outcome["workloads"]
         .as_array()

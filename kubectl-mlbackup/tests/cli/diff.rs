@@ -114,7 +114,7 @@ fn diff_sorts_objects_into_missing_differs_same_and_extra() {
     assert_eq!(outcome["identical"], false);
     assert_eq!(
         outcome["summary"],
-        json!({"missing": 1, "differs": 1, "same": 2, "extra": 1})
+        json!({"total": 5, "missing": 1, "differs": 1, "same": 2, "extra": 1})
     );
     assert_eq!(outcome["selector"], "datarobot-lrs-type=deployment");
     let items = outcome["items"].as_array().unwrap();

