@@ -9,6 +9,8 @@ mod list;
 mod prepare;
 mod prune;
 mod recover;
+#[cfg(test)]
+mod render_tests;
 pub mod restore;
 mod runbook;
 mod show;
