@@ -130,6 +130,7 @@ fn an_interrupted_spark_cleanup_shows_what_was_left() {
         CleanupSummary {
             found: 2,
             deleted: 1,
+            interrupted: 1,
             ..CleanupSummary::default()
         },
     );
@@ -138,7 +139,7 @@ fn an_interrupted_spark_cleanup_shows_what_was_left() {
     dr-app      spark-1   deleted
     dr-app      spark-2   interrupted   interrupted before its deletion was requested
 
-    2 Spark sessions in namespace dr-app: 1 deleted, 0 still deleting, 0 not gone after 5m, 0 failed.
+    INTERRUPTED: 2 Spark sessions in namespace dr-app: 1 deleted, 0 still deleting, 0 not gone after 5m, 0 failed, 1 not deleted (interrupted).
     "#);
 }
 
