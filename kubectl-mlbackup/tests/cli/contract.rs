@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use mlbackup_testkit::sample::SampleSpec;
+use mlbackup_testkit::world::{App, Deployments};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use mlbackup_testkit::world::{App, Deployments};
 
 use crate::support::{Run, Sandbox, in_sandbox, start_world};
 
@@ -548,7 +548,10 @@ fn check_summary(command: &str, value: &Value) {
     };
     let counts = summary.as_object().unwrap();
     let keys: Vec<&String> = counts.keys().collect();
-    assert_eq!(keys[0], "total", "{command}: summary starts with total: {summary}");
+    assert_eq!(
+        keys[0], "total",
+        "{command}: summary starts with total: {summary}"
+    );
     assert!(
         counts.values().all(Value::is_u64),
         "{command}: every count is present as a number: {summary}"
@@ -566,7 +569,10 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
         match *command {
             "version" => {
                 let version: VersionJson = read(command, &value);
-                assert!(version.server_version.is_some(), "the fake cluster answered");
+                assert!(
+                    version.server_version.is_some(),
+                    "the fake cluster answered"
+                );
             }
             "backup" => drop(read::<BackupJson>(command, &value)),
             "list" => drop(read::<ListJson>(command, &value)),

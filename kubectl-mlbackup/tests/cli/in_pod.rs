@@ -310,19 +310,15 @@ fn missing_rbac_is_named_before_anything_runs() {
         "--state",
         "state.json",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("missing permissions in the namespace `dr-app`: create pods/exec"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("`kubectl auth can-i create pods/exec -n dr-app`"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot run the helper in deploy/mmapp-app in the namespace `dr-app`
+      caused by: missing permissions in the namespace `dr-app`: create pods/exec
+    hint: ask a cluster admin for them; check with `kubectl auth can-i create pods/exec -n dr-app`
+    "#);
     assert_eq!(w.api.datarobot.requests().entries().len(), 0, "nothing ran");
     assert_eq!(
         w.cluster
@@ -340,24 +336,27 @@ fn a_missing_app_is_a_clear_error() {
     let run = w
         .sandbox
         .run(&["deployments", "list", "--app-namespace", "elsewhere"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("deploy/mmapp-app was not found in the namespace `elsewhere`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("hint: the app lives in the namespace DataRobot is installed in"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot run the helper in deploy/mmapp-app in the namespace `elsewhere`
+      caused by: deploy/mmapp-app was not found in the namespace `elsewhere`
+    hint: the app lives in the namespace DataRobot is installed in: set --app-namespace or DR_CORE_NAMESPACE, or name the target with --app
+    "#);
     let run = w
         .sandbox
         .run(&["deployments", "list", "--helper", "/nonexistent/helper"]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("/nonexistent/helper"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot find the helper to run in the pod
+      caused by: no mlbackup-helper for linux/amd64 (looked at /nonexistent/helper)
+    hint: pass --helper PATH or set MLBACKUP_HELPER to a mlbackup-helper built for linux/amd64, or put it at helpers/linux-amd64/mlbackup-helper beside the plugin
+    "#);
 }
 
 #[test]

@@ -143,14 +143,19 @@ impl Run {
     }
 
     /// The run as [`mlbackup_testkit::assert_run_snapshot`] snapshots it: exit code, stdout and
-    /// stderr, the sandbox's HOME as `[HOME]`.
+    /// stderr, the sandbox's HOME as `[HOME]` and the build's directory (where the plugin and
+    /// the helper are) as `[TARGET]`.
     pub fn shown(&self, sandbox: &Sandbox) -> String {
+        let target = Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
+            .parent()
+            .expect("the plugin is in a directory");
         mlbackup_testkit::snapshot::render(
             self.code,
             &self.stdout,
             &self.stderr,
             Some(sandbox.home()),
         )
+        .replace(&target.display().to_string(), "[TARGET]")
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -391,12 +391,14 @@ fn a_deployment_list_that_never_ends_ends_with_an_error() {
         None,
     ));
     let run = sandbox.run(&["deployments", "list", "--via", "local"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains("the deployment list never ends"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the deployment list never ends: its `next` link leads back to https://127.0.0.1:[PORT]/api/v2/deployments/?offset=1&limit=1, a page already read
+    "#);
 }
 
 #[test]
@@ -408,15 +410,14 @@ fn answers_larger_than_any_real_one_are_not_read() {
         None,
     ));
     let run = sandbox.run(&["deployments", "list", "--via", "local"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "/api/v2/deployments/?limit=100 is larger than 4 MiB, more than any DataRobot API \
-             answer; it was not read"
-        ),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the answer of https://127.0.0.1:[PORT]/api/v2/deployments/?limit=100 is larger than 4 MiB, more than any DataRobot API answer; it was not read
+    "#);
 
     let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
     cluster.kube.faults().add(
@@ -424,14 +425,15 @@ fn answers_larger_than_any_real_one_are_not_read() {
             .with_method(http::Method::GET),
     );
     let run = sandbox.run(&["backup", &cluster.kubeconfig_arg(), "--dir", "backups"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("is larger than 64 MiB; it was not read"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--page-size"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the backup failed
+      caused by: the API server's answer to GET /apis/lrs.datarobot.com/v1/lrs?&labelSelector=datarobot-lrs-type%3Ddeployment&limit=500 is larger than 64 MiB; it was not read
+    hint: if the objects really are that large, list fewer at once with --page-size
+    "#);
 }
 
 #[test]
@@ -447,15 +449,18 @@ fn a_list_whose_continue_token_repeats_ends_with_an_error() {
         .with_method(http::Method::GET),
     );
     let run = sandbox.run(&["backup", &cluster.kubeconfig_arg(), "--dir", "backups"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "the API server's list of lrs.lrs.datarobot.com never ends: it handed back a \
-             `continue` token it had already given"
-        ),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    PARTIAL backup: 1 LRS objects written to backups/lrs_backup_[TIME].partial before it stopped; it is not a complete backup
+      by type:      deployment 1
+      by namespace: dr-app 1
+      error: listing stopped after 1 objects: the API server's list of lrs.lrs.datarobot.com never ends: it handed back a `continue` token it had already given
+
+    ----- stderr -----
+    error: the backup is incomplete
+      caused by: the API server's list of lrs.lrs.datarobot.com never ends: it handed back a `continue` token it had already given
+    "#);
 }
 
 #[test]
@@ -481,17 +486,15 @@ fn the_timeout_covers_listing_the_deployments() {
         "--timeout",
         "1s",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("the deployments were not listed within the overall timeout of 1s"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("hint: nothing was changed; raise --timeout")
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the deployments were not listed within the overall timeout of 1s
+    hint: nothing was changed; raise --timeout, or check with `-v=6` what the API answers
+    "#);
     assert!(api.datarobot.status_history().is_empty());
     assert!(!sandbox.path("s.json").exists());
 }
