@@ -131,7 +131,11 @@ impl Render for CleanupOutcome {
             text.push_str(&format!(
                 "\n{}{} Spark sessions in {scope}: {} deleted, {} still deleting, {} not gone \
                  after {}, {} failed{}.\n",
-                if s.interrupted > 0 { "INTERRUPTED: " } else { "" },
+                if s.interrupted > 0 {
+                    "INTERRUPTED: "
+                } else {
+                    ""
+                },
                 s.found,
                 s.deleted,
                 s.deleting,
