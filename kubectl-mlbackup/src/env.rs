@@ -17,6 +17,31 @@ pub const DR_CORE_NAMESPACE: &str = "DR_CORE_NAMESPACE";
 /// `MLBACKUP_HELPER`: the helper binary to upload into the app pod, when `--helper` is not given.
 pub const MLBACKUP_HELPER: &str = "MLBACKUP_HELPER";
 
+/// `MLBACKUP_RECIPIENTS_FILE`: an age recipients file to encrypt backups to, when neither
+/// `--recipient` nor `--recipients-file` is given.
+pub const MLBACKUP_RECIPIENTS_FILE: &str = "MLBACKUP_RECIPIENTS_FILE";
+/// `MLBACKUP_IDENTITY_FILE`: an age identity file to decrypt backups with, when `--identity` is
+/// not given.
+pub const MLBACKUP_IDENTITY_FILE: &str = "MLBACKUP_IDENTITY_FILE";
+/// The standard AWS variables, read for `s3://` backup locations (`location::aws` says how):
+/// endpoint, region, credentials, profile files, web identity of a pod, CA bundle.
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+pub const AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+pub const AWS_ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub const AWS_PROFILE: &str = "AWS_PROFILE";
+pub const AWS_SHARED_CREDENTIALS_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
+pub const AWS_CONFIG_FILE: &str = "AWS_CONFIG_FILE";
+pub const AWS_WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+pub const AWS_ROLE_ARN: &str = "AWS_ROLE_ARN";
+pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
+pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
+pub const AWS_EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
+
 /// `HTTPS_PROXY`, else `https_proxy`: the proxy for an `https://` API server whose kubeconfig
 /// entry has no `proxy-url` (as kubectl reads it).
 pub const HTTPS_PROXY: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
@@ -57,6 +82,16 @@ pub struct Env {
     pub ssl_cert_file: Option<PathBuf>,
     /// [`HTTPS_PROXY`], [`HTTP_PROXY`] and [`NO_PROXY`].
     pub proxy: ProxyVars,
+    /// [`MLBACKUP_RECIPIENTS_FILE`].
+    #[allow(dead_code)] // read once the commands encrypt (issue 15)
+    pub recipients_file: Option<PathBuf>,
+    /// [`MLBACKUP_IDENTITY_FILE`].
+    #[allow(dead_code)] // read once the commands decrypt (issue 15)
+    pub identity_file: Option<PathBuf>,
+    /// The `AWS_*` variables above (Debug shows no secret).
+    // Read once `s3://` locations are wired into the commands (issue 14).
+    #[allow(dead_code)]
+    pub aws: crate::location::aws::AwsVars,
 }
 
 /// The proxy variables, each the first of its two spellings that is set and not empty (Go's
@@ -111,6 +146,13 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             proxy: ProxyVars::from_process(),
+            recipients_file: std::env::var_os(MLBACKUP_RECIPIENTS_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            identity_file: std::env::var_os(MLBACKUP_IDENTITY_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            aws: crate::location::aws::AwsVars::from_process(),
         }
     }
 }

@@ -46,6 +46,14 @@ const NAME_TIME_FORMAT: &str = "%Y_%m_%d_%H_%M";
 const MAX_NAME_ATTEMPTS: u32 = 1000;
 const MAX_NAME_LEN: usize = 200;
 const DIR_MODE: u32 = 0o700;
+/// The longest item file name kept as `<name>.yaml`. File systems allow 255 bytes per name; the
+/// rest is room for the writer's temp name around it (hidden prefix, random part, suffix).
+/// Kubernetes allows object names of 253 characters, so longer ones are shortened.
+const MAX_ITEM_FILE_NAME: usize = 200;
+/// Hex digits of the SHA-256 of the full name in a shortened file name: 128 bits, so two names
+/// with the same first characters never share a file, not even names made to (a collision of
+/// 128 bits is out of reach).
+const ITEM_NAME_HASH_LEN: usize = 32;
 
 /// A failure to read, write or delete a backup folder, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +223,8 @@ pub struct ManifestItem {
 pub struct StoredObject {
     /// Relative to the backup folder, with `/`.
     pub path: String,
+    /// Where in the file: for files of several documents and Lists.
+    pub place: Place,
     pub object: serde_json::Value,
 }
 
@@ -302,8 +312,9 @@ impl BackupWriter {
         &self.dir
     }
 
-    /// Writes `<namespace>/<name>.yaml` atomically (temp file, fsync, rename; 0600) and records
-    /// it. Writing the same object again replaces the file and its record.
+    /// Writes `<namespace>/<name>.yaml` (see [`item_file_name`] for long names) atomically
+    /// (temp file, rename; 0600) and records it. Writing the same object again replaces the
+    /// file and its record.
     pub fn write_item(
         &mut self,
         namespace: &str,
@@ -325,13 +336,14 @@ impl BackupWriter {
             create_private_dir(&namespace_dir)?;
             self.namespaces_created.insert(namespace.to_string());
         }
+        let file_name = item_file_name(name);
         // Not fsynced one by one: `make_items_durable` flushes them all at once before the
         // manifest (the mark of a complete backup) is written.
-        let path = namespace_dir.join(format!("{name}.yaml"));
+        let path = namespace_dir.join(&file_name);
         mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
             .map_err(io_error("write", &path))?;
         let item = ManifestItem {
-            path: format!("{namespace}/{name}.yaml"),
+            path: format!("{namespace}/{file_name}"),
             namespace: namespace.to_string(),
             name: name.to_string(),
             r#type: lrs_type.to_string(),
@@ -524,6 +536,23 @@ fn reserve(root: &Path, name: &str) -> Result<Option<PathBuf>, FolderError> {
     Ok(Some(partial))
 }
 
+/// The file an object is stored in within its namespace folder: `<name>.yaml` while that is
+/// at most [`MAX_ITEM_FILE_NAME`] bytes, else the name's first characters, `_` and a short
+/// SHA-256 of the whole name (`_` is not allowed in Kubernetes names, so a shortened name never
+/// equals a kept one). Readers take names from the manifest or the file, never from this.
+pub fn item_file_name(name: &str) -> String {
+    const SUFFIX: &str = ".yaml";
+    if name.len() + SUFFIX.len() <= MAX_ITEM_FILE_NAME {
+        return format!("{name}{SUFFIX}");
+    }
+    let mut keep = MAX_ITEM_FILE_NAME - SUFFIX.len() - 1 - ITEM_NAME_HASH_LEN;
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let hash = sha256_hex(name.as_bytes());
+    format!("{}_{}{SUFFIX}", &name[..keep], &hash[..ITEM_NAME_HASH_LEN])
+}
+
 /// A namespace or object name that is safe as one path component. Kubernetes names are DNS
 /// labels or subdomains, so this refuses nothing the API server accepts.
 fn is_safe_component(part: &str) -> bool {
@@ -601,6 +630,18 @@ pub struct Backup {
     pub status: CatalogStatus,
     /// `None` for unmanaged backups and partial ones killed before writing it.
     pub manifest: Option<Manifest>,
+    /// Set when this is no backup but what `kubectl apply -f` would take (see
+    /// [`open_for_reading`]).
+    pub loose: Option<Loose>,
+}
+
+/// A source of objects that is no backup, read as `kubectl apply -f` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loose {
+    /// A folder of any name: its YAML files, flat or one folder deep; other files passed over.
+    Folder,
+    /// One file (of any name); [`Backup::dir`] is the file itself.
+    File,
 }
 
 /// One line of [`JOURNAL_FILE`] for a step of `prepare` or `recover`: a `started` record when
@@ -762,6 +803,53 @@ pub fn resolve(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
     }
 }
 
+/// [`resolve`] for commands that only read (restore, diff, verify, show): given by path, what
+/// is no backup is read as `kubectl apply -f` would read it (see [`open_for_reading`]).
+pub fn resolve_for_reading(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
+    if !name_or_path.contains('/') {
+        return resolve(root, name_or_path);
+    }
+    match resolve(root, name_or_path) {
+        Err(FolderError::NotABackup { .. }) => open_for_reading(Path::new(name_or_path)),
+        found => found,
+    }
+}
+
+/// Opens `path`, which is no backup, as a source of objects the way `kubectl apply -f` takes
+/// it: a folder of any name holding YAML files (flat, or one folder deep as backups are; other
+/// files are passed over), or one file of any name. Such a source keeps no journal and is never
+/// deleted; symbolic links are not followed.
+pub fn open_for_reading(path: &Path) -> Result<Backup, FolderError> {
+    let not_a_source = |reason: &str| FolderError::NotABackup {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let meta = path.symlink_metadata().map_err(io_error("read", path))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| not_a_source("it has no name"))?;
+    let loose = if meta.file_type().is_symlink() {
+        return Err(not_a_source("it is a symbolic link"));
+    } else if meta.is_file() {
+        Loose::File
+    } else if meta.is_dir() {
+        if scan_yaml_files(path)?.yaml_files.is_empty() {
+            return Err(not_a_source("it holds no YAML files (*.yaml, *.yml)"));
+        }
+        Loose::Folder
+    } else {
+        return Err(not_a_source("it is neither a file nor a directory"));
+    };
+    Ok(Backup {
+        name,
+        dir: path.to_path_buf(),
+        status: CatalogStatus::Unmanaged,
+        manifest: None,
+        loose: Some(loose),
+    })
+}
+
 impl Backup {
     /// Recognises the directory `dir` as a backup, or says why it is not one.
     pub fn open(dir: &Path) -> Result<Backup, FolderError> {
@@ -798,6 +886,7 @@ impl Backup {
                     dir: dir.to_path_buf(),
                     status,
                     manifest: Some(manifest),
+                    loose: None,
                 });
             }
             Ok(_) => return Err(not_a_backup("its manifest.json is not a regular file")),
@@ -829,6 +918,7 @@ impl Backup {
                 CatalogStatus::Unmanaged
             },
             manifest: None,
+            loose: None,
         })
     }
 
@@ -869,15 +959,24 @@ impl Backup {
 
     /// The total size of the files in the backup, in bytes.
     pub fn size_bytes(&self) -> Result<u64, FolderError> {
-        tree_size(&self.dir)
+        match self.loose {
+            Some(Loose::File) => Ok(self
+                .dir
+                .symlink_metadata()
+                .map_err(io_error("read", &self.dir))?
+                .len()),
+            _ => tree_size(&self.dir),
+        }
     }
 
     /// Whether the backup holds a file like [`DEPLOYMENTS_FILE`] or [`JOURNAL_FILE`].
     pub fn has_file(&self, file: &str) -> bool {
-        self.dir
-            .join(file)
-            .symlink_metadata()
-            .is_ok_and(|meta| meta.is_file())
+        self.loose.is_none()
+            && self
+                .dir
+                .join(file)
+                .symlink_metadata()
+                .is_ok_and(|meta| meta.is_file())
     }
 
     /// Reads every LRS file for a restore, checked as [`Backup::verify`] checks it (for a
@@ -893,6 +992,7 @@ impl Backup {
                     match check_item(&self.dir, &manifest.resource, item) {
                         Ok(object) => objects.push(StoredObject {
                             path: item.path.clone(),
+                            place: Place::default(),
                             object,
                         }),
                         Err(problem) => problems.push(problem),
@@ -901,8 +1001,9 @@ impl Backup {
             }
             None => {
                 let (read, bad) = self.read_yaml_objects()?;
-                objects.extend(read.into_iter().map(|(item, object)| StoredObject {
+                objects.extend(read.into_iter().map(|(item, place, object)| StoredObject {
                     path: item.path,
+                    place,
                     object,
                 }));
                 problems.extend(bad);
@@ -1015,7 +1116,13 @@ impl Backup {
                         detail: "the backup was interrupted before it wrote its manifest".into(),
                     });
                 }
-                let checked = items.len() + bad.len();
+                // Files, not objects: a file may hold several (documents, Lists).
+                let checked = items
+                    .iter()
+                    .map(|item| &item.path)
+                    .chain(bad.iter().map(|problem| &problem.path))
+                    .collect::<BTreeSet<_>>()
+                    .len();
                 problems.extend(bad);
                 checked
             }
@@ -1028,6 +1135,12 @@ impl Backup {
     /// to `<name>.deleting` so it stops looking like a backup at once, then removed without
     /// following symlinks. Returns the bytes freed.
     pub fn delete(self) -> Result<u64, FolderError> {
+        if self.loose.is_some() {
+            return Err(FolderError::NotABackup {
+                path: self.dir,
+                reason: "only backups are deleted".into(),
+            });
+        }
         let backup = Backup::open(&self.dir)?;
         let size = backup.size_bytes()?;
         let parent = backup.dir.parent().unwrap_or(Path::new("."));
@@ -1097,21 +1210,51 @@ impl Backup {
     fn read_yaml_files(&self) -> Result<(Vec<ManifestItem>, Vec<Problem>), FolderError> {
         let (objects, problems) = self.read_yaml_objects()?;
         Ok((
-            objects.into_iter().map(|(item, _)| item).collect(),
+            objects.into_iter().map(|(item, _, _)| item).collect(),
             problems,
         ))
     }
 
-    /// [`Backup::read_yaml_files`] with the objects read.
+    /// [`Backup::read_yaml_files`] with the objects read, and where each is in its file.
     #[allow(clippy::type_complexity)]
     fn read_yaml_objects(
         &self,
-    ) -> Result<(Vec<(ManifestItem, serde_json::Value)>, Vec<Problem>), FolderError> {
-        let layout = scan_yaml_files(&self.dir)?;
-        let mut items = Vec::new();
+    ) -> Result<(Vec<(ManifestItem, Place, serde_json::Value)>, Vec<Problem>), FolderError> {
         let mut problems = Vec::new();
-        for path in layout.yaml_files {
-            let bytes = match read_beneath(&self.dir, &path) {
+        // (path shown, folder, path under it): read beneath the folder, never through a link.
+        let files: Vec<(String, PathBuf, String)> = match self.loose {
+            Some(Loose::File) => {
+                let parent = match self.dir.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                vec![(self.name.clone(), parent, self.name.clone())]
+            }
+            _ => {
+                let layout = scan_yaml_files(&self.dir)?;
+                // In a folder of any name other files are passed over, as kubectl passes them
+                // over; a YAML name that is no regular file is not, because it is meant.
+                problems.extend(
+                    layout
+                        .strangers
+                        .into_iter()
+                        .filter(|path| is_yaml_name(path))
+                        .map(|path| Problem {
+                            path,
+                            kind: ProblemKind::Unreadable,
+                            detail: "not a regular file (symbolic links are not followed)".into(),
+                        }),
+                );
+                layout
+                    .yaml_files
+                    .into_iter()
+                    .map(|path| (path.clone(), self.dir.clone(), path))
+                    .collect()
+            }
+        };
+        let mut items = Vec::new();
+        for (path, dir, relative) in files {
+            let bytes = match read_beneath(&dir, &relative) {
                 Ok(bytes) => bytes,
                 Err(err) => {
                     problems.push(Problem {
@@ -1122,25 +1265,40 @@ impl Backup {
                     continue;
                 }
             };
-            match read_object(&bytes) {
-                Ok((value, object)) => items.push((
-                    ManifestItem {
-                        namespace: object.namespace.clone().unwrap_or_default(),
-                        name: object.name,
-                        r#type: object.lrs_type,
-                        uid: object.uid,
-                        resource_version: object.resource_version,
-                        sha256: sha256_hex(&bytes),
-                        bytes: bytes.len() as u64,
+            let objects = match read_file_objects(&bytes) {
+                Ok(objects) => objects,
+                Err(detail) => {
+                    problems.push(Problem {
                         path,
-                    },
-                    value,
-                )),
-                Err(detail) => problems.push(Problem {
-                    path,
-                    kind: ProblemKind::Invalid,
-                    detail,
-                }),
+                        kind: ProblemKind::Invalid,
+                        detail,
+                    });
+                    continue;
+                }
+            };
+            let sha256 = sha256_hex(&bytes);
+            for object in objects {
+                match object {
+                    Ok(FileObject { place, value, head }) => items.push((
+                        ManifestItem {
+                            path: path.clone(),
+                            namespace: head.namespace.unwrap_or_default(),
+                            name: head.name,
+                            r#type: head.lrs_type,
+                            uid: head.uid,
+                            resource_version: head.resource_version,
+                            sha256: sha256.clone(),
+                            bytes: bytes.len() as u64,
+                        },
+                        place,
+                        value,
+                    )),
+                    Err(detail) => problems.push(Problem {
+                        path: path.clone(),
+                        kind: ProblemKind::Invalid,
+                        detail,
+                    }),
+                }
             }
         }
         Ok((items, problems))
@@ -1238,15 +1396,16 @@ fn check_item(
         })
     };
     // A manifest is data from disk: never let its paths point outside the backup.
+    let expected_path = format!("{}/{}", item.namespace, item_file_name(&item.name));
     if !is_safe_component(&item.namespace)
         || !is_safe_component(&item.name)
-        || item.path != format!("{}/{}.yaml", item.namespace, item.name)
+        || item.path != expected_path
     {
         return problem(
             ProblemKind::Invalid,
             format!(
-                "the manifest lists it for `{}/{}`, whose file would be `{}/{}.yaml`",
-                item.namespace, item.name, item.namespace, item.name
+                "the manifest lists it for `{}/{}`, whose file would be `{expected_path}`",
+                item.namespace, item.name
             ),
         );
     }
@@ -1273,7 +1432,7 @@ fn check_item(
             ),
         );
     }
-    let (value, object) = match read_object(&bytes) {
+    let (value, object) = match read_single_object(&bytes) {
         Ok(read) => read,
         Err(detail) => return problem(ProblemKind::Invalid, detail),
     };
@@ -1317,15 +1476,156 @@ struct ObjectHead {
     lrs_type: String,
 }
 
-/// Parses one YAML document as a Kubernetes object, returning it and the fields this module
-/// looks at; the error says what is wrong, in words.
-fn read_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
+/// Where an object is in its file: which `---` document (named only when the file has more
+/// than one) and which item of a `kind: List`. Empty for a file that is one object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    /// 1-based.
+    pub document: Option<usize>,
+    /// 1-based.
+    pub item: Option<usize>,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.document, self.item) {
+            (Some(document), Some(item)) => write!(f, "document {document}, item {item}"),
+            (Some(document), None) => write!(f, "document {document}"),
+            (None, Some(item)) => write!(f, "item {item}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl Place {
+    /// `path`, with the place in parentheses when there is one: `all.yaml (document 2)`.
+    pub fn locate(self, path: &str) -> String {
+        if self == Place::default() {
+            path.to_string()
+        } else {
+            format!("{path} ({self})")
+        }
+    }
+
+    /// `detail` prefixed with the place, when there is one.
+    pub fn describe(self, detail: &str) -> String {
+        if self == Place::default() {
+            detail.to_string()
+        } else {
+            format!("{self}: {detail}")
+        }
+    }
+}
+
+/// One object of a file.
+struct FileObject {
+    place: Place,
+    value: serde_json::Value,
+    head: ObjectHead,
+}
+
+/// Reads every object of a file as `kubectl apply -f` would (see [`crate::yaml::read_documents`]):
+/// each document, and the items of each List (a document with `items`; items without `kind`
+/// and `apiVersion` take the List's, without its `List` suffix). `Err`: the file cannot be read
+/// at all; otherwise one result per object, an `Err` saying (with its place) why that document
+/// or item is no Kubernetes object.
+fn read_file_objects(bytes: &[u8]) -> Result<Vec<Result<FileObject, String>>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         // What the shell loop leaves behind when `kubectl get` failed.
         return Err("the file is empty".to_string());
     }
-    let value: serde_json::Value =
-        serde_yaml::from_slice(bytes).map_err(|err| format!("not valid YAML: {err}"))?;
+    let documents = crate::yaml::read_documents(bytes).map_err(|err| {
+        let place = Place {
+            document: (err.index > 1).then_some(err.index),
+            item: None,
+        };
+        place.describe(&format!("not valid YAML: {}", err.reason))
+    })?;
+    if documents.is_empty() {
+        return Err("the file holds no object (only empty documents)".to_string());
+    }
+    let several = documents.len() > 1 || documents[0].index > 1;
+    let mut objects = Vec::new();
+    for document in documents {
+        let place = Place {
+            document: several.then_some(document.index),
+            item: None,
+        };
+        let value = document.value;
+        let Some(items) = value.get("items") else {
+            objects.push(
+                object_head(&value)
+                    .map(|head| FileObject { place, value, head })
+                    .map_err(|detail| place.describe(&detail)),
+            );
+            continue;
+        };
+        // kubectl's rule: any object with `items` is a list.
+        let items = match items {
+            serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::Null => Vec::new(),
+            _ => {
+                objects.push(Err(place.describe("`items` is not a list")));
+                continue;
+            }
+        };
+        let text = |field: &str| value[field].as_str().unwrap_or_default().to_string();
+        let (list_version, list_kind) = (text("apiVersion"), text("kind"));
+        let item_kind = list_kind.strip_suffix("List").unwrap_or(&list_kind);
+        for (position, mut item) in items.into_iter().enumerate() {
+            let place = Place {
+                item: Some(position + 1),
+                ..place
+            };
+            if let Some(map) = item.as_object_mut()
+                && !map.contains_key("kind")
+                && !map.contains_key("apiVersion")
+            {
+                map.insert("apiVersion".into(), list_version.clone().into());
+                map.insert("kind".into(), item_kind.into());
+            }
+            let read = if item.get("items").is_some() {
+                Err("a list inside a list".to_string())
+            } else {
+                object_head(&item)
+            };
+            objects.push(
+                read.map(|head| FileObject {
+                    place,
+                    value: item,
+                    head,
+                })
+                .map_err(|detail| place.describe(&detail)),
+            );
+        }
+    }
+    Ok(objects)
+}
+
+/// Reads a file that must hold exactly one object (an item of a managed backup).
+fn read_single_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> {
+    let mut objects = read_file_objects(bytes)?;
+    if objects.len() != 1 {
+        return Err(format!(
+            "it holds {} objects; a backup file holds one",
+            objects.len()
+        ));
+    }
+    if objects[0]
+        .as_ref()
+        .is_ok_and(|o| o.place != Place::default())
+    {
+        return Err("it holds a List; a backup file holds one object".to_string());
+    }
+    objects
+        .pop()
+        .expect("one object")
+        .map(|object| (object.value, object.head))
+}
+
+/// The fields this module looks at of one document, or what is missing for it to be a
+/// Kubernetes object.
+fn object_head(value: &serde_json::Value) -> Result<ObjectHead, String> {
     if !value.is_object() {
         return Err("not a YAML object".to_string());
     }
@@ -1340,8 +1640,8 @@ fn read_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> 
     let metadata = &value["metadata"];
     let name = text(&metadata["name"])
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| "`metadata.name` is missing".to_string())?;
-    let head = ObjectHead {
+        .ok_or_else(|| format!("`metadata.name` of the {kind} is missing"))?;
+    Ok(ObjectHead {
         api_version,
         kind,
         name,
@@ -1349,8 +1649,7 @@ fn read_object(bytes: &[u8]) -> Result<(serde_json::Value, ObjectHead), String> 
         uid: text(&metadata["uid"]).unwrap_or_default(),
         resource_version: text(&metadata["resourceVersion"]).unwrap_or_default(),
         lrs_type: text(&metadata["labels"][TYPE_LABEL]).unwrap_or_default(),
-    };
-    Ok((value, head))
+    })
 }
 
 /// What a backup directory without a manifest holds (paths relative to it, with `/`).
@@ -1362,6 +1661,10 @@ struct YamlLayout {
     temp_files: Vec<String>,
     /// Anything else: symlinks, other files, deeper folders.
     strangers: Vec<String>,
+}
+
+fn is_yaml_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
 fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
@@ -1376,7 +1679,7 @@ fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             layout.strangers.push(path);
         } else if is_temp_name(file_name) {
             layout.temp_files.push(path);
-        } else if file_name.ends_with(".yaml") || file_name.ends_with(".yml") {
+        } else if is_yaml_name(file_name) {
             layout.yaml_files.push(path);
         } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE].contains(&file_name) {
             // Written by `deployments deactivate --backup` (and prepare/recover) into any
@@ -1735,6 +2038,247 @@ mod tests {
         let (_, problems) = backup.read_objects().unwrap();
         let details: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
         assert_eq!(details, [behind, "not a regular file"]);
+    }
+
+    /// A valid Kubernetes name of 253 characters: four dot-separated labels of up to 63.
+    fn longest_name() -> String {
+        let name = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(name.len(), 253);
+        assert!(crate::object::is_object_name(&name));
+        name
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_file_is_stored_shortened_and_read_back_exactly() {
+        let root = tempfile::tempdir().unwrap();
+        let long = longest_name();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        for name in [long.as_str(), "a"] {
+            let yaml = lrs_yaml("dr", name, "deployment");
+            writer
+                .write_item("dr", name, "deployment", "u", "7", yaml.as_bytes())
+                .unwrap();
+        }
+        // Written again (a list that restarted): one file, one record.
+        let yaml = lrs_yaml("dr", &long, "deployment");
+        writer
+            .write_item("dr", &long, "deployment", "u", "8", yaml.as_bytes())
+            .unwrap();
+        let (dir, manifest) = writer.finish(info()).unwrap();
+        let file = item_file_name(&long);
+        assert_eq!(file.len(), MAX_ITEM_FILE_NAME);
+        assert!(
+            file.starts_with(&long[..162]) && file.ends_with(".yaml"),
+            "{file}"
+        );
+        assert_ne!(file, item_file_name(&format!("{long}x")));
+        // No valid name takes a shortened file: `_` is not allowed in Kubernetes names.
+        let spelled = file.trim_end_matches(".yaml");
+        assert!(!crate::object::is_object_name(spelled), "{spelled}");
+        assert_eq!(
+            names_in(&dir.join("dr")),
+            ["a.yaml".to_string(), file.clone()]
+        );
+        let paths: Vec<(&str, &str)> = manifest
+            .items
+            .iter()
+            .map(|i| (i.path.as_str(), i.name.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("dr/a.yaml", "a"),
+                (format!("dr/{file}").as_str(), long.as_str())
+            ]
+        );
+        let backup = Backup::open(&dir).unwrap();
+        assert!(backup.verify().unwrap().problems.is_empty());
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(objects[1].object["metadata"]["name"], long.as_str());
+        // The same files without the manifest: names come from the files, not their names.
+        fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        let loose = open_for_reading(&dir).unwrap();
+        let names: Vec<String> = loose.items().unwrap().into_iter().map(|i| i.name).collect();
+        assert_eq!(names, ["a".to_string(), long]);
+    }
+
+    #[test]
+    fn a_manifest_item_must_hold_exactly_one_object() {
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        let two = format!(
+            "{}---\n{}",
+            lrs_yaml("dr", "a", "deployment"),
+            lrs_yaml("dr", "b", "deployment")
+        );
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", two.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let problems = Backup::open(&dir).unwrap().verify().unwrap().problems;
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].detail,
+            "it holds 2 objects; a backup file holds one"
+        );
+    }
+
+    /// `kubectl get lrs -o yaml` of two objects.
+    fn kubectl_list(names: &[&str]) -> String {
+        let items: String = names
+            .iter()
+            .map(|name| {
+                lrs_yaml("dr", name, "deployment")
+                    .lines()
+                    .enumerate()
+                    .map(|(i, line)| format!("{}{line}\n", if i == 0 { "- " } else { "  " }))
+                    .collect::<String>()
+            })
+            .collect();
+        format!("apiVersion: v1\nitems:\n{items}kind: List\nmetadata:\n  resourceVersion: \"\"\n")
+    }
+
+    #[test]
+    fn any_folder_or_file_given_by_path_reads_as_kubectl_apply_reads_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("exported");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("list.yaml"), kubectl_list(&["a", "b"])).unwrap();
+        let several = format!(
+            "---\n{}---\n---\n{}",
+            lrs_yaml("dr", "c", "deployment"),
+            lrs_yaml("dr", "d", "spark_app")
+        );
+        fs::write(dir.join("several.yml"), several.replace('\n', "\r\n")).unwrap();
+        fs::write(
+            dir.join("bom.yaml"),
+            format!("\u{feff}{}", lrs_yaml("dr", "e", "deployment")),
+        )
+        .unwrap();
+        fs::write(
+            dir.join("README.md"),
+            "passed over, as kubectl passes it over",
+        )
+        .unwrap();
+
+        // Not a backup: never listed, never deleted; but readable by path.
+        assert!(matches!(
+            Backup::open(&dir),
+            Err(FolderError::NotABackup { .. })
+        ));
+        let dir_arg = dir.to_str().unwrap();
+        let backup = resolve_for_reading(root.path(), dir_arg).unwrap();
+        assert_eq!(backup.loose, Some(Loose::Folder));
+        assert!(!backup.has_journal());
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let found: Vec<(String, String, &str)> = objects
+            .iter()
+            .map(|o| {
+                (
+                    o.place.locate(&o.path),
+                    o.object["kind"].as_str().unwrap().to_string(),
+                    o.object["metadata"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let lrs = "LongRunningService".to_string();
+        assert_eq!(
+            found,
+            [
+                ("bom.yaml".into(), lrs.clone(), "e"),
+                ("list.yaml (item 1)".into(), lrs.clone(), "a"),
+                ("list.yaml (item 2)".into(), lrs.clone(), "b"),
+                ("several.yml (document 1)".into(), lrs.clone(), "c"),
+                ("several.yml (document 3)".into(), lrs, "d"),
+            ]
+        );
+        assert_eq!(backup.verify().unwrap().checked, 3, "files, not objects");
+        assert!(
+            resolve_for_reading(root.path(), "exported").is_err(),
+            "by name: no"
+        );
+        assert!(matches!(
+            resolve_for_reading(root.path(), dir_arg).unwrap().delete(),
+            Err(FolderError::NotABackup { .. })
+        ));
+        assert!(dir.join("list.yaml").exists());
+
+        // One file.
+        let file = dir.join("list.yaml");
+        let single = resolve_for_reading(root.path(), file.to_str().unwrap()).unwrap();
+        assert_eq!(single.loose, Some(Loose::File));
+        assert_eq!(single.name, "list.yaml");
+        assert_eq!(single.items().unwrap().len(), 2);
+        assert_eq!(
+            single.size_bytes().unwrap(),
+            fs::metadata(&file).unwrap().len()
+        );
+        assert!(!single.has_file(DEPLOYMENTS_FILE));
+
+        let empty = root.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        fs::write(empty.join("notes.txt"), "x").unwrap();
+        let err = resolve_for_reading(root.path(), empty.to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("it holds no YAML files"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_document_is_named_with_its_file_and_place() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bad");
+        fs::create_dir(&dir).unwrap();
+        let mut list = kubectl_list(&["a"]);
+        list = list.replace(
+            "items:\n",
+            "items:\n- apiVersion: v1\n  kind: ConfigMap\n  data: {}\n",
+        );
+        fs::write(dir.join("list.yaml"), list).unwrap();
+        fs::write(
+            dir.join("twice.yaml"),
+            format!(
+                "{}---\nkind: X\nkind: Y\n",
+                lrs_yaml("dr", "b", "deployment")
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("scalar.yaml"), "---\njust text\n").unwrap();
+        fs::write(dir.join("comments.yaml"), "# nothing\n---\n").unwrap();
+        let backup = open_for_reading(&dir).unwrap();
+        let (objects, problems) = backup.read_objects().unwrap();
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.detail.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "comments.yaml",
+                    "the file holds no object (only empty documents)"
+                ),
+                (
+                    "list.yaml",
+                    "item 1: `metadata.name` of the ConfigMap is missing"
+                ),
+                ("scalar.yaml", "not a YAML object"),
+                (
+                    "twice.yaml",
+                    "document 2: not valid YAML: the key `kind` is written twice (kubectl would \
+                     keep only one of the values) at line 13 column 1"
+                ),
+            ]
+        );
+        // The good item of the List stays; a file that cannot be read gives nothing.
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].object["metadata"]["name"], "a");
     }
 
     #[test]

@@ -6,11 +6,19 @@ mod cluster;
 mod commands;
 mod completion;
 mod duration;
+// Built ahead of the commands that will use it (issue 15: backup, verify, restore, rekey...);
+// until they do, its items and re-exports are unused.
+#[allow(dead_code, unused_imports)]
+mod encryption;
 mod env;
 mod error;
 mod folder;
 mod helper_binary;
 mod in_pod;
+// The storage layer of s3:// backup locations; the commands use it once the folder module is
+// split (issue 13), until then most of it is only reached by its tests.
+#[allow(dead_code)]
+mod location;
 mod object;
 mod printer;
 mod yaml;

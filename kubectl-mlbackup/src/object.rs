@@ -18,6 +18,32 @@ const SERVER_METADATA: &[&str] = &[
     "ownerReferences",
 ];
 
+/// The annotation `kubectl apply` keeps: a second copy of the whole object as last applied,
+/// possibly with values (credentials) the spec no longer has.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes what a backup does not store (DESIGN.md sections 4 and 11): `managedFields` (as
+/// `kubectl get -o yaml` shows an object) and the [`LAST_APPLIED_ANNOTATION`]. An annotation
+/// map left empty goes too, as the API server omits one.
+// Not yet called: backup's `write_object` will call it in place of its own `managedFields`
+// removal when encryption is wired in (issue 15).
+#[allow(dead_code)]
+pub fn strip_unstored_fields(object: &mut Value) {
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    metadata.remove("managedFields");
+    let emptied = metadata
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+        .is_some_and(|annotations| {
+            annotations.remove(LAST_APPLIED_ANNOTATION).is_some() && annotations.is_empty()
+        });
+    if emptied {
+        metadata.remove("annotations");
+    }
+}
+
 /// Removes what the API server manages, so the object can be applied to any cluster: the
 /// fields of [`SERVER_METADATA`], `generateName` when `name` is set, and `status` (the
 /// operator reconciles it).
@@ -45,8 +71,9 @@ pub fn strip_server_fields(object: &mut Value) {
 const ENVELOPE: &[&str] = &["apiVersion", "kind", "metadata", "status"];
 
 /// The state a backup restores and a diff compares: labels, annotations and every top-level
-/// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`). Empty label or
-/// annotation maps count as absent.
+/// field but `apiVersion`, `kind`, `metadata` and `status` (for an LRS: `spec`), its numbers as
+/// the API server stores them (see [`as_stored`]). Empty label or annotation maps count as
+/// absent.
 pub fn desired_state(object: &Value) -> Value {
     let mut state = Map::new();
     let mut metadata = Map::new();
@@ -64,11 +91,52 @@ pub fn desired_state(object: &Value) -> Value {
     if let Some(map) = object.as_object() {
         for (key, value) in map {
             if !ENVELOPE.contains(&key.as_str()) {
-                state.insert(key.clone(), value.clone());
+                state.insert(key.clone(), as_stored(value));
             }
         }
     }
     Value::Object(state)
+}
+
+/// `value` with every number as the API server stores it, so that a file and the cluster
+/// compare by what the cluster can hold. kube-apiserver decodes a number without `.` that fits
+/// int64 as int64 and every other one as the nearest float64 (exactly), and encodes float64 in
+/// Go's shortest form, plain below 1e21. After the round trip through etcd an integral float in
+/// int64's range (`1.0`, `-0.0`, `1e3`) is an integer and an integer beyond int64 a float64;
+/// every other number, one ulp apart included, stays itself.
+pub fn as_stored(value: &Value) -> Value {
+    match value {
+        Value::Number(number) => Value::Number(stored_number(number)),
+        Value::Array(items) => Value::Array(items.iter().map(as_stored).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), as_stored(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn stored_number(number: &serde_json::Number) -> serde_json::Number {
+    let integral = |float: f64| {
+        // Go's shortest digits are Rust's `Display`; digits without `.` that fit int64 decode
+        // as an integer.
+        (float.abs() < 1e21)
+            .then(|| format!("{float}").parse::<i64>().ok())
+            .flatten()
+    };
+    if let Some(unsigned) = number.as_u64() {
+        if i64::try_from(unsigned).is_err()
+            && let Some(float) = serde_json::Number::from_f64(unsigned as f64)
+        {
+            return float;
+        }
+    } else if number.is_f64()
+        && let Some(int) = number.as_f64().and_then(integral)
+    {
+        return int.into();
+    }
+    number.clone()
 }
 
 /// Whether two objects agree on their [`desired_state`].
@@ -261,6 +329,41 @@ mod tests {
     }
 
     #[test]
+    fn numbers_compare_as_the_api_server_stores_them() {
+        let with = |text: &str| -> Value {
+            serde_json::from_str(&format!(r#"{{"spec": {{"v": {text}}}}}"#)).unwrap()
+        };
+        for (file, cluster) in [
+            ("1.0", "1"),
+            ("-0.0", "0"),
+            ("1e3", "1000"),
+            ("18446744073709551615", "18446744073709552000"),
+        ] {
+            assert!(same_desired_state(&with(file), &with(cluster)), "{file}");
+        }
+        for (a, b) in [
+            ("0.9215686321258545", "0.9215686321258544"),
+            ("10587.436593658975", "10587.436593658973"),
+            ("9007199254740993", "9007199254740992"),
+            ("9223372036854775807", "9223372036854775806"),
+            ("1.5", "1"),
+            ("5e-324", "0"),
+        ] {
+            assert!(!same_desired_state(&with(a), &with(b)), "{a} {b}");
+        }
+        let diff = unified_diff(
+            &with("123456789.12345679"),
+            &with("123456789.12345678"),
+            "a",
+            "b",
+        );
+        assert!(
+            diff.contains("-  v: 123456789.12345679\n+  v: 123456789.12345678\n"),
+            "{diff}"
+        );
+    }
+
+    #[test]
     fn the_converged_object_has_the_backups_state_and_keeps_what_the_cluster_owns() {
         let mut backup = served();
         strip_server_fields(&mut backup);
@@ -327,5 +430,45 @@ mod tests {
              +  replicas: 1\n"
         );
         assert_eq!(unified_diff(&served(), &served(), "a", "b"), "");
+    }
+
+    #[test]
+    fn the_last_applied_copy_and_managed_fields_are_not_stored() {
+        let mut object = json!({
+            "kind": "LRS",
+            "metadata": {
+                "name": "a",
+                "managedFields": [{"manager": "kubectl"}],
+                "annotations": {
+                    "team": "ml",
+                    LAST_APPLIED_ANNOTATION: "{\"spec\":{\"password\":\"old\"}}",
+                },
+            },
+            "spec": {"password": "new"},
+        });
+        strip_unstored_fields(&mut object);
+        assert_eq!(
+            object,
+            json!({
+                "kind": "LRS",
+                "metadata": {"name": "a", "annotations": {"team": "ml"}},
+                "spec": {"password": "new"},
+            })
+        );
+        // The only annotation gone: no empty map left behind.
+        let mut object =
+            json!({"metadata": {"name": "a", "annotations": {LAST_APPLIED_ANNOTATION: "{}"}}});
+        strip_unstored_fields(&mut object);
+        assert_eq!(object, json!({"metadata": {"name": "a"}}));
+        // An empty map the server sent (it does not) is kept as it was; no metadata is no change.
+        for unchanged in [
+            json!({"metadata": {"name": "a", "annotations": {}}}),
+            json!({"kind": "LRS"}),
+            json!("not an object"),
+        ] {
+            let mut object = unchanged.clone();
+            strip_unstored_fields(&mut object);
+            assert_eq!(object, unchanged);
+        }
     }
 }

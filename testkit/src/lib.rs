@@ -7,6 +7,7 @@ pub mod faults;
 pub mod kube;
 pub mod proxy;
 pub mod query;
+pub mod s3;
 pub mod sample;
 pub mod sandbox;
 pub mod serve;

@@ -48,6 +48,31 @@ pub struct Ready {
     pub app_namespace: String,
     /// The CA that signed the fake DataRobot API's certificate (PEM file).
     pub datarobot_ca_file: Option<PathBuf>,
+    /// The S3 server of `serve --s3`.
+    #[serde(flatten)]
+    pub s3: Option<S3Ready>,
+}
+
+/// Where the S3 server of `serve --s3` is and its keys (for `AWS_ENDPOINT_URL`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; the location is `s3://BUCKET/PREFIX`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Ready {
+    pub s3_endpoint: String,
+    pub s3_bucket: String,
+    pub aws_access_key_id: String,
+    pub aws_secret_access_key: String,
+}
+
+impl S3Ready {
+    pub fn of(server: &crate::s3::S3Server) -> S3Ready {
+        S3Ready {
+            s3_endpoint: server.endpoint.clone(),
+            s3_bucket: server.bucket.clone(),
+            aws_access_key_id: server.access_key_id.clone(),
+            aws_secret_access_key: server.secret_access_key.clone(),
+        }
+    }
 }
 
 /// Both fakes, running, and what was seeded into them.
@@ -97,6 +122,7 @@ impl Sandbox {
             datarobot_token: api.datarobot.admin_token().to_string(),
             app_namespace: options.sample.app_namespace.clone(),
             datarobot_ca_file: api.ca_file,
+            s3: None,
         };
         Ok(Sandbox {
             kube: cluster.kube,

@@ -77,8 +77,9 @@ pub struct DiffOutcome {
     pub path: PathBuf,
     pub server: String,
     pub context: Option<String>,
-    /// The selector and namespaces that decide what is extra (empty: all namespaces).
-    pub selector: String,
+    /// The selector and namespaces that decide what is extra (empty: all namespaces). `null`
+    /// for a folder or file that is no backup: it has no scope, so nothing is extra.
+    pub selector: Option<String>,
     pub namespaces: Vec<String>,
     pub identical: bool,
     pub summary: DiffSummary,
@@ -143,7 +144,7 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let root = super::backup_root(&args.backups, env);
-    let backup = folder::resolve(&root, &args.name)
+    let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot compare the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let outcome = compare_with_cluster(&cluster, &resource, &backup, &args.namespace_map).await?;
@@ -174,13 +175,17 @@ pub async fn compare_with_cluster(
         .await
         .context("cannot read the LRS objects of the cluster")?;
 
-    let (selector, scope) = scope(backup, namespace_map, &targets);
-    let in_scope = match scope.is_empty() {
-        true => lrs::list_all(cluster, resource, None, &selector).await,
-        false => {
+    let (selector, scope) = match scope(backup, namespace_map, &targets) {
+        Some((selector, scope)) => (Some(selector), scope),
+        None => (None, BTreeSet::new()),
+    };
+    let in_scope = match (&selector, scope.is_empty()) {
+        (None, _) => Ok(Vec::new()),
+        (Some(selector), true) => lrs::list_all(cluster, resource, None, selector).await,
+        (Some(selector), false) => {
             let mut all = Vec::new();
             for namespace in &scope {
-                all.extend(lrs::list_all(cluster, resource, Some(namespace), &selector).await?);
+                all.extend(lrs::list_all(cluster, resource, Some(namespace), selector).await?);
             }
             Ok(all)
         }
@@ -255,12 +260,15 @@ impl DiffSummary {
 /// The selector and namespaces (empty: all) in which a cluster object not in the backup is
 /// extra: the backup's own, mapped like its objects. For a backup of all namespaces restored
 /// elsewhere with --namespace-map, only the target namespaces (the rest of the cluster is not
-/// what the user compares).
+/// what the user compares). `None` for a folder or file that is no backup: it has no scope.
 fn scope(
     backup: &folder::Backup,
     mappings: &[crate::cli::NamespaceMapping],
     targets: &BTreeSet<String>,
-) -> (String, BTreeSet<String>) {
+) -> Option<(String, BTreeSet<String>)> {
+    if backup.loose.is_some() {
+        return None;
+    }
     let map: BTreeMap<&str, &str> = mappings
         .iter()
         .map(|m| (m.from.as_str(), m.to.as_str()))
@@ -277,10 +285,10 @@ fn scope(
             } else {
                 namespaces
             };
-            (manifest.selector.clone(), namespaces)
+            Some((manifest.selector.clone(), namespaces))
         }
-        None if !mappings.is_empty() => (SHELL_LOOP_SELECTOR.to_string(), targets.clone()),
-        None => (SHELL_LOOP_SELECTOR.to_string(), BTreeSet::new()),
+        None if !mappings.is_empty() => Some((SHELL_LOOP_SELECTOR.to_string(), targets.clone())),
+        None => Some((SHELL_LOOP_SELECTOR.to_string(), BTreeSet::new())),
     }
 }
 
@@ -293,7 +301,7 @@ fn compare(planned: &Planned, live: Option<&serde_json::Value>) -> DiffItem {
             Some(object::unified_diff(
                 &planned.object,
                 live,
-                &format!("backup/{}", planned.path),
+                &format!("backup/{}", planned.place.locate(&planned.path)),
                 &format!("cluster/{}/{}", planned.namespace, planned.name),
             )),
         ),

@@ -18,7 +18,7 @@ use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::{Exit, UsageError};
-use crate::folder::{self, Backup, CatalogStatus, Problem, ProblemKind};
+use crate::folder::{self, Backup, CatalogStatus, Place, Problem, ProblemKind};
 use crate::object;
 use crate::printer::{self, Printer, Render};
 
@@ -53,8 +53,8 @@ impl RestoreError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RestoreError::Partial { .. } => Some(
-                "take a new backup; or copy the files you need into a folder named lrs_backup_... \
-                 and restore that folder"
+                "take a new backup; or copy the files you need into another folder and restore it \
+                 by path (./FOLDER)"
                     .into(),
             ),
             RestoreError::InvalidFiles { .. } => Some(
@@ -71,6 +71,8 @@ impl RestoreError {
 pub(super) struct Planned {
     /// The file, relative to the backup folder.
     pub path: String,
+    /// Where in the file, for files of several documents and Lists.
+    pub place: Place,
     pub source_namespace: String,
     pub namespace: String,
     pub name: String,
@@ -120,7 +122,7 @@ pub(super) fn plan(
         let invalid = |detail: String| Problem {
             path: item.path.clone(),
             kind: ProblemKind::Invalid,
-            detail,
+            detail: item.place.describe(&detail),
         };
         let text = |pointer: &str| {
             item.object
@@ -167,7 +169,10 @@ pub(super) fn plan(
         let namespace = map
             .get(source_namespace.as_str())
             .map_or(source_namespace.clone(), |to| to.to_string());
-        if let Some(other) = targets.insert((namespace.clone(), name.clone()), item.path.clone()) {
+        if let Some(other) = targets.insert(
+            (namespace.clone(), name.clone()),
+            item.place.locate(&item.path),
+        ) {
             problems.push(invalid(format!(
                 "it would be restored as {namespace}/{name}, like {other}"
             )));
@@ -178,6 +183,7 @@ pub(super) fn plan(
         stripped["metadata"]["namespace"] = json!(namespace);
         planned.push(Planned {
             path: item.path,
+            place: item.place,
             lrs_type: item.object["metadata"]["labels"][LRS_TYPE_LABEL]
                 .as_str()
                 .unwrap_or_default()
@@ -435,7 +441,7 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let root = super::backup_root(&args.backups, env);
-    let backup = folder::resolve(&root, &args.name)
+    let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = RestoreOptions {
@@ -1102,6 +1108,7 @@ mod against_the_fake {
         object::strip_server_fields(&mut object);
         let planned = Planned {
             path: "dr-app/cm-1.yaml".into(),
+            place: Place::default(),
             source_namespace: "dr-app".into(),
             namespace: "dr-app".into(),
             name: "cm-1".into(),

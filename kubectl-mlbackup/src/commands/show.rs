@@ -160,7 +160,7 @@ fn show(
     name: &str,
     with_files: bool,
 ) -> Result<ShowOutcome, folder::FolderError> {
-    let backup = folder::resolve(root, name)?;
+    let backup = folder::resolve_for_reading(root, name)?;
     let items = backup.items()?;
     let manifest = backup.manifest.as_ref();
     Ok(ShowOutcome {

@@ -58,7 +58,7 @@ impl Render for VerifyOutcome {
 pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
     let root = super::backup_root(&args.backups, env);
     let context = || format!("cannot verify the backup `{}`", args.name);
-    let backup = folder::resolve(&root, &args.name).with_context(context)?;
+    let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
     let verification = backup.verify().with_context(context)?;
     let outcome = VerifyOutcome {
         ok: verification.problems.is_empty(),

@@ -9,6 +9,7 @@ mod completion;
 mod contract;
 mod deployments;
 mod diff;
+mod exact;
 mod help;
 mod in_pod;
 mod pod_security;

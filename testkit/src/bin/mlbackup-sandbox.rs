@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mlbackup_testkit::s3;
 use mlbackup_testkit::sample::SampleSpec;
-use mlbackup_testkit::sandbox::{Sandbox, SandboxOptions};
+use mlbackup_testkit::sandbox::{S3Ready, Sandbox, SandboxOptions};
 
 /// A local fake of a DataRobot cluster for trying kubectl-mlbackup (and kubectl) safely.
 #[derive(Debug, Parser)]
@@ -71,6 +72,10 @@ struct ServeArgs {
     /// Working directories of the processes exec'd in pods (default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Start an S3 server too (the `s3s-fs` binary, on PATH or in ~/.cargo/bin), with a bucket,
+    /// for `s3://` backup locations; its endpoint and keys go into the ready line.
+    #[arg(long)]
+    s3: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,8 +120,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .then(|| Duration::from_millis(args.lrs_operator_delay_ms)),
     })
     .await?;
-    println!("{}", serde_json::to_string(&sandbox.ready)?);
+    let mut ready = sandbox.ready.clone();
+    let s3 = match args.s3 {
+        true => {
+            let binary = s3::find_binary().with_context(|| {
+                format!(
+                    "--s3 needs {} (on PATH or in ~/.cargo/bin): install it with `{}`",
+                    s3::BINARY,
+                    s3::INSTALL
+                )
+            })?;
+            let server = s3::S3Server::start(&binary)?;
+            ready.s3 = Some(S3Ready::of(&server));
+            Some(server)
+        }
+        false => None,
+    };
+    println!("{}", serde_json::to_string(&ready)?);
     wait_for_signal().await?;
+    drop(s3);
     drop(sandbox);
     Ok(())
 }

@@ -110,6 +110,7 @@ pub fn patched(object: &Value, patch_type: PatchType, body: &[u8]) -> Result<Val
             ));
         }
     }
+    super::numbers::as_stored(&mut patched);
     Ok(patched)
 }
 
@@ -163,35 +164,48 @@ fn decode_continue(token: &str) -> Result<(i64, ObjectKey), ApiError> {
     Ok((rv, (namespace.to_string(), name.to_string())))
 }
 
-/// `validation.IsDNS1123Subdomain` (or `IsDNS1123Label` for namespaces) as a field error.
-fn name_error(name: &str, label_only: bool) -> Option<Cause> {
-    let label_ok = |part: &str| {
+/// `validation.IsDNS1123Subdomain` (or `IsDNS1123Label` for namespaces) as field errors, one per
+/// rule broken, as `ValidateObjectMeta` reports them. A subdomain's parts have no length limit of
+/// their own: 253 characters without a dot are a valid name.
+fn name_errors(name: &str, label_only: bool) -> Vec<Cause> {
+    let part_ok = |part: &str| {
         !part.is_empty()
-            && part.len() <= 63
             && part
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !part.starts_with('-')
             && !part.ends_with('-')
     };
-    let valid = if label_only {
-        label_ok(name)
+    let (max_len, pattern_ok, pattern_message) = if label_only {
+        (
+            63,
+            part_ok(name),
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        )
     } else {
-        name.len() <= 253 && name.split('.').all(label_ok)
+        (
+            253,
+            name.split('.').all(part_ok),
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
     };
-    if valid {
-        return None;
+    let mut messages = Vec::new();
+    if name.len() > max_len {
+        messages.push(format!("must be no more than {max_len} characters"));
     }
-    let message = if label_only {
-        format!(
-            "Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-        )
-    } else {
-        format!(
-            "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-        )
-    };
-    Some(Cause::new("FieldValueInvalid", message, "metadata.name"))
+    if !pattern_ok {
+        messages.push(pattern_message.to_string());
+    }
+    messages
+        .into_iter()
+        .map(|message| {
+            Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: \"{name}\": {message}"),
+                "metadata.name",
+            )
+        })
+        .collect()
 }
 
 /// `names.SimpleNameGenerator`: five characters from an alphabet without vowels.
@@ -272,6 +286,8 @@ fn parse_body(resource: &ResourceType, body: &[u8], yaml: bool) -> Result<Value,
             resource.kind
         )));
     }
+    let mut value = value;
+    super::numbers::as_stored(&mut value);
     Ok(value)
 }
 
@@ -490,23 +506,24 @@ impl Cluster {
             metadata_mut(object).insert("name".into(), json!(generate_name(&generate)));
         }
         let name = text(object, "name").to_string();
-        let cause = if name.is_empty() {
-            Some(Cause::new(
+        let causes = if name.is_empty() {
+            vec![Cause::new(
                 "FieldValueRequired",
                 "Required value: name or generateName is required",
                 "metadata.name",
-            ))
+            )]
         } else {
-            name_error(&name, resource.plural == "namespaces")
+            name_errors(&name, resource.plural == "namespaces")
         };
-        match cause {
-            Some(cause) => Err(ApiError::invalid(
+        if causes.is_empty() {
+            Ok(name)
+        } else {
+            Err(ApiError::invalid(
                 &resource.group,
                 &resource.kind,
                 &name,
-                vec![cause],
-            )),
-            None => Ok(name),
+                causes,
+            ))
         }
     }
 
@@ -614,6 +631,7 @@ impl Cluster {
                         metadata_mut(&mut merged).insert("namespace".into(), json!(ns));
                     }
                     Self::admit_create(&store, resource, namespace, name)?;
+                    self.validate_new_name(resource, &mut merged)?;
                     let rv = text(&merged, "resourceVersion").to_string();
                     if !rv.is_empty() {
                         return Err(ApiError::not_found(resource, name));

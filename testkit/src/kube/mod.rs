@@ -9,6 +9,7 @@ mod controller;
 mod discovery;
 pub mod exec;
 mod fields;
+mod numbers;
 mod operator;
 mod protobuf;
 mod resources;

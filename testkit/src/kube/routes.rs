@@ -535,7 +535,10 @@ fn parse_object(
         serde_json::from_slice(body).map_err(|e| e.to_string())
     };
     match parsed {
-        Ok(value) if value.is_object() => Ok(value),
+        Ok(mut value) if value.is_object() => {
+            super::numbers::as_stored(&mut value);
+            Ok(value)
+        }
         Ok(_) => Err(ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {})",
             resource.kind

@@ -96,6 +96,8 @@ impl Store {
 
     /// Writes an object with the next resourceVersion (set into it), and records the event.
     pub fn put(&mut self, plural: &str, key: ObjectKey, mut object: Value) -> Arc<Value> {
+        // What etcd holds is what the API server encoded; objects inserted by tests too.
+        super::numbers::as_stored(&mut object);
         self.resource_version += 1;
         object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
         let object = Arc::new(object);

@@ -192,6 +192,98 @@ async fn create_is_strict_like_the_real_server() {
 }
 
 #[tokio::test]
+async fn names_of_253_characters_are_valid_and_254_are_not_like_the_real_server() {
+    let server = server();
+    // `IsDNS1123Subdomain`: 253 characters at most; its parts have no limit of their own.
+    let undotted = "a".repeat(253);
+    server.create(lrs(&undotted, "deployment")).await;
+    let dotted = format!(
+        "{}.{}.{}.{}",
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(63),
+        "e".repeat(61)
+    );
+    server.create(lrs(&dotted, "deployment")).await;
+    // Created by server-side apply too.
+    let applied = format!("{}.x", "f".repeat(251));
+    let (code, created) = server
+        .patch(
+            &format!("{LRS}/{applied}?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs(&applied, "deployment").to_string(),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+
+    let too_long = "g".repeat(254);
+    let answer = server
+        .call(Method::POST, LRS, Some(lrs(&too_long, "deployment")))
+        .await;
+    assert_status(
+        &answer,
+        422,
+        Some("Invalid"),
+        &format!(
+            "LongRunningService.lrs.datarobot.com \"{too_long}\" is invalid: metadata.name: Invalid value: \"{too_long}\": must be no more than 253 characters"
+        ),
+    );
+    let answer = server
+        .patch(
+            &format!("{LRS}/{too_long}?fieldManager=test"),
+            "application/apply-patch+yaml",
+            &lrs(&too_long, "deployment").to_string(),
+        )
+        .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    let both = format!("{}_", "h".repeat(253));
+    let (code, status) = server
+        .call(Method::POST, LRS, Some(lrs(&both, "deployment")))
+        .await;
+    assert_eq!(code, 422);
+    assert_eq!(status["details"]["causes"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn numbers_are_kept_as_the_real_server_keeps_them() {
+    let server = server();
+    let body = r#"{"apiVersion": "lrs.datarobot.com/v1", "kind": "LongRunningService",
+        "metadata": {"name": "n"}, "spec": {"f": 0.9215686321258545, "g": 10587.436593658975,
+        "h": 123456789.12345679, "i": 9007199254740993, "min": -9223372036854775808,
+        "max": 9223372036854775807, "one": 1.0, "zero": -0.0, "tiny": 5e-324,
+        "u": 18446744073709551615}}"#;
+    let (code, created) = server
+        .call_as(
+            Some("secret"),
+            Method::POST,
+            LRS,
+            "application/json",
+            body.into(),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let (_, read) = server.call(Method::GET, &format!("{LRS}/n"), None).await;
+    for answer in [&created, &read] {
+        let spec = serde_json::to_string(&answer["spec"]).unwrap();
+        assert_eq!(
+            spec,
+            r#"{"f":0.9215686321258545,"g":10587.436593658975,"h":123456789.12345679,"i":9007199254740993,"min":-9223372036854775808,"max":9223372036854775807,"one":1,"zero":0,"tiny":5e-324,"u":1.8446744073709552e+19}"#
+        );
+    }
+    // A float that only reads like the stored integer changes nothing (no new resourceVersion).
+    let version = read["metadata"]["resourceVersion"].clone();
+    let (code, patched) = server
+        .patch(
+            &format!("{LRS}/n"),
+            "application/merge-patch+json",
+            r#"{"spec": {"one": 1.0, "zero": 0}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["metadata"]["resourceVersion"], version);
+}
+
+#[tokio::test]
 async fn status_is_ignored_on_the_main_resource_and_generation_follows_the_spec() {
     let server = server();
     let mut object = lrs("a", "deployment");

@@ -88,3 +88,60 @@ fn serve_prints_the_ready_line_then_serves_kubectl_until_sigterm() {
         "the sandbox exits 0 on SIGTERM: {status:?}"
     );
 }
+
+/// `serve --s3`: an S3 server beside the fakes, its endpoint, bucket and keys in the ready line,
+/// stopped with the sandbox.
+#[test]
+fn serve_s3_puts_the_s3_server_in_the_ready_line() {
+    use std::io::{Read, Write};
+    if mlbackup_testkit::s3::find_binary().is_none() {
+        // The same rule as every S3 test: required under CI, skipped with a reason elsewhere.
+        assert!(
+            !mlbackup_testkit::tools::in_ci(),
+            "{} is not installed: {}",
+            mlbackup_testkit::s3::BINARY,
+            mlbackup_testkit::s3::INSTALL
+        );
+        eprintln!(
+            "skipping: {} is not installed ({})",
+            mlbackup_testkit::s3::BINARY,
+            mlbackup_testkit::s3::INSTALL
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_mlbackup-sandbox")),
+        dir.path(),
+        &["--lrs", "2", "--s3"],
+    )
+    .unwrap();
+    let line: serde_json::Value = serde_json::from_str(&sandbox.ready_line).unwrap();
+    let endpoint = line["s3Endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{line}");
+    assert_eq!(line["s3Bucket"], mlbackup_testkit::s3::BUCKET);
+    assert!(!line["awsAccessKeyId"].as_str().unwrap().is_empty());
+    assert!(!line["awsSecretAccessKey"].as_str().unwrap().is_empty());
+    let s3 = sandbox.ready.s3.clone().unwrap();
+    assert_eq!(s3.s3_endpoint, endpoint);
+
+    // It is an S3 server: an unsigned request is refused the S3 way.
+    let address = endpoint.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /{} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n",
+        s3.s3_bucket
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("<Code>AccessDenied</Code>"), "{answer}");
+
+    let status = sandbox.terminate().unwrap();
+    assert!(status.success(), "{status:?}");
+    // Stopped with the sandbox, not left behind.
+    let err = std::net::TcpStream::connect(&address).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+}
