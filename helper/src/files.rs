@@ -6,7 +6,7 @@
 //! a symlink to a file of the operator's in a shared directory say, is never opened.
 
 use std::fs::{File, Permissions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -36,7 +36,24 @@ pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }
 
+/// Like [`write_atomically_unsynced`], for content produced piece by piece: `write` streams it
+/// into the temp file (buffered), so a large file never has to be whole in memory first.
+pub fn write_atomically_unsynced_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_with(path, false, write)
+}
+
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    replace_with(path, durable, |file| file.write_all(bytes))
+}
+
+fn replace_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -47,7 +64,11 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
         .suffix(TEMP_SUFFIX)
         .permissions(Permissions::from_mode(FILE_MODE))
         .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
+    {
+        let mut buffered = BufWriter::new(temp.as_file_mut());
+        write(&mut buffered)?;
+        buffered.flush()?;
+    }
     if durable {
         temp.as_file().sync_all()?;
     }
@@ -94,6 +115,38 @@ mod tests {
         assert!(is_temp_name(".state.json.tmp"));
         assert!(is_temp_name(".a1B2c3.tmp"));
         assert!(!is_temp_name("a.tmp"));
+    }
+
+    #[test]
+    fn a_streamed_write_replaces_the_file_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        write_atomically_unsynced_with(&path, |out| {
+            out.write_all(b"new")?;
+            out.write_all(b"est")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"newest");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            FILE_MODE
+        );
+        assert_eq!(names_in(dir.path()), ["manifest.json"], "no temp file left");
+    }
+
+    #[test]
+    fn a_failed_streamed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        write_atomically(&path, b"old").unwrap();
+        let err = write_atomically_unsynced_with(&path, |out| {
+            out.write_all(b"half")?;
+            Err(io::Error::other("encoder failed"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "encoder failed");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(names_in(dir.path()), ["manifest.json"], "no temp file left");
     }
 
     #[test]

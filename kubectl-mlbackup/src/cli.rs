@@ -607,7 +607,8 @@ pub struct BackupArgs {
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
 
-    /// Objects per list request.
+    /// Objects per list request at most (the first requests ask for fewer, from 50 up, so that
+    /// writing starts while the server prepares the rest).
     #[arg(long, value_name = "N", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,

@@ -23,6 +23,11 @@ use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod records;
+
+pub use records::ItemTotals;
+use records::{ItemRecords, ItemRef};
+
 /// The version of the folder layout and manifest written here.
 pub const FORMAT_VERSION: u32 = 1;
 /// Written last: its presence in a directory without `.partial` means the backup is complete.
@@ -179,10 +184,12 @@ pub enum BackupStatus {
     Partial,
 }
 
-/// `manifest.json`: what was backed up, from where, and a checksum of every file.
+/// `manifest.json`: what was backed up, from where, and a checksum of every file. `I` is the
+/// item list as read; the writer streams its records (`Listed`) and reports their
+/// [`ItemTotals`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
+pub struct Manifest<I = Vec<ManifestItem>> {
     pub format_version: u32,
     pub tool_version: String,
     pub created_at: DateTime<Utc>,
@@ -195,10 +202,31 @@ pub struct Manifest {
     pub counts_by_type: BTreeMap<String, usize>,
     #[serde(default)]
     pub counts_by_namespace: BTreeMap<String, usize>,
-    pub items: Vec<ManifestItem>,
+    pub items: I,
     pub status: BackupStatus,
     #[serde(default)]
     pub errors: Vec<String>,
+}
+
+impl<I> Manifest<I> {
+    /// The same manifest with another form of its item list.
+    fn with_items<J>(self, items: J) -> Manifest<J> {
+        Manifest {
+            format_version: self.format_version,
+            tool_version: self.tool_version,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+            cluster: self.cluster,
+            resource: self.resource,
+            selector: self.selector,
+            namespaces: self.namespaces,
+            counts_by_type: self.counts_by_type,
+            counts_by_namespace: self.counts_by_namespace,
+            items,
+            status: self.status,
+            errors: self.errors,
+        }
+    }
 }
 
 /// One LRS file of a backup.
@@ -246,7 +274,8 @@ pub struct BackupWriter {
     root: PathBuf,
     name: String,
     dir: PathBuf,
-    items: Vec<ManifestItem>,
+    /// What the manifest will list: compact records, not the objects (see `records`).
+    items: ItemRecords,
     namespaces_created: BTreeSet<String>,
 }
 
@@ -285,7 +314,7 @@ impl BackupWriter {
                     root: root.to_path_buf(),
                     name,
                     dir,
-                    items: Vec::new(),
+                    items: ItemRecords::default(),
                     namespaces_created: BTreeSet::new(),
                 });
             }
@@ -313,8 +342,8 @@ impl BackupWriter {
     }
 
     /// Writes `<namespace>/<name>.yaml` (see [`item_file_name`] for long names) atomically
-    /// (temp file, rename; 0600) and records it. Writing the same object again replaces the
-    /// file and its record.
+    /// (temp file, rename; 0600; made durable by `finish`/`abandon`) and records it. Writing the
+    /// same object again replaces the file and its record.
     pub fn write_item(
         &mut self,
         namespace: &str,
@@ -323,7 +352,7 @@ impl BackupWriter {
         uid: &str,
         resource_version: &str,
         yaml: &[u8],
-    ) -> Result<&ManifestItem, FolderError> {
+    ) -> Result<(), FolderError> {
         // Names come from the API server: only what a real one accepts becomes a file name.
         if !crate::object::is_namespace_name(namespace) || !crate::object::is_object_name(name) {
             return Err(FolderError::InvalidItem {
@@ -337,36 +366,27 @@ impl BackupWriter {
             self.namespaces_created.insert(namespace.to_string());
         }
         let file_name = item_file_name(name);
-        // Not fsynced one by one: `make_items_durable` flushes them all at once before the
-        // manifest (the mark of a complete backup) is written.
+        // Not fsynced one by one: `make_durable` flushes them all at once before the folder
+        // gets its final name (the mark of a complete backup).
         let path = namespace_dir.join(&file_name);
         mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
             .map_err(io_error("write", &path))?;
-        let item = ManifestItem {
-            path: format!("{namespace}/{file_name}"),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            r#type: lrs_type.to_string(),
-            uid: uid.to_string(),
-            resource_version: resource_version.to_string(),
-            sha256: sha256_hex(yaml),
+        self.items.push(ItemRef {
+            path: &format!("{namespace}/{file_name}"),
+            namespace,
+            name,
+            r#type: lrs_type,
+            uid,
+            resource_version,
+            sha256: Sha256::digest(yaml).into(),
             bytes: yaml.len() as u64,
-        };
-        let index = match self.items.iter().position(|old| old.path == item.path) {
-            Some(index) => {
-                self.items[index] = item;
-                index
-            }
-            None => {
-                self.items.push(item);
-                self.items.len() - 1
-            }
-        };
-        Ok(&self.items[index])
+        });
+        Ok(())
     }
 
-    pub fn items(&self) -> &[ManifestItem] {
-        &self.items
+    /// How many objects were written so far.
+    pub fn written(&self) -> usize {
+        self.items.len()
     }
 
     /// Removes the `.partial` folder: for a backup that failed before capturing anything, so
@@ -386,12 +406,13 @@ impl BackupWriter {
         Ok(())
     }
 
-    /// Writes `manifest.json` (status complete) last, atomically, then renames the `.partial`
-    /// directory to its final name. Returns the final directory and the manifest.
-    pub fn finish(self, info: BackupInfo) -> Result<(PathBuf, Manifest), FolderError> {
-        let manifest = self.manifest(info, BackupStatus::Complete, Vec::new());
-        self.make_items_durable()?;
-        write_manifest(&self.dir, &manifest)?;
+    /// Writes `manifest.json` (status complete) last, atomically, makes the folder durable,
+    /// then renames the `.partial` directory to its final name: the rename is what makes the
+    /// backup complete, so the manifest needs no flush of its own before the folder's. Returns
+    /// the final directory and the manifest.
+    pub fn finish(self, info: BackupInfo) -> Result<(PathBuf, Manifest<ItemTotals>), FolderError> {
+        let manifest = self.write_manifest(info, BackupStatus::Complete, Vec::new())?;
+        self.make_durable()?;
         let final_dir = self.root.join(&self.name);
         // `rename` would silently replace an empty directory; the reservation in `create`
         // makes this impossible unless someone made one by hand since, so check anyway.
@@ -412,24 +433,38 @@ impl BackupWriter {
         self,
         info: BackupInfo,
         errors: Vec<String>,
-    ) -> Result<(PathBuf, Manifest), FolderError> {
-        let manifest = self.manifest(info, BackupStatus::Partial, errors);
-        self.make_items_durable()?;
-        write_manifest(&self.dir, &manifest)?;
+    ) -> Result<(PathBuf, Manifest<ItemTotals>), FolderError> {
+        let manifest = self.write_manifest(info, BackupStatus::Partial, errors)?;
+        self.make_durable()?;
         Ok((self.dir, manifest))
     }
 
-    /// Makes the item files and their renames durable before the manifest vouches for them:
-    /// one `syncfs` instead of an fsync per file (thousands of them cost seconds on a busy disk).
-    fn make_items_durable(&self) -> Result<(), FolderError> {
+    /// Makes the files of the folder and their renames durable before the folder is renamed to
+    /// its final name: one `syncfs` instead of an fsync per file (thousands of them cost seconds
+    /// on a busy disk), the manifest included (each fsync more waits for the disk again).
+    fn make_durable(&self) -> Result<(), FolderError> {
+        let started = std::time::Instant::now();
         let dir = File::open(&self.dir).map_err(io_error("open", &self.dir))?;
-        rustix::fs::syncfs(&dir).map_err(|errno| io_error("flush to disk", &self.dir)(errno.into()))
+        rustix::fs::syncfs(&dir)
+            .map_err(|errno| io_error("flush to disk", &self.dir)(errno.into()))?;
+        log::debug!(
+            "flushed the file system of {} in {} ms",
+            self.dir.display(),
+            started.elapsed().as_millis()
+        );
+        Ok(())
     }
 
-    fn manifest(&self, info: BackupInfo, status: BackupStatus, errors: Vec<String>) -> Manifest {
-        let mut items = self.items.clone();
-        items.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest {
+    /// Streams `manifest.json` from the records (the whole list is never built in memory).
+    fn write_manifest(
+        &self,
+        info: BackupInfo,
+        status: BackupStatus,
+        errors: Vec<String>,
+    ) -> Result<Manifest<ItemTotals>, FolderError> {
+        let items = self.items.listed();
+        let totals = items.totals();
+        let manifest = Manifest {
             format_version: FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             created_at: info.created_at,
@@ -438,12 +473,14 @@ impl BackupWriter {
             resource: info.resource,
             selector: info.selector,
             namespaces: info.namespaces,
-            counts_by_type: count_by(&items, |item| &item.r#type),
-            counts_by_namespace: count_by(&items, |item| &item.namespace),
+            counts_by_type: items.counts_by_type(),
+            counts_by_namespace: items.counts_by_namespace(),
             items,
             status,
             errors,
-        }
+        };
+        write_manifest(&self.dir, &manifest)?;
+        Ok(manifest.with_items(totals))
     }
 }
 
@@ -573,30 +610,31 @@ fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
 
 use mlbackup_helper::files::{is_temp_name, sync_dir};
 
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one (see
-/// `mlbackup_helper::files::write_atomically`, shared with the deployment snapshot).
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), FolderError> {
-    mlbackup_helper::files::write_atomically(path, bytes).map_err(io_error("write", path))
-}
-
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FolderError> {
+/// Writes the manifest so that readers see either none or the whole of it (temp file, rename),
+/// streamed: the item list of a large backup is never whole in memory. Not flushed: the
+/// writer flushes the whole folder next.
+fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), FolderError> {
     let path = dir.join(MANIFEST_FILE);
-    let mut json =
-        serde_json::to_vec_pretty(manifest).map_err(|source| FolderError::BadManifest {
-            path: path.clone(),
-            source,
-        })?;
-    json.push(b'\n');
-    write_file_atomically(&path, &json)?;
-    sync_dir(dir);
-    Ok(())
+    mlbackup_helper::files::write_atomically_unsynced_with(&path, |out| {
+        serde_json::to_writer_pretty(&mut *out, manifest)?;
+        out.write_all(b"\n")
+    })
+    .map_err(io_error("write", &path))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex, as `sha256sum` prints a digest.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(DIGITS[usize::from(byte >> 4)] as char);
+        text.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+    text
 }
 
 /// How a backup found on disk stands.
@@ -1808,7 +1846,7 @@ mod tests {
         )
     }
 
-    /// A finished backup of three LRSes in two namespaces.
+    /// A finished backup of three LRSes in two namespaces, and its manifest as read back.
     fn finished_backup(root: &Path) -> (PathBuf, Manifest) {
         let mut writer = BackupWriter::create(root, None, started()).unwrap();
         for (namespace, name, lrs_type) in [
@@ -1828,7 +1866,15 @@ mod tests {
                 )
                 .unwrap();
         }
-        writer.finish(info()).unwrap()
+        let (dir, written) = writer.finish(info()).unwrap();
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE)).unwrap();
+        // What the writer reports is what it wrote.
+        let totals = ItemTotals {
+            count: manifest.items.len(),
+            bytes: manifest.items.iter().map(|i| i.bytes).sum(),
+        };
+        assert_eq!(written, manifest.clone().with_items(totals));
+        (dir, manifest)
     }
 
     fn mode(path: &Path) -> u32 {
@@ -1958,11 +2004,16 @@ mod tests {
         writer
             .write_item("dr", "a", "deployment", "u", "1", b"old")
             .unwrap();
-        let item = writer
+        writer
             .write_item("dr", "a", "deployment", "u", "2", b"new")
             .unwrap();
-        assert_eq!(item.resource_version, "2");
-        assert_eq!(writer.items().len(), 1);
+        let (dir, written) = writer.finish(info()).unwrap();
+        assert_eq!(written.items, ItemTotals { count: 1, bytes: 3 });
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE)).unwrap();
+        assert_eq!(manifest.items.len(), 1);
+        assert_eq!(manifest.items[0].resource_version, "2");
+        assert_eq!(manifest.items[0].sha256, sha256_hex(b"new"));
+        assert_eq!(fs::read(dir.join("dr/a.yaml")).unwrap(), b"new");
     }
 
     #[test]
@@ -1986,7 +2037,7 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, FolderError::InvalidItem { .. }));
         }
-        assert!(writer.items().is_empty());
+        assert_eq!(writer.written(), 0);
     }
 
     #[test]
@@ -2070,7 +2121,8 @@ mod tests {
         writer
             .write_item("dr", &long, "deployment", "u", "8", yaml.as_bytes())
             .unwrap();
-        let (dir, manifest) = writer.finish(info()).unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let manifest = read_manifest(&dir.join(MANIFEST_FILE)).unwrap();
         let file = item_file_name(&long);
         assert_eq!(file.len(), MAX_ITEM_FILE_NAME);
         assert!(

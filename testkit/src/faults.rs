@@ -227,6 +227,21 @@ pub struct RecordedRequest {
     /// `Bearer`, `Token`, `Basic`... or `None` when no Authorization header was sent.
     pub auth_scheme: Option<String>,
     pub content_type: Option<String>,
+    /// How long the server took to produce the answer (its whole body, except for streamed
+    /// answers such as watches; injected latency included): the server's own share of a
+    /// request, which benchmarks report apart from the client's.
+    #[serde(with = "seconds")]
+    pub served_in: std::time::Duration,
+}
+
+/// A duration as fractional seconds in JSON.
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(
+        duration: &std::time::Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64())
+    }
 }
 
 /// Every request a server saw, in arrival order, and how many it was serving at once.

@@ -116,6 +116,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let _serving = options.log.serving();
+    let started = std::time::Instant::now();
     let mut record = RecordedRequest {
         at: chrono::Utc::now(),
         method: req.method().to_string(),
@@ -126,6 +127,7 @@ async fn handle(
         auth_scheme: header_text(&req, header::AUTHORIZATION)
             .and_then(|v| v.split_whitespace().next().map(str::to_string)),
         content_type: header_text(&req, header::CONTENT_TYPE),
+        served_in: std::time::Duration::ZERO,
     };
     for fault in options.faults.take(req.method(), req.uri().path()) {
         let answer = match fault {
@@ -138,6 +140,7 @@ async fn handle(
                 continue;
             }
             Fault::DropConnection => {
+                record.served_in = started.elapsed();
                 options.log.push(record);
                 return Err(std::io::Error::other(
                     "connection dropped by an injected fault",
@@ -186,6 +189,7 @@ async fn handle(
             }
         };
         record.status = answer.status().as_u16();
+        record.served_in = started.elapsed();
         options.log.push(record);
         return Ok(answer);
     }
@@ -194,6 +198,7 @@ async fn handle(
         Err(never) => match never {},
     };
     record.status = answer.status().as_u16();
+    record.served_in = started.elapsed();
     options.log.push(record);
     Ok(answer)
 }

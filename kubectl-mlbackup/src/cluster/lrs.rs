@@ -7,6 +7,7 @@ use std::str::FromStr;
 use kube::api::ListParams;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::transport::send_json;
 use super::{Cluster, ClusterError, RequestScope};
@@ -99,14 +100,8 @@ impl fmt::Display for ResourceOverride {
 }
 
 #[derive(Deserialize)]
-struct ApiGroupList {
-    groups: Vec<ApiGroup>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ApiGroup {
-    name: String,
     versions: Vec<GroupVersion>,
     preferred_version: Option<GroupVersion>,
 }
@@ -130,7 +125,9 @@ struct ApiResource {
 }
 
 /// Finds the LRS resource (or the `--resource` override) through discovery: the group's
-/// preferred version unless the override names one, then the resource's kind and scope.
+/// preferred version unless the override names one, then the resource's kind and scope. Two
+/// small requests: the one group (`/apis/GROUP`, not the list of every group a large cluster
+/// serves), then its version's resources.
 pub async fn resolve(
     cluster: &Cluster,
     wanted: Option<&ResourceOverride>,
@@ -147,12 +144,13 @@ pub async fn resolve(
         resource: &qualified,
         namespace: None,
     };
-    let groups: ApiGroupList = send_json(cluster, get("/apis"), &scope).await?;
-    let served = groups
-        .groups
-        .into_iter()
-        .find(|g| g.name == group)
-        .ok_or_else(|| not_served(format!("the API group `{group}` is not served")))?;
+    let served: ApiGroup = match send_json(cluster, get(&format!("/apis/{group}")), &scope).await {
+        Ok(served) => served,
+        Err(ClusterError::NotFound { .. }) => {
+            return Err(not_served(format!("the API group `{group}` is not served")));
+        }
+        Err(err) => return Err(err),
+    };
     let version = match wanted {
         Some(w) => {
             if !served.versions.iter().any(|v| v.version == w.version) {
@@ -197,21 +195,54 @@ fn get(path: &str) -> http::Request<Vec<u8>> {
     request
 }
 
-/// One page of a list.
+/// One page of a list. The items stay the JSON text the server sent until [`Self::objects`]
+/// decodes them one at a time: a page in memory is its text, not a tree of values several times
+/// larger, and a backup holds at most two pages (the one being written, the next one arriving).
 #[derive(Debug)]
 pub struct ListPage {
-    pub items: Vec<Value>,
+    items: Vec<Box<RawValue>>,
+    api_version: String,
+    kind: String,
+    server_url: String,
     /// Where the next page starts; `None` on the last page.
     pub continue_token: Option<String>,
     /// The server's estimate of the items after this page, when it gives one.
     pub remaining: Option<u64>,
 }
 
+impl ListPage {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The items, decoded one by one as they are taken. Each gets the `apiVersion` and `kind`
+    /// of the resource, as a `get` of the single object would show them.
+    pub fn objects(self) -> impl Iterator<Item = Result<Value, ClusterError>> {
+        let api_version = Value::String(self.api_version);
+        let kind = Value::String(self.kind);
+        let server_url = self.server_url;
+        self.items.into_iter().map(move |raw| {
+            let mut item: Value =
+                serde_json::from_str(raw.get()).map_err(|source| ClusterError::Decode {
+                    url: server_url.clone(),
+                    source: kube::Error::SerdeError(source),
+                })?;
+            if let Some(object) = item.as_object_mut() {
+                object
+                    .entry("apiVersion")
+                    .or_insert_with(|| api_version.clone());
+                object.entry("kind").or_insert_with(|| kind.clone());
+            }
+            Ok(item)
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListBody {
     #[serde(default)]
-    items: Vec<Value>,
+    items: Vec<Box<RawValue>>,
     #[serde(default)]
     metadata: ListMeta,
 }
@@ -224,8 +255,7 @@ struct ListMeta {
     remaining_item_count: Option<u64>,
 }
 
-/// Lists one page. Each item gets the `apiVersion` and `kind` of the resource, as a `get` of
-/// the single object would show them. A stale `continue` token gives `ClusterError::Expired`.
+/// Lists one page. A stale `continue` token gives `ClusterError::Expired`.
 pub async fn list_page(
     cluster: &Cluster,
     resource: &ServedResource,
@@ -253,23 +283,11 @@ pub async fn list_page(
         namespace,
     };
     let body: ListBody = send_json(cluster, request, &scope).await?;
-    let api_version = Value::String(resource.api_version());
-    let kind = Value::String(resource.kind.clone());
-    let items = body
-        .items
-        .into_iter()
-        .map(|mut item| {
-            if let Some(object) = item.as_object_mut() {
-                object
-                    .entry("apiVersion")
-                    .or_insert_with(|| api_version.clone());
-                object.entry("kind").or_insert_with(|| kind.clone());
-            }
-            item
-        })
-        .collect();
     Ok(ListPage {
-        items,
+        items: body.items,
+        api_version: resource.api_version(),
+        kind: resource.kind.clone(),
+        server_url: cluster.server_url.clone(),
         continue_token: body.metadata.continue_token.filter(|t| !t.is_empty()),
         remaining: body.metadata.remaining_item_count,
     })
@@ -312,8 +330,11 @@ pub async fn list_all(
                 }
                 Err(err) => return Err(err),
             };
-            items.extend(page.items);
-            match page.continue_token {
+            let next = page.continue_token.clone();
+            for object in page.objects() {
+                items.push(object?);
+            }
+            match next {
                 Some(next) => {
                     if !followed.insert(next.clone()) {
                         return Err(ClusterError::ListLoop {

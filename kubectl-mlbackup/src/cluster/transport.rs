@@ -162,7 +162,8 @@ pub async fn send(
         if status.is_success() {
             return Ok(Answer {
                 status,
-                body: body.to_vec(),
+                // Takes over the buffer when it can rather than copying a page of a list.
+                body: Vec::from(body),
             });
         }
         let worth_retrying =

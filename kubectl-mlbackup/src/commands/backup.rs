@@ -16,7 +16,8 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::error::Exit;
 use crate::folder::{
-    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, Manifest, ResourceRef,
+    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemTotals, Manifest,
+    ResourceRef,
 };
 use crate::printer::{Printer, Progress, Render};
 
@@ -42,6 +43,16 @@ pub enum BackupError {
 
 /// How many times a list is started again after its `continue` token went stale.
 const MAX_LIST_RESTARTS: u32 = 3;
+/// The first page asks for this many objects, each next one for twice as many up to the page
+/// size: writing starts as soon as a few objects are in while the server prepares the rest,
+/// instead of after a whole page (at a few hundred objects, that wait was a third of a backup).
+const FIRST_PAGE_SIZE: u32 = 50;
+
+/// The `limit` of the list request that reads page `pages_read + 1`.
+fn page_limit(page_size: u32, pages_read: u32) -> u32 {
+    let ramp = u64::from(FIRST_PAGE_SIZE) << pages_read.min(16);
+    u32::try_from(ramp).map_or(page_size, |ramp| ramp.min(page_size))
+}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -205,7 +216,7 @@ pub async fn take(
                 .finish(info)
                 .context("cannot complete the backup folder")?,
         ),
-        Some(Err(err)) if writer.items().is_empty() => {
+        Some(Err(err)) if writer.written() == 0 => {
             // Nothing was captured (a 403 on the first page, say): leave nothing behind.
             writer
                 .discard()
@@ -213,7 +224,7 @@ pub async fn take(
             return Err(anyhow::Error::new(err).context("the backup failed"));
         }
         Some(Err(err)) => {
-            let written = writer.items().len();
+            let written = writer.written();
             let reason = format!("listing stopped after {written} objects: {err}");
             let folder = writer
                 .abandon(info, vec![reason])
@@ -221,7 +232,7 @@ pub async fn take(
             (Exit::Failure, Some(err), folder)
         }
         None => {
-            let written = writer.items().len();
+            let written = writer.written();
             let reason =
                 format!("interrupted after {written} objects; the list was not read to its end");
             let folder = writer
@@ -275,7 +286,10 @@ async fn list_once(
     progress: &Progress,
 ) -> Result<(), BackupError> {
     let page_size = what.page_size;
-    let fetch = |token: Option<String>| {
+    let mut pages_requested = 0;
+    let mut fetch = |token: Option<String>| {
+        let limit = page_limit(page_size, pages_requested);
+        pages_requested += 1;
         // The next page downloads on its own task while this one is written.
         let cluster = what.cluster.clone();
         let resource = what.resource.clone();
@@ -287,7 +301,7 @@ async fn list_once(
                 &resource,
                 namespace.as_deref(),
                 &selector,
-                page_size,
+                limit,
                 token.as_deref(),
             )
             .await
@@ -306,13 +320,13 @@ async fn list_once(
             }
             next = Some(fetch(Some(token)));
         }
-        progress.set_total(
-            writer.items().len() as u64 + page.items.len() as u64 + page.remaining.unwrap_or(0),
-        );
-        // Files are written on this thread while the next page downloads on another.
+        progress
+            .set_total(writer.written() as u64 + page.len() as u64 + page.remaining.unwrap_or(0));
+        // Files are written on this thread while the next page downloads on another; each
+        // object is decoded just before it is written, so only one is ever whole in memory.
         tokio::task::block_in_place(|| {
-            for item in page.items {
-                write_object(writer, item)?;
+            for object in page.objects() {
+                write_object(writer, object?)?;
                 progress.inc();
             }
             Ok::<_, BackupError>(())
@@ -360,7 +374,7 @@ fn write_object(writer: &mut BackupWriter, mut object: Value) -> Result<(), Back
 }
 
 fn outcome(
-    manifest: &Manifest,
+    manifest: &Manifest<ItemTotals>,
     path: PathBuf,
     resource: &ServedResource,
     started: Instant,
@@ -375,11 +389,25 @@ fn outcome(
         resource: format!("{}/{}", resource.qualified_name(), resource.version),
         selector: manifest.selector.clone(),
         namespaces: manifest.namespaces.clone(),
-        objects: manifest.items.len(),
-        bytes: manifest.items.iter().map(|i| i.bytes).sum(),
+        objects: manifest.items.count,
+        bytes: manifest.items.bytes,
         counts_by_type: manifest.counts_by_type.clone(),
         counts_by_namespace: manifest.counts_by_namespace.clone(),
         duration_seconds: started.elapsed().as_secs_f64(),
         errors: manifest.errors.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_grow_from_a_small_first_one_to_the_page_size() {
+        let limits = |page_size| (0..8).map(|n| page_limit(page_size, n)).collect::<Vec<_>>();
+        assert_eq!(limits(500), [50, 100, 200, 400, 500, 500, 500, 500]);
+        assert_eq!(limits(10), [10; 8]);
+        assert_eq!(limits(10_000), [50, 100, 200, 400, 800, 1600, 3200, 6400]);
+        assert_eq!(page_limit(10_000, 40), 10_000);
     }
 }

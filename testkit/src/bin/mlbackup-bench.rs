@@ -2,7 +2,9 @@
 //!
 //! - `mlbackup-bench backup`: times `kubectl mlbackup backup` against the vendor runbook's shell
 //!   loop and against one `kubectl get -o yaml` (the floor: a single list call) on the sandbox,
-//!   with peak memory, and prints the ratios.
+//!   with CPU time and peak memory of each client, and prints the ratios. The sandbox's own
+//!   time per list page (it runs in this process) is reported apart, so the fake's cost is
+//!   never mistaken for the client's.
 //! - `mlbackup-bench deployments`: times `kubectl mlbackup deployments deactivate --via local`
 //!   (with and without waiting) against a sequential baseline that behaves like the vendor's
 //!   in-pod tool, on the fake DataRobot API with latency per request; prints the speed-up, its
@@ -14,10 +16,11 @@ mod deployments;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use mlbackup_testkit::faults::RequestLog;
 use mlbackup_testkit::sample::SampleSpec;
 use mlbackup_testkit::sandbox::{Sandbox, SandboxOptions};
 use serde::Serialize;
@@ -53,8 +56,51 @@ struct BackupArgs {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Sample {
+    /// Wall time of the client process, waits for the server included.
     seconds: f64,
+    /// User plus system CPU time of the client process (its own work only).
+    cpu_seconds: f64,
+    /// The system part of `cpu_seconds` (file creation, the flush: it depends on what else
+    /// the machine writes and deletes).
+    system_seconds: f64,
     peak_rss_mib: f64,
+    /// What the sandbox spent answering the client's list requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerPages>,
+}
+
+/// The sandbox's time for the list pages of one run: from a request's arrival to its answer
+/// (body encoded), measured inside the server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerPages {
+    pages: usize,
+    total_seconds: f64,
+    median_ms: f64,
+    max_ms: f64,
+}
+
+impl ServerPages {
+    /// The list requests (GETs of the LRS collection) in the sandbox's request log.
+    fn from_log(log: &RequestLog) -> Option<ServerPages> {
+        let mut times: Vec<Duration> = log
+            .entries()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/lrs"))
+            .map(|r| r.served_in)
+            .collect();
+        if times.is_empty() {
+            return None;
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Some(ServerPages {
+            pages: times.len(),
+            total_seconds: times.iter().sum::<Duration>().as_secs_f64(),
+            median_ms: ms(times[times.len() / 2]),
+            max_ms: ms(times[times.len() - 1]),
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +170,7 @@ fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
         kubeconfig: sandbox.ready.kubeconfig.clone(),
         home: work.path().join("home"),
         app_namespace: sandbox.ready.app_namespace.clone(),
+        requests: sandbox.kube.requests().clone(),
     };
     std::fs::create_dir_all(&env.home)?;
     eprintln!(
@@ -193,11 +240,14 @@ struct Env {
     kubeconfig: PathBuf,
     home: PathBuf,
     app_namespace: String,
+    /// The sandbox's request log, for its time per list page.
+    requests: RequestLog,
 }
 
 impl Env {
-    /// Runs `program ARGS` in `cwd` under GNU time, for its peak resident memory (of the
-    /// largest process in the tree: for the shell loop, the largest of its kubectl processes).
+    /// Runs `program ARGS` in `cwd` under GNU time, for its CPU time and peak resident memory
+    /// (for the shell loop: the CPU of the whole tree, the memory of the largest of its
+    /// kubectl processes), and collects the sandbox's time for the list pages it asked for.
     fn measure(
         &self,
         cwd: &Path,
@@ -209,7 +259,7 @@ impl Env {
         let mut command = Command::new("/usr/bin/time");
         command
             .arg("-f")
-            .arg("%M")
+            .arg("%M %U %S")
             .arg("-o")
             .arg(stats.path())
             .arg(program)
@@ -224,22 +274,36 @@ impl Env {
                 Some(file) => Stdio::from(file),
                 None => Stdio::null(),
             });
+        // No run pays for the writes of the one before (kubectl's output, earlier backups):
+        // the plugin flushes the file system before its manifest, kubectl does not.
+        let synced = Command::new("sync").status()?;
+        if !synced.success() {
+            bail!("sync failed: {synced}");
+        }
+        self.requests.clear();
         let started = Instant::now();
         let status = command.status()?;
         let elapsed = started.elapsed();
         if !status.success() {
             bail!("{program} {} failed: {status}", args.join(" "));
         }
-        let peak_kib: f64 = std::fs::read_to_string(stats.path())?
+        let figures: Vec<f64> = std::fs::read_to_string(stats.path())?
             .lines()
             .last()
             .unwrap_or_default()
-            .trim()
-            .parse()
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
             .context("cannot read GNU time's output")?;
+        let [peak_kib, user, system] = figures[..] else {
+            bail!("GNU time printed {figures:?}, not peak RSS, user and system time");
+        };
         Ok(Sample {
             seconds: elapsed.as_secs_f64(),
+            cpu_seconds: user + system,
+            system_seconds: system,
             peak_rss_mib: peak_kib / 1024.0,
+            server: ServerPages::from_log(&self.requests),
         })
     }
 }
@@ -264,11 +328,14 @@ fn print_report(report: &Report) {
         "LRS backup of {} deployment LRSes on the sandbox (one namespace)",
         report.lrs
     );
-    println!("{:<42} {:>9} {:>10}", "", "wall", "peak RSS");
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>10}",
+        "client process", "wall", "CPU", "(system)", "peak RSS"
+    );
     let row = |name: &str, sample: &Sample| {
         println!(
-            "{name:<42} {:>8.2}s {:>6.1} MiB",
-            sample.seconds, sample.peak_rss_mib
+            "{name:<42} {:>8.2}s {:>8.2}s {:>8.2}s {:>6.1} MiB",
+            sample.seconds, sample.cpu_seconds, sample.system_seconds, sample.peak_rss_mib
         );
     };
     if let Some(a) = &report.shell_loop {
@@ -279,6 +346,19 @@ fn print_report(report: &Report) {
         &report.kubectl_list,
     );
     row("(c) kubectl mlbackup backup", &report.mlbackup);
+    println!("sandbox, per list page (inside the wall times above, not in the CPU times)");
+    for (name, sample) in [("(b)", &report.kubectl_list), ("(c)", &report.mlbackup)] {
+        if let Some(server) = &sample.server {
+            println!(
+                "{name} {} pages, {:.2}s in all, median {:.1} ms, slowest {:.1} ms",
+                server.pages, server.total_seconds, server.median_ms, server.max_ms
+            );
+        }
+    }
+    println!(
+        "(c) CPU per object: {:.0} us",
+        report.mlbackup.cpu_seconds / report.lrs.max(1) as f64 * 1e6
+    );
     if let Some(speedup) = report.speedup_over_shell_loop {
         println!("(c) is {speedup:.0}x faster than (a)   [target: at least 50x]");
     }

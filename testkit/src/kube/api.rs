@@ -18,7 +18,7 @@ use super::fields::{self, Operation};
 use super::resources::{Catalog, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause};
-use super::store::{ObjectKey, Objects, Store, key_of};
+use super::store::{ListSnapshot, ObjectKey, Store, key_of};
 use super::strategic;
 
 /// The state of one fake cluster, shared by the HTTP handlers and the seeding API.
@@ -350,7 +350,7 @@ impl Cluster {
     ) -> Result<Value, ApiError> {
         let page_size = self.page_size(options.limit);
         let mut store = self.lock();
-        let (objects, resource_version, after): (Arc<Objects>, u64, Option<ObjectKey>) =
+        let (objects, resource_version, after): (Arc<ListSnapshot>, u64, Option<ObjectKey>) =
             match &options.continue_token {
                 Some(token) => {
                     let (rv, last) = decode_continue(token)?;
@@ -374,12 +374,7 @@ impl Cluster {
                     let objects = if page_size.is_some() {
                         store.snapshot(&resource.plural)
                     } else {
-                        Arc::new(
-                            store
-                                .objects(&resource.plural)
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect(),
-                        )
+                        Arc::new(store.list_now(&resource.plural))
                     };
                     (objects, rv, None)
                 }
@@ -388,17 +383,33 @@ impl Cluster {
 
         let unfiltered = options.labels == LabelSelector::default()
             && options.fields == FieldSelector::default();
-        let mut matching = objects
-            .iter()
-            .filter(|(key, _)| after.as_ref().is_none_or(|last| *key > last))
-            .filter(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
-            .filter(|(_, object)| options.labels.matches(object) && options.fields.matches(object));
+        // Like etcd, seek to where the page starts instead of reading the list from its start:
+        // the keys of one namespace are contiguous, and the page starts after the continue key.
+        let (first, end) = match namespace {
+            Some(ns) => (
+                objects.partition_point(|(key, _)| key.0.as_str() < ns),
+                objects.partition_point(|(key, _)| key.0.as_str() <= ns),
+            ),
+            None => (0, objects.len()),
+        };
+        let start = after
+            .as_ref()
+            .map_or(first, |last| {
+                objects.partition_point(|(key, _)| key <= last)
+            })
+            .clamp(first, end);
+        let candidates = &objects[start..end];
+        let mut matching = candidates.iter().enumerate().filter(|(_, (_, object))| {
+            options.labels.matches(object) && options.fields.matches(object)
+        });
         let mut items = Vec::new();
         let mut last_key = None;
-        for (key, object) in matching.by_ref() {
+        for (index, (key, object)) in matching.by_ref() {
             if page_size.is_some_and(|size| items.len() == size) {
-                // One more matched: this page is not the last.
-                let remaining = 1 + matching.count();
+                // One more matched: this page is not the last. Unfiltered, every key after the
+                // page counts (etcd's count of the rest of the range); filtered, the real server
+                // gives no count.
+                let remaining = candidates.len() - index;
                 return Ok(self.list_body(
                     resource,
                     items,

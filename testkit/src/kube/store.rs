@@ -16,6 +16,10 @@ pub type ObjectKey = (String, String);
 /// All objects of one resource type.
 pub type Objects = BTreeMap<ObjectKey, Arc<Value>>;
 
+/// The objects of one type at one resourceVersion, in key order: a page starts by binary search
+/// (as etcd seeks to the continue key), so reading a list page by page is linear in its length.
+pub type ListSnapshot = Vec<(ObjectKey, Arc<Value>)>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
     Added,
@@ -53,7 +57,7 @@ struct Snapshot {
     plural: String,
     resource_version: u64,
     taken: Instant,
-    objects: Arc<Objects>,
+    objects: Arc<ListSnapshot>,
 }
 
 pub struct Store {
@@ -141,9 +145,16 @@ impl Store {
         let _ = self.events.send(event);
     }
 
+    /// The objects of a type as they are now, in key order.
+    pub fn list_now(&self, plural: &str) -> ListSnapshot {
+        self.objects(plural)
+            .map(|(key, object)| (key.clone(), object.clone()))
+            .collect()
+    }
+
     /// The objects of a type as they are now, kept for continue tokens of lists at the current
     /// resourceVersion.
-    pub fn snapshot(&mut self, plural: &str) -> Arc<Objects> {
+    pub fn snapshot(&mut self, plural: &str) -> Arc<ListSnapshot> {
         let now = Instant::now();
         self.snapshots
             .retain(|s| now.duration_since(s.taken) < SNAPSHOT_RETENTION);
@@ -154,7 +165,7 @@ impl Store {
         {
             return existing.objects.clone();
         }
-        let objects = Arc::new(self.objects.get(plural).cloned().unwrap_or_default());
+        let objects = Arc::new(self.list_now(plural));
         if self.snapshots.len() == MAX_SNAPSHOTS {
             self.snapshots.pop_front();
         }
@@ -168,7 +179,7 @@ impl Store {
     }
 
     /// The snapshot a continue token refers to, unless it has been compacted away.
-    pub fn snapshot_at(&self, plural: &str, resource_version: u64) -> Option<Arc<Objects>> {
+    pub fn snapshot_at(&self, plural: &str, resource_version: u64) -> Option<Arc<ListSnapshot>> {
         self.snapshots
             .iter()
             .find(|s| {

@@ -782,6 +782,78 @@ async fn pages_continue_and_expire() {
     assert_eq!(capped["items"].as_array().unwrap().len(), 1);
 }
 
+/// Reads a list to its end, `limit` at a time: the items' `namespace/name`, and each page's
+/// `remainingItemCount`.
+async fn read_pages(server: &Server, collection: &str, query: &str) -> (Vec<String>, Vec<Value>) {
+    let (mut names, mut remaining) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let uri = match &token {
+            Some(token) => format!("{collection}?{query}&continue={token}"),
+            None => format!("{collection}?{query}"),
+        };
+        let (code, page) = server.call(Method::GET, &uri, None).await;
+        assert_eq!(code, 200, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            let metadata = &item["metadata"];
+            names.push(format!(
+                "{}/{}",
+                metadata["namespace"].as_str().unwrap(),
+                metadata["name"].as_str().unwrap()
+            ));
+        }
+        remaining.push(page["metadata"]["remainingItemCount"].clone());
+        match page["metadata"]["continue"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => return (names, remaining),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_start_where_the_last_one_ended_in_every_scope() {
+    let server = server();
+    // Namespaces whose names sort around each other: `a` < `a-b` < `b` (and `dr`).
+    for namespace in ["a", "a-b", "b"] {
+        server.cluster.create_namespace(namespace);
+        for (name, kind) in [
+            ("m1", "deployment"),
+            ("m2", "spark_app"),
+            ("m3", "deployment"),
+        ] {
+            let collection = format!("/apis/lrs.datarobot.com/v1/namespaces/{namespace}/lrs");
+            let (code, _) = server
+                .call(Method::POST, &collection, Some(lrs(name, kind)))
+                .await;
+            assert_eq!(code, 201);
+        }
+    }
+    let all = "/apis/lrs.datarobot.com/v1/lrs";
+    let (names, remaining) = read_pages(&server, all, "limit=2").await;
+    assert_eq!(
+        names,
+        [
+            "a/m1", "a/m2", "a/m3", "a-b/m1", "a-b/m2", "a-b/m3", "b/m1", "b/m2", "b/m3"
+        ]
+    );
+    // Unfiltered, each page counts what is left after it, as etcd's range count does.
+    assert_eq!(
+        remaining,
+        [json!(7), json!(5), json!(3), json!(1), Value::Null]
+    );
+
+    let one = "/apis/lrs.datarobot.com/v1/namespaces/a-b/lrs";
+    let (names, remaining) = read_pages(&server, one, "limit=2").await;
+    assert_eq!(names, ["a-b/m1", "a-b/m2", "a-b/m3"]);
+    assert_eq!(remaining, [json!(1), Value::Null]);
+
+    // With a selector the real server gives no count.
+    let selected = "limit=2&labelSelector=datarobot-lrs-type%3Ddeployment";
+    let (names, remaining) = read_pages(&server, all, selected).await;
+    assert_eq!(names, ["a/m1", "a/m3", "a-b/m1", "a-b/m3", "b/m1", "b/m3"]);
+    assert!(remaining.iter().all(Value::is_null), "{remaining:?}");
+}
+
 #[tokio::test]
 async fn tokens_and_rules_guard_every_request() {
     let server = server();
