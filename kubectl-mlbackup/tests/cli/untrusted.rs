@@ -431,7 +431,7 @@ fn answers_larger_than_any_real_one_are_not_read() {
 
     ----- stderr -----
     error: the backup failed
-      caused by: the API server's answer to GET /apis/lrs.datarobot.com/v1/lrs?&labelSelector=datarobot-lrs-type%3Ddeployment&limit=500 is larger than 64 MiB; it was not read
+      caused by: the API server's answer to GET /apis/lrs.datarobot.com/v1/lrs?&labelSelector=datarobot-lrs-type%3Ddeployment&limit=50 is larger than 64 MiB; it was not read
     hint: if the objects really are that large, list fewer at once with --page-size
     "#);
 }
