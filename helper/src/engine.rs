@@ -96,6 +96,27 @@ pub async fn execute(request: Request, cancel: &CancellationToken, emit: Emit<'_
     emit(last);
 }
 
+/// Runs one request to its end and returns its final event; progress events go to `progress`
+/// as they come. What the helper's own commands and the plugin's `--via local` run.
+pub async fn final_event(
+    request: Request,
+    cancel: &CancellationToken,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Event {
+    let last = std::sync::Mutex::new(None);
+    execute(request, cancel, &|event| {
+        if event.is_final() {
+            *last.lock().unwrap() = Some(event);
+        } else {
+            progress(&event);
+        }
+    })
+    .await;
+    last.into_inner()
+        .unwrap()
+        .expect("execute always ends with a final event")
+}
+
 /// Checks that the URL is a DataRobot API that accepts the token, then lists the deployments.
 pub async fn list(client: &DataRobotClient) -> Result<Vec<crate::api::Deployment>, ApiError> {
     let version = client.version().await?;

@@ -351,7 +351,7 @@ async fn run_by_hand(
     let started = std::time::Instant::now();
     let list_timeout = change.map(|args| args.timeout);
     let deployments =
-        match final_event(request(Operation::List, list_timeout), cancel, |_| {}).await {
+        match engine::final_event(request(Operation::List, list_timeout), cancel, &|_| {}).await {
             Event::Deployments { deployments } => deployments,
             Event::Error { error } => return Err(error),
             other => unreachable!("a list ends with deployments or an error, not {other:?}"),
@@ -424,10 +424,10 @@ async fn run_by_hand(
         timeout_seconds: (args.timeout - started.elapsed().as_secs_f64()).max(0.001),
     };
     let show_progress = !connection.json;
-    let report = match final_event(
+    let report = match engine::final_event(
         request(Operation::Change(change_request), None),
         cancel,
-        |event| {
+        &|event| {
             if let (true, Event::Finished { item }) = (show_progress, event) {
                 println!(
                     "{}  {}  {}{}",
@@ -475,26 +475,6 @@ async fn run_by_hand(
             0
         },
     )
-}
-
-/// Runs a request in this process and returns its final event, passing progress to `progress`.
-async fn final_event(
-    request: Request,
-    cancel: &CancellationToken,
-    progress: impl Fn(&Event) + Sync,
-) -> Event {
-    let last = std::sync::Mutex::new(None);
-    engine::execute(request, cancel, &|event| {
-        if event.is_final() {
-            *last.lock().unwrap() = Some(event);
-        } else {
-            progress(&event);
-        }
-    })
-    .await;
-    last.into_inner()
-        .unwrap()
-        .expect("execute always ends with a final event")
 }
 
 /// The helper's own records (and its library's) on stderr at the request's verbosity.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::ConnectOptions;
 use crate::cluster::lrs::{LRS_TYPE_LABEL, ResourceOverride};
+use crate::printer::OutputFormat;
 
 /// The value name of every argument that names a backup of the catalog: shell completion offers
 /// the backups of `--dir` / `MLBACKUP_DIR` for the arguments that carry it.
@@ -77,15 +79,18 @@ pub struct GlobalArgs {
     pub verbosity: u8,
 }
 
-/// How results are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable tables and summaries.
-    Table,
-    /// One JSON document.
-    Json,
-    /// One YAML document.
-    Yaml,
+impl GlobalArgs {
+    /// How to reach the cluster, as these flags say.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            namespace: self.namespace.clone(),
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

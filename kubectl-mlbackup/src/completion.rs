@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-use crate::cli::{BACKUP, BackupDirArgs, Cli, CompletionShell};
+use crate::cli::{BACKUP, Cli, CompletionShell};
 use crate::env::Env;
 
 /// The hidden first argument that asks for completions, named as in Cobra (kubectl's own
@@ -89,7 +89,7 @@ fn backup_root_of(words: &[OsString], env: &Env, cwd: &Path) -> PathBuf {
             dir = Some(PathBuf::from(value));
         }
     }
-    cwd.join(crate::commands::backup_root(&BackupDirArgs { dir }, env))
+    cwd.join(crate::folder::root(dir.as_deref(), env))
 }
 
 /// Attaches the backups of `root` as the candidates of every argument whose value name is

@@ -1,6 +1,7 @@
 //! Every environment variable the plugin reads, in one place, read once at start.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -91,7 +92,77 @@ pub struct Env {
     /// The `AWS_*` variables above (Debug shows no secret).
     // Read once `s3://` locations are wired into the commands (issue 14).
     #[allow(dead_code)]
-    pub aws: crate::location::aws::AwsVars,
+    pub aws: AwsVars,
+}
+
+/// A secret value: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The AWS variables, as the process had them at start (empty counts as unset).
+#[derive(Debug, Clone, Default)]
+pub struct AwsVars {
+    pub endpoint_url: Option<String>,
+    pub endpoint_url_s3: Option<String>,
+    pub endpoint_url_sts: Option<String>,
+    pub region: Option<String>,
+    pub default_region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub profile: Option<String>,
+    pub shared_credentials_file: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub web_identity_token_file: Option<PathBuf>,
+    pub role_arn: Option<String>,
+    pub role_session_name: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub ec2_metadata_disabled: bool,
+}
+
+impl AwsVars {
+    pub fn from_process() -> AwsVars {
+        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let path = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        AwsVars {
+            endpoint_url: text(AWS_ENDPOINT_URL),
+            endpoint_url_s3: text(AWS_ENDPOINT_URL_S3),
+            endpoint_url_sts: text(AWS_ENDPOINT_URL_STS),
+            region: text(AWS_REGION),
+            default_region: text(AWS_DEFAULT_REGION),
+            access_key_id: text(AWS_ACCESS_KEY_ID),
+            secret_access_key: text(AWS_SECRET_ACCESS_KEY).map(Secret),
+            session_token: text(AWS_SESSION_TOKEN).map(Secret),
+            profile: text(AWS_PROFILE),
+            shared_credentials_file: path(AWS_SHARED_CREDENTIALS_FILE),
+            config_file: path(AWS_CONFIG_FILE),
+            web_identity_token_file: path(AWS_WEB_IDENTITY_TOKEN_FILE),
+            role_arn: text(AWS_ROLE_ARN),
+            role_session_name: text(AWS_ROLE_SESSION_NAME),
+            ca_bundle: path(AWS_CA_BUNDLE),
+            ec2_metadata_disabled: text(AWS_EC2_METADATA_DISABLED)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }
+    }
 }
 
 /// The proxy variables, each the first of its two spellings that is set and not empty (Go's
@@ -152,7 +223,7 @@ impl Env {
             identity_file: std::env::var_os(MLBACKUP_IDENTITY_FILE)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            aws: crate::location::aws::AwsVars::from_process(),
+            aws: AwsVars::from_process(),
         }
     }
 }

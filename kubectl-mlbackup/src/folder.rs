@@ -744,6 +744,14 @@ pub struct Catalog {
     pub unreadable: Vec<Unreadable>,
 }
 
+/// The directory holding the backups: `dir` (`--dir`), else `MLBACKUP_DIR`, else the current
+/// directory.
+pub fn root(dir: Option<&Path>, env: &crate::env::Env) -> PathBuf {
+    dir.or(env.mlbackup_dir.as_deref())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
 /// Lists the backups directly under `root`, newest first. Directories that are not backups are
 /// ignored, except ones that look meant as backups (a manifest or an `lrs_backup_` name): those
 /// are reported as unreadable, with why.
@@ -873,7 +881,9 @@ pub fn open_for_reading(path: &Path) -> Result<Backup, FolderError> {
         Loose::File
     } else if meta.is_dir() {
         if scan_yaml_files(path)?.yaml_files.is_empty() {
-            return Err(not_a_source("it holds no YAML files (*.yaml, *.yml)"));
+            return Err(not_a_source(
+                "it holds no YAML or JSON files (*.yaml, *.yml, *.json)",
+            ));
         }
         Loose::Folder
     } else {
@@ -1693,7 +1703,7 @@ fn object_head(value: &serde_json::Value) -> Result<ObjectHead, String> {
 /// What a backup directory without a manifest holds (paths relative to it, with `/`).
 #[derive(Debug, Default)]
 struct YamlLayout {
-    /// `*.yaml`/`*.yml` files, flat or one namespace folder deep.
+    /// `*.yaml`/`*.yml`/`*.json` files, flat or one namespace folder deep.
     yaml_files: Vec<String>,
     /// Temp files of the writer (only expected in a `.partial` backup).
     temp_files: Vec<String>,
@@ -1701,8 +1711,10 @@ struct YamlLayout {
     strangers: Vec<String>,
 }
 
+/// The names `kubectl apply -f FOLDER` reads: `.yaml`, `.yml` and `.json` (JSON is read as the
+/// YAML it is, numbers exact alike).
 fn is_yaml_name(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
+    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
 }
 
 fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
@@ -1717,11 +1729,11 @@ fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             layout.strangers.push(path);
         } else if is_temp_name(file_name) {
             layout.temp_files.push(path);
-        } else if is_yaml_name(file_name) {
-            layout.yaml_files.push(path);
         } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE].contains(&file_name) {
             // Written by `deployments deactivate --backup` (and prepare/recover) into any
-            // backup, including the folders of the shell loop.
+            // backup, including the folders of the shell loop: not objects.
+        } else if is_yaml_name(file_name) {
+            layout.yaml_files.push(path);
         } else {
             layout.strangers.push(path);
         }
@@ -2279,7 +2291,10 @@ mod tests {
         fs::create_dir(&empty).unwrap();
         fs::write(empty.join("notes.txt"), "x").unwrap();
         let err = resolve_for_reading(root.path(), empty.to_str().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("it holds no YAML files"), "{err}");
+        assert!(
+            err.to_string().contains("it holds no YAML or JSON files"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -2322,9 +2337,10 @@ mod tests {
                 ),
                 ("scalar.yaml", "not a YAML object"),
                 (
+                    // Line 14: the second `kind`, not the map's first key.
                     "twice.yaml",
                     "document 2: not valid YAML: the key `kind` is written twice (kubectl would \
-                     keep only one of the values) at line 13 column 1"
+                     keep only one of the values) at line 14 column 1"
                 ),
             ]
         );

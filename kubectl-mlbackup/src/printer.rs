@@ -12,8 +12,18 @@ use chrono::{DateTime, Utc};
 use mlbackup_helper::text::{escape_controls, escape_controls_keep_newlines};
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::env::Env;
+
+/// How results are written to stdout (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables and summaries.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One YAML document.
+    Yaml,
+}
 
 /// An outcome that can show itself as a human-readable table or summary.
 pub trait Render {
@@ -32,6 +42,9 @@ pub struct Printer {
     color: bool,
     /// Progress bars only for a person watching: stderr a terminal and table output.
     show_progress: bool,
+    /// The hint for an error, from the registry at the top of the command layer (the printer
+    /// sits below the modules whose errors it shows, so it is handed the registry).
+    hints: fn(&anyhow::Error) -> Option<String>,
 }
 
 impl Printer {
@@ -40,7 +53,13 @@ impl Printer {
             format,
             color: env.stderr_is_terminal && !env.no_color,
             show_progress: env.stderr_is_terminal && format == OutputFormat::Table,
+            hints: |_| None,
         }
+    }
+
+    /// The printer, showing the hint `hints` finds under each error.
+    pub fn with_hints(self, hints: fn(&anyhow::Error) -> Option<String>) -> Self {
+        Printer { hints, ..self }
     }
 
     /// Writes the outcome to stdout in the chosen format.
@@ -77,7 +96,7 @@ impl Printer {
         for cause in err.chain().skip(1) {
             text.push_str(&format!("  caused by: {}\n", clean(cause.to_string())));
         }
-        if let Some(hint) = crate::error::hint(err) {
+        if let Some(hint) = (self.hints)(err) {
             text.push_str(&format!(
                 "{} {}\n",
                 self.paint("hint:", "1;36"),
@@ -131,7 +150,7 @@ impl Printer {
         question: impl FnOnce() -> anyhow::Result<String>,
     ) -> anyhow::Result<()> {
         if !stdin_is_terminal {
-            return Err(crate::error::UsageError {
+            return Err(crate::exit::UsageError {
                 message: format!(
                     "refusing to {} without confirmation: stdin is not a terminal",
                     consent.what
@@ -300,6 +319,15 @@ pub fn counts(counts: &std::collections::BTreeMap<String, usize>) -> String {
         .map(|(key, count)| format!("{}={count}", none_if_empty(key)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `word` with its first letter in upper case, to start a sentence.
+pub fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// kubectl's way of showing an unset value.

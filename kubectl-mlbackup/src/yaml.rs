@@ -176,17 +176,12 @@ impl<'de> Visitor<'de> for Exact {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        while let Some(key) = map.next_key_seed(Key)? {
+        while let Some(key) = map.next_key_seed(Key { seen: &object })? {
             if key == "<<" {
                 return Err(de::Error::custom(
                     "`<<` is a YAML merge key, which YAML readers apply differently; write the \
                      merged keys out",
                 ));
-            }
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format!(
-                    "the key `{key}` is written twice (kubectl would keep only one of the values)"
-                )));
             }
             let value = map.next_value_seed(Exact)?;
             object.insert(key, value);
@@ -203,9 +198,25 @@ impl<'de> Visitor<'de> for Exact {
 }
 
 /// A map key as JSON holds it: scalars become their text, as kubectl converts them.
-struct Key;
+/// A map key as a string; refused when `seen` (the keys before it in its map) holds it already.
+/// Refused here, while the key is read, so that the error points at the repeated key's line,
+/// not at the start of its map.
+struct Key<'a> {
+    seen: &'a Map<String, Value>,
+}
 
-impl<'de> DeserializeSeed<'de> for Key {
+impl Key<'_> {
+    fn new_key<E: de::Error>(&self, key: String) -> Result<String, E> {
+        if self.seen.contains_key(&key) {
+            return Err(E::custom(format!(
+                "the key `{key}` is written twice (kubectl would keep only one of the values)"
+            )));
+        }
+        Ok(key)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = String;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
@@ -213,39 +224,39 @@ impl<'de> DeserializeSeed<'de> for Key {
     }
 }
 
-impl<'de> Visitor<'de> for Key {
+impl<'de> Visitor<'de> for Key<'_> {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a plain map key")
     }
 
-    fn visit_str<E>(self, value: &str) -> Result<String, E> {
-        Ok(value.to_string())
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        self.new_key(value.to_string())
     }
 
-    fn visit_string<E>(self, value: String) -> Result<String, E> {
-        Ok(value)
+    fn visit_string<E: de::Error>(self, value: String) -> Result<String, E> {
+        self.new_key(value)
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<String, E> {
-        Ok(value.to_string())
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<String, E> {
+        self.new_key(value.to_string())
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<String, E> {
-        Ok(value.to_string())
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<String, E> {
+        self.new_key(value.to_string())
     }
 
-    fn visit_u64<E>(self, value: u64) -> Result<String, E> {
-        Ok(value.to_string())
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<String, E> {
+        self.new_key(value.to_string())
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<String, E> {
-        Ok(value.to_string())
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<String, E> {
+        self.new_key(value.to_string())
     }
 
-    fn visit_unit<E>(self) -> Result<String, E> {
-        Ok("null".to_string())
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        self.new_key("null".to_string())
     }
 }
 
@@ -367,7 +378,7 @@ mod tests {
         assert_eq!(
             err.reason,
             "spec.containers[0]: the key `name` is written twice (kubectl would keep only one of \
-             the values) at line 5 column 5"
+             the values) at line 6 column 5"
         );
         let labels = "metadata:\n  labels:\n    app.kubernetes.io/name: a\n    \"app.kubernetes.io/name\": b\n";
         let err = read_documents(labels.as_bytes()).unwrap_err();

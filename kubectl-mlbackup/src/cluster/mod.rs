@@ -7,9 +7,9 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
-use crate::cli::GlobalArgs;
 use crate::env::Env;
 
+pub mod list;
 pub mod lrs;
 pub mod objects;
 pub mod pod;
@@ -29,6 +29,21 @@ const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
 /// How long to wait for a TCP/TLS connection, whatever `--request-timeout` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How to reach the cluster: kubectl's flags, resolved once from the command line and handed
+/// to [`Cluster::connect`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--kubeconfig`: this file alone, instead of KUBECONFIG or ~/.kube/config.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    /// `-n`: the namespace to work in, instead of the context's.
+    pub namespace: Option<String>,
+    /// `--request-timeout`: zero means no limit.
+    pub request_timeout: Option<Duration>,
+}
+
 /// A connected client and what the kubeconfig said about where it points.
 #[derive(Clone)]
 pub struct Cluster {
@@ -40,6 +55,8 @@ pub struct Cluster {
     pub namespace: String,
     /// How requests that hit throttling or a server error are retried.
     pub retry: RetryPolicy,
+    /// `-n` as given: it beats `DR_CORE_NAMESPACE` for [`Cluster::app_namespace`].
+    namespace_flag: Option<String>,
 }
 
 /// A failure to reach or use the cluster, in the user's terms.
@@ -210,12 +227,12 @@ impl RequestScope<'_> {
 
 impl Cluster {
     /// Loads the kubeconfig like kubectl does and builds a client; does not contact the server.
-    pub async fn connect(global: &GlobalArgs, env: &Env) -> Result<Cluster, ClusterError> {
-        let kubeconfig = load_kubeconfig(global, env)?;
+    pub async fn connect(given: &ConnectOptions, env: &Env) -> Result<Cluster, ClusterError> {
+        let kubeconfig = load_kubeconfig(given, env)?;
         let options = KubeConfigOptions {
-            context: global.context.clone(),
-            cluster: global.cluster.clone(),
-            user: global.user.clone(),
+            context: given.context.clone(),
+            cluster: given.cluster.clone(),
+            user: given.user.clone(),
         };
         let context = options
             .context
@@ -237,11 +254,11 @@ impl Cluster {
                 }
                 None => None,
             };
-        if let Some(timeout) = global.request_timeout.filter(|t| !t.is_zero()) {
+        if let Some(timeout) = given.request_timeout.filter(|t| !t.is_zero()) {
             config.read_timeout = Some(timeout);
             config.write_timeout = Some(timeout);
             config.connect_timeout = Some(timeout.min(CONNECT_TIMEOUT));
-        } else if global.request_timeout.is_some() {
+        } else if given.request_timeout.is_some() {
             // `--request-timeout 0` means no limit, as in kubectl.
             config.read_timeout = None;
             config.write_timeout = None;
@@ -258,7 +275,7 @@ impl Cluster {
             .to_string()
             .trim_end_matches('/')
             .to_string();
-        let namespace = global
+        let namespace = given
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
@@ -272,7 +289,16 @@ impl Cluster {
             context,
             namespace,
             retry: RetryPolicy::default(),
+            namespace_flag: given.namespace.clone(),
         })
+    }
+
+    /// A request that could not be built (a name or parameter the URL cannot carry).
+    pub fn build_error(&self, err: kube::core::request::Error) -> ClusterError {
+        ClusterError::Client {
+            url: self.server_url.clone(),
+            source: kube::Error::BuildRequest(err),
+        }
     }
 
     /// Turns a failed request into an error that says what went wrong in the user's terms.
@@ -365,9 +391,9 @@ impl Cluster {
     /// The namespace DataRobot is installed in: `--app-namespace`, else `-n`, else
     /// `DR_CORE_NAMESPACE`, else the context's namespace (an explicit flag beats the
     /// environment, as everywhere in kubectl).
-    pub fn app_namespace(&self, flag: Option<&str>, global: &GlobalArgs, env: &Env) -> String {
+    pub fn app_namespace(&self, flag: Option<&str>, env: &Env) -> String {
         flag.map(str::to_string)
-            .or_else(|| global.namespace.clone())
+            .or_else(|| self.namespace_flag.clone())
             .or_else(|| env.dr_core_namespace.clone())
             .unwrap_or_else(|| self.namespace.clone())
     }
@@ -414,14 +440,14 @@ impl From<KubeconfigError> for ClusterError {
 /// The kubeconfig files in kubectl's order of precedence: `--kubeconfig` alone (it must exist),
 /// else every file of `KUBECONFIG` that exists, else `~/.kube/config`. Later files fill only
 /// what earlier ones leave unset.
-fn load_kubeconfig(global: &GlobalArgs, env: &Env) -> Result<Kubeconfig, ClusterError> {
+fn load_kubeconfig(given: &ConnectOptions, env: &Env) -> Result<Kubeconfig, ClusterError> {
     let read = |path: &Path| {
         Kubeconfig::read_from(path).map_err(|source| ClusterError::ReadKubeconfig {
             path: path.to_path_buf(),
             source,
         })
     };
-    if let Some(path) = &global.kubeconfig {
+    if let Some(path) = &given.kubeconfig {
         return read(path);
     }
     let candidates: Vec<PathBuf> = match &env.kubeconfig {
@@ -458,17 +484,12 @@ fn load_kubeconfig(global: &GlobalArgs, env: &Env) -> Result<Kubeconfig, Cluster
 /// A client for a kubeconfig file, for the tests of the modules that talk to a cluster.
 #[cfg(test)]
 pub mod testing {
-    use clap::Parser;
-
     pub async fn connect(kubeconfig: &std::path::Path) -> super::Cluster {
-        let cli = crate::cli::Cli::try_parse_from([
-            "kubectl-mlbackup",
-            "version",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .unwrap();
-        super::Cluster::connect(&cli.global, &crate::env::Env::default())
+        let options = super::ConnectOptions {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            ..Default::default()
+        };
+        super::Cluster::connect(&options, &crate::env::Env::default())
             .await
             .unwrap()
     }

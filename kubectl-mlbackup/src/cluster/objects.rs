@@ -6,7 +6,7 @@ use http::StatusCode;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
-use super::lrs::ServedResource;
+use super::list::ServedResource;
 use super::transport::send;
 use super::{Cluster, ClusterError, RequestScope};
 
@@ -33,13 +33,6 @@ pub struct Applied {
     pub created: bool,
 }
 
-fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
-    ClusterError::Client {
-        url: cluster.server_url.clone(),
-        source: kube::Error::BuildRequest(err),
-    }
-}
-
 /// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it
 /// does not exist, else sets the fields it holds; a field another manager set to another value is
 /// a 409 conflict (no force: an object that appeared meanwhile is not taken over silently).
@@ -55,7 +48,7 @@ pub async fn apply(
     params.dry_run = persist == Persist::DryRun;
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .patch(name, &params, &Patch::Apply(object))
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
         verb: "patch",
@@ -77,7 +70,7 @@ pub async fn get(
 ) -> Result<Option<Value>, ClusterError> {
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
         verb: "get",
@@ -113,7 +106,7 @@ pub async fn replace(
     })?;
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .replace(name, &params, body)
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
         verb: "update",
@@ -158,7 +151,7 @@ pub async fn delete(
     });
     let request = kube::core::Request::new(resource.collection_path(Some(namespace)))
         .delete(name, &params)
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let qualified = resource.qualified_name();
     let scope = RequestScope {
         verb: "delete",
@@ -207,7 +200,7 @@ pub async fn create_namespace(
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     let request = kube::core::Request::new("/api/v1/namespaces")
         .create(&params, serde_json::to_vec(&body).unwrap_or_default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let scope = RequestScope {
         verb: "create",
         resource: "namespaces",
@@ -225,7 +218,7 @@ pub async fn create_namespace(
 pub async fn namespace_exists(cluster: &Cluster, name: &str) -> Result<Option<bool>, ClusterError> {
     let request = kube::core::Request::new("/api/v1/namespaces")
         .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let scope = RequestScope {
         verb: "get",
         resource: "namespaces",

@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::lrs::{self, ServedResource};
+use super::list::{self, ServedResource};
 use super::objects::FIELD_MANAGER;
 use super::transport::{send, send_json};
 use super::{Cluster, ClusterError, RequestScope};
@@ -113,13 +113,6 @@ impl Workload {
     }
 }
 
-fn build_error(cluster: &Cluster, err: kube::core::request::Error) -> ClusterError {
-    ClusterError::Client {
-        url: cluster.server_url.clone(),
-        source: kube::Error::BuildRequest(err),
-    }
-}
-
 /// The workloads of `kind` in `namespace` that match `selector`, every page read.
 pub async fn list(
     cluster: &Cluster,
@@ -127,7 +120,7 @@ pub async fn list(
     namespace: &str,
     selector: &str,
 ) -> Result<Vec<Workload>, ClusterError> {
-    let objects = lrs::list_all(cluster, &kind.resource(), Some(namespace), selector).await?;
+    let objects = list::all(cluster, &kind.resource(), Some(namespace), selector).await?;
     Ok(objects
         .iter()
         .map(|object| Workload::from_object(kind, object))
@@ -143,7 +136,7 @@ pub async fn get(
 ) -> Result<Option<Workload>, ClusterError> {
     let request = kube::core::Request::new(kind.resource().collection_path(Some(namespace)))
         .get(name, &Default::default())
-        .map_err(|err| build_error(cluster, err))?;
+        .map_err(|err| cluster.build_error(err))?;
     let qualified = kind.qualified();
     let scope = RequestScope {
         verb: "get",
@@ -186,7 +179,7 @@ pub async fn set_replicas(
             .collection_path(Some(&workload.namespace)),
     )
     .patch(&workload.name, &params, &Patch::Merge(&patch))
-    .map_err(|err| build_error(cluster, err))?;
+    .map_err(|err| cluster.build_error(err))?;
     let qualified = workload.kind.qualified();
     let scope = RequestScope {
         verb: "patch",
@@ -250,7 +243,7 @@ pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<PodsOf, C
         plural: "pods".into(),
         namespaced: true,
     };
-    let pods = lrs::list_all(
+    let pods = list::all(
         cluster,
         &pods_resource,
         Some(&workload.namespace),
@@ -270,7 +263,7 @@ pub async fn pods_of(cluster: &Cluster, workload: &Workload) -> Result<PodsOf, C
                 plural: "replicasets".into(),
                 namespaced: true,
             };
-            let owned = lrs::list_all(
+            let owned = list::all(
                 cluster,
                 &replica_sets,
                 Some(&workload.namespace),

@@ -4,7 +4,7 @@
 //! progress), so `prepare --stop-app` and `recover --start-app` run the same steps.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -15,7 +15,8 @@ use crate::cluster::objects::MAX_IN_FLIGHT;
 use crate::cluster::workloads::{self, Workload, WorkloadKind};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
+use crate::poll::{self, Waited};
 use crate::printer::{self, Consent, Printer, Render};
 
 /// Where `stop` records a workload's replica count, for `start` to bring back.
@@ -573,7 +574,6 @@ async fn wait_for_pods(
     timeout: Duration,
     printer: &Printer,
 ) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + timeout;
     // Stop waits for every workload meant to be at zero (one stopped earlier may still have
     // terminating pods); start for those it scaled.
     let mut pending: Vec<usize> = done
@@ -601,74 +601,74 @@ async fn wait_for_pods(
     progress.set_total(pending.len() as u64);
     let mut missing: Vec<String> = vec![String::new(); done.len()];
     let mut strangers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    loop {
-        let checks: Vec<(usize, Result<Check, ClusterError>, Vec<String>)> =
-            futures::stream::iter(pending.iter().copied())
-                .map(|position| {
-                    let (_, item, now) = &done[position];
-                    let target = item.replicas_after.unwrap_or(0);
-                    let workload = now.clone().expect("pending workloads exist");
-                    async move {
-                        let fresh = workloads::get(
-                            cluster,
-                            workload.kind,
-                            &workload.namespace,
-                            &workload.name,
-                        )
-                        .await;
-                        let mut strangers = Vec::new();
-                        let answer = match fresh {
-                            Ok(Some(fresh)) => {
-                                settled(cluster, action, &fresh, target, &mut strangers).await
-                            }
-                            Ok(None) => Ok(Check::Gone),
-                            Err(err) => Err(err),
-                        };
-                        (position, answer, strangers)
+    let waited = poll::until_deadline(
+        timeout,
+        POLL_INTERVAL,
+        async || -> Result<bool, ClusterError> {
+            let checks: Vec<(usize, Result<Check, ClusterError>, Vec<String>)> =
+                futures::stream::iter(pending.iter().copied())
+                    .map(|position| {
+                        let (_, item, now) = &done[position];
+                        let target = item.replicas_after.unwrap_or(0);
+                        let workload = now.clone().expect("pending workloads exist");
+                        async move {
+                            let fresh = workloads::get(
+                                cluster,
+                                workload.kind,
+                                &workload.namespace,
+                                &workload.name,
+                            )
+                            .await;
+                            let mut strangers = Vec::new();
+                            let answer = match fresh {
+                                Ok(Some(fresh)) => {
+                                    settled(cluster, action, &fresh, target, &mut strangers).await
+                                }
+                                Ok(None) => Ok(Check::Gone),
+                                Err(err) => Err(err),
+                            };
+                            (position, answer, strangers)
+                        }
+                    })
+                    .buffer_unordered(MAX_IN_FLIGHT)
+                    .collect()
+                    .await;
+            for (position, answer, seen) in checks {
+                if !seen.is_empty() {
+                    let workload = done[position].2.as_ref().expect("pending workloads exist");
+                    strangers
+                        .entry(workload.display_name())
+                        .or_default()
+                        .extend(seen);
+                }
+                match answer? {
+                    Check::Settled => {
+                        pending.retain(|p| *p != position);
+                        progress.inc();
                     }
-                })
-                .buffer_unordered(MAX_IN_FLIGHT)
-                .collect()
-                .await;
-        for (position, answer, seen) in checks {
-            if !seen.is_empty() {
-                let workload = done[position].2.as_ref().expect("pending workloads exist");
-                strangers
-                    .entry(workload.display_name())
-                    .or_default()
-                    .extend(seen);
-            }
-            match answer? {
-                Check::Settled => {
-                    pending.retain(|p| *p != position);
-                    progress.inc();
-                }
-                Check::Pending(what) => missing[position] = what,
-                Check::Gone => {
-                    pending.retain(|p| *p != position);
-                    let item = &mut done[position].1;
-                    item.result = AppResult::Failed;
-                    item.message = Some("deleted while waiting for its pods".into());
+                    Check::Pending(what) => missing[position] = what,
+                    Check::Gone => {
+                        pending.retain(|p| *p != position);
+                        let item = &mut done[position].1;
+                        item.result = AppResult::Failed;
+                        item.message = Some("deleted while waiting for its pods".into());
+                    }
                 }
             }
+            Ok(pending.is_empty())
+        },
+    )
+    .await?;
+    if waited == Waited::TimedOut {
+        for position in &pending {
+            let item = &mut done[*position].1;
+            item.result = AppResult::TimedOut;
+            item.message = Some(format!(
+                "not finished after {}: {}",
+                crate::duration::format(timeout),
+                missing[*position]
+            ));
         }
-        if pending.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            for position in &pending {
-                let item = &mut done[*position].1;
-                item.result = AppResult::TimedOut;
-                item.message = Some(format!(
-                    "not finished after {}: {}",
-                    crate::duration::format(timeout),
-                    missing[*position]
-                ));
-            }
-            break;
-        }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
     }
     progress.finish();
     for (workload, pods) in strangers {
@@ -827,11 +827,9 @@ pub async fn run(
             true,
         ),
     };
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
+    let cluster = super::connect(global, env).await?;
     let options = AppOptions {
-        namespace: cluster.app_namespace(selection.app_namespace.as_deref(), global, env),
+        namespace: cluster.app_namespace(selection.app_namespace.as_deref(), env),
         selection: Selection::from_args(selection),
         dry_run,
         wait: (!wait.no_wait).then_some(wait.timeout),
@@ -857,13 +855,14 @@ pub async fn run(
     if !dry_run && !yes && !changes.is_empty() {
         confirm(&options.namespace, &changes, env, printer)?;
     }
+    let cancel = super::interrupt_token();
     let work = execute(&cluster, action, &selected, &options, printer);
     let outcome = tokio::select! {
         outcome = work => outcome.context(match action {
             Action::Stop => "cannot stop the app",
             Action::Start => "cannot start the app",
         })?,
-        _ = tokio::signal::ctrl_c() => {
+        () = cancel.cancelled() => {
             printer.error(&anyhow::anyhow!(
                 "interrupted; the changes already sent stay: run `kubectl mlbackup app {}` \
                  again to finish (recorded counts are kept)",

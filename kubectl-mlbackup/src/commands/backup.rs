@@ -11,10 +11,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackupArgs, GlobalArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemTotals, Manifest,
     ResourceRef,
@@ -150,7 +151,7 @@ pub async fn run(
         } else {
             global.namespace.clone()
         },
-        root: super::backup_root(&args.backups, env),
+        root: crate::folder::root(args.backups.dir.as_deref(), env),
         name: args.name.clone(),
         page_size: args.page_size,
     };
@@ -296,7 +297,7 @@ async fn list_once(
         let namespace = what.namespace.map(str::to_string);
         let selector = what.selector.to_string();
         tokio::spawn(async move {
-            lrs::list_page(
+            list::page(
                 &cluster,
                 &resource,
                 namespace.as_deref(),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::DeleteArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder;
 use crate::printer::{self, Consent, Printer, Render};
 
@@ -30,7 +30,7 @@ impl Render for DeleteOutcome {
 }
 
 pub fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let context = || format!("cannot delete the backup `{}`", args.name);
     let backup = folder::resolve(&root, &args.name).with_context(context)?;
     if !args.yes {

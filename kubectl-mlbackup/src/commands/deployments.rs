@@ -8,33 +8,22 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mlbackup_helper::api::{ApiUrl, Deployment};
-use mlbackup_helper::engine;
+use mlbackup_helper::api::Deployment;
 use mlbackup_helper::plan::{self, Action, StateFile};
-use mlbackup_helper::protocol::{
-    ChangeRequest, Event, ItemReport, Operation, Outcome, PROTOCOL_VERSION, Request, StopReason,
-    WireError,
-};
-use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::protocol::{ChangeRequest, Event, ItemReport, Operation, Outcome, StopReason};
 use mlbackup_helper::snapshot::SNAPSHOT_FILE;
-use mlbackup_helper::tls::TlsOptions;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{
-    ChangeArgs, DataRobotArgs, DeploymentsCommand, DeploymentsListArgs, GlobalArgs, ReactivateArgs,
-    Via,
-};
-use crate::env::{self, Env};
-use crate::error::{Exit, UsageError};
+use crate::cli::{ChangeArgs, DeploymentsCommand, DeploymentsListArgs, GlobalArgs, ReactivateArgs};
+use crate::datarobot::Api;
+use crate::datarobot::in_pod::InPodError;
+use crate::env::Env;
+use crate::exit::{Exit, UsageError};
 use crate::folder;
-use crate::in_pod::{InPod, InPodError};
 use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
-
-/// The longest one API request may take unless `--request-timeout` says otherwise.
-const DEFAULT_REQUEST_TIMEOUT_SECONDS: f64 = 30.0;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -239,7 +228,7 @@ impl Render for ChangeOutcome {
         } else {
             text.push_str(&format!(
                 "{}: {counts}; {} others left alone; {:.1}s.\n",
-                capitalised(verb),
+                printer::capitalised(verb),
                 self.left_alone,
                 self.seconds
             ));
@@ -278,14 +267,6 @@ impl Render for ChangeOutcome {
     }
 }
 
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 /// Some deployments were not brought to their target status.
 #[derive(Debug, thiserror::Error)]
 #[error("{unfinished} of {total} deployments were not {verb}; a re-run is safe")]
@@ -296,191 +277,17 @@ pub struct Incomplete {
     pub hint: Option<String>,
 }
 
-/// How to reach the API, resolved once from the flags and the environment.
-pub struct Connection {
-    via: Via,
-    /// The helper in the app pod, for `--via pod`.
-    in_pod: Option<InPod>,
-    api_url: ApiUrl,
-    token: ApiToken,
-    tls: TlsOptions,
-    stdin_is_terminal: bool,
-    request_timeout_seconds: f64,
-    verbosity: u8,
-}
-
-impl Connection {
-    pub async fn resolve(
-        global: &GlobalArgs,
-        args: &DataRobotArgs,
-        env: &Env,
-        printer: &Printer,
-    ) -> anyhow::Result<Connection> {
-        if args.refused_token.is_some() {
-            return Err(UsageError {
-                message: "the token is never taken from the command line: every user of this \
-                          machine can read a process's arguments (ps, /proc, shell history)"
-                    .into(),
-                hint: format!(
-                    "export {}=<API key> (or {}), or write it to a file only you can read and \
-                     pass --token-file PATH",
-                    env::LRS_DATAROBOT_API_TOKEN,
-                    env::DATAROBOT_API_TOKEN
-                ),
-            }
-            .into());
-        }
-        let url = args
-            .api_url
-            .clone()
-            .or_else(|| env.datarobot_url.clone())
-            .ok_or_else(|| UsageError {
-                message: "no DataRobot API URL".into(),
-                hint: format!(
-                    "pass --api-url https://datarobot.example.com or set {} (or {})",
-                    env::LRS_DATAROBOT_URL,
-                    env::DATAROBOT_ENDPOINT
-                ),
-            })?;
-        let api_url = ApiUrl::parse(&url)?;
-        let token = ApiToken::from_file_or_env(args.token_file.as_deref(), |name| {
-            env.datarobot_token.get(name)
-        })?;
-        if let Some(warning) = args
-            .token_file
-            .as_deref()
-            .and_then(mlbackup_helper::secret::token_file_warning)
-        {
-            printer.warning(&warning);
-        }
-        let ca_file = args.ca_file.clone().or_else(|| env.ssl_cert_file.clone());
-        let ca_pem = match &ca_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the CA file {}", path.display()))?,
-            ),
-            None => None,
-        };
-        let tls = TlsOptions {
-            ca_pem,
-            insecure_skip_tls_verify: args.insecure_skip_tls_verify,
-        };
-        // Said here once, wherever the requests run (the engine itself says nothing).
-        if let Some(warning) = mlbackup_helper::api::transport_warning(&api_url, &tls) {
-            printer.warning(&warning);
-        }
-        // Last: everything that can be refused locally is checked before the pod is touched.
-        let in_pod = match args.via {
-            Via::Pod => Some(InPod::start(global, &args.pod, env).await?),
-            Via::Local => None,
-        };
-        if let Some(in_pod) = in_pod.as_ref().filter(|p| !p.strangers.is_empty()) {
-            printer.warning(&format!(
-                "left alone: {} (labelled like {} in `{}` but not controlled by it; created by \
-                 someone else?)",
-                in_pod.strangers.join(", "),
-                args.pod.app,
-                in_pod.pod.namespace
-            ));
-        }
-        Ok(Connection {
-            via: args.via,
-            in_pod,
-            api_url,
-            token,
-            tls,
-            stdin_is_terminal: env.stdin_is_terminal,
-            request_timeout_seconds: global
-                .request_timeout
-                .map_or(DEFAULT_REQUEST_TIMEOUT_SECONDS, |t| t.as_secs_f64()),
-            verbosity: global.verbosity,
-        })
-    }
-
-    fn request(&self, operation: Operation, list_timeout: Option<Duration>) -> Request {
-        Request {
-            protocol_version: PROTOCOL_VERSION,
-            api_url: self.api_url.clone(),
-            token: self.token.clone(),
-            tls: self.tls.clone(),
-            request_timeout_seconds: self.request_timeout_seconds,
-            verbosity: self.verbosity,
-            list_timeout_seconds: list_timeout.map(|t| t.as_secs_f64()),
-            operation,
-        }
-    }
-
-    /// Runs a request where `--via` says and returns its final event; progress events go to
-    /// `progress` as they arrive.
-    async fn run(
-        &self,
-        request: Request,
-        cancel: &CancellationToken,
-        progress: &(dyn Fn(&Event) + Sync),
-    ) -> Result<Event, InPodError> {
-        match self.via {
-            Via::Local => {
-                let last = std::sync::Mutex::new(None);
-                engine::execute(request, cancel, &|event| {
-                    if event.is_final() {
-                        *last.lock().unwrap() = Some(event);
-                    } else {
-                        progress(&event);
-                    }
-                })
-                .await;
-                Ok(last
-                    .into_inner()
-                    .unwrap()
-                    .expect("the engine always ends with a final event"))
-            }
-            Via::Pod => {
-                let in_pod = self
-                    .in_pod
-                    .as_ref()
-                    .expect("started in Connection::resolve");
-                in_pod.run(&request, cancel, progress).await
-            }
-        }
-    }
-
-    /// The deployments visible to the token's user; `within` bounds the whole list (a change's
-    /// `--timeout`). An interruption is an [`Interrupted`] error (nothing was changed).
-    ///
-    /// [`Interrupted`]: super::Interrupted
-    pub async fn list(
-        &self,
-        cancel: &CancellationToken,
-        within: Option<Duration>,
-    ) -> anyhow::Result<Vec<Deployment>> {
-        let request = self.request(Operation::List, within);
-        let answer = self.run(request, cancel, &|_| {}).await;
-        if cancel.is_cancelled() {
-            return Err(super::Interrupted(
-                "interrupted before the deployments were listed; nothing was changed".into(),
-            )
-            .into());
-        }
-        match answer? {
-            Event::Deployments { deployments } => Ok(deployments),
-            Event::Error { error } => Err(anyhow::Error::new(error)
-                .context(format!("cannot list the deployments at {}", self.api_url))),
-            other => anyhow::bail!("unexpected answer to a list: {other:?}"),
-        }
-    }
-}
-
 async fn list(
     global: &GlobalArgs,
     args: &DeploymentsListArgs,
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
+    let api = super::connect_to_datarobot(global, &args.datarobot, None, env, printer).await?;
     let cancel = super::interrupt_token();
-    let deployments = connection.list(&cancel, None).await?;
+    let deployments = api.list(&cancel, None).await?;
     printer.data(&ListOutcome {
-        api_url: connection.api_url.to_string(),
+        api_url: api.api_url.to_string(),
         deployments,
     })?;
     Ok(Exit::Success)
@@ -494,7 +301,7 @@ fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
     let Some(name) = &args.backup else {
         return Ok(None);
     };
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve(&root, name)
         .with_context(|| format!("cannot use the backup `{name}` for the deployment snapshot"))?;
     Ok(Some(backup.dir.join(SNAPSHOT_FILE)))
@@ -517,6 +324,8 @@ pub struct ChangeOptions {
     pub concurrency: usize,
     pub wait: bool,
     pub timeout: std::time::Duration,
+    /// Whether a question can be asked (see `yes`).
+    pub stdin_is_terminal: bool,
 }
 
 async fn change(
@@ -558,18 +367,19 @@ async fn change(
         concurrency: usize::from(args.concurrency),
         wait: args.wait,
         timeout: args.timeout,
+        stdin_is_terminal: env.stdin_is_terminal,
     };
-    let connection = Connection::resolve(global, &args.datarobot, env, printer).await?;
+    let api = super::connect_to_datarobot(global, &args.datarobot, None, env, printer).await?;
     let cancel = super::interrupt_token();
-    let finished = change_through(&connection, &options, &cancel, printer).await?;
+    let finished = change_through(&api, &options, &cancel, printer).await?;
     super::report(printer, finished)
 }
 
-/// Lists, plans, records the snapshot and changes, through `connection`. An interruption
-/// before the list ends without an outcome (an error); after it, the outcome says what was
-/// done and the rest is not attempted.
+/// Lists, plans, records the snapshot and changes, through `api`. An interruption before the
+/// list ends without an outcome (an error); after it, the outcome says what was done and the
+/// rest is not attempted.
 pub async fn change_through(
-    connection: &Connection,
+    api: &Api,
     options: &ChangeOptions,
     cancel: &CancellationToken,
     printer: &Printer,
@@ -577,7 +387,7 @@ pub async fn change_through(
     let started = Instant::now();
     let action = options.action;
     // `--timeout` covers the whole change, the list before it included.
-    let deployments = connection.list(cancel, Some(options.timeout)).await?;
+    let deployments = api.list(cancel, Some(options.timeout)).await?;
     // Taking every deployment offline is asked first, before the snapshot is written: more
     // than the ids named with --only would change.
     if action == Action::Deactivate && !options.dry_run && !options.yes {
@@ -593,7 +403,7 @@ pub async fn change_through(
             .iter()
             .any(|change| !options.only.contains(&change.id))
         {
-            confirm_deactivation(planned.changes.len(), connection.stdin_is_terminal, printer)?;
+            confirm_deactivation(planned.changes.len(), options.stdin_is_terminal, printer)?;
         }
     }
     let prepared = plan::prepare(
@@ -606,7 +416,7 @@ pub async fn change_through(
         options.all,
         &options.only,
         options.dry_run,
-        connection.api_url.as_url().as_str(),
+        api.api_url.as_url().as_str(),
     )
     .with_context(|| format!("cannot plan the {}", action.as_str()))?;
     let plan = prepared.plan;
@@ -614,14 +424,14 @@ pub async fn change_through(
         confirm_all(
             options.yes,
             plan.changes.len(),
-            connection.stdin_is_terminal,
+            options.stdin_is_terminal,
             printer,
         )?;
     }
 
     let mut outcome = ChangeOutcome {
         action,
-        api_url: connection.api_url.to_string(),
+        api_url: api.api_url.to_string(),
         snapshot: options.state.clone(),
         dry_run: options.dry_run,
         wait: options.wait,
@@ -659,8 +469,8 @@ pub async fn change_through(
                 .max(Duration::from_millis(1))
                 .as_secs_f64(),
         };
-        let request = connection.request(Operation::Change(request), None);
-        let last = connection
+        let request = api.request(Operation::Change(request), None);
+        let last = api
             .run(request, cancel, &|event| {
                 if let Event::Finished { item } = event {
                     if item.outcome == Outcome::Failed {
@@ -803,12 +613,4 @@ fn confirm_deactivation(
             "Deactivate {count} active deployments? They serve no predictions until reactivated."
         ))
     })
-}
-
-/// The hint of an error the helper reported.
-pub fn wire_hint(error: &WireError) -> Option<String> {
-    error
-        .hint
-        .clone()
-        .or_else(|| mlbackup_helper::api::hint_for(error.kind))
 }

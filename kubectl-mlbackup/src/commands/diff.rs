@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::restore::{self, Planned, RestoreError};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder;
 use crate::object;
 use crate::printer::{self, Printer, Render};
@@ -143,7 +144,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot compare the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
@@ -181,11 +182,11 @@ pub async fn compare_with_cluster(
     };
     let in_scope = match (&selector, scope.is_empty()) {
         (None, _) => Ok(Vec::new()),
-        (Some(selector), true) => lrs::list_all(cluster, resource, None, selector).await,
+        (Some(selector), true) => list::all(cluster, resource, None, selector).await,
         (Some(selector), false) => {
             let mut all = Vec::new();
             for namespace in &scope {
-                all.extend(lrs::list_all(cluster, resource, Some(namespace), selector).await?);
+                all.extend(list::all(cluster, resource, Some(namespace), selector).await?);
             }
             Ok(all)
         }

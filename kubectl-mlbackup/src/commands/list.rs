@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, BackupSummary, Unreadable};
 use crate::printer::{self, Printer, Render};
 
@@ -55,7 +55,7 @@ impl Render for ListOutcome {
 }
 
 pub fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = super::backup_root(&args.backups, env);
+    let dir = folder::root(args.backups.dir.as_deref(), env);
     let catalog = folder::catalog(&dir)
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {

@@ -1,88 +1,170 @@
-//! One module per subcommand; each returns a serialisable outcome that the printer renders.
+//! One module per subcommand, each with the work function it runs (`prepare` and `recover` run
+//! several: see `runbook`); here, what they share: connecting, reporting an outcome, Ctrl-C.
+//! The hint registry for their errors is `diagnostics`; `main.rs` dispatches to them.
 
 pub mod app;
 pub mod backup;
-mod delete;
+pub mod delete;
 pub mod deployments;
+pub mod diagnostics;
 pub mod diff;
-mod list;
-mod prepare;
-mod prune;
-mod recover;
+pub mod list;
+pub mod prune;
 #[cfg(test)]
 mod render_tests;
 pub mod restore;
-mod runbook;
-mod show;
+pub mod runbook;
+pub mod show;
 pub mod spark_cleanup;
-mod verify;
-mod version;
+pub mod verify;
+pub mod version;
 
-use std::path::PathBuf;
-
+use anyhow::Context;
+use mlbackup_helper::api::ApiUrl;
+use mlbackup_helper::secret::ApiToken;
+use mlbackup_helper::tls::TlsOptions;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BackupDirArgs, Cli, Command};
+use crate::cli::{DataRobotArgs, GlobalArgs, Via};
+use crate::cluster::Cluster;
+use crate::cluster::list::ServedResource;
+use crate::cluster::lrs::ResourceOverride;
+use crate::datarobot::helper_binary::HelperSearch;
+use crate::datarobot::in_pod::{InPod, PodOptions};
+use crate::datarobot::{Api, DEFAULT_REQUEST_TIMEOUT_SECONDS, Route};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::{Exit, UsageError};
 use crate::printer::{Printer, Render};
 
-/// Runs the chosen subcommand and prints its outcome or its error.
-pub async fn run(cli: Cli, env: Env, printer: &Printer) -> Exit {
-    let result = match &cli.command {
-        Command::Version(args) => version::run(&cli.global, args, &env, printer).await,
-        Command::Backup(args) => backup::run(&cli.global, args, &env, printer).await,
-        Command::List(args) => list::run(args, &env, printer),
-        Command::Show(args) => show::run(args, &env, printer),
-        Command::Verify(args) => verify::run(args, &env, printer),
-        Command::Delete(args) => delete::run(args, &env, printer),
-        Command::Prune(args) => prune::run(args, &env, printer),
-        Command::Restore(args) => restore::run(&cli.global, args, &env, printer).await,
-        Command::Diff(args) => diff::run(&cli.global, args, &env, printer).await,
-        Command::SparkCleanup(args) => spark_cleanup::run(&cli.global, args, &env, printer).await,
-        Command::App(args) => app::run(&cli.global, &args.command, &env, printer).await,
-        Command::Completion(args) => printer
-            .text(&crate::completion::script(args.shell))
-            .map(|()| Exit::Success),
-        Command::Prepare(args) => prepare::run(&cli.global, args, &env, printer).await,
-        Command::Recover(args) => recover::run(&cli.global, args, &env, printer).await,
-        Command::Deployments(command) => {
-            deployments::run(&cli.global, command, &env, printer).await
-        }
-    };
-    match result {
-        Ok(exit) => exit,
-        Err(err) => {
-            printer.error(&err);
-            crate::error::exit_for(&err)
-        }
-    }
+/// A client of the cluster the flags choose: made once, and handed to whatever the command
+/// runs.
+pub async fn connect(global: &GlobalArgs, env: &Env) -> anyhow::Result<Cluster> {
+    Cluster::connect(&global.connect_options(), env)
+        .await
+        .context("cannot connect to the cluster")
 }
 
 /// A client of the cluster and its LRS resource type (found by discovery, or `--resource`):
 /// what every command working on LRS objects starts with.
 pub async fn connect_to_lrs(
-    global: &crate::cli::GlobalArgs,
+    global: &GlobalArgs,
     env: &Env,
-    resource: Option<&crate::cluster::lrs::ResourceOverride>,
-) -> anyhow::Result<(crate::cluster::Cluster, crate::cluster::lrs::ServedResource)> {
-    use anyhow::Context;
-    let cluster = crate::cluster::Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
+    resource: Option<&ResourceOverride>,
+) -> anyhow::Result<(Cluster, ServedResource)> {
+    let cluster = connect(global, env).await?;
     let resource = crate::cluster::lrs::resolve(&cluster, resource)
         .await
         .context("cannot find the LRS resource type")?;
     Ok((cluster, resource))
 }
 
-/// The directory holding the backups: `--dir`, else `MLBACKUP_DIR`, else the current directory.
-pub fn backup_root(args: &BackupDirArgs, env: &Env) -> PathBuf {
-    args.dir
+/// The DataRobot API as the flags and the environment say, everything that can be refused
+/// checked before anything changes. `--via pod` starts the helper in the app pod of `cluster`
+/// (connected here when the command has no cluster of its own).
+pub async fn connect_to_datarobot(
+    global: &GlobalArgs,
+    args: &DataRobotArgs,
+    cluster: Option<&Cluster>,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Api> {
+    if args.refused_token.is_some() {
+        return Err(UsageError {
+            message: "the token is never taken from the command line: every user of this \
+                      machine can read a process's arguments (ps, /proc, shell history)"
+                .into(),
+            hint: format!(
+                "export {}=<API key> (or {}), or write it to a file only you can read and pass \
+                 --token-file PATH",
+                crate::env::LRS_DATAROBOT_API_TOKEN,
+                crate::env::DATAROBOT_API_TOKEN
+            ),
+        }
+        .into());
+    }
+    let url = args
+        .api_url
         .clone()
-        .or_else(|| env.mlbackup_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("."))
+        .or_else(|| env.datarobot_url.clone())
+        .ok_or_else(|| UsageError {
+            message: "no DataRobot API URL".into(),
+            hint: format!(
+                "pass --api-url https://datarobot.example.com or set {} (or {})",
+                crate::env::LRS_DATAROBOT_URL,
+                crate::env::DATAROBOT_ENDPOINT
+            ),
+        })?;
+    let api_url = ApiUrl::parse(&url)?;
+    let token = ApiToken::from_file_or_env(args.token_file.as_deref(), |name| {
+        env.datarobot_token.get(name)
+    })?;
+    if let Some(warning) = args
+        .token_file
+        .as_deref()
+        .and_then(mlbackup_helper::secret::token_file_warning)
+    {
+        printer.warning(&warning);
+    }
+    let ca_file = args.ca_file.clone().or_else(|| env.ssl_cert_file.clone());
+    let ca_pem = match &ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = TlsOptions {
+        ca_pem,
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+    };
+    // Said here once, wherever the requests run (the engine itself says nothing).
+    if let Some(warning) = mlbackup_helper::api::transport_warning(&api_url, &tls) {
+        printer.warning(&warning);
+    }
+    // Last: everything that can be refused locally is checked before the pod is touched.
+    let route = match args.via {
+        Via::Local => Route::Local,
+        Via::Pod => {
+            let connected;
+            let cluster = match cluster {
+                Some(cluster) => cluster,
+                None => {
+                    connected = connect(global, env).await?;
+                    &connected
+                }
+            };
+            let pod = &args.pod;
+            let options = PodOptions {
+                app: pod.app.clone(),
+                namespace: cluster.app_namespace(pod.app_namespace.as_deref(), env),
+                container: pod.container.clone(),
+                helper: HelperSearch::new(pod.helper.as_deref(), env),
+                keep_helper: pod.keep_helper,
+            };
+            let in_pod = InPod::start(cluster, &options).await?;
+            if !in_pod.strangers.is_empty() {
+                printer.warning(&format!(
+                    "left alone: {} (labelled like {} in `{}` but not controlled by it; \
+                     created by someone else?)",
+                    in_pod.strangers.join(", "),
+                    pod.app,
+                    in_pod.pod.namespace
+                ));
+            }
+            Route::Pod(Box::new(in_pod))
+        }
+    };
+    Ok(Api {
+        route,
+        api_url,
+        token,
+        tls,
+        request_timeout_seconds: global
+            .request_timeout
+            .map_or(DEFAULT_REQUEST_TIMEOUT_SECONDS, |t| t.as_secs_f64()),
+        verbosity: global.verbosity,
+    })
 }
 
 /// What a command's work function produced: the outcome to show, how the work ended, and an
@@ -124,25 +206,60 @@ pub fn report<T: Serialize + Render>(
     }
 }
 
-/// Cancelled on SIGINT (Ctrl-C). While it exists SIGINT no longer ends the process: the work
-/// watching it stops cleanly, records where it stopped, and exits 130.
-pub fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
+/// The process's Ctrl-C: cancelled on the first SIGINT. Set up by [`listen_for_interrupts`].
+static INTERRUPT: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
+
+/// Set once a command watches [`INTERRUPT`] itself (it asked for [`interrupt_token`]).
+static WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set while a command works synchronously (no await): the runtime cannot drop it at an await,
+/// so a Ctrl-C ends the process as SIGINT did before (exit 130).
+pub static SYNCHRONOUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes over SIGINT for the whole command, before any work: the first Ctrl-C cancels the
+/// [`interrupt_token`], the second ends the process at once (exit 130), whatever is still
+/// being cleaned up.
+pub fn listen_for_interrupts() -> CancellationToken {
+    let cancel = INTERRUPT.get_or_init(CancellationToken::new).clone();
     let on_signal = cancel.clone();
     // Registered here, not in the task: a SIGINT that comes before the task first runs is
     // caught too.
     let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     tokio::spawn(async move {
-        if let Ok(mut signal) = signal
-            && signal.recv().await.is_some()
-        {
-            on_signal.cancel();
+        let Ok(mut signal) = signal else { return };
+        if signal.recv().await.is_none() {
+            return;
+        }
+        on_signal.cancel();
+        if SYNCHRONOUS.load(std::sync::atomic::Ordering::SeqCst) {
+            // Its files are written atomically and an interrupted delete is recognised: ending
+            // here leaves nothing half-written.
+            eprintln!("error: interrupted");
+            std::process::exit(130);
+        }
+        if signal.recv().await.is_some() {
+            // The user asked twice: stop waiting for what is still being wound down (a
+            // cleanup in the pod, a helper's last report).
+            eprintln!("error: interrupted again: stopped at once, without waiting for the cleanup");
+            std::process::exit(130);
         }
     });
     cancel
 }
 
-/// Work stopped by Ctrl-C before it had anything to report: exit 130, like any interruption.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);
+/// Cancelled on SIGINT (Ctrl-C). Once asked for, SIGINT no longer ends the command: the work
+/// watching it stops cleanly, records where it stopped, and exits 130. (Before, a Ctrl-C drops
+/// the command's work: nothing was changed yet.)
+pub fn interrupt_token() -> CancellationToken {
+    WATCHED.store(true, std::sync::atomic::Ordering::SeqCst);
+    INTERRUPT.get_or_init(CancellationToken::new).clone()
+}
+
+/// Ends when Ctrl-C comes before the command took over its handling: the work is dropped at
+/// its next await (it changes nothing before it asks for the [`interrupt_token`]).
+pub async fn interrupted_before_the_work(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    if WATCHED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+}

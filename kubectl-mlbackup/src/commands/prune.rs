@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cli::PruneArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, Backup, BackupSummary, CatalogStatus};
 use crate::printer::{self, Printer, Render};
 
@@ -155,7 +155,7 @@ fn entry(backup: &BackupSummary, reason: String) -> PruneEntry {
 }
 
 pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = super::backup_root(&args.backups, env);
+    let dir = folder::root(args.backups.dir.as_deref(), env);
     let catalog = folder::catalog(&dir)
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {

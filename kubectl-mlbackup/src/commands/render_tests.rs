@@ -15,7 +15,7 @@ use super::runbook::{self, RunResult, RunbookOutcome, Step, StepReport, StepResu
 use super::spark_cleanup::{CleanupItem, CleanupOutcome, CleanupResult, CleanupSummary};
 use crate::cli::ExistingPolicy;
 use crate::cluster::workloads::WorkloadKind;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::BackupStatus;
 use crate::printer::Render;
 

@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DryRun, ExistingPolicy, GlobalArgs, NamespaceMapping, ObjectRef, RestoreArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, Place, Problem, ProblemKind};
 use crate::object;
 use crate::printer::{self, Printer, Render};
@@ -199,6 +200,11 @@ pub(super) fn plan(
         .map(|m| m.from.as_str())
         .filter(|from| !sources.contains(*from))
         .collect();
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    if !unused.is_empty() && !problems.is_empty() {
+        // A file that could not be read may hold the namespace: the files come first.
+        return Err(RestoreError::InvalidFiles { problems }.into());
+    }
     if !unused.is_empty() {
         return Err(UsageError {
             message: format!(
@@ -213,7 +219,6 @@ pub(super) fn plan(
         }
         .into());
     }
-    problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((planned, problems))
 }
 
@@ -225,7 +230,7 @@ pub(super) async fn live_objects(
     namespaces: &BTreeSet<String>,
 ) -> Result<HashMap<(String, String), Value>, ClusterError> {
     let lists: Vec<Result<Vec<Value>, ClusterError>> = futures::stream::iter(namespaces)
-        .map(|namespace| lrs::list_all(cluster, resource, Some(namespace), ""))
+        .map(|namespace| list::all(cluster, resource, Some(namespace), ""))
         .buffer_unordered(MAX_IN_FLIGHT)
         .collect()
         .await;
@@ -440,7 +445,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
@@ -977,6 +982,8 @@ mod tests {
         let (planned, problems) =
             plan(&backup, &resource(), "ctx-ns", &[map("dr-app", "dr-new")]).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
+        let err = plan(&backup, &resource(), "ctx-ns", &[map("nope", "x")]).unwrap_err();
+        assert!(err.is::<UsageError>(), "{err}");
         let places: Vec<(&str, &str, &str)> = planned
             .iter()
             .map(|p| {
@@ -1036,8 +1043,16 @@ mod tests {
                 ("e.yaml", "the file is empty"),
             ]
         );
+        // A mapping of a namespace no object has: the files that could not be read come
+        // first (one of them may hold it).
         let err = plan(&backup, &resource(), "default", &[map("nope", "x")]).unwrap_err();
-        assert!(err.is::<UsageError>(), "{err}");
+        match err.downcast_ref::<RestoreError>() {
+            Some(RestoreError::InvalidFiles { problems }) => assert_eq!(
+                problems.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+                ["c.yaml", "d.yaml", "e.yaml"]
+            ),
+            _ => panic!("not the files first: {err}"),
+        }
         let twice = [map("team", "x"), map("team", "y")];
         assert!(
             plan(&backup, &resource(), "default", &twice)
@@ -1085,7 +1100,7 @@ mod against_the_fake {
         kube.write_kubeconfig(&kubeconfig, "fake", Some("dr-app"))
             .unwrap();
         let cluster = crate::cluster::testing::connect(&kubeconfig).await;
-        let resource = lrs::resolve(&cluster, None).await.unwrap();
+        let resource = crate::cluster::lrs::resolve(&cluster, None).await.unwrap();
 
         // The plugin reads the object; then someone else writes before the plugin does.
         let stale = objects::get(&cluster, &resource, "dr-app", "cm-1")

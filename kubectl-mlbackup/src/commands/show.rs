@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::ShowArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
 use crate::printer::{self, Printer, Render};
 
@@ -148,7 +148,7 @@ impl Render for ShowOutcome {
 }
 
 pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let outcome = show(&root, &args.name, args.files)
         .with_context(|| format!("cannot show the backup `{}`", args.name))?;
     printer.data(&outcome)?;

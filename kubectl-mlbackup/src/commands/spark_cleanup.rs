@@ -1,7 +1,7 @@
 //! `spark-cleanup`: deletes the interactive Spark sessions (LRS of type `spark_app`) so the app
 //! does not reconnect to stale sessions after a restart, and waits until they are gone.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -10,11 +10,13 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, SparkCleanupArgs};
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
 use crate::cluster::objects::{self, Deleted, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
+use crate::poll::{self, Waited};
 use crate::printer::{self, Consent, Printer, Render};
 
 use super::Finished;
@@ -204,9 +206,9 @@ pub async fn clean(
     let namespace = options.namespace.clone();
     let selector = format!("{LRS_TYPE_LABEL}={SPARK_TYPE}");
     let found = tokio::select! {
-        found = lrs::list_all(cluster, resource, namespace.as_deref(), &selector) => found,
+        found = list::all(cluster, resource, namespace.as_deref(), &selector) => found,
         () = cancel.cancelled() => {
-            return Err(super::Interrupted(
+            return Err(crate::exit::Interrupted(
                 "interrupted while listing the Spark sessions; nothing was deleted".into(),
             )
             .into());
@@ -402,7 +404,6 @@ async fn wait_until_gone(
     items: &mut [CleanupItem],
     printer: &Printer,
 ) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + timeout;
     let waiting = items
         .iter()
         .filter(|i| i.result == CleanupResult::Deleting)
@@ -412,39 +413,39 @@ async fn wait_until_gone(
     }
     let progress = printer.progress("waiting for the sessions to go");
     progress.set_total(waiting as u64);
-    loop {
-        let remaining = lrs::list_all(cluster, resource, namespace, selector).await?;
-        let mut still = 0;
-        for item in items
-            .iter_mut()
-            .filter(|i| i.result == CleanupResult::Deleting)
-        {
-            match remaining.iter().find(|o| text(o, "uid") == item.uid) {
-                Some(object) => {
-                    item.finalizers = objects::finalizers_of(object);
-                    still += 1;
-                }
-                None => {
-                    item.result = CleanupResult::Deleted;
-                    item.finalizers.clear();
-                    progress.inc();
-                }
-            }
-        }
-        if still == 0 {
-            break;
-        }
-        if Instant::now() >= deadline {
+    let waited = poll::until_deadline(
+        timeout,
+        POLL_INTERVAL,
+        async || -> Result<bool, ClusterError> {
+            let remaining = list::all(cluster, resource, namespace, selector).await?;
+            let mut still = 0;
             for item in items
                 .iter_mut()
                 .filter(|i| i.result == CleanupResult::Deleting)
             {
-                item.result = CleanupResult::TimedOut;
+                match remaining.iter().find(|o| text(o, "uid") == item.uid) {
+                    Some(object) => {
+                        item.finalizers = objects::finalizers_of(object);
+                        still += 1;
+                    }
+                    None => {
+                        item.result = CleanupResult::Deleted;
+                        item.finalizers.clear();
+                        progress.inc();
+                    }
+                }
             }
-            break;
+            Ok(still == 0)
+        },
+    )
+    .await?;
+    if waited == Waited::TimedOut {
+        for item in items
+            .iter_mut()
+            .filter(|i| i.result == CleanupResult::Deleting)
+        {
+            item.result = CleanupResult::TimedOut;
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
-            .await;
     }
     progress.finish();
     Ok(())

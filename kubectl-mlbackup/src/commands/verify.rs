@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::VerifyArgs;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, Problem};
 use crate::printer::{self, Printer, Render};
 
@@ -56,7 +56,7 @@ impl Render for VerifyOutcome {
 }
 
 pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let context = || format!("cannot verify the backup `{}`", args.name);
     let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
     let verification = backup.verify().with_context(context)?;

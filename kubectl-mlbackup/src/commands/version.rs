@@ -8,10 +8,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, VersionArgs};
-use crate::cluster::Cluster;
+use crate::datarobot::helper_binary::{HelperSearch, host_arch};
 use crate::env::Env;
-use crate::error::Exit;
-use crate::helper_binary::{self, host_arch};
+use crate::exit::Exit;
 use crate::printer::{Printer, Render};
 
 #[derive(Debug, Serialize)]
@@ -121,9 +120,7 @@ pub async fn run(
 }
 
 async fn server_version(global: &GlobalArgs, env: &Env) -> anyhow::Result<ServerVersion> {
-    let cluster = Cluster::connect(global, env)
-        .await
-        .context("cannot connect to the cluster")?;
+    let cluster = super::connect(global, env).await?;
     let info = cluster
         .server_version()
         .await
@@ -143,7 +140,7 @@ async fn server_version(global: &GlobalArgs, env: &Env) -> anyhow::Result<Server
 async fn helper_version(env: &Env) -> HelperVersion {
     let arch = host_arch();
     let platform = format!("linux/{arch}");
-    let path = match helper_binary::locate(None, env, arch) {
+    let path = match HelperSearch::new(None, env).locate(arch) {
         Ok(path) => path,
         Err(not_found) => {
             return HelperVersion {

@@ -23,79 +23,9 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::env;
+use crate::env::{self, AwsVars, Secret};
 
 use super::profile::{FileKind, ProfileFile};
-
-/// A secret value: never shown by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// The AWS variables, as the process had them at start (empty counts as unset).
-#[derive(Debug, Clone, Default)]
-pub struct AwsVars {
-    pub endpoint_url: Option<String>,
-    pub endpoint_url_s3: Option<String>,
-    pub endpoint_url_sts: Option<String>,
-    pub region: Option<String>,
-    pub default_region: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
-    pub session_token: Option<Secret>,
-    pub profile: Option<String>,
-    pub shared_credentials_file: Option<PathBuf>,
-    pub config_file: Option<PathBuf>,
-    pub web_identity_token_file: Option<PathBuf>,
-    pub role_arn: Option<String>,
-    pub role_session_name: Option<String>,
-    pub ca_bundle: Option<PathBuf>,
-    pub ec2_metadata_disabled: bool,
-}
-
-impl AwsVars {
-    pub fn from_process() -> AwsVars {
-        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let path = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        AwsVars {
-            endpoint_url: text(env::AWS_ENDPOINT_URL),
-            endpoint_url_s3: text(env::AWS_ENDPOINT_URL_S3),
-            endpoint_url_sts: text(env::AWS_ENDPOINT_URL_STS),
-            region: text(env::AWS_REGION),
-            default_region: text(env::AWS_DEFAULT_REGION),
-            access_key_id: text(env::AWS_ACCESS_KEY_ID),
-            secret_access_key: text(env::AWS_SECRET_ACCESS_KEY).map(Secret),
-            session_token: text(env::AWS_SESSION_TOKEN).map(Secret),
-            profile: text(env::AWS_PROFILE),
-            shared_credentials_file: path(env::AWS_SHARED_CREDENTIALS_FILE),
-            config_file: path(env::AWS_CONFIG_FILE),
-            web_identity_token_file: path(env::AWS_WEB_IDENTITY_TOKEN_FILE),
-            role_arn: text(env::AWS_ROLE_ARN),
-            role_session_name: text(env::AWS_ROLE_SESSION_NAME),
-            ca_bundle: path(env::AWS_CA_BUNDLE),
-            ec2_metadata_disabled: text(env::AWS_EC2_METADATA_DISABLED)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-        }
-    }
-}
 
 /// Where the credentials came from, for messages: names, never values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,10 +388,10 @@ fn credentials(
             return Ok((
                 Credentials::Static {
                     key_id: key_id.to_string(),
-                    secret_key: Secret(secret_key.to_string()),
+                    secret_key: Secret::new(secret_key.to_string()),
                     session_token: profile
                         .get("aws_session_token")
-                        .map(|t| Secret(t.to_string())),
+                        .map(|t| Secret::new(t.to_string())),
                 },
                 CredentialSource::Profile {
                     name: profile.name.clone(),
@@ -611,7 +541,7 @@ mod tests {
     fn env_keys() -> AwsVars {
         AwsVars {
             access_key_id: Some("AKIDENV".into()),
-            secret_access_key: Some(Secret("env-secret".into())),
+            secret_access_key: Some(Secret::new("env-secret".into())),
             ..AwsVars::default()
         }
     }

@@ -859,8 +859,9 @@ mod tests {
     use tokio::sync::Barrier;
 
     use super::*;
+    use crate::env::{AwsVars, Secret};
     use crate::location::Location;
-    use crate::location::aws::{self, AwsVars, Secret};
+    use crate::location::aws;
 
     const MANIFEST: &str = "manifest.json";
 

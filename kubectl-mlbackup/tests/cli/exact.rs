@@ -527,22 +527,36 @@ fn what_would_apply_differently_or_is_no_lrs_is_refused_before_any_change() {
         &target,
         &["restore", "./mixed", "--create-namespaces"],
     );
-    // The error points at the line right after `spec:` (lines count from 1).
-    let replicas_line = 2 + twice.lines().position(|l| l == "spec:").unwrap();
-    assert!(
-        run.stderr
-            .contains(&format!("at line {replicas_line} column 3"))
+    run.expect_code(1);
+    // The error points at the repeated key, the second `replicas` under `spec`.
+    let replicas_line = twice
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("  replicas: "))
+        .nth(1)
+        .map(|(index, _)| index + 1)
+        .unwrap();
+    assert_ne!(
+        replicas_line,
+        2 + twice.lines().position(|l| l == "spec:").unwrap(),
+        "not the first key of the map"
     );
-    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
-    exit: 1
-    ----- stdout -----
-
-    ----- stderr -----
-    error: 2 files of the backup cannot be restored:
-      other.yaml: document 2: it is a ConfigMap of v1, the cluster serves LongRunningService as lrs.datarobot.com/v1
-      twice.yaml: not valid YAML: spec: the key `replicas` is written twice (kubectl would keep only one of the values) at line 22 column 3
-    hint: nothing was changed; fix or remove these files, or pass --skip-invalid to go on without them
-    "#);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: 2 files of the backup cannot be restored:\n  \
+             other.yaml: document 2: it is a ConfigMap of v1, the cluster serves \
+             LongRunningService as lrs.datarobot.com/v1\n  \
+             twice.yaml: not valid YAML: spec: the key `replicas` is written twice (kubectl \
+             would keep only one of the values) at line {replicas_line} column 3\n",
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: nothing was changed"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         target.writes(),
         0,
@@ -561,7 +575,99 @@ fn what_would_apply_differently_or_is_no_lrs_is_refused_before_any_change() {
 
     ----- stderr -----
     error: cannot restore the backup `./empty`
-      caused by: ./empty is not a backup: it holds no YAML files (*.yaml, *.yml)
+      caused by: ./empty is not a backup: it holds no YAML or JSON files (*.yaml, *.yml, *.json)
     hint: only folders written by `kubectl mlbackup backup` (with a manifest.json) or by the documented shell loop (lrs_backup_* holding YAML files) are managed
     "#);
+}
+
+#[test]
+fn restore_reads_json_files_as_kubectl_apply_does() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::start(&sandbox, deployments_only(2, 2), Default::default());
+    let [first, second] = [0, 1].map(|i| source.sample.namespaces[i].clone());
+
+    // What `kubectl get -o json` writes: one object, and a List.
+    let folder = sandbox.path("exported-json");
+    std::fs::create_dir(&folder).unwrap();
+    let one_name = source.kube.list("lrs", Some(&second))[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = kubectl_ok(
+        &sandbox,
+        &source,
+        &["get", "lrs", &one_name, "-n", &second, "-o", "json"],
+    );
+    assert!(one.trim_start().starts_with('{'), "{one}");
+    std::fs::write(folder.join("one.json"), &one).unwrap();
+    let list = kubectl_ok(
+        &sandbox,
+        &source,
+        &["get", "lrs", "-n", &first, "-o", "json"],
+    );
+    assert!(list.contains("\"kind\": \"List\""), "{list}");
+    std::fs::write(folder.join("list.json"), &list).unwrap();
+
+    // The real kubectl reads both files.
+    let target = FakeCluster::empty(&sandbox, "kubeconfig-new");
+    let kubectl_reads = kubectl_ok(
+        &sandbox,
+        &target,
+        &[
+            "create",
+            "--dry-run=client",
+            "--validate=false",
+            "-o",
+            "name",
+            "-f",
+            "exported-json",
+        ],
+    );
+    assert_eq!(kubectl_reads.lines().count(), 3, "{kubectl_reads}");
+
+    let run = plugin(
+        &sandbox,
+        &target,
+        &[
+            "restore",
+            "./exported-json",
+            "--create-namespaces",
+            "-o",
+            "json",
+        ],
+    );
+    run.expect_code(0);
+    assert_eq!(result_counts(&run), json!([3, 0, 0]));
+    let mut expected: Vec<String> = source
+        .kube
+        .list("lrs", Some(&first))
+        .iter()
+        .map(|o| format!("{first}/{}", o["metadata"]["name"].as_str().unwrap()))
+        .chain([format!("{second}/{one_name}")])
+        .collect();
+    expected.sort();
+    assert_eq!(names_in(&target), expected);
+    for name in &expected {
+        let (namespace, name) = name.split_once('/').unwrap();
+        assert_eq!(
+            desired(&target.served(namespace, name)),
+            desired(&source.served(namespace, name)),
+            "{namespace}/{name}"
+        );
+    }
+    plugin(&sandbox, &target, &["verify", "./exported-json"]).expect_code(0);
+    let diff = plugin(
+        &sandbox,
+        &target,
+        &["diff", "./exported-json", "-o", "json"],
+    );
+    diff.expect_code(0);
+    let show = plugin(
+        &sandbox,
+        &target,
+        &["show", "./exported-json", "-o", "json"],
+    );
+    show.expect_code(0);
+    assert_eq!(show.json()["lrsCount"], 3);
+    assert_eq!(show.json()["errors"], json!([]));
 }

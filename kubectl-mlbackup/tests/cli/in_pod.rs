@@ -488,3 +488,218 @@ fn the_token_appears_nowhere_on_the_pod_path() {
             .contains(&token)
     );
 }
+
+/// A plugin run that the test interrupts: its pid for hooks, and its output once it ends.
+struct Interruptible {
+    pid: u32,
+    ended: std::sync::mpsc::Receiver<std::process::Output>,
+}
+
+/// Generous: a run that has not ended by then hangs (the test fails; it measures nothing).
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Interruptible {
+    /// Starts a deactivation through the pod (the default), `-v` so the pod's stderr shows.
+    fn deactivate(
+        w: &World,
+        pid_for_hooks: &std::sync::Arc<std::sync::Mutex<Option<u32>>>,
+    ) -> Self {
+        let child = w.sandbox.spawn(&[
+            "deployments",
+            "deactivate",
+            "--yes",
+            "-v",
+            "--state",
+            "state.json",
+            "-o",
+            "json",
+        ]);
+        let pid = child.id();
+        *pid_for_hooks.lock().unwrap() = Some(pid);
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output().unwrap());
+        });
+        Interruptible { pid, ended }
+    }
+
+    /// Its output, or a failed test (the process killed) when it does not end within [`HANG`].
+    fn output(&self) -> std::process::Output {
+        match self.ended.recv_timeout(HANG) {
+            Ok(output) => output,
+            Err(_) => {
+                sigkill(self.pid);
+                panic!("the plugin did not end within {HANG:?} of Ctrl-C: it hangs");
+            }
+        }
+    }
+}
+
+fn sigint(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+fn sigkill(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+/// Whether an exec'd command is the upload-and-run of the helper (not its cleanup).
+fn is_upload(command: &[String]) -> bool {
+    command.iter().any(|part| part.contains("serve-request"))
+}
+
+#[test]
+fn ctrl_c_while_the_helper_is_uploaded_exits_130_and_cleans_up() {
+    let w = world(4, 0);
+    let pid: std::sync::Arc<std::sync::Mutex<Option<u32>>> = Default::default();
+    // The gate: the upload's command does not start (the plugin is still writing the binary,
+    // no hello came) until the plugin has ended, or the test gave up on it.
+    let (released, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let uploads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    w.cluster.kube.before_exec({
+        let (pid, uploads) = (pid.clone(), uploads.clone());
+        move |_, command| {
+            if is_upload(command) {
+                uploads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                sigint(pid.lock().unwrap().expect("the plugin was started"));
+                let _ = gate.lock().unwrap().recv_timeout(HANG);
+            }
+        }
+    });
+    let run = Interruptible::deactivate(&w, &pid);
+    let output = run.output();
+    let _ = released.send(());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before the deployments were listed; nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(uploads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(w.api.datarobot.status_history().is_empty());
+    assert!(!w.sandbox.path("state.json").exists());
+    assert_eq!(
+        leftovers(&w.sandbox),
+        Vec::<String>::new(),
+        "the private directory was removed"
+    );
+}
+
+#[test]
+fn ctrl_c_after_the_hello_before_the_answer_exits_130() {
+    let w = world(4, 0);
+    // The list of deployments is not answered until the helper gives up on it.
+    w.api
+        .datarobot
+        .faults()
+        .add(mlbackup_testkit::faults::FaultRule::new(
+            "",
+            mlbackup_testkit::faults::Fault::Latency(HANG * 2),
+            None,
+        ));
+    let pid: std::sync::Arc<std::sync::Mutex<Option<u32>>> = Default::default();
+    let run = Interruptible::deactivate(&w, &pid);
+    // The helper said hello, got the request and asked the API: interrupt now.
+    let deadline = std::time::Instant::now() + HANG;
+    while w.api.datarobot.requests().max_in_flight() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper never asked the API"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sigint(run.pid);
+    let output = run.output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("helper: mlbackup: running"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted before the deployments were listed; nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!w.sandbox.path("state.json").exists());
+    assert_eq!(leftovers(&w.sandbox), Vec::<String>::new());
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_even_when_the_cleanup_hangs() {
+    let w = world(4, 0);
+    let pid: std::sync::Arc<std::sync::Mutex<Option<u32>>> = Default::default();
+    let (cleaning, cleanup_started) = std::sync::mpsc::channel::<()>();
+    let cleaning = std::sync::Mutex::new(cleaning);
+    let (released, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    w.cluster.kube.before_exec({
+        let pid = pid.clone();
+        move |_, command| {
+            let pid = pid.lock().unwrap().expect("the plugin was started");
+            if is_upload(command) {
+                sigint(pid);
+            } else if command.iter().any(|part| part.contains("rmdir")) {
+                // The cleanup hangs (until the test ends).
+                let _ = cleaning.lock().unwrap().send(());
+                let _ = gate.lock().unwrap().recv_timeout(HANG);
+            }
+        }
+    });
+    let run = Interruptible::deactivate(&w, &pid);
+    cleanup_started
+        .recv_timeout(HANG)
+        .expect("the plugin cleans up after the first Ctrl-C");
+    sigint(run.pid);
+    let output = run.output();
+    let _ = released.send(());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted again: stopped at once"),
+        "{stderr}"
+    );
+    assert!(w.api.datarobot.status_history().is_empty());
+}
+
+#[test]
+fn ctrl_c_before_the_pod_is_found_exits_130_having_done_nothing() {
+    let w = world(4, 0);
+    // The pods are listed (to find the app's) only after a long wait: interrupt during it.
+    w.cluster
+        .kube
+        .faults()
+        .add(mlbackup_testkit::faults::FaultRule::new(
+            "/pods",
+            mlbackup_testkit::faults::Fault::Latency(HANG * 2),
+            None,
+        ));
+    let pid: std::sync::Arc<std::sync::Mutex<Option<u32>>> = Default::default();
+    let run = Interruptible::deactivate(&w, &pid);
+    let deadline = std::time::Instant::now() + HANG;
+    // Once it talks to the cluster it cannot get past the list of pods: it is still finding
+    // the pod when the Ctrl-C comes.
+    while w.cluster.kube.requests().max_in_flight() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plugin never asked the cluster"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sigint(run.pid);
+    let output = run.output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "killed by the signal? {stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted before anything was done; nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!w.sandbox.path("state.json").exists());
+}

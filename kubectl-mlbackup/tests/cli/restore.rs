@@ -874,3 +874,31 @@ fn applies_are_retried_after_server_errors_and_broken_connections() {
             >= 2
     );
 }
+
+#[test]
+fn a_bad_file_is_named_before_the_namespace_map_is_checked() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(2, 1), FakeKubeOptions::default());
+    // A folder of a file the plugin cannot read: the namespace it holds is unknown.
+    let folder = sandbox.path("exported");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("broken.yaml"), "metadata: [unclosed\n").unwrap();
+    let kubeconfig = cluster.kubeconfig_arg();
+    let run = sandbox.run(&[
+        "restore",
+        "./exported",
+        &kubeconfig,
+        "--namespace-map",
+        "dr-app=dr-bad",
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "error: 1 file of the backup cannot be restored:\n  broken.yaml: not valid YAML"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("--namespace-map"), "{}", run.stderr);
+    assert_eq!(cluster.writes(), 0);
+}

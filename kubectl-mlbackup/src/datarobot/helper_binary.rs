@@ -36,51 +36,71 @@ fn list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// The helper for pods of Kubernetes architecture `arch` (`amd64`, `arm64`), first found of:
-/// 1. `explicit` (`--helper PATH`),
-/// 2. `MLBACKUP_HELPER`,
-/// 3. `helpers/linux-<arch>/mlbackup-helper` beside the plugin executable,
-/// 4. `mlbackup-helper` beside the plugin executable, only when `arch` is this machine's own
-///    and this is Linux (what `cargo build` and `cargo install` put there is built for here).
-///
-/// A path the operator named (1 or 2) is the only candidate: a typo must not silently fall back
-/// to another binary. The executable's path is resolved through symbolic links first, because
-/// Krew runs the plugin through a link in `~/.krew/bin` while the helpers stay in its store.
-pub fn locate(explicit: Option<&Path>, env: &Env, arch: &str) -> Result<PathBuf, HelperNotFound> {
-    let named = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| env.mlbackup_helper.clone());
-    let candidates = match named {
-        Some(path) => vec![path],
-        None => beside_the_plugin(env, arch),
-    };
-    match candidates.iter().find(|path| path.is_file()) {
-        Some(found) => Ok(found.clone()),
-        None => Err(HelperNotFound {
-            arch: arch.to_string(),
-            looked_at: candidates,
-        }),
-    }
+/// Where to look for the helper, resolved once from `--helper`, the environment and this
+/// program's own path.
+#[derive(Debug, Clone, Default)]
+pub struct HelperSearch {
+    /// `--helper PATH`, else `MLBACKUP_HELPER`.
+    pub named: Option<PathBuf>,
+    /// This program's own path as the OS reports it (the helpers are looked up beside it).
+    pub plugin: Option<PathBuf>,
 }
 
-fn beside_the_plugin(env: &Env, arch: &str) -> Vec<PathBuf> {
-    let Some(dir) = env
-        .current_exe
-        .as_deref()
-        .map(|exe| std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf()))
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-    else {
-        return Vec::new();
-    };
-    let mut candidates = vec![
-        dir.join(HELPERS_DIR)
-            .join(format!("linux-{arch}"))
-            .join(HELPER_FILE),
-    ];
-    if cfg!(target_os = "linux") && arch == host_arch() {
-        candidates.push(dir.join(HELPER_FILE));
+impl HelperSearch {
+    /// The search that `--helper` (`flag`) and the environment ask for.
+    pub fn new(flag: Option<&Path>, env: &Env) -> Self {
+        HelperSearch {
+            named: flag
+                .map(Path::to_path_buf)
+                .or_else(|| env.mlbackup_helper.clone()),
+            plugin: env.current_exe.clone(),
+        }
     }
-    candidates
+
+    /// The helper for pods of Kubernetes architecture `arch` (`amd64`, `arm64`), first found of:
+    /// 1. `--helper PATH`,
+    /// 2. `MLBACKUP_HELPER`,
+    /// 3. `helpers/linux-<arch>/mlbackup-helper` beside the plugin executable,
+    /// 4. `mlbackup-helper` beside the plugin executable, only when `arch` is this machine's own
+    ///    and this is Linux (what `cargo build` and `cargo install` put there is built for here).
+    ///
+    /// A path the operator named (1 or 2) is the only candidate: a typo must not silently fall
+    /// back to another binary. The executable's path is resolved through symbolic links first,
+    /// because Krew runs the plugin through a link in `~/.krew/bin` while the helpers stay in its
+    /// store.
+    pub fn locate(&self, arch: &str) -> Result<PathBuf, HelperNotFound> {
+        let candidates = match &self.named {
+            Some(path) => vec![path.clone()],
+            None => self.beside_the_plugin(arch),
+        };
+        match candidates.iter().find(|path| path.is_file()) {
+            Some(found) => Ok(found.clone()),
+            None => Err(HelperNotFound {
+                arch: arch.to_string(),
+                looked_at: candidates,
+            }),
+        }
+    }
+
+    fn beside_the_plugin(&self, arch: &str) -> Vec<PathBuf> {
+        let Some(dir) = self
+            .plugin
+            .as_deref()
+            .map(|exe| std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf()))
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        else {
+            return Vec::new();
+        };
+        let mut candidates = vec![
+            dir.join(HELPERS_DIR)
+                .join(format!("linux-{arch}"))
+                .join(HELPER_FILE),
+        ];
+        if cfg!(target_os = "linux") && arch == host_arch() {
+            candidates.push(dir.join(HELPER_FILE));
+        }
+        candidates
+    }
 }
 
 /// This machine's architecture in Kubernetes' terms (`amd64`, `arm64`), as node labels say it.
@@ -95,6 +115,10 @@ pub fn host_arch() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn locate(flag: Option<&Path>, env: &Env, arch: &str) -> Result<PathBuf, HelperNotFound> {
+        HelperSearch::new(flag, env).locate(arch)
+    }
 
     fn touch(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

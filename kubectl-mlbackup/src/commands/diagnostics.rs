@@ -1,6 +1,6 @@
-//! Exit codes, and the hints shown under errors users commonly hit.
-
-use std::process::ExitCode;
+//! The hints shown under errors users commonly hit, for every error type of the plugin and its
+//! engine: one registry, at the top of the command layer, so that the modules raising the errors
+//! need not know one another. The printer is handed [`hint`] when it is made.
 
 use mlbackup_helper::api::ApiError;
 use mlbackup_helper::plan::PlanError;
@@ -11,35 +11,12 @@ use crate::cluster::ClusterError;
 use crate::cluster::pod::PodError;
 use crate::commands::app::NothingSelected;
 use crate::commands::backup::BackupError;
-use crate::commands::deployments::{self, Incomplete};
+use crate::commands::deployments::Incomplete;
 use crate::commands::restore::RestoreError;
+use crate::datarobot::helper_binary::HelperNotFound;
+use crate::datarobot::in_pod::InPodError;
+use crate::exit::UsageError;
 use crate::folder::FolderError;
-use crate::helper_binary::HelperNotFound;
-use crate::in_pod::InPodError;
-
-/// The process exit status, as documented in the README.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything asked for was done.
-    Success,
-    /// The operation failed or partly failed; the output says which items.
-    Failure,
-    /// The command line was wrong.
-    Usage,
-    /// Interrupted (SIGINT); what was done is recorded and a re-run is safe.
-    Interrupted,
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(match exit {
-            Exit::Success => 0,
-            Exit::Failure => 1,
-            Exit::Usage => 2,
-            Exit::Interrupted => 130,
-        })
-    }
-}
 
 /// An error that can tell the user what to do about it.
 pub trait Hint {
@@ -74,7 +51,7 @@ hint_by! {
     ApiError => ApiError::hint,
     TokenError => TokenError::hint,
     PlanError => PlanError::hint,
-    WireError => deployments::wire_hint,
+    WireError => wire_hint,
     Incomplete => |e| e.hint.clone(),
     PodError => PodError::hint,
     InPodError => InPodError::hint,
@@ -87,25 +64,10 @@ hint_by! {
     },
 }
 
-/// A command line that clap accepts but that cannot work as given (for example a deletion
-/// without --yes when no one can be asked): exit 2, like clap's own usage errors.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UsageError {
-    pub message: String,
-    pub hint: String,
-}
-
-/// The exit status for a command that failed with `err`.
-pub fn exit_for(err: &anyhow::Error) -> Exit {
-    if err.chain().any(|cause| cause.is::<UsageError>()) {
-        Exit::Usage
-    } else if err
-        .chain()
-        .any(|cause| cause.is::<crate::commands::Interrupted>())
-    {
-        Exit::Interrupted
-    } else {
-        Exit::Failure
-    }
+/// The hint of an error the helper reported.
+fn wire_hint(error: &WireError) -> Option<String> {
+    error
+        .hint
+        .clone()
+        .or_else(|| mlbackup_helper::api::hint_for(error.kind))
 }

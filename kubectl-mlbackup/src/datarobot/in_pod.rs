@@ -13,11 +13,9 @@ use rand::Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GlobalArgs, PodArgs};
+use super::helper_binary::{HelperNotFound, HelperSearch};
 use crate::cluster::Cluster;
-use crate::cluster::pod::{self, AppPod, Executable, PodError, SETUP_PREFIX};
-use crate::env::Env;
-use crate::helper_binary::{self, HelperNotFound};
+use crate::cluster::pod::{self, AppPod, AppTarget, Executable, PodError, SETUP_PREFIX};
 
 /// The helper's file name in its private directory in the pod.
 const REMOTE_NAME: &str = "mlbackup-helper";
@@ -25,6 +23,15 @@ const REMOTE_NAME: &str = "mlbackup-helper";
 /// How long, beyond one API request's timeout, the helper may take to report after Ctrl-C
 /// (it finishes the requests in flight) before the plugin stops waiting.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the fallback removal of the private directory may take (a fresh exec) before the
+/// plugin gives up on it: an interrupted run must end promptly.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the pod's stderr may still be read once the exec is over. Its pipe ends only when
+/// kube's message loop ends normally: a loop that failed, or was aborted by dropping the
+/// process, leaves the pipe open for ever (kube's simplex pipes do not close on drop).
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
 
 /// The most lines of the pod's stderr kept to explain a helper that did not start.
 const EARLY_STDERR_LINES: usize = 20;
@@ -95,6 +102,20 @@ impl InPodError {
     }
 }
 
+/// Where `--via pod` runs the helper, resolved from the flags and the environment.
+#[derive(Debug, Clone)]
+pub struct PodOptions {
+    /// `deploy/NAME` (a ready pod it controls) or `pod/NAME`.
+    pub app: AppTarget,
+    /// The namespace DataRobot is installed in.
+    pub namespace: String,
+    /// `None`: the pod's default container, else its first.
+    pub container: Option<String>,
+    pub helper: HelperSearch,
+    /// Leave this run's copy of the helper in the pod.
+    pub keep_helper: bool,
+}
+
 /// The pod and the helper binary for it, ready to take requests.
 pub struct InPod {
     cluster: Cluster,
@@ -108,27 +129,31 @@ pub struct InPod {
 
 impl InPod {
     /// Finds the pod, checks the permissions and reads the helper built for its architecture.
-    pub async fn start(global: &GlobalArgs, args: &PodArgs, env: &Env) -> anyhow::Result<InPod> {
+    pub async fn start(cluster: &Cluster, options: &PodOptions) -> anyhow::Result<InPod> {
         use anyhow::Context;
-        let cluster = Cluster::connect(global, env)
-            .await
-            .context("cannot connect to the cluster")?;
-        let namespace = cluster.app_namespace(args.app_namespace.as_deref(), global, env);
-        let place = format!("{} in the namespace `{namespace}`", args.app);
-        pod::check_exec_permissions(&cluster, &namespace, &args.app)
+        let namespace = &options.namespace;
+        let place = format!("{} in the namespace `{namespace}`", options.app);
+        pod::check_exec_permissions(cluster, namespace, &options.app)
             .await
             .map_err(InPodError::from)
             .with_context(|| format!("cannot run the helper in {place}"))?;
-        let found = pod::find_app_pod(&cluster, &namespace, &args.app, args.container.as_deref())
-            .await
-            .map_err(InPodError::from)
-            .with_context(|| format!("cannot run the helper in {place}"))?;
+        let found = pod::find_app_pod(
+            cluster,
+            namespace,
+            &options.app,
+            options.container.as_deref(),
+        )
+        .await
+        .map_err(InPodError::from)
+        .with_context(|| format!("cannot run the helper in {place}"))?;
         let pod = found.pod;
-        let arch = pod::architecture(&cluster, &pod)
+        let arch = pod::architecture(cluster, &pod)
             .await
             .map_err(InPodError::from)
             .with_context(|| format!("cannot learn the architecture of the pod {}", pod.name))?;
-        let local = helper_binary::locate(args.helper.as_deref(), env, &arch)
+        let local = options
+            .helper
+            .locate(&arch)
             .map_err(InPodError::from)
             .context("cannot find the helper to run in the pod")?;
         let helper = std::fs::read(&local).map_err(|source| InPodError::ReadHelper {
@@ -143,12 +168,12 @@ impl InPod {
             pod.container
         );
         Ok(InPod {
-            cluster,
+            cluster: cluster.clone(),
             pod,
             strangers: found.strangers,
             sha256: crate::folder::sha256_hex(&helper),
             helper,
-            keep_helper: args.keep_helper,
+            keep_helper: options.keep_helper,
         })
     }
 
@@ -202,12 +227,15 @@ impl InPod {
         let finished = match outcome {
             // The helper reported: its command ends by itself (the directory removed).
             Ok(event) => {
-                let _ = status.await;
+                let _ = tokio::time::timeout(CANCEL_GRACE, status).await;
                 Ok(event)
             }
             Err(Failure::NoHello) => {
-                let exit = status.await;
-                let _ = logs.await;
+                let exit = tokio::time::timeout(CANCEL_GRACE, status)
+                    .await
+                    .ok()
+                    .flatten();
+                drain(logs, STDERR_DRAIN).await;
                 let message = exit.as_ref().and_then(|s| s.message.as_deref());
                 if message.is_some_and(|m| m.contains("executable file not found")) {
                     return Err(PodError::NoShell {
@@ -244,13 +272,36 @@ impl InPod {
                 // what it uploaded, if it is still there.
                 drop(process);
                 if !self.keep_helper {
-                    pod::remove_private_dir(&self.cluster, &self.pod, &dir, REMOTE_NAME).await;
+                    let removal =
+                        pod::remove_private_dir(&self.cluster, &self.pod, &dir, REMOTE_NAME);
+                    if tokio::time::timeout(CLEANUP_TIMEOUT, removal)
+                        .await
+                        .is_err()
+                    {
+                        log::warn!(
+                            "could not remove {dir} from {}: no answer in {}s",
+                            self.pod.name,
+                            CLEANUP_TIMEOUT.as_secs()
+                        );
+                    }
                 }
-                Err(err)
+                // The process is gone, so its stderr never ends: what came was logged while
+                // the directory was removed.
+                drain(logs, Duration::ZERO).await;
+                return Err(err);
             }
         };
-        let _ = logs.await;
+        drain(logs, STDERR_DRAIN).await;
         finished
+    }
+}
+
+/// Waits for the relay of the pod's stderr to log what is left, at most `wait`: its pipe may
+/// never end (see [`STDERR_DRAIN`]).
+async fn drain(logs: tokio::task::JoinHandle<()>, wait: Duration) {
+    let abort = logs.abort_handle();
+    if tokio::time::timeout(wait, logs).await.is_err() {
+        abort.abort();
     }
 }
 

@@ -1,7 +1,11 @@
-//! What `prepare` and `recover` share: the list of steps, the report of each step and the
-//! summary table, the journal records of each step, and how the outcome of a standalone
-//! command's work function (the same code `backup`, `deployments`, `spark-cleanup`, `restore`
-//! and `diff` run) becomes a step report.
+//! The runbooks: `prepare` (before an upgrade) and `recover` (after it), one file each. They sit
+//! above the standalone commands and run their work functions. Here, what the two share: the
+//! list of steps, the report of each step and the summary table, the journal records of each
+//! step, and how the outcome of a standalone command's work function (the same code `backup`,
+//! `deployments`, `spark-cleanup`, `restore` and `diff` run) becomes a step report.
+
+pub mod prepare;
+pub mod recover;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,19 +13,22 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Finished;
-use super::backup::BackupOutcome;
-use super::deployments::ChangeOutcome;
-use super::restore::RestoreOutcome;
-use super::spark_cleanup::{CleanupOutcome, CleanupResult};
 use crate::cluster::Cluster;
-use crate::error::Exit;
+use crate::commands::Finished;
+use crate::commands::backup::BackupOutcome;
+use crate::commands::deployments::{self, ChangeOptions, ChangeOutcome};
+use crate::commands::restore::RestoreOutcome;
+use crate::commands::spark_cleanup::{CleanupOutcome, CleanupResult};
+use crate::datarobot::Api;
+use crate::exit::Exit;
 use crate::folder::{Backup, StepEvent, StepRecord};
 use crate::printer::{self, Printer, Render};
+use mlbackup_helper::plan::Action;
 use mlbackup_helper::protocol::{Outcome, StopReason};
+use tokio_util::sync::CancellationToken;
 
 /// One step of a runbook. `prepare` and `recover` run them in the order of their lists
-/// ([`super::prepare::STEPS`], [`super::recover::STEPS`]); a new step is a variant here, an
+/// ([`prepare::STEPS`], [`recover::STEPS`]); a new step is a variant here, an
 /// entry in a list and an arm where the list is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -137,7 +144,7 @@ impl StepReport {
 
     /// A step whose work stopped with an error before it had an outcome.
     pub fn from_error(step: Step, err: &anyhow::Error) -> StepReport {
-        let interrupted = err.chain().any(|c| c.is::<super::Interrupted>());
+        let interrupted = err.chain().any(|c| c.is::<crate::exit::Interrupted>());
         let mut report = StepReport::new(
             step,
             if interrupted {
@@ -167,7 +174,7 @@ impl StepReport {
 
 /// `what: why: why` and the hint, on one line.
 pub fn error_text(err: &anyhow::Error) -> String {
-    match crate::error::hint(err) {
+    match crate::commands::diagnostics::hint(err) {
         Some(hint) => format!("{err:#} (hint: {hint})"),
         None => format!("{err:#}"),
     }
@@ -335,9 +342,11 @@ pub fn cleanup_report(finished: Finished<CleanupOutcome>) -> StepReport {
     with_error(report, &finished)
 }
 
-/// The restore step's report.
 /// The report of an `app stop|start` step.
-pub fn app_report(step: Step, outcome: anyhow::Result<super::app::AppOutcome>) -> StepReport {
+pub fn app_report(
+    step: Step,
+    outcome: anyhow::Result<crate::commands::app::AppOutcome>,
+) -> StepReport {
     match outcome {
         Ok(outcome) => {
             let s = &outcome.summary;
@@ -392,13 +401,13 @@ pub fn app_report(step: Step, outcome: anyhow::Result<super::app::AppOutcome>) -
 /// Stops or starts the app with `app`'s default selection in `namespace`.
 pub async fn run_app(
     cluster: &Cluster,
-    action: super::app::Action,
+    action: crate::commands::app::Action,
     namespace: String,
     dry_run: bool,
     timeout: std::time::Duration,
     printer: &Printer,
-) -> anyhow::Result<super::app::AppOutcome> {
-    use super::app::{self, AppOptions, Selection};
+) -> anyhow::Result<crate::commands::app::AppOutcome> {
+    use crate::commands::app::{self, AppOptions, Selection};
     let options = AppOptions {
         namespace,
         selection: Selection::from_args(&Default::default()),
@@ -416,6 +425,42 @@ pub async fn run_app(
     Ok(app::execute(cluster, action, &selected, &options, printer).await?)
 }
 
+/// Deactivates or reactivates, as `step` says, the deployments that the snapshot at `state`
+/// decides, with the runbooks' choices: the engine's concurrency, each change waited for. Nothing
+/// is asked: a prepare is confirmed once for all its steps, and reactivating the recorded
+/// deployments needs no yes.
+pub async fn change_deployments(
+    step: Step,
+    api: &Api,
+    state: Option<PathBuf>,
+    dry_run: bool,
+    timeout: std::time::Duration,
+    cancel: &CancellationToken,
+    printer: &Printer,
+) -> StepReport {
+    let options = ChangeOptions {
+        action: match step {
+            Step::DeactivateDeployments => Action::Deactivate,
+            _ => Action::Reactivate,
+        },
+        state,
+        all: false,
+        yes: true,
+        only: Vec::new(),
+        dry_run,
+        concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
+        wait: true,
+        timeout,
+        // Never read: `yes` is set.
+        stdin_is_terminal: false,
+    };
+    match deployments::change_through(api, &options, cancel, printer).await {
+        Ok(finished) => change_report(step, finished, timeout),
+        Err(err) => StepReport::from_error(step, &err),
+    }
+}
+
+/// The restore step's report.
 pub fn restore_report(finished: Finished<RestoreOutcome>) -> StepReport {
     let outcome = &finished.outcome;
     let s = &outcome.summary;
@@ -522,8 +567,8 @@ impl Journal<'_> {
 
     fn index_of(&self, step: Step) -> usize {
         let list: &[Step] = match self.runbook {
-            "prepare" => super::prepare::STEPS,
-            _ => super::recover::STEPS,
+            "prepare" => prepare::STEPS,
+            _ => recover::STEPS,
         };
         list.iter().position(|s| *s == step).map_or(0, |i| i + 1)
     }
@@ -640,14 +685,16 @@ impl Render for RunbookOutcome {
             (RunResult::Succeeded, true) => "The plan above changes nothing until run without \
                                              --dry-run."
                 .to_string(),
-            (RunResult::Succeeded, false) => format!("{} finished.", capitalised(self.runbook)),
+            (RunResult::Succeeded, false) => {
+                format!("{} finished.", printer::capitalised(self.runbook))
+            }
             (RunResult::Failed, _) => format!(
                 "{} did NOT finish: see the failed steps above; a re-run is safe.",
-                capitalised(self.runbook)
+                printer::capitalised(self.runbook)
             ),
             (RunResult::Interrupted, _) => format!(
                 "{} was INTERRUPTED: what was done is recorded; a re-run is safe.",
-                capitalised(self.runbook)
+                printer::capitalised(self.runbook)
             ),
         };
         text.push_str(&verdict);
@@ -660,14 +707,6 @@ impl Render for RunbookOutcome {
         }
         text
     }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// A shell word: quoted only when it needs to be.

@@ -19,20 +19,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use mlbackup_helper::plan::Action;
 
-use super::Finished;
-use super::backup::{self, BackupOptions};
-use super::deployments::{self, ChangeOptions, Connection};
-use super::runbook::{
-    self, Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word,
-};
-use super::spark_cleanup::{self, CleanupOptions};
+use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{GlobalArgs, PrepareArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::{self, LRS_TYPE_LABEL, ServedResource};
+use crate::cluster::list::{self, ServedResource};
+use crate::cluster::lrs::LRS_TYPE_LABEL;
+use crate::commands::Finished;
+use crate::commands::backup::{self, BackupOptions};
+use crate::commands::spark_cleanup::{self, CleanupOptions};
+use crate::commands::{connect_to_datarobot, connect_to_lrs, interrupt_token};
+use crate::datarobot::Api;
 use crate::env::Env;
-use crate::error::{Exit, UsageError};
+use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
 use crate::printer::{Consent, Printer};
 
@@ -110,7 +109,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let resumed = args
         .resume
         .as_deref()
@@ -130,11 +129,13 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
-    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
-    let connection = match deactivate {
-        true => Some(Connection::resolve(global, &args.datarobot, env, printer).await?),
+    let api = match deactivate {
+        true => {
+            Some(connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer).await?)
+        }
         false => None,
     };
     let confirmed = match args.yes || args.dry_run {
@@ -149,7 +150,7 @@ pub async fn run(
                 args,
                 cluster: &cluster,
                 resource: &resource,
-                connection: connection.as_ref(),
+                api: api.as_ref(),
                 root: &root,
                 printer,
             };
@@ -246,7 +247,7 @@ struct Preparation<'a> {
     args: &'a PrepareArgs,
     cluster: &'a Cluster,
     resource: &'a ServedResource,
-    connection: Option<&'a Connection>,
+    api: Option<&'a Api>,
     root: &'a std::path::Path,
     printer: &'a Printer,
 }
@@ -280,7 +281,7 @@ impl Preparation<'_> {
             journal: None,
             next: None,
         };
-        let cancel = super::interrupt_token();
+        let cancel = interrupt_token();
         let mut stopped = false;
         for &step in STEPS {
             if stopped || cancel.is_cancelled() {
@@ -347,14 +348,12 @@ impl Preparation<'_> {
                 }
                 Step::SparkCleanup => self.clean(&cancel).await,
                 Step::StopApp => {
-                    let namespace = self.cluster.app_namespace(
-                        args.datarobot.pod.app_namespace.as_deref(),
-                        self.global,
-                        self.env,
-                    );
-                    let stopped = runbook::run_app(
+                    let namespace = self
+                        .cluster
+                        .app_namespace(args.datarobot.pod.app_namespace.as_deref(), self.env);
+                    let stopped = super::run_app(
                         self.cluster,
-                        super::app::Action::Stop,
+                        crate::commands::app::Action::Stop,
                         namespace,
                         args.dry_run,
                         args.timeout,
@@ -362,9 +361,9 @@ impl Preparation<'_> {
                     );
                     let outcome = tokio::select! {
                         outcome = stopped => outcome,
-                        () = cancel.cancelled() => Err(super::Interrupted("interrupted while stopping the app".into()).into()),
+                        () = cancel.cancelled() => Err(crate::exit::Interrupted("interrupted while stopping the app".into()).into()),
                     };
-                    runbook::app_report(Step::StopApp, outcome)
+                    super::app_report(Step::StopApp, outcome)
                 }
                 other => unreachable!("{} is not a step of prepare", other.name()),
             };
@@ -384,7 +383,7 @@ impl Preparation<'_> {
 
     async fn plan_backup(&self, name: Option<&str>) -> StepReport {
         let namespace = self.namespace();
-        let listed = lrs::list_all(self.cluster, self.resource, namespace.as_deref(), "")
+        let listed = list::all(self.cluster, self.resource, namespace.as_deref(), "")
             .await
             .context("cannot list the LRS objects");
         let objects = match listed {
@@ -452,7 +451,7 @@ impl Preparation<'_> {
             page_size: PAGE_SIZE,
         };
         match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
-            Ok(finished) => runbook::backup_report(finished),
+            Ok(finished) => super::backup_report(finished),
             Err(err) => StepReport::from_error(Step::Backup, &err),
         }
     }
@@ -462,30 +461,23 @@ impl Preparation<'_> {
         state: Option<std::path::PathBuf>,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> StepReport {
-        let Some(connection) = self.connection else {
+        let Some(api) = self.api else {
             return StepReport::new(
                 Step::DeactivateDeployments,
                 StepResult::Skipped,
                 "no DataRobot connection",
             );
         };
-        let options = ChangeOptions {
-            action: Action::Deactivate,
+        super::change_deployments(
+            Step::DeactivateDeployments,
+            api,
             state,
-            all: false,
-            yes: true,
-            only: Vec::new(),
-            dry_run: self.args.dry_run,
-            concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
-            wait: true,
-            timeout: self.args.timeout,
-        };
-        match deployments::change_through(connection, &options, cancel, self.printer).await {
-            Ok(finished) => {
-                runbook::change_report(Step::DeactivateDeployments, finished, self.args.timeout)
-            }
-            Err(err) => StepReport::from_error(Step::DeactivateDeployments, &err),
-        }
+            self.args.dry_run,
+            self.args.timeout,
+            cancel,
+            self.printer,
+        )
+        .await
     }
 
     async fn clean(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
@@ -507,7 +499,7 @@ impl Preparation<'_> {
         )
         .await;
         match finished {
-            Ok(finished) => runbook::cleanup_report(finished),
+            Ok(finished) => super::cleanup_report(finished),
             Err(err) => StepReport::from_error(Step::SparkCleanup, &err),
         }
     }
@@ -550,7 +542,7 @@ impl Preparation<'_> {
                 RunResult::Failed | RunResult::Interrupted => "--stop-app".into(),
             });
         }
-        words.extend(runbook::same_target_flags(self.global, dir, datarobot));
+        words.extend(super::same_target_flags(self.global, dir, datarobot));
         Some(words.join(" "))
     }
 }

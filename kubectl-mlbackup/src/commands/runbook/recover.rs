@@ -11,20 +11,18 @@
 //! to stale sessions), and the verification does not count them as missing.
 
 use anyhow::Context;
-use mlbackup_helper::plan::Action;
 use mlbackup_helper::snapshot::Snapshot;
 
-use super::deployments::{self, ChangeOptions, Connection};
-use super::diff::{self, DiffStatus};
-use super::restore::{self, RestoreError, RestoreOptions};
-use super::runbook::{
-    self, Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word,
-};
+use super::{Journal, RunResult, RunbookOutcome, Step, StepReport, StepResult, shell_word};
 use crate::cli::{DryRun, GlobalArgs, RecoverArgs};
 use crate::cluster::Cluster;
-use crate::cluster::lrs::ServedResource;
+use crate::cluster::list::ServedResource;
+use crate::commands::diff::{self, DiffStatus};
+use crate::commands::restore::{self, RestoreError, RestoreOptions};
+use crate::commands::{connect_to_datarobot, connect_to_lrs, interrupt_token};
+use crate::datarobot::Api;
 use crate::env::Env;
-use crate::error::Exit;
+use crate::exit::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
 use crate::printer::Printer;
 
@@ -46,7 +44,7 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = super::backup_root(&args.backups, env);
+    let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve(&root, &args.name)
         .with_context(|| format!("cannot recover from the backup `{}`", args.name))?;
     if backup.status == CatalogStatus::Partial {
@@ -54,12 +52,14 @@ pub async fn run(
     }
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
-    let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
-    let wants_connection = !args.skip_deployments && has_snapshot;
+    let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
+    let wants_api = !args.skip_deployments && has_snapshot;
     // Everything that can be refused is checked before the first step; but a stopped app has no
     // pod to run the helper in until the start-app step brought it back.
-    let connection = match wants_connection && !args.start_app {
-        true => Some(Connection::resolve(global, &args.datarobot, env, printer).await?),
+    let api = match wants_api && !args.start_app {
+        true => {
+            Some(connect_to_datarobot(global, &args.datarobot, Some(&cluster), env, printer).await?)
+        }
         false => None,
     };
     let recovery = Recovery {
@@ -68,9 +68,9 @@ pub async fn run(
         args,
         cluster: &cluster,
         resource: &resource,
-        connection: connection.as_ref(),
-        late_connection: tokio::sync::OnceCell::new(),
-        wants_connection,
+        api: api.as_ref(),
+        late_api: tokio::sync::OnceCell::new(),
+        wants_api,
         backup: &backup,
         snapshot: has_snapshot.then_some(snapshot),
         root: &root,
@@ -88,10 +88,10 @@ struct Recovery<'a> {
     args: &'a RecoverArgs,
     cluster: &'a Cluster,
     resource: &'a ServedResource,
-    connection: Option<&'a Connection>,
-    /// With --start-app: made once the app runs again (see `connection`).
-    late_connection: tokio::sync::OnceCell<Connection>,
-    wants_connection: bool,
+    api: Option<&'a Api>,
+    /// With --start-app: made once the app runs again (see `api`).
+    late_api: tokio::sync::OnceCell<Api>,
+    wants_api: bool,
     backup: &'a Backup,
     /// The backup's deployments.json, when it has one.
     snapshot: Option<std::path::PathBuf>,
@@ -118,7 +118,7 @@ impl Recovery<'_> {
             journal: None,
             next: None,
         };
-        let cancel = super::interrupt_token();
+        let cancel = interrupt_token();
         for &step in STEPS {
             if cancel.is_cancelled() {
                 let result = if outcome
@@ -175,7 +175,7 @@ impl Recovery<'_> {
             if args.skip_deployments {
                 words.push("--skip-deployments".into());
             }
-            words.extend(runbook::same_target_flags(
+            words.extend(super::same_target_flags(
                 self.global,
                 Some(self.root),
                 (!args.skip_deployments).then_some(&args.datarobot),
@@ -207,34 +207,38 @@ impl Recovery<'_> {
         )
         .await
         {
-            Ok(finished) => runbook::restore_report(finished),
+            Ok(finished) => super::restore_report(finished),
             Err(err) => StepReport::from_error(Step::RestoreLrs, &err),
         }
     }
 
-    /// The DataRobot connection: made up front, or (with --start-app) on first use.
-    async fn connection(&self) -> anyhow::Result<Option<&Connection>> {
-        if self.connection.is_some() || !self.wants_connection {
-            return Ok(self.connection);
+    /// The DataRobot API: reached up front, or (with --start-app) on first use.
+    async fn api(&self) -> anyhow::Result<Option<&Api>> {
+        if self.api.is_some() || !self.wants_api {
+            return Ok(self.api);
         }
-        let connection = self
-            .late_connection
+        let api = self
+            .late_api
             .get_or_try_init(|| {
-                Connection::resolve(self.global, &self.args.datarobot, self.env, self.printer)
+                connect_to_datarobot(
+                    self.global,
+                    &self.args.datarobot,
+                    Some(self.cluster),
+                    self.env,
+                    self.printer,
+                )
             })
             .await?;
-        Ok(Some(connection))
+        Ok(Some(api))
     }
 
     async fn start_app(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
-        let namespace = self.cluster.app_namespace(
-            self.args.datarobot.pod.app_namespace.as_deref(),
-            self.global,
-            self.env,
-        );
-        let started = runbook::run_app(
+        let namespace = self
+            .cluster
+            .app_namespace(self.args.datarobot.pod.app_namespace.as_deref(), self.env);
+        let started = super::run_app(
             self.cluster,
-            super::app::Action::Start,
+            crate::commands::app::Action::Start,
             namespace,
             self.args.dry_run,
             self.args.timeout,
@@ -243,15 +247,15 @@ impl Recovery<'_> {
         let outcome = tokio::select! {
             outcome = started => outcome,
             () = cancel.cancelled() => {
-                Err(super::Interrupted("interrupted while starting the app".into()).into())
+                Err(crate::exit::Interrupted("interrupted while starting the app".into()).into())
             }
         };
-        runbook::app_report(Step::StartApp, outcome)
+        super::app_report(Step::StartApp, outcome)
     }
 
     async fn reactivate(&self, cancel: &tokio_util::sync::CancellationToken) -> StepReport {
-        let connection = match self.connection().await {
-            Ok(Some(connection)) => connection,
+        let api = match self.api().await {
+            Ok(Some(api)) => api,
             Ok(None) => {
                 return StepReport::new(
                     Step::ReactivateDeployments,
@@ -261,23 +265,16 @@ impl Recovery<'_> {
             }
             Err(err) => return StepReport::from_error(Step::ReactivateDeployments, &err),
         };
-        let options = ChangeOptions {
-            action: Action::Reactivate,
-            state: self.snapshot.clone(),
-            all: false,
-            yes: false,
-            only: Vec::new(),
-            dry_run: self.args.dry_run,
-            concurrency: mlbackup_helper::engine::DEFAULT_CONCURRENCY,
-            wait: true,
-            timeout: self.args.timeout,
-        };
-        match deployments::change_through(connection, &options, cancel, self.printer).await {
-            Ok(finished) => {
-                runbook::change_report(Step::ReactivateDeployments, finished, self.args.timeout)
-            }
-            Err(err) => StepReport::from_error(Step::ReactivateDeployments, &err),
-        }
+        super::change_deployments(
+            Step::ReactivateDeployments,
+            api,
+            self.snapshot.clone(),
+            self.args.dry_run,
+            self.args.timeout,
+            cancel,
+            self.printer,
+        )
+        .await
     }
 
     /// The backup against the cluster (Spark sessions apart), and every deployment recorded
@@ -287,8 +284,8 @@ impl Recovery<'_> {
             let diff = diff::compare_with_cluster(self.cluster, self.resource, self.backup, &[])
                 .await
                 .context("cannot compare the backup with the cluster")?;
-            let deployments = match (self.connection().await?, &self.snapshot) {
-                (Some(connection), Some(path)) => {
+            let deployments = match (self.api().await?, &self.snapshot) {
+                (Some(api), Some(path)) => {
                     let snapshot = Snapshot::read(path)?.unwrap_or_else(|| Snapshot {
                         format_version: mlbackup_helper::snapshot::SNAPSHOT_FORMAT_VERSION,
                         api_url: String::new(),
@@ -296,7 +293,7 @@ impl Recovery<'_> {
                         updated_at: None,
                         deployments: Vec::new(),
                     });
-                    let current = connection.list(cancel, Some(self.args.timeout)).await?;
+                    let current = api.list(cancel, Some(self.args.timeout)).await?;
                     Some((snapshot, current))
                 }
                 _ => None,
@@ -309,7 +306,7 @@ impl Recovery<'_> {
                 Err(err) => return StepReport::from_error(Step::Verify, &err),
             },
             () = cancel.cancelled() => {
-                let err = anyhow::Error::new(super::Interrupted("interrupted while verifying".into()));
+                let err = anyhow::Error::new(crate::exit::Interrupted("interrupted while verifying".into()));
                 return StepReport::from_error(Step::Verify, &err);
             }
         };
