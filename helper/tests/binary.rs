@@ -15,6 +15,7 @@ use mlbackup_helper::tls::TlsOptions;
 use mlbackup_testkit::datarobot::{
     DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, object_id,
 };
+use mlbackup_testkit::world::{Deployments, World};
 
 fn helper() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mlbackup-helper"));
@@ -22,20 +23,22 @@ fn helper() -> Command {
     command
 }
 
-async fn fake(active: usize) -> FakeDataRobot {
-    let fake = FakeDataRobot::start(FakeDataRobotOptions {
-        status_change_duration: Duration::from_millis(40),
-        ..FakeDataRobotOptions::default()
-    })
-    .await
-    .unwrap();
-    for n in 0..active {
-        fake.add_deployment(DeploymentSeed {
-            id: object_id(n as u64),
-            ..DeploymentSeed::new(format!("model-{n}"), DeploymentStatus::Active)
-        });
-    }
-    fake
+/// A fake DataRobot API with `active` active deployments, jobs of 40 ms.
+async fn world(active: usize) -> World {
+    World::builder()
+        .datarobot(
+            Deployments::Numbered {
+                active,
+                inactive: 0,
+            },
+            FakeDataRobotOptions {
+                status_change_duration: Duration::from_millis(40),
+                ..FakeDataRobotOptions::default()
+            },
+        )
+        .start()
+        .await
+        .unwrap()
 }
 
 fn request(fake: &FakeDataRobot, token: &str, operation: Operation) -> Request {
@@ -81,10 +84,11 @@ fn serve(request: &Request) -> (Vec<Event>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_request_speaks_json_lines_without_waiting_for_stdin_to_end() {
-    let fake = fake(3).await;
+    let world = world(3).await;
+    let fake = world.datarobot();
     let token = fake.admin_token().to_string();
 
-    let (events, stderr) = serve(&request(&fake, &token, Operation::List));
+    let (events, stderr) = serve(&request(fake, &token, Operation::List));
     assert_eq!(
         events[0],
         Event::Hello {
@@ -113,7 +117,7 @@ async fn serve_request_speaks_json_lines_without_waiting_for_stdin_to_end() {
         wait: true,
         timeout_seconds: 30.0,
     });
-    let (events, stderr) = serve(&request(&fake, &token, change));
+    let (events, stderr) = serve(&request(fake, &token, change));
     let started = events
         .iter()
         .filter(|e| matches!(e, Event::Started { .. }))
@@ -137,9 +141,10 @@ async fn serve_request_speaks_json_lines_without_waiting_for_stdin_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_request_or_token_ends_with_an_error_event() {
-    let fake = fake(1).await;
+    let world = world(1).await;
+    let fake = world.datarobot();
     let wrong = "NotTheToken-0123456789abcdef";
-    let (events, stderr) = serve(&request(&fake, wrong, Operation::List));
+    let (events, stderr) = serve(&request(fake, wrong, Operation::List));
     let Some(Event::Error { error }) = events.last() else {
         panic!("{events:?}");
     };
@@ -154,7 +159,7 @@ async fn a_bad_request_or_token_ends_with_an_error_event() {
     let everything = format!("{events:?}{stderr}");
     assert!(!everything.contains(wrong));
 
-    let mut other_version = serde_json::to_value(request(&fake, wrong, Operation::List)).unwrap();
+    let mut other_version = serde_json::to_value(request(fake, wrong, Operation::List)).unwrap();
     other_version["protocolVersion"] = 99.into();
     other_version["token"] = "x y".into(); // not even a valid token: never echoed
     let mut child = helper()
@@ -174,7 +179,8 @@ async fn a_bad_request_or_token_ends_with_an_error_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
-    let fake = fake(0).await;
+    let world = world(0).await;
+    let fake = world.datarobot();
     for n in 0..20 {
         fake.add_deployment(DeploymentSeed {
             id: object_id(n),
@@ -210,7 +216,7 @@ async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
     writeln!(
         stdin,
         "{}",
-        serde_json::to_string(&request(&fake, &token, change)).unwrap()
+        serde_json::to_string(&request(fake, &token, change)).unwrap()
     )
     .unwrap();
     // Once the first deployment is done, the plugin says stop; stdin stays open.
@@ -247,7 +253,8 @@ async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_hand_deactivate_and_reactivate_with_a_state_file() {
-    let fake = fake(4).await;
+    let world = world(4).await;
+    let fake = world.datarobot();
     fake.add_deployment(DeploymentSeed {
         id: object_id(9),
         ..DeploymentSeed::new("was-off", DeploymentStatus::Inactive)
@@ -304,20 +311,23 @@ fn plant_symlink_as_another_user(target: &std::path::Path, name: &str) -> tempfi
     use std::os::unix::fs::PermissionsExt;
     let shared = tempfile::tempdir().unwrap();
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let planted = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .arg(target)
-        .arg(shared.path().join(name))
-        .status()
-        .expect("run setpriv (util-linux)");
+    let planted = Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "ln",
+        "-s",
+    ])
+    .arg(target)
+    .arg(shared.path().join(name))
+    .status()
+    .expect("run setpriv (util-linux)");
     assert!(planted.success(), "the other user could not plant the link");
     shared
 }
@@ -325,7 +335,8 @@ fn plant_symlink_as_another_user(target: &std::path::Path, name: &str) -> tempfi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_hand_state_is_never_written_through_a_symlink_another_user_planted() {
     use std::os::unix::fs::MetadataExt;
-    let fake = fake(2).await;
+    let world = world(2).await;
+    let fake = world.datarobot();
     let private = tempfile::tempdir().unwrap();
     let victim = private.path().join("authorized_keys");
     std::fs::write(&victim, "precious\n").unwrap();

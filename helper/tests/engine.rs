@@ -14,33 +14,27 @@ use mlbackup_helper::tls::TlsOptions;
 use mlbackup_testkit::datarobot::{
     DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, object_id,
 };
-use mlbackup_testkit::faults::{Fault, FaultRule};
+use mlbackup_testkit::faults::{Fault, FaultRule, Gate};
+use mlbackup_testkit::world::{Deployments, World};
 use tokio_util::sync::CancellationToken;
 
 struct Setup {
-    fake: FakeDataRobot,
+    world: World,
     client: DataRobotClient,
     dir: tempfile::TempDir,
 }
 
 /// A fake with `active` active and `inactive` inactive deployments, and a client of it.
 async fn setup(active: usize, inactive: usize, options: FakeDataRobotOptions) -> Setup {
-    let fake = FakeDataRobot::start(options).await.unwrap();
-    for n in 0..active + inactive {
-        let status = if n < active {
-            DeploymentStatus::Active
-        } else {
-            DeploymentStatus::Inactive
-        };
-        fake.add_deployment(DeploymentSeed {
-            id: object_id(n as u64),
-            ..DeploymentSeed::new(format!("model-{n:04}"), status)
-        });
-    }
-    let token = fake.admin_token().to_string();
-    let client = client_of(&fake, &token);
+    let world = World::builder()
+        .datarobot(Deployments::Numbered { active, inactive }, options)
+        .start()
+        .await
+        .unwrap();
+    let token = world.datarobot().admin_token().to_string();
+    let client = client_of(world.datarobot(), &token);
     Setup {
-        fake,
+        world,
         client,
         dir: tempfile::tempdir().unwrap(),
     }
@@ -79,6 +73,10 @@ fn fast_jobs() -> FakeDataRobotOptions {
 }
 
 impl Setup {
+    fn fake(&self) -> &FakeDataRobot {
+        self.world.datarobot()
+    }
+
     fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("deployments.json")
     }
@@ -106,7 +104,7 @@ impl Setup {
             false,
             &[],
             false,
-            &self.fake.api_url(),
+            &self.fake().api_url(),
         )
         .unwrap();
         let request = ChangeRequest {
@@ -120,7 +118,7 @@ impl Setup {
     }
 
     fn statuses(&self) -> Vec<DeploymentStatus> {
-        self.fake.deployments().iter().map(|d| d.status).collect()
+        self.fake().deployments().iter().map(|d| d.status).collect()
     }
 }
 
@@ -136,26 +134,26 @@ async fn the_list_follows_next_to_the_end() {
     let ids: std::collections::HashSet<_> = listed.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids.len(), 250, "no deployment twice");
     let pages = setup
-        .fake
+        .fake()
         .requests()
         .count(|r| r.path == "/api/v2/deployments/");
     assert_eq!(pages, 3, "pages of 100");
     assert!(
         setup
-            .fake
+            .fake()
             .requests()
             .entries()
             .iter()
             .all(|r| r.auth_scheme.as_deref() == Some("Bearer"))
     );
     // The API endpoint form of the URL reaches the same API.
-    let token = setup.fake.admin_token().to_string();
+    let token = setup.fake().admin_token().to_string();
     let by_api_url = DataRobotClient::new(
-        ApiUrl::parse(&setup.fake.api_url()).unwrap(),
+        ApiUrl::parse(&setup.fake().api_url()).unwrap(),
         ApiToken::new(&token, "test").unwrap(),
         &ClientOptions {
             tls: TlsOptions {
-                ca_pem: setup.fake.ca_pem().map(str::to_string),
+                ca_pem: setup.fake().ca_pem().map(str::to_string),
                 ..TlsOptions::default()
             },
             ..ClientOptions::default()
@@ -168,7 +166,7 @@ async fn the_list_follows_next_to_the_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
     let setup = setup(7, 3, fast_jobs()).await;
-    let before = setup.fake.deployments();
+    let before = setup.fake().deployments();
 
     let report = setup.run(Action::Deactivate, 4, true).await;
     assert_eq!(count(&report, Outcome::Changed), 7, "{report:#?}");
@@ -179,7 +177,7 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
             .iter()
             .all(|s| *s == DeploymentStatus::Inactive)
     );
-    let history = setup.fake.status_history();
+    let history = setup.fake().status_history();
     assert_eq!(history.len(), 7);
     assert!(history.iter().all(|c| c.from == DeploymentStatus::Active));
     // The snapshot was on disk before the first change was requested.
@@ -198,7 +196,7 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
     // A second deactivation changes nothing and keeps what the first one recorded.
     let again = setup.run(Action::Deactivate, 4, true).await;
     assert!(again.items.is_empty());
-    assert_eq!(setup.fake.status_history().len(), 7);
+    assert_eq!(setup.fake().status_history().len(), 7);
     let kept = Snapshot::read(&setup.state()).unwrap().unwrap();
     assert_eq!(
         kept.deployments.iter().filter(|e| e.was_active()).count(),
@@ -207,19 +205,23 @@ async fn deactivate_then_reactivate_is_exact_and_reruns_change_nothing() {
 
     let report = setup.run(Action::Reactivate, 4, true).await;
     assert_eq!(count(&report, Outcome::Changed), 7, "{report:#?}");
-    let after = setup.fake.deployments();
+    let after = setup.fake().deployments();
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b.status, a.status, "{} is back as it was", b.id);
     }
     let again = setup.run(Action::Reactivate, 4, true).await;
     assert!(again.items.is_empty());
-    assert_eq!(setup.fake.status_history().len(), 14, "no repeated changes");
+    assert_eq!(
+        setup.fake().status_history().len(),
+        14,
+        "no repeated changes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_concurrency_bound_is_never_exceeded() {
     let setup = setup(60, 0, fast_jobs()).await;
-    setup.fake.faults().add(FaultRule::new(
+    setup.fake().faults().add(FaultRule::new(
         "",
         Fault::Latency(Duration::from_millis(10)),
         None,
@@ -227,17 +229,17 @@ async fn the_concurrency_bound_is_never_exceeded() {
     let report = setup.run(Action::Deactivate, 5, true).await;
     assert_eq!(count(&report, Outcome::Changed), 60);
     assert!(report.max_in_flight <= 5, "{}", report.max_in_flight);
-    let jobs = setup.fake.max_in_flight_status_jobs();
+    let jobs = setup.fake().max_in_flight_status_jobs();
     assert!(jobs <= 5, "{jobs} status jobs at once");
     assert!(jobs >= 3, "the bound is used, not serialised: {jobs}");
-    let served = setup.fake.requests().max_in_flight();
+    let served = setup.fake().requests().max_in_flight();
     assert!(served <= 5, "the server saw {served} requests at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
     let setup = setup(40, 5, fast_jobs()).await;
-    let faults = setup.fake.faults();
+    let faults = setup.fake().faults();
     faults.add(
         FaultRule::new(
             "/status/",
@@ -255,7 +257,7 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
     let report = setup.run(Action::Deactivate, 8, true).await;
     assert_eq!(report.items.len(), 40);
     for item in &report.items {
-        let now = setup.fake.deployment(&item.id).unwrap().status;
+        let now = setup.fake().deployment(&item.id).unwrap().status;
         match item.outcome {
             Outcome::Changed | Outcome::Unchanged => {
                 assert_eq!(now, DeploymentStatus::Inactive, "{item:?}")
@@ -279,7 +281,7 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
             .all(|s| *s == DeploymentStatus::Inactive)
     );
     let mut changed: Vec<_> = setup
-        .fake
+        .fake()
         .status_history()
         .into_iter()
         .map(|c| c.deployment_id)
@@ -288,7 +290,7 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
     let before = changed.len();
     changed.dedup();
     assert_eq!(before, changed.len(), "no deployment changed twice");
-    let throttled = setup.fake.requests().count(|r| r.status == 429);
+    let throttled = setup.fake().requests().count(|r| r.status == 429);
     assert_eq!(throttled, 15);
 }
 
@@ -296,7 +298,7 @@ async fn storms_of_429_5xx_and_dropped_connections_end_right_or_reported() {
 async fn error_jobs_and_the_overall_timeout_are_reported() {
     let setup = setup(6, 0, fast_jobs()).await;
     let failing = object_id(2);
-    setup.fake.fail_status_changes_of(&failing);
+    setup.fake().fail_status_changes_of(&failing);
     let report = setup.run(Action::Deactivate, 3, true).await;
     let item = report.items.iter().find(|i| i.id == failing).unwrap();
     assert_eq!(item.outcome, Outcome::Failed);
@@ -343,16 +345,21 @@ async fn setup_slow() -> Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
     let setup = setup(30, 0, fast_jobs()).await;
-    setup.fake.faults().add(FaultRule::new(
-        "",
-        Fault::Latency(Duration::from_millis(30)),
-        None,
-    ));
+    // Status changes after the third are held until the run is interrupted: with three
+    // workers, 4 to 6 were requested when it is.
+    let gate = Gate::new();
+    setup.fake().faults().add(
+        FaultRule::new("/status/", gate.fault(), None)
+            .with_method(http::Method::PATCH)
+            .after(3),
+    );
     let cancel = CancellationToken::new();
     let stopper = cancel.clone();
+    let held = gate.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        held.held(1).await;
         stopper.cancel();
+        held.open();
     });
     let report = setup
         .run_with(Action::Deactivate, 3, true, 60.0, &cancel)
@@ -360,9 +367,12 @@ async fn interruption_finishes_what_is_in_flight_and_starts_nothing_more() {
     assert_eq!(report.stopped, Some(StopReason::Interrupted));
     assert_eq!(report.items.len(), 30);
     let not_attempted = count(&report, Outcome::NotAttempted);
-    assert!(not_attempted > 0 && not_attempted < 30, "{report:#?}");
+    assert!(
+        (30 - 6..=30 - 4).contains(&not_attempted),
+        "4 to 6 were requested: {report:#?}"
+    );
     let requested: std::collections::HashSet<_> = setup
-        .fake
+        .fake()
         .status_history()
         .into_iter()
         .map(|c| c.deployment_id)
@@ -412,23 +422,23 @@ async fn a_change_already_running_is_waited_out() {
     };
     let report = engine::change(&setup.client, &request, &CancellationToken::new(), &|_| {}).await;
     assert_eq!(report.items[0].outcome, Outcome::Unchanged, "{report:#?}");
-    assert_eq!(setup.fake.status_history().len(), 1);
-    assert!(setup.fake.requests().count(|r| r.status == 409) >= 1);
+    assert_eq!(setup.fake().status_history().len(), 1);
+    assert!(setup.fake().requests().count(|r| r.status == 409) >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tokens_get_their_own_errors_and_never_show() {
     let setup = setup(3, 0, fast_jobs()).await;
     let wrong = "wrong-token-0123456789";
-    let err = engine::list(&client_of(&setup.fake, wrong))
+    let err = engine::list(&client_of(setup.fake(), wrong))
         .await
         .unwrap_err();
     assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
     assert!(err.hint().unwrap().contains("Settings > API keys"));
     assert!(!format!("{err} {err:?}").contains(wrong));
 
-    let user = setup.fake.user_token().to_string();
-    let client = client_of(&setup.fake, &user);
+    let user = setup.fake().user_token().to_string();
+    let client = client_of(setup.fake(), &user);
     assert!(!format!("{client:?}").contains(&user));
     let deployments = engine::list(&client).await.unwrap();
     let prepared = plan::prepare(
@@ -464,13 +474,13 @@ async fn refused_tokens_get_their_own_errors_and_never_show() {
     }
     let events = serde_json::to_string(&*events.lock().unwrap()).unwrap();
     assert!(!events.contains(&user));
-    assert_eq!(setup.fake.status_history().len(), 0);
+    assert_eq!(setup.fake().status_history().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_after_the_first_are_read_at_once_and_complete() {
     let setup = setup(250, 30, fast_jobs()).await;
-    setup.fake.faults().add(FaultRule::new(
+    setup.fake().faults().add(FaultRule::new(
         "/deployments/",
         Fault::Latency(Duration::from_millis(100)),
         None,
@@ -481,7 +491,7 @@ async fn list_pages_after_the_first_are_read_at_once_and_complete() {
     ids.dedup();
     assert_eq!(ids.len(), 280, "every deployment once");
     let lists: Vec<_> = setup
-        .fake
+        .fake()
         .requests()
         .entries()
         .into_iter()
@@ -494,7 +504,7 @@ async fn list_pages_after_the_first_are_read_at_once_and_complete() {
             .all(|r| r.query.as_deref().unwrap().contains("offset="))
     );
     assert!(
-        setup.fake.requests().max_in_flight() >= 2,
+        setup.fake().requests().max_in_flight() >= 2,
         "pages 2 and 3 were read at the same time"
     );
 }
@@ -505,21 +515,19 @@ async fn a_list_that_changes_while_read_is_read_again_page_by_page() {
     // Pages 2 and 3 are slow; a deployment that sorts into the first page appears while they
     // are read, shifting every later one: read by offset, one would come twice and the new one
     // not at all.
-    setup.fake.faults().add(
-        FaultRule::new(
-            "/deployments/",
-            Fault::Latency(Duration::from_millis(300)),
-            Some(2),
-        )
-        .after(1),
-    );
+    let gate = Gate::new();
+    setup
+        .fake()
+        .faults()
+        .add(FaultRule::new("/deployments/", gate.fault(), Some(2)).after(1));
     let client = setup.client.clone();
     let listing = tokio::spawn(async move { client.list_deployments().await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    setup.fake.add_deployment(DeploymentSeed {
+    gate.held(1).await;
+    setup.fake().add_deployment(DeploymentSeed {
         id: object_id(9_999),
         ..DeploymentSeed::new("model-0050a", DeploymentStatus::Active)
     });
+    gate.open();
     let listed = listing.await.unwrap().unwrap();
     assert_eq!(listed.len(), 251, "the late deployment is in the list");
     let mut ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();

@@ -51,6 +51,8 @@ const LAYERS: &[&[&str]] = &[
     &["commands::diagnostics"],
     // prepare and recover: runbooks that run the standalone commands' work functions.
     &["commands::runbook"],
+    // Tests only: snapshots of the text of outcomes built from every command and runbook.
+    &["commands::render_tests"],
     // The entry point: parses, dispatches, prints the error with its hint.
     &[""],
 ];

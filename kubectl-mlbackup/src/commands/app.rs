@@ -199,7 +199,8 @@ pub struct AppItem {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppSummary {
-    /// Workloads found (missing extras not counted).
+    /// Workloads found (missing extras not counted); `total` like every command's summary.
+    #[serde(rename = "total")]
     pub workloads: usize,
     /// Stopped or started (or would be).
     pub changed: usize,

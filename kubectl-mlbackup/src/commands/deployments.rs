@@ -101,13 +101,72 @@ pub struct ChangeOutcome {
     /// The planned deployments, then those named with --only or recorded but left out.
     pub deployments: Vec<ItemReport>,
     /// How many deployments ended with each outcome.
-    pub summary: BTreeMap<Outcome, usize>,
+    pub summary: ChangeSummary,
     /// Visible deployments the plan did not touch (inactive ones for a deactivation...).
     pub left_alone: usize,
     pub stopped: Option<StopReason>,
     pub seconds: f64,
     /// The most API requests in flight at once.
     pub max_in_flight: usize,
+}
+
+/// Every outcome a deployment can end with, in the order they are shown.
+const OUTCOMES: [Outcome; 9] = [
+    Outcome::Changed,
+    Outcome::Requested,
+    Outcome::Unchanged,
+    Outcome::Skipped,
+    Outcome::WouldChange,
+    Outcome::Missing,
+    Outcome::Failed,
+    Outcome::NotAttempted,
+    Outcome::Unknown,
+];
+
+/// How many deployments ended with each outcome. In JSON the shape of every command's
+/// `summary`: `total`, then one count per outcome, zeros included.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChangeSummary {
+    counts: BTreeMap<Outcome, usize>,
+}
+
+impl ChangeSummary {
+    pub fn of<'a>(items: impl IntoIterator<Item = &'a ItemReport>) -> ChangeSummary {
+        let mut counts: BTreeMap<Outcome, usize> = OUTCOMES.iter().map(|o| (*o, 0)).collect();
+        for item in items {
+            *counts.entry(item.outcome).or_insert(0) += 1;
+        }
+        ChangeSummary { counts }
+    }
+
+    /// How many ended with `outcome` (`Some` for every outcome).
+    pub fn get(&self, outcome: &Outcome) -> Option<&usize> {
+        self.counts.get(outcome).or(Some(&0))
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
+    }
+
+    /// The outcomes that happened, with their counts, in [`OUTCOMES`] order.
+    fn present(&self) -> impl Iterator<Item = (Outcome, usize)> + '_ {
+        self.counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(outcome, n)| (*outcome, *n))
+    }
+}
+
+impl Serialize for ChangeSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(OUTCOMES.len() + 1))?;
+        map.serialize_entry("total", &self.total())?;
+        for outcome in OUTCOMES {
+            map.serialize_entry(&outcome, self.get(&outcome).unwrap_or(&0))?;
+        }
+        map.end()
+    }
 }
 
 impl ChangeOutcome {
@@ -151,7 +210,7 @@ impl Render for ChangeOutcome {
         };
         let counts: Vec<String> = self
             .summary
-            .iter()
+            .present()
             .map(|(outcome, n)| format!("{n} {}", outcome.as_str()))
             .collect();
         let counts = if counts.is_empty() {
@@ -377,7 +436,7 @@ pub async fn change_through(
         dry_run: options.dry_run,
         wait: options.wait,
         deployments: Vec::new(),
-        summary: BTreeMap::new(),
+        summary: ChangeSummary::default(),
         left_alone: plan.left_alone,
         stopped: None,
         seconds: 0.0,
@@ -451,9 +510,7 @@ pub async fn change_through(
         outcome.max_in_flight = report.max_in_flight;
     }
     outcome.deployments.extend(plan.set_aside);
-    for item in &outcome.deployments {
-        *outcome.summary.entry(item.outcome).or_insert(0) += 1;
-    }
+    outcome.summary = ChangeSummary::of(&outcome.deployments);
     outcome.seconds = started.elapsed().as_secs_f64();
     if outcome.stopped == Some(StopReason::Interrupted) {
         return Ok(Finished::with(outcome, Exit::Interrupted));

@@ -60,6 +60,8 @@ pub struct DiffItem {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffSummary {
+    /// Every object compared, like every command's summary.
+    pub total: usize,
     pub missing: usize,
     pub differs: usize,
     pub same: usize,
@@ -232,7 +234,10 @@ pub async fn compare_with_cluster(
 impl DiffSummary {
     /// Counts the items by status.
     pub fn of(items: &[DiffItem]) -> DiffSummary {
-        let mut summary = DiffSummary::default();
+        let mut summary = DiffSummary {
+            total: items.len(),
+            ..DiffSummary::default()
+        };
         for item in items {
             *match item.status {
                 DiffStatus::Missing => &mut summary.missing,

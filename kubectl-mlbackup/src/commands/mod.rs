@@ -11,6 +11,8 @@ pub mod diff;
 pub mod list;
 mod plan;
 pub mod prune;
+#[cfg(test)]
+mod render_tests;
 pub mod restore;
 pub mod runbook;
 pub mod show;

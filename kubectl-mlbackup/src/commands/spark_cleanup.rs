@@ -70,11 +70,15 @@ pub struct CleanupItem {
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupSummary {
+    /// Spark sessions found; `total` like every command's summary.
+    #[serde(rename = "total")]
     pub found: usize,
     pub deleted: usize,
     pub deleting: usize,
     pub timed_out: usize,
     pub failed: usize,
+    /// Not deleted: the run was interrupted first.
+    pub interrupted: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,14 +129,24 @@ impl Render for CleanupOutcome {
             ));
         } else {
             text.push_str(&format!(
-                "\n{} Spark sessions in {scope}: {} deleted, {} still deleting, {} not gone \
-                 after {}, {} failed.\n",
+                "\n{}{} Spark sessions in {scope}: {} deleted, {} still deleting, {} not gone \
+                 after {}, {} failed{}.\n",
+                if s.interrupted > 0 {
+                    "INTERRUPTED: "
+                } else {
+                    ""
+                },
                 s.found,
                 s.deleted,
                 s.deleting,
                 s.timed_out,
                 crate::duration::format(Duration::from_secs_f64(self.timeout_seconds)),
-                s.failed
+                s.failed,
+                if s.interrupted > 0 {
+                    format!(", {} not deleted (interrupted)", s.interrupted)
+                } else {
+                    String::new()
+                }
             ));
         }
         text
@@ -442,7 +456,8 @@ fn summarize(items: &[CleanupItem]) -> CleanupSummary {
             CleanupResult::Deleting => summary.deleting += 1,
             CleanupResult::TimedOut => summary.timed_out += 1,
             CleanupResult::Failed => summary.failed += 1,
-            CleanupResult::WouldDelete | CleanupResult::Interrupted => {}
+            CleanupResult::Interrupted => summary.interrupted += 1,
+            CleanupResult::WouldDelete => {}
         }
     }
     summary

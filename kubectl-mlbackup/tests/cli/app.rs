@@ -279,28 +279,21 @@ fn a_too_short_timeout_names_what_did_not_finish_and_a_rerun_completes() {
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::with_app(&sandbox, Duration::from_millis(1500));
     let run = app(&sandbox, &cluster, &["stop", "--yes", "--timeout", "200ms"]);
-    run.expect_code(1);
-    for name in APP {
-        let row = run
-            .stdout
-            .lines()
-            .find(|l| {
-                let (kind, rest) = name.split_once('/').unwrap();
-                l.starts_with(kind) && l.contains(&format!(" {rest} "))
-            })
-            .unwrap_or_else(|| panic!("no row for {name}:\n{}", run.stdout));
-        assert!(row.contains("timed-out"), "{row}");
-        assert!(row.contains("not finished after 200ms"), "{row}");
-    }
-    let last = run.stdout.lines().rev().nth(1).unwrap_or_default();
-    let summary = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("Not finished after 200ms: "))
-        .unwrap_or_else(|| panic!("{}\n(last: {last})", run.stdout));
-    for name in APP {
-        assert!(summary.contains(name), "{summary}");
-    }
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    KIND          NAME                          BEFORE   AFTER   RECORDED   RESULT      DETAIL
+    deployment    datarobot-prediction-server   2        0       2          timed-out   not finished after 200ms: its controller has not acted on the change yet
+    deployment    mmapp-app                     1        0       1          timed-out   not finished after 200ms: its controller has not acted on the change yet
+    statefulset   mmapp-scheduler               1        0       1          timed-out   not finished after 200ms: its controller has not acted on the change yet
+    deployment    mmapp-worker                  3        0       3          timed-out   not finished after 200ms: its controller has not acted on the change yet
+    deployment    pcs-pgpool                    2        0       2          timed-out   not finished after 200ms: its controller has not acted on the change yet
+
+    5 workloads in dr-app: 0 scaled to 0, 0 already at 0, 0 failed, 5 not finished.
+    Not finished after 200ms: deployment/datarobot-prediction-server, deployment/mmapp-app, statefulset/mmapp-scheduler, deployment/mmapp-worker, deployment/pcs-pgpool.
+
+    ----- stderr -----
+    "#);
     // The scale-down itself happened; the pods were still there.
     assert!(replicas(&cluster).values().filter(|(n, _)| *n == 0).count() >= APP.len());
     assert!(!app_pods(&cluster).is_empty());
@@ -381,23 +374,22 @@ fn a_missing_patch_permission_fails_those_workloads_with_the_can_i_hint() {
         .access()
         .deny(DenyRule::new("patch", "apps", "deployments"));
     let run = app(&sandbox, &cluster, &["stop", "--yes"]);
-    run.expect_code(1);
-    let worker = run
-        .stdout
-        .lines()
-        .find(|l| l.contains(" mmapp-worker "))
-        .unwrap();
-    assert!(worker.contains("failed"), "{worker}");
-    assert!(
-        worker.contains("kubectl auth can-i patch deployments.apps -n dr-app"),
-        "{worker}"
-    );
-    let scheduler = run
-        .stdout
-        .lines()
-        .find(|l| l.contains(" mmapp-scheduler "))
-        .unwrap();
-    assert!(scheduler.contains("stopped"), "{scheduler}");
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    KIND          NAME                          BEFORE   AFTER   RECORDED   RESULT    DETAIL
+    deployment    datarobot-prediction-server   2        2       2          failed    deployments.apps "datarobot-prediction-server" is forbidden: User "sandbox-admin" cannot patch resource "deployments" in API group "apps" in the namespace "dr-app" (ask a cluster admin for this permission; check it with `kubectl auth can-i patch deployments.apps -n dr-app`)
+    deployment    mmapp-app                     1        1       1          failed    deployments.apps "mmapp-app" is forbidden: User "sandbox-admin" cannot patch resource "deployments" in API group "apps" in the namespace "dr-app" (ask a cluster admin for this permission; check it with `kubectl auth can-i patch deployments.apps -n dr-app`)
+    statefulset   mmapp-scheduler               1        0       1          stopped
+    deployment    mmapp-worker                  3        3       3          failed    deployments.apps "mmapp-worker" is forbidden: User "sandbox-admin" cannot patch resource "deployments" in API group "apps" in the namespace "dr-app" (ask a cluster admin for this permission; check it with `kubectl auth can-i patch deployments.apps -n dr-app`)
+    deployment    pcs-pgpool                    2        2       2          failed    deployments.apps "pcs-pgpool" is forbidden: User "sandbox-admin" cannot patch resource "deployments" in API group "apps" in the namespace "dr-app" (ask a cluster admin for this permission; check it with `kubectl auth can-i patch deployments.apps -n dr-app`)
+
+    5 workloads in dr-app: 1 scaled to 0, 0 already at 0, 4 failed.
+    Their pods are gone.
+    Replica counts are recorded in the annotation mlbackup.datarobot.com/replicas; bring the app back with `kubectl mlbackup app start`.
+
+    ----- stderr -----
+    "#);
     assert_eq!(replicas(&cluster)["deployment/mmapp-worker"], (3, None));
 
     cluster
@@ -405,13 +397,15 @@ fn a_missing_patch_permission_fails_those_workloads_with_the_can_i_hint() {
         .access()
         .deny(DenyRule::new("list", "apps", "statefulsets"));
     let run = app(&sandbox, &cluster, &["start"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list statefulsets.apps -n dr-app`"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot find the app's workloads
+      caused by: statefulsets.apps is forbidden: User "sandbox-admin" cannot list resource "statefulsets" in API group "apps" in the namespace "dr-app"
+    hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list statefulsets.apps -n dr-app`
+    "#);
 }
 
 #[test]
@@ -419,8 +413,14 @@ fn stop_asks_first_and_refuses_without_a_terminal() {
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::with_app(&sandbox, FAST);
     let run = app(&sandbox, &cluster, &["stop"]);
-    run.expect_code(2);
-    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to scale 5 app workloads in dr-app to 0 without confirmation: stdin is not a terminal
+    hint: pass --yes to stop the app without being asked; --dry-run shows the plan
+    "#);
     assert_eq!(cluster.writes(), 0);
 
     let kubeconfig = cluster.kubeconfig_arg();
@@ -441,18 +441,14 @@ fn the_namespace_comes_from_the_flag_then_n_then_dr_core_namespace() {
     let sandbox = Sandbox::new().env("DR_CORE_NAMESPACE", "default");
     let cluster = FakeCluster::with_app(&sandbox, FAST);
     let run = app(&sandbox, &cluster, &["stop", "--dry-run"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("error: no app workloads in the namespace `default`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: name the namespace"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: no app workloads in the namespace `default` (selected by release=dr or app.kubernetes.io/instance=dr, and by name pcs-pgpool)
+    hint: name the namespace DataRobot is installed in with --app-namespace or DR_CORE_NAMESPACE; check the labels with `kubectl get deploy,sts --show-labels -n NAMESPACE` and pass -l
+    "#);
     app(&sandbox, &cluster, &["stop", "--dry-run", "-n", "dr-app"]).expect_code(0);
     app(
         &sandbox,
@@ -475,17 +471,17 @@ fn tables() {
     let cluster = FakeCluster::with_app(&sandbox, FAST);
     let dry = app(&sandbox, &cluster, &["stop", "--dry-run"]);
     dry.expect_code(0);
-    insta::assert_snapshot!("stop_dry_run", dry.stdout);
+    mlbackup_testkit::assert_run_snapshot!("stop_dry_run", dry.shown(&sandbox));
     let stop = app(
         &sandbox,
         &cluster,
         &["stop", "--yes", "--extra", "pcs-rabbitmq"],
     );
     stop.expect_code(0);
-    insta::assert_snapshot!("stop", stop.stdout);
+    mlbackup_testkit::assert_run_snapshot!("stop", stop.shown(&sandbox));
     let start = app(&sandbox, &cluster, &["start"]);
     start.expect_code(0);
-    insta::assert_snapshot!("start", start.stdout);
+    mlbackup_testkit::assert_run_snapshot!("start", start.shown(&sandbox));
 }
 
 #[test]
@@ -506,7 +502,7 @@ fn json_reports_every_workload() {
     assert_eq!(outcome["timeoutSeconds"], 600.0);
     assert_eq!(
         outcome["summary"],
-        json!({"workloads": 5, "changed": 5, "unchanged": 0, "notFound": 0, "timedOut": 0, "failed": 0})
+        json!({"total": 5, "changed": 5, "unchanged": 0, "notFound": 0, "timedOut": 0, "failed": 0})
     );
     let pgpool = outcome["workloads"]
         .as_array()
@@ -523,21 +519,18 @@ fn json_reports_every_workload() {
 
 #[test]
 fn a_change_between_read_and_write_is_read_again_and_the_newest_count_recorded() {
-    use mlbackup_testkit::faults::{Fault, FaultRule};
+    use mlbackup_testkit::faults::{FaultRule, Gate};
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::with_app(&sandbox, FAST);
-    // The stop's PATCH of mmapp-worker is held up; meanwhile an autoscaler scales it to 5.
+    // The stop's PATCH of mmapp-worker is held; meanwhile an autoscaler scales it to 5.
+    let gate = Gate::new();
     cluster.kube.faults().add(
-        FaultRule::new(
-            "/deployments/mmapp-worker",
-            Fault::Latency(Duration::from_millis(1500)),
-            Some(1),
-        )
-        .with_method(http::Method::PATCH),
+        FaultRule::new("/deployments/mmapp-worker", gate.fault(), Some(1))
+            .with_method(http::Method::PATCH),
     );
     let kubeconfig = cluster.kubeconfig_arg();
     let child = sandbox.spawn(&["app", "stop", "--yes", "-o", "json", &kubeconfig]);
-    std::thread::sleep(Duration::from_millis(700));
+    gate.wait_held(1);
     let request = kube::core::Request::new("/apis/apps/v1/namespaces/dr-app/deployments")
         .patch(
             "mmapp-worker",
@@ -546,6 +539,7 @@ fn a_change_between_read_and_write_is_read_again_and_the_newest_count_recorded()
         )
         .unwrap();
     cluster.request(request).expect("the autoscaler's patch");
+    gate.open();
     let run = Run::from(child.wait_with_output().unwrap());
     run.expect_code(0);
     assert_eq!(results(&run), all("stopped"));

@@ -198,12 +198,15 @@ fn the_resource_version_comes_from_discovery() {
         &cluster,
         &["--resource", "lrs.v1.lrs.datarobot.com"],
     );
-    wrong.expect_code(1);
-    assert!(
-        wrong.stderr.contains("serves versions v1beta2, not `v1`"),
-        "{}",
-        wrong.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(wrong.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot find the LRS resource type
+      caused by: the LRS resource type `lrs.lrs.datarobot.com` is not served by this cluster (the group `lrs.datarobot.com` serves versions v1beta2, not `v1`)
+    hint: is the LRS operator installed in this cluster? Check with `kubectl get crd lrs.lrs.datarobot.com`; if the resource has another name or version here, pass --resource PLURAL.VERSION.GROUP
+    "#);
     let right = backup(
         &sandbox,
         &cluster,
@@ -228,8 +231,15 @@ fn a_second_backup_in_the_same_minute_gets_a_suffix() {
     let name = run.json()["name"].as_str().unwrap().to_string();
     assert!(name.ends_with("_2"), "{name}");
     let taken = backup(&sandbox, &cluster, &["--name", &name]);
-    taken.expect_code(1);
-    assert!(taken.stderr.contains("already exists"), "{}", taken.stderr);
+    mlbackup_testkit::assert_run_snapshot!(taken.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot create the backup folder
+      caused by: a backup named `lrs_backup_[TIME]_2` already exists in backups
+    hint: choose another --name, or remove the old one with `kubectl mlbackup delete lrs_backup_[TIME]_2 --dir backups`
+    "#);
 }
 
 #[test]
@@ -251,11 +261,15 @@ fn a_cluster_without_the_crd_gets_the_documented_error() {
     let run = backup(&sandbox, &cluster, &[]);
     run.expect_code(1);
     assert!(run.stdout.is_empty());
-    insta::assert_snapshot!(run.stderr, @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
     error: cannot find the LRS resource type
       caused by: the LRS resource type `lrs.lrs.datarobot.com` is not served by this cluster (the API group `lrs.datarobot.com` is not served)
     hint: is the LRS operator installed in this cluster? Check with `kubectl get crd lrs.lrs.datarobot.com`; if the resource has another name or version here, pass --resource PLURAL.VERSION.GROUP
-    ");
+    "#);
     assert!(!sandbox.home().join("backups").exists(), "nothing written");
 }
 
@@ -268,19 +282,15 @@ fn a_missing_permission_is_named_with_the_can_i_line_and_leaves_nothing() {
         .access()
         .deny(DenyRule::new("list", "lrs.datarobot.com", "lrs"));
     let run = backup(&sandbox, &cluster, &[]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "cannot list resource \"lrs\" in API group \"lrs.datarobot.com\" at the cluster scope"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list lrs.lrs.datarobot.com --all-namespaces`"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the backup failed
+      caused by: lrs.lrs.datarobot.com is forbidden: User "sandbox-admin" cannot list resource "lrs" in API group "lrs.datarobot.com" at the cluster scope
+    hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list lrs.lrs.datarobot.com --all-namespaces`
+    "#);
     let leftovers: Vec<_> = std::fs::read_dir(sandbox.home().join("backups"))
         .unwrap()
         .collect();
@@ -289,13 +299,15 @@ fn a_missing_permission_is_named_with_the_can_i_line_and_leaves_nothing() {
         "no empty backup left behind: {leftovers:?}"
     );
     let narrowed = backup(&sandbox, &cluster, &["-n", "dr-app"]);
-    assert!(
-        narrowed
-            .stderr
-            .contains("kubectl auth can-i list lrs.lrs.datarobot.com -n dr-app"),
-        "{}",
-        narrowed.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(narrowed.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the backup failed
+      caused by: lrs.lrs.datarobot.com is forbidden: User "sandbox-admin" cannot list resource "lrs" in API group "lrs.datarobot.com" in the namespace "dr-app"
+    hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list lrs.lrs.datarobot.com -n dr-app`
+    "#);
 }
 
 #[test]
@@ -475,8 +487,16 @@ fn verify_catches_a_file_modified_after_the_backup() {
     )
     .unwrap();
     let verify = sandbox.run(&["verify", &name, "--dir", "backups"]);
-    verify.expect_code(1);
-    assert!(verify.stdout.contains("modified"), "{}", verify.stdout);
+    mlbackup_testkit::assert_run_snapshot!(verify.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    Backup lrs_backup_[TIME] has 1 problem(s) (3 LRS files checked):
+    FILE                                      PROBLEM    DETAIL
+    dr-app/cm-695b7d90f9681a64d3301861.yaml   modified   1678 bytes with SHA-256 [HASH], the manifest says 1678 bytes with SHA-256 [HASH]
+
+    ----- stderr -----
+    error: the backup `lrs_backup_[TIME]` failed verification: 1 problem(s)
+    "#);
 }
 
 #[test]
@@ -492,16 +512,15 @@ fn the_summary_says_what_was_saved_where() {
         "--name",
         "before-upgrade",
     ]);
-    run.expect_code(0);
-    insta::with_settings!({filters => vec![
-        (r"\(\d+(\.\d+)? (B|KiB|MiB)\) in \d+\.\ds", "([SIZE]) in [TIME]"),
-    ]}, {
-        insta::assert_snapshot!(run.stdout, @r"
-        Backed up 4 LRS objects to backups/before-upgrade ([SIZE]) in [TIME]
-          by type:      deployment 4
-          by namespace: dr-app 2, dr-tenant-1 2
-        ");
-    });
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    Backed up 4 LRS objects to backups/before-upgrade ([SIZE]) in [DURATION]
+      by type:      deployment 4
+      by namespace: dr-app 2, dr-tenant-1 2
+
+    ----- stderr -----
+    "#);
 }
 
 #[test]
@@ -531,7 +550,7 @@ fn kubectl_reads_a_backup_file_back_as_the_same_object() {
         .join(run.json()["path"].as_str().unwrap())
         .join("dr-app/tricky.yaml");
     let home = sandbox.home().display().to_string();
-    let read = std::process::Command::new("kubectl")
+    let read = std::process::Command::new(mlbackup_testkit::tools::kubectl())
         .args(["create", "--dry-run=client", "-o", "json", "-f"])
         .arg(&file)
         .env("KUBECONFIG", &cluster.kubeconfig)

@@ -155,11 +155,6 @@ fn run_in(sandbox: &Sandbox, root: &Path, args: &[&str]) -> Run {
     sandbox.run(&full)
 }
 
-/// Output with the temporary paths replaced, for snapshots.
-fn scrub(text: &str, sandbox: &Sandbox) -> String {
-    text.replace(&sandbox.home().display().to_string(), "[HOME]")
-}
-
 fn names(json: &serde_json::Value, key: &str) -> Vec<String> {
     json[key]
         .as_array()
@@ -220,11 +215,15 @@ fn the_backup_directory_comes_from_dir_then_mlbackup_dir_then_the_current_direct
     assert_eq!(run.stdout, "No backups in .\n");
     let run = run_in(&sandbox, &sandbox.path("elsewhere"), &["list"]);
     run.expect_code(1);
-    insta::assert_snapshot!(scrub(&run.stderr, &sandbox), @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
     error: cannot list the backups in [HOME]/elsewhere
       caused by: the backup directory [HOME]/elsewhere does not exist
     hint: run `kubectl mlbackup list --dir [HOME]/elsewhere` to see the backups there; set --dir or MLBACKUP_DIR to look elsewhere
-    ");
+    "#);
 }
 
 #[test]
@@ -249,7 +248,9 @@ fn show_tells_everything_the_manifest_says() {
     let (sandbox, root) = sandbox_with_backups();
     let run = run_in(&sandbox, &root, &["show", NEWEST]);
     run.expect_code(0);
-    insta::assert_snapshot!(scrub(&run.stdout, &sandbox), @r"
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
     Name:                 lrs_backup_2025_06_01_10_00
     Path:                 [HOME]/backups/lrs_backup_2025_06_01_10_00
     Status:               complete
@@ -272,7 +273,9 @@ fn show_tells_everything_the_manifest_says() {
     NAMESPACE   LRS
     dr          2
     team        1
-    ");
+
+    ----- stderr -----
+    "#);
 }
 
 #[test]
@@ -284,20 +287,38 @@ fn show_files_and_errors_of_a_partial_backup() {
         &root,
         &["show", "lrs_backup_2025_05_01_10_00", "--files"],
     );
-    run.expect_code(0);
-    let stdout = scrub(&run.stdout, &sandbox);
-    let tail = &stdout[stdout.find("Errors:").unwrap()..];
-    insta::assert_snapshot!(tail, @r"
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    Name:                 lrs_backup_2025_05_01_10_00.partial
+    Path:                 [HOME]/backups/lrs_backup_2025_05_01_10_00.partial
+    Status:               partial
+    Created:              2025-05-01 10:00:00 UTC
+    Finished:             2025-05-01 10:00:07 UTC
+    Format:               1 (kubectl-mlbackup 0.1.0)
+    Cluster:              https://10.0.0.1:6443 (context prod)
+    Resource:             lrs.v1.lrs.datarobot.com (kind LongRunningService)
+    Selector:             datarobot-lrs-type=deployment
+    Namespaces:           all
+    LRS:                  1
+    Size:                 1.1 KiB
+    Deployments snapshot: no
+    Journal:              no
+
+    TYPE         LRS
+    deployment   1
+
+    NAMESPACE   LRS
+    dr          1
+
     Errors:
       interrupted: 1 of 3 LRS written
 
     FILE        TYPE         BYTES   SHA256
     dr/a.yaml   deployment   216     00b81bce70f835884d86604b50a71a7aa4f11c4723282cd69ea97442f80fa719
-    ");
-    assert!(
-        stdout.contains("Status:               partial\n"),
-        "{stdout}"
-    );
+
+    ----- stderr -----
+    "#);
 }
 
 #[test]
@@ -325,11 +346,15 @@ fn show_of_an_unknown_backup_points_at_list() {
     let run = run_in(&sandbox, &root, &["show", "nope"]);
     run.expect_code(1);
     assert!(run.stdout.is_empty());
-    insta::assert_snapshot!(scrub(&run.stderr, &sandbox), @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
     error: cannot show the backup `nope`
       caused by: no backup named `nope` in [HOME]/backups
     hint: run `kubectl mlbackup list --dir [HOME]/backups` to see the backups there; set --dir or MLBACKUP_DIR to look elsewhere
-    ");
+    "#);
 }
 
 #[test]
@@ -412,7 +437,6 @@ fn delete_asks_on_a_terminal() {
     let (sandbox, root) = sandbox_with_backups();
     let dir = root.to_str().unwrap();
     let Some(run) = sandbox.run_on_terminal(&["delete", NAMED, "--dir", dir], "n\n") else {
-        eprintln!("skipped: util-linux `script` is not installed");
         return;
     };
     run.expect_code(1);
@@ -466,11 +490,15 @@ fn delete_refuses_what_is_not_a_backup() {
     let (sandbox, root) = sandbox_with_backups();
     let run = run_in(&sandbox, &root, &["delete", "notes", "--yes"]);
     run.expect_code(1);
-    insta::assert_snapshot!(scrub(&run.stderr, &sandbox), @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
     error: cannot delete the backup `notes`
       caused by: [HOME]/backups/notes is not a backup: it has no manifest.json and its name does not start with lrs_backup_
     hint: only folders written by `kubectl mlbackup backup` (with a manifest.json) or by the documented shell loop (lrs_backup_* holding YAML files) are managed
-    ");
+    "#);
     assert!(root.join("notes/todo.yaml").exists());
     let home = sandbox.home().to_str().unwrap().to_string();
     let run = sandbox.run(&["delete", &format!("{home}/"), "--yes"]);
@@ -483,7 +511,9 @@ fn prune_prints_what_it_would_delete_without_yes() {
     let (sandbox, root) = sandbox_with_backups();
     let run = run_in(&sandbox, &root, &["prune", "--keep", "2"]);
     run.expect_code(0);
-    insta::assert_snapshot!(scrub(&run.stdout, &sandbox), @r"
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
     Would delete 2 backup(s) (2.1 KiB) in [HOME]/backups:
     NAME                                  CREATED                   STATUS     SIZE      WHY
     lrs_backup_2025_05_01_10_00.partial   2025-05-01 10:00:00 UTC   partial    1.1 KiB   partial, older than a day
@@ -495,7 +525,9 @@ fn prune_prints_what_it_would_delete_without_yes() {
     lrs_backup_2025_04_01_09_30   2025-04-01 09:30:00 UTC   unmanaged   446 B     one of the 2 newest complete backups
 
     Nothing was deleted: run again with --yes to delete.
-    ");
+
+    ----- stderr -----
+    "#);
     assert!(root.join(NAMED).is_dir());
     assert!(root.join(STALE_PARTIAL).is_dir());
 }
@@ -541,12 +573,18 @@ fn prune_spares_a_partial_backup_that_may_still_be_running() {
 fn prune_needs_a_rule() {
     let (sandbox, root) = sandbox_with_backups();
     let run = run_in(&sandbox, &root, &["prune"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("--keep <N>") && run.stderr.contains("--older-than <DURATION>"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the following required arguments were not provided:
+      <--keep <N>|--older-than <DURATION>>
+
+    Usage: kubectl mlbackup prune --dir <DIR> <--keep <N>|--older-than <DURATION>>
+
+    For more information, try '--help'.
+    "#);
     let run = run_in(&sandbox, &root, &["prune", "--keep", "0"]);
     run.expect_code(2);
 }

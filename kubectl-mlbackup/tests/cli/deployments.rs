@@ -24,45 +24,6 @@ fn with_api(active: usize, inactive: usize) -> (Sandbox, FakeApi) {
     (api.configure(sandbox, &token), api)
 }
 
-/// Normalises what changes from run to run: the port, durations.
-fn stable(text: &str) -> String {
-    let port = regex_lite_replace(text, "127.0.0.1:", |rest| {
-        rest.chars().take_while(char::is_ascii_digit).count()
-    });
-    let mut out = String::new();
-    for line in port.lines() {
-        // `...; 0.3s.` at the end of the summary.
-        let line = match line.rfind("; ") {
-            Some(at)
-                if line.ends_with("s.") && line[at + 2..line.len() - 2].parse::<f64>().is_ok() =>
-            {
-                format!("{}; [TIME].", &line[..at])
-            }
-            _ => line.to_string(),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
-}
-
-/// Replaces the digits after each `marker` with `PORT`.
-fn regex_lite_replace(text: &str, marker: &str, digits: impl Fn(&str) -> usize) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(marker) {
-        out.push_str(&rest[..at + marker.len()]);
-        rest = &rest[at + marker.len()..];
-        let n = digits(rest);
-        if n > 0 {
-            out.push_str("PORT");
-            rest = &rest[n..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 fn status_of(api: &FakeApi, n: u64) -> DeploymentStatus {
     api.datarobot.deployment(&object_id(n)).unwrap().status
 }
@@ -124,15 +85,19 @@ fn deactivate_records_first_touches_only_active_and_reactivate_is_exact() {
     args.extend(backup);
     let run = sandbox.run(&args);
     run.expect_code(0);
-    insta::assert_snapshot!(stable(&run.stdout), @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
     ID                         LABEL        BEFORE   AFTER      OUTCOME   MESSAGE
     65f0c0de0000000000000000   model-0000   active   inactive   changed
     65f0c0de0000000000000001   model-0001   active   inactive   changed
     65f0c0de0000000000000002   model-0002   active   inactive   changed
     65f0c0de0000000000000003   model-0003   active   inactive   changed
-    Deactivated: 4 changed; 2 others left alone; [TIME].
+    Deactivated: 4 changed; 2 others left alone; [DURATION].
     Deployment states recorded in backups/lrs_backup_2026_11_21_14_05/deployments.json
-    ");
+
+    ----- stderr -----
+    "#);
     let history = api.datarobot.status_history();
     assert_eq!(history.len(), 4);
     assert!(history.iter().all(|c| c.from == DeploymentStatus::Active));
@@ -210,8 +175,16 @@ fn only_and_dry_run() {
         "--only",
         &only,
     ]);
-    run.expect_code(0);
-    assert!(run.stdout.contains("would change"), "{}", run.stdout);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    ID                         LABEL        BEFORE   AFTER      OUTCOME        MESSAGE
+    65f0c0de0000000000000001   model-0001   active   inactive   would change
+    Dry run: 1 deployments would be deactivated (1 would change); 3 others left alone. Nothing was changed or written.
+    Deployment states would be recorded in s.json
+
+    ----- stderr -----
+    "#);
     assert!(!sandbox.path("s.json").exists(), "a dry run writes nothing");
     assert!(api.datarobot.status_history().is_empty());
 
@@ -247,12 +220,15 @@ fn only_and_dry_run() {
         "--only",
         "65f0c0deffffffffffffffff",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains("not among the deployments visible"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot plan the deactivate
+      caused by: not among the deployments visible to the token's user: 65f0c0deffffffffffffffff
+    hint: list the deployments with `kubectl mlbackup deployments list`; a deployment the token's user cannot see cannot be changed with it
+    "#);
 }
 
 #[test]
@@ -269,21 +245,20 @@ fn a_failed_job_is_reported_exit_1_and_a_rerun_finishes() {
         "s.json",
     ]);
     run.expect_code(1);
-    insta::assert_snapshot!(stable(&run.stdout), @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
     ID                         LABEL        BEFORE   AFTER      OUTCOME   MESSAGE
     65f0c0de0000000000000000   model-0000   active   inactive   changed
     65f0c0de0000000000000001   model-0001   active   -          failed    the status job failed: Failed to change the status of deployment 65f0c0de0000000000000001 to inactive.
     65f0c0de0000000000000002   model-0002   active   inactive   changed
-    Deactivated: 2 changed, 1 failed; 0 others left alone; [TIME].
+    Deactivated: 2 changed, 1 failed; 0 others left alone; [DURATION].
     Deployment states recorded in s.json
     1 deployments were not deactivated (see MESSAGE). A re-run is safe: it changes only what is left to change.
-    ");
-    assert!(
-        run.stderr
-            .contains("error: 1 of 3 deployments were not deactivated; a re-run is safe"),
-        "{}",
-        run.stderr
-    );
+
+    ----- stderr -----
+    error: 1 of 3 deployments were not deactivated; a re-run is safe
+    "#);
     let json = sandbox
         .run(&[
             "deployments",
@@ -332,18 +307,20 @@ fn a_token_without_the_admin_role_is_told_so_and_the_snapshot_is_kept() {
         "--state",
         "s.json",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stdout.contains("the token's user lacks the MLOps admin role or access to deployment 65f0c0de0000000000000000 (403 Forbidden)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr
-            .contains("hint: use the API key of a user with the MLOps admin role"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    ID                         LABEL        BEFORE   AFTER   OUTCOME   MESSAGE
+    65f0c0de0000000000000000   model-0000   active   -       failed    the token's user lacks the MLOps admin role or access to deployment 65f0c0de0000000000000000 (403 Forbidden): You do not have permission to change the status of this deployment: the MLOps admin role or the deployment's OWNER role is required.
+    65f0c0de0000000000000001   model-0001   active   -       failed    the token's user lacks the MLOps admin role or access to deployment 65f0c0de0000000000000001 (403 Forbidden): You do not have permission to change the status of this deployment: the MLOps admin role or the deployment's OWNER role is required.
+    Deactivated: 2 failed; 1 others left alone; [DURATION].
+    Deployment states recorded in s.json
+    2 deployments were not deactivated (see MESSAGE). A re-run is safe: it changes only what is left to change.
+
+    ----- stderr -----
+    error: 2 of 2 deployments were not deactivated; a re-run is safe
+    hint: use the API key of a user with the MLOps admin role (or the owner of the deployment); a re-run with that key is safe
+    "#);
     let snapshot: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sandbox.path("s.json")).unwrap()).unwrap();
     assert_eq!(snapshot["deployments"].as_array().unwrap().len(), 3);
@@ -436,13 +413,14 @@ fn assert_no_token(run: &Run, token: &str) {
 fn usage_errors_exit_2_with_a_hint() {
     let (sandbox, _api) = with_api(1, 1);
     let run = sandbox.run(&["deployments", "list", "--via", "local", "--token", "s3cr3t"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("never taken from the command line"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--token-file"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the token is never taken from the command line: every user of this machine can read a process's arguments (ps, /proc, shell history)
+    hint: export LRS_DATAROBOT_API_TOKEN=<API key> (or DATAROBOT_API_TOKEN), or write it to a file only you can read and pass --token-file PATH
+    "#);
     assert!(!run.stderr.contains("s3cr3t"));
     sandbox
         .run(&[
@@ -455,20 +433,35 @@ fn usage_errors_exit_2_with_a_hint() {
         .expect_code(2);
 
     let run = sandbox.run(&["deployments", "deactivate"]);
-    run.expect_code(2);
-    assert!(run.stderr.contains("--backup NAME"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: deactivate needs to know where the deployment snapshot is
+    hint: pass --backup NAME (the backup taken before the upgrade) or --state FILE: reactivate reads it to bring back exactly the deployments that were active
+    "#);
 
     let run = sandbox.run(&["deployments", "reactivate", "--via", "local", "--all"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("without confirmation"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
 
-    let run = Sandbox::new().run(&["deployments", "list"]);
-    run.expect_code(2);
-    assert!(run.stderr.contains("LRS_DATAROBOT_URL"), "{}", run.stderr);
+    ----- stderr -----
+    error: refusing to reactivate all 1 inactive deployments without confirmation: stdin is not a terminal
+    hint: pass --yes, or reactivate exactly the recorded ones with --backup or --state
+    "#);
+
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["deployments", "list"]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: no DataRobot API URL
+    hint: pass --api-url https://datarobot.example.com or set LRS_DATAROBOT_URL (or DATAROBOT_ENDPOINT)
+    "#);
 }
 
 #[test]
@@ -508,15 +501,14 @@ fn deactivating_more_than_the_only_ids_asks_first() {
     ];
     // No terminal, no --yes: refused before anything is recorded or changed.
     let run = sandbox.run(&deactivate);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(
-            "error: refusing to deactivate 3 active deployments without confirmation: stdin is \
-             not a terminal\nhint: pass --yes, or name the deployments to deactivate with --only ID"
-        ),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to deactivate 3 active deployments without confirmation: stdin is not a terminal
+    hint: pass --yes, or name the deployments to deactivate with --only ID
+    "#);
     assert!(!sandbox.path("s.json").exists());
     assert!(api.datarobot.status_history().is_empty());
     // Dry runs and exactly the --only ids need no answer.
@@ -531,7 +523,6 @@ fn deactivating_more_than_the_only_ids_asks_first() {
     let recorded = std::fs::read(sandbox.path("s.json")).unwrap();
 
     let Some(run) = sandbox.run_on_terminal(&deactivate, "n\n") else {
-        eprintln!("skipped the terminal part: util-linux `script` is not installed");
         return;
     };
     run.expect_code(1);

@@ -79,7 +79,9 @@ fn diff_sorts_objects_into_missing_differs_same_and_extra() {
 
     let run = diff(&sandbox, &cluster, &[]);
     run.expect_code(1);
-    insta::assert_snapshot!(run.stdout, @r#"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
     STATUS    NAMESPACE   NAME                          TYPE
     missing   dr-app      cm-695b7d90f9681a64d3301861   deployment
     differs   dr-app      cm-695b8ba03248c9dab0f4d125   deployment
@@ -106,7 +108,9 @@ fn diff_sorts_objects_into_missing_differs_same_and_extra() {
            cpu: 500m
 
     Differences between b and fake: 1 missing in the cluster, 1 differ, 2 the same, 1 extra in the cluster.
-"#);
+
+    ----- stderr -----
+    "#);
 
     let run = diff(&sandbox, &cluster, &["-o", "json"]);
     run.expect_code(1);
@@ -114,7 +118,7 @@ fn diff_sorts_objects_into_missing_differs_same_and_extra() {
     assert_eq!(outcome["identical"], false);
     assert_eq!(
         outcome["summary"],
-        json!({"missing": 1, "differs": 1, "same": 2, "extra": 1})
+        json!({"total": 5, "missing": 1, "differs": 1, "same": 2, "extra": 1})
     );
     assert_eq!(outcome["selector"], "datarobot-lrs-type=deployment");
     let items = outcome["items"].as_array().unwrap();

@@ -569,13 +569,15 @@ fn what_would_apply_differently_or_is_no_lrs_is_refused_before_any_change() {
     let empty = sandbox.path("empty");
     std::fs::create_dir(&empty).unwrap();
     let run = plugin(&sandbox, &target, &["restore", "./empty"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("it holds no YAML or JSON files (*.yaml, *.yml, *.json)"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot restore the backup `./empty`
+      caused by: ./empty is not a backup: it holds no YAML or JSON files (*.yaml, *.yml, *.json)
+    hint: only folders written by `kubectl mlbackup backup` (with a manifest.json) or by the documented shell loop (lrs_backup_* holding YAML files) are managed
+    "#);
 }
 
 #[test]

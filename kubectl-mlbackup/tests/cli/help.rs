@@ -70,19 +70,44 @@ fn spark_cleanup_help() {
 
 #[test]
 fn a_usage_error_exits_2_and_says_what_is_wrong() {
-    let run = Sandbox::new().run(&["version", "--no-such-flag"]);
-    run.expect_code(2);
-    assert!(run.stdout.is_empty());
-    assert!(run.stderr.contains("unexpected argument '--no-such-flag'"));
-    let run = Sandbox::new().run(&["nonsense"]);
-    run.expect_code(2);
-    let run = Sandbox::new().run(&["version", "-o", "xml"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains("possible values: table, json, yaml"),
-        "{}",
-        run.stderr
-    );
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&["version", "--no-such-flag"]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unexpected argument '--no-such-flag' found
+
+    Usage: kubectl mlbackup version [OPTIONS]
+
+    For more information, try '--help'.
+    "#);
+    let run = sandbox.run(&["nonsense"]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: unrecognized subcommand 'nonsense'
+
+    Usage: kubectl mlbackup [OPTIONS] <COMMAND>
+
+    For more information, try '--help'.
+    "#);
+    let run = sandbox.run(&["version", "-o", "xml"]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid value 'xml' for '--output <OUTPUT>'
+      [possible values: table, json, yaml]
+
+      tip: a similar value exists: 'yaml'
+
+    For more information, try '--help'.
+    "#);
 }
 
 #[test]

@@ -9,23 +9,89 @@ use mlbackup_testkit::kube::access::DenyRule;
 use mlbackup_testkit::sample::SampleSpec;
 use serde_json::Value;
 
-use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
+use mlbackup_testkit::world::{App, Deployments};
 
-/// The helper binary beside the plugin (where `helper_binary::locate` finds it), built once
-/// when this package's tests run without the rest of the workspace.
+use crate::support::{FakeApi, FakeCluster, Run, Sandbox, in_sandbox, start_world};
+
+/// The helper binary beside the plugin (where `helper_binary::locate` finds it), current with
+/// its sources: `cargo test -p kubectl-mlbackup` builds the plugin but not the helper, so a
+/// helper left by an earlier build would be tested otherwise. When it is missing or older than
+/// any of its sources, cargo builds it (once per test process).
 pub fn helper_beside_the_plugin() -> &'static Path {
     static HELPER: OnceLock<PathBuf> = OnceLock::new();
     HELPER.get_or_init(|| {
         let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"));
         let helper = plugin.with_file_name("mlbackup-helper");
-        if !helper.exists() {
-            let status = std::process::Command::new(env!("CARGO"))
+        let profile_dir = plugin
+            .parent()
+            .expect("the plugin is in a profile directory");
+        if let Some(source) = newer_source(&helper) {
+            eprintln!(
+                "building the helper: {} is missing or older than {}",
+                helper.display(),
+                source.display()
+            );
+            let mut build = std::process::Command::new(env!("CARGO"));
+            build
                 .args(["build", "-p", "mlbackup-helper", "--bin", "mlbackup-helper"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cannot build the helper");
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            // The plugin's own target directory and profile (`target/debug`, `target/release`,
+            // a custom profile's directory).
+            if let Some(target) = profile_dir.parent() {
+                build.env("CARGO_TARGET_DIR", target);
+            }
+            match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => {}
+                Some(profile) => {
+                    build.args(["--profile", profile]);
+                }
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "cannot build the helper: {build:?}");
+            if let Some(source) = newer_source(&helper) {
+                panic!(
+                    "{} is still older than {} after cargo built it",
+                    helper.display(),
+                    source.display()
+                );
+            }
         }
+        // `locate` prefers a packaged helper under helpers/; one there would shadow this one.
+        let packaged = profile_dir.join("helpers");
+        assert!(
+            !packaged.exists(),
+            "{} would be used instead of the helper under test: remove it",
+            packaged.display()
+        );
         helper
+    })
+}
+
+/// A source of the helper (its crate, the workspace manifest and lock file) changed after
+/// `binary` was built; `Some` also when there is no binary.
+fn newer_source(binary: &Path) -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = match std::fs::metadata(binary).and_then(|m| m.modified()) {
+        Ok(built) => built,
+        Err(_) => return Some(binary.to_path_buf()),
+    };
+    let mut pending = vec![workspace.join("helper")];
+    let mut sources = vec![workspace.join("Cargo.toml"), workspace.join("Cargo.lock")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            // The helper's own tests do not go into the binary.
+            if path.is_dir() && entry.file_name() != "tests" {
+                pending.push(path);
+            } else if path.is_file() {
+                sources.push(path);
+            }
+        }
+    }
+    sources.into_iter().find(|source| {
+        std::fs::metadata(source)
+            .and_then(|m| m.modified())
+            .is_ok_and(|changed| changed > built)
     })
 }
 
@@ -35,24 +101,27 @@ pub struct World {
     pub api: FakeApi,
 }
 
+/// No LRS, the app pod in `dr-app` (the namespace the plugin is told), and `active` plus
+/// `inactive` deployments behind jobs of 50 ms; the plugin's environment points at both.
 pub fn world(active: usize, inactive: usize) -> World {
+    world_with(active, inactive, fast())
+}
+
+/// [`world`] with the DataRobot API's own options.
+pub fn world_with(active: usize, inactive: usize, options: FakeDataRobotOptions) -> World {
     helper_beside_the_plugin();
     let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        SampleSpec {
-            lrs: 0,
-            spark: 0,
-            other: 0,
-            ..SampleSpec::default()
-        },
-        Default::default(),
+    let (cluster, api) = start_world(
+        in_sandbox(&sandbox)
+            .cluster(SampleSpec {
+                lrs: 0,
+                spark: 0,
+                other: 0,
+                ..SampleSpec::default()
+            })
+            .app(App::Pod)
+            .datarobot(Deployments::Numbered { active, inactive }, options),
     );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(&sandbox, active, inactive, fast());
     let sandbox = api
         .configure(sandbox, api.datarobot.admin_token())
         .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
@@ -241,19 +310,15 @@ fn missing_rbac_is_named_before_anything_runs() {
         "--state",
         "state.json",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("missing permissions in the namespace `dr-app`: create pods/exec"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("`kubectl auth can-i create pods/exec -n dr-app`"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot run the helper in deploy/mmapp-app in the namespace `dr-app`
+      caused by: missing permissions in the namespace `dr-app`: create pods/exec
+    hint: ask a cluster admin for them; check with `kubectl auth can-i create pods/exec -n dr-app`
+    "#);
     assert_eq!(w.api.datarobot.requests().entries().len(), 0, "nothing ran");
     assert_eq!(
         w.cluster
@@ -271,24 +336,27 @@ fn a_missing_app_is_a_clear_error() {
     let run = w
         .sandbox
         .run(&["deployments", "list", "--app-namespace", "elsewhere"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("deploy/mmapp-app was not found in the namespace `elsewhere`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("hint: the app lives in the namespace DataRobot is installed in"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot run the helper in deploy/mmapp-app in the namespace `elsewhere`
+      caused by: deploy/mmapp-app was not found in the namespace `elsewhere`
+    hint: the app lives in the namespace DataRobot is installed in: set --app-namespace or DR_CORE_NAMESPACE, or name the target with --app
+    "#);
     let run = w
         .sandbox
         .run(&["deployments", "list", "--helper", "/nonexistent/helper"]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("/nonexistent/helper"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot find the helper to run in the pod
+      caused by: no mlbackup-helper for linux/amd64 (looked at /nonexistent/helper)
+    hint: pass --helper PATH or set MLBACKUP_HELPER to a mlbackup-helper built for linux/amd64, or put it at helpers/linux-amd64/mlbackup-helper beside the plugin
+    "#);
 }
 
 #[test]

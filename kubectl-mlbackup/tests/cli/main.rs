@@ -6,6 +6,7 @@ mod app;
 mod backup;
 mod catalog;
 mod completion;
+mod contract;
 mod deployments;
 mod diff;
 mod exact;

@@ -17,8 +17,10 @@ use mlbackup_testkit::faults::{Fault, FaultRule};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::in_pod::{World, helper_beside_the_plugin, helper_processes, leftovers, world};
-use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
+use crate::in_pod::{
+    World, helper_beside_the_plugin, helper_processes, leftovers, world, world_with,
+};
+use crate::support::{FakeCluster, Run, Sandbox};
 
 /// The attacker's uid and gid (`nobody`).
 const ATTACKER: &str = "65534";
@@ -33,20 +35,23 @@ fn require_root() {
 
 /// Runs `script` with `sh` as the attacker, `input` on its stdin.
 fn as_attacker(script: &str, input: &[u8]) {
-    let mut child = Command::new("setpriv")
-        .args([
-            "--reuid",
-            ATTACKER,
-            "--regid",
-            ATTACKER,
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("run setpriv");
+    let mut child = Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args([
+        "--reuid",
+        ATTACKER,
+        "--regid",
+        ATTACKER,
+        "--clear-groups",
+        "sh",
+        "-c",
+        script,
+    ])
+    .stdin(Stdio::piped())
+    .spawn()
+    .expect("run setpriv");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "as the attacker: {script}");
@@ -428,24 +433,7 @@ fn ctrl_c_while_the_helper_lists_exits_130_and_leaves_nothing_in_the_pod() {
 
 #[test]
 fn ctrl_c_while_the_helper_deactivates_reports_what_it_did_and_exits_130() {
-    helper_beside_the_plugin();
-    let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        mlbackup_testkit::sample::SampleSpec {
-            lrs: 0,
-            spark: 0,
-            other: 0,
-            ..Default::default()
-        },
-        Default::default(),
-    );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(
-        &sandbox,
+    let w = world_with(
         40,
         0,
         FakeDataRobotOptions {
@@ -453,15 +441,6 @@ fn ctrl_c_while_the_helper_deactivates_reports_what_it_did_and_exits_130() {
             ..FakeDataRobotOptions::default()
         },
     );
-    let sandbox = api
-        .configure(sandbox, api.datarobot.admin_token())
-        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
-        .env("DR_CORE_NAMESPACE", "dr-app");
-    let w = World {
-        sandbox,
-        cluster,
-        api,
-    };
     let run = interrupted(
         &w,
         &[

@@ -226,19 +226,15 @@ fn the_shell_loops_raw_yaml_restores_although_the_server_rejects_it_as_is() {
     // A file the loop left empty because `kubectl get` failed: nothing happens, it is named.
     std::fs::write(folder.join("cm-broken.yaml"), "").unwrap();
     let run = restore(&sandbox, &target, "lrs_backup_2025_01_02_03_04", &[]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "error: 1 file of the backup cannot be restored:\n  cm-broken.yaml: the file is empty"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: nothing was changed"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: 1 file of the backup cannot be restored:
+      cm-broken.yaml: the file is empty
+    hint: nothing was changed; fix or remove these files, or pass --skip-invalid to go on without them
+    "#);
     assert!(target.kube.list("lrs", None).is_empty());
 
     let run = restore(
@@ -300,20 +296,19 @@ fn existing_objects_are_skipped_or_updated_as_asked() {
     let original = cluster.kube.list("lrs", None).len();
 
     let run = restore(&sandbox, &cluster, "before", &["--type", "deployment"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.split_whitespace().take(2).eq([changed_ns, changed])
-                && l.contains("skipped-differs")
-                && l.contains("exists and differs from the backup (--existing=update overwrites)")),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains(
-        "Restored 3 LRS objects of before into fake: 1 created, 0 updated, 1 unchanged, 1 \
-         skipped (differ from the backup), 0 failed."
-    ));
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    NAMESPACE   NAME                          TYPE         RESULT            MESSAGE
+    dr-app      cm-695b7d90f9681a64d3301861   deployment   skipped-differs   exists and differs from the backup (--existing=update overwrites)
+    dr-app      cm-695b8ba03248c9dab0f4d125   deployment   created
+    dr-app      cm-695b99b02cf33517376425d3   deployment   unchanged
+
+    Restored 3 LRS objects of before into fake: 1 created, 0 updated, 1 unchanged, 1 skipped (differ from the backup), 0 failed.
+    Recorded in backups/before/journal.jsonl
+
+    ----- stderr -----
+    "#);
     assert_eq!(cluster.kube.list("lrs", None).len(), original + 1);
     assert_eq!(cluster.served(changed_ns, changed)["spec"]["replicas"], 7);
 
@@ -514,21 +509,23 @@ fn namespaces_map_to_others_and_filters_narrow_the_restore() {
 
     // Mistakes are usage errors, before anything happens.
     let run = restore(&sandbox, &cluster, "b", &["--only", "dr-app/nope"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr
-            .contains("--only: not in the backup: dr-app/nope"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: --only: not in the backup: dr-app/nope
+    hint: name objects by their namespace and name in the backup; list them with `kubectl mlbackup show BACKUP --files`
+    "#);
     let run = restore(&sandbox, &cluster, "b", &["--namespace-map", "typo=x"]);
-    run.expect_code(2);
-    assert!(
-        run.stderr
-            .contains("--namespace-map: the backup has no object in namespace typo"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: --namespace-map: the backup has no object in namespace typo
+    hint: the backup's namespaces are dr-app, dr-tenant-1; see `kubectl mlbackup show b`
+    "#);
     let run = restore(&sandbox, &cluster, "b", &["--namespace-map", "Bad=x"]);
     run.expect_code(2);
 }
@@ -561,18 +558,24 @@ fn dry_runs_change_nothing() {
             "dr-app=dr-new",
         ],
     );
-    run.expect_code(1);
-    assert!(
-        run.stdout
-            .starts_with("DRY RUN (client): nothing was changed"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("namespace dr-new does not exist"),
-        "{}",
-        run.stdout
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    DRY RUN (client): nothing was changed; the results say what a restore would do.
+
+    NAMESPACE   NAME                                          TYPE                 RESULT   MESSAGE
+    dr-new      cm-695b7d90f9681a64d3301861                   deployment           failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+    dr-new      cm-695b8ba03248c9dab0f4d125                   deployment           failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+    dr-new      cm-695b99b02cf33517376425d3                   deployment           failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+    dr-new      custom-application-695b7d9030e8b9424cd39632   custom_application   failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+    dr-new      spark-session-695b7d9079520305ebd55ac8        spark_app            failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+    dr-new      spark-session-695b7dcc43bd0a27cb68f270        spark_app            failed   namespace dr-new does not exist; create it, pass --create-namespaces, or restore elsewhere with --namespace-map
+
+    Would restore 6 LRS objects of b into fake: 0 created, 0 updated, 0 unchanged, 0 skipped (differ from the backup), 6 failed.
+    Not recorded: dry runs change nothing and are not journaled
+
+    ----- stderr -----
+    "#);
     assert_eq!(
         cluster.writes(),
         0,
@@ -664,14 +667,16 @@ fn a_corrupted_file_stops_the_restore_before_any_change() {
 
     cluster.kube.requests().clear();
     let run = restore(&sandbox, &cluster, "b", &[]);
-    run.expect_code(1);
-    assert!(run.stdout.is_empty());
-    assert!(
-        run.stderr
-            .starts_with("error: 2 files of the backup cannot be restored:\n"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: 2 files of the backup cannot be restored:
+      dr-app/cm-695b7d90f9681a64d3301861.yaml: 15 bytes with SHA-256 [HASH], the manifest says 1678 bytes with SHA-256 [HASH]
+      dr-app/cm-695b8ba03248c9dab0f4d125.yaml: 1669 bytes with SHA-256 [HASH], the manifest says 1684 bytes with SHA-256 [HASH]
+    hint: nothing was changed; fix or remove these files, or pass --skip-invalid to go on without them
+    "#);
     for file in &files[..2] {
         assert!(
             run.stderr.contains(&format!("  {file}: ")),
@@ -825,11 +830,9 @@ fn the_table_shows_every_object_and_a_summary() {
         .kube
         .remove("lrs", Some(&objects[1].0), &objects[1].1);
     let run = restore(&sandbox, &cluster, "b", &[]);
-    run.expect_code(0);
-    let stdout = run
-        .stdout
-        .replace(&sandbox.home().display().to_string(), "[HOME]");
-    insta::assert_snapshot!(stdout, @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
     NAMESPACE   NAME                                     TYPE         RESULT            MESSAGE
     dr-app      cm-695b7d90f9681a64d3301861              deployment   skipped-differs   exists and differs from the backup (--existing=update overwrites)
     dr-app      cm-695b8ba03248c9dab0f4d125              deployment   created
@@ -837,7 +840,9 @@ fn the_table_shows_every_object_and_a_summary() {
 
     Restored 3 LRS objects of b into fake: 1 created, 0 updated, 1 unchanged, 1 skipped (differ from the backup), 0 failed.
     Recorded in backups/b/journal.jsonl
-    ");
+
+    ----- stderr -----
+    "#);
 }
 
 #[test]

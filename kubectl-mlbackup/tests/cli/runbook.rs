@@ -11,7 +11,9 @@ use mlbackup_testkit::faults::{Fault, FaultRule};
 use mlbackup_testkit::sample::SampleSpec;
 use serde_json::{Value, json};
 
-use crate::support::{FakeApi, FakeCluster, Run, Sandbox};
+use mlbackup_testkit::world::{App, Deployments};
+
+use crate::support::{FakeApi, FakeCluster, Run, Sandbox, in_sandbox, start_world};
 
 struct World {
     sandbox: Sandbox,
@@ -22,28 +24,25 @@ struct World {
 fn world_with(status_change: Duration) -> World {
     crate::in_pod::helper_beside_the_plugin();
     let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        SampleSpec {
-            lrs: 6,
-            spark: 2,
-            namespaces: 2,
-            ..SampleSpec::default()
-        },
-        Default::default(),
-    );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(
-        &sandbox,
-        4,
-        2,
-        FakeDataRobotOptions {
-            status_change_duration: status_change,
-            ..FakeDataRobotOptions::default()
-        },
+    let (cluster, api) = start_world(
+        in_sandbox(&sandbox)
+            .cluster(SampleSpec {
+                lrs: 6,
+                spark: 2,
+                namespaces: 2,
+                ..SampleSpec::default()
+            })
+            .app(App::Pod)
+            .datarobot(
+                Deployments::Numbered {
+                    active: 4,
+                    inactive: 2,
+                },
+                FakeDataRobotOptions {
+                    status_change_duration: status_change,
+                    ..FakeDataRobotOptions::default()
+                },
+            ),
     );
     let sandbox = api
         .configure(sandbox, api.datarobot.admin_token())
@@ -529,13 +528,7 @@ fn dry_runs_change_nothing_and_show_the_plan_with_counts() {
     let w = world();
     let versions = w.cluster.resource_versions();
     let dry = w.sandbox.run(&["prepare", "--dry-run"]);
-    dry.expect_code(0);
-    insta::with_settings!({filters => vec![
-        (r"lrs_backup_\d{4}_\d\d_\d\d_\d\d_\d\d", "lrs_backup_[TIME]"),
-        (r"\d+\.\ds ", "[T]  "),
-    ]}, {
-        insta::assert_snapshot!("prepare_dry_run", dry.stdout);
-    });
+    mlbackup_testkit::assert_run_snapshot!("prepare_dry_run", dry.shown(&w.sandbox));
     assert_eq!(w.cluster.resource_versions(), versions);
     assert!(w.api.datarobot.status_history().is_empty());
     assert!(!w.sandbox.path("backups").exists(), "no folder created");
@@ -570,17 +563,10 @@ fn the_tables_show_each_step_and_the_command_to_run_next() {
     let prepare = w
         .sandbox
         .run(&["prepare", "--yes", "--name", "before-upgrade"]);
-    prepare.expect_code(0);
-    let filters = vec![(r"\d+\.\ds ", "[T]  ")];
-    insta::with_settings!({filters => filters.clone()}, {
-        insta::assert_snapshot!("prepare_table", prepare.stdout);
-    });
+    mlbackup_testkit::assert_run_snapshot!("prepare_table", prepare.shown(&w.sandbox));
     upgrade(&w.cluster);
     let recover = w.sandbox.run(&["recover", "before-upgrade"]);
-    recover.expect_code(0);
-    insta::with_settings!({filters => filters}, {
-        insta::assert_snapshot!("recover_table", recover.stdout);
-    });
+    mlbackup_testkit::assert_run_snapshot!("recover_table", recover.shown(&w.sandbox));
 }
 
 #[test]
@@ -629,8 +615,14 @@ fn a_timeout_names_what_did_not_finish() {
 fn prepare_asks_once_and_needs_yes_without_a_terminal() {
     let w = world();
     let run = w.sandbox.run(&["prepare"]);
-    run.expect_code(2);
-    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&w.sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to prepare without confirmation: stdin is not a terminal
+    hint: pass --yes to go ahead without being asked; --dry-run shows the plan with counts
+    "#);
     assert!(!w.sandbox.path("backups").exists());
     if let Some(run) = w.sandbox.run_on_terminal(&["prepare"], "n\n") {
         assert!(run.stdout.contains("Go ahead?"), "{}", run.stdout);
@@ -646,12 +638,14 @@ fn a_fresh_prepare_is_refused_while_an_earlier_one_is_not_recovered() {
         .run(&["prepare", "--yes", "--name", "before-upgrade"])
         .expect_code(0);
     let again = w.sandbox.run(&["prepare", "--yes", "--name", "second"]);
-    again.expect_code(2);
-    assert!(
-        again.stderr.contains("recover before-upgrade"),
-        "{}",
-        again.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(again.shown(&w.sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the prepare of `before-upgrade` deactivated deployments and was not recovered: a new prepare would record them as inactive, and its recover would not bring them back
+    hint: finish that one with `kubectl mlbackup prepare --resume before-upgrade`, or bring everything back with `kubectl mlbackup recover before-upgrade` first (--dir backups); or pass --skip-deployments
+    "#);
     w.sandbox.run(&["recover", "before-upgrade"]).expect_code(0);
     w.sandbox
         .run(&["prepare", "--yes", "--name", "second"])

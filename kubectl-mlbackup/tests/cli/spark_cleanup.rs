@@ -78,7 +78,7 @@ fn only_spark_sessions_are_deleted_and_every_other_type_stays_untouched() {
     let run = cleanup(&sandbox, &cluster, &["--yes", "-o", "json"]);
     run.expect_code(0);
     let outcome = run.json();
-    assert_eq!(outcome["summary"]["found"], 5);
+    assert_eq!(outcome["summary"]["total"], 5);
     assert_eq!(outcome["summary"]["deleted"], 5);
     assert_eq!(
         outcome["namespace"],
@@ -133,11 +133,20 @@ fn dry_run_lists_and_a_namespace_narrows() {
     let cluster = FakeCluster::start(&sandbox, mixed(), FakeKubeOptions::default());
     let sessions = spark_sessions(&cluster);
     let run = cleanup(&sandbox, &cluster, &["--dry-run"]);
-    run.expect_code(0);
-    assert!(
-        run.stdout
-            .contains("DRY RUN: 5 Spark sessions in all namespaces would be deleted")
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    NAMESPACE     NAME                                     RESULT         DETAIL
+    dr-app        spark-session-695b7d900d1865b14bc80dbc   would-delete
+    dr-app        spark-session-695b7e0844e75049dd3fe14f   would-delete
+    dr-app        spark-session-695b7e80e35f132edcc1e3c7   would-delete
+    dr-tenant-1   spark-session-695b7dcc72c5497114cb6ba9   would-delete
+    dr-tenant-1   spark-session-695b7e44d6051a209be16f1f   would-delete
+
+    DRY RUN: 5 Spark sessions in all namespaces would be deleted; nothing was changed.
+
+    ----- stderr -----
+    "#);
     assert_eq!(cluster.writes(), 0);
 
     let run = cleanup(
@@ -161,20 +170,18 @@ fn deleting_needs_a_confirmation() {
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::start(&sandbox, mixed(), FakeKubeOptions::default());
     let run = cleanup(&sandbox, &cluster, &[]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(
-            "error: refusing to delete 5 Spark sessions without confirmation: stdin is not a terminal"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("hint: pass --yes"));
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: refusing to delete 5 Spark sessions without confirmation: stdin is not a terminal
+    hint: pass --yes to delete without being asked; --dry-run lists them
+    "#);
     assert_eq!(spark_sessions(&cluster).len(), 5);
 
     let kubeconfig = cluster.kubeconfig_arg();
     let Some(run) = sandbox.run_on_terminal(&["spark-cleanup", &kubeconfig], "n\n") else {
-        eprintln!("skipped the terminal part: util-linux `script` is not installed");
         return;
     };
     run.expect_code(1);
@@ -227,14 +234,18 @@ fn objects_held_by_finalizers_past_the_timeout_are_named_and_fail_the_run() {
     let run = cleanup(&sandbox, &cluster, &["--yes", "--timeout", "1s"]);
     run.expect_code(1);
     assert!(started.elapsed() < Duration::from_secs(20));
-    insta::assert_snapshot!(run.stdout, @r"
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
     NAMESPACE   NAME                                     RESULT      DETAIL
     dr-app      spark-session-695b7d90f28d9bf93eccae03   timed-out   held by finalizers spark.datarobot.com/driver-cleanup
     dr-app      spark-session-695b7dcc1fd4eedc0b8b41bf   deleted
     dr-app      spark-session-695b7e089db2506628f4779d   deleted
 
     3 Spark sessions in all namespaces: 2 deleted, 0 still deleting, 1 not gone after 1s, 0 failed.
-    ");
+
+    ----- stderr -----
+    "#);
     let (namespace, name) = &held[0];
     let marked = cluster.served(namespace, name);
     assert!(marked["metadata"]["deletionTimestamp"].is_string());

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+
+use mlbackup_testkit::world::{App, Deployments, World, WorldBuilder};
 
 /// A temporary HOME (so `~/.kube/config` and caches are the test's own) and the environment
 /// the plugin will see: nothing from the developer's shell leaks in.
@@ -26,6 +29,14 @@ impl Sandbox {
         self.envs
             .push((key.to_string(), value.as_ref().to_string()));
         self
+    }
+
+    /// [`Sandbox::env`] when there is a value (a path).
+    pub fn env_if(self, key: &str, value: Option<&Path>) -> Self {
+        match value {
+            Some(path) => self.env(key, path.to_str().unwrap()),
+            None => self,
+        }
     }
 
     /// A path inside the temporary HOME.
@@ -65,8 +76,9 @@ impl Sandbox {
 
 impl Sandbox {
     /// Runs `kubectl-mlbackup ARGS` with stdin, stdout and stderr on a pseudo-terminal (through
-    /// util-linux `script`), typing `input`; `None` when `script` is not installed. Both output
-    /// streams arrive merged in `stdout`, with terminal line ends.
+    /// util-linux `script`), typing `input`; `None` when `script` is not installed on a
+    /// developer's machine (a failure under CI). Both output streams arrive merged in `stdout`,
+    /// with terminal line ends.
     pub fn run_on_terminal(&self, args: &[&str], input: &str) -> Option<Run> {
         let quote = |arg: &str| format!("'{}'", arg.replace('\'', r"'\''"));
         let command_line = std::iter::once(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
@@ -74,7 +86,9 @@ impl Sandbox {
             .map(quote)
             .collect::<Vec<_>>()
             .join(" ");
-        let mut command = Command::new("script");
+        let script =
+            mlbackup_testkit::tools::optional("script", "util-linux; the terminal prompts")?;
+        let mut command = Command::new(script);
         command
             .args(["-qec", &command_line, "/dev/null"])
             .env_clear()
@@ -88,7 +102,7 @@ impl Sandbox {
         for (key, value) in &self.envs {
             command.env(key, value);
         }
-        let mut child = command.spawn().ok()?;
+        let mut child = command.spawn().expect("run script");
         use std::io::Write;
         child
             .stdin
@@ -128,6 +142,22 @@ impl Run {
         self
     }
 
+    /// The run as [`mlbackup_testkit::assert_run_snapshot`] snapshots it: exit code, stdout and
+    /// stderr, the sandbox's HOME as `[HOME]` and the build's directory (where the plugin and
+    /// the helper are) as `[TARGET]`.
+    pub fn shown(&self, sandbox: &Sandbox) -> String {
+        let target = Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
+            .parent()
+            .expect("the plugin is in a directory");
+        mlbackup_testkit::snapshot::render(
+            self.code,
+            &self.stdout,
+            &self.stderr,
+            Some(sandbox.home()),
+        )
+        .replace(&target.display().to_string(), "[TARGET]")
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
@@ -135,13 +165,34 @@ impl Run {
 }
 
 /// A fake Kubernetes API server (in this process, on its own runtime) seeded with sample LRSes,
-/// and a kubeconfig for it in the sealed HOME.
+/// and a kubeconfig for it in the sealed HOME: the cluster of a test kit [`World`]. Its `kube`,
+/// `kubeconfig` and `sample` are the world's.
 pub struct FakeCluster {
-    pub kube: mlbackup_testkit::kube::FakeKube,
-    pub kubeconfig: PathBuf,
-    pub sample: mlbackup_testkit::sample::Sample,
-    // Last: the servers' tasks live on it.
-    _runtime: tokio::runtime::Runtime,
+    world: Arc<World>,
+}
+
+impl std::ops::Deref for FakeCluster {
+    type Target = mlbackup_testkit::world::Cluster;
+
+    fn deref(&self) -> &Self::Target {
+        self.world.cluster()
+    }
+}
+
+/// The world builder for a fake cluster in `sandbox`'s HOME.
+pub fn in_sandbox(sandbox: &Sandbox) -> WorldBuilder {
+    World::builder().home(sandbox.home())
+}
+
+/// Starts `world` (on a runtime of its own) and hands out its cluster and its DataRobot API.
+pub fn start_world(world: WorldBuilder) -> (FakeCluster, FakeApi) {
+    let world = Arc::new(world.build());
+    (
+        FakeCluster {
+            world: world.clone(),
+        },
+        FakeApi { world },
+    )
 }
 
 impl FakeCluster {
@@ -151,64 +202,20 @@ impl FakeCluster {
         spec: mlbackup_testkit::sample::SampleSpec,
         options: mlbackup_testkit::kube::FakeKubeOptions,
     ) -> FakeCluster {
-        FakeCluster::start_as(sandbox, spec, options, "kubeconfig")
+        FakeCluster::of(in_sandbox(sandbox).cluster(spec).kube_options(options))
+    }
+
+    /// The cluster of a world built with `.cluster(...)`.
+    pub fn of(world: WorldBuilder) -> FakeCluster {
+        FakeCluster {
+            world: Arc::new(world.build()),
+        }
     }
 
     /// A cluster without any LRS (and without the sample's namespaces), its kubeconfig written
     /// to `kubeconfig` in the sandbox: a second cluster next to a populated one.
     pub fn empty(sandbox: &Sandbox, kubeconfig: &str) -> FakeCluster {
-        FakeCluster::start_as(
-            sandbox,
-            mlbackup_testkit::sample::SampleSpec {
-                lrs: 0,
-                spark: 0,
-                other: 0,
-                namespaces: 1,
-                app_namespace: "default".into(),
-                ..Default::default()
-            },
-            Default::default(),
-            kubeconfig,
-        )
-    }
-
-    /// [`FakeCluster::start`] with the kubeconfig written to `kubeconfig` in the sandbox.
-    pub fn start_as(
-        sandbox: &Sandbox,
-        spec: mlbackup_testkit::sample::SampleSpec,
-        mut options: mlbackup_testkit::kube::FakeKubeOptions,
-        kubeconfig: &str,
-    ) -> FakeCluster {
-        mlbackup_testkit::tls::install_crypto_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        options.pods_root = sandbox.path("pods");
-        let lrs_version = options.lrs_version.clone();
-        let kube = runtime
-            .block_on(mlbackup_testkit::kube::FakeKube::start(options))
-            .expect("start the fake API server");
-        let sample = mlbackup_testkit::sample::generate(&spec, &lrs_version);
-        for namespace in ["default"]
-            .into_iter()
-            .chain(sample.namespaces.iter().map(String::as_str))
-        {
-            kube.create_namespace(namespace);
-        }
-        for object in &sample.lrs {
-            kube.insert(object.clone()).expect("seed an LRS");
-        }
-        let kubeconfig = sandbox.path(kubeconfig);
-        kube.write_kubeconfig(&kubeconfig, "fake", Some(&spec.app_namespace))
-            .unwrap();
-        FakeCluster {
-            kube,
-            kubeconfig,
-            sample,
-            _runtime: runtime,
-        }
+        FakeCluster::of(in_sandbox(sandbox).empty_cluster().kubeconfig(kubeconfig))
     }
 
     /// The default population: LRSes of several types over `namespaces` namespaces.
@@ -227,20 +234,18 @@ impl FakeCluster {
     /// A cluster with a few LRSes and the app's workloads of the sandbox in `dr-app` (the
     /// context's namespace) with their pods; its controllers react after `controller_delay`.
     pub fn with_app(sandbox: &Sandbox, controller_delay: std::time::Duration) -> FakeCluster {
-        let cluster = FakeCluster::start(
-            sandbox,
-            mlbackup_testkit::sample::SampleSpec {
-                lrs: 2,
-                ..Default::default()
-            },
-            mlbackup_testkit::kube::FakeKubeOptions {
-                controller_delay,
-                ..Default::default()
-            },
-        );
-        mlbackup_testkit::sandbox::seed_app_workloads(&cluster.kube, "dr-app")
-            .expect("seed the app's workloads");
-        cluster
+        FakeCluster::of(
+            in_sandbox(sandbox)
+                .cluster(mlbackup_testkit::sample::SampleSpec {
+                    lrs: 2,
+                    ..Default::default()
+                })
+                .kube_options(mlbackup_testkit::kube::FakeKubeOptions {
+                    controller_delay,
+                    ..Default::default()
+                })
+                .app(App::Workloads),
+        )
     }
 
     /// Every Deployment and StatefulSet of `dr-app` by `deployment/NAME` or `statefulset/NAME`.
@@ -276,7 +281,7 @@ impl FakeCluster {
     /// the answer or the API server's error message.
     pub fn request(&self, request: http::Request<Vec<u8>>) -> Result<serde_json::Value, String> {
         let kubeconfig = self.kubeconfig.clone();
-        self._runtime.block_on(async move {
+        self.world.block_on(async move {
             let config = kube::Config::from_custom_kubeconfig(
                 kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?,
                 &Default::default(),
@@ -368,12 +373,18 @@ impl FakeCluster {
 }
 
 /// A fake DataRobot API (in this process, on its own runtime) with deployments `model-0000`...
-/// (ids `object_id(n)`), the first `active` of them active; its CA in the sealed HOME.
+/// (ids `object_id(n)`), the first `active` of them active; its CA in the sealed HOME. Its
+/// `datarobot`, `ca_file` and `statuses()` are the world's.
 pub struct FakeApi {
-    pub datarobot: mlbackup_testkit::datarobot::FakeDataRobot,
-    pub ca_file: PathBuf,
-    // Last: the server's tasks live on it.
-    _runtime: tokio::runtime::Runtime,
+    world: Arc<World>,
+}
+
+impl std::ops::Deref for FakeApi {
+    type Target = mlbackup_testkit::world::Api;
+
+    fn deref(&self) -> &Self::Target {
+        self.world.api()
+    }
 }
 
 impl FakeApi {
@@ -383,36 +394,12 @@ impl FakeApi {
         inactive: usize,
         options: mlbackup_testkit::datarobot::FakeDataRobotOptions,
     ) -> FakeApi {
-        use mlbackup_testkit::datarobot::{DeploymentSeed, DeploymentStatus, object_id};
-        mlbackup_testkit::tls::install_crypto_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let datarobot = runtime
-            .block_on(mlbackup_testkit::datarobot::FakeDataRobot::start(options))
-            .expect("start the fake DataRobot API");
-        for n in 0..active + inactive {
-            let status = if n < active {
-                DeploymentStatus::Active
-            } else {
-                DeploymentStatus::Inactive
-            };
-            datarobot.add_deployment(DeploymentSeed {
-                id: object_id(n as u64),
-                ..DeploymentSeed::new(format!("model-{n:04}"), status)
-            });
-        }
-        let ca_file = sandbox.path("datarobot-ca.pem");
-        // None when the options ask for plain HTTP.
-        if let Some(pem) = datarobot.ca_pem() {
-            std::fs::write(&ca_file, pem).unwrap();
-        }
         FakeApi {
-            datarobot,
-            ca_file,
-            _runtime: runtime,
+            world: Arc::new(
+                in_sandbox(sandbox)
+                    .datarobot(Deployments::Numbered { active, inactive }, options)
+                    .build(),
+            ),
         }
     }
 
@@ -421,18 +408,6 @@ impl FakeApi {
         sandbox
             .env("LRS_DATAROBOT_URL", self.datarobot.url())
             .env("LRS_DATAROBOT_API_TOKEN", token)
-            .env("SSL_CERT_FILE", self.ca_file.to_str().unwrap())
-    }
-
-    /// Each deployment's current status, in id order.
-    pub fn statuses(&self) -> Vec<(String, mlbackup_testkit::datarobot::DeploymentStatus)> {
-        let mut all: Vec<_> = self
-            .datarobot
-            .deployments()
-            .into_iter()
-            .map(|d| (d.id, d.status))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+            .env_if("SSL_CERT_FILE", self.ca_file.as_deref())
     }
 }

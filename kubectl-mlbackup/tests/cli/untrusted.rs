@@ -41,20 +41,23 @@ fn has_controls(text: &str) -> bool {
 fn plant_symlink_as_another_user(target: &Path, name: &str) -> tempfile::TempDir {
     let shared = tempfile::tempdir().unwrap();
     std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let planted = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
-        .arg(target)
-        .arg(shared.path().join(name))
-        .status()
-        .expect("run setpriv (util-linux)");
+    let planted = std::process::Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "ln",
+        "-s",
+    ])
+    .arg(target)
+    .arg(shared.path().join(name))
+    .status()
+    .expect("run setpriv (util-linux)");
     assert!(planted.success(), "the other user could not plant the link");
     shared
 }
@@ -388,12 +391,14 @@ fn a_deployment_list_that_never_ends_ends_with_an_error() {
         None,
     ));
     let run = sandbox.run(&["deployments", "list", "--via", "local"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains("the deployment list never ends"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the deployment list never ends: its `next` link leads back to https://127.0.0.1:[PORT]/api/v2/deployments/?offset=1&limit=1, a page already read
+    "#);
 }
 
 #[test]
@@ -405,15 +410,14 @@ fn answers_larger_than_any_real_one_are_not_read() {
         None,
     ));
     let run = sandbox.run(&["deployments", "list", "--via", "local"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "/api/v2/deployments/?limit=100 is larger than 4 MiB, more than any DataRobot API \
-             answer; it was not read"
-        ),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the answer of https://127.0.0.1:[PORT]/api/v2/deployments/?limit=100 is larger than 4 MiB, more than any DataRobot API answer; it was not read
+    "#);
 
     let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
     cluster.kube.faults().add(
@@ -421,14 +425,15 @@ fn answers_larger_than_any_real_one_are_not_read() {
             .with_method(http::Method::GET),
     );
     let run = sandbox.run(&["backup", &cluster.kubeconfig_arg(), "--dir", "backups"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("is larger than 64 MiB; it was not read"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--page-size"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: the backup failed
+      caused by: the API server's answer to GET /apis/lrs.datarobot.com/v1/lrs?&labelSelector=datarobot-lrs-type%3Ddeployment&limit=50 is larger than 64 MiB; it was not read
+    hint: if the objects really are that large, list fewer at once with --page-size
+    "#);
 }
 
 #[test]
@@ -444,15 +449,18 @@ fn a_list_whose_continue_token_repeats_ends_with_an_error() {
         .with_method(http::Method::GET),
     );
     let run = sandbox.run(&["backup", &cluster.kubeconfig_arg(), "--dir", "backups"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "the API server's list of lrs.lrs.datarobot.com never ends: it handed back a \
-             `continue` token it had already given"
-        ),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+    PARTIAL backup: 1 LRS objects written to backups/lrs_backup_[TIME].partial before it stopped; it is not a complete backup
+      by type:      deployment 1
+      by namespace: dr-app 1
+      error: listing stopped after 1 objects: the API server's list of lrs.lrs.datarobot.com never ends: it handed back a `continue` token it had already given
+
+    ----- stderr -----
+    error: the backup is incomplete
+      caused by: the API server's list of lrs.lrs.datarobot.com never ends: it handed back a `continue` token it had already given
+    "#);
 }
 
 #[test]
@@ -478,17 +486,15 @@ fn the_timeout_covers_listing_the_deployments() {
         "--timeout",
         "1s",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr
-            .contains("the deployments were not listed within the overall timeout of 1s"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("hint: nothing was changed; raise --timeout")
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot list the deployments at https://127.0.0.1:[PORT]/api/v2/
+      caused by: the deployments were not listed within the overall timeout of 1s
+    hint: nothing was changed; raise --timeout, or check with `-v=6` what the API answers
+    "#);
     assert!(api.datarobot.status_history().is_empty());
     assert!(!sandbox.path("s.json").exists());
 }
@@ -599,27 +605,11 @@ fn cleartext_unchecked_tls_and_a_readable_token_file_are_each_warned_once() {
 
 #[test]
 fn the_helper_in_the_pod_keeps_the_same_bounds() {
-    crate::in_pod::helper_beside_the_plugin();
-    let sandbox = Sandbox::new();
-    let cluster = FakeCluster::start(
-        &sandbox,
-        mlbackup_testkit::sample::SampleSpec {
-            lrs: 0,
-            spark: 0,
-            other: 0,
-            ..Default::default()
-        },
-        Default::default(),
-    );
-    cluster
-        .kube
-        .add_app_deployment("dr-app", "mmapp-app", 1)
-        .unwrap();
-    let api = FakeApi::start(&sandbox, 1, 0, fast());
-    let sandbox = api
-        .configure(sandbox, api.datarobot.admin_token())
-        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
-        .env("DR_CORE_NAMESPACE", "dr-app");
+    let crate::in_pod::World {
+        sandbox,
+        cluster: _cluster,
+        api,
+    } = crate::in_pod::world_with(1, 0, fast());
     let base = api.datarobot.url();
     // A totalCount that used to abort the helper on an allocation, and a `next` that repeats.
     api.datarobot.faults().add(FaultRule::new(

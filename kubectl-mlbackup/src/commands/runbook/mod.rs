@@ -362,13 +362,37 @@ pub fn app_report(
                 s.unchanged,
                 s.failed + s.timed_out
             );
-            StepReport::new(step, result, summary)
+            let mut report = StepReport::new(step, result, summary)
                 .counted(&[
                     ("workloads", s.workloads),
                     ("changed", s.changed),
                     ("failed", s.failed + s.timed_out),
                 ])
-                .with_detail(&outcome)
+                .with_detail(&outcome);
+            // What did not finish is named, as in the other waiting steps.
+            for item in &outcome.workloads {
+                let why = match item.result {
+                    super::app::AppResult::TimedOut => format!(
+                        "not finished after {}",
+                        crate::duration::format(std::time::Duration::from_secs_f64(
+                            outcome.timeout_seconds.unwrap_or_default()
+                        ))
+                    ),
+                    super::app::AppResult::Failed => "failed".to_string(),
+                    _ => continue,
+                };
+                report.errors.push(format!(
+                    "{}/{}: {why}{}",
+                    item.kind
+                        .map_or("-", crate::cluster::workloads::WorkloadKind::singular),
+                    item.name,
+                    item.message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                ));
+            }
+            report
         }
         Err(err) => StepReport::from_error(step, &err),
     }

@@ -6,59 +6,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mlbackup_testkit::kube::{FakeKube, FakeKubeOptions, LRS_FINALIZER};
+use mlbackup_testkit::kube::{FakeKubeOptions, LRS_FINALIZER};
+use mlbackup_testkit::world::World;
 use serde_json::{Value, json};
 
-pub(crate) const KUBECTL: &str = "/usr/bin/kubectl";
+use mlbackup_testkit::tools::kubectl;
 
 /// A fake cluster with a kubeconfig and a private HOME for the clients run against it.
 pub(crate) struct Cluster {
-    pub kube: FakeKube,
-    pub dir: tempfile::TempDir,
-    pub kubeconfig: PathBuf,
+    world: World,
+}
+
+/// `kube` and `kubeconfig` of the world's cluster.
+impl std::ops::Deref for Cluster {
+    type Target = mlbackup_testkit::world::Cluster;
+
+    fn deref(&self) -> &Self::Target {
+        self.world.cluster()
+    }
 }
 
 impl Cluster {
     pub(crate) async fn start(options: FakeKubeOptions) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = FakeKubeOptions {
-            pods_root: dir.path().join("pods"),
-            ..options
-        };
-        let kube = FakeKube::start(options)
+        let world = World::builder()
+            .empty_cluster()
+            .kube_options(options)
+            .start()
             .await
             .expect("fake API server starts");
-        let kubeconfig = dir.path().join("kubeconfig");
-        kube.write_kubeconfig(&kubeconfig, "fake", Some("default"))
-            .expect("kubeconfig written");
-        std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
-        Cluster {
-            kube,
-            dir,
-            kubeconfig,
-        }
-    }
-
-    pub(crate) fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        Cluster { world }
     }
 
     /// A command for `program` with this cluster's kubeconfig and HOME and nothing from the
     /// user's environment that could point elsewhere.
     pub(crate) fn command(&self, program: impl AsRef<Path>) -> Command {
-        let mut command = Command::new(program.as_ref());
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::null());
-        command
+        self.world.command(program.as_ref())
     }
 
     /// Runs kubectl (blocking, on a worker thread so the server keeps serving) with `stdin`.
     pub(crate) async fn kubectl_with_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = self.command(KUBECTL);
+        let mut command = self.command(kubectl());
         command
             .args(args)
             .stdout(Stdio::piped())
@@ -98,7 +85,7 @@ impl Cluster {
 
     /// Writes a manifest into the temp dir and returns its path.
     pub(crate) fn manifest(&self, name: &str, content: &Value) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.world.path(name);
         std::fs::write(&path, serde_yaml::to_string(content).expect("yaml")).expect("manifest");
         path
     }
@@ -235,7 +222,7 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
 /// Runs kubectl, failing the test if it has not finished within `limit` (a generous bound for
 /// a command that would otherwise hang, not a measurement).
 async fn kubectl_within(cluster: &Cluster, args: &[&str], limit: Duration) -> Output {
-    let mut command = tokio::process::Command::from(cluster.command(KUBECTL));
+    let mut command = tokio::process::Command::from(cluster.command(kubectl()));
     command
         .args(args)
         .stdout(Stdio::piped())
@@ -376,7 +363,7 @@ async fn kubectl_reaches_a_server_only_the_proxy_resolves() {
     let port = cluster.kube.url().rsplit(':').next().unwrap().to_string();
     let tunnel = format!("cluster.invalid:{port}");
     let get = |kubeconfig: &Path, env: &[(&str, &str)]| {
-        let mut command = cluster.command(KUBECTL);
+        let mut command = cluster.command(kubectl());
         command
             .args(["--request-timeout=10s", "get", "lrs", "-A", "-o", "name"])
             .arg(format!("--kubeconfig={}", kubeconfig.display()))

@@ -5,7 +5,7 @@
 # cleanup), a simulated upgrade (LRSes and pods deleted with the real kubectl), `recover`
 # (restore, exact reactivation, verification), then `list` and `diff` showing all is back.
 # Nothing touches real clusters.
-# Usage: tests/scripts/demo.sh [TARGET_DIR]   (default: target/debug, after `cargo build --workspace`)
+# Usage: testkit/scripts/demo.sh [TARGET_DIR]   (default: target/debug, after `cargo build --workspace`)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/debug}

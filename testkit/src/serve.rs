@@ -135,6 +135,10 @@ async fn handle(
                 tokio::time::sleep(delay).await;
                 continue;
             }
+            Fault::Hold(gate) => {
+                gate.pass().await;
+                continue;
+            }
             Fault::DropConnection => {
                 record.served_in = started.elapsed();
                 options.log.push(record);

@@ -595,7 +595,7 @@ async fn raw_output_streams_before_the_process_exits() {
 
 // --- The real kubectl. ------------------------------------------------------------------------
 
-const KUBECTL: &str = "/usr/bin/kubectl";
+use mlbackup_testkit::tools::kubectl;
 
 struct KubectlRun {
     code: Option<i32>,
@@ -606,7 +606,7 @@ struct KubectlRun {
 async fn kubectl_exec(server: &ExecServer, home: &Path, stdin: &[u8], args: &[&str]) -> KubectlRun {
     let kubeconfig = home.join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
-    let mut child = tokio::process::Command::new(KUBECTL)
+    let mut child = tokio::process::Command::new(kubectl())
         .arg("exec")
         .args(args)
         .env_clear()

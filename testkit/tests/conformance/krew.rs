@@ -20,7 +20,7 @@ use mlbackup_testkit::sandbox::SandboxProcess;
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
-use crate::kubectl::KUBECTL;
+use mlbackup_testkit::tools::kubectl;
 
 const PLUGIN: &str = "mlbackup";
 const API_VERSION: &str = "krew.googlecontainertools.github.com/v1alpha2";
@@ -431,7 +431,7 @@ fn run_ok(command: &mut Command) -> Output {
 /// any folder that holds another build of the plugin (it would shadow the installed one).
 fn krew_path(krew_root: &Path) -> std::ffi::OsString {
     let system = std::env::var_os("PATH").unwrap_or_default();
-    let kubectl_dir = Path::new(KUBECTL).parent().unwrap().to_path_buf();
+    let kubectl_dir = kubectl().parent().unwrap().to_path_buf();
     let others = std::env::split_paths(&system)
         .chain(std::iter::once(kubectl_dir))
         .filter(|dir| !dir.join("kubectl-mlbackup").exists());
@@ -499,7 +499,7 @@ fn the_archive_installs_like_krew_and_runs_through_the_real_kubectl() {
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
     let kubectl = |args: &[&str]| {
-        Command::new(KUBECTL)
+        Command::new(kubectl())
             .args(args)
             .env_clear()
             .env("PATH", krew_path(&krew_root))

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::datarobot::{DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions};
+use crate::datarobot::{FakeDataRobot, FakeDataRobotOptions};
 use crate::faults::{Fault, FaultRule};
 use crate::kube::{AppWorkload, FakeKube, FakeKubeOptions};
-use crate::sample::{self, Sample, SampleSpec};
+use crate::sample::{Sample, SampleSpec};
+use crate::world::{App, Deployments, World};
 
 /// The kubeconfig context the sandbox writes.
 pub const CONTEXT: &str = "sandbox";
@@ -84,76 +85,49 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub async fn start(options: SandboxOptions) -> anyhow::Result<Sandbox> {
-        let kube = FakeKube::start(FakeKubeOptions {
-            lrs_version: options.lrs_version.clone(),
-            max_page_size: options.max_page_size,
-            pods_root: options.pods_root.clone(),
-            lrs_operator_delay: options.lrs_operator_delay,
-            ..FakeKubeOptions::default()
-        })
-        .await
-        .context("cannot start the fake Kubernetes API server")?;
-        let datarobot = FakeDataRobot::start(FakeDataRobotOptions::default())
-            .await
-            .context("cannot start the fake DataRobot API")?;
+        let home = options
+            .kubeconfig
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let world = World::builder()
+            .home(home)
+            .cluster(options.sample.clone())
+            .kube_options(FakeKubeOptions {
+                lrs_version: options.lrs_version.clone(),
+                max_page_size: options.max_page_size,
+                lrs_operator_delay: options.lrs_operator_delay,
+                ..FakeKubeOptions::default()
+            })
+            .pods_root(&options.pods_root)
+            .namespaces(&["kube-system"])
+            .app(App::Workloads)
+            .kubeconfig(&options.kubeconfig)
+            .context(CONTEXT, None)
+            .datarobot(Deployments::Sample, FakeDataRobotOptions::default())
+            .start()
+            .await?;
+        let (Some(cluster), Some(api)) = world.into_parts() else {
+            unreachable!("the world was built with both servers");
+        };
         if let Some(latency) = options.dr_latency {
-            datarobot
+            api.datarobot
                 .faults()
                 .add(FaultRule::new("", Fault::Latency(latency), None));
         }
-
-        let sample = sample::generate(&options.sample, &options.lrs_version);
-        for namespace in ["default", "kube-system"]
-            .into_iter()
-            .chain(sample.namespaces.iter().map(String::as_str))
-        {
-            kube.create_namespace(namespace);
-        }
-        for object in &sample.lrs {
-            kube.insert(object.clone())
-                .context("cannot seed an LRS into the fake cluster")?;
-        }
-        seed_app_workloads(&kube, &options.sample.app_namespace)
-            .context("cannot seed the app's workloads")?;
-        for deployment in &sample.deployments {
-            datarobot.add_deployment(DeploymentSeed {
-                id: deployment.id.clone(),
-                label: deployment.label.clone(),
-                status: if deployment.active {
-                    DeploymentStatus::Active
-                } else {
-                    DeploymentStatus::Inactive
-                },
-                description: Some(deployment.description.clone()),
-                importance: Some(deployment.importance.clone()),
-                created_at: deployment.created_at,
-            });
-        }
-
-        kube.write_kubeconfig(&options.kubeconfig, CONTEXT, None)
-            .with_context(|| format!("cannot write {}", options.kubeconfig.display()))?;
-        let datarobot_ca_file = match datarobot.ca_pem() {
-            Some(pem) => {
-                let path = sibling(&options.kubeconfig, "datarobot-ca.pem");
-                std::fs::write(&path, pem)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                Some(path)
-            }
-            None => None,
-        };
         let ready = Ready {
             kubeconfig: options.kubeconfig.clone(),
             context: CONTEXT.to_string(),
-            datarobot_url: datarobot.url(),
-            datarobot_token: datarobot.admin_token().to_string(),
+            datarobot_url: api.datarobot.url(),
+            datarobot_token: api.datarobot.admin_token().to_string(),
             app_namespace: options.sample.app_namespace.clone(),
-            datarobot_ca_file,
+            datarobot_ca_file: api.ca_file,
             s3: None,
         };
         Ok(Sandbox {
-            kube,
-            datarobot,
-            sample,
+            kube: cluster.kube,
+            datarobot: api.datarobot,
+            sample: cluster.sample,
             ready,
         })
     }
@@ -186,12 +160,6 @@ pub fn seed_app_workloads(kube: &FakeKube, namespace: &str) -> anyhow::Result<()
             .with_context(|| format!("cannot seed the workload {}", workload.name))?;
     }
     Ok(())
-}
-
-fn sibling(path: &Path, name: &str) -> PathBuf {
-    path.parent()
-        .map(|dir| dir.join(name))
-        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// A `mlbackup-sandbox serve` child process, for tests and benchmarks that use the binary as

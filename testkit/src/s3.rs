@@ -56,7 +56,7 @@ impl S3Server {
                 S3Server::start(&binary)
                     .unwrap_or_else(|err| panic!("{test}: cannot start {BINARY}: {err:#}")),
             ),
-            None if std::env::var_os("CI").is_some() => {
+            None if crate::tools::in_ci() => {
                 panic!("{test}: {BINARY} is not installed (on PATH or in ~/.cargo/bin): {INSTALL}")
             }
             None => {

@@ -56,7 +56,7 @@ fn serve_prints_the_ready_line_then_serves_kubectl_until_sigterm() {
     );
 
     let kubectl = |args: &[&str]| {
-        Command::new("kubectl")
+        Command::new(mlbackup_testkit::tools::kubectl())
             .args(args)
             .env("KUBECONFIG", &sandbox.ready.kubeconfig)
             .env("HOME", dir.path())
@@ -97,7 +97,7 @@ fn serve_s3_puts_the_s3_server_in_the_ready_line() {
     if mlbackup_testkit::s3::find_binary().is_none() {
         // The same rule as every S3 test: required under CI, skipped with a reason elsewhere.
         assert!(
-            std::env::var_os("CI").is_none(),
+            !mlbackup_testkit::tools::in_ci(),
             "{} is not installed: {}",
             mlbackup_testkit::s3::BINARY,
             mlbackup_testkit::s3::INSTALL

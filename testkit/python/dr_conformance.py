@@ -1,6 +1,6 @@
 """Drives the official `datarobot` Python client against the fake DataRobot API.
 
-Run by tests/tests/conformance/datarobot_python.rs. Inputs come from the environment (tokens
+Run by testkit/tests/conformance/datarobot_python.rs. Inputs come from the environment (tokens
 never go into argv): DR_API_URL, DR_APP_URL, DR_CA_FILE, DR_ADMIN_TOKEN, DR_USER_TOKEN,
 DR_TOGGLE_ID (a deployment to deactivate and activate again). Prints one JSON object on stdout;
 the Rust test compares it with the fake's own state and history.

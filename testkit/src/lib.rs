@@ -11,4 +11,7 @@ pub mod s3;
 pub mod sample;
 pub mod sandbox;
 pub mod serve;
+pub mod snapshot;
 pub mod tls;
+pub mod tools;
+pub mod world;

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mlbackup_testkit::datarobot::{
-    DeploymentSeed, DeploymentStatus, FakeDataRobot, FakeDataRobotOptions, StatusOutcome, object_id,
+    DeploymentSeed, DeploymentStatus, FakeDataRobotOptions, StatusOutcome, object_id,
 };
+use mlbackup_testkit::world::{Deployments, World};
 use serde_json::Value;
 
 const CLIENT_VERSION: &str = "3.20.0";
@@ -99,9 +100,18 @@ async fn official_python_client_lists_and_toggles_deployments() {
         .await
         .unwrap();
 
-    let dr = FakeDataRobot::start(FakeDataRobotOptions::default())
+    let world = World::builder()
+        .datarobot(
+            Deployments::Numbered {
+                active: 0,
+                inactive: 0,
+            },
+            FakeDataRobotOptions::default(),
+        )
+        .start()
         .await
         .unwrap();
+    let dr = world.datarobot();
     for n in 0..DEPLOYMENTS {
         dr.add_deployment(DeploymentSeed {
             id: object_id(n),
@@ -121,17 +131,14 @@ async fn official_python_client_lists_and_toggles_deployments() {
         });
     }
     let toggle = object_id(0);
-    let ca = tempfile::NamedTempFile::new().unwrap();
-    // An empty HOME: no `~/.config/datarobot/drconfig.yaml` of the user's.
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(ca.path(), dr.ca_pem().unwrap()).unwrap();
+    let ca = world.api().ca_file.as_ref().expect("the fake speaks TLS");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dr_conformance.py");
 
     let child = tokio::process::Command::new(&python)
         .arg(&script)
         .env("DR_API_URL", dr.api_url())
         .env("DR_APP_URL", dr.url())
-        .env("DR_CA_FILE", ca.path())
+        .env("DR_CA_FILE", ca)
         .env("DR_ADMIN_TOKEN", dr.admin_token())
         .env("DR_USER_TOKEN", dr.user_token())
         .env("DR_TOGGLE_ID", &toggle)
@@ -143,7 +150,8 @@ async fn official_python_client_lists_and_toggles_deployments() {
         // setting from the environment wins over the session's), which would reject the fake.
         .env_remove("REQUESTS_CA_BUNDLE")
         .env_remove("CURL_CA_BUNDLE")
-        .env("HOME", home.path())
+        // The world's HOME: no `~/.config/datarobot/drconfig.yaml` of the user's.
+        .env("HOME", world.home())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), child)

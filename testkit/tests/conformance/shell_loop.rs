@@ -1,4 +1,4 @@
-//! The vendor runbook's LRS backup loop (`tests/scripts/runbook-lrs-backup.sh`, copied verbatim
+//! The vendor runbook's LRS backup loop (`testkit/scripts/runbook-lrs-backup.sh`, copied verbatim
 //! from the documentation) runs unchanged against the sandbox: it is the baseline that the
 //! benchmark compares `kubectl mlbackup backup` with, and its known defects are pinned here.
 

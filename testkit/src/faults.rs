@@ -16,6 +16,9 @@ use serde::Serialize;
 pub enum Fault {
     /// Wait this long, then serve the request normally.
     Latency(Duration),
+    /// Hold the request until the test opens the gate, then serve it normally: the test acts
+    /// while the request is known to be in flight, whatever the machine's speed.
+    Hold(Gate),
     /// Answer 429 Too Many Requests with a `Retry-After` header of this many seconds.
     TooManyRequests { retry_after_secs: u64 },
     /// Answer this status code (500, 502, 503, 504, ...) with the server's error body.
@@ -44,6 +47,89 @@ impl Fault {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
         }
+    }
+}
+
+/// Holds requests (through [`Fault::Hold`]) until the test opens it. Clones share one gate.
+///
+/// The test waits with [`Gate::wait_held`] (or [`Gate::held`] in async code) until a request
+/// has arrived, does what must happen while it is in flight, then [`Gate::open`]s the gate.
+/// Dropping every clone of the test's gate does not open it; a held request then waits until
+/// the server stops.
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    state: Arc<tokio::sync::watch::Sender<GateState>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct GateState {
+    /// Requests that reached the gate so far (held now or let through later).
+    arrived: usize,
+    open: bool,
+}
+
+/// How long [`Gate::wait_held`] waits for a request before it fails the test: far longer than
+/// any request needs to arrive, so it only ends a test that would otherwise hang.
+const GATE_PATIENCE: Duration = Duration::from_secs(120);
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+}
+
+impl Eq for Gate {}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// A [`Fault::Hold`] at this gate.
+    pub fn fault(&self) -> Fault {
+        Fault::Hold(self.clone())
+    }
+
+    /// Lets every held request through, and every later one.
+    pub fn open(&self) {
+        self.state.send_modify(|state| state.open = true);
+    }
+
+    /// How many requests reached the gate so far.
+    pub fn arrived(&self) -> usize {
+        self.state.borrow().arrived
+    }
+
+    /// Waits (async) until `count` requests reached the gate.
+    pub async fn held(&self, count: usize) {
+        let mut watch = self.state.subscribe();
+        match tokio::time::timeout(GATE_PATIENCE, watch.wait_for(|s| s.arrived >= count)).await {
+            Ok(result) => {
+                result.expect("the gate's sender lives as long as the gate");
+            }
+            Err(_) => panic!(
+                "{} of {count} requests reached the gate in {GATE_PATIENCE:?}",
+                self.arrived()
+            ),
+        }
+    }
+
+    /// Waits (blocking the thread; not inside an async runtime) until `count` requests reached
+    /// the gate.
+    pub fn wait_held(&self, count: usize) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime to wait on");
+        runtime.block_on(self.held(count));
+    }
+
+    /// The server side: counts the request in, then waits until the gate is open.
+    pub(crate) async fn pass(&self) {
+        self.state.send_modify(|state| state.arrived += 1);
+        let mut watch = self.state.subscribe();
+        // The sender lives in `self`, so the wait ends only by opening.
+        let _ = watch.wait_for(|s| s.open).await;
     }
 }
 

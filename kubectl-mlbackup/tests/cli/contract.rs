@@ -1,0 +1,621 @@
+//! The `-o json` contract: every command's output read into mirror types that deny unknown
+//! fields, so that a field added, renamed or dropped fails here and is a deliberate change.
+
+// The mirror types exist for their shape: deserialising is the check, most fields are not read.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use mlbackup_testkit::sample::SampleSpec;
+use mlbackup_testkit::world::{App, Deployments};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::support::{Run, Sandbox, in_sandbox, start_world};
+
+/// Runs every command once, in an order where each has something to report.
+fn every_command() -> Vec<(&'static str, Run)> {
+    crate::in_pod::helper_beside_the_plugin();
+    let sandbox = Sandbox::new();
+    let (cluster, api) = start_world(
+        in_sandbox(&sandbox)
+            .cluster(SampleSpec {
+                lrs: 3,
+                spark: 2,
+                other: 1,
+                ..SampleSpec::default()
+            })
+            .kube_options(mlbackup_testkit::kube::FakeKubeOptions {
+                controller_delay: std::time::Duration::from_millis(50),
+                lrs_operator_delay: Some(std::time::Duration::from_millis(50)),
+                ..Default::default()
+            })
+            .app(App::Workloads)
+            .datarobot(
+                Deployments::Numbered {
+                    active: 3,
+                    inactive: 1,
+                },
+                crate::in_pod::fast(),
+            ),
+    );
+    let sandbox = api
+        .configure(sandbox, api.datarobot.admin_token())
+        .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
+        .env("DR_CORE_NAMESPACE", "dr-app")
+        .env("MLBACKUP_DIR", "backups");
+    let commands: &[(&str, &[&str])] = &[
+        ("version", &["version"]),
+        ("backup", &["backup", "--name", "nightly"]),
+        ("list", &["list"]),
+        ("show", &["show", "nightly"]),
+        ("verify", &["verify", "nightly"]),
+        ("diff", &["diff", "nightly"]),
+        ("restore", &["restore", "nightly"]),
+        ("spark-cleanup", &["spark-cleanup", "--yes"]),
+        ("app stop", &["app", "stop", "--yes"]),
+        ("app start", &["app", "start"]),
+        ("deployments list", &["deployments", "list"]),
+        (
+            "deployments deactivate",
+            &["deployments", "deactivate", "--yes", "--state", "s.json"],
+        ),
+        (
+            "deployments reactivate",
+            &["deployments", "reactivate", "--yes", "--state", "s.json"],
+        ),
+        ("prepare", &["prepare", "--yes", "--name", "before-upgrade"]),
+        ("recover", &["recover", "before-upgrade"]),
+        ("delete", &["delete", "nightly", "--yes"]),
+        ("prune", &["prune", "--keep", "1"]),
+    ];
+    commands
+        .iter()
+        .map(|(name, args)| {
+            let mut args = args.to_vec();
+            args.extend(["-o", "json"]);
+            (*name, sandbox.run(&args))
+        })
+        .collect()
+}
+
+// --- Mirror types: what a script reading `-o json` may rely on. Optional fields are the ones
+// the output leaves out when empty; every object denies fields it does not name.
+
+type Counts = BTreeMap<String, u64>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VersionJson {
+    client_version: ClientVersionJson,
+    helper: HelperJson,
+    #[serde(default)]
+    server_version: Option<ServerVersionJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClientVersionJson {
+    version: String,
+    platform: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HelperJson {
+    platform: String,
+    path: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    problem: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ServerVersionJson {
+    git_version: String,
+    platform: String,
+    server: String,
+    context: Option<String>,
+    namespace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BackupJson {
+    name: String,
+    path: String,
+    status: String,
+    resource: String,
+    selector: String,
+    namespaces: Vec<String>,
+    objects: u64,
+    bytes: u64,
+    counts_by_type: Counts,
+    counts_by_namespace: Counts,
+    duration_seconds: f64,
+    errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListJson {
+    dir: String,
+    backups: Vec<ListedBackupJson>,
+    unreadable: Vec<UnreadableJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListedBackupJson {
+    name: String,
+    path: String,
+    status: String,
+    created_at: String,
+    cluster: Option<ClusterJson>,
+    lrs_count: u64,
+    counts_by_type: Counts,
+    size_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnreadableJson {
+    name: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterJson {
+    server: String,
+    context: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ShowJson {
+    name: String,
+    path: String,
+    status: String,
+    created_at: String,
+    #[serde(default)]
+    finished_at: Option<String>,
+    #[serde(default)]
+    format_version: Option<u32>,
+    #[serde(default)]
+    tool_version: Option<String>,
+    #[serde(default)]
+    cluster: Option<ClusterJson>,
+    #[serde(default)]
+    resource: Option<ResourceJson>,
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+    lrs_count: u64,
+    counts_by_type: Counts,
+    counts_by_namespace: Counts,
+    size_bytes: u64,
+    deployments_snapshot: bool,
+    journal: bool,
+    errors: Vec<String>,
+    #[serde(default)]
+    files: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceJson {
+    group: String,
+    version: String,
+    kind: String,
+    plural: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyJson {
+    name: String,
+    path: String,
+    status: String,
+    ok: bool,
+    checked: u64,
+    problems: Vec<ProblemJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProblemJson {
+    path: String,
+    kind: String,
+    detail: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffJson {
+    backup: String,
+    path: String,
+    server: String,
+    context: Option<String>,
+    selector: String,
+    namespaces: Vec<String>,
+    identical: bool,
+    summary: DiffSummaryJson,
+    items: Vec<DiffItemJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffSummaryJson {
+    total: u64,
+    missing: u64,
+    differs: u64,
+    same: u64,
+    extra: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffItemJson {
+    status: String,
+    namespace: String,
+    name: String,
+    r#type: String,
+    path: Option<String>,
+    #[serde(default)]
+    diff: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RestoreJson {
+    backup: String,
+    path: String,
+    server: String,
+    context: Option<String>,
+    resource: String,
+    dry_run: Option<String>,
+    existing: String,
+    interrupted: bool,
+    summary: RestoreSummaryJson,
+    namespaces_created: Vec<String>,
+    invalid_files: Vec<ProblemJson>,
+    items: Vec<RestoreItemJson>,
+    journal: Option<String>,
+    #[serde(default)]
+    journal_note: Option<String>,
+    duration_seconds: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RestoreSummaryJson {
+    total: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    skipped_differs: u64,
+    failed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RestoreItemJson {
+    namespace: String,
+    name: String,
+    source_namespace: String,
+    r#type: String,
+    path: String,
+    result: String,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CleanupJson {
+    selector: String,
+    namespace: Option<String>,
+    dry_run: bool,
+    waited: bool,
+    timeout_seconds: f64,
+    summary: CleanupSummaryJson,
+    items: Vec<CleanupItemJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CleanupSummaryJson {
+    total: u64,
+    deleted: u64,
+    deleting: u64,
+    timed_out: u64,
+    failed: u64,
+    interrupted: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CleanupItemJson {
+    namespace: String,
+    name: String,
+    uid: String,
+    result: String,
+    #[serde(default)]
+    finalizers: Vec<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AppJson {
+    action: String,
+    namespace: String,
+    selection: SelectionJson,
+    annotation: String,
+    dry_run: bool,
+    waited: bool,
+    timeout_seconds: Option<f64>,
+    summary: AppSummaryJson,
+    workloads: Vec<WorkloadJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectionJson {
+    selectors: Vec<String>,
+    extras: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AppSummaryJson {
+    total: u64,
+    changed: u64,
+    unchanged: u64,
+    not_found: u64,
+    timed_out: u64,
+    failed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WorkloadJson {
+    kind: Option<String>,
+    name: String,
+    selected_by: String,
+    replicas_before: Option<i64>,
+    replicas_after: Option<i64>,
+    recorded: Option<i64>,
+    result: String,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DeploymentsListJson {
+    api_url: String,
+    deployments: Vec<DeploymentJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentJson {
+    id: String,
+    label: String,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChangeJson {
+    action: String,
+    api_url: String,
+    snapshot: Option<String>,
+    dry_run: bool,
+    wait: bool,
+    deployments: Vec<ChangeItemJson>,
+    summary: ChangeSummaryJson,
+    left_alone: u64,
+    stopped: Option<String>,
+    seconds: f64,
+    max_in_flight: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChangeItemJson {
+    id: String,
+    label: String,
+    before: Option<String>,
+    after: Option<String>,
+    outcome: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error_kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChangeSummaryJson {
+    total: u64,
+    changed: u64,
+    requested: u64,
+    unchanged: u64,
+    skipped: u64,
+    would_change: u64,
+    missing: u64,
+    failed: u64,
+    not_attempted: u64,
+    unknown: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RunbookJson {
+    runbook: String,
+    backup: Option<String>,
+    path: Option<String>,
+    dry_run: bool,
+    result: String,
+    steps: Vec<StepJson>,
+    journal: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StepJson {
+    step: String,
+    result: String,
+    #[serde(default)]
+    started_at: Option<String>,
+    #[serde(default)]
+    finished_at: Option<String>,
+    seconds: f64,
+    summary: String,
+    counts: Counts,
+    errors: Vec<String>,
+    /// The standalone command's own outcome: checked by its mirror in [`check_step`].
+    #[serde(default)]
+    detail: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DeleteJson {
+    name: String,
+    path: String,
+    freed_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PruneJson {
+    dir: String,
+    dry_run: bool,
+    delete: Vec<PruneEntryJson>,
+    keep: Vec<PruneEntryJson>,
+    failed: Vec<PruneEntryJson>,
+    freed_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PruneEntryJson {
+    name: String,
+    status: String,
+    created_at: String,
+    size_bytes: u64,
+    reason: String,
+}
+
+/// `value` read strictly as `T`; the failure names the command and shows the output.
+fn read<T: DeserializeOwned>(command: &str, value: &Value) -> T {
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("`{command} -o json` breaks its contract: {e}\n{value:#}"))
+}
+
+/// A runbook step's `detail` is the outcome of the standalone command it ran.
+fn check_step(runbook: &str, step: &StepJson) {
+    let Some(detail) = &step.detail else {
+        return;
+    };
+    let what = format!("{runbook} step {}", step.step);
+    match step.step.as_str() {
+        "backup" => drop(read::<BackupJson>(&what, detail)),
+        "deactivate-deployments" | "reactivate-deployments" => {
+            drop(read::<ChangeJson>(&what, detail))
+        }
+        "spark-cleanup" => drop(read::<CleanupJson>(&what, detail)),
+        "stop-app" | "start-app" => drop(read::<AppJson>(&what, detail)),
+        "restore-lrs" => drop(read::<RestoreJson>(&what, detail)),
+        "verify" => drop(read::<DiffJson>(&what, detail)),
+        other => panic!("{what}: a step without a mirror type ({other})"),
+    }
+}
+
+/// Every summary: `total`, then one count per outcome, zeros included, and the counts add up.
+fn check_summary(command: &str, value: &Value) {
+    let Some(summary) = value.get("summary") else {
+        return;
+    };
+    let counts = summary.as_object().unwrap();
+    let keys: Vec<&String> = counts.keys().collect();
+    assert_eq!(
+        keys[0], "total",
+        "{command}: summary starts with total: {summary}"
+    );
+    assert!(
+        counts.values().all(Value::is_u64),
+        "{command}: every count is present as a number: {summary}"
+    );
+}
+
+#[test]
+fn every_command_keeps_its_json_contract_and_one_summary_shape() {
+    let runs = every_command();
+    let mut seen = Vec::new();
+    for (command, run) in &runs {
+        run.expect_code(0);
+        let value = run.json();
+        check_summary(command, &value);
+        match *command {
+            "version" => {
+                let version: VersionJson = read(command, &value);
+                assert!(
+                    version.server_version.is_some(),
+                    "the fake cluster answered"
+                );
+            }
+            "backup" => drop(read::<BackupJson>(command, &value)),
+            "list" => drop(read::<ListJson>(command, &value)),
+            "show" => drop(read::<ShowJson>(command, &value)),
+            "verify" => drop(read::<VerifyJson>(command, &value)),
+            "diff" => drop(read::<DiffJson>(command, &value)),
+            "restore" => drop(read::<RestoreJson>(command, &value)),
+            "spark-cleanup" => {
+                let cleanup: CleanupJson = read(command, &value);
+                assert_eq!(cleanup.summary.total, 2, "both Spark sessions were found");
+            }
+            "app stop" | "app start" => drop(read::<AppJson>(command, &value)),
+            "deployments list" => drop(read::<DeploymentsListJson>(command, &value)),
+            "deployments deactivate" | "deployments reactivate" => {
+                let change: ChangeJson = read(command, &value);
+                let s = &change.summary;
+                assert_eq!(
+                    s.total,
+                    s.changed
+                        + s.requested
+                        + s.unchanged
+                        + s.skipped
+                        + s.would_change
+                        + s.missing
+                        + s.failed
+                        + s.not_attempted
+                        + s.unknown,
+                    "{command}: the counts add up to the total"
+                );
+                assert_eq!((s.total, s.changed), (3, 3), "{command}");
+            }
+            "prepare" | "recover" => {
+                let runbook: RunbookJson = read(command, &value);
+                assert_eq!(runbook.result, "succeeded", "{command}");
+                for step in &runbook.steps {
+                    check_step(command, step);
+                }
+            }
+            "delete" => drop(read::<DeleteJson>(command, &value)),
+            "prune" => drop(read::<PruneJson>(command, &value)),
+            other => panic!("{other}: a command without a mirror type"),
+        }
+        seen.push(*command);
+    }
+    assert_eq!(seen.len(), 17, "every command ran: {seen:?}");
+}

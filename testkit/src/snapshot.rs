@@ -1,0 +1,87 @@
+//! One snapshot of a run: exit code, stdout and stderr in one insta snapshot, through one set of
+//! filters for what changes from run to run (the test's HOME and temporary directories, ports,
+//! times and durations, sizes, uids). Used through [`crate::assert_run_snapshot`].
+//!
+//! Output made from fixed fixtures (backups dated 2025 with known sizes) has nothing that
+//! varies: those tests snapshot [`render`]'s text with plain `insta::assert_snapshot!`, so that
+//! the filters do not hide the sizes and dates they pin.
+
+use std::path::Path;
+
+pub use insta;
+
+/// What varies between runs, and what it is shown as. Applied in this order, after the test's
+/// HOME was replaced by `[HOME]`.
+pub const FILTERS: &[(&str, &str)] = &[
+    // Other temporary directories (a second HOME, a sticky /tmp of a pod).
+    (r"/tmp/\.tmp[A-Za-z0-9]+", "[TEMP]"),
+    (r"/tmp/pod-tmp-[A-Za-z0-9]+", "[TEMP]"),
+    // The fake servers listen on a free port.
+    (r"(127\.0\.0\.1|localhost|\[::1\]):\d+", "$1:[PORT]"),
+    // Times of this run: RFC 3339 and the names of backups made now.
+    (
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
+        "[TIME]",
+    ),
+    // Durations measured by the run (`3.2s`; whole durations like `10m` or `200ms` come from
+    // flags and stay).
+    (r"\b\d+\.\d+ ?s\b", "[DURATION]"),
+    // Checksums of files that hold uids and times.
+    (r"SHA-256 [0-9a-f]{12}\b", "SHA-256 [HASH]"),
+    // Sizes of what a run wrote (`2.1 KiB`, `446 B`; limits like `4 MiB` stay).
+    (r"\b\d+\.\d (KiB|MiB|GiB)\b", "[SIZE]"),
+    (r"\b\d+ B\b", "[SIZE]"),
+    // Uids the servers give objects.
+    (
+        r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        "[UID]",
+    ),
+];
+
+/// The insta settings with [`FILTERS`], on top of the current ones, and the default names of
+/// backups made today (or yesterday, for a run across midnight) shown as `lrs_backup_[TIME]`.
+pub fn settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    for (pattern, replacement) in FILTERS {
+        settings.add_filter(pattern, *replacement);
+    }
+    let today = chrono::Local::now();
+    for day in [today, today - chrono::Duration::days(1)] {
+        settings.add_filter(
+            &format!("{}(_\\d\\d){{2}}", day.format("lrs_backup_%Y_%m_%d")),
+            "lrs_backup_[TIME]",
+        );
+    }
+    settings
+}
+
+/// A run as it is snapshotted: exit code, then each stream under its own heading, `home`
+/// shown as `[HOME]`.
+pub fn render(code: i32, stdout: &str, stderr: &str, home: Option<&Path>) -> String {
+    let text = format!("exit: {code}\n----- stdout -----\n{stdout}\n----- stderr -----\n{stderr}");
+    match home {
+        Some(home) => text.replace(&home.display().to_string(), "[HOME]"),
+        None => text,
+    }
+}
+
+/// Asserts a snapshot of `$text` (from [`render`], or any text of a run) with the filters of
+/// [`settings`]: inline (`@"..."`), or in a file named after the test or given a name.
+#[macro_export]
+macro_rules! assert_run_snapshot {
+    ($text:expr, @$snapshot:literal) => {{
+        $crate::snapshot::settings().bind(|| {
+            $crate::snapshot::insta::assert_snapshot!($text, @$snapshot);
+        });
+    }};
+    ($text:expr) => {{
+        $crate::snapshot::settings().bind(|| {
+            $crate::snapshot::insta::assert_snapshot!($text);
+        });
+    }};
+    ($name:expr, $text:expr) => {{
+        $crate::snapshot::settings().bind(|| {
+            $crate::snapshot::insta::assert_snapshot!($name, $text);
+        });
+    }};
+}
