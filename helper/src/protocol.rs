@@ -268,16 +268,9 @@ pub struct WireError {
 impl WireError {
     /// `error: cause: cause`, with the first hint any link of the chain has.
     pub fn from_error(kind: ErrorKind, err: &(dyn std::error::Error + 'static)) -> WireError {
-        let mut message = err.to_string();
-        let mut cause = err.source();
-        while let Some(current) = cause {
-            message.push_str(": ");
-            message.push_str(&current.to_string());
-            cause = current.source();
-        }
         WireError {
             kind,
-            message,
+            message: crate::text::error_chain(err),
             hint: crate::api::hint_for(kind),
         }
     }

@@ -1,9 +1,21 @@
 //! Text from servers made safe to show on a terminal: control characters escaped, so that a
 //! deployment label or an object name can neither send escape sequences (clear the screen, set
 //! the window title) nor start a line of its own. Shared by both binaries' tables, messages and
-//! log lines.
+//! log lines. Also an error and its causes as one line of text.
 
 use std::borrow::Cow;
+
+/// `error: cause: cause`, every link of the error's source chain, for messages of one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// `text` with every control character (newlines and tabs included) written as an escape:
 /// `\n`, `\r`, `\t`, `\x1b`, `\u{9b}`. For one-line places: table cells, log lines, names.
@@ -44,6 +56,25 @@ fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_is_every_cause_on_one_line() {
+        let inner = std::io::Error::other("disk full");
+        let outer = std::io::Error::other(Wrapped(inner));
+        assert_eq!(error_chain(&outer), "cannot write: disk full");
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot write")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+    }
 
     #[test]
     fn c0_del_and_c1_are_escaped() {

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use mlbackup_helper::files::is_temp_name;
+use mlbackup_helper::text::error_chain;
 
 use super::name::{
     DELETING_SUFFIX, MAX_NAME_ATTEMPTS, NAME_PREFIX, PARTIAL_SUFFIX, is_being_deleted,
@@ -155,17 +156,6 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
         backups,
         unreadable,
     })
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Finds a backup by name under `root` (also `<name>.partial` when only that exists), or by
