@@ -19,6 +19,9 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// `text` with every control character (newlines and tabs included) written as an escape:
 /// `\n`, `\r`, `\t`, `\x1b`, `\u{9b}`. For one-line places: table cells, log lines, names.
+/// Besides Unicode's Cc (C0, DEL, C1), the bidirectional formatting characters (which make a
+/// terminal show text in another order than it is: "Trojan Source", CVE-2021-42574) and the
+/// Unicode line and paragraph separators are escaped too: see [`is_escaped`].
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
     escape(text, false)
 }
@@ -30,9 +33,26 @@ pub fn escape_controls_keep_newlines(text: &str) -> Cow<'_, str> {
     escape(text, true)
 }
 
+/// Whether `c` is written as an escape: Unicode's Cc (`char::is_control`: exactly C0, DEL and
+/// C1); the bidirectional controls of Unicode's UAX #9 (ALM U+061C, LRM/RLM U+200E/F, the
+/// embeddings and overrides U+202A..U+202E, the isolates U+2066..U+2069); and the line and
+/// paragraph separators U+2028/U+2029, which some terminals and editors break lines at.
+pub fn is_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
 fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
-    // `char::is_control` is Unicode's Cc: exactly C0, DEL and C1.
-    let needs = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    let needs = |c: char| is_escaped(c) && !(keep_newlines && c == '\n');
     if !text.chars().any(needs) {
         return Cow::Borrowed(text);
     }
@@ -89,6 +109,21 @@ mod tests {
         );
         assert_eq!(escape_controls("ünïcode ✓ plain"), "ünïcode ✓ plain");
         assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn bidirectional_controls_and_separators_are_escaped() {
+        // "Trojan Source": an override shows `admin` where the bytes say `nimda`.
+        assert_eq!(
+            escape_controls("\u{202e}nimda\u{202c} \u{2066}x\u{2069} \u{200f}\u{61c}"),
+            "\\u{202e}nimda\\u{202c} \\u{2066}x\\u{2069} \\u{200f}\\u{61c}"
+        );
+        assert_eq!(
+            escape_controls("a\u{2028}b\u{2029}"),
+            "a\\u{2028}b\\u{2029}"
+        );
+        // Joiners used by emoji and scripts stay as they are.
+        assert_eq!(escape_controls("👩\u{200d}💻"), "👩\u{200d}💻");
     }
 
     #[test]

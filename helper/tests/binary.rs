@@ -305,33 +305,6 @@ async fn by_hand_deactivate_and_reactivate_with_a_state_file() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A world-writable sticky directory (like /tmp) holding `name` as a symlink to `target`,
-/// planted by another user (uid 65534, through util-linux `setpriv`).
-fn plant_symlink_as_another_user(target: &std::path::Path, name: &str) -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let planted = Command::new(mlbackup_testkit::tools::require(
-        "setpriv",
-        "util-linux; plays another user",
-    ))
-    .args([
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "ln",
-        "-s",
-    ])
-    .arg(target)
-    .arg(shared.path().join(name))
-    .status()
-    .expect("run setpriv (util-linux)");
-    assert!(planted.success(), "the other user could not plant the link");
-    shared
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_hand_state_is_never_written_through_a_symlink_another_user_planted() {
     use std::os::unix::fs::MetadataExt;
@@ -341,7 +314,7 @@ async fn by_hand_state_is_never_written_through_a_symlink_another_user_planted()
     let victim = private.path().join("authorized_keys");
     std::fs::write(&victim, "precious\n").unwrap();
     // The temp name the helper used to write the state file under.
-    let shared = plant_symlink_as_another_user(&victim, ".state.json.tmp");
+    let shared = mlbackup_testkit::tools::plant_symlink_as_another_user(&victim, ".state.json.tmp");
     let ca = private.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
     let state = shared.path().join("state.json");

@@ -46,3 +46,29 @@ pub fn optional(name: &str, why: &str) -> Option<PathBuf> {
 pub fn kubectl() -> PathBuf {
     require("kubectl", "the conformance tests drive the real kubectl")
 }
+
+/// A world-writable sticky directory (like /tmp) holding `name` as a symlink to `target`,
+/// planted by another user (uid 65534, through util-linux `setpriv`): what a tool writing into
+/// a shared directory must never follow.
+pub fn plant_symlink_as_another_user(target: &Path, name: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().expect("create a temporary directory");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))
+        .expect("make the directory world-writable and sticky");
+    let planted = std::process::Command::new(require("setpriv", "util-linux; plays another user"))
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .arg(target)
+        .arg(shared.path().join(name))
+        .status()
+        .expect("run setpriv (util-linux)");
+    assert!(planted.success(), "the other user could not plant the link");
+    shared
+}

@@ -33,33 +33,8 @@ fn with_api(active: usize) -> (Sandbox, FakeApi) {
 
 /// Whether `text` holds anything a terminal would act on (newlines apart).
 fn has_controls(text: &str) -> bool {
-    text.chars().any(|c| c.is_control() && c != '\n')
-}
-
-/// A world-writable sticky directory (like /tmp) holding `name` as a symlink to `target`,
-/// planted by another user (uid 65534, through util-linux `setpriv`).
-fn plant_symlink_as_another_user(target: &Path, name: &str) -> tempfile::TempDir {
-    let shared = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let planted = std::process::Command::new(mlbackup_testkit::tools::require(
-        "setpriv",
-        "util-linux; plays another user",
-    ))
-    .args([
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "ln",
-        "-s",
-    ])
-    .arg(target)
-    .arg(shared.path().join(name))
-    .status()
-    .expect("run setpriv (util-linux)");
-    assert!(planted.success(), "the other user could not plant the link");
-    shared
+    text.chars()
+        .any(|c| mlbackup_helper::text::is_escaped(c) && c != '\n')
 }
 
 #[test]
@@ -68,7 +43,7 @@ fn the_state_file_is_never_written_through_a_symlink_another_user_planted() {
     let victim = sandbox.path("authorized_keys");
     std::fs::write(&victim, "precious\n").unwrap();
     // The temp name the snapshot used to be written under.
-    let shared = plant_symlink_as_another_user(&victim, ".state.json.tmp");
+    let shared = mlbackup_testkit::tools::plant_symlink_as_another_user(&victim, ".state.json.tmp");
     let state = shared.path().join("state.json");
     sandbox
         .run(&[
@@ -143,11 +118,13 @@ fn restore_and_diff_refuse_items_behind_a_symlinked_namespace_folder() {
 }
 
 /// A label with escape sequences (clear the screen, set the window title), one with a line of
-/// its own, one with a C1 control.
-const EVIL_LABELS: [&str; 3] = [
+/// its own, one with a C1 control, one with a bidirectional override (shown as `inactive`
+/// reversed: "Trojan Source").
+const EVIL_LABELS: [&str; 4] = [
     "\u{1b}[2J\u{1b}]0;owned\u{7}screen",
     "row\n65f0c0de0000000000000099   forged       inactive",
     "c1\u{9b}31mred",
+    "x \u{202e}evitcani\u{202c}",
 ];
 
 #[test]
@@ -168,6 +145,7 @@ fn deployment_labels_cannot_drive_the_terminal_or_forge_rows() {
 65f0c0de0000000000000000   \x1b[2J\x1b]0;owned\x07screen                           active
 65f0c0de0000000000000002   c1\u{9b}31mred                                          active
 65f0c0de0000000000000001   row\n65f0c0de0000000000000099   forged       inactive   active
+65f0c0de0000000000000003   x \u{202e}evitcani\u{202c}                              active
 "
     );
     // JSON keeps the labels exactly, escaped the JSON way.
@@ -197,7 +175,7 @@ fn deployment_labels_cannot_drive_the_terminal_or_forge_rows() {
     ]);
     run.expect_code(0);
     assert!(!has_controls(&run.stdout), "{:?}", run.stdout);
-    assert_eq!(run.stdout.lines().count(), 1 + 3 + 2, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 1 + 4 + 2, "{}", run.stdout);
 
     // An error message of the server is one line of the error, escaped.
     api.datarobot.faults().add(FaultRule::new(
