@@ -3,8 +3,8 @@
 //!
 //! - `mlbackup-helper serve-request`: for the plugin. Writes `hello` on stdout, reads ONE JSON
 //!   request line from stdin (never waiting for stdin to end), runs it and writes JSON Lines
-//!   events (see `mlbackup_helper::protocol`), stopping early on a `cancel` control line; logs
-//!   on stderr.
+//!   events (see `mlbackup_helper::protocol`), stopping early on a `cancel` control line or
+//!   when stdin ends (the plugin is gone); logs on stderr.
 //! - `mlbackup-helper list|deactivate|reactivate --api-url URL`: for a person in the pod, with
 //!   the token from `LRS_DATAROBOT_API_TOKEN`/`DATAROBOT_API_TOKEN` or `--token-file`.
 
@@ -252,7 +252,15 @@ fn watch_for_control(cancel: CancellationToken) {
         loop {
             line.clear();
             match stdin.lock().read_line(&mut line) {
-                Ok(0) | Err(_) => return,
+                // The plugin keeps stdin open for as long as it listens: its end means the
+                // plugin is gone (killed, or its connection to the pod broke). A kubelet does
+                // not stop the process then, so it stops itself: no change is made that no one
+                // will see reported, and the token leaves the pod with it.
+                Ok(0) | Err(_) => {
+                    log::warn!("stdin ended: the plugin is gone; stopping");
+                    cancel.cancel();
+                    return;
+                }
                 Ok(_) if line.trim().is_empty() => {}
                 Ok(_) => match serde_json::from_str::<Control>(&line) {
                     Ok(Control::Cancel) => {

@@ -179,6 +179,23 @@ async fn a_bad_request_or_token_ends_with_an_error_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
+    stops_after_the_first_change(Stop::CancelLine).await;
+}
+
+/// The plugin killed, or its connection to the pod broken: a kubelet leaves the process
+/// running with its stdin closed, so the end of stdin must stop it as a cancel line does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_stdin_stops_the_change_with_a_report() {
+    stops_after_the_first_change(Stop::EndOfStdin).await;
+}
+
+/// How the plugin's side says stop.
+enum Stop {
+    CancelLine,
+    EndOfStdin,
+}
+
+async fn stops_after_the_first_change(stop: Stop) {
     let world = world(0).await;
     let fake = world.datarobot();
     for n in 0..20 {
@@ -209,24 +226,29 @@ async fn a_cancel_line_after_the_request_stops_the_change_with_a_report() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut stdin = Some(child.stdin.take().unwrap());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let hello: Event = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert!(matches!(hello, Event::Hello { .. }), "{hello:?}");
     writeln!(
-        stdin,
+        stdin.as_mut().unwrap(),
         "{}",
         serde_json::to_string(&request(fake, &token, change)).unwrap()
     )
     .unwrap();
-    // Once the first deployment is done, the plugin says stop; stdin stays open.
+    // Once the first deployment is done, the plugin says stop.
     let mut events = Vec::new();
     for line in lines.by_ref() {
         let event: Event = serde_json::from_str(&line.unwrap()).unwrap();
         let done = matches!(event, Event::Finished { .. });
         events.push(event);
         if done {
-            writeln!(stdin, r#"{{"control":"cancel"}}"#).unwrap();
+            match stop {
+                Stop::CancelLine => {
+                    writeln!(stdin.as_mut().unwrap(), r#"{{"control":"cancel"}}"#).unwrap()
+                }
+                Stop::EndOfStdin => drop(stdin.take()),
+            }
             break;
         }
     }

@@ -581,7 +581,11 @@ fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
     ]);
     // Interrupt once changes are under way (not by the clock: a loaded machine starts slowly).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while api.datarobot.status_history().len() < 3 && std::time::Instant::now() < deadline {
+    while api.datarobot.status_history().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changes never got under way"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::process::Command::new("kill")

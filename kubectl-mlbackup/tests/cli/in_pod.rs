@@ -359,6 +359,64 @@ fn a_missing_app_is_a_clear_error() {
     "#);
 }
 
+/// The plugin killed outright mid-change: a kubelet does not stop what it exec'd, so the
+/// helper must notice that its stdin ended and stop by itself: no further change, and no
+/// process holding the token left in the pod.
+#[test]
+fn the_helper_stops_by_itself_when_the_plugin_is_killed() {
+    let w = world(6, 0);
+    w.api
+        .datarobot
+        .faults()
+        .add(mlbackup_testkit::faults::FaultRule::new(
+            "/status/",
+            mlbackup_testkit::faults::Fault::Latency(std::time::Duration::from_millis(700)),
+            None,
+        ));
+    let mut child = w.sandbox.spawn(&[
+        "deployments",
+        "deactivate",
+        "--yes",
+        "--state",
+        "state.json",
+        "--concurrency",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let pods = w.sandbox.path("pods");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.api.datarobot.status_history().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        helper_processes(&pods).len(),
+        1,
+        "the helper runs in the pod"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Well within the fake's ORPHAN_WAIT, after which it would kill the helper itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !helper_processes(&pods).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper still runs 30 s after the plugin was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The change in flight when the plugin died may finish; none is started after it.
+    let changed = w.api.datarobot.status_history().len();
+    assert!(
+        changed <= 2,
+        "{changed} of 6 changed after the plugin was killed"
+    );
+}
+
 #[test]
 fn a_broken_exec_stream_is_reported_honestly() {
     let w = world(6, 0);

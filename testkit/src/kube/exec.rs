@@ -7,6 +7,13 @@
 //! then a WebSocket close (1000), after which the server waits for the client's close so that
 //! nothing still in flight is cut off.
 //!
+//! When the client leaves while the command runs (a close frame, a broken connection, the
+//! plugin killed), the command is not killed, as with a real kubelet and container runtime:
+//! its stdin is closed (it reads end-of-file), what it still writes is drained and dropped, and
+//! it runs until it ends on its own. Only a command still running [`ORPHAN_WAIT`] later is
+//! killed with its process group, so that a test run leaves no process behind; that is logged
+//! on stderr, as it means the command ignored the end of its stdin.
+//!
 //! `tty=true` runs the command without a terminal: stderr goes to the stdout channel (a
 //! terminal merges them) and resize messages are ignored. Good enough for scripted use; an
 //! interactive shell will not show a prompt.
@@ -89,6 +96,9 @@ const OUTGOING_FRAMES: usize = 16;
 /// How long, after its close frame, the server waits for the client to read what is still in
 /// flight and close. (The API server waits 15 minutes; tests need no such patience.)
 const CLIENT_CLOSE_WAIT: Duration = Duration::from_secs(60);
+/// How long a command may run on after its client left before the fake kills it (a kubelet
+/// never does; see the module documentation).
+pub const ORPHAN_WAIT: Duration = Duration::from_secs(120);
 
 /// Upgrades to the k8s streaming protocol and runs the requested command as a local process.
 pub async fn serve_exec(
@@ -144,7 +154,8 @@ fn bad_request(message: &str) -> Response {
 enum Ending {
     /// Status and close frame queued: wait for the client's close.
     Completed,
-    /// The client closed or the connection broke while the command ran (now killed).
+    /// The client closed or the connection broke while the command ran (which then ran on
+    /// with its stdin closed).
     ClientLeft,
 }
 
@@ -229,8 +240,10 @@ async fn exchange(
         );
         child.wait().await
     };
+    let mut exited = std::pin::pin!(exited);
     let ended = tokio::select! {
-        status = exited => Some(status),
+        status = &mut exited => Some(status),
+        // Returning drops the process's stdin: it reads end-of-file.
         () = relay_client(incoming, protocol, stdin) => None,
     };
     match ended {
@@ -249,10 +262,15 @@ async fn exchange(
             Ending::Completed
         }
         None => {
-            // The group first, while the unreaped leader still holds its id.
-            drop(killer);
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            // The client is gone; the command runs on (its output drained) as under a
+            // kubelet, until it ends or ORPHAN_WAIT is over.
+            match tokio::time::timeout(ORPHAN_WAIT, &mut exited).await {
+                Ok(_) => killer.disarm(),
+                Err(_) => eprintln!(
+                    "fake exec: {:?} still ran {ORPHAN_WAIT:?} after its client left; killed",
+                    options.command
+                ),
+            }
             Ending::ClientLeft
         }
     }
@@ -294,12 +312,15 @@ async fn relay_output(
 ) {
     let Some(mut pipe) = pipe else { return };
     let mut buffer = vec![0; OUTPUT_CHUNK];
+    // Once the client is gone, output is read and dropped (as a container runtime does), so
+    // that the process never blocks on a full pipe nor dies of SIGPIPE.
+    let mut client_gone = false;
     loop {
         match pipe.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
             Ok(read) => {
-                if send_frame(frames, channel, &buffer[..read]).await.is_err() {
-                    return;
+                if !client_gone && send_frame(frames, channel, &buffer[..read]).await.is_err() {
+                    client_gone = true;
                 }
             }
         }
