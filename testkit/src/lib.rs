@@ -14,4 +14,5 @@ pub mod serve;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;
+pub mod wait;
 pub mod world;

@@ -16,8 +16,12 @@ pub const FILTERS: &[(&str, &str)] = &[
     // Other temporary directories (a second HOME, a sticky /tmp of a pod).
     (r"/tmp/\.tmp[A-Za-z0-9]+", "[TEMP]"),
     (r"/tmp/pod-tmp-[A-Za-z0-9]+", "[TEMP]"),
-    // The fake servers listen on a free port.
-    (r"(127\.0\.0\.1|localhost|\[::1\]):\d+", "$1:[PORT]"),
+    // The fake servers listen on a free port, also behind a name the tests resolve to them
+    // (`cluster.invalid`: `.invalid` is reserved, never a real host).
+    (
+        r"(127\.0\.0\.1|localhost|\[::1\]|[A-Za-z0-9.-]+\.invalid):\d+",
+        "$1:[PORT]",
+    ),
     // Times of this run: RFC 3339 and the names of backups made now.
     (
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
@@ -26,6 +30,30 @@ pub const FILTERS: &[(&str, &str)] = &[
     // Durations measured by the run (`3.2s`; whole durations like `10m` or `200ms` come from
     // flags and stay).
     (r"\b\d+\.\d+ ?s\b", "[DURATION]"),
+    // ... and in `-o json` (`"durationSeconds": 0.049`, a step's `"seconds"`).
+    (
+        r#""(durationSeconds|seconds)": \d+(\.\d+)?"#,
+        r#""$1": [DURATION]"#,
+    ),
+    // ... and in log lines (`GET URL 200 in 3 ms`, `retrying in 450 ms`, with jitter).
+    (r"\bin \d+ ms\b", "in [DURATION]"),
+    // The resolver's own words for a name that does not resolve vary by machine (`Name or
+    // service not known`, `Temporary failure in name resolution` without DNS).
+    (
+        r"(failed to lookup address information): [^\n]+",
+        "$1: [RESOLVER]",
+    ),
+    // Pods a ReplicaSet made: its name (`mmapp-app-` and the template's hash), then five
+    // random characters, as Kubernetes' name generator makes them.
+    (
+        r"(-[0-9a-f]{10})-[bcdfghjklmnpqrstvwxz2456789]{5}\b",
+        "$1-[POD]",
+    ),
+    // The helper's private directory in the pod, named at random for each run.
+    (
+        r"\bmlbackup-helper-[0-9a-f]{16}\b",
+        "mlbackup-helper-[RANDOM]",
+    ),
     // Checksums of files that hold uids and times.
     (r"SHA-256 [0-9a-f]{12}\b", "SHA-256 [HASH]"),
     // Sizes of what a run wrote (`2.1 KiB`, `446 B`; limits like `4 MiB` stay).

@@ -21,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use mlbackup_helper::text::escape_controls;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -64,9 +65,12 @@ pub enum FolderError {
     #[error("no free backup name for `{base}` in {} after {MAX_NAME_ATTEMPTS} attempts", root.display())]
     NoFreeName { base: String, root: PathBuf },
 
+    /// The names come from the server: escaped whole, so that a newline in one cannot start a
+    /// line of its own in a message that keeps its own newlines.
     #[error(
-        "`{namespace}/{name}` is not a valid Kubernetes namespace and object name; it is not \
-         written as a file"
+        "`{}/{}` is not a valid Kubernetes namespace and object name; it is not written as a file",
+        escape_controls(namespace),
+        escape_controls(name)
     )]
     InvalidItem { namespace: String, name: String },
 

@@ -373,20 +373,14 @@ fn a_failure_mid_listing_leaves_a_partial_backup_and_a_rerun_is_clean() {
     let outcome = run.json();
     assert_eq!(outcome["status"], "partial");
     assert_eq!(outcome["objects"], 5, "the first page was written");
-    assert!(
-        run.stderr.contains("error: the backup is incomplete"),
-        "{}",
-        run.stderr
-    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
     let partial = sandbox.home().join(outcome["path"].as_str().unwrap());
     assert!(partial.to_str().unwrap().ends_with(".partial"));
     let manifest = manifest(&partial);
     assert_eq!(manifest["status"], "partial");
-    assert!(
-        manifest["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("listing stopped after 5 objects")
+    assert_eq!(
+        manifest["errors"], outcome["errors"],
+        "as the snapshot shows"
     );
     // Retried before giving up: six attempts at page 2.
     assert_eq!(lrs_list_requests(&cluster).len(), 7);
@@ -429,30 +423,25 @@ fn sigint_stops_with_exit_130_and_a_partial_manifest() {
     let kubeconfig = cluster.kubeconfig_arg();
     let child = sandbox.spawn(&["backup", &kubeconfig, "--dir", "backups", "-o", "json"]);
     let root = sandbox.home().join("backups");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     // Wait until the first page is on disk, then interrupt.
-    while !glob_yaml(&root) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first page never arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    mlbackup_testkit::wait::wait_until(
+        "the first page is on disk",
+        std::time::Duration::from_secs(20),
+        || glob_yaml(&root),
+    );
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{output:?}");
-    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
+    let outcome = run.json();
     assert_eq!(outcome["status"], "partial");
     let manifest = manifest(&sandbox.home().join(outcome["path"].as_str().unwrap()));
     assert_eq!(manifest["status"], "partial");
-    assert!(
-        manifest["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("interrupted after 3 objects")
+    assert_eq!(
+        manifest["errors"], outcome["errors"],
+        "as the snapshot shows"
     );
 }
 

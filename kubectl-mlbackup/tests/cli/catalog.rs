@@ -439,27 +439,13 @@ fn delete_asks_on_a_terminal() {
     let Some(run) = sandbox.run_on_terminal(&["delete", NAMED, "--dir", dir], "n\n") else {
         return;
     };
-    run.expect_code(1);
-    assert!(
-        run.stdout
-            .contains("Delete the backup pre-upgrade (complete, 1 LRS, 1.0 KiB) in ")
-            && run.stdout.contains("? [y/N] ")
-            && run
-                .stdout
-                .contains("error: not deleted: the deletion was not confirmed"),
-        "{}",
-        run.stdout
-    );
+    // Fixed fixtures: no filter, so that the size is pinned too.
+    insta::assert_snapshot!("delete_not_confirmed", run.shown(&sandbox));
     assert!(root.join(NAMED).is_dir());
     let run = sandbox
         .run_on_terminal(&["delete", NAMED, "--dir", dir], "y\n")
         .unwrap();
-    run.expect_code(0);
-    assert!(
-        run.stdout.contains("Deleted backup pre-upgrade"),
-        "{}",
-        run.stdout
-    );
+    insta::assert_snapshot!("delete_confirmed", run.shown(&sandbox));
     assert!(!root.join(NAMED).exists());
 }
 

@@ -335,13 +335,7 @@ fn a_refused_token_gets_its_own_message_and_no_token_ever_shows() {
     let refused = api.configure(Sandbox::new(), wrong);
     // The CA file lives in the first sandbox's HOME; the second points at it.
     let run = refused.run(&["deployments", "list", "--via", "local", "-v", "9"]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains("refused the token (401 Unauthorized)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("Settings > API keys"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!("refused", run.shown(&refused));
     assert_no_token(&run, wrong);
 
     // The right token at the highest verbosity, through retries and failures.
@@ -525,20 +519,7 @@ fn deactivating_more_than_the_only_ids_asks_first() {
     let Some(run) = sandbox.run_on_terminal(&deactivate, "n\n") else {
         return;
     };
-    run.expect_code(1);
-    assert!(
-        run.stdout.contains(
-            "Deactivate 2 active deployments? They serve no predictions until reactivated. [y/N]"
-        ),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("nothing deactivated and nothing recorded: not confirmed"),
-        "{}",
-        run.stdout
-    );
+    mlbackup_testkit::assert_run_snapshot!("not_confirmed", run.shown(&sandbox));
     assert_eq!(api.datarobot.status_history().len(), 1);
     assert_eq!(std::fs::read(sandbox.path("s.json")).unwrap(), recorded);
     sandbox
@@ -580,14 +561,11 @@ fn sigint_finishes_in_flight_reports_the_rest_and_exits_130() {
         "json",
     ]);
     // Interrupt once changes are under way (not by the clock: a loaded machine starts slowly).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while api.datarobot.status_history().len() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the changes never got under way"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    mlbackup_testkit::wait::wait_until(
+        "the changes are under way",
+        Duration::from_secs(30),
+        || api.datarobot.status_history().len() >= 3,
+    );
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -92,16 +92,8 @@ fn a_full_backup_restores_into_an_empty_cluster_and_a_second_run_changes_nothing
 
     // The namespaces do not exist in the new cluster: every object says so, nothing is made.
     let run = restore(&sandbox, &target, "full", &["-o", "json"]);
-    run.expect_code(1);
-    let outcome = run.json();
-    assert_eq!(outcome["summary"]["failed"], 12);
-    assert!(
-        outcome["items"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("does not exist; create it, pass --create-namespaces"),
-        "{outcome:#}"
-    );
+    mlbackup_testkit::assert_run_snapshot!("no_namespaces", run.shown(&sandbox));
+    assert_eq!(run.json()["summary"]["failed"], 12);
     assert!(target.kube.list("lrs", None).is_empty());
 
     let run = restore(
@@ -165,11 +157,10 @@ fn a_full_backup_restores_into_an_empty_cluster_and_a_second_run_changes_nothing
     assert_eq!(records[0]["summary"]["failed"], 12);
     assert_eq!(records[1]["summary"]["created"], 12);
     assert_eq!(records[2]["summary"]["unchanged"], 12);
-    assert!(
-        records[0]["failures"][0]
-            .as_str()
-            .unwrap()
-            .contains("does not exist")
+    assert_eq!(
+        records[0]["failures"][0],
+        "dr-app/cm-695b7d90f9681a64d3301861: namespace dr-app does not exist; create it, pass \
+         --create-namespaces, or restore elsewhere with --namespace-map"
     );
 }
 
@@ -677,13 +668,14 @@ fn a_corrupted_file_stops_the_restore_before_any_change() {
       dr-app/cm-695b8ba03248c9dab0f4d125.yaml: 1669 bytes with SHA-256 [HASH], the manifest says 1684 bytes with SHA-256 [HASH]
     hint: nothing was changed; fix or remove these files, or pass --skip-invalid to go on without them
     "#);
-    for file in &files[..2] {
-        assert!(
-            run.stderr.contains(&format!("  {file}: ")),
-            "{}",
-            run.stderr
-        );
-    }
+    // The snapshot names the two files this test broke.
+    assert_eq!(
+        files[..2],
+        [
+            "dr-app/cm-695b7d90f9681a64d3301861.yaml",
+            "dr-app/cm-695b8ba03248c9dab0f4d125.yaml"
+        ]
+    );
     assert_eq!(cluster.writes(), 0);
     assert!(deployments(&cluster).is_empty());
 
@@ -891,14 +883,6 @@ fn a_bad_file_is_named_before_the_namespace_map_is_checked() {
         "--namespace-map",
         "dr-app=dr-bad",
     ]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "error: 1 file of the backup cannot be restored:\n  broken.yaml: not valid YAML"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("--namespace-map"), "{}", run.stderr);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
     assert_eq!(cluster.writes(), 0);
 }

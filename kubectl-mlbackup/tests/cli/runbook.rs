@@ -4,7 +4,7 @@
 //! exactly, whatever interrupted the prepare in between.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mlbackup_testkit::datarobot::FakeDataRobotOptions;
 use mlbackup_testkit::faults::{Fault, FaultRule};
@@ -319,11 +319,7 @@ fn interrupted_prepare(w: &World, ready: impl Fn() -> bool) -> Run {
     let child = w
         .sandbox
         .spawn(&["prepare", "--yes", "--name", "before-upgrade", "-o", "json"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(ready(), "the moment to interrupt came");
+    mlbackup_testkit::wait::wait_until("the moment to interrupt", Duration::from_secs(30), ready);
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

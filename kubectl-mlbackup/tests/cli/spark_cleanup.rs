@@ -278,16 +278,17 @@ fn the_wait_ends_when_the_finalizers_let_go() {
         "json",
     ]);
     // The operator finishes its cleanup once the deletion is requested.
-    let deadline = Instant::now() + Duration::from_secs(30);
     for (namespace, name) in &held {
-        while !cluster
-            .kube
-            .get("lrs", Some(namespace), name)
-            .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string())
-        {
-            assert!(Instant::now() < deadline, "the deletion never came");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        mlbackup_testkit::wait::wait_until(
+            &format!("the deletion of {namespace}/{name} is requested"),
+            Duration::from_secs(30),
+            || {
+                cluster
+                    .kube
+                    .get("lrs", Some(namespace), name)
+                    .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_string())
+            },
+        );
         std::thread::sleep(Duration::from_millis(300));
         assert!(cluster.kube.remove("lrs", Some(namespace), name));
     }

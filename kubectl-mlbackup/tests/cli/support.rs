@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use mlbackup_testkit::wait::wait_until;
 use mlbackup_testkit::world::{App, Deployments, World, WorldBuilder};
 
 /// A temporary HOME (so `~/.kube/config` and caches are the test's own) and the environment
@@ -76,9 +77,10 @@ impl Sandbox {
 
 impl Sandbox {
     /// Runs `kubectl-mlbackup ARGS` with stdin, stdout and stderr on a pseudo-terminal (through
-    /// util-linux `script`), typing `input`; `None` when `script` is not installed on a
-    /// developer's machine (a failure under CI). Both output streams arrive merged in `stdout`,
-    /// with terminal line ends.
+    /// util-linux `script`), typing `input` at its `[y/N]` prompt (nothing when it ends without
+    /// one); `None` when `script` is not installed on a developer's machine (a failure under
+    /// CI). Both output streams arrive merged in `stdout`, as the terminal shows them (the
+    /// typed input echoed after the prompt), with terminal line ends.
     pub fn run_on_terminal(&self, args: &[&str], input: &str) -> Option<Run> {
         let quote = |arg: &str| format!("'{}'", arg.replace('\'', r"'\''"));
         let command_line = std::iter::once(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
@@ -103,14 +105,36 @@ impl Sandbox {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("run script");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("type the input");
-        Some(Run::from(child.wait_with_output().expect("run script")))
+        // The input is typed once the prompt shows, as a person types it: typed earlier, the
+        // terminal would echo it before the prompt or after it, as the processes happen to run.
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (prompted, prompt) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut shown = Vec::new();
+            let mut chunk = [0; 4096];
+            loop {
+                match stdout.read(&mut chunk) {
+                    Ok(0) | Err(_) => return shown,
+                    Ok(n) => shown.extend_from_slice(&chunk[..n]),
+                }
+                // The prompt of `Printer::confirm`.
+                if shown.ends_with(b"[y/N] ") {
+                    let _ = prompted.send(());
+                }
+            }
+        });
+        // An error: the output ended without a prompt, and nothing is typed.
+        if prompt.recv().is_ok() {
+            use std::io::Write;
+            stdin.write_all(input.as_bytes()).expect("type the input");
+        }
+        drop(stdin);
+        let stdout = reader.join().expect("read the terminal");
+        let mut output = child.wait_with_output().expect("run script");
+        output.stdout = stdout;
+        Some(Run::from(output))
     }
 }
 
@@ -322,14 +346,11 @@ impl FakeCluster {
         .delete(name, &Default::default())
         .unwrap();
         self.request(request).expect("delete the LRS");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.kube.get("lrs", Some(namespace), name).is_some() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{namespace}/{name} is still there 30s after its deletion"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("{namespace}/{name} is gone after its deletion"),
+            std::time::Duration::from_secs(30),
+            || self.kube.get("lrs", Some(namespace), name).is_none(),
+        );
     }
 
     /// `resourceVersion` of every LRS, by `namespace/name`.
