@@ -113,3 +113,40 @@ macro_rules! assert_run_snapshot {
         });
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    /// Each filter, on the kind of line it is for; what a run fixes (a flag's `10m`, `200ms`,
+    /// a limit of `4 MiB`, an object's name) stays.
+    #[test]
+    fn what_varies_between_runs_is_replaced_and_nothing_else() {
+        let text = super::render(
+            1,
+            concat!(
+                "{\"durationSeconds\": 0.049398473, \"seconds\": 12}\n",
+                "saved in /tmp/.tmpAb12Cd/b to https://cluster.invalid:39519 at ",
+                "2025-06-01T10:00:00.123Z in 3.2s; waited 10m, 200ms\n",
+            ),
+            concat!(
+                "debug: GET https://127.0.0.1:46557/api/v2/ 401 in 3 ms, retrying in 450 ms\n",
+                "caused by: failed to lookup address information: Temporary failure in name resolution\n",
+                "helper for dr-app/mmapp-app-d55b880881-7nhk7 in /home/me/pods/tmp/",
+                "mlbackup-helper-2a46dd2e26b2729a; cm-695b7d90f9681a64d3301861.yaml\n",
+                "2.1 KiB of 4 MiB, 446 B, SHA-256 0123456789ab, uid 9b2f6a0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+            ),
+            Some(std::path::Path::new("/home/me")),
+        );
+        crate::assert_run_snapshot!(text, @r#"
+        exit: 1
+        ----- stdout -----
+        {"durationSeconds": [DURATION], "seconds": [DURATION]}
+        saved in [TEMP]/b to https://cluster.invalid:[PORT] at [TIME] in [DURATION]; waited 10m, 200ms
+
+        ----- stderr -----
+        debug: GET https://127.0.0.1:[PORT]/api/v2/ 401 in [DURATION], retrying in [DURATION]
+        caused by: failed to lookup address information: [RESOLVER]
+        helper for dr-app/mmapp-app-d55b880881-[POD] in [HOME]/pods/tmp/mlbackup-helper-[RANDOM]; cm-695b7d90f9681a64d3301861.yaml
+        [SIZE] of 4 MiB, [SIZE], SHA-256 [HASH], uid [UID]
+        "#);
+    }
+}
