@@ -592,7 +592,7 @@ fn the_helper_in_the_pod_keeps_the_same_bounds() {
         None,
     ));
     let run = sandbox.run(&["deployments", "list"]);
-    mlbackup_testkit::assert_run_snapshot!("never_ends", run.shown(&sandbox));
+    mlbackup_testkit::assert_run_snapshot!("in_pod_list_never_ends", run.shown(&sandbox));
 
     // The list in the pod is bounded by --timeout too.
     api.datarobot.faults().clear();
@@ -613,6 +613,6 @@ fn the_helper_in_the_pod_keeps_the_same_bounds() {
         "--timeout",
         "1s",
     ]);
-    mlbackup_testkit::assert_run_snapshot!("overall_timeout", run.shown(&sandbox));
+    mlbackup_testkit::assert_run_snapshot!("in_pod_overall_timeout", run.shown(&sandbox));
     assert!(api.datarobot.status_history().is_empty());
 }
