@@ -425,13 +425,7 @@ fn stop_asks_first_and_refuses_without_a_terminal() {
 
     let kubeconfig = cluster.kubeconfig_arg();
     if let Some(run) = sandbox.run_on_terminal(&["app", "stop", &kubeconfig], "n\n") {
-        assert!(
-            run.stdout
-                .contains("Scale these 5 workloads in dr-app to 0"),
-            "{}",
-            run.stdout
-        );
-        assert_eq!(run.code, 1, "{}", run.stdout);
+        mlbackup_testkit::assert_run_snapshot!("stop_not_confirmed", run.shown(&sandbox));
         assert_eq!(cluster.writes(), 0);
     }
 }

@@ -621,7 +621,7 @@ fn prepare_asks_once_and_needs_yes_without_a_terminal() {
     "#);
     assert!(!w.sandbox.path("backups").exists());
     if let Some(run) = w.sandbox.run_on_terminal(&["prepare"], "n\n") {
-        assert!(run.stdout.contains("Go ahead?"), "{}", run.stdout);
+        mlbackup_testkit::assert_run_snapshot!("prepare_not_confirmed", run.shown(&w.sandbox));
         assert!(w.api.datarobot.status_history().is_empty());
         assert_eq!(spark_sessions(&w.cluster), 2);
     }

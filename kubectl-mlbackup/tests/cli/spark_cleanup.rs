@@ -184,16 +184,7 @@ fn deleting_needs_a_confirmation() {
     let Some(run) = sandbox.run_on_terminal(&["spark-cleanup", &kubeconfig], "n\n") else {
         return;
     };
-    run.expect_code(1);
-    assert!(
-        run.stdout.contains("Delete these 5 Spark sessions? [y/N]"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("nothing deleted: the deletion was not confirmed")
-    );
+    mlbackup_testkit::assert_run_snapshot!("not_confirmed", run.shown(&sandbox));
     assert_eq!(spark_sessions(&cluster).len(), 5);
     let run = sandbox
         .run_on_terminal(&["spark-cleanup", &kubeconfig], "y\n")
