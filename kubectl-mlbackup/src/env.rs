@@ -227,3 +227,11 @@ impl Env {
         }
     }
 }
+
+/// The local time zone, for prune's calendar rules when `--time-zone` is not given: `TZ` (an
+/// IANA name or a POSIX rule), else `/etc/localtime`, else UTC (as in a `FROM scratch` image),
+/// read by jiff with the system's rules. Read when a command needs it, not at start: it may
+/// read a file.
+pub fn local_time_zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::system()
+}
