@@ -178,8 +178,9 @@ pub enum Command {
     /// (TZ, else /etc/localtime, else UTC), applied to each backup's creation time.
     ///
     /// Always kept, whatever the rules: the newest complete backup that verifies (as `verify`
-    /// checks it: newer ones that do not are named, and kept only if a rule keeps them), and
-    /// partial backups younger than a day (a backup may still be writing them). Partial backups
+    /// checks it: newer ones that do not are named, and kept only if a rule keeps them; when
+    /// none verifies, the newest complete one), and partial backups younger than a day (a
+    /// backup may still be writing them). Partial backups
     /// older than a day are deleted and never count for a rule. Folders of the shell loop
     /// (unmanaged) count as complete backups. --keep and --older-than, the flags of earlier
     /// versions, are the same as --keep-last and --keep-within.

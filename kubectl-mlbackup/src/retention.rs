@@ -11,8 +11,9 @@
 //!
 //! Days, weeks and months are those of the given time zone. Whatever the rules say, the newest
 //! complete backup that verifies is kept (a caller-supplied check, asked newest first until one
-//! passes), a partial backup younger than a day is kept (its backup may still be running) and an
-//! older one is deleted. Partial backups never count for a rule.
+//! passes; when none passes, the newest complete one), a partial backup younger than a day is
+//! kept (its backup may still be running) and an older one is deleted. Partial backups never
+//! count for a rule.
 
 use std::fmt;
 use std::time::Duration;
@@ -54,6 +55,9 @@ pub struct Backup<'a> {
 pub enum Why {
     /// The newest complete backup that verifies: never deleted.
     NewestVerified,
+    /// The newest complete backup, when none verifies: never deleted either, so that prune
+    /// never leaves no complete backup at all (a damaged one may still hold what is needed).
+    NewestNoneVerifies,
     /// `keep-last`: the `rank`-th newest complete backup.
     Last { rank: u32 },
     /// `keep-daily`: the newest backup of this day (`2026-11-21`).
@@ -80,6 +84,9 @@ impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Why::NewestVerified => f.write_str("newest complete backup that verifies"),
+            Why::NewestNoneVerifies => {
+                f.write_str("newest complete backup (none verifies: kept as the last one)")
+            }
             Why::Last { rank } => write!(f, "keep-last #{rank}"),
             Why::Daily(day) => write!(f, "keep-daily {day}"),
             Why::Weekly(week) => write!(f, "keep-weekly {week}"),
@@ -178,6 +185,7 @@ pub fn plan(
             Err(reason) => failed_checks.push((index, reason)),
         }
     }
+    let newest_complete = order.iter().copied().find(|&i| backups[i].complete);
 
     let mut rank = 0u32;
     let mut daily = Bucketing::new("day", policy.keep_daily);
@@ -200,6 +208,8 @@ pub fn plan(
             }
             if verified == Some(index) {
                 why.push(Why::NewestVerified);
+            } else if verified.is_none() && newest_complete == Some(index) {
+                why.push(Why::NewestNoneVerifies);
             }
             // Why each rule given passes this backup over, for when none keeps it.
             let mut misses = Vec::new();
@@ -514,8 +524,11 @@ mod tests {
             ..Policy::default()
         };
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
-        let decisions = plan(&backups, &policy, at(NOW), &berlin, |_| Err("x".into()));
-        assert_eq!(decisions[0].why[0], Why::Daily("2025-07-02".into()));
+        let decisions = plan(&backups, &policy, at(NOW), &berlin, |_| Ok(()));
+        assert_eq!(
+            decisions[0].why,
+            [Why::NewestVerified, Why::Daily("2025-07-02".into())]
+        );
     }
 
     #[test]
@@ -648,16 +661,26 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_protected_when_no_backup_verifies() {
-        let backups = vec![complete("broken", "2025-01-01T00:00:00Z")];
+    fn when_no_backup_verifies_the_newest_complete_one_still_stays() {
+        let backups = vec![
+            complete("broken-old", "2024-01-01T00:00:00Z"),
+            complete("broken", "2025-01-01T00:00:00Z"),
+        ];
         let policy = Policy {
             keep_within: Some(Duration::from_secs(86_400)),
             ..Policy::default()
         };
         let decisions = plan(&backups, &policy, at(NOW), &utc(), |_| Err("bad".into()));
-        assert!(!decisions[0].keep);
+        assert_eq!(
+            split(&backups, &decisions),
+            (vec!["broken".into()], vec!["broken-old".into()])
+        );
         assert_eq!(
             decisions[0].reason(),
+            "newest complete backup (none verifies: kept as the last one); does not verify: bad"
+        );
+        assert_eq!(
+            decisions[1].reason(),
             "no rule keeps it: older than 1d; does not verify: bad"
         );
     }
