@@ -9,6 +9,9 @@
 #                                                        LICENSE, README.md
 #   DIR/mlbackup.yaml                                    krew/.krew.yaml rendered with its sha256
 #   DIR/index/plugins/mlbackup.yaml                      the same, laid out as a Krew custom index
+#   DIR/image/Dockerfile, DIR/image/kubectl-mlbackup     the context of the scheduled backups
+#                                                        image: the Dockerfile and the plugin
+#                                                        linked statically (`docker build DIR/image`)
 # DIR defaults to dist/. --write-manifests also updates the committed krew/mlbackup.yaml and
 # krew/index/plugins/mlbackup.yaml (do it when cutting a release).
 #
@@ -16,6 +19,8 @@
 # the size profile `helper` (opt-level z, LTO, panic abort, strip), linked statically
 # (+crt-static) for x86_64-unknown-linux-gnu. --debug packages dev-profile builds instead (the
 # helper still static): the same layout and manifest, minutes faster, for the install test in CI.
+# The image's plugin is built like the helper (+crt-static, x86_64-unknown-linux-gnu), in the
+# plugin's profile (release, or dev with --debug).
 # The archive is reproducible: entries sorted, owner 0:0, mtime SOURCE_DATE_EPOCH (default: the
 # last commit's time), gzip without a timestamp. Needs cargo, GNU tar, gzip, sha256sum, ldd.
 set -eu
@@ -79,11 +84,21 @@ echo "==> building the static helper (profile $helper_profile, $triple)" >&2
 env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --locked --profile "$helper_profile" --target "$triple" -p mlbackup-helper --bin mlbackup-helper
 
+echo "==> building the static plugin for the image ($profile, $triple)" >&2
+# shellcheck disable=SC2086 # plugin_flags is one flag or none
+env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    cargo build --locked $plugin_flags --target "$triple" -p kubectl-mlbackup --bin kubectl-mlbackup
+
+is_static() {
+    case $(LC_ALL=C ldd "$1" 2>&1 || true) in
+        *"not a dynamic executable"*|*"statically linked"*) ;;
+        *) die "$1 is not statically linked: $(ldd "$1" 2>&1)" ;;
+    esac
+}
 helper=$helper_dir/mlbackup-helper
-case $(LC_ALL=C ldd "$helper" 2>&1 || true) in
-    *"not a dynamic executable"*|*"statically linked"*) ;;
-    *) die "$helper is not statically linked: $(ldd "$helper" 2>&1)" ;;
-esac
+is_static "$helper"
+static_plugin=$target_dir/$triple/$profile/kubectl-mlbackup
+is_static "$static_plugin"
 helper_bytes=$(wc -c < "$helper" | tr -d ' ')
 if [ "$profile" = release ] && [ "$helper_bytes" -gt $((6 * 1024 * 1024)) ]; then
     die "the static helper is $helper_bytes bytes, over the 6 MiB budget"
@@ -109,6 +124,12 @@ tar --sort=name --format=gnu --mtime="@$epoch" --owner=0 --group=0 --numeric-own
 mv "$out/$archive_name.tmp" "$out/$archive_name"
 sha256=$(sha256sum "$out/$archive_name" | cut -d' ' -f1)
 
+# The image's context: nothing but what the Dockerfile copies.
+rm -rf "$out/image"
+mkdir -p "$out/image"
+install -m 0644 Dockerfile "$out/image/Dockerfile"
+install -m 0755 "$static_plugin" "$out/image/kubectl-mlbackup"
+
 # Render the template the way the krew-release-bot does.
 render() {
     sed -e "s|^\( *\){{ *addURIAndSha \"\([^\"]*\)\" *\.TagName *}}|\1uri: \2\n\1sha256: $sha256|" \
@@ -128,4 +149,5 @@ fi
 echo "==> $out/$archive_name" >&2
 echo "    sha256 $sha256" >&2
 echo "    static helper: $helper_bytes bytes" >&2
+echo "    image context: $out/image (static plugin: $(wc -c < "$out/image/kubectl-mlbackup" | tr -d ' ') bytes)" >&2
 echo "    manifest: $out/mlbackup.yaml (index layout: $out/index)" >&2

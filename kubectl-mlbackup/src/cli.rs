@@ -168,16 +168,27 @@ pub enum Command {
 
     /// Delete old backups, keeping the recent ones.
     ///
-    /// Prints what it would delete; nothing is deleted without --yes. With --keep N the N newest
-    /// complete backups are kept; with --older-than only backups older than that are deleted;
-    /// with both, a backup is deleted only when both say so. Always kept, whatever the flags:
-    /// the newest complete backup (prune never leaves you without one: use `delete` for that),
-    /// and partial backups younger than a day (a backup may still be writing them). Folders of
-    /// the shell loop (unmanaged) count as complete backups.
+    /// Prints what it would delete and what it keeps, each with why; nothing is deleted without
+    /// --yes. A backup is kept when any rule keeps it (as restic and borg do): --keep-last N the
+    /// N newest complete backups; --keep-daily N the newest backup of each of the N newest days
+    /// that have backups (days without one do not count), --keep-weekly N the same per ISO 8601
+    /// week (Monday to Sunday), --keep-monthly N per calendar month; --keep-within DURATION
+    /// every backup created at most that long ago. Days, weeks and months are those of
+    /// --time-zone (an IANA name like Europe/Berlin, or UTC), by default the local time zone
+    /// (TZ, else /etc/localtime, else UTC), applied to each backup's creation time.
+    ///
+    /// Always kept, whatever the rules: the newest complete backup that verifies (as `verify`
+    /// checks it: newer ones that do not are named, and kept only if a rule keeps them; when
+    /// none verifies, the newest complete one), and partial backups younger than a day (a
+    /// backup may still be writing them). Partial backups
+    /// older than a day are deleted and never count for a rule. Folders of the shell loop
+    /// (unmanaged) count as complete backups. --keep and --older-than, the flags of earlier
+    /// versions, are the same as --keep-last and --keep-within.
     #[command(after_long_help = "Examples:\n  \
-        kubectl mlbackup prune --keep 5\n  \
-        kubectl mlbackup prune --older-than 30d --yes\n  \
-        kubectl mlbackup prune --keep 3 --older-than 7d --dir /backups/prod -o json")]
+        kubectl mlbackup prune --keep-last 5\n  \
+        kubectl mlbackup prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --time-zone Europe/Berlin\n  \
+        kubectl mlbackup prune --keep-within 30d --yes\n  \
+        kubectl mlbackup prune --keep-last 3 --keep-within 7d --dir /backups/prod -o json")]
     Prune(PruneArgs),
 
     /// Restore the LRS objects of a backup into the cluster with server-side apply.
@@ -569,17 +580,45 @@ pub struct PruneArgs {
     pub backups: BackupDirArgs,
 
     /// Keep the N newest complete backups.
+    #[arg(long, alias = "keep", value_name = "N", group = "rule",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+
+    /// Keep the newest backup of each of the N newest days that have backups.
     #[arg(long, value_name = "N", group = "rule",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub keep: Option<u32>,
+    pub keep_daily: Option<u32>,
 
-    /// Delete only backups created longer ago than this, like `7d` or `12h`.
-    #[arg(long, value_name = "DURATION", group = "rule", value_parser = crate::duration::parse)]
-    pub older_than: Option<Duration>,
+    /// Keep the newest backup of each of the N newest ISO weeks that have backups.
+    #[arg(long, value_name = "N", group = "rule",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_weekly: Option<u32>,
+
+    /// Keep the newest backup of each of the N newest months that have backups.
+    #[arg(long, value_name = "N", group = "rule",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_monthly: Option<u32>,
+
+    /// Keep every backup created at most this long ago, like `7d` or `12h`.
+    #[arg(long, alias = "older-than", value_name = "DURATION", group = "rule",
+          value_parser = crate::duration::parse)]
+    pub keep_within: Option<Duration>,
+
+    /// The time zone of the days, weeks and months: an IANA name (`Europe/Berlin`) or `UTC`
+    /// [default: the local time zone].
+    #[arg(long, value_name = "TZ", value_parser = parse_time_zone)]
+    pub time_zone: Option<jiff::tz::TimeZone>,
 
     /// Really delete; without it, only print what would be deleted.
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+/// An IANA time zone name, from the system's tz database or the one built in.
+fn parse_time_zone(text: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(text).map_err(|_| {
+        format!("`{text}` is not a time zone: use an IANA name like Europe/Berlin, or UTC")
+    })
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,20 @@ pub const AWS_ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
 pub const AWS_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 pub const AWS_EC2_METADATA_DISABLED: &str = "AWS_EC2_METADATA_DISABLED";
 
+/// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`: the API server, as the kubelet tells
+/// every pod; with the service account's files, the in-cluster configuration used when no
+/// kubeconfig is found (as kubectl does).
+pub const KUBERNETES_SERVICE_HOST: &str = "KUBERNETES_SERVICE_HOST";
+pub const KUBERNETES_SERVICE_PORT: &str = "KUBERNETES_SERVICE_PORT";
+/// `POD_NAMESPACE`: the namespace of the in-cluster configuration, before the service
+/// account's `namespace` file (as client-go reads it).
+pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+/// `MLBACKUP_TEST_SERVICE_ACCOUNT_DIR`: FOR TESTS ONLY. Where the in-cluster configuration reads
+/// the service account's `token`, `ca.crt` and `namespace` instead of
+/// `/var/run/secrets/kubernetes.io/serviceaccount`, so that a test can run the plugin as in a
+/// pod without root. Not documented for users.
+pub const MLBACKUP_TEST_SERVICE_ACCOUNT_DIR: &str = "MLBACKUP_TEST_SERVICE_ACCOUNT_DIR";
+
 /// `HTTPS_PROXY`, else `https_proxy`: the proxy for an `https://` API server whose kubeconfig
 /// entry has no `proxy-url` (as kubectl reads it).
 pub const HTTPS_PROXY: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
@@ -93,6 +107,35 @@ pub struct Env {
     // Read once `s3://` locations are wired into the commands (issue 14).
     #[allow(dead_code)]
     pub aws: AwsVars,
+    /// The variables of the in-cluster configuration.
+    pub in_cluster: InClusterVars,
+}
+
+/// What a pod's environment says about its cluster (empty counts as unset).
+#[derive(Debug, Clone, Default)]
+pub struct InClusterVars {
+    /// [`KUBERNETES_SERVICE_HOST`].
+    pub host: Option<String>,
+    /// [`KUBERNETES_SERVICE_PORT`].
+    pub port: Option<String>,
+    /// [`POD_NAMESPACE`].
+    pub pod_namespace: Option<String>,
+    /// [`MLBACKUP_TEST_SERVICE_ACCOUNT_DIR`] (tests only).
+    pub service_account_dir: Option<PathBuf>,
+}
+
+impl InClusterVars {
+    pub fn from_process() -> InClusterVars {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        InClusterVars {
+            host: var(KUBERNETES_SERVICE_HOST),
+            port: var(KUBERNETES_SERVICE_PORT),
+            pod_namespace: var(POD_NAMESPACE),
+            service_account_dir: std::env::var_os(MLBACKUP_TEST_SERVICE_ACCOUNT_DIR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        }
+    }
 }
 
 /// A secret value: never shown by `Debug` or `Display`.
@@ -224,6 +267,15 @@ impl Env {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             aws: AwsVars::from_process(),
+            in_cluster: InClusterVars::from_process(),
         }
     }
+}
+
+/// The local time zone, for prune's calendar rules when `--time-zone` is not given: `TZ` (an
+/// IANA name or a POSIX rule), else `/etc/localtime`, else UTC (as in a `FROM scratch` image),
+/// read by jiff with the system's rules. Read when a command needs it, not at start: it may
+/// read a file.
+pub fn local_time_zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::system()
 }

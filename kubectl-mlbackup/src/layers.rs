@@ -20,8 +20,8 @@ const LAYERS: &[&[&str]] = &[
     // One Kubernetes object as data.
     &["object"],
     // The domain: the backup folder on disk, backup locations in object storage, encryption at
-    // rest, the cluster's API.
-    &["folder", "location", "encryption", "cluster"],
+    // rest, the cluster's API, the retention rules of prune.
+    &["folder", "location", "encryption", "cluster", "retention"],
     // The DataRobot engine, run in this process or by the helper in the app pod.
     &["datarobot"],
     // Everything shown to the user. Above the domain, so that domain code cannot print.

@@ -22,6 +22,7 @@ mod location;
 mod object;
 mod poll;
 mod printer;
+mod retention;
 mod yaml;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Access to the cluster: kubeconfig loading with kubectl's rules, the kube client, and the
-//! translation of API failures into errors a user can act on.
+//! Access to the cluster: kubeconfig loading with kubectl's rules (in a pod without one, the
+//! in-cluster configuration), the kube client, and the translation of API failures into errors
+//! a user can act on.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use crate::env::Env;
 
+mod in_cluster;
 pub mod list;
 pub mod lrs;
 pub mod objects;
@@ -226,9 +228,10 @@ impl RequestScope<'_> {
 }
 
 impl Cluster {
-    /// Loads the kubeconfig like kubectl does and builds a client; does not contact the server.
+    /// Loads the kubeconfig like kubectl does (in a pod without one, the in-cluster
+    /// configuration) and builds a client; does not contact the server.
     pub async fn connect(given: &ConnectOptions, env: &Env) -> Result<Cluster, ClusterError> {
-        let kubeconfig = load_kubeconfig(given, env)?;
+        let (kubeconfig, in_cluster) = load_kubeconfig_or_in_cluster(given, env)?;
         let options = KubeConfigOptions {
             context: given.context.clone(),
             cluster: given.cluster.clone(),
@@ -237,7 +240,8 @@ impl Cluster {
         let context = options
             .context
             .clone()
-            .or_else(|| kubeconfig.current_context.clone());
+            .or_else(|| kubeconfig.current_context.clone())
+            .filter(|_| !in_cluster);
         let kubeconfig_proxy = proxy_url_of(&kubeconfig, &options, context.as_deref());
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
         // kubectl's choice of proxy, not kube-rs's (which reads HTTPS_PROXY for any server,
@@ -434,6 +438,33 @@ fn proxy_url_of(
 impl From<KubeconfigError> for ClusterError {
     fn from(source: KubeconfigError) -> Self {
         ClusterError::UseKubeconfig(source)
+    }
+}
+
+/// The kubeconfig ([`load_kubeconfig`]); when there is none and no context, cluster or user is
+/// named, the in-cluster configuration of a pod, as kubectl falls back to it. True when it is
+/// the in-cluster one.
+fn load_kubeconfig_or_in_cluster(
+    given: &ConnectOptions,
+    env: &Env,
+) -> Result<(Kubeconfig, bool), ClusterError> {
+    match load_kubeconfig(given, env) {
+        Err(ClusterError::NoKubeconfig { looked })
+            if given.context.is_none() && given.cluster.is_none() && given.user.is_none() =>
+        {
+            match in_cluster::kubeconfig(&env.in_cluster) {
+                Some(kubeconfig) => Ok((kubeconfig, true)),
+                None if env.in_cluster.host.is_some() => Err(ClusterError::NoKubeconfig {
+                    looked: format!(
+                        "{looked}, and, as KUBERNETES_SERVICE_HOST is set, the in-cluster \
+                         service account token {}",
+                        in_cluster::token_file(&env.in_cluster).display()
+                    ),
+                }),
+                None => Err(ClusterError::NoKubeconfig { looked }),
+            }
+        }
+        other => other.map(|kubeconfig| (kubeconfig, false)),
     }
 }
 

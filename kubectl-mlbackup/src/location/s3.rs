@@ -394,6 +394,14 @@ impl S3Store {
             for certificate in certificates {
                 options = options.with_root_certificate(certificate);
             }
+        } else {
+            // Mozilla's roots compiled in, beside the system's: the image is `FROM scratch`,
+            // without CA files, where the system has none (and reqwest refuses to start).
+            for root in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+                if let Ok(certificate) = Certificate::from_der(root) {
+                    options = options.with_root_certificate(certificate);
+                }
+            }
         }
         builder = match &settings.credentials {
             Credentials::Static {

@@ -503,12 +503,12 @@ fn prune_prints_what_it_would_delete_without_yes() {
     Would delete 2 backup(s) (2.1 KiB) in [HOME]/backups:
     NAME                                  CREATED                   STATUS     SIZE      WHY
     lrs_backup_2025_05_01_10_00.partial   2025-05-01 10:00:00 UTC   partial    1.1 KiB   partial, older than a day
-    pre-upgrade                           2025-03-01 08:00:00 UTC   complete   1.0 KiB   not one of the 2 newest complete backups
+    pre-upgrade                           2025-03-01 08:00:00 UTC   complete   1.0 KiB   no rule keeps it: not among the 2 newest
 
     Kept 2 backup(s):
     NAME                          CREATED                   STATUS      SIZE      WHY
-    lrs_backup_2025_06_01_10_00   2025-06-01 10:00:00 UTC   complete    2.0 KiB   the newest complete backup
-    lrs_backup_2025_04_01_09_30   2025-04-01 09:30:00 UTC   unmanaged   446 B     one of the 2 newest complete backups
+    lrs_backup_2025_06_01_10_00   2025-06-01 10:00:00 UTC   complete    2.0 KiB   newest complete backup that verifies; keep-last #1
+    lrs_backup_2025_04_01_09_30   2025-04-01 09:30:00 UTC   unmanaged   446 B     keep-last #2
 
     Nothing was deleted: run again with --yes to delete.
 
@@ -532,7 +532,10 @@ fn prune_with_yes_deletes_and_reports_as_json() {
     // Everything is older than 30 days, but the newest complete backup always stays.
     assert_eq!(names(&json, "delete"), [STALE_PARTIAL, SHELL_LOOP, NAMED]);
     assert_eq!(names(&json, "keep"), [NEWEST]);
-    assert_eq!(json["delete"][1]["reason"], "older than 30d");
+    assert_eq!(
+        json["delete"][1]["reason"],
+        "no rule keeps it: older than 30d"
+    );
     let run = run_in(&sandbox, &root, &["list", "-o", "json"]);
     assert_eq!(names(&run.json(), "backups"), [NEWEST]);
     assert!(root.join("notes").is_dir(), "not a backup, never pruned");
@@ -551,8 +554,146 @@ fn prune_spares_a_partial_backup_that_may_still_be_running() {
     assert_eq!(names(&json, "keep"), ["lrs_backup_running.partial", NEWEST]);
     assert_eq!(
         json["keep"][0]["reason"],
-        "partial and younger than a day: it may still be written"
+        "partial, younger than a day: may still be written"
     );
+}
+
+/// A calendar of complete backups around a day, a week and a month boundary: Monday
+/// 2025-06-02 opens ISO week 23; 23:30 UTC on it is already Tuesday in Berlin (UTC+2 in summer).
+fn calendar_fixture(root: &Path) -> [&'static str; 5] {
+    let backups = [
+        ("lrs_backup_2025_06_02_23_30", "2025-06-02T23:30:00Z"),
+        ("lrs_backup_2025_06_02_08_00", "2025-06-02T08:00:00Z"),
+        ("lrs_backup_2025_05_31_12_00", "2025-05-31T12:00:00Z"),
+        ("lrs_backup_2025_05_15_12_00", "2025-05-15T12:00:00Z"),
+        ("lrs_backup_2025_04_30_12_00", "2025-04-30T12:00:00Z"),
+    ];
+    for (name, created_at) in backups {
+        managed_backup(
+            root,
+            name,
+            created_at,
+            "complete",
+            &[("dr", "a", "deployment")],
+            &[],
+        );
+    }
+    backups.map(|(name, _)| name)
+}
+
+#[test]
+fn prune_keeps_by_day_week_and_month_in_the_time_zone_and_says_why() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.path("backups");
+    calendar_fixture(&root);
+    let rules = [
+        "prune",
+        "--keep-daily",
+        "2",
+        "--keep-weekly",
+        "2",
+        "--keep-monthly",
+        "2",
+    ];
+    let mut berlin = rules.to_vec();
+    berlin.extend(["--time-zone", "Europe/Berlin"]);
+    let run = run_in(&sandbox, &root, &berlin);
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    Would delete 2 backup(s) (2.0 KiB) in [HOME]/backups:
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_05_15_12_00   2025-05-15 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: beyond the 2 newest days, beyond the 2 newest weeks, 2025-05 has a newer backup
+    lrs_backup_2025_04_30_12_00   2025-04-30 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: beyond the 2 newest days, beyond the 2 newest weeks, beyond the 2 newest months
+
+    Kept 3 backup(s):
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_06_02_23_30   2025-06-02 23:30:00 UTC   complete   1.0 KiB   newest complete backup that verifies; keep-daily 2025-06-03; keep-weekly 2025-W23; keep-monthly 2025-06
+    lrs_backup_2025_06_02_08_00   2025-06-02 08:00:00 UTC   complete   1.0 KiB   keep-daily 2025-06-02
+    lrs_backup_2025_05_31_12_00   2025-05-31 12:00:00 UTC   complete   1.0 KiB   keep-weekly 2025-W22; keep-monthly 2025-05
+
+    Days, weeks and months are those of Europe/Berlin.
+
+    Nothing was deleted: run again with --yes to delete.
+
+    ----- stderr -----
+    "#);
+    // The same rules in UTC (here from TZ, the local time zone): both June 2 backups fall on
+    // one day, so May 31 is the second day kept.
+    let sandbox = sandbox.env("TZ", "UTC");
+    let run = run_in(&sandbox, &root, &rules);
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    Would delete 3 backup(s) (3.0 KiB) in [HOME]/backups:
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_06_02_08_00   2025-06-02 08:00:00 UTC   complete   1.0 KiB   no rule keeps it: 2025-06-02 has a newer backup, 2025-W23 has a newer backup, 2025-06 has a newer backup
+    lrs_backup_2025_05_15_12_00   2025-05-15 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: beyond the 2 newest days, beyond the 2 newest weeks, 2025-05 has a newer backup
+    lrs_backup_2025_04_30_12_00   2025-04-30 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: beyond the 2 newest days, beyond the 2 newest weeks, beyond the 2 newest months
+
+    Kept 2 backup(s):
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_06_02_23_30   2025-06-02 23:30:00 UTC   complete   1.0 KiB   newest complete backup that verifies; keep-daily 2025-06-02; keep-weekly 2025-W23; keep-monthly 2025-06
+    lrs_backup_2025_05_31_12_00   2025-05-31 12:00:00 UTC   complete   1.0 KiB   keep-daily 2025-05-31; keep-weekly 2025-W22; keep-monthly 2025-05
+
+    Days, weeks and months are those of UTC.
+
+    Nothing was deleted: run again with --yes to delete.
+
+    ----- stderr -----
+    "#);
+    assert!(
+        root.join("lrs_backup_2025_04_30_12_00").is_dir(),
+        "a dry run"
+    );
+}
+
+#[test]
+fn prune_never_deletes_the_newest_backup_that_verifies() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.path("backups");
+    let [newest, second, ..] = calendar_fixture(&root);
+    // The newest backup is damaged: an object changed after the manifest was written.
+    std::fs::write(root.join(newest).join("dr/a.yaml"), "kind: Changed\n").unwrap();
+    let run = run_in(&sandbox, &root, &["prune", "--keep-within", "1d", "--yes"]);
+    insta::assert_snapshot!(run.shown(&sandbox), @r#"
+    exit: 0
+    ----- stdout -----
+    Deleted 4 backup(s) (3.8 KiB) in [HOME]/backups:
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_06_02_23_30   2025-06-02 23:30:00 UTC   complete   834 B     no rule keeps it: older than 1d; does not verify: 1 problem(s)
+    lrs_backup_2025_05_31_12_00   2025-05-31 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: older than 1d
+    lrs_backup_2025_05_15_12_00   2025-05-15 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: older than 1d
+    lrs_backup_2025_04_30_12_00   2025-04-30 12:00:00 UTC   complete   1.0 KiB   no rule keeps it: older than 1d
+
+    Kept 1 backup(s):
+    NAME                          CREATED                   STATUS     SIZE      WHY
+    lrs_backup_2025_06_02_08_00   2025-06-02 08:00:00 UTC   complete   1.0 KiB   newest complete backup that verifies
+
+    ----- stderr -----
+    "#);
+    let run = run_in(&sandbox, &root, &["list", "-o", "json"]);
+    assert_eq!(names(&run.json(), "backups"), [second]);
+}
+
+#[test]
+fn prune_refuses_an_unknown_time_zone() {
+    let (sandbox, root) = sandbox_with_backups();
+    let run = run_in(
+        &sandbox,
+        &root,
+        &["prune", "--keep-daily", "7", "--time-zone", "Mars/Olympus"],
+    );
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox), @r#"
+    exit: 2
+    ----- stdout -----
+
+    ----- stderr -----
+    error: invalid value 'Mars/Olympus' for '--time-zone <TZ>': `Mars/Olympus` is not a time zone: use an IANA name like Europe/Berlin, or UTC
+
+    For more information, try '--help'.
+    "#);
+    assert!(root.join(STALE_PARTIAL).is_dir());
 }
 
 #[test]
@@ -565,9 +706,9 @@ fn prune_needs_a_rule() {
 
     ----- stderr -----
     error: the following required arguments were not provided:
-      <--keep <N>|--older-than <DURATION>>
+      <--keep-last <N>|--keep-daily <N>|--keep-weekly <N>|--keep-monthly <N>|--keep-within <DURATION>>
 
-    Usage: kubectl mlbackup prune --dir <DIR> <--keep <N>|--older-than <DURATION>>
+    Usage: kubectl mlbackup prune --dir <DIR> <--keep-last <N>|--keep-daily <N>|--keep-weekly <N>|--keep-monthly <N>|--keep-within <DURATION>>
 
     For more information, try '--help'.
     "#);

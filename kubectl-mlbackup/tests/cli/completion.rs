@@ -72,8 +72,12 @@ fn flags_and_values_complete() {
     let sandbox = Sandbox::new();
     let (values, _) = complete(&sandbox, &["prune", "--"]);
     for flag in [
-        "--keep",
-        "--older-than",
+        "--keep-last",
+        "--keep-daily",
+        "--keep-weekly",
+        "--keep-monthly",
+        "--keep-within",
+        "--time-zone",
         "--yes",
         "--dir",
         "--context",
@@ -176,7 +180,7 @@ fn the_bash_script_completes_subcommands_and_flags_in_bash() {
         "registered for kubectl-mlbackup only: {out}"
     );
     let out = complete_in_bash("kubectl-mlbackup prune --ke");
-    assert!(out.starts_with("--keep\n"), "{out}");
+    assert!(out.starts_with("--keep-last\n"), "{out}");
 }
 
 #[test]
@@ -188,12 +192,12 @@ fn zsh_and_fish_scripts_are_for_kubectl_mlbackup() {
         "{}",
         zsh.stdout
     );
-    assert!(zsh.stdout.contains("'--older-than=["), "{}", zsh.stdout);
+    assert!(zsh.stdout.contains("'--keep-within=["), "{}", zsh.stdout);
     let fish = Sandbox::new().run(&["completion", "fish"]);
     fish.expect_code(0);
     assert!(
         fish.stdout
-            .contains("complete -c kubectl-mlbackup -n \"__fish_kubectl_mlbackup_using_subcommand prune\" -l keep"),
+            .contains("complete -c kubectl-mlbackup -n \"__fish_kubectl_mlbackup_using_subcommand prune\" -l keep-last"),
         "{}",
         fish.stdout
     );

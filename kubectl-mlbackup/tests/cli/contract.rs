@@ -504,6 +504,7 @@ struct PruneJson {
     keep: Vec<PruneEntryJson>,
     failed: Vec<PruneEntryJson>,
     freed_bytes: u64,
+    time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]

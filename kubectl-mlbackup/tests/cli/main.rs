@@ -11,6 +11,7 @@ mod deployments;
 mod diff;
 mod exact;
 mod help;
+mod in_cluster;
 mod in_pod;
 mod pod_security;
 mod proxy;

@@ -4,7 +4,8 @@
 //! --archive` does it (sha256 check, extract, the `files` moves into `store/<name>/<version>`,
 //! a link `bin/kubectl-mlbackup`); then the real kubectl lists the plugin, runs it against the
 //! sandbox, completes it through `kubectl_complete-mlbackup`, and the plugin finds its helper
-//! in the installed layout. The static helper of the archive runs in an empty root.
+//! in the installed layout. The static helper of the archive runs in an empty root, and so does
+//! the image's static plugin, in the root its Dockerfile makes, as in a pod.
 //!
 //! The test packages dev-profile builds (`--debug`): the release profile of the plugin and the
 //! LTO size profile of the helper take minutes on CI's two cores and add nothing the layout,
@@ -37,6 +38,8 @@ struct Package {
     archive: PathBuf,
     manifest: PathBuf,
     index_manifest: PathBuf,
+    /// The image's build context: the Dockerfile and the static plugin.
+    image: PathBuf,
 }
 
 fn package() -> &'static Package {
@@ -67,6 +70,7 @@ fn package() -> &'static Package {
             archive: out.join(format!("kubectl-mlbackup_{version}_linux_amd64.tar.gz")),
             manifest: out.join("mlbackup.yaml"),
             index_manifest: out.join("index/plugins/mlbackup.yaml"),
+            image: out.join("image"),
         }
     })
 }
@@ -686,5 +690,226 @@ fn the_packaged_helper_is_static_and_runs_in_an_empty_root() {
     }
     if !ran {
         eprintln!("note: chroot is not permitted here; the empty-root run was skipped");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image of scheduled backups
+
+/// What a `FROM scratch` Dockerfile makes: the files it copies (context path, image path), its
+/// user and its entrypoint. Any other instruction fails the test, so that the root built from
+/// it below is exactly the image's.
+#[derive(Debug, Default)]
+struct Image {
+    copies: Vec<(String, String)>,
+    user: Option<String>,
+    entrypoint: Vec<String>,
+}
+
+fn read_dockerfile(text: &str) -> Image {
+    let mut image = Image::default();
+    let mut from_scratch = false;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (instruction, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match instruction {
+            "FROM" => from_scratch = rest.trim() == "scratch",
+            "COPY" => {
+                let parts: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(parts.len(), 2, "COPY SRC DEST, without flags: {line}");
+                image.copies.push((parts[0].into(), parts[1].into()));
+            }
+            "USER" => image.user = Some(rest.trim().to_string()),
+            "ENTRYPOINT" => image.entrypoint = serde_json::from_str(rest).expect("exec form"),
+            other => panic!("an instruction this test does not reproduce: {other}"),
+        }
+    }
+    assert!(from_scratch, "FROM scratch");
+    image
+}
+
+#[test]
+fn the_image_runs_the_static_plugin_in_an_empty_root_as_a_pod() {
+    let package = package();
+    let context: BTreeSet<String> = walk(&package.image);
+    assert_eq!(
+        context,
+        ["Dockerfile", "kubectl-mlbackup"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    let dockerfile = std::fs::read_to_string(package.image.join("Dockerfile")).unwrap();
+    assert_eq!(
+        dockerfile,
+        std::fs::read_to_string(workspace_root().join("Dockerfile")).unwrap(),
+        "the committed Dockerfile"
+    );
+    let image = read_dockerfile(&dockerfile);
+    assert_eq!(image.user.as_deref(), Some("65532:65532"), "not root");
+    assert_eq!(image.entrypoint, ["/kubectl-mlbackup"]);
+
+    // The image's root, as docker would make it.
+    let root = tempfile::tempdir().unwrap();
+    for (source, target) in &image.copies {
+        let target = root.path().join(target.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(package.image.join(source), &target).unwrap();
+    }
+    let plugin = root.path().join("kubectl-mlbackup");
+    let ldd = Command::new("ldd")
+        .arg(&plugin)
+        .env("LC_ALL", "C")
+        .output()
+        .expect("ldd runs");
+    let says = String::from_utf8_lossy(&ldd.stdout) + String::from_utf8_lossy(&ldd.stderr);
+    assert!(
+        says.contains("not a dynamic executable") || says.contains("statically linked"),
+        "ldd: {says}"
+    );
+
+    // What the kubelet adds in a pod: the service account (token and CA of the sandbox's
+    // cluster, the namespace) and the API server's address; and the CronJob's emptyDir.
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_mlbackup-sandbox")),
+        dir.path(),
+        &["--lrs", "4", "--namespaces", "2"],
+    )
+    .unwrap();
+    let kubeconfig = read_yaml(&sandbox.ready.kubeconfig);
+    let server = kubeconfig["clusters"][0]["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ca = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap();
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca)
+        .unwrap();
+    let token = kubeconfig["users"][0]["user"]["token"].as_str().unwrap();
+    let account = root
+        .path()
+        .join("var/run/secrets/kubernetes.io/serviceaccount");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("token"), token).unwrap();
+    std::fs::write(account.join("ca.crt"), ca).unwrap();
+    std::fs::write(account.join("namespace"), "mlbackup").unwrap();
+    let backups = root.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let (host, port) = server
+        .trim_start_matches("https://")
+        .rsplit_once(':')
+        .unwrap();
+
+    // chroot needs root (or a user namespace, where only root is mapped and the image's user
+    // cannot be taken); where neither is allowed, the static check above stands alone.
+    let user = image.user.clone().unwrap();
+    let (uid, gid) = user.split_once(':').unwrap();
+    let as_user = std::os::unix::fs::chown(
+        &backups,
+        Some(uid.parse().unwrap()),
+        Some(gid.parse().unwrap()),
+    )
+    .is_ok();
+    let userspec = format!("--userspec={user}");
+    let attempts: Vec<Vec<&str>> = if as_user {
+        vec![
+            vec!["chroot", userspec.as_str()],
+            vec!["unshare", "--user", "--map-root-user", "chroot"],
+        ]
+    } else {
+        vec![vec!["unshare", "--user", "--map-root-user", "chroot"]]
+    };
+    let run_in_image = |prefix: &[&str], args: &[&str]| {
+        Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg(root.path())
+            .args(&image.entrypoint)
+            .args(args)
+            .env_clear()
+            // Only for finding chroot and unshare; the plugin gets the pod's variables alone.
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KUBERNETES_SERVICE_HOST", host)
+            .env("KUBERNETES_SERVICE_PORT", port)
+            .current_dir(root.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("chroot runs")
+    };
+    let Some(prefix) = attempts.iter().find(|prefix| {
+        let output = run_in_image(prefix, &["version", "--client"]);
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("not permitted"),
+                "the plugin failed in the image's root with something else than a refused \
+                 chroot: {output:?}"
+            );
+        }
+        output.status.success()
+    }) else {
+        eprintln!("note: chroot is not permitted here; the empty-root run was skipped");
+        return;
+    };
+    let ok = |args: &[&str]| {
+        let output = run_in_image(prefix, args);
+        assert!(
+            output.status.success(),
+            "kubectl-mlbackup {args:?} in the image's root: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    // The API server, reached with the service account alone (no kubeconfig, no CA files).
+    let version: serde_json::Value = serde_json::from_str(&ok(&["version", "-o", "json"])).unwrap();
+    assert!(
+        version["serverVersion"]["gitVersion"].is_string(),
+        "{version}"
+    );
+    let backup: serde_json::Value = serde_json::from_str(&ok(&[
+        "backup",
+        "--all-types",
+        "--dir",
+        "/backups",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let name = backup["name"].as_str().unwrap().to_string();
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--dir", "/backups", "-o", "json"])).unwrap();
+    assert_eq!(list["backups"][0]["name"], name.as_str());
+    assert_eq!(list["backups"][0]["status"], "complete");
+    assert!(backup["objects"].as_u64().unwrap() > 0, "{backup}");
+    assert_eq!(list["backups"][0]["lrsCount"], backup["objects"]);
+    ok(&["verify", &name, "--dir", "/backups"]);
+    // The time zone database is compiled in: the root has no /usr/share/zoneinfo.
+    let prune: serde_json::Value = serde_json::from_str(&ok(&[
+        "prune",
+        "--dir",
+        "/backups",
+        "--keep-daily",
+        "1",
+        "--time-zone",
+        "Europe/Berlin",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(prune["timeZone"], "Europe/Berlin");
+    assert_eq!(prune["keep"][0]["name"], name.as_str());
+    let day = prune["keep"][0]["reason"].as_str().unwrap();
+    assert!(day.contains("keep-daily 20"), "{day}");
+    if as_user && prefix[0] == "chroot" {
+        let owner =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(backups.join(&name)).unwrap());
+        assert_eq!(owner, 65532, "written as the image's user");
     }
 }
