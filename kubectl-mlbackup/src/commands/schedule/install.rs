@@ -7,10 +7,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::render::{self, Settings};
-use super::{CREATED_NAMESPACE_ANNOTATION, Kind, SCHEDULE_LABEL, SCHEDULE_NAMESPACE_LABEL, Schedule, ScheduleError};
+use super::{
+    CREATED_NAMESPACE_ANNOTATION, Kind, SCHEDULE_LABEL, SCHEDULE_NAMESPACE_LABEL, Schedule,
+    ScheduleError,
+};
 use crate::cli::{GlobalArgs, ScheduleInstallArgs};
-use crate::cluster::{Cluster, ClusterError};
 use crate::cluster::objects::{self, Persist};
+use crate::cluster::{Cluster, ClusterError};
 use crate::encryption::Recipients;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
@@ -24,7 +27,10 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let mut settings = check(args, env)?;
-    if matches!(Location::parse(args.dir.as_os_str()), Ok(Location::Folder { .. })) {
+    if matches!(
+        Location::parse(args.dir.as_os_str()),
+        Ok(Location::Folder { .. })
+    ) {
         printer.warning(&format!(
             "--dir {} is a folder: the pod writes it inside its own file system, which is read-only \
              but for {} (an emptyDir, gone with the pod); use an s3:// location for backups that last",
@@ -33,7 +39,10 @@ pub async fn run(
         ));
     }
     if args.dry_run {
-        printer.text(&print_manifests(&render::manifests(&settings), global.output)?)?;
+        printer.text(&print_manifests(
+            &render::manifests(&settings),
+            global.output,
+        )?)?;
         return Ok(Exit::Success);
     }
     let cluster = super::super::connect(global, env).await?;
@@ -47,7 +56,9 @@ pub async fn run(
         .await
         .with_context(context)?;
     let manifests = render::manifests(&settings);
-    refuse_foreign(&cluster, &settings, &manifests).await.with_context(context)?;
+    refuse_foreign(&cluster, &settings, &manifests)
+        .await
+        .with_context(context)?;
     let mut applied = Vec::new();
     for object in &manifests {
         let kind = render::kind_of(object).expect("the manifests are of known kinds");
@@ -66,7 +77,11 @@ pub async fn run(
         applied.push(AppliedObject {
             kind: kind.resource().kind,
             name: name.to_string(),
-            action: if result.created { "created" } else { "configured" },
+            action: if result.created {
+                "created"
+            } else {
+                "configured"
+            },
         });
     }
     printer.data(&InstallOutcome {
@@ -126,7 +141,8 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
     })?;
     if recipients.is_none() && matches!(location, Location::S3(_)) {
         return Err(usage(
-            "a scheduled backup into object storage must be encrypted: no recipient is given".into(),
+            "a scheduled backup into object storage must be encrypted: no recipient is given"
+                .into(),
             "pass --recipient age1... or --recipients-file FILE (public keys only: the cluster \
              never holds a key that reads the backups)",
         )

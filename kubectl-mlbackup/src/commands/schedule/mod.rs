@@ -41,7 +41,10 @@ pub fn selector(target: &ScheduleTargetArgs) -> String {
 
 /// The name of the ClusterRole and its binding: one per schedule, cluster-wide.
 pub fn cluster_role_name(target: &ScheduleTargetArgs) -> String {
-    format!("kubectl-mlbackup-{}-{}", target.schedule_namespace, target.name)
+    format!(
+        "kubectl-mlbackup-{}-{}",
+        target.schedule_namespace, target.name
+    )
 }
 
 /// The kinds install makes, in the order they are applied (what others refer to first).
@@ -73,7 +76,12 @@ impl Kind {
             Kind::Namespace => ("", "Namespace", "namespaces", false),
             Kind::ServiceAccount => ("", "ServiceAccount", "serviceaccounts", true),
             Kind::ClusterRole => (RBAC_GROUP, "ClusterRole", "clusterroles", false),
-            Kind::ClusterRoleBinding => (RBAC_GROUP, "ClusterRoleBinding", "clusterrolebindings", false),
+            Kind::ClusterRoleBinding => (
+                RBAC_GROUP,
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+            ),
             Kind::ConfigMap => ("", "ConfigMap", "configmaps", true),
             Kind::CronJob => ("batch", "CronJob", "cronjobs", true),
             Kind::Job => ("batch", "Job", "jobs", true),
@@ -129,7 +137,9 @@ impl Schedule {
                          (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly";
         if expression.starts_with("TZ=") || expression.starts_with("CRON_TZ=") {
             return Err(usage(
-                format!("--schedule `{expression}`: a time zone in the expression is not supported by CronJobs"),
+                format!(
+                    "--schedule `{expression}`: a time zone in the expression is not supported by CronJobs"
+                ),
                 "give the time zone with --time-zone, like --time-zone Europe/Berlin",
             ));
         }
@@ -240,7 +250,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -260,12 +272,16 @@ mod tests {
         assert_eq!(six.message, "--schedule `0 0 3 * * *` has 6 fields, not 5");
         let bad = Schedule::parse("61 3 * * *", None).unwrap_err();
         assert!(
-            bad.message.starts_with("--schedule `61 3 * * *` is not a valid cron expression"),
+            bad.message
+                .starts_with("--schedule `61 3 * * *` is not a valid cron expression"),
             "{}",
             bad.message
         );
         let zone = Schedule::parse("0 3 * * *", Some("Europe/Berln")).unwrap_err();
-        assert_eq!(zone.message, "--time-zone `Europe/Berln` is not a known time zone");
+        assert_eq!(
+            zone.message,
+            "--time-zone `Europe/Berln` is not a known time zone"
+        );
         let tz = Schedule::parse("TZ=UTC 0 3 * * *", None).unwrap_err();
         assert!(tz.hint.contains("--time-zone"));
     }

@@ -108,10 +108,7 @@ pub fn retention_flags(retention: &ScheduleRetentionArgs) -> Vec<String> {
         }
     }
     if let Some(within) = retention.keep_within {
-        flags.extend([
-            "--keep-within".to_string(),
-            crate::duration::format(within),
-        ]);
+        flags.extend(["--keep-within".to_string(), crate::duration::format(within)]);
     }
     flags
 }
@@ -138,13 +135,15 @@ pub fn manifests(settings: &Settings) -> Vec<Value> {
     objects.push(account);
     let role = cluster_role_name(&settings.target());
     // Read the LRS objects and their CRD: nothing else (no exec, no scale, no Secrets).
-    objects.push(json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRole",
+    objects.push(
+        json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRole",
         "metadata": settings.metadata(&role, false),
         "rules": [
             {"apiGroups": [LRS_GROUP], "resources": [LRS_PLURAL], "verbs": ["get", "list"]},
             {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
              "resourceNames": [format!("{LRS_PLURAL}.{LRS_GROUP}")], "verbs": ["get"]},
-        ]}));
+        ]}),
+    );
     objects.push(json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRoleBinding",
         "metadata": settings.metadata(&role, false),
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
@@ -178,7 +177,9 @@ fn cron_job(settings: &Settings) -> Value {
             format!("{RECIPIENTS_DIR}/{RECIPIENTS_KEY}"),
         ]);
         mounts.push(json!({"name": "recipients", "mountPath": RECIPIENTS_DIR, "readOnly": true}));
-        volumes.push(json!({"name": "recipients", "configMap": {"name": settings.recipients_config_map()}}));
+        volumes.push(
+            json!({"name": "recipients", "configMap": {"name": settings.recipients_config_map()}}),
+        );
     }
     args.extend(retention_flags(&settings.retention));
     for (name, value) in [

@@ -42,10 +42,19 @@ pub async fn run(
         })
         .with_context(context)?;
     let job = job_from(&cron_job.value);
-    let created = objects::create(&cluster, &Kind::Job.resource(), namespace, &job, Persist::Yes)
-        .await
-        .with_context(context)?;
-    let name = created["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let created = objects::create(
+        &cluster,
+        &Kind::Job.resource(),
+        namespace,
+        &job,
+        Persist::Yes,
+    )
+    .await
+    .with_context(context)?;
+    let name = created["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut outcome = RunOutcome {
         job: name.clone(),
         namespace: namespace.clone(),
@@ -185,7 +194,9 @@ impl Render for RunOutcome {
     fn render(&self) -> String {
         let mut text = String::new();
         if let Some(log) = &self.log_tail {
-            text.push_str(&format!("Log of the Job's pod (last {LOG_TAIL_LINES} lines):\n"));
+            text.push_str(&format!(
+                "Log of the Job's pod (last {LOG_TAIL_LINES} lines):\n"
+            ));
             for line in log.lines() {
                 text.push_str(&format!("  | {line}\n"));
             }

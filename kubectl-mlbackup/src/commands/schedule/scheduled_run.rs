@@ -31,8 +31,12 @@ pub fn steps(args: &ScheduledRunArgs) -> (Vec<OsString>, Option<Vec<OsString>>) 
     }
     let retention = retention_flags(&args.retention);
     let prune = (!retention.is_empty()).then(|| {
-        let mut prune: Vec<OsString> =
-            vec![program, "prune".into(), "--dir".into(), args.dir.clone().into()];
+        let mut prune: Vec<OsString> = vec![
+            program,
+            "prune".into(),
+            "--dir".into(),
+            args.dir.clone().into(),
+        ];
         prune.extend(retention.into_iter().map(OsString::from));
         prune.push("--yes".into());
         prune

@@ -32,13 +32,17 @@ pub async fn run(
             namespace: namespace.clone(),
         })
         .with_context(context)?;
-    let jobs: Vec<Value> =
-        objects::list(&cluster, &Kind::Job.resource(), Some(namespace), &selector(target))
-            .await
-            .with_context(context)?
-            .into_iter()
-            .map(|o| o.value)
-            .collect();
+    let jobs: Vec<Value> = objects::list(
+        &cluster,
+        &Kind::Job.resource(),
+        Some(namespace),
+        &selector(target),
+    )
+    .await
+    .with_context(context)?
+    .into_iter()
+    .map(|o| o.value)
+    .collect();
     let outcome = status_of(&cron_job.value, &jobs, Utc::now());
     let exit = if outcome.overdue || outcome.last_run_result.as_deref() == Some("failed") {
         Exit::Failure
@@ -79,8 +83,14 @@ pub fn status_of(cron_job: &Value, jobs: &[Value], now: DateTime<Utc>) -> Status
         _ => false,
     };
     StatusOutcome {
-        schedule: cron_job["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-        namespace: cron_job["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        schedule: cron_job["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        namespace: cron_job["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         cron: expression,
         time_zone,
         suspended: spec["suspend"] == true,
@@ -152,7 +162,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn cron_job(last_success: Option<&str>) -> Value {
@@ -169,7 +181,10 @@ mod tests {
         assert!(!fresh.overdue);
         assert_eq!(fresh.next_run, Some(at("2026-11-30T02:00:00Z")));
         let one_missed = status_of(&cron_job(Some("2026-11-28T02:01:00Z")), &[], now);
-        assert!(!one_missed.overdue, "the latest run may have been missed once");
+        assert!(
+            !one_missed.overdue,
+            "the latest run may have been missed once"
+        );
         let two_missed = status_of(&cron_job(Some("2026-11-27T02:01:00Z")), &[], now);
         assert!(two_missed.overdue);
         let never = status_of(&cron_job(None), &[], now);

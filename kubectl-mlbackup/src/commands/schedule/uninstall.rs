@@ -55,9 +55,7 @@ pub async fn run(
     let made_by_install = objects::get(&cluster, &namespaces, namespace, namespace)
         .await
         .with_context(context)?
-        .filter(|ns| {
-            ns.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION] == "true"
-        });
+        .filter(|ns| ns.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION] == "true");
     if let Some(ns) = made_by_install {
         let others = objects::list(
             &cluster,
@@ -69,9 +67,16 @@ pub async fn run(
         .with_context(context)?;
         if others.is_empty() {
             let uid = ns.value["metadata"]["uid"].as_str().unwrap_or_default();
-            objects::delete(&cluster, &namespaces, namespace, namespace, uid, Persist::Yes)
-                .await
-                .with_context(context)?;
+            objects::delete(
+                &cluster,
+                &namespaces,
+                namespace,
+                namespace,
+                uid,
+                Persist::Yes,
+            )
+            .await
+            .with_context(context)?;
             removed.push(RemovedObject {
                 kind: namespaces.kind.clone(),
                 name: namespace.clone(),
