@@ -335,7 +335,7 @@ pub enum ScheduleCommand {
         --dir s3://backups/prod --image registry.example.com/kubectl-mlbackup:0.1.0 \\\n      \
         --recipients-file team.pub --keep-daily 7 --keep-weekly 4 --credentials-secret s3-backup\n  \
         kubectl mlbackup schedule install ... --dry-run -o yaml > mlbackup-schedule.yaml")]
-    Install(ScheduleInstallArgs),
+    Install(Box<ScheduleInstallArgs>),
 
     /// Start a run now: a Job made from the CronJob's template, as `kubectl create job
     /// --from=cronjob/...` does. With --wait, follow it to its end: exit 1 when it failed,

@@ -301,17 +301,19 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
         "{}",
         installed.stderr
     );
-    let table = installed.stdout.replace(|c: char| c == ' ', "");
-    for line in [
-        "NamespacemlbackupcreatedServiceAccountmlbackupcreated",
-        "CronJobmlbackupcreated",
-    ] {
-        assert!(
-            table.replace('\n', "").contains(line),
-            "{}",
-            installed.stdout
-        );
-    }
+    assert!(
+        installed.stdout.starts_with(
+            "KIND                 NAME                                 ACTION\n\
+             Namespace            mlbackup                             created\n\
+             ServiceAccount       mlbackup                             created\n\
+             ClusterRole          kubectl-mlbackup-mlbackup-mlbackup   created\n\
+             ClusterRoleBinding   kubectl-mlbackup-mlbackup-mlbackup   created\n\
+             CronJob              mlbackup                             created\n\
+             Schedule mlbackup in namespace mlbackup: 0 3 * * * (Europe/Berlin), next run "
+        ),
+        "{}",
+        installed.stdout
+    );
     let cron_job = cluster
         .kube
         .get("cronjobs", Some("mlbackup"), "mlbackup")
