@@ -530,10 +530,19 @@ fn parse_object(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    let yaml = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("yaml"));
+        .unwrap_or_default();
+    // Protobuf bodies of objects are not decoded (only access reviews are): answered as a
+    // server that does not speak it, which makes client-go switch to JSON.
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return Err(ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
+    }
+    let yaml = content_type.contains("yaml");
     let parsed: Result<Value, String> = if yaml {
         serde_yaml::from_slice(body).map_err(|e| e.to_string())
     } else {

@@ -1558,6 +1558,18 @@ async fn schedule_objects_are_served_like_the_real_server() {
     assert_eq!(code, 200, "{updated}");
     assert_eq!(updated["roleRef"]["name"], "other");
     assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
+    // A protobuf body (kubectl's typed `create secret ...`) is not decoded: 415, as a server
+    // without protobuf answers, never a half-read object.
+    let protobuf = server
+        .call_as(
+            Some("secret"),
+            Method::POST,
+            collection,
+            "application/vnd.kubernetes.protobuf",
+            "k8s\0".into(),
+        )
+        .await;
+    assert_eq!(protobuf.0, 415, "{}", protobuf.1);
 }
 
 /// A service account's token is authorised by the ClusterRoles bound to it, and nothing else:
