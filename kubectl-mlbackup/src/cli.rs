@@ -316,6 +316,200 @@ pub enum Command {
     /// brings back exactly those that were active. Both are safe to re-run.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
+
+    /// Scheduled backups in the cluster: a CronJob that runs `backup`, then `prune`.
+    ///
+    /// `install` creates, in its own namespace (default mlbackup): a ServiceAccount, a
+    /// ClusterRole that may only get and list LRS objects and get their CRD, its binding, a
+    /// ConfigMap of the recipients' public keys, and the CronJob (non-root, read-only root file
+    /// system, no capabilities, no overlapping runs). Several schedules coexist under --name.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+
+    /// What a scheduled Job's container runs: `backup` into --dir, then `prune` with the
+    /// retention flags (when any is given), in one process (the image has no shell).
+    #[command(hide = true)]
+    ScheduledRun(ScheduledRunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install (or update) a schedule: the objects it needs and its CronJob.
+    ///
+    /// Everything is checked before the first request: the cron expression (5 fields), the
+    /// time zone, the location, the recipients. Then every object is applied with server-side
+    /// apply (field manager kubectl-mlbackup), labelled app.kubernetes.io/managed-by and with
+    /// the schedule's name. With --dry-run the manifests are printed instead (-o yaml, the
+    /// default, or -o json), for GitOps; nothing is sent to the cluster.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup schedule install --schedule '0 3 * * *' --time-zone Europe/Berlin \\\n      \
+        --dir s3://backups/prod --image registry.example.com/kubectl-mlbackup:0.1.0 \\\n      \
+        --recipients-file team.pub --keep-daily 7 --keep-weekly 4 --credentials-secret s3-backup\n  \
+        kubectl mlbackup schedule install ... --dry-run -o yaml > mlbackup-schedule.yaml")]
+    Install(Box<ScheduleInstallArgs>),
+
+    /// Start a run now: a Job made from the CronJob's template, as `kubectl create job
+    /// --from=cronjob/...` does. With --wait, follow it to its end: exit 1 when it failed,
+    /// with the end of its pod's log.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup schedule run-now --wait\n  \
+        kubectl mlbackup schedule run-now --name hourly")]
+    RunNow(ScheduleRunNowArgs),
+
+    /// Remove exactly what `install` made for this schedule (found by its labels).
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup schedule uninstall\n  \
+        kubectl mlbackup schedule uninstall --name hourly --schedule-namespace backups")]
+    Uninstall(ScheduleTargetArgs),
+
+    /// The schedule, its next run, its last run and last success, from the CronJob and its
+    /// Jobs; exits 1 when the last success is older than two schedule periods (overdue) or the
+    /// last run failed, for monitoring.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup schedule status\n  \
+        kubectl mlbackup schedule status --name hourly -o json")]
+    Status(ScheduleTargetArgs),
+}
+
+/// Which schedule a command acts on.
+#[derive(Debug, Args)]
+pub struct ScheduleTargetArgs {
+    /// The schedule's name (several schedules may coexist).
+    #[arg(long, value_name = "NAME", default_value = "mlbackup",
+          value_parser = parse_schedule_name)]
+    pub name: String,
+
+    /// The namespace of the schedule's objects.
+    #[arg(long, value_name = "NS", default_value = "mlbackup")]
+    pub schedule_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleInstallArgs {
+    #[command(flatten)]
+    pub target: ScheduleTargetArgs,
+
+    /// When to run, as a cron expression of 5 fields (minute hour day-of-month month
+    /// day-of-week), like `0 3 * * *`; `@daily` and the like work too.
+    #[arg(long, value_name = "CRON")]
+    pub schedule: String,
+
+    /// The time zone of --schedule, like `Europe/Berlin` (default: the cluster's, usually UTC).
+    #[arg(long, value_name = "TZ")]
+    pub time_zone: Option<String>,
+
+    /// Where the backups go: s3://BUCKET/PREFIX (a folder path works only where the pod can
+    /// write it).
+    #[arg(long, value_name = "LOCATION")]
+    pub dir: PathBuf,
+
+    /// The container image with the plugin (built from the project's Dockerfile).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: String,
+
+    /// Encrypt the backups to this age public key (age1...); repeatable. Only public keys go
+    /// into the cluster.
+    #[arg(long, value_name = "KEY")]
+    pub recipient: Vec<String>,
+
+    /// Encrypt the backups to the age public keys in this file (one per line).
+    #[arg(long, value_name = "FILE", conflicts_with = "recipient")]
+    pub recipients_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub retention: ScheduleRetentionArgs,
+
+    /// Stop a run that takes longer than this, like `2h` (the Job's activeDeadlineSeconds).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+
+    /// The Secret (in the schedule's namespace) with the bucket's keys: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and optionally AWS_SESSION_TOKEN. Without it, the pod uses its
+    /// web identity (see --service-account-annotation).
+    #[arg(long, value_name = "NAME")]
+    pub credentials_secret: Option<String>,
+
+    /// An annotation of the ServiceAccount, like
+    /// `eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/backup` for web identity;
+    /// repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub service_account_annotation: Vec<(String, String)>,
+
+    /// Print the manifests (-o yaml or -o json) instead of applying them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The retention rules of a schedule, passed to `prune` after each backup.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScheduleRetentionArgs {
+    /// Keep the N newest backups.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N weeks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_monthly: Option<u32>,
+    /// Keep every backup younger than this, like `7d`.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub keep_within: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleRunNowArgs {
+    #[command(flatten)]
+    pub target: ScheduleTargetArgs,
+
+    /// Follow the run to its end; exit 1 when it failed.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduledRunArgs {
+    /// Where the backups go.
+    #[arg(long, value_name = "LOCATION")]
+    pub dir: PathBuf,
+
+    /// The recipients file (the schedule's ConfigMap, mounted).
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub retention: ScheduleRetentionArgs,
+}
+
+/// A schedule's name: it names its CronJob (at most 52 characters, so that the Jobs' names fit)
+/// and its other objects, so a DNS label: lower-case letters, digits and `-`.
+fn parse_schedule_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 52
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a valid schedule name (lower-case letters, digits and `-`, at most 52, \
+             starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// `KEY=VALUE`, both non-empty.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,9 @@ const LAYERS: &[&[&str]] = &[
         "commands::verify",
         "commands::version",
     ],
+    // Scheduled backups: install, run-now, status, uninstall, and the run in the pod (which
+    // runs backup and prune).
+    &["commands::schedule"],
     // The hints for every error type the commands and the layers below raise.
     &["commands::diagnostics"],
     // prepare and recover: runbooks that run the standalone commands' work functions.

@@ -131,6 +131,10 @@ async fn dispatch(
         Command::Prepare(args) => runbook::prepare::run(global, args, env, printer).await,
         Command::Recover(args) => runbook::recover::run(global, args, env, printer).await,
         Command::Deployments(command) => deployments::run(global, command, env, printer).await,
+        Command::Schedule(command) => schedule::run(global, command, env, printer).await,
+        Command::ScheduledRun(args) => {
+            schedule::scheduled_run::run(global, args, env, printer).await
+        }
     }
 }
 

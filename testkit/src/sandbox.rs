@@ -35,6 +35,9 @@ pub struct SandboxOptions {
     /// How long the simulated LRS operator takes to release its finalizer from a deleted LRS
     /// (`None`: no operator, the finalizer holds).
     pub lrs_operator_delay: Option<Duration>,
+    /// Container images and the local binary each stands for: a Job's pod whose container uses
+    /// the image runs the binary (sandbox only: a real kubelet pulls the image).
+    pub image_binaries: Vec<(String, PathBuf)>,
 }
 
 /// The readiness message: one JSON line on stdout, a contract other tools read.
@@ -110,6 +113,9 @@ impl Sandbox {
         let (Some(cluster), Some(api)) = world.into_parts() else {
             unreachable!("the world was built with both servers");
         };
+        for (image, binary) in &options.image_binaries {
+            cluster.kube.map_image(image, binary);
+        }
         if let Some(latency) = options.dr_latency {
             api.datarobot
                 .faults()

@@ -251,3 +251,42 @@ pub fn is_missing_namespace(err: &ClusterError, namespace: &str) -> bool {
     matches!(err, ClusterError::NotFound { message }
         if *message == format!("namespaces \"{namespace}\" not found"))
 }
+
+/// Creates `object` (POST, field manager [`FIELD_MANAGER`]); a `generateName` is filled in by
+/// the server. Returns the object as created. An object of that name answers 409
+/// (`AlreadyExists`).
+pub async fn create(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    namespace: &str,
+    object: &Value,
+    persist: Persist,
+) -> Result<Value, ClusterError> {
+    let params = post_params(persist);
+    let body = serde_json::to_vec(object).map_err(|source| decode_error(cluster, source))?;
+    send_to(cluster, resource, namespace, "create", |request| {
+        request.create(&params, body)
+    })
+    .await?
+    .json(cluster)
+}
+
+/// The last `lines` lines a pod's (only) container wrote, as `kubectl logs --tail` reads them.
+pub async fn pod_log_tail(
+    cluster: &Cluster,
+    namespace: &str,
+    pod: &str,
+    lines: u32,
+) -> Result<String, ClusterError> {
+    let path = format!("/api/v1/namespaces/{namespace}/pods/{pod}/log?tailLines={lines}");
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|err| cluster.build_error(kube::core::request::Error::BuildRequest(err)))?;
+    let scope = RequestScope {
+        verb: "get",
+        resource: "pods/log",
+        namespace: Some(namespace),
+    };
+    let answer = send(cluster, request, &scope).await?;
+    Ok(String::from_utf8_lossy(&answer.body).into_owned())
+}

@@ -13,6 +13,7 @@ use crate::commands::app::NothingSelected;
 use crate::commands::backup::BackupError;
 use crate::commands::deployments::Incomplete;
 use crate::commands::restore::RestoreError;
+use crate::commands::schedule::ScheduleError;
 use crate::datarobot::helper_binary::HelperNotFound;
 use crate::datarobot::in_pod::InPodError;
 use crate::exit::UsageError;
@@ -56,6 +57,7 @@ hint_by! {
     PodError => PodError::hint,
     InPodError => InPodError::hint,
     NothingSelected => |e| Some(e.hint()),
+    ScheduleError => ScheduleError::hint,
     // Transparent wrappers: their inner error is not a link of the chain.
     BackupError => |e| match e {
         BackupError::Cluster(inner) => inner.hint(),

@@ -15,6 +15,7 @@ pub mod prune;
 mod render_tests;
 pub mod restore;
 pub mod runbook;
+pub mod schedule;
 pub mod show;
 pub mod spark_cleanup;
 pub mod verify;

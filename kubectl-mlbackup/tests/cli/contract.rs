@@ -70,14 +70,94 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ("delete", &["delete", "nightly", "--yes"]),
         ("prune", &["prune", "--keep", "1"]),
     ];
+    // The schedule's Job runs this plugin in the fake cluster's kubelet, into a folder outside
+    // /tmp (the pod's /tmp is its scratch emptyDir).
+    const IMAGE: &str = "registry.example.com/kubectl-mlbackup:contract";
+    cluster.kube.map_image(
+        IMAGE,
+        std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup")),
+    );
+    let scheduled = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let scheduled_dir = scheduled.path().display().to_string();
+    let install: Vec<&str> = vec![
+        "schedule",
+        "install",
+        "--schedule",
+        "0 3 * * *",
+        "--image",
+        IMAGE,
+        "--dir",
+        &scheduled_dir,
+    ];
+    let schedule_commands: [(&str, &[&str]); 4] = [
+        ("schedule install", &install),
+        ("schedule run-now", &["schedule", "run-now", "--wait"]),
+        ("schedule status", &["schedule", "status"]),
+        ("schedule uninstall", &["schedule", "uninstall"]),
+    ];
     commands
         .iter()
+        .copied()
+        .chain(schedule_commands)
         .map(|(name, args)| {
             let mut args = args.to_vec();
             args.extend(["-o", "json"]);
-            (*name, sandbox.run(&args))
+            (name, sandbox.run(&args))
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleObjectJson {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleInstallJson {
+    schedule: String,
+    namespace: String,
+    cron: String,
+    time_zone: Option<String>,
+    next_run: Option<String>,
+    objects: Vec<ScheduleObjectJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleRunJson {
+    job: String,
+    namespace: String,
+    status: String,
+    log_tail: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleStatusJson {
+    schedule: String,
+    namespace: String,
+    cron: String,
+    time_zone: Option<String>,
+    suspended: bool,
+    next_run: Option<String>,
+    last_schedule: Option<String>,
+    last_run: Option<String>,
+    last_run_result: Option<String>,
+    last_success: Option<String>,
+    overdue: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleUninstallJson {
+    schedule: String,
+    namespace: String,
+    removed: Vec<ScheduleObjectJson>,
 }
 
 // --- Mirror types: what a script reading `-o json` may rely on. Optional fields are the ones
@@ -614,9 +694,16 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
             }
             "delete" => drop(read::<DeleteJson>(command, &value)),
             "prune" => drop(read::<PruneJson>(command, &value)),
+            "schedule install" => drop(read::<ScheduleInstallJson>(command, &value)),
+            "schedule run-now" => {
+                let run: ScheduleRunJson = read(command, &value);
+                assert_eq!(run.status, "succeeded", "{command}");
+            }
+            "schedule status" => drop(read::<ScheduleStatusJson>(command, &value)),
+            "schedule uninstall" => drop(read::<ScheduleUninstallJson>(command, &value)),
             other => panic!("{other}: a command without a mirror type"),
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 17, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 21, "every command ran: {seen:?}");
 }

@@ -159,3 +159,28 @@ fn prepare_help() {
 fn recover_help() {
     insta::assert_snapshot!(help_of(&["recover"]));
 }
+
+#[test]
+fn schedule_help() {
+    insta::assert_snapshot!(help_of(&["schedule", "--help"]));
+}
+
+#[test]
+fn schedule_install_help() {
+    insta::assert_snapshot!(help_of(&["schedule", "install", "--help"]));
+}
+
+#[test]
+fn schedule_run_now_help() {
+    insta::assert_snapshot!(help_of(&["schedule", "run-now", "--help"]));
+}
+
+#[test]
+fn schedule_status_help() {
+    insta::assert_snapshot!(help_of(&["schedule", "status", "--help"]));
+}
+
+#[test]
+fn schedule_uninstall_help() {
+    insta::assert_snapshot!(help_of(&["schedule", "uninstall", "--help"]));
+}

@@ -17,6 +17,7 @@ mod pod_security;
 mod proxy;
 mod restore;
 mod runbook;
+mod schedule;
 mod spark_cleanup;
 mod support;
 mod untrusted;

@@ -165,6 +165,7 @@ fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
         kubeconfig: work.path().join("kubeconfig"),
         pods_root: work.path().join("pods"),
         lrs_operator_delay: mlbackup_testkit::kube::FakeKubeOptions::default().lrs_operator_delay,
+        image_binaries: Vec::new(),
     }))?;
     let env = Env {
         kubeconfig: sandbox.ready.kubeconfig.clone(),

@@ -76,6 +76,23 @@ struct ServeArgs {
     /// for `s3://` backup locations; its endpoint and keys go into the ready line.
     #[arg(long)]
     s3: bool,
+    /// Run a Job's container of image IMAGE as the local binary PATH (the image's entrypoint,
+    /// with the container's args, env and service account credentials), as a kubelet would run
+    /// the image; repeat for several images. Sandbox only.
+    #[arg(long, value_name = "IMAGE=PATH", value_parser = parse_image_binary)]
+    image_binary: Vec<(String, PathBuf)>,
+}
+
+fn parse_image_binary(text: &str) -> Result<(String, PathBuf), String> {
+    let (image, path) = text
+        .split_once('=')
+        .filter(|(image, path)| !image.is_empty() && !path.is_empty())
+        .ok_or_else(|| format!("{text:?} is not IMAGE=PATH"))?;
+    let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
+    if !path.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    Ok((image.to_string(), path))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,6 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pods_root,
         lrs_operator_delay: (!args.no_lrs_operator)
             .then(|| Duration::from_millis(args.lrs_operator_delay_ms)),
+        image_binaries: args.image_binary,
     })
     .await?;
     let mut ready = sandbox.ready.clone();

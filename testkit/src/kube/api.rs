@@ -34,6 +34,11 @@ pub struct Cluster {
     ///
     /// [`FakeKube::before_exec`]: super::FakeKube::before_exec
     pub before_exec: Mutex<super::exec::BeforeExec>,
+    /// Tokens the sandbox's kubelet minted for pods, by token: the service account
+    /// (namespace, name) each stands for.
+    pub service_account_tokens: Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// The local binary each container image stands for (the sandbox's kubelet runs it).
+    pub images: Mutex<std::collections::HashMap<String, PathBuf>>,
 }
 
 /// Options of every mutating request.
@@ -292,6 +297,44 @@ fn parse_body(resource: &ResourceType, body: &[u8], yaml: bool) -> Result<Value,
 }
 
 impl Cluster {
+    /// Whether `identity` may do what `attrs` say: the admin unless a deny rule says no; a
+    /// service account as its ClusterRoleBindings say.
+    pub fn allows(
+        &self,
+        identity: &super::access::Identity,
+        attrs: &super::access::AccessAttributes,
+    ) -> bool {
+        match identity {
+            super::access::Identity::Admin => self.access.allows(attrs),
+            super::access::Identity::ServiceAccount { namespace, name } => {
+                let store = self.lock();
+                let collect = |plural: &str| -> Vec<Arc<Value>> {
+                    store.objects(plural).map(|(_, o)| o.clone()).collect()
+                };
+                super::access::rbac_allows(
+                    &collect("clusterrolebindings"),
+                    &collect("clusterroles"),
+                    namespace,
+                    name,
+                    attrs,
+                )
+            }
+        }
+    }
+
+    /// The identity a bearer token stands for, if any.
+    pub fn identity(&self, token: &str) -> Option<super::access::Identity> {
+        if token == self.token {
+            return Some(super::access::Identity::Admin);
+        }
+        let tokens = self.service_account_tokens.lock().unwrap();
+        let (namespace, name) = tokens.get(token)?;
+        Some(super::access::Identity::ServiceAccount {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap()
     }
@@ -1323,6 +1366,14 @@ fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
             object["status"] = json!({"phase": "Active"});
         }
         "pods" => object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        "serviceaccounts" | "configmaps" | "clusterroles" | "clusterrolebindings" => {
+            if let Some(map) = object.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        "secrets" => prepare_secret(object),
+        "jobs" => super::jobs::default_job(object),
+        "cronjobs" => super::jobs::default_cron_job(object),
         _ if resource.custom => {
             if let Some(map) = object.as_object_mut() {
                 map.remove("status");
@@ -1330,4 +1381,21 @@ fn prepare_for_create(resource: &ResourceType, object: &mut Value) {
         }
         _ => object["status"] = json!({}),
     }
+}
+
+/// A Secret as the registry stores it: `stringData` merged into `data` (base64), `type`
+/// defaulted to `Opaque`, no status.
+fn prepare_secret(object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.remove("status");
+    if let Some(Value::Object(strings)) = map.remove("stringData") {
+        let data = map.entry("data").or_insert_with(|| json!({}));
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            data[key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    map.entry("type").or_insert_with(|| json!("Opaque"));
 }

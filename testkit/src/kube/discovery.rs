@@ -82,7 +82,7 @@ fn resource_entry(resource: &ResourceType) -> Vec<Value> {
     }
     if matches!(
         resource.plural.as_str(),
-        "pods" | "deployments" | "replicasets" | "statefulsets"
+        "pods" | "deployments" | "replicasets" | "statefulsets" | "jobs" | "cronjobs"
     ) {
         main["categories"] = json!(["all"]);
     }
@@ -166,6 +166,8 @@ fn schema_name(resource: &ResourceType) -> String {
     let group = match resource.group.as_str() {
         "" => "io.k8s.api.core".to_string(),
         "apps" => "io.k8s.api.apps".to_string(),
+        "batch" => "io.k8s.api.batch".to_string(),
+        "rbac.authorization.k8s.io" => "io.k8s.api.rbac".to_string(),
         custom => custom.split('.').rev().collect::<Vec<_>>().join("."),
     };
     format!("{group}.{}.{}", resource.version, resource.kind)

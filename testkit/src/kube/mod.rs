@@ -1,5 +1,7 @@
-//! Fake Kubernetes API server: namespaces, pods (with exec), deployments and statefulsets (with
-//! `scale` and simulated controllers) and the LRS custom resource (with its operator's finalizer
+//! Fake Kubernetes API server: namespaces, pods (with exec and logs), deployments and
+//! statefulsets (with `scale` and simulated controllers), service accounts, config maps, secrets,
+//! RBAC cluster roles and bindings (enforced for service accounts), cron jobs and jobs (whose pods
+//! run as local processes, `jobs`) and the LRS custom resource (with its operator's finalizer
 //! handling simulated), over TLS with a bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection API the
 //! sandbox and the tests use without HTTP.
 
@@ -9,6 +11,7 @@ mod controller;
 mod discovery;
 pub mod exec;
 mod fields;
+mod jobs;
 mod numbers;
 mod operator;
 mod protobuf;
@@ -108,6 +111,8 @@ fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
         max_page_size: Mutex::new(options.max_page_size),
         pods_root: options.pods_root.clone(),
         before_exec: Mutex::default(),
+        service_account_tokens: Mutex::default(),
+        images: Mutex::default(),
     });
     for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         cluster.create_namespace(namespace);
@@ -165,6 +170,13 @@ impl FakeKube {
         .context("binding the fake API server")?;
         let _ = address.set(server.addr().to_string());
         let mut controllers = vec![controller::spawn(cluster.clone(), options.controller_delay)];
+        controllers.extend(jobs::spawn(
+            cluster.clone(),
+            jobs::KubeletConfig {
+                server: server.base_url(),
+                ca_pem: pki.as_ref().map(|p| p.ca_pem.clone()),
+            },
+        ));
         if let Some(delay) = options.lrs_operator_delay {
             controllers.push(operator::spawn(cluster.clone(), delay));
         }
@@ -301,6 +313,16 @@ impl FakeKube {
     /// command: lets a test act as another process of the pod would, at an exact moment.
     pub fn before_exec(&self, hook: impl Fn(&exec::ExecTarget, &[String]) + Send + Sync + 'static) {
         *self.cluster.before_exec.lock().unwrap() = exec::BeforeExec(Some(Arc::new(hook)));
+    }
+
+    /// Containers of `image` run `binary` (the image's entrypoint), as the sandbox's kubelet
+    /// runs Jobs' pods.
+    pub fn map_image(&self, image: &str, binary: &Path) {
+        self.cluster
+            .images
+            .lock()
+            .unwrap()
+            .insert(image.to_string(), binary.to_path_buf());
     }
 
     pub fn faults(&self) -> &Faults {

@@ -1,5 +1,6 @@
 //! The catalog of resource types the fake serves (namespaces, pods, deployments, replicasets,
-//! statefulsets, the LRS) and the per-type facts the real server derives from its registry: scope, names,
+//! statefulsets, service accounts, config maps, secrets, cluster roles and their bindings, cron
+//! jobs, jobs, the LRS) and the per-type facts the real server derives from its registry: scope, names,
 //! verbs, whether generation and a status subresource exist, whether it is a custom resource.
 
 /// One served resource type.
@@ -76,6 +77,8 @@ pub struct Catalog {
 }
 
 pub const LRS_GROUP: &str = "lrs.datarobot.com";
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const BATCH_GROUP: &str = "batch";
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -151,6 +154,75 @@ impl Catalog {
                 subresources: names(&["scale"]),
             },
         ];
+        // What `kubectl mlbackup schedule install` creates and the sandbox's kubelet runs.
+        let plain = |group: &str,
+                     plural: &str,
+                     singular: &str,
+                     kind: &str,
+                     namespaced: bool,
+                     short: &[&str],
+                     status: bool| ResourceType {
+            group: group.into(),
+            version: "v1".into(),
+            plural: plural.into(),
+            singular: singular.into(),
+            kind: kind.into(),
+            namespaced,
+            short_names: names(short),
+            custom: false,
+            tracks_generation: status,
+            status_subresource: status,
+            subresources: Vec::new(),
+        };
+        types.extend([
+            plain(
+                "",
+                "serviceaccounts",
+                "serviceaccount",
+                "ServiceAccount",
+                true,
+                &["sa"],
+                false,
+            ),
+            plain(
+                "",
+                "configmaps",
+                "configmap",
+                "ConfigMap",
+                true,
+                &["cm"],
+                false,
+            ),
+            plain("", "secrets", "secret", "Secret", true, &[], false),
+            plain(
+                RBAC_GROUP,
+                "clusterroles",
+                "clusterrole",
+                "ClusterRole",
+                false,
+                &[],
+                false,
+            ),
+            plain(
+                RBAC_GROUP,
+                "clusterrolebindings",
+                "clusterrolebinding",
+                "ClusterRoleBinding",
+                false,
+                &[],
+                false,
+            ),
+            plain(
+                BATCH_GROUP,
+                "cronjobs",
+                "cronjob",
+                "CronJob",
+                true,
+                &["cj"],
+                true,
+            ),
+            plain(BATCH_GROUP, "jobs", "job", "Job", true, &[], true),
+        ]);
         if let Some(version) = lrs_version {
             types.push(ResourceType {
                 group: LRS_GROUP.into(),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::access::AccessAttributes;
+use super::access::{self, AccessAttributes, Identity};
 use super::api::{Cluster, DeleteOptions, ListOptions, PatchType, Propagation, WriteOptions};
 use super::discovery;
 use super::exec::{ExecTarget, serve_exec};
@@ -69,18 +69,14 @@ impl Query {
     }
 }
 
-fn authenticate(cluster: &Cluster, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
+fn authenticate(cluster: &Cluster, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    if presented == Some(cluster.token.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+        .and_then(|(_, token)| cluster.identity(token.trim()))
+        .ok_or_else(ApiError::unauthorized)
 }
 
 fn ok(body: Value) -> Result<Response, ApiError> {
@@ -89,7 +85,9 @@ fn ok(body: Value) -> Result<Response, ApiError> {
 
 async fn handle(state: RouterState, request: Request) -> Result<Response, ApiError> {
     let cluster = state.cluster.clone();
-    authenticate(&cluster, request.headers())?;
+    // Discovery, /version and access reviews are every authenticated user's (the
+    // system:discovery and system:basic-user roles).
+    let identity = authenticate(&cluster, request.headers())?;
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let catalog = &cluster.catalog;
@@ -145,18 +143,19 @@ async fn handle(state: RouterState, request: Request) -> Result<Response, ApiErr
                     ApiError::bad_request(format!("error decoding request body: {e}"))
                 })?
             };
+            let allowed = cluster.allows(&identity, &access::review_attributes(&review));
             Ok(json_response(
                 StatusCode::CREATED,
-                &cluster.access.review(&review),
+                &access::review_answer(&review, allowed),
             ))
         }
         ["api", version, rest @ ..] => {
             let target = resolve(&cluster, "", version, rest)?;
-            serve_resource(cluster.clone(), target, request).await
+            serve_resource(cluster.clone(), &identity, target, request).await
         }
         ["apis", group, version, rest @ ..] => {
             let target = resolve(&cluster, group, version, rest)?;
-            serve_resource(cluster.clone(), target, request).await
+            serve_resource(cluster.clone(), &identity, target, request).await
         }
         _ => Err(not_found()),
     }
@@ -353,6 +352,7 @@ fn written((code, object): (StatusCode, Value)) -> Result<Response, ApiError> {
 
 async fn serve_resource(
     cluster: Arc<Cluster>,
+    identity: &Identity,
     target: Target,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -363,6 +363,7 @@ async fn serve_resource(
     let watching = query.flag("watch");
     let verb = match (&method, has_name, subresource) {
         (&Method::GET | &Method::POST, true, "exec") => "create",
+        (&Method::GET, true, "log") => "get",
         (_, _, "exec") => {
             return Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource",
@@ -390,9 +391,9 @@ async fn serve_resource(
     if has_name {
         attributes = attributes.with_name(name);
     }
-    if !cluster.access.allows(&attributes) {
+    if !cluster.allows(identity, &attributes) {
         return Err(ApiError::forbidden(
-            attributes.forbidden_message(&cluster.user),
+            attributes.forbidden_message(&identity.user_name(&cluster.user)),
             &resource.group,
             &resource.plural,
             name,
@@ -410,6 +411,10 @@ async fn serve_resource(
                 request,
             )
             .await;
+        }
+        "log" if resource.plural == "pods" => {
+            let pod = cluster.get(resource, namespace, name)?;
+            return pod_log(&cluster, &pod, &query);
         }
         "status" if resource.status_subresource => {
             return serve_status(&cluster, resource, namespace, name, verb, &query, request).await;
@@ -525,10 +530,19 @@ fn parse_object(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    let yaml = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("yaml"));
+        .unwrap_or_default();
+    // Protobuf bodies of objects are not decoded (only access reviews are): answered as a
+    // server that does not speak it, which makes client-go switch to JSON.
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return Err(ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
+    }
+    let yaml = content_type.contains("yaml");
     let parsed: Result<Value, String> = if yaml {
         serde_yaml::from_slice(body).map_err(|e| e.to_string())
     } else {
@@ -763,4 +777,33 @@ pub fn error_renderer() -> crate::serve::ErrorRenderer {
     Arc::new(|code: StatusCode, message: &str| -> http::Response<Body> {
         ApiError::for_code(code, message).into_response()
     })
+}
+
+/// `pods/log`: what the pod's container wrote (stdout and stderr, as the kubelet keeps it), the
+/// last `tailLines` lines when asked; 400 while the container has not started, as the kubelet
+/// answers.
+fn pod_log(cluster: &Cluster, pod: &Value, query: &Query) -> Result<Response, ApiError> {
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let path = super::jobs::log_path(&cluster.pods_root, namespace, name);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        let container = pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or_default();
+        ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        ))
+    })?;
+    let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let mut tail = lines[lines.len().saturating_sub(n)..].join("\n");
+            if !tail.is_empty() {
+                tail.push('\n');
+            }
+            tail
+        }
+        None => text,
+    };
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
 }

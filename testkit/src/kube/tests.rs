@@ -1442,3 +1442,205 @@ async fn a_deployment_owns_a_replica_set_which_owns_the_pods_as_in_a_real_cluste
     assert!(sets["items"].as_array().unwrap().is_empty());
     assert_eq!(server.pods_of("web"), (vec![], vec![]));
 }
+
+/// What `kubectl mlbackup schedule install` creates, served with the generic registry's
+/// semantics: strict create, 404 and 409 `Status` bodies, server-side apply, dry run.
+#[tokio::test]
+async fn schedule_objects_are_served_like_the_real_server() {
+    let server = server();
+    let objects = [
+        (
+            "/api/v1/namespaces/dr/serviceaccounts",
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "backup"}}),
+        ),
+        (
+            "/api/v1/namespaces/dr/configmaps",
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "backup"}, "data": {"k": "v"}}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            "clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "backup"}, "rules": []}),
+        ),
+        (
+            "/apis/batch/v1/namespaces/dr/cronjobs",
+            "cronjobs",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "backup"}, "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}}}}),
+        ),
+    ];
+    for (collection, plural, object) in objects {
+        let (code, created) = server
+            .call(Method::POST, collection, Some(object.clone()))
+            .await;
+        assert_eq!(code, 201, "{created}");
+        assert!(
+            created["metadata"]["uid"].is_string()
+                && created["metadata"]["resourceVersion"].is_string()
+                && created["metadata"]["creationTimestamp"].is_string(),
+            "{created}"
+        );
+        let again = server.call(Method::POST, collection, Some(object)).await;
+        let group = created["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g);
+        let qualified = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        assert_status(
+            &again,
+            409,
+            Some("AlreadyExists"),
+            &format!("{qualified} \"backup\" already exists"),
+        );
+        let missing = server
+            .call(Method::GET, &format!("{collection}/nothing"), None)
+            .await;
+        assert_status(
+            &missing,
+            404,
+            Some("NotFound"),
+            &format!("{qualified} \"nothing\" not found"),
+        );
+    }
+    let cron_job = server
+        .cluster
+        .get(
+            server.cluster.catalog.by_plural("cronjobs").unwrap(),
+            Some("dr"),
+            "backup",
+        )
+        .unwrap();
+    assert_eq!(
+        cron_job["spec"]["concurrencyPolicy"], "Allow",
+        "defaulted like the registry"
+    );
+    assert_eq!(cron_job["spec"]["successfulJobsHistoryLimit"], 3);
+    // A Secret's stringData is stored as data; dry run persists nothing.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3"}, "stringData": {"AWS_ACCESS_KEY_ID": "AKIA"}});
+    let collection = "/api/v1/namespaces/dr/secrets";
+    let (code, dry) = server
+        .call(
+            Method::POST,
+            &format!("{collection}?dryRun=All"),
+            Some(secret.clone()),
+        )
+        .await;
+    assert_eq!(code, 201);
+    assert_eq!(dry["data"]["AWS_ACCESS_KEY_ID"], "QUtJQQ==");
+    assert_eq!(dry["type"], "Opaque");
+    assert_eq!(
+        server
+            .call(Method::GET, &format!("{collection}/s3"), None)
+            .await
+            .0,
+        404
+    );
+    // Server-side apply creates a cluster-scoped binding, then a change updates it.
+    let binding = |role: &str| {
+        serde_yaml::to_string(&json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "backup"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "backup", "namespace": "dr"}]})).unwrap()
+    };
+    let uri = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/backup?fieldManager=kubectl-mlbackup";
+    let (code, created) = server
+        .patch(uri, "application/apply-patch+yaml", &binding("backup"))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let (code, updated) = server
+        .patch(uri, "application/apply-patch+yaml", &binding("other"))
+        .await;
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(updated["roleRef"]["name"], "other");
+    assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
+    // A protobuf body (kubectl's typed `create secret ...`) is not decoded: 415, as a server
+    // without protobuf answers, never a half-read object.
+    let protobuf = server
+        .call_as(
+            Some("secret"),
+            Method::POST,
+            collection,
+            "application/vnd.kubernetes.protobuf",
+            "k8s\0".into(),
+        )
+        .await;
+    assert_eq!(protobuf.0, 415, "{}", protobuf.1);
+}
+
+/// A service account's token is authorised by the ClusterRoles bound to it, and nothing else:
+/// the admin's deny rules do not apply, RBAC's do (403 with the account's user name).
+#[tokio::test]
+async fn a_service_account_may_only_what_its_cluster_role_grants() {
+    let server = server();
+    server
+        .cluster
+        .service_account_tokens
+        .lock()
+        .unwrap()
+        .insert("sa-token".into(), ("mlbackup".into(), "backup".into()));
+    let as_sa = |method: Method, uri: &'static str| {
+        server.call_as(
+            Some("sa-token"),
+            method,
+            uri,
+            "application/json",
+            String::new(),
+        )
+    };
+    let forbidden = as_sa(Method::GET, LRS).await;
+    assert_status(
+        &forbidden,
+        403,
+        Some("Forbidden"),
+        "lrs.lrs.datarobot.com is forbidden: User \"system:serviceaccount:mlbackup:backup\" cannot list resource \"lrs\" in API group \"lrs.datarobot.com\" in the namespace \"dr\"",
+    );
+    server.call(Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterroles", Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "lrs-reader"}, "rules": [{"apiGroups": ["lrs.datarobot.com"], "resources": ["lrs"], "verbs": ["get", "list"]}]}))).await;
+    server.call(Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", Some(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "lrs-reader"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lrs-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "backup", "namespace": "mlbackup"}]}))).await;
+    assert_eq!(as_sa(Method::GET, LRS).await.0, 200);
+    assert_eq!(
+        as_sa(Method::GET, "/apis").await.0,
+        200,
+        "discovery is every user's"
+    );
+    let secret = as_sa(Method::GET, "/api/v1/namespaces/dr/secrets/token").await;
+    assert_status(
+        &secret,
+        403,
+        Some("Forbidden"),
+        "secrets \"token\" is forbidden: User \"system:serviceaccount:mlbackup:backup\" cannot get resource \"secrets\" in API group \"\" in the namespace \"dr\"",
+    );
+    assert_eq!(
+        as_sa(
+            Method::DELETE,
+            "/apis/lrs.datarobot.com/v1/namespaces/dr/lrs/a"
+        )
+        .await
+        .0,
+        403
+    );
+    let (code, review) = server.call_as(Some("sa-token"), Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json",
+        json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": "dr"}}}).to_string()).await;
+    assert_eq!(code, 201);
+    assert_eq!(review["status"]["allowed"], false);
+    assert_eq!(
+        server
+            .call_as(
+                Some("unknown"),
+                Method::GET,
+                LRS,
+                "application/json",
+                String::new()
+            )
+            .await
+            .0,
+        401
+    );
+}

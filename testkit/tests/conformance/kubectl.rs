@@ -553,3 +553,88 @@ async fn exec_is_refused_without_permission_and_for_a_pod_that_is_not_running() 
         "{stderr}"
     );
 }
+
+/// What `kubectl mlbackup schedule install` relies on, through the real kubectl: Secrets,
+/// ServiceAccounts, ConfigMaps, CronJobs and Jobs applied and read back; a Job made from the
+/// CronJob's template runs in the sandbox's kubelet (its container a local process with the
+/// Secret and the ConfigMap in its env), `kubectl wait` sees it complete and `kubectl logs`
+/// reads its pod's log. (kubectl's typed `create secret|job ...` send protobuf bodies, which the
+/// fake does not decode: it answers 415 as a server without protobuf would.)
+#[tokio::test]
+async fn kubectl_runs_a_job_from_a_cron_job_and_reads_its_log() {
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster.kube.map_image("busybox", Path::new("/bin/sh"));
+    cluster.kube.create_namespace("batch");
+    let container = json!({"name": "main", "image": "busybox", "args": ["-c", "echo \"$GREETING $KEY\""],
+        "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+                {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "KEY"}}}]});
+    let pod_spec = json!({"serviceAccountName": "runner", "restartPolicy": "Never", "containers": [container]});
+    let objects = [
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "batch"}, "stringData": {"KEY": "s3cret"}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner", "namespace": "batch"}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "batch"}, "data": {"greeting": "hello"}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "batch"},
+         "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "concurrencyPolicy": "Forbid",
+            "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}}}),
+    ];
+    let mut applied = String::new();
+    for (index, object) in objects.iter().enumerate() {
+        let path = cluster.manifest(&format!("object-{index}.yaml"), object);
+        applied.push_str(
+            &cluster
+                .kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
+                .await,
+        );
+    }
+    assert_eq!(
+        applied,
+        "secret/keys created\nserviceaccount/runner created\nconfigmap/settings created\ncronjob.batch/nightly created\n"
+    );
+    let stored = cluster
+        .kubectl_ok(&[
+            "get",
+            "secret",
+            "keys",
+            "-n",
+            "batch",
+            "-o",
+            "jsonpath={.data.KEY}",
+        ])
+        .await;
+    assert_eq!(stored, "czNjcmV0");
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "now", "namespace": "batch"},
+        "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}});
+    let path = cluster.manifest("job.yaml", &job);
+    let out = cluster
+        .kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap()])
+        .await;
+    assert_eq!(out, "job.batch/now serverside-applied\n");
+    let waited = kubectl_within(
+        &cluster,
+        &[
+            "wait",
+            "-n",
+            "batch",
+            "--for=condition=complete",
+            "job/now",
+            "--timeout=60s",
+        ],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout),
+        "job.batch/now condition met\n"
+    );
+    let log = cluster
+        .kubectl_ok(&["logs", "-n", "batch", "job/now"])
+        .await;
+    assert_eq!(log, "hello s3cret\n");
+    let job = cluster.kube.get("jobs", Some("batch"), "now").unwrap();
+    assert_eq!(job["status"]["succeeded"], 1);
+}

@@ -1,0 +1,299 @@
+//! `schedule install`: checks every setting, then applies the schedule's objects with
+//! server-side apply, or prints them (`--dry-run`).
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::render::{self, Settings};
+use super::{
+    CREATED_NAMESPACE_ANNOTATION, Kind, SCHEDULE_LABEL, SCHEDULE_NAMESPACE_LABEL, Schedule,
+    ScheduleError,
+};
+use crate::cli::{GlobalArgs, ScheduleInstallArgs};
+use crate::cluster::objects::{self, Persist};
+use crate::cluster::{Cluster, ClusterError};
+use crate::encryption::Recipients;
+use crate::env::Env;
+use crate::exit::{Exit, UsageError};
+use crate::location::Location;
+use crate::printer::{self, OutputFormat, Printer, Render};
+
+pub async fn run(
+    global: &GlobalArgs,
+    args: &ScheduleInstallArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let mut settings = check(args, env)?;
+    if matches!(
+        Location::parse(args.dir.as_os_str()),
+        Ok(Location::Folder { .. })
+    ) {
+        printer.warning(&format!(
+            "--dir {} is a folder: the pod writes it inside its own file system, which is read-only \
+             but for {} (an emptyDir, gone with the pod); use an s3:// location for backups that last",
+            args.dir.display(),
+            render::SCRATCH
+        ));
+    }
+    if args.dry_run {
+        printer.text(&print_manifests(
+            &render::manifests(&settings),
+            global.output,
+        )?)?;
+        return Ok(Exit::Success);
+    }
+    let cluster = super::super::connect(global, env).await?;
+    let context = || {
+        format!(
+            "cannot install the schedule `{}` in the namespace `{}`",
+            settings.name, settings.namespace
+        )
+    };
+    settings.creates_namespace = made_by_install(&cluster, &settings.namespace)
+        .await
+        .with_context(context)?;
+    let manifests = render::manifests(&settings);
+    refuse_foreign(&cluster, &settings, &manifests)
+        .await
+        .with_context(context)?;
+    let mut applied = Vec::new();
+    for object in &manifests {
+        let kind = render::kind_of(object).expect("the manifests are of known kinds");
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let result = objects::apply(
+            &cluster,
+            &kind.resource(),
+            &settings.namespace,
+            name,
+            object,
+            Persist::Yes,
+        )
+        .await
+        .with_context(|| format!("cannot apply the {} `{name}`", kind.resource().kind))
+        .with_context(context)?;
+        applied.push(AppliedObject {
+            kind: kind.resource().kind,
+            name: name.to_string(),
+            action: if result.created {
+                "created"
+            } else {
+                "configured"
+            },
+        });
+    }
+    printer.data(&InstallOutcome {
+        schedule: settings.name.clone(),
+        namespace: settings.namespace.clone(),
+        cron: settings.schedule.expression.clone(),
+        time_zone: settings.schedule.time_zone.clone(),
+        next_run: settings.schedule.next_after(Utc::now()),
+        objects: applied,
+    })?;
+    Ok(Exit::Success)
+}
+
+/// Every flag checked, the files read: nothing is sent before all of it holds.
+pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> {
+    let usage = |message: String, hint: &str| UsageError {
+        message,
+        hint: hint.to_string(),
+    };
+    let schedule = Schedule::parse(&args.schedule, args.time_zone.as_deref())?;
+    let location = Location::parse(args.dir.as_os_str()).map_err(|err| {
+        usage(
+            format!("--dir: {err}"),
+            "a location like s3://BUCKET/PREFIX (the bucket's keys come from --credentials-secret \
+             or the pod's web identity, never from the location)",
+        )
+    })?;
+    let location_text = args.dir.to_str().map(str::to_string).ok_or_else(|| {
+        usage(
+            format!("--dir {} is not UTF-8", args.dir.display()),
+            "a Kubernetes manifest holds text only",
+        )
+    })?;
+    if args.image.is_empty() || args.image.chars().any(char::is_whitespace) {
+        return Err(usage(
+            format!("--image `{}` is not an image reference", args.image),
+            "like registry.example.com/kubectl-mlbackup:0.1.0",
+        )
+        .into());
+    }
+    let files: Vec<_> = args
+        .recipients_file
+        .clone()
+        .or_else(|| {
+            args.recipient
+                .is_empty()
+                .then(|| env.recipients_file.clone())
+                .flatten()
+        })
+        .into_iter()
+        .collect();
+    let recipients = Recipients::from_keys_and_files(&args.recipient, &files).map_err(|err| {
+        let hint = err.hint().unwrap_or_else(|| {
+            "an age public key (age1...), as `age-keygen -y KEY_FILE` prints it".into()
+        });
+        usage(err.to_string(), &hint)
+    })?;
+    if recipients.is_none() && matches!(location, Location::S3(_)) {
+        return Err(usage(
+            "a scheduled backup into object storage must be encrypted: no recipient is given"
+                .into(),
+            "pass --recipient age1... or --recipients-file FILE (public keys only: the cluster \
+             never holds a key that reads the backups)",
+        )
+        .into());
+    }
+    if let Some(secret) = &args.credentials_secret
+        && !crate::object::is_object_name(secret)
+    {
+        return Err(usage(
+            format!("--credentials-secret `{secret}` is not a valid Secret name"),
+            "the name of a Secret in the schedule's namespace",
+        )
+        .into());
+    }
+    if args.timeout.is_zero() {
+        return Err(usage(
+            "--timeout must be longer than 0".into(),
+            "like --timeout 1h",
+        )
+        .into());
+    }
+    let ca_bundle = match &env.aws.ca_bundle {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
+            usage(
+                format!("cannot read AWS_CA_BUNDLE {}: {err}", path.display()),
+                "point AWS_CA_BUNDLE at the PEM file of the object store's CA, or unset it",
+            )
+        })?),
+        None => None,
+    };
+    Ok(Settings {
+        name: args.target.name.clone(),
+        namespace: args.target.schedule_namespace.clone(),
+        schedule,
+        location: location_text,
+        image: args.image.clone(),
+        recipients: recipients.map(|r| r.keys()).unwrap_or_default(),
+        retention: args.retention.clone(),
+        timeout: args.timeout,
+        credentials_secret: args.credentials_secret.clone(),
+        service_account_annotations: args.service_account_annotation.clone(),
+        endpoint_url: env.aws.endpoint_url.clone(),
+        region: env.aws.region.clone(),
+        ca_bundle,
+        creates_namespace: false,
+    })
+}
+
+/// The manifests as `-o yaml` (the default: `---`-separated documents, as kubectl reads them)
+/// or `-o json` (one `List`, as `kubectl get -o json` writes several objects).
+fn print_manifests(manifests: &[Value], format: OutputFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        OutputFormat::Json => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": manifests});
+            serde_json::to_string_pretty(&list)? + "\n"
+        }
+        OutputFormat::Yaml | OutputFormat::Table => {
+            let mut text = String::new();
+            for object in manifests {
+                text.push_str("---\n");
+                text.push_str(&crate::yaml::to_kubectl_yaml(object)?);
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            text
+        }
+    })
+}
+
+/// Whether the namespace is (or will be) one install made: it does not exist yet, or an earlier
+/// install made it (applying it again without the annotation would drop it). One the user may
+/// not read is taken as theirs.
+async fn made_by_install(cluster: &Cluster, namespace: &str) -> Result<bool, ClusterError> {
+    match objects::get(cluster, &Kind::Namespace.resource(), namespace, namespace).await {
+        Ok(None) => Ok(true),
+        Ok(Some(live)) => {
+            Ok(live.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION] == "true")
+        }
+        Err(ClusterError::Forbidden { .. }) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Refuses, before any change, to take over an object of the same name that this schedule did
+/// not make (uninstall would later delete it).
+async fn refuse_foreign(
+    cluster: &Cluster,
+    settings: &Settings,
+    manifests: &[Value],
+) -> anyhow::Result<()> {
+    for object in manifests {
+        let Some(kind) = render::kind_of(object).filter(|k| *k != Kind::Namespace) else {
+            continue;
+        };
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let Some(live) = objects::get(cluster, &kind.resource(), &settings.namespace, name).await?
+        else {
+            continue;
+        };
+        let labels = &live.value["metadata"]["labels"];
+        if labels[SCHEDULE_LABEL] != settings.name.as_str()
+            || labels[SCHEDULE_NAMESPACE_LABEL] != settings.namespace.as_str()
+        {
+            return Err(ScheduleError::NotOurs {
+                kind: kind.resource().kind,
+                name: name.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedObject {
+    pub kind: String,
+    pub name: String,
+    /// `created` or `configured`.
+    pub action: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallOutcome {
+    pub schedule: String,
+    pub namespace: String,
+    pub cron: String,
+    pub time_zone: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub objects: Vec<AppliedObject>,
+}
+
+impl Render for InstallOutcome {
+    fn render(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .objects
+            .iter()
+            .map(|o| vec![o.kind.clone(), o.name.clone(), o.action.to_string()])
+            .collect();
+        let next = self
+            .next_run
+            .map_or_else(|| "never".to_string(), printer::time);
+        format!(
+            "{}\nSchedule {} in namespace {}: {} ({}), next run {next}.\n",
+            printer::table(&["KIND", "NAME", "ACTION"], &rows).trim_end(),
+            self.schedule,
+            self.namespace,
+            self.cron,
+            self.time_zone.as_deref().unwrap_or("UTC"),
+        )
+    }
+}

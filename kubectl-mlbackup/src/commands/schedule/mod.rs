@@ -1,0 +1,288 @@
+//! `schedule`: backups taken by the cluster itself, on a Kubernetes CronJob. Here what the
+//! subcommands share: the objects' names, kinds and labels, the checks of the schedule (cron
+//! expression, time zone), and the errors; one module per subcommand, `render` for the
+//! manifests, `scheduled_run` for what the Job's container runs.
+
+pub mod install;
+pub mod render;
+pub mod run_now;
+pub mod scheduled_run;
+pub mod status;
+pub mod uninstall;
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleTargetArgs};
+use crate::cluster::list::ServedResource;
+use crate::env::Env;
+use crate::exit::{Exit, UsageError};
+use crate::printer::Printer;
+
+/// Label of every object install makes: who manages it.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-mlbackup");
+/// Label of every object install makes: the schedule's name.
+pub const SCHEDULE_LABEL: &str = "kubectl-mlbackup/schedule";
+/// Label of every object install makes: the schedule's namespace (the ClusterRole and its
+/// binding are cluster-wide, and schedules of the same name may live in two namespaces).
+pub const SCHEDULE_NAMESPACE_LABEL: &str = "kubectl-mlbackup/schedule-namespace";
+/// Annotation of a Namespace install created (not one that was there): uninstall removes it
+/// once no schedule is left in it.
+pub const CREATED_NAMESPACE_ANNOTATION: &str = "kubectl-mlbackup/created-by-install";
+
+/// The label selector of exactly the objects of one schedule.
+pub fn selector(target: &ScheduleTargetArgs) -> String {
+    format!(
+        "{}={},{SCHEDULE_LABEL}={},{SCHEDULE_NAMESPACE_LABEL}={}",
+        MANAGED_BY.0, MANAGED_BY.1, target.name, target.schedule_namespace
+    )
+}
+
+/// The name of the ClusterRole and its binding: one per schedule, cluster-wide.
+pub fn cluster_role_name(target: &ScheduleTargetArgs) -> String {
+    format!(
+        "kubectl-mlbackup-{}-{}",
+        target.schedule_namespace, target.name
+    )
+}
+
+/// The kinds install makes, in the order they are applied (what others refer to first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Namespace,
+    ServiceAccount,
+    ClusterRole,
+    ClusterRoleBinding,
+    ConfigMap,
+    CronJob,
+    Job,
+    Pod,
+}
+
+impl Kind {
+    /// What uninstall removes, in this order (the CronJob first, so it starts no new Job).
+    pub const REMOVED: [Kind; 6] = [
+        Kind::CronJob,
+        Kind::Job,
+        Kind::ConfigMap,
+        Kind::ClusterRoleBinding,
+        Kind::ClusterRole,
+        Kind::ServiceAccount,
+    ];
+
+    pub fn resource(self) -> ServedResource {
+        let (group, kind, plural, namespaced) = match self {
+            Kind::Namespace => ("", "Namespace", "namespaces", false),
+            Kind::ServiceAccount => ("", "ServiceAccount", "serviceaccounts", true),
+            Kind::ClusterRole => (RBAC_GROUP, "ClusterRole", "clusterroles", false),
+            Kind::ClusterRoleBinding => (
+                RBAC_GROUP,
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+            ),
+            Kind::ConfigMap => ("", "ConfigMap", "configmaps", true),
+            Kind::CronJob => ("batch", "CronJob", "cronjobs", true),
+            Kind::Job => ("batch", "Job", "jobs", true),
+            Kind::Pod => ("", "Pod", "pods", true),
+        };
+        ServedResource {
+            group: group.to_string(),
+            version: "v1".to_string(),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
+            namespaced,
+        }
+    }
+
+    /// The kind of an object's `kind` field.
+    pub fn of(kind: &str) -> Option<Kind> {
+        [
+            Kind::Namespace,
+            Kind::ServiceAccount,
+            Kind::ClusterRole,
+            Kind::ClusterRoleBinding,
+            Kind::ConfigMap,
+            Kind::CronJob,
+            Kind::Job,
+            Kind::Pod,
+        ]
+        .into_iter()
+        .find(|k| k.resource().kind == kind)
+    }
+}
+
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// A checked cron expression with its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expression: String,
+    pub time_zone: Option<String>,
+    cron: croner::Cron,
+    tz: chrono_tz::Tz,
+}
+
+impl Schedule {
+    /// Checks `expression` as the CronJob controller reads it (5 fields, or a descriptor like
+    /// `@daily`; no `TZ=` prefix: that is --time-zone) and `time_zone` as an IANA name.
+    pub fn parse(expression: &str, time_zone: Option<&str>) -> Result<Schedule, UsageError> {
+        let expression = expression.trim();
+        let usage = |message: String, hint: &str| UsageError {
+            message,
+            hint: hint.to_string(),
+        };
+        let cron_hint = "five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' \
+                         (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly";
+        if expression.starts_with("TZ=") || expression.starts_with("CRON_TZ=") {
+            return Err(usage(
+                format!(
+                    "--schedule `{expression}`: a time zone in the expression is not supported by CronJobs"
+                ),
+                "give the time zone with --time-zone, like --time-zone Europe/Berlin",
+            ));
+        }
+        let fields = expression.split_whitespace().count();
+        if !expression.starts_with('@') && fields != 5 {
+            return Err(usage(
+                format!("--schedule `{expression}` has {fields} fields, not 5"),
+                cron_hint,
+            ));
+        }
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .build()
+            .parse(expression)
+            .map_err(|err| {
+                usage(
+                    format!("--schedule `{expression}` is not a valid cron expression: {err}"),
+                    cron_hint,
+                )
+            })?;
+        let tz = match time_zone {
+            None => chrono_tz::UTC,
+            Some(name) => chrono_tz::Tz::from_str(name).map_err(|_| {
+                usage(
+                    format!("--time-zone `{name}` is not a known time zone"),
+                    "an IANA time zone name, like Europe/Berlin, America/New_York or UTC",
+                )
+            })?,
+        };
+        Ok(Schedule {
+            expression: expression.to_string(),
+            time_zone: time_zone.map(str::to_string),
+            cron,
+            tz,
+        })
+    }
+
+    /// The last run strictly before `before`.
+    pub fn previous_before(&self, before: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_previous_occurrence(&before.with_timezone(&self.tz), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The time a success must be newer than, at `now`: the run before the latest one (the
+    /// latest may still be running, or just missed its start), so a success is overdue only
+    /// when two scheduled runs in a row have passed without one.
+    pub fn success_due_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.previous_before(self.previous_before(now)?)
+    }
+
+    /// The first run strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_next_occurrence(&after.with_timezone(&self.tz), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// Failures of the schedule commands that are not the cluster's.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("there is no schedule `{name}` in the namespace `{namespace}`")]
+    NotInstalled { name: String, namespace: String },
+    #[error("the run {job} failed{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    RunFailed { job: String, reason: Option<String> },
+    #[error("the object {kind} `{name}` exists and was not made by this schedule")]
+    NotOurs { kind: String, name: String },
+}
+
+impl ScheduleError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ScheduleError::NotInstalled { .. } => Some(
+                "install it with `kubectl mlbackup schedule install`, or name another with --name and \
+                 --schedule-namespace"
+                    .into(),
+            ),
+            ScheduleError::RunFailed { job, .. } => Some(format!(
+                "the log above ends the pod's; see it whole with `kubectl logs job/{job}`"
+            )),
+            ScheduleError::NotOurs { .. } => Some(
+                "choose another --name, or remove that object if it is a leftover".into(),
+            ),
+        }
+    }
+}
+
+pub async fn run(
+    global: &GlobalArgs,
+    command: &ScheduleCommand,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    match command {
+        ScheduleCommand::Install(args) => install::run(global, args, env, printer).await,
+        ScheduleCommand::RunNow(args) => run_now::run(global, args, env, printer).await,
+        ScheduleCommand::Uninstall(args) => uninstall::run(global, args, env, printer).await,
+        ScheduleCommand::Status(args) => status::run(global, args, env, printer).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_schedule_is_five_fields_in_a_known_time_zone() {
+        let daily = Schedule::parse("0 3 * * *", Some("Europe/Berlin")).unwrap();
+        assert_eq!(
+            daily.next_after(at("2026-11-29T12:00:00Z")),
+            Some(at("2026-11-30T02:00:00Z"))
+        );
+        // Summer time: 03:00 in Berlin is 01:00 UTC.
+        assert_eq!(
+            daily.next_after(at("2026-07-01T12:00:00Z")),
+            Some(at("2026-07-02T01:00:00Z"))
+        );
+        assert!(Schedule::parse("@daily", None).is_ok());
+        let six = Schedule::parse("0 0 3 * * *", None).unwrap_err();
+        assert_eq!(six.message, "--schedule `0 0 3 * * *` has 6 fields, not 5");
+        let bad = Schedule::parse("61 3 * * *", None).unwrap_err();
+        assert!(
+            bad.message
+                .starts_with("--schedule `61 3 * * *` is not a valid cron expression"),
+            "{}",
+            bad.message
+        );
+        let zone = Schedule::parse("0 3 * * *", Some("Europe/Berln")).unwrap_err();
+        assert_eq!(
+            zone.message,
+            "--time-zone `Europe/Berln` is not a known time zone"
+        );
+        let tz = Schedule::parse("TZ=UTC 0 3 * * *", None).unwrap_err();
+        assert!(tz.hint.contains("--time-zone"));
+    }
+}

@@ -1,0 +1,197 @@
+//! `schedule status`: the schedule, its next run, its last run and last success, read from the
+//! CronJob and its Jobs; overdue (exit 1) when two scheduled runs in a row passed without a
+//! success, or when the last run failed.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::run_now::finished;
+use super::{Kind, Schedule, ScheduleError, selector};
+use crate::cli::{GlobalArgs, ScheduleTargetArgs};
+use crate::cluster::objects;
+use crate::env::Env;
+use crate::exit::Exit;
+use crate::printer::{self, Printer, Render};
+
+pub async fn run(
+    global: &GlobalArgs,
+    target: &ScheduleTargetArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let cluster = super::super::connect(global, env).await?;
+    let namespace = &target.schedule_namespace;
+    let context = || format!("cannot read the status of the schedule `{}`", target.name);
+    let cron_job = objects::get(&cluster, &Kind::CronJob.resource(), namespace, &target.name)
+        .await
+        .with_context(context)?
+        .ok_or_else(|| ScheduleError::NotInstalled {
+            name: target.name.clone(),
+            namespace: namespace.clone(),
+        })
+        .with_context(context)?;
+    let jobs: Vec<Value> = objects::list(
+        &cluster,
+        &Kind::Job.resource(),
+        Some(namespace),
+        &selector(target),
+    )
+    .await
+    .with_context(context)?
+    .into_iter()
+    .map(|o| o.value)
+    .collect();
+    let outcome = status_of(&cron_job.value, &jobs, Utc::now());
+    let exit = if outcome.overdue || outcome.last_run_result.as_deref() == Some("failed") {
+        Exit::Failure
+    } else {
+        Exit::Success
+    };
+    printer.data(&outcome)?;
+    Ok(exit)
+}
+
+fn time(value: &Value) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What the CronJob and its Jobs say, at `now`.
+pub fn status_of(cron_job: &Value, jobs: &[Value], now: DateTime<Utc>) -> StatusOutcome {
+    let spec = &cron_job["spec"];
+    let expression = spec["schedule"].as_str().unwrap_or_default().to_string();
+    let time_zone = spec["timeZone"].as_str().map(str::to_string);
+    let schedule = Schedule::parse(&expression, time_zone.as_deref()).ok();
+    let last = jobs.iter().max_by_key(|job| {
+        time(&job["status"]["startTime"]).or_else(|| time(&job["metadata"]["creationTimestamp"]))
+    });
+    let last_success = jobs
+        .iter()
+        .filter(|job| finished(job).is_some_and(|(ok, _)| ok))
+        .filter_map(|job| time(&job["status"]["completionTime"]))
+        .chain(time(&cron_job["status"]["lastSuccessfulTime"]))
+        .max();
+    let created = time(&cron_job["metadata"]["creationTimestamp"]);
+    let due_since = schedule.as_ref().and_then(|s| s.success_due_since(now));
+    // Overdue: a success was due (two runs have passed since the schedule was made) and the
+    // last one is older than that.
+    let overdue = match (due_since, created) {
+        (Some(due), Some(created)) if due > created => last_success.is_none_or(|s| s < due),
+        _ => false,
+    };
+    StatusOutcome {
+        schedule: cron_job["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        namespace: cron_job["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        cron: expression,
+        time_zone,
+        suspended: spec["suspend"] == true,
+        next_run: schedule.as_ref().and_then(|s| s.next_after(now)),
+        last_schedule: time(&cron_job["status"]["lastScheduleTime"]),
+        last_run: last.and_then(|job| job["metadata"]["name"].as_str().map(str::to_string)),
+        last_run_result: last.map(|job| {
+            match finished(job) {
+                Some((true, _)) => "succeeded",
+                Some((false, _)) => "failed",
+                None => "running",
+            }
+            .to_string()
+        }),
+        last_success,
+        overdue,
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusOutcome {
+    pub schedule: String,
+    pub namespace: String,
+    pub cron: String,
+    pub time_zone: Option<String>,
+    pub suspended: bool,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_schedule: Option<DateTime<Utc>>,
+    /// The newest Job (scheduled or started by run-now).
+    pub last_run: Option<String>,
+    /// `succeeded`, `failed` or `running`.
+    pub last_run_result: Option<String>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub overdue: bool,
+}
+
+impl Render for StatusOutcome {
+    fn render(&self) -> String {
+        let when = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), printer::time);
+        let last_run = match (&self.last_run, &self.last_run_result) {
+            (Some(job), Some(result)) => format!("{job} ({result})"),
+            _ => "none".to_string(),
+        };
+        format!(
+            "Schedule:       {} in namespace {}\n\
+             Cron:           {} ({}){}\n\
+             Next run:       {}\n\
+             Last scheduled: {}\n\
+             Last run:       {last_run}\n\
+             Last success:   {}{}\n",
+            self.schedule,
+            self.namespace,
+            self.cron,
+            self.time_zone.as_deref().unwrap_or("UTC"),
+            if self.suspended { ", suspended" } else { "" },
+            when(self.next_run),
+            when(self.last_schedule),
+            when(self.last_success),
+            if self.overdue { " (OVERDUE)" } else { "" },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn cron_job(last_success: Option<&str>) -> Value {
+        json!({"metadata": {"name": "mlbackup", "namespace": "mlbackup", "creationTimestamp": "2026-11-01T00:00:00Z"},
+            "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin"},
+            "status": {"lastSuccessfulTime": last_success}})
+    }
+
+    #[test]
+    fn a_success_is_overdue_after_two_missed_runs() {
+        // Runs at 02:00 UTC. On the 29th at 12:00 the runs of the 29th and the 28th have passed.
+        let now = at("2026-11-29T12:00:00Z");
+        let fresh = status_of(&cron_job(Some("2026-11-29T02:01:00Z")), &[], now);
+        assert!(!fresh.overdue);
+        assert_eq!(fresh.next_run, Some(at("2026-11-30T02:00:00Z")));
+        let one_missed = status_of(&cron_job(Some("2026-11-28T02:01:00Z")), &[], now);
+        assert!(
+            !one_missed.overdue,
+            "the latest run may have been missed once"
+        );
+        let two_missed = status_of(&cron_job(Some("2026-11-27T02:01:00Z")), &[], now);
+        assert!(two_missed.overdue);
+        let never = status_of(&cron_job(None), &[], now);
+        assert!(never.overdue);
+        let failed = json!({"metadata": {"name": "mlbackup-run-x", "creationTimestamp": "2026-11-29T02:00:00Z"},
+            "status": {"startTime": "2026-11-29T02:00:01Z", "conditions": [{"type": "Failed", "status": "True"}]}});
+        let after_failure = status_of(&cron_job(Some("2026-11-29T02:01:00Z")), &[failed], now);
+        assert_eq!(after_failure.last_run_result.as_deref(), Some("failed"));
+    }
+}

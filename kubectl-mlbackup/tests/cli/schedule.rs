@@ -1,0 +1,601 @@
+//! `schedule install`, `run-now`, `status` and `uninstall`: the manifests (snapshot, and
+//! accepted by the real kubectl), bad input refused before any request, and a whole run in the
+//! fake cluster, whose kubelet runs the Job's container as this very binary with the schedule's
+//! service account (whose RBAC the fake enforces).
+//!
+//! The location is a folder until `s3://` locations reach `backup` (issue 14): the sandbox's
+//! kubelet runs the container on this machine, so the folder is really written. It lies outside
+//! /tmp: the pod's /tmp is its scratch emptyDir.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{FakeCluster, Run, Sandbox};
+
+const IMAGE: &str = "registry.example.com/kubectl-mlbackup:test";
+const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+/// A folder for the backups, outside /tmp (see the module's comment).
+fn backups_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// A fake cluster with a few LRSes whose kubelet runs [`IMAGE`] as this plugin.
+fn cluster(sandbox: &Sandbox) -> FakeCluster {
+    let cluster = FakeCluster::with_lrs(sandbox, 4, 2);
+    cluster
+        .kube
+        .map_image(IMAGE, Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup")));
+    cluster
+}
+
+fn run(sandbox: &Sandbox, cluster: &FakeCluster, args: &[&str]) -> Run {
+    let kubeconfig = cluster.kubeconfig_arg();
+    let mut all = vec!["schedule"];
+    all.extend_from_slice(args);
+    all.push(&kubeconfig);
+    sandbox.run(&all)
+}
+
+fn install_args(dir: &Path) -> Vec<String> {
+    [
+        "install",
+        "--schedule",
+        "0 3 * * *",
+        "--time-zone",
+        "Europe/Berlin",
+        "--image",
+        IMAGE,
+        "--dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([dir.display().to_string()])
+    .collect()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Objects of the schedule kinds the fake holds, as `plural/namespace/name`.
+fn schedule_objects(cluster: &FakeCluster) -> Vec<String> {
+    let mut found = Vec::new();
+    for plural in [
+        "serviceaccounts",
+        "configmaps",
+        "clusterroles",
+        "clusterrolebindings",
+        "cronjobs",
+        "jobs",
+        "pods",
+    ] {
+        for object in cluster.kube.list(plural, None) {
+            let metadata = &object["metadata"];
+            if plural == "pods" && metadata["namespace"] != "mlbackup" {
+                continue;
+            }
+            found.push(format!(
+                "{plural}/{}/{}",
+                metadata["namespace"].as_str().unwrap_or(""),
+                metadata["name"].as_str().unwrap()
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn install_dry_run_prints_the_manifests_and_sends_nothing() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.path("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("team.pub"),
+        format!("# the backup team\n{RECIPIENT}\n"),
+    )
+    .unwrap();
+    let ca = sandbox_path_text(&sandbox, "ca.pem");
+    let sandbox = sandbox
+        .env("AWS_ENDPOINT_URL", "https://minio.example.com:9000")
+        .env("AWS_REGION", "eu-central-1")
+        .env("AWS_CA_BUNDLE", ca)
+        // Never carried into the cluster: keys come from the Secret.
+        .env("AWS_ACCESS_KEY_ID", "AKIAOPERATOR")
+        .env("AWS_SECRET_ACCESS_KEY", "operator-secret");
+    let run = sandbox.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "0 3 * * *",
+        "--time-zone",
+        "Europe/Berlin",
+        "--dir",
+        "s3://backups/prod",
+        "--image",
+        IMAGE,
+        "--recipients-file",
+        "team.pub",
+        "--keep-last",
+        "3",
+        "--keep-daily",
+        "7",
+        "--keep-weekly",
+        "4",
+        "--keep-monthly",
+        "6",
+        "--keep-within",
+        "2d",
+        "--timeout",
+        "2h",
+        "--credentials-secret",
+        "s3-backup",
+        "--service-account-annotation",
+        "eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/backup",
+        "--dry-run",
+        "-o",
+        "yaml",
+        // No cluster: a dry run must not need one.
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+    ]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("AKIAOPERATOR") && !run.stdout.contains("operator-secret"));
+    mlbackup_testkit::assert_run_snapshot!("schedule_install_dry_run", run.shown(&sandbox));
+    let json = sandbox.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "@daily",
+        "--dir",
+        "s3://backups/prod",
+        "--image",
+        IMAGE,
+        "--recipient",
+        RECIPIENT,
+        "--dry-run",
+        "-o",
+        "json",
+        "--name",
+        "nightly",
+        "--schedule-namespace",
+        "ops",
+    ]);
+    json.expect_code(0);
+    let list = json.json();
+    assert_eq!(list["kind"], "List");
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    // The recipients, then AWS_CA_BUNDLE's certificate.
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "ConfigMap",
+            "CronJob"
+        ]
+    );
+    let cron_job = &list["items"][6];
+    assert_eq!(cron_job["metadata"]["namespace"], "ops");
+    assert_eq!(cron_job["metadata"]["name"], "nightly");
+    assert!(cron_job["spec"].get("timeZone").is_none());
+}
+
+fn sandbox_path_text(sandbox: &Sandbox, relative: &str) -> String {
+    sandbox.path(relative).display().to_string()
+}
+
+#[test]
+fn bad_input_is_refused_before_any_request() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    let dir_text = dir.path().display().to_string();
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "install".into(),
+            "--image".into(),
+            IMAGE.into(),
+            "--dir".into(),
+            dir_text.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let before = cluster.kube.requests().entries().len();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--schedule", "0 3 * *"],
+            "error: --schedule `0 3 * *` has 4 fields, not 5\nhint: five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly\n",
+        ),
+        (
+            &["--schedule", "0 25 * * *"],
+            "error: --schedule `0 25 * * *` is not a valid cron expression",
+        ),
+        (
+            &["--schedule", "0 3 * * *", "--time-zone", "Europe/Berln"],
+            "error: --time-zone `Europe/Berln` is not a known time zone\nhint: an IANA time zone name, like Europe/Berlin, America/New_York or UTC\n",
+        ),
+        (
+            &["--schedule", "0 3 * * *", "--recipient", "age1notakey"],
+            "error: --recipient",
+        ),
+        (
+            &["--schedule", "0 3 * * *", "--dir", "s3://bucket/prefix"],
+            "error: a scheduled backup into object storage must be encrypted: no recipient is given\n",
+        ),
+        (
+            &["--schedule", "0 3 * * *", "--dir", "ftp://host/x"],
+            "error: --dir: `ftp://host/x` is not a supported backup location: only folders and s3:// are\n",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = base(&[]);
+        // A later --dir wins over the base one.
+        if extra.contains(&"--dir") {
+            let at = args.iter().position(|a| a == "--dir").unwrap();
+            args.drain(at..at + 2);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refused = run(&sandbox, &cluster, &strs(&args));
+        refused.expect_code(2);
+        assert!(
+            refused.stderr.starts_with(expected),
+            "{:?}\n{}",
+            extra,
+            refused.stderr
+        );
+        assert!(refused.stdout.is_empty());
+    }
+    assert_eq!(
+        cluster.kube.requests().entries().len(),
+        before,
+        "no request was sent"
+    );
+    assert!(schedule_objects(&cluster).is_empty());
+}
+
+/// Waits for Job `name` to finish, looking once every 50 ms (the fake's kubelet runs it).
+fn finished_job(cluster: &FakeCluster, namespace: &str, name: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(job) = cluster.kube.get("jobs", Some(namespace), name)
+            && job["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+                })
+            })
+        {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Job {name} never finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    let installed = run(&sandbox, &cluster, &strs(&install_args(dir.path())));
+    installed.expect_code(0);
+    assert!(
+        installed.stderr.contains("is a folder"),
+        "{}",
+        installed.stderr
+    );
+    assert!(
+        installed.stdout.starts_with(
+            "KIND                 NAME                                 ACTION\n\
+             Namespace            mlbackup                             created\n\
+             ServiceAccount       mlbackup                             created\n\
+             ClusterRole          kubectl-mlbackup-mlbackup-mlbackup   created\n\
+             ClusterRoleBinding   kubectl-mlbackup-mlbackup-mlbackup   created\n\
+             CronJob              mlbackup                             created\n\
+             Schedule mlbackup in namespace mlbackup: 0 3 * * * (Europe/Berlin), next run "
+        ),
+        "{}",
+        installed.stdout
+    );
+    let cron_job = cluster
+        .kube
+        .get("cronjobs", Some("mlbackup"), "mlbackup")
+        .unwrap();
+    let pod_spec = &cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod_spec["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod_spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+    assert_eq!(cron_job["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(
+        cron_job["metadata"]["managedFields"][0]["manager"],
+        "kubectl-mlbackup"
+    );
+    // Installing again changes nothing that matters and creates nothing.
+    let again = run(&sandbox, &cluster, &strs(&install_args(dir.path())));
+    again.expect_code(0);
+    assert!(!again.stdout.contains("created"), "{}", again.stdout);
+
+    let ran = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    ran.expect_code(0);
+    let outcome = ran.json();
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    let lrs = cluster.kube.list("lrs", None).len();
+    assert!(
+        outcome["logTail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Backed up {lrs} LRS objects")),
+        "{outcome}"
+    );
+    let listed = crate::support::Sandbox::new().run(&[
+        "list",
+        "--dir",
+        &dir.path().display().to_string(),
+        "-o",
+        "json",
+    ]);
+    listed.expect_code(0);
+    let backups = listed.json();
+    let backups = backups["backups"]
+        .as_array()
+        .or_else(|| backups.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(backups.len(), 1, "{}", listed.stdout);
+    assert_eq!(backups[0]["status"], "complete");
+    let status = run(&sandbox, &cluster, &["status", "-o", "json"]);
+    status.expect_code(0);
+    let status = status.json();
+    assert_eq!(status["lastRunResult"], "succeeded");
+    assert!(status["lastSuccess"].is_string());
+    assert_eq!(status["overdue"], false);
+
+    let removed = run(&sandbox, &cluster, &["uninstall"]);
+    removed.expect_code(0);
+    assert!(
+        schedule_objects(&cluster).is_empty(),
+        "{:?}",
+        schedule_objects(&cluster)
+    );
+    assert!(
+        cluster.kube.get("namespaces", None, "mlbackup").is_none(),
+        "install made it"
+    );
+    let again = run(&sandbox, &cluster, &["uninstall"]);
+    again.expect_code(1);
+    assert!(
+        again
+            .stderr
+            .contains("there is no schedule `mlbackup` in the namespace `mlbackup`"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_failed_run_exits_1_with_the_end_of_its_log() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    // A file where the backups folder should be: the backup cannot create its folder.
+    let blocked: PathBuf = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, "").unwrap();
+    run(&sandbox, &cluster, &strs(&install_args(&blocked))).expect_code(0);
+    let ran = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    ran.expect_code(1);
+    assert!(ran.stdout.contains("  | error: "), "{}", ran.stdout);
+    assert!(ran.stdout.contains(": failed."), "{}", ran.stdout);
+    assert!(
+        ran.stderr.contains("error: the run mlbackup-run-")
+            && ran.stderr.contains("BackoffLimitExceeded"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains(
+            "hint: the log above ends the pod's; see it whole with `kubectl logs job/mlbackup-run-"
+        ),
+        "{}",
+        ran.stderr
+    );
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(status.stdout.contains("(failed)"), "{}", status.stdout);
+}
+
+#[test]
+fn two_schedules_coexist_and_uninstall_removes_only_its_own() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    let mut hourly = install_args(dir.path());
+    hourly[2] = "@hourly".into();
+    hourly.extend(["--name".into(), "hourly".into()]);
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    run(&sandbox, &cluster, &strs(&hourly)).expect_code(0);
+    run(&sandbox, &cluster, &["uninstall", "--name", "hourly"]).expect_code(0);
+    let left = schedule_objects(&cluster);
+    assert_eq!(
+        left,
+        [
+            "serviceaccounts/mlbackup/mlbackup",
+            "clusterroles//kubectl-mlbackup-mlbackup-mlbackup",
+            "clusterrolebindings//kubectl-mlbackup-mlbackup-mlbackup",
+            "cronjobs/mlbackup/mlbackup",
+        ]
+    );
+    assert!(
+        cluster.kube.get("namespaces", None, "mlbackup").is_some(),
+        "a schedule is left in it"
+    );
+    // An object of the same name that the schedule did not make is never taken over.
+    cluster
+        .kube
+        .insert(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "theirs", "namespace": "mlbackup"}}))
+        .unwrap();
+    let mut theirs = install_args(dir.path());
+    theirs.extend(["--name".into(), "theirs".into()]);
+    let refused = run(&sandbox, &cluster, &strs(&theirs));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "the object ServiceAccount `theirs` exists and was not made by this schedule"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        cluster
+            .kube
+            .get("cronjobs", Some("mlbackup"), "theirs")
+            .is_none()
+    );
+}
+
+/// The service account install makes may read LRS objects and nothing else: a Job of the real
+/// kubectl under it is refused a Secret (403, as RBAC answers) and allowed the LRS list.
+#[test]
+fn the_schedules_service_account_may_only_read_lrs() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    cluster
+        .kube
+        .map_image("kubectl", &mlbackup_testkit::tools::kubectl());
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let job = |name: &str, args: &[&str]| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "mlbackup"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"serviceAccountName": "mlbackup", "restartPolicy": "Never",
+                "containers": [{"name": "kubectl", "image": "kubectl", "args": args}]}}}})
+    };
+    let namespace = &cluster.sample.namespaces[0];
+    cluster
+        .kube
+        .insert(job(
+            "read-secret",
+            &["get", "secret", "anything", "-n", namespace],
+        ))
+        .unwrap();
+    cluster
+        .kube
+        .insert(job(
+            "list-lrs",
+            &["get", "lrs.lrs.datarobot.com", "-A", "-o", "name"],
+        ))
+        .unwrap();
+    let secret = finished_job(&cluster, "mlbackup", "read-secret");
+    assert_eq!(secret["status"]["failed"], 1, "{secret}");
+    let lrs = finished_job(&cluster, "mlbackup", "list-lrs");
+    assert_eq!(lrs["status"]["succeeded"], 1, "{lrs}");
+    let log_of = |job: &str| {
+        let pod = cluster
+            .kube
+            .list("pods", Some("mlbackup"))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["job-name"] == job)
+            .unwrap();
+        cluster.kubeconfig_arg();
+        let kubectl = std::process::Command::new(mlbackup_testkit::tools::kubectl())
+            .args([
+                "logs",
+                "-n",
+                "mlbackup",
+                pod["metadata"]["name"].as_str().unwrap(),
+            ])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&kubectl.stdout).into_owned()
+    };
+    assert_eq!(
+        log_of("read-secret").trim(),
+        format!(
+            "Error from server (Forbidden): secrets \"anything\" is forbidden: User \"system:serviceaccount:mlbackup:mlbackup\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{namespace}\""
+        )
+    );
+    assert_eq!(
+        log_of("list-lrs").lines().count(),
+        cluster.kube.list("lrs", None).len()
+    );
+}
+
+/// Conformance: the real kubectl accepts the rendered manifests (`apply --dry-run=server`,
+/// which validates them against the server and persists nothing).
+#[test]
+fn kubectl_applies_the_rendered_manifests() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    // As on a real server, a dry run cannot create objects in a namespace it only pretends to
+    // create: the namespace exists (made by hand, or a first apply).
+    cluster.kube.create_namespace("mlbackup");
+    let rendered = sandbox.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "0 3 * * *",
+        "--dir",
+        "s3://backups/prod",
+        "--image",
+        IMAGE,
+        "--recipient",
+        RECIPIENT,
+        "--keep-daily",
+        "7",
+        "--credentials-secret",
+        "s3",
+        "--dry-run",
+    ]);
+    rendered.expect_code(0);
+    let mut kubectl = std::process::Command::new(mlbackup_testkit::tools::kubectl())
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("HOME", sandbox.home())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    kubectl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rendered.stdout.as_bytes())
+        .unwrap();
+    let output = kubectl.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "namespace/mlbackup configured (server dry run)\n\
+         serviceaccount/mlbackup created (server dry run)\n\
+         clusterrole.rbac.authorization.k8s.io/kubectl-mlbackup-mlbackup-mlbackup created (server dry run)\n\
+         clusterrolebinding.rbac.authorization.k8s.io/kubectl-mlbackup-mlbackup-mlbackup created (server dry run)\n\
+         configmap/mlbackup-recipients created (server dry run)\n\
+         cronjob.batch/mlbackup created (server dry run)\n"
+    );
+    assert!(schedule_objects(&cluster).is_empty());
+}
