@@ -129,6 +129,14 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
+    // The recipients of the backup step are read (and a remote backup without one refused)
+    // before anything else.
+    let location = crate::location::Location::Folder {
+        path: root.clone(),
+        read_only: false,
+    };
+    let recipients =
+        crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
     let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
@@ -152,6 +160,7 @@ pub async fn run(
                 resource: &resource,
                 api: api.as_ref(),
                 root: &root,
+                recipients: recipients.as_ref(),
                 printer,
             };
             Ok(context.steps(resumed, &done).await)
@@ -249,6 +258,7 @@ struct Preparation<'a> {
     resource: &'a ServedResource,
     api: Option<&'a Api>,
     root: &'a std::path::Path,
+    recipients: Option<&'a crate::encryption::Recipients>,
     printer: &'a Printer,
 }
 
@@ -448,6 +458,7 @@ impl Preparation<'_> {
             root: self.root.to_path_buf(),
             name,
             page_size: PAGE_SIZE,
+            recipients: self.recipients.cloned(),
         };
         match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
             Ok(finished) => super::backup_report(finished),
