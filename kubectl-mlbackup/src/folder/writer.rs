@@ -155,26 +155,26 @@ impl BackupWriter {
 
     /// [`BackupWriter::write_item`] for several objects: when encrypting, they are sealed on
     /// every core at once (one X25519 exchange per item and recipient is most of the cost of
-    /// an encrypted backup), then written in order. Nothing is written when a name is invalid.
+    /// an encrypted backup), then written in order. An invalid name stops the batch there, the
+    /// objects before it written, as one by one.
     pub fn write_items(&mut self, items: &[ItemToWrite<'_>]) -> Result<(), FolderError> {
         // Names come from the API server: only what a real one accepts becomes a file name.
-        if let Some(bad) = items.iter().find(|item| {
-            !crate::object::is_namespace_name(item.namespace)
-                || !crate::object::is_object_name(item.name)
-        }) {
-            return Err(FolderError::InvalidItem {
-                namespace: bad.namespace.to_string(),
-                name: bad.name.to_string(),
-            });
-        }
+        let valid = items
+            .iter()
+            .position(|item| {
+                !crate::object::is_namespace_name(item.namespace)
+                    || !crate::object::is_object_name(item.name)
+            })
+            .unwrap_or(items.len());
+        let (good, rest) = items.split_at(valid);
         let sealed = match &self.recipients {
             Some(recipients) => {
-                let yamls: Vec<&[u8]> = items.iter().map(|item| item.yaml).collect();
+                let yamls: Vec<&[u8]> = good.iter().map(|item| item.yaml).collect();
                 Some(encrypt_batch(&yamls, recipients)?)
             }
             None => None,
         };
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in good.iter().enumerate() {
             let (bytes, plaintext_sha256, suffix) = match &sealed {
                 Some(sealed) => {
                     let sealed = &sealed[index];
@@ -188,7 +188,13 @@ impl BackupWriter {
             };
             self.write_file(item, bytes, plaintext_sha256, suffix)?;
         }
-        Ok(())
+        match rest.first() {
+            Some(bad) => Err(FolderError::InvalidItem {
+                namespace: bad.namespace.to_string(),
+                name: bad.name.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn write_file(
