@@ -42,10 +42,7 @@ mod tests {
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(sha256_hex(b"abc"), abc);
         assert_eq!(hex(&sha256_from_hex(abc).unwrap()), abc);
-        assert_eq!(
-            sha256_from_hex(&abc.to_uppercase()),
-            sha256_from_hex(abc)
-        );
+        assert_eq!(sha256_from_hex(&abc.to_uppercase()), sha256_from_hex(abc));
         assert_eq!(sha256_from_hex("ab"), None);
         assert_eq!(sha256_from_hex(&"g".repeat(64)), None);
     }

@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{BackupArgs, GlobalArgs};
 use crate::cluster::list::{self, ServedResource};
 use crate::cluster::{Cluster, ClusterError, objects};
+use crate::encryption::Recipients;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::encryption::Recipients;
 use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemToWrite, ItemTotals,
     Manifest, ResourceRef,

@@ -21,8 +21,14 @@ impl Render for RekeyOutcome {
                 "ciphertext checked; no identity of a new recipient was given to decrypt them back"
             }
         );
-        text.push_str(&format!("  old recipients: {}\n", self.old_recipients.join(", ")));
-        text.push_str(&format!("  new recipients: {}\n", self.new_recipients.join(", ")));
+        text.push_str(&format!(
+            "  old recipients: {}\n",
+            self.old_recipients.join(", ")
+        ));
+        text.push_str(&format!(
+            "  new recipients: {}\n",
+            self.new_recipients.join(", ")
+        ));
         text
     }
 }

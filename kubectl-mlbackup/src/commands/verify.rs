@@ -78,9 +78,7 @@ pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Ex
         status: backup.status,
         checked: verification.checked,
         problems: verification.problems,
-        decrypted: backup
-            .recipients()
-            .map(|_| !backup.identities.is_empty()),
+        decrypted: backup.recipients().map(|_| !backup.identities.is_empty()),
     };
     printer.data(&outcome)?;
     if outcome.ok {

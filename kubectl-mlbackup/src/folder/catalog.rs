@@ -734,7 +734,10 @@ mod tests {
             matches!(err, FolderError::NewerFormat { version: 3, .. }),
             "{err}"
         );
-        assert!(err.to_string().ends_with("newer than this plugin's (2)"), "{err}");
+        assert!(
+            err.to_string().ends_with("newer than this plugin's (2)"),
+            "{err}"
+        );
     }
 
     /// Version 2 is an encrypted backup and version 1 a plain one: a manifest that mixes them
@@ -759,7 +762,10 @@ mod tests {
             serde_json::json!({"scheme": "age-encryption.org/v1", "recipients": ["age1x"]});
         fs::write(&path, manifest.to_string()).unwrap();
         let err = Backup::open(&dir).unwrap_err();
-        assert!(matches!(err, FolderError::InconsistentFormat { version: 1, .. }), "{err}");
+        assert!(
+            matches!(err, FolderError::InconsistentFormat { version: 1, .. }),
+            "{err}"
+        );
     }
 
     #[test]

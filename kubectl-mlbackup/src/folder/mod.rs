@@ -1,9 +1,9 @@
 //! The backup folder, format versions 1 and 2 (DESIGN.md sections 4 and 11: version 2 is an
 //! encrypted backup), in one place: its files, the manifest and the errors of reading and
 //! writing it. Each job has its own file: `name` (the names of backups and of their files),
-//! `writer` (writing a backup), `rekey` (re-encrypting one to new recipients), `catalog` (recognising,
-//! listing, finding and deleting backups), `verify` (reading a backup's objects, checked) and
-//! `journal` (the record of runbook steps); the public API is re-exported here.
+//! `writer` (writing a backup), `rekey` (re-encrypting one to new recipients), `catalog`
+//! (recognising, listing, finding and deleting backups), `verify` (reading a backup's objects,
+//! checked) and `journal` (the record of runbook steps); the public API is re-exported here.
 //!
 //! What counts as a backup (the only directories this module ever lists or deletes):
 //! - managed: a directory holding a `manifest.json` of this format (`<name>.partial` ones are
@@ -297,8 +297,8 @@ impl<I> Manifest<I> {
     }
 }
 
-pub use crate::digest::sha256_hex;
 use crate::digest::hex;
+pub use crate::digest::sha256_hex;
 
 #[cfg(test)]
 mod testing {

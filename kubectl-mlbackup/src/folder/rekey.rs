@@ -134,7 +134,8 @@ pub fn rekey_into(backup: &Backup, dest: &Path, new: &Recipients) -> Result<Mani
     }
     for file in [DEPLOYMENTS_FILE, JOURNAL_FILE] {
         if backup.has_file(file) {
-            let bytes = read_beneath(&backup.dir, file).map_err(io_error("read", &backup.dir.join(file)))?;
+            let bytes = read_beneath(&backup.dir, file)
+                .map_err(io_error("read", &backup.dir.join(file)))?;
             let path = dest.join(file);
             mlbackup_helper::files::write_atomically_unsynced(&path, &bytes)
                 .map_err(io_error("write", &path))?;
@@ -167,17 +168,25 @@ fn rekey_item(
         .split_once('/')
         .filter(|(namespace, file)| {
             *namespace == item.namespace
-                && *file == format!("{}{}", super::name::item_file_name(&item.name), encryption::FILE_SUFFIX)
+                && *file
+                    == format!(
+                        "{}{}",
+                        super::name::item_file_name(&item.name),
+                        encryption::FILE_SUFFIX
+                    )
         })
         .ok_or_else(|| refuse("its path does not match its namespace and name".into()))?;
-    let ciphertext = read_beneath(&backup.dir, &item.path).map_err(|err| refuse(err.to_string()))?;
+    let ciphertext =
+        read_beneath(&backup.dir, &item.path).map_err(|err| refuse(err.to_string()))?;
     if sha256_hex(&ciphertext) != item.sha256 {
         return Err(refuse(
             "it does not match the manifest's SHA-256; run `verify` to see what is damaged".into(),
         ));
     }
     let Some(plaintext_sha256) = &item.plaintext_sha256 else {
-        return Err(refuse("the manifest records no plaintextSha256 for it".into()));
+        return Err(refuse(
+            "the manifest records no plaintextSha256 for it".into(),
+        ));
     };
     let sealed = encryption::rekey(&ciphertext, &backup.identities, old, plaintext_sha256, new)
         .map_err(|err| refuse(err.to_string()))?;
@@ -256,10 +265,9 @@ mod tests {
         fs::write(&path, format!("{}\n", identity.to_string().expose_secret())).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let (identities, _) = Identities::read_files(&[path]).unwrap();
-        let recipients =
-            Recipients::from_keys_and_files(&[identity.to_public().to_string()], &[])
-                .unwrap()
-                .unwrap();
+        let recipients = Recipients::from_keys_and_files(&[identity.to_public().to_string()], &[])
+            .unwrap()
+            .unwrap();
         (identities, recipients)
     }
 
@@ -294,7 +302,11 @@ mod tests {
         assert_eq!(after.recipients().unwrap(), to_bob.keys());
         assert!(after.verify().unwrap().problems.is_empty());
         assert_eq!(fs::read(dir.join(DEPLOYMENTS_FILE)).unwrap(), b"{}\n");
-        let err = after.clone().with_identities(alice).read_objects().unwrap_err();
+        let err = after
+            .clone()
+            .with_identities(alice)
+            .read_objects()
+            .unwrap_err();
         assert!(matches!(
             err,
             FolderError::Encryption(encryption::EncryptionError::NoMatchingIdentity { .. })
@@ -338,7 +350,9 @@ mod tests {
         assert_eq!(names_in(root.path()), ["lrs_backup_2025_11_21_14_05"]);
 
         // A copy left by a rekey that was killed: refused, named, left for the user.
-        let left = root.path().join("lrs_backup_2025_11_21_14_05.rekey.partial");
+        let left = root
+            .path()
+            .join("lrs_backup_2025_11_21_14_05.rekey.partial");
         fs::create_dir(&left).unwrap();
         let err = rekey(&backup, &to_bob).unwrap_err();
         assert!(err.to_string().contains(LEFT_OVER), "{err}");
@@ -357,8 +371,11 @@ mod tests {
         assert!(matches!(err, FolderError::NotEncrypted { .. }), "{err:?}");
         let other = tempfile::tempdir().unwrap();
         let dir = encrypted_backup(other.path(), &to_alice);
-        let err = rekey(&Backup::open(&dir).unwrap().with_identities(mallory), &to_bob)
-            .unwrap_err();
+        let err = rekey(
+            &Backup::open(&dir).unwrap().with_identities(mallory),
+            &to_bob,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains(&to_alice.keys()[0]), "{err}");
         assert_eq!(names_in(other.path()), ["lrs_backup_2025_11_21_14_05"]);
     }

@@ -109,8 +109,7 @@ impl Backup {
                     });
                 }
                 for item in &manifest.items {
-                    if let Err(problem) = check_item(&self.dir, manifest, item, &self.identities)
-                    {
+                    if let Err(problem) = check_item(&self.dir, manifest, item, &self.identities) {
                         problems.push(problem);
                     }
                 }
@@ -368,11 +367,7 @@ fn check_item(
         ""
     };
     // A manifest is data from disk: never let its paths point outside the backup.
-    let expected_path = format!(
-        "{}/{}{suffix}",
-        item.namespace,
-        item_file_name(&item.name)
-    );
+    let expected_path = format!("{}/{}{suffix}", item.namespace, item_file_name(&item.name));
     if !is_safe_component(&item.namespace)
         || !is_safe_component(&item.name)
         || item.path != expected_path

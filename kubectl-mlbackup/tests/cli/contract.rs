@@ -71,7 +71,14 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ("verify", &["verify", "sealed", "--identity", "key.txt"]),
         (
             "rekey",
-            &["rekey", "sealed", "--identity", "key.txt", "--recipient", public],
+            &[
+                "rekey",
+                "sealed",
+                "--identity",
+                "key.txt",
+                "--recipient",
+                public,
+            ],
         ),
         ("diff", &["diff", "nightly"]),
         ("restore", &["restore", "nightly"]),

@@ -146,7 +146,11 @@ fn an_encrypted_backup_holds_no_secret_and_restores_with_the_identity() {
     assert!(files.len() > 7, "{files:?}");
     for (path, bytes) in &files {
         for secret in [SECRET, OLD_SECRET] {
-            assert!(!contains(bytes, secret), "{} holds {secret}", path.display());
+            assert!(
+                !contains(bytes, secret),
+                "{} holds {secret}",
+                path.display()
+            );
         }
     }
     let manifest = manifest(&folder);
@@ -178,13 +182,18 @@ fn an_encrypted_backup_holds_no_secret_and_restores_with_the_identity() {
     let alice_arg = format!("--identity={}", alice.display());
     let run = sandbox.run(&["verify", "enc", "--dir", "backups", &alice_arg]);
     run.expect_code(0);
-    assert!(run.stdout.contains("(encrypted; decrypted and checked)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(encrypted; decrypted and checked)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.stderr, "", "a private identity file gives no warning");
 
     let run = sandbox.run(&["show", "enc", "--dir", "backups"]);
     run.expect_code(0);
     assert!(
-        run.stdout.contains(&format!("Encrypted:            yes, to {}\n", ALICE.0)),
+        run.stdout
+            .contains(&format!("Encrypted:            yes, to {}\n", ALICE.0)),
         "{}",
         run.stdout
     );
@@ -211,7 +220,10 @@ fn an_encrypted_backup_holds_no_secret_and_restores_with_the_identity() {
         let name = original["metadata"]["name"].as_str().unwrap();
         let restored = target.served(namespace, name);
         assert_eq!(restored["spec"], original["spec"], "{namespace}/{name}");
-        assert_eq!(restored["metadata"]["labels"], original["metadata"]["labels"]);
+        assert_eq!(
+            restored["metadata"]["labels"],
+            original["metadata"]["labels"]
+        );
     }
     let restored = target.served("dr-app", "scorer-with-secrets");
     assert_eq!(restored["spec"]["blob"].as_str().unwrap().len(), 300 * 1024);
@@ -415,7 +427,14 @@ fn rekey_moves_a_backup_to_new_recipients() {
     assert_eq!(names, ["enc"], "nothing left beside it");
 
     // The old key no longer opens it; the new one does.
-    let run = sandbox.run(&["verify", "enc", "--dir", "backups", "--identity", "alice.txt"]);
+    let run = sandbox.run(&[
+        "verify",
+        "enc",
+        "--dir",
+        "backups",
+        "--identity",
+        "alice.txt",
+    ]);
     run.expect_code(1);
     assert!(run.stderr.contains(BOB.0), "{}", run.stderr);
     sandbox
@@ -438,7 +457,11 @@ fn a_plain_backup_stays_format_1_and_has_no_last_applied_configuration() {
     assert!(contains(&yaml, SECRET), "not encrypted: the spec is there");
     assert!(!contains(&yaml, OLD_SECRET) && !contains(&yaml, "last-applied-configuration"));
     let run = sandbox.run(&["show", "plain", "--dir", "backups"]);
-    assert!(run.stdout.contains("Encrypted:            no\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Encrypted:            no\n"),
+        "{}",
+        run.stdout
+    );
     // Encrypting and not encrypting at once is a usage error.
     let run = sandbox.run(&["backup", "--no-encrypt", "--recipient", ALICE.0]);
     run.expect_code(2);
@@ -508,7 +531,11 @@ fn debian_age_reads_a_backup_file_and_writes_one_the_tool_reads() {
         .expect_code(0);
     let run = sandbox.run(&["show", "enc", "--dir", "backups", "--files", &alice_arg]);
     run.expect_code(0);
-    assert!(run.stdout.contains(&sha256_hex(changed.as_bytes())), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&sha256_hex(changed.as_bytes())),
+        "{}",
+        run.stdout
+    );
     let kubeconfig = source.kubeconfig_arg();
     let run = sandbox.run(&[
         "restore",

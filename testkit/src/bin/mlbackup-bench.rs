@@ -370,7 +370,10 @@ fn print_report(report: &Report) {
         &report.kubectl_list,
     );
     row("(c) kubectl mlbackup backup", &report.mlbackup);
-    row("(d) kubectl mlbackup backup --recipient", &report.mlbackup_encrypted);
+    row(
+        "(d) kubectl mlbackup backup --recipient",
+        &report.mlbackup_encrypted,
+    );
     println!("sandbox, per list page (inside the wall times above, not in the CPU times)");
     for (name, sample) in [
         ("(b)", &report.kubectl_list),

@@ -135,8 +135,7 @@ pub async fn run(
         path: root.clone(),
         read_only: false,
     };
-    let recipients =
-        crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
+    let recipients = crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
     let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
