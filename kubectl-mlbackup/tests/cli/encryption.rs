@@ -109,7 +109,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn manifest(folder: &Path) -> Value {
+fn manifest_of_backup(folder: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap()
 }
 
@@ -153,7 +153,7 @@ fn an_encrypted_backup_holds_no_secret_and_restores_with_the_identity() {
             );
         }
     }
-    let manifest = manifest(&folder);
+    let manifest = manifest_of_backup(&folder);
     assert_eq!(manifest["formatVersion"], 2);
     assert_eq!(
         manifest["encryption"],
@@ -314,7 +314,7 @@ fn verify_names_a_tampered_ciphertext_with_or_without_the_key() {
     assert_eq!(problems[0]["kind"], "modified");
 
     // Someone who also rewrote the manifest's hash of the file: only the key can tell.
-    let mut manifest = manifest(&folder);
+    let mut manifest = manifest_of_backup(&folder);
     for item in manifest["items"].as_array_mut().unwrap() {
         if item["path"] == path {
             item["sha256"] = sha256_hex(&bytes).into();
@@ -355,7 +355,7 @@ fn rekey_moves_a_backup_to_new_recipients() {
         format!("# the on-call team, since the rotation\n{}\n", BOB.0),
     )
     .unwrap();
-    let before = manifest(&folder);
+    let before = manifest_of_backup(&folder);
 
     // Without a key that opens it, nothing happens.
     let run = sandbox.run(&[
@@ -370,7 +370,7 @@ fn rekey_moves_a_backup_to_new_recipients() {
     ]);
     run.expect_code(1);
     assert!(run.stderr.contains(ALICE.0), "{}", run.stderr);
-    assert_eq!(manifest(&folder), before);
+    assert_eq!(manifest_of_backup(&folder), before);
 
     // A copy left by a rekey that was killed: the backup is whole, the copy named.
     let left = sandbox.path("backups/enc.rekey.partial");
@@ -393,7 +393,7 @@ fn rekey_moves_a_backup_to_new_recipients() {
         "{}",
         run.stderr
     );
-    assert_eq!(manifest(&folder), before);
+    assert_eq!(manifest_of_backup(&folder), before);
     std::fs::remove_dir(&left).unwrap();
 
     let run = sandbox.run(&rekey);
@@ -407,7 +407,7 @@ fn rekey_moves_a_backup_to_new_recipients() {
             ALICE.0, BOB.0
         )
     );
-    let after = manifest(&folder);
+    let after = manifest_of_backup(&folder);
     assert_eq!(after["encryption"]["recipients"], json!([BOB.0]));
     assert_eq!(after["createdAt"], before["createdAt"]);
     for (old, new) in before["items"]
@@ -451,8 +451,8 @@ fn a_plain_backup_stays_format_1_and_has_no_last_applied_configuration() {
         .run(&["backup", &kubeconfig, "--dir", "backups", "--name", "plain"])
         .expect_code(0);
     let folder = sandbox.path("backups/plain");
-    assert_eq!(manifest(&folder)["formatVersion"], 1);
-    assert!(manifest(&folder).get("encryption").is_none());
+    assert_eq!(manifest_of_backup(&folder)["formatVersion"], 1);
+    assert!(manifest_of_backup(&folder).get("encryption").is_none());
     let yaml = std::fs::read(folder.join("dr-app/scorer-with-secrets.yaml")).unwrap();
     assert!(contains(&yaml, SECRET), "not encrypted: the spec is there");
     assert!(!contains(&yaml, OLD_SECRET) && !contains(&yaml, "last-applied-configuration"));
@@ -490,7 +490,7 @@ fn debian_age_reads_a_backup_file_and_writes_one_the_tool_reads() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let yaml = output.stdout;
-    let manifest = manifest(&folder);
+    let manifest = manifest_of_backup(&folder);
     let item = manifest["items"]
         .as_array()
         .unwrap()
@@ -553,4 +553,56 @@ fn debian_age_reads_a_backup_file_and_writes_one_the_tool_reads() {
         source.served("dr-app", "scorer-with-secrets")["metadata"]["annotations"]["team"],
         "ml-platform"
     );
+}
+
+/// A prepare resumed over its partial backup takes it again, never less encrypted than begun.
+#[test]
+fn a_resumed_prepare_does_not_drop_the_encryption_of_its_backup() {
+    let sandbox = Sandbox::new();
+    let source = cluster_with_secrets(&sandbox);
+    let folder = encrypted_backup(&sandbox, &source, "before-upgrade");
+    // As a prepare killed during its backup leaves it.
+    let mut manifest = manifest_of_backup(&folder);
+    manifest["status"] = "partial".into();
+    std::fs::write(folder.join("manifest.json"), manifest.to_string()).unwrap();
+    let partial = sandbox.path("backups/before-upgrade.partial");
+    std::fs::rename(&folder, &partial).unwrap();
+    let kubeconfig = source.kubeconfig_arg();
+    let run = sandbox.run(&[
+        "prepare",
+        &kubeconfig,
+        "--dir",
+        "backups",
+        "--resume",
+        "before-upgrade",
+        "--skip-deployments",
+        "--skip-spark",
+        "--yes",
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "the backup being resumed was begun encrypted to {}",
+            ALICE.0
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(partial.join("manifest.json").exists(), "left as it was");
+    let run = sandbox.run(&[
+        "prepare",
+        &kubeconfig,
+        "--dir",
+        "backups",
+        "--resume",
+        "before-upgrade",
+        "--skip-deployments",
+        "--skip-spark",
+        "--yes",
+        "--recipient",
+        ALICE.0,
+    ]);
+    run.expect_code(0);
+    let taken = manifest_of_backup(&sandbox.path("backups/before-upgrade"));
+    assert_eq!(taken["encryption"]["recipients"], json!([ALICE.0]));
 }

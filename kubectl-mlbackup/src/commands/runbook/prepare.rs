@@ -136,6 +136,22 @@ pub async fn run(
         read_only: false,
     };
     let recipients = crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
+    // A partial backup is taken again: as encrypted as it was begun, never less.
+    if let Some(begun) = resumed
+        .as_ref()
+        .and_then(|r| r.partial.as_ref())
+        .and_then(|p| p.recipients())
+        && recipients.is_none()
+    {
+        return Err(UsageError {
+            message: format!(
+                "the backup being resumed was begun encrypted to {}, and no recipient was given",
+                begun.join(", ")
+            ),
+            hint: "pass the same --recipient or --recipients-file as the first run".into(),
+        }
+        .into());
+    }
     let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
