@@ -865,6 +865,54 @@ mod tests {
         );
     }
 
+    /// An encrypted backup: `.yaml.age` files, verified by their ciphertext hash without a key,
+    /// read only with an identity for one of its recipients, the YAML checked against its hash.
+    #[test]
+    fn an_encrypted_backup_is_verified_without_a_key_and_read_with_one() {
+        use crate::encryption::{Identities, Recipients};
+        use age::secrecy::ExposeSecret;
+        let identity = age::x25519::Identity::generate();
+        let recipients = Recipients::from_keys_and_files(&[identity.to_public().to_string()], &[])
+            .unwrap()
+            .unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let key_file = keys.path().join("key.txt");
+        fs::write(&key_file, identity.to_string().expose_secret()).unwrap();
+        let (identities, _) = Identities::read_files(&[key_file]).unwrap();
+
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        writer.encrypt_to(Some(recipients.clone()));
+        let yaml = lrs_yaml("dr", "a", "deployment");
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", yaml.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let manifest = backup.manifest.clone().unwrap();
+        assert_eq!(
+            manifest.format_version,
+            crate::folder::ENCRYPTED_FORMAT_VERSION
+        );
+        assert_eq!(manifest.items[0].path, "dr/a.yaml.age");
+        assert_eq!(
+            manifest.items[0].plaintext_sha256.as_deref(),
+            Some(sha256_hex(yaml.as_bytes()).as_str())
+        );
+        assert_eq!(names_in(&dir.join("dr")), ["a.yaml.age"]);
+        let verified = backup.verify().unwrap();
+        assert_eq!((verified.checked, verified.problems.len()), (1, 0));
+        assert!(matches!(
+            backup.read_objects().unwrap_err(),
+            FolderError::Encryption(crate::encryption::EncryptionError::NoIdentity { .. })
+        ));
+        let backup = backup.with_identities(identities);
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(objects[0].object.value["metadata"]["name"], "a");
+        assert!(backup.verify().unwrap().problems.is_empty());
+    }
+
     #[test]
     fn verify_checks_kind_and_name_even_when_the_checksum_matches() {
         let root = tempfile::tempdir().unwrap();
