@@ -156,6 +156,18 @@ pub enum Command {
         kubectl mlbackup verify lrs_backup_2026_11_21_14_05 -o json")]
     Verify(VerifyArgs),
 
+    /// Re-encrypt an encrypted backup to new recipients (key rotation).
+    ///
+    /// Every LRS file is decrypted with --identity (one of the backup's recipients), checked
+    /// against the manifest's hashes and encrypted again to the new recipients, which replace
+    /// the old ones. The new copy is written beside the backup as `<name>.rekey.partial`,
+    /// verified, then swapped in with one atomic rename, so the backup is at every moment the
+    /// old one whole or the new one whole; an interrupted rekey leaves the backup as it was.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup rekey lrs_backup_2026_11_21_14_05 --identity ~/.config/mlbackup/key.txt \\\n      \
+        --recipients-file team-recipients.txt")]
+    Rekey(RekeyArgs),
+
     /// Delete one backup.
     ///
     /// Only a directory that is a backup (see `list`) is ever deleted, never another one, and
@@ -723,6 +735,60 @@ pub struct BackupDirArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// The age public keys a backup is encrypted to (DESIGN.md section 11).
+#[derive(Debug, Default, Args)]
+pub struct RecipientArgs {
+    /// Encrypt every LRS file to this age public key (`age1...`, as `age-keygen` prints it);
+    /// repeat for several recipients: any one of them can decrypt.
+    #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
+    pub recipients: Vec<String>,
+
+    /// Encrypt to every public key in this file (one a line, `#` comments, as `age -R`);
+    /// repeatable [default: $MLBACKUP_RECIPIENTS_FILE].
+    #[arg(long = "recipients-file", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub recipients_files: Vec<PathBuf>,
+}
+
+/// Whether and to whom a new backup is encrypted.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Encryption")]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    pub to: RecipientArgs,
+
+    /// Write the backup unencrypted, also to a remote location (where a backup without a
+    /// recipient is refused).
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
+    pub no_encrypt: bool,
+}
+
+/// The age identities that decrypt an encrypted backup.
+#[derive(Debug, Default, Args)]
+pub struct IdentityArgs {
+    /// Decrypt an encrypted backup with the age identity (secret key) in this file, as
+    /// `age-keygen -o` writes it; repeatable [default: $MLBACKUP_IDENTITY_FILE].
+    #[arg(long = "identity", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub identity_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// The backup's name in the backup directory, or a path to it (containing a `/`).
+    #[arg(value_name = BACKUP)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// An identity that opens the backup now (see `--identity` of `restore`).
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    /// The new recipients (at least one): they replace the old ones.
+    #[command(flatten)]
+    pub to: RecipientArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
@@ -738,9 +804,13 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub backups: BackupDirArgs,
 
-    /// Also list every LRS file with its type, size and SHA-256.
+    /// Also list every LRS file with its type, size and SHA-256; with --identity, an encrypted
+    /// backup's files are decrypted and checked first.
     #[arg(long)]
     pub files: bool,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -751,6 +821,9 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub backups: BackupDirArgs,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -851,6 +924,10 @@ pub struct BackupArgs {
     #[arg(long, value_name = "N", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
+
+    // Last: its help heading applies to the flags after it.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
 }
 
 impl BackupArgs {
@@ -998,6 +1075,9 @@ pub struct RestoreArgs {
     /// Restore into this resource instead of the discovered `lrs.lrs.datarobot.com`.
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1017,6 +1097,9 @@ pub struct DiffArgs {
     /// Compare with this resource instead of the discovered `lrs.lrs.datarobot.com`.
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1206,6 +1289,10 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
 
+    // Its help heading applies to the flags after it, up to the DataRobot ones.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
+
     // Last: its help heading applies to the flags after it.
     #[command(flatten)]
     pub datarobot: DataRobotArgs,
@@ -1245,6 +1332,9 @@ pub struct RecoverArgs {
     /// Work on this resource instead of the discovered `lrs.lrs.datarobot.com`.
     #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
     pub resource: Option<ResourceOverride>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
     // Last: its help heading applies to the flags after it.
     #[command(flatten)]

@@ -98,10 +98,8 @@ pub struct Env {
     /// [`HTTPS_PROXY`], [`HTTP_PROXY`] and [`NO_PROXY`].
     pub proxy: ProxyVars,
     /// [`MLBACKUP_RECIPIENTS_FILE`].
-    #[allow(dead_code)] // read once the commands encrypt (issue 15)
     pub recipients_file: Option<PathBuf>,
     /// [`MLBACKUP_IDENTITY_FILE`].
-    #[allow(dead_code)] // read once the commands decrypt (issue 15)
     pub identity_file: Option<PathBuf>,
     /// The `AWS_*` variables above (Debug shows no secret).
     // Read once `s3://` locations are wired into the commands (issue 14).

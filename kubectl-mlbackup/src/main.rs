@@ -7,10 +7,8 @@ mod cluster;
 mod commands;
 mod completion;
 mod datarobot;
+mod digest;
 mod duration;
-// Built ahead of the commands that will use it (issue 15: backup, verify, restore, rekey...);
-// until they do, its items and re-exports are unused.
-#[allow(dead_code, unused_imports)]
 mod encryption;
 mod env;
 mod exit;
@@ -108,6 +106,7 @@ async fn dispatch(
         Command::List(_)
             | Command::Show(_)
             | Command::Verify(_)
+            | Command::Rekey(_)
             | Command::Delete(_)
             | Command::Prune(_)
             | Command::Completion(_)
@@ -119,6 +118,7 @@ async fn dispatch(
         Command::List(args) => list::run(args, env, printer),
         Command::Show(args) => show::run(args, env, printer),
         Command::Verify(args) => verify::run(args, env, printer),
+        Command::Rekey(args) => rekey::run(args, env, printer),
         Command::Delete(args) => delete::run(args, env, printer),
         Command::Prune(args) => prune::run(args, env, printer),
         Command::Restore(args) => restore::run(global, args, env, printer).await,

@@ -221,8 +221,12 @@ impl Progress {
     }
 
     pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    pub fn inc_by(&self, done: u64) {
         if let Some(bar) = &self.bar {
-            bar.inc(1);
+            bar.inc(done);
         }
     }
 

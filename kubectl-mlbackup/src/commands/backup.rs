@@ -14,12 +14,14 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{BackupArgs, GlobalArgs};
 use crate::cluster::list::{self, ServedResource};
 use crate::cluster::{Cluster, ClusterError, objects};
+use crate::encryption::Recipients;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{
-    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemTotals, Manifest,
-    ResourceRef,
+    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemToWrite, ItemTotals,
+    Manifest, ResourceRef,
 };
+use crate::location::Location;
 use crate::object::Object;
 use crate::printer::{Printer, Progress, Render};
 
@@ -71,6 +73,9 @@ pub struct BackupOutcome {
     pub counts_by_namespace: BTreeMap<String, usize>,
     pub duration_seconds: f64,
     pub errors: Vec<String>,
+    /// The age public keys every file is encrypted to; absent when the backup is not encrypted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encrypted_to: Vec<String>,
 }
 
 impl Render for BackupOutcome {
@@ -117,6 +122,12 @@ impl Render for BackupOutcome {
                 }
             ));
         }
+        if !self.encrypted_to.is_empty() {
+            text.push_str(&format!(
+                "  encrypted to: {}\n",
+                self.encrypted_to.join(", ")
+            ));
+        }
         for error in &self.errors {
             text.push_str(&format!("  error: {error}\n"));
         }
@@ -136,6 +147,8 @@ pub struct BackupOptions {
     /// The folder name; `None`: `lrs_backup_YYYY_MM_DD_HH_MM` (then `_2`...).
     pub name: Option<String>,
     pub page_size: u32,
+    /// Encrypt every item to them (`None`: YAML files).
+    pub recipients: Option<Recipients>,
 }
 
 pub async fn run(
@@ -144,6 +157,12 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
+    let root = crate::folder::root(args.backups.dir.as_deref(), env);
+    let location = Location::Folder {
+        path: root.clone(),
+        read_only: false,
+    };
+    let recipients = super::keys::recipients_for_backup(&args.encrypt, env, &location)?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = BackupOptions {
         selector: args.selector(),
@@ -152,9 +171,10 @@ pub async fn run(
         } else {
             global.namespace.clone()
         },
-        root: crate::folder::root(args.backups.dir.as_deref(), env),
+        root,
         name: args.name.clone(),
         page_size: args.page_size,
+        recipients,
     };
     let cancel = super::interrupt_token();
     let finished = take(&cluster, &resource, &options, &cancel, printer).await?;
@@ -176,6 +196,7 @@ pub async fn take(
     let mut writer =
         BackupWriter::create(&options.root, options.name.as_deref(), chrono::Local::now())
             .context("cannot create the backup folder")?;
+    writer.encrypt_to(options.recipients.clone());
     log::info!(
         "writing backup {} in {}",
         writer.name(),
@@ -324,29 +345,43 @@ async fn list_once(
         }
         progress
             .set_total(writer.written() as u64 + page.len() as u64 + page.remaining.unwrap_or(0));
-        // Files are written on this thread while the next page downloads on another; each
-        // object is decoded just before it is written, so only one is ever whole in memory.
+        // Files are written on this thread while the next page downloads on another; objects
+        // are decoded just before they are written, a batch at a time (encrypted on every
+        // core at once), so only a batch is ever whole in memory.
         tokio::task::block_in_place(|| {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
             for object in page.objects() {
-                write_object(what.cluster, writer, object?)?;
-                progress.inc();
+                batch.push(encode_object(what.cluster, object?)?);
+                if batch.len() == WRITE_BATCH {
+                    write_batch(writer, &mut batch, progress)?;
+                }
             }
-            Ok::<_, BackupError>(())
+            write_batch(writer, &mut batch, progress)
         })?;
     }
     Ok(())
 }
 
-/// Writes one object as `kubectl get -o yaml` shows it: managedFields dropped (before its head
-/// is read: they are no part of the backup), keys sorted, values exactly as the server sent them.
-fn write_object(
-    cluster: &Cluster,
-    writer: &mut BackupWriter,
-    mut object: Value,
-) -> Result<(), BackupError> {
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("managedFields");
-    }
+/// How many objects are encoded before they are written together: enough to keep every core
+/// busy encrypting, few enough that memory stays small.
+const WRITE_BATCH: usize = 64;
+
+/// One object as its file will hold it, with what the manifest records of it.
+struct Encoded {
+    namespace: String,
+    name: String,
+    lrs_type: String,
+    uid: String,
+    resource_version: String,
+    yaml: String,
+}
+
+/// One object as `kubectl get -o yaml` shows it, less what is not stored (managedFields and
+/// the last-applied-configuration, a second copy of the spec that may hold older secrets;
+/// dropped before its head is read: they are no part of the backup): keys sorted, values
+/// exactly as the server sent them.
+fn encode_object(cluster: &Cluster, mut object: Value) -> Result<Encoded, BackupError> {
+    crate::object::strip_unstored_fields(&mut object);
     let Object { head, value } = objects::read_head(cluster, object)?;
     let (namespace, name) = head.key();
     let yaml = crate::yaml::to_kubectl_yaml(&value).map_err(|source| BackupError::Encode {
@@ -354,14 +389,36 @@ fn write_object(
         name: name.clone(),
         source,
     })?;
-    writer.write_item(
-        &namespace,
-        &name,
-        head.lrs_type(),
-        &head.uid().unwrap_or_default(),
-        &head.resource_version().unwrap_or_default(),
-        yaml.as_bytes(),
-    )?;
+    Ok(Encoded {
+        lrs_type: head.lrs_type().to_string(),
+        uid: head.uid().unwrap_or_default(),
+        resource_version: head.resource_version().unwrap_or_default(),
+        namespace,
+        name,
+        yaml,
+    })
+}
+
+/// Writes the objects of `batch` (emptied) and counts them on the progress bar.
+fn write_batch(
+    writer: &mut BackupWriter,
+    batch: &mut Vec<Encoded>,
+    progress: &Progress,
+) -> Result<(), BackupError> {
+    let items: Vec<ItemToWrite<'_>> = batch
+        .iter()
+        .map(|e| ItemToWrite {
+            namespace: &e.namespace,
+            name: &e.name,
+            lrs_type: &e.lrs_type,
+            uid: &e.uid,
+            resource_version: &e.resource_version,
+            yaml: e.yaml.as_bytes(),
+        })
+        .collect();
+    writer.write_items(&items)?;
+    progress.inc_by(items.len() as u64);
+    batch.clear();
     Ok(())
 }
 
@@ -387,6 +444,7 @@ fn outcome(
         counts_by_namespace: manifest.counts_by_namespace.clone(),
         duration_seconds: started.elapsed().as_secs_f64(),
         errors: manifest.errors.clone(),
+        encrypted_to: manifest.recipients().unwrap_or_default().to_vec(),
     }
 }
 

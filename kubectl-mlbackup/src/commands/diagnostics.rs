@@ -16,6 +16,7 @@ use crate::commands::restore::RestoreError;
 use crate::commands::schedule::ScheduleError;
 use crate::datarobot::helper_binary::HelperNotFound;
 use crate::datarobot::in_pod::InPodError;
+use crate::encryption::EncryptionError;
 use crate::exit::UsageError;
 use crate::folder::FolderError;
 
@@ -46,6 +47,7 @@ macro_rules! hint_by {
 hint_by! {
     ClusterError => ClusterError::hint,
     FolderError => FolderError::hint,
+    EncryptionError => EncryptionError::hint,
     UsageError => |e| Some(e.hint.clone()),
     RestoreError => RestoreError::hint,
     HelperNotFound => |e| Some(e.hint()),

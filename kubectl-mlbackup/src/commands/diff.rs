@@ -144,6 +144,7 @@ pub async fn run(
     let root = folder::root(args.backups.dir.as_deref(), env);
     let backup = folder::resolve_for_reading(&root, &args.name)
         .with_context(|| format!("cannot compare the backup `{}`", args.name))?;
+    let backup = super::keys::open_backup(backup, &args.identity, env, printer, true)?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let outcome = compare_with_cluster(&cluster, &resource, &backup, &args.namespace_map).await?;
     let exit = if outcome.identical {

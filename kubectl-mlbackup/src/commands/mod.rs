@@ -8,9 +8,11 @@ pub mod delete;
 pub mod deployments;
 pub mod diagnostics;
 pub mod diff;
+pub mod keys;
 pub mod list;
 mod plan;
 pub mod prune;
+pub mod rekey;
 #[cfg(test)]
 mod render_tests;
 pub mod restore;

@@ -33,6 +33,7 @@ fn partial_backup() -> BackupOutcome {
         counts_by_namespace: [("dr-app".to_string(), 500)].into(),
         duration_seconds: 3.25,
         errors: vec!["cannot list LRS (page 2): the server stopped answering".into()],
+        encrypted_to: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::ShowArgs;
+use crate::encryption::EncryptionRecord;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
@@ -45,6 +46,9 @@ pub struct ShowOutcome {
     pub deployments_snapshot: bool,
     /// Whether `journal.jsonl` (steps of prepare/recover/restore) is present.
     pub journal: bool,
+    /// How the files are encrypted and to whom; absent when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionRecord>,
     pub errors: Vec<String>,
     /// With `--files` only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +101,13 @@ impl Render for ShowOutcome {
             yes_no(self.deployments_snapshot).into(),
         ));
         fields.push(("Journal", yes_no(self.journal).into()));
+        fields.push((
+            "Encrypted",
+            match &self.encryption {
+                Some(record) => format!("yes, to {}", record.recipients.join(", ")),
+                None => "no".into(),
+            },
+        ));
         let width = fields
             .iter()
             .map(|(label, _)| label.len())
@@ -129,19 +140,28 @@ impl Render for ShowOutcome {
             }
         }
         if let Some(files) = &self.files {
+            let encrypted = self.encryption.is_some();
             let rows: Vec<Vec<String>> = files
                 .iter()
                 .map(|item| {
-                    vec![
+                    let mut row = vec![
                         item.path.clone(),
                         printer::none_if_empty(&item.r#type).to_string(),
                         item.bytes.to_string(),
                         item.sha256.clone(),
-                    ]
+                    ];
+                    if encrypted {
+                        row.push(item.plaintext_sha256.clone().unwrap_or_default());
+                    }
+                    row
                 })
                 .collect();
+            let mut headers = vec!["FILE", "TYPE", "BYTES", "SHA256"];
+            if encrypted {
+                headers.push("YAML SHA256");
+            }
             text.push('\n');
-            text.push_str(&printer::table(&["FILE", "TYPE", "BYTES", "SHA256"], &rows));
+            text.push_str(&printer::table(&headers, &rows));
         }
         text
     }
@@ -149,18 +169,30 @@ impl Render for ShowOutcome {
 
 pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
     let root = folder::root(args.backups.dir.as_deref(), env);
-    let outcome = show(&root, &args.name, args.files)
-        .with_context(|| format!("cannot show the backup `{}`", args.name))?;
+    let context = || format!("cannot show the backup `{}`", args.name);
+    let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
+    let backup = super::keys::open_backup(backup, &args.identity, env, printer, false)?;
+    if args.files && backup.recipients().is_some() && !backup.identities.is_empty() {
+        // The files listed are vouched for: each one opens and holds the YAML recorded.
+        let (_, problems) = backup.read_objects().with_context(context)?;
+        if !problems.is_empty() {
+            let listed: String = problems
+                .iter()
+                .map(|p| format!("\n  {}: {}", p.path, p.detail))
+                .collect();
+            return Err(anyhow::anyhow!(
+                "{} file(s) do not decrypt to the YAML the manifest records:{listed}",
+                problems.len()
+            ))
+            .with_context(context);
+        }
+    }
+    let outcome = show(&backup, args.files).with_context(context)?;
     printer.data(&outcome)?;
     Ok(Exit::Success)
 }
 
-fn show(
-    root: &std::path::Path,
-    name: &str,
-    with_files: bool,
-) -> Result<ShowOutcome, folder::FolderError> {
-    let backup = folder::resolve_for_reading(root, name)?;
+fn show(backup: &folder::Backup, with_files: bool) -> Result<ShowOutcome, folder::FolderError> {
     let items = backup.items()?;
     let manifest = backup.manifest.as_ref();
     Ok(ShowOutcome {
@@ -181,6 +213,7 @@ fn show(
         size_bytes: backup.size_bytes()?,
         deployments_snapshot: backup.has_file(folder::DEPLOYMENTS_FILE),
         journal: backup.has_file(folder::JOURNAL_FILE),
+        encryption: manifest.and_then(|m| m.encryption.clone()),
         errors: manifest.map(|m| m.errors.clone()).unwrap_or_default(),
         files: with_files.then_some(items),
     })

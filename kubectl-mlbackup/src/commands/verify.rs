@@ -24,13 +24,22 @@ pub struct VerifyOutcome {
     pub checked: usize,
     /// Sorted by path.
     pub problems: Vec<Problem>,
+    /// For an encrypted backup: whether its files were decrypted and their YAML checked too
+    /// (an identity was given), or only their ciphertext checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decrypted: Option<bool>,
 }
 
 impl Render for VerifyOutcome {
     fn render(&self) -> String {
+        let how = match self.decrypted {
+            Some(true) => " (encrypted; decrypted and checked)",
+            Some(false) => " (encrypted; ciphertext checked, no identity given to decrypt)",
+            None => "",
+        };
         if self.ok {
             return format!(
-                "Backup {} is intact: {} LRS files checked.\n",
+                "Backup {} is intact: {} LRS files checked{how}.\n",
                 self.name, self.checked
             );
         }
@@ -46,7 +55,7 @@ impl Render for VerifyOutcome {
             })
             .collect();
         format!(
-            "Backup {} has {} problem(s) ({} LRS files checked):\n{}",
+            "Backup {} has {} problem(s) ({} LRS files checked{how}):\n{}",
             self.name,
             self.problems.len(),
             self.checked,
@@ -59,14 +68,17 @@ pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Ex
     let root = folder::root(args.backups.dir.as_deref(), env);
     let context = || format!("cannot verify the backup `{}`", args.name);
     let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
+    // The ciphertext is checked without a key; an identity given must open the backup.
+    let backup = super::keys::open_backup(backup, &args.identity, env, printer, false)?;
     let verification = backup.verify().with_context(context)?;
     let outcome = VerifyOutcome {
         ok: verification.problems.is_empty(),
-        name: backup.name,
-        path: backup.dir,
+        name: backup.name.clone(),
+        path: backup.dir.clone(),
         status: backup.status,
         checked: verification.checked,
         problems: verification.problems,
+        decrypted: backup.recipients().map(|_| !backup.identities.is_empty()),
     };
     printer.data(&outcome)?;
     if outcome.ok {

@@ -9,6 +9,7 @@
 mod identities;
 #[cfg(test)]
 mod interop;
+mod policy;
 mod recipients;
 mod record;
 mod seal;
@@ -17,10 +18,13 @@ use std::path::PathBuf;
 
 use age::secrecy::zeroize::Zeroizing;
 
-pub use identities::{Identities, IdentityWarning};
+pub use identities::Identities;
+pub use policy::check_remote_encryption;
 pub use recipients::Recipients;
 pub use record::{EncryptionRecord, ItemHashes, Scheme};
-pub use seal::{Sealed, decrypt, encrypt, encrypt_batch, rekey};
+#[cfg(test)]
+pub use seal::encrypt;
+pub use seal::{decrypt, encrypt_batch, rekey};
 
 /// `.age`, appended to an item's file name once it is encrypted (`ns/name.yaml.age`).
 pub const FILE_SUFFIX: &str = ".age";
@@ -43,9 +47,6 @@ pub enum EncryptionError {
 
     #[error("the recipients file {} lists no recipient", path.display())]
     NoRecipientInFile { path: PathBuf },
-
-    #[error("the manifest's encryption record lists no recipient")]
-    NoRecipientInRecord,
 
     #[error("cannot read the {what} file {}", path.display())]
     Unreadable {
@@ -111,6 +112,9 @@ pub enum EncryptionError {
 
     #[error("cannot encrypt: {reason}")]
     Encrypt { reason: String },
+
+    #[error("a backup to {location} must be encrypted, and no recipient was given")]
+    UnencryptedRemote { location: String },
 }
 
 impl EncryptionError {
@@ -144,6 +148,11 @@ impl EncryptionError {
                  MLBACKUP_IDENTITY_FILE"
                     .into(),
             ),
+            EncryptionError::UnencryptedRemote { .. } => Some(format!(
+                "pass --recipient age1... or --recipients-file FILE (or set {}) with the team's \
+                 public keys; --no-encrypt writes it unencrypted",
+                crate::env::MLBACKUP_RECIPIENTS_FILE
+            )),
             EncryptionError::NoMatchingIdentity { .. } => Some(
                 "use the identity file of one of those recipients (`age-keygen -y FILE` prints \
                  the public key of an identity file)"

@@ -39,17 +39,6 @@ impl Recipients {
         Ok(Recipients::new(recipients))
     }
 
-    /// The recipients a manifest records (for a rekey that keeps some of them).
-    pub fn from_record(record: &EncryptionRecord) -> Result<Recipients, EncryptionError> {
-        let keys = record
-            .recipients
-            .iter()
-            .enumerate()
-            .map(|(index, key)| parse(key, || format!("manifest recipient number {}", index + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Recipients::new(keys).ok_or(EncryptionError::NoRecipientInRecord)
-    }
-
     fn new(mut keys: Vec<x25519::Recipient>) -> Option<Recipients> {
         let mut seen = std::collections::HashSet::new();
         keys.retain(|key| seen.insert(key.clone()));
@@ -180,10 +169,6 @@ mod tests {
             }
         );
         assert_eq!(
-            Recipients::from_record(&recipients.record()).unwrap(),
-            recipients
-        );
-        assert_eq!(
             format!("{recipients:?}"),
             format!("Recipients({:?})", recipients.keys())
         );
@@ -192,14 +177,6 @@ mod tests {
     #[test]
     fn nothing_given_means_no_encryption() {
         assert!(Recipients::from_keys_and_files(&[], &[]).unwrap().is_none());
-        let empty = EncryptionRecord {
-            scheme: Scheme::AgeV1,
-            recipients: vec![],
-        };
-        assert!(matches!(
-            Recipients::from_record(&empty),
-            Err(EncryptionError::NoRecipientInRecord)
-        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::folder::sha256_hex;
+use crate::digest::sha256_hex;
 
 use super::{EncryptionError, Identities, ItemHashes, Recipients};
 

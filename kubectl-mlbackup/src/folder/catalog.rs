@@ -18,9 +18,10 @@ use super::name::{
     time_from_name,
 };
 use super::{
-    BackupStatus, ClusterRef, DEPLOYMENTS_FILE, FORMAT_VERSION, FolderError, JOURNAL_FILE,
-    MANIFEST_FILE, Manifest, io_error,
+    BackupStatus, ClusterRef, DEPLOYMENTS_FILE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION,
+    FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest, NEWEST_FORMAT_VERSION, io_error,
 };
+use crate::encryption::Identities;
 
 /// How a backup found on disk stands.
 #[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct Backup {
     /// Set when this is no backup but what `kubectl apply -f` would take (see
     /// [`open_for_reading`]).
     pub loose: Option<Loose>,
+    /// What opens the items of an encrypted backup (`--identity`); empty: only what needs no
+    /// key is read (the ciphertext checked against its hash).
+    pub identities: Identities,
 }
 
 /// A source of objects that is no backup, read as `kubectl apply -f` reads it.
@@ -239,6 +243,7 @@ pub fn open_for_reading(path: &Path) -> Result<Backup, FolderError> {
         status: CatalogStatus::Unmanaged,
         manifest: None,
         loose: Some(loose),
+        identities: Identities::default(),
     })
 }
 
@@ -279,6 +284,7 @@ impl Backup {
                     status,
                     manifest: Some(manifest),
                     loose: None,
+                    identities: Identities::default(),
                 });
             }
             Ok(_) => return Err(not_a_backup("its manifest.json is not a regular file")),
@@ -311,7 +317,18 @@ impl Backup {
             },
             manifest: None,
             loose: None,
+            identities: Identities::default(),
         })
+    }
+
+    /// The same backup, opened with `identities` when it is encrypted.
+    pub fn with_identities(self, identities: Identities) -> Backup {
+        Backup { identities, ..self }
+    }
+
+    /// The public keys the items are encrypted to; `None` for an unencrypted backup.
+    pub fn recipients(&self) -> Option<&[String]> {
+        self.manifest.as_ref().and_then(Manifest::recipients)
     }
 
     /// When the backup was started: from the manifest, else from a default name, else the
@@ -423,14 +440,30 @@ pub(super) fn read_manifest(path: &Path) -> Result<Manifest, FolderError> {
     // more useful than a missing-field error.
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(bad)?;
     if let Some(version) = value.get("formatVersion").and_then(|v| v.as_u64())
-        && version > u64::from(FORMAT_VERSION)
+        && version > u64::from(NEWEST_FORMAT_VERSION)
     {
         return Err(FolderError::NewerFormat {
             path: path.to_path_buf(),
             version,
         });
     }
-    serde_json::from_value(value).map_err(bad)
+    let manifest: Manifest = serde_json::from_value(value).map_err(bad)?;
+    // The version is what keeps an older plugin from misreading an encrypted backup: the two
+    // must agree, or an encrypted backup could pass for one such a plugin reads.
+    let inconsistent = |reason| FolderError::InconsistentFormat {
+        path: path.to_path_buf(),
+        version: manifest.format_version,
+        reason,
+    };
+    match (manifest.format_version, &manifest.encryption) {
+        (FORMAT_VERSION, Some(_)) => Err(inconsistent(
+            "is for unencrypted backups, yet the manifest has an encryption record",
+        )),
+        (ENCRYPTED_FORMAT_VERSION, None) => Err(inconsistent(
+            "is for encrypted backups, yet the manifest has no encryption record",
+        )),
+        _ => Ok(manifest),
+    }
 }
 
 /// What a backup directory without a manifest holds (paths relative to it, with `/`).
@@ -695,10 +728,42 @@ mod tests {
     fn a_newer_format_is_named_as_such() {
         let root = tempfile::tempdir().unwrap();
         let (dir, _) = finished_backup(root.path());
-        fs::write(dir.join(MANIFEST_FILE), r#"{"formatVersion": 2}"#).unwrap();
+        fs::write(dir.join(MANIFEST_FILE), r#"{"formatVersion": 3}"#).unwrap();
         let err = Backup::open(&dir).unwrap_err();
         assert!(
-            matches!(err, FolderError::NewerFormat { version: 2, .. }),
+            matches!(err, FolderError::NewerFormat { version: 3, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with("newer than this plugin's (2)"),
+            "{err}"
+        );
+    }
+
+    /// Version 2 is an encrypted backup and version 1 a plain one: a manifest that mixes them
+    /// is refused, so an encrypted backup never passes for one an older plugin reads.
+    #[test]
+    fn the_format_version_says_whether_a_backup_is_encrypted() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        let path = dir.join(MANIFEST_FILE);
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        manifest["formatVersion"] = 2.into();
+        fs::write(&path, manifest.to_string()).unwrap();
+        let err = Backup::open(&dir).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("has format version 2, which is for encrypted backups, yet the manifest has no encryption record"),
+            "{err}"
+        );
+        manifest["formatVersion"] = 1.into();
+        manifest["encryption"] =
+            serde_json::json!({"scheme": "age-encryption.org/v1", "recipients": ["age1x"]});
+        fs::write(&path, manifest.to_string()).unwrap();
+        let err = Backup::open(&dir).unwrap_err();
+        assert!(
+            matches!(err, FolderError::InconsistentFormat { version: 1, .. }),
             "{err}"
         );
     }

@@ -1,8 +1,9 @@
-//! The backup folder, format version 1 (DESIGN.md section 4), in one place: its files, the
-//! manifest and the errors of reading and writing it. Each job has its own file: `name` (the
-//! names of backups and of their files), `writer` (writing a backup), `catalog` (recognising,
-//! listing, finding and deleting backups), `verify` (reading a backup's objects, checked) and
-//! `journal` (the record of runbook steps); the public API is re-exported here.
+//! The backup folder, format versions 1 and 2 (DESIGN.md sections 4 and 11: version 2 is an
+//! encrypted backup), in one place: its files, the manifest and the errors of reading and
+//! writing it. Each job has its own file: `name` (the names of backups and of their files),
+//! `writer` (writing a backup), `rekey` (re-encrypting one to new recipients), `catalog`
+//! (recognising, listing, finding and deleting backups), `verify` (reading a backup's objects,
+//! checked) and `journal` (the record of runbook steps); the public API is re-exported here.
 //!
 //! What counts as a backup (the only directories this module ever lists or deletes):
 //! - managed: a directory holding a `manifest.json` of this format (`<name>.partial` ones are
@@ -23,12 +24,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use mlbackup_helper::text::escape_controls;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use crate::encryption::EncryptionRecord;
 
 mod catalog;
 mod journal;
 mod name;
 mod records;
+mod rekey;
 mod verify;
 mod writer;
 
@@ -40,11 +43,23 @@ pub use catalog::{
 pub use journal::{StepEvent, StepRecord};
 pub use name::{PARTIAL_SUFFIX, default_name};
 pub use records::ItemTotals;
+// `rekey_into` writes the rekeyed copy into any folder: for the s3:// location layer, which
+// rekeys a bucket's backup through a local copy.
+#[allow(unused_imports)]
+pub use rekey::rekey_into;
+pub use rekey::{RekeyOutcome, rekey};
 pub use verify::{Place, Problem, ProblemKind};
-pub use writer::{BackupInfo, BackupWriter, count_by};
+pub use writer::{BackupInfo, BackupWriter, ItemToWrite, count_by};
 
-/// The version of the folder layout and manifest written here.
+/// The version of the folder layout and manifest of an unencrypted backup: unchanged since the
+/// first release, so older plugins read new unencrypted backups.
 pub const FORMAT_VERSION: u32 = 1;
+/// The version of an encrypted backup (DESIGN.md section 11): items are `<ns>/<name>.yaml.age`
+/// and the manifest has an `encryption` record. A plugin that knows only version 1 would take
+/// every item for missing or invalid, so it must refuse the backup as newer instead.
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
+/// The newest version this plugin reads (it reads every older one).
+pub const NEWEST_FORMAT_VERSION: u32 = ENCRYPTED_FORMAT_VERSION;
 /// Written last: its presence in a directory without `.partial` means the backup is complete.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Optional snapshot of deployment states (DESIGN.md section 6; format in
@@ -90,8 +105,30 @@ pub enum FolderError {
         source: serde_json::Error,
     },
 
-    #[error("{} has format version {version}, newer than this plugin's ({FORMAT_VERSION})", path.display())]
+    #[error("{} has format version {version}, newer than this plugin's ({NEWEST_FORMAT_VERSION})", path.display())]
     NewerFormat { path: PathBuf, version: u64 },
+
+    #[error("{} has format version {version}, which {reason}", path.display())]
+    InconsistentFormat {
+        path: PathBuf,
+        version: u32,
+        reason: &'static str,
+    },
+
+    #[error("the backup `{name}` is not encrypted")]
+    NotEncrypted { name: String },
+
+    #[error("cannot rekey the backup `{name}`: {reason}")]
+    RekeyRefused { name: String, reason: String },
+
+    #[error(
+        "the rekeyed copy {} failed verification, so the backup was left as it was: {detail}",
+        path.display()
+    )]
+    RekeyUnverified { path: PathBuf, detail: String },
+
+    #[error(transparent)]
+    Encryption(#[from] crate::encryption::EncryptionError),
 
     #[error("cannot {action} {}", path.display())]
     Io {
@@ -126,7 +163,14 @@ impl FolderError {
             FolderError::NewerFormat { .. } => {
                 Some("use a newer kubectl-mlbackup to read this backup".into())
             }
-            FolderError::NoFreeName { .. }
+            FolderError::NotEncrypted { .. } => Some(
+                "only an encrypted backup can be rekeyed; take a new backup with --recipient"
+                    .into(),
+            ),
+            FolderError::Encryption(inner) => inner.hint(),
+            FolderError::RekeyRefused { .. } | FolderError::RekeyUnverified { .. } => None,
+            FolderError::InconsistentFormat { .. }
+            | FolderError::NoFreeName { .. }
             | FolderError::InvalidItem { .. }
             | FolderError::BadManifest { .. }
             | FolderError::Io { .. } => None,
@@ -198,6 +242,9 @@ pub struct Manifest<I = Vec<ManifestItem>> {
     pub counts_by_type: BTreeMap<String, usize>,
     #[serde(default)]
     pub counts_by_namespace: BTreeMap<String, usize>,
+    /// How the items are encrypted; absent for an unencrypted backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionRecord>,
     pub items: I,
     pub status: BackupStatus,
     #[serde(default)]
@@ -218,6 +265,7 @@ impl<I> Manifest<I> {
             namespaces: self.namespaces,
             counts_by_type: self.counts_by_type,
             counts_by_namespace: self.counts_by_namespace,
+            encryption: self.encryption,
             items,
             status: self.status,
             errors: self.errors,
@@ -229,7 +277,8 @@ impl<I> Manifest<I> {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestItem {
-    /// `<namespace>/<name>.yaml`, relative to the backup folder, always with `/`.
+    /// `<namespace>/<name>.yaml` (`.yaml.age` when encrypted), relative to the backup folder,
+    /// always with `/`.
     pub path: String,
     pub namespace: String,
     pub name: String,
@@ -237,25 +286,23 @@ pub struct ManifestItem {
     pub r#type: String,
     pub uid: String,
     pub resource_version: String,
-    /// Hex SHA-256 of the file's bytes.
+    /// Hex SHA-256 of the file's bytes (of the ciphertext, when encrypted).
     pub sha256: String,
     pub bytes: u64,
+    /// Hex SHA-256 of the YAML an encrypted file holds; absent when the file is the YAML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext_sha256: Option<String>,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Lower-case hex, as `sha256sum` prints a digest.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
+impl<I> Manifest<I> {
+    /// The public keys the items are encrypted to; `None` for an unencrypted backup.
+    pub fn recipients(&self) -> Option<&[String]> {
+        self.encryption.as_ref().map(|e| e.recipients.as_slice())
     }
-    text
 }
+
+use crate::digest::hex;
+pub use crate::digest::sha256_hex;
 
 #[cfg(test)]
 mod testing {

@@ -20,6 +20,8 @@ pub struct ItemRef<'a> {
     pub resource_version: &'a str,
     pub sha256: [u8; 32],
     pub bytes: u64,
+    /// Of the YAML inside, for an encrypted file.
+    pub plaintext_sha256: Option<[u8; 32]>,
 }
 
 /// Strings that repeat across items (namespaces, types), stored once.
@@ -55,6 +57,8 @@ struct Record {
     r#type: u32,
     sha256: [u8; 32],
     bytes: u64,
+    /// Boxed: only encrypted backups have it, and a record stays small without it.
+    plaintext_sha256: Option<Box<[u8; 32]>>,
 }
 
 impl Record {
@@ -104,6 +108,7 @@ impl ItemRecords {
             r#type: self.types.id(item.r#type),
             sha256: item.sha256,
             bytes: item.bytes,
+            plaintext_sha256: item.plaintext_sha256.map(Box::new),
         });
     }
 
@@ -145,6 +150,7 @@ impl ItemRecords {
             resource_version: record.resource_version().to_string(),
             sha256: super::hex(&record.sha256),
             bytes: record.bytes,
+            plaintext_sha256: record.plaintext_sha256.as_deref().map(|h| super::hex(h)),
         }
     }
 }
@@ -227,6 +233,7 @@ mod tests {
             resource_version: rv,
             sha256: [0xab; 32],
             bytes,
+            plaintext_sha256: None,
         }
     }
 

@@ -15,8 +15,9 @@ use super::catalog::{Backup, CatalogStatus, Loose, is_yaml_name, scan_yaml_files
 use super::name::{is_safe_component, item_file_name};
 use super::{
     BackupStatus, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest,
-    ManifestItem, ResourceRef, sha256_hex,
+    ManifestItem, sha256_hex,
 };
+use crate::encryption::{FILE_SUFFIX, Identities, decrypt};
 use crate::object::{Head, Object};
 
 /// One LRS object read from a backup file.
@@ -34,13 +35,21 @@ impl Backup {
     /// managed backup: listed, intact, of the recorded apiVersion and kind, named like its
     /// path; otherwise: a YAML object with apiVersion, kind and metadata.name). Returns the
     /// objects and a problem for each file that is not good, sorted by path.
+    ///
+    /// An encrypted backup is opened with [`Backup::identities`]: without one for a recipient
+    /// the manifest names, this fails before reading any item, naming the recipients.
     pub fn read_objects(&self) -> Result<(Vec<StoredObject>, Vec<Problem>), FolderError> {
         let mut objects = Vec::new();
         let mut problems = Vec::new();
         match &self.manifest {
             Some(manifest) => {
+                if let Some(recipients) = manifest.recipients() {
+                    self.identities.check_opens(recipients)?;
+                }
                 for item in &manifest.items {
-                    match check_item(&self.dir, &manifest.resource, item) {
+                    match check_item(&self.dir, manifest, item, &self.identities)
+                        .and_then(|object| object.ok_or_else(|| unopened(item)))
+                    {
                         Ok(object) => objects.push(StoredObject {
                             path: item.path.clone(),
                             place: Place::default(),
@@ -78,10 +87,19 @@ impl Backup {
     /// SHA-256, parses as an object of the recorded apiVersion and kind, and is named like its
     /// path, and nothing else is there; for the others every YAML file parses as an object with
     /// apiVersion, kind and metadata.name.
+    ///
+    /// The files of an encrypted backup are checked against the hash of their ciphertext,
+    /// which needs no key; with [`Backup::identities`] (which must open the backup) each is
+    /// also decrypted and checked as above, its YAML against the hash recorded for it.
     pub fn verify(&self) -> Result<Verification, FolderError> {
         let mut problems = Vec::new();
         let checked = match &self.manifest {
             Some(manifest) => {
+                if let Some(recipients) = manifest.recipients()
+                    && !self.identities.is_empty()
+                {
+                    self.identities.check_opens(recipients)?;
+                }
                 if manifest.status == BackupStatus::Partial || self.status == CatalogStatus::Partial
                 {
                     problems.push(Problem {
@@ -91,7 +109,7 @@ impl Backup {
                     });
                 }
                 for item in &manifest.items {
-                    if let Err(problem) = check_item(&self.dir, &manifest.resource, item) {
+                    if let Err(problem) = check_item(&self.dir, manifest, item, &self.identities) {
                         problems.push(problem);
                     }
                 }
@@ -242,6 +260,7 @@ impl Backup {
                                 resource_version: head.resource_version().unwrap_or_default(),
                                 sha256: sha256.clone(),
                                 bytes: bytes.len() as u64,
+                                plaintext_sha256: None,
                             },
                             place,
                             object,
@@ -316,8 +335,25 @@ pub struct Verification {
     pub problems: Vec<Problem>,
 }
 
-/// Checks one item of a manifest and returns the object its file holds.
-fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Result<Object, Problem> {
+/// The problem of an encrypted item read without a key (never met: `read_objects` refuses an
+/// encrypted backup without an identity that opens it before reading any item).
+fn unopened(item: &ManifestItem) -> Problem {
+    Problem {
+        path: item.path.clone(),
+        kind: ProblemKind::Unreadable,
+        detail: "it is encrypted and no identity was given".into(),
+    }
+}
+
+/// Checks one item of a manifest and returns the object its file holds; `None` for an
+/// encrypted item when no identity was given (its ciphertext is checked, nothing more).
+fn check_item(
+    dir: &Path,
+    manifest: &Manifest,
+    item: &ManifestItem,
+    identities: &Identities,
+) -> Result<Option<Object>, Problem> {
+    let resource = &manifest.resource;
     let problem = |kind, detail: String| {
         Err(Problem {
             path: item.path.clone(),
@@ -325,8 +361,13 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Result
             detail,
         })
     };
+    let suffix = if manifest.encryption.is_some() {
+        FILE_SUFFIX
+    } else {
+        ""
+    };
     // A manifest is data from disk: never let its paths point outside the backup.
-    let expected_path = format!("{}/{}", item.namespace, item_file_name(&item.name));
+    let expected_path = format!("{}/{}{suffix}", item.namespace, item_file_name(&item.name));
     if !is_safe_component(&item.namespace)
         || !is_safe_component(&item.name)
         || item.path != expected_path
@@ -362,7 +403,36 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Result
             ),
         );
     }
-    let object = match read_single_object(&bytes) {
+    let plaintext;
+    let yaml = match manifest.recipients() {
+        None => &bytes,
+        Some(_) if identities.is_empty() => return Ok(None),
+        Some(recipients) => {
+            let Some(expected) = &item.plaintext_sha256 else {
+                return problem(
+                    ProblemKind::Invalid,
+                    "the manifest records no plaintextSha256 for this encrypted file".into(),
+                );
+            };
+            plaintext = match decrypt(&bytes, identities, recipients) {
+                Ok(plaintext) => plaintext,
+                Err(err) => return problem(ProblemKind::Invalid, err.to_string()),
+            };
+            let actual = sha256_hex(&plaintext);
+            if actual != *expected {
+                return problem(
+                    ProblemKind::Modified,
+                    format!(
+                        "it decrypts to YAML with SHA-256 {}, the manifest says {}",
+                        short_hash(&actual),
+                        short_hash(expected)
+                    ),
+                );
+            }
+            &plaintext
+        }
+    };
+    let object = match read_single_object(yaml) {
         Ok(object) => object,
         Err(detail) => return problem(ProblemKind::Invalid, detail),
     };
@@ -383,7 +453,7 @@ fn check_item(dir: &Path, resource: &ResourceRef, item: &ManifestItem) -> Result
     .map(|(field, found, expected)| format!("{field} is `{found}`, expected `{expected}`"))
     .collect();
     if mismatches.is_empty() {
-        Ok(object)
+        Ok(Some(object))
     } else {
         problem(ProblemKind::Invalid, mismatches.join("; "))
     }
@@ -561,7 +631,7 @@ fn read_object(value: serde_json::Value) -> Result<Object, String> {
 /// component with `O_NOFOLLOW`: a symlink anywhere in the path (a namespace folder pointing
 /// elsewhere, say) fails the read instead of leading out of the backup. Opened non-blocking and
 /// checked to be a regular file, so a FIFO or device planted there cannot hang or feed it.
-fn read_beneath(dir: &Path, relative: &str) -> io::Result<Vec<u8>> {
+pub(super) fn read_beneath(dir: &Path, relative: &str) -> io::Result<Vec<u8>> {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut current = rustix::fs::open(dir, flags | OFlags::DIRECTORY, Mode::empty())?;
@@ -793,6 +863,54 @@ mod tests {
                 ("dr/extra.yaml", ProblemKind::Unexpected),
             ]
         );
+    }
+
+    /// An encrypted backup: `.yaml.age` files, verified by their ciphertext hash without a key,
+    /// read only with an identity for one of its recipients, the YAML checked against its hash.
+    #[test]
+    fn an_encrypted_backup_is_verified_without_a_key_and_read_with_one() {
+        use crate::encryption::{Identities, Recipients};
+        use age::secrecy::ExposeSecret;
+        let identity = age::x25519::Identity::generate();
+        let recipients = Recipients::from_keys_and_files(&[identity.to_public().to_string()], &[])
+            .unwrap()
+            .unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let key_file = keys.path().join("key.txt");
+        fs::write(&key_file, identity.to_string().expose_secret()).unwrap();
+        let (identities, _) = Identities::read_files(&[key_file]).unwrap();
+
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        writer.encrypt_to(Some(recipients.clone()));
+        let yaml = lrs_yaml("dr", "a", "deployment");
+        writer
+            .write_item("dr", "a", "deployment", "u", "7", yaml.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let backup = Backup::open(&dir).unwrap();
+        let manifest = backup.manifest.clone().unwrap();
+        assert_eq!(
+            manifest.format_version,
+            crate::folder::ENCRYPTED_FORMAT_VERSION
+        );
+        assert_eq!(manifest.items[0].path, "dr/a.yaml.age");
+        assert_eq!(
+            manifest.items[0].plaintext_sha256.as_deref(),
+            Some(sha256_hex(yaml.as_bytes()).as_str())
+        );
+        assert_eq!(names_in(&dir.join("dr")), ["a.yaml.age"]);
+        let verified = backup.verify().unwrap();
+        assert_eq!((verified.checked, verified.problems.len()), (1, 0));
+        assert!(matches!(
+            backup.read_objects().unwrap_err(),
+            FolderError::Encryption(crate::encryption::EncryptionError::NoIdentity { .. })
+        ));
+        let backup = backup.with_identities(identities);
+        let (objects, problems) = backup.read_objects().unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(objects[0].object.value["metadata"]["name"], "a");
+        assert!(backup.verify().unwrap().problems.is_empty());
     }
 
     #[test]

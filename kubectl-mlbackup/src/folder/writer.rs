@@ -15,9 +15,11 @@ use sha2::{Digest, Sha256};
 use super::name::{MAX_NAME_ATTEMPTS, PARTIAL_SUFFIX, default_name, item_file_name, validate_name};
 use super::records::{ItemRecords, ItemRef};
 use super::{
-    BackupStatus, ClusterRef, FORMAT_VERSION, FolderError, ItemTotals, MANIFEST_FILE, Manifest,
-    ManifestItem, ResourceRef, io_error,
+    BackupStatus, ClusterRef, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, FolderError, ItemTotals,
+    MANIFEST_FILE, Manifest, ManifestItem, ResourceRef, io_error,
 };
+use crate::digest::sha256_from_hex;
+use crate::encryption::{FILE_SUFFIX, Recipients, encrypt_batch};
 
 const DIR_MODE: u32 = 0o700;
 
@@ -42,6 +44,19 @@ pub struct BackupWriter {
     /// What the manifest will list: compact records, not the objects (see `records`).
     items: ItemRecords,
     namespaces_created: BTreeSet<String>,
+    /// Set: every item is encrypted to them (format version 2).
+    recipients: Option<Recipients>,
+}
+
+/// One object to write: where it goes, what the manifest records of it, and its YAML.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemToWrite<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub lrs_type: &'a str,
+    pub uid: &'a str,
+    pub resource_version: &'a str,
+    pub yaml: &'a [u8],
 }
 
 impl BackupWriter {
@@ -81,6 +96,7 @@ impl BackupWriter {
                     dir,
                     items: ItemRecords::default(),
                     namespaces_created: BTreeSet::new(),
+                    recipients: None,
                 });
             }
             if !may_add_suffix {
@@ -106,9 +122,18 @@ impl BackupWriter {
         &self.dir
     }
 
+    /// Encrypts every item written from now on to `recipients` (`None`: writes them as YAML).
+    /// Set before the first item: a backup is encrypted whole or not at all.
+    pub fn encrypt_to(&mut self, recipients: Option<Recipients>) {
+        debug_assert_eq!(self.items.len(), 0, "set before the first item");
+        self.recipients = recipients;
+    }
+
     /// Writes `<namespace>/<name>.yaml` (see [`item_file_name`] for long names) atomically
     /// (temp file, rename; 0600; made durable by `finish`/`abandon`) and records it. Writing the
-    /// same object again replaces the file and its record.
+    /// same object again replaces the file and its record. Encrypted, the file is
+    /// `<namespace>/<name>.yaml.age`. (The backup command writes batches: [`Self::write_items`].)
+    #[cfg(test)]
     pub fn write_item(
         &mut self,
         namespace: &str,
@@ -118,33 +143,89 @@ impl BackupWriter {
         resource_version: &str,
         yaml: &[u8],
     ) -> Result<(), FolderError> {
+        self.write_items(&[ItemToWrite {
+            namespace,
+            name,
+            lrs_type,
+            uid,
+            resource_version,
+            yaml,
+        }])
+    }
+
+    /// [`BackupWriter::write_item`] for several objects: when encrypting, they are sealed on
+    /// every core at once (one X25519 exchange per item and recipient is most of the cost of
+    /// an encrypted backup), then written in order. An invalid name stops the batch there, the
+    /// objects before it written, as one by one.
+    pub fn write_items(&mut self, items: &[ItemToWrite<'_>]) -> Result<(), FolderError> {
         // Names come from the API server: only what a real one accepts becomes a file name.
-        if !crate::object::is_namespace_name(namespace) || !crate::object::is_object_name(name) {
-            return Err(FolderError::InvalidItem {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            });
+        let valid = items
+            .iter()
+            .position(|item| {
+                !crate::object::is_namespace_name(item.namespace)
+                    || !crate::object::is_object_name(item.name)
+            })
+            .unwrap_or(items.len());
+        let (good, rest) = items.split_at(valid);
+        let sealed = match &self.recipients {
+            Some(recipients) => {
+                let yamls: Vec<&[u8]> = good.iter().map(|item| item.yaml).collect();
+                Some(encrypt_batch(&yamls, recipients)?)
+            }
+            None => None,
+        };
+        for (index, item) in good.iter().enumerate() {
+            let (bytes, plaintext_sha256, suffix) = match &sealed {
+                Some(sealed) => {
+                    let sealed = &sealed[index];
+                    (
+                        sealed.ciphertext.as_slice(),
+                        sha256_from_hex(&sealed.hashes.plaintext_sha256),
+                        FILE_SUFFIX,
+                    )
+                }
+                None => (item.yaml, None, ""),
+            };
+            self.write_file(item, bytes, plaintext_sha256, suffix)?;
         }
+        match rest.first() {
+            Some(bad) => Err(FolderError::InvalidItem {
+                namespace: bad.namespace.to_string(),
+                name: bad.name.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn write_file(
+        &mut self,
+        item: &ItemToWrite<'_>,
+        bytes: &[u8],
+        plaintext_sha256: Option<[u8; 32]>,
+        suffix: &str,
+    ) -> Result<(), FolderError> {
+        let namespace = item.namespace;
         let namespace_dir = self.dir.join(namespace);
         if !self.namespaces_created.contains(namespace) {
             create_private_dir(&namespace_dir)?;
             self.namespaces_created.insert(namespace.to_string());
         }
-        let file_name = item_file_name(name);
+        let file_name = format!("{}{suffix}", item_file_name(item.name));
         // Not fsynced one by one: `make_durable` flushes them all at once before the folder
         // gets its final name (the mark of a complete backup).
         let path = namespace_dir.join(&file_name);
-        mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
+        mlbackup_helper::files::write_atomically_unsynced(&path, bytes)
             .map_err(io_error("write", &path))?;
         self.items.push(ItemRef {
             path: &format!("{namespace}/{file_name}"),
             namespace,
-            name,
-            r#type: lrs_type,
-            uid,
-            resource_version,
-            sha256: Sha256::digest(yaml).into(),
-            bytes: yaml.len() as u64,
+            name: item.name,
+            r#type: item.lrs_type,
+            uid: item.uid,
+            resource_version: item.resource_version,
+            sha256: Sha256::digest(bytes).into(),
+            bytes: bytes.len() as u64,
+            plaintext_sha256,
         });
         Ok(())
     }
@@ -208,16 +289,7 @@ impl BackupWriter {
     /// its final name: one `syncfs` instead of an fsync per file (thousands of them cost seconds
     /// on a busy disk), the manifest included (each fsync more waits for the disk again).
     fn make_durable(&self) -> Result<(), FolderError> {
-        let started = std::time::Instant::now();
-        let dir = File::open(&self.dir).map_err(io_error("open", &self.dir))?;
-        rustix::fs::syncfs(&dir)
-            .map_err(|errno| io_error("flush to disk", &self.dir)(errno.into()))?;
-        log::debug!(
-            "flushed the file system of {} in {} ms",
-            self.dir.display(),
-            started.elapsed().as_millis()
-        );
-        Ok(())
+        make_durable(&self.dir)
     }
 
     /// Streams `manifest.json` from the records (the whole list is never built in memory).
@@ -230,7 +302,10 @@ impl BackupWriter {
         let items = self.items.listed();
         let totals = items.totals();
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: match self.recipients {
+                Some(_) => ENCRYPTED_FORMAT_VERSION,
+                None => FORMAT_VERSION,
+            },
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             created_at: info.created_at,
             finished_at: Some(Utc::now()),
@@ -240,6 +315,7 @@ impl BackupWriter {
             namespaces: info.namespaces,
             counts_by_type: items.counts_by_type(),
             counts_by_namespace: items.counts_by_namespace(),
+            encryption: self.recipients.as_ref().map(Recipients::record),
             items,
             status,
             errors,
@@ -247,6 +323,19 @@ impl BackupWriter {
         write_manifest(&self.dir, &manifest)?;
         Ok(manifest.with_items(totals))
     }
+}
+
+/// Flushes the file system holding `dir` (see [`BackupWriter::make_durable`]).
+pub(super) fn make_durable(dir: &Path) -> Result<(), FolderError> {
+    let started = std::time::Instant::now();
+    let handle = File::open(dir).map_err(io_error("open", dir))?;
+    rustix::fs::syncfs(&handle).map_err(|errno| io_error("flush to disk", dir)(errno.into()))?;
+    log::debug!(
+        "flushed the file system of {} in {} ms",
+        dir.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// Counts items by one of their fields.
@@ -282,7 +371,7 @@ fn reserve(root: &Path, name: &str) -> Result<Option<PathBuf>, FolderError> {
     Ok(Some(partial))
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
+pub(super) fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
     match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
         Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
             Err(io_error("create the directory", dir)(err))
@@ -294,7 +383,7 @@ fn create_private_dir(dir: &Path) -> Result<(), FolderError> {
 /// Writes the manifest so that readers see either none or the whole of it (temp file, rename),
 /// streamed: the item list of a large backup is never whole in memory. Not flushed: the
 /// writer flushes the whole folder next.
-fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), FolderError> {
+pub(super) fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), FolderError> {
     let path = dir.join(MANIFEST_FILE);
     mlbackup_helper::files::write_atomically_unsynced_with(&path, |out| {
         serde_json::to_writer_pretty(&mut *out, manifest)?;

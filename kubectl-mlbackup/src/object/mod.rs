@@ -30,9 +30,6 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 /// Removes what a backup does not store (DESIGN.md sections 4 and 11): `managedFields` (as
 /// `kubectl get -o yaml` shows an object) and the [`LAST_APPLIED_ANNOTATION`]. An annotation
 /// map left empty goes too, as the API server omits one.
-// Not yet called: backup's `write_object` will call it in place of its own `managedFields`
-// removal when encryption is wired in (issue 15).
-#[allow(dead_code)]
 pub fn strip_unstored_fields(object: &mut Value) {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;

@@ -265,6 +265,7 @@ fn show_tells_everything_the_manifest_says() {
     Size:                 2.0 KiB
     Deployments snapshot: yes
     Journal:              no
+    Encrypted:            no
 
     TYPE         LRS
     deployment   2
@@ -304,6 +305,7 @@ fn show_files_and_errors_of_a_partial_backup() {
     Size:                 1.1 KiB
     Deployments snapshot: no
     Journal:              no
+    Encrypted:            no
 
     TYPE         LRS
     deployment   1

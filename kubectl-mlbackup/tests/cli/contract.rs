@@ -45,12 +45,41 @@ fn every_command() -> Vec<(&'static str, Run)> {
         .env("KUBECONFIG", cluster.kubeconfig.to_str().unwrap())
         .env("DR_CORE_NAMESPACE", "dr-app")
         .env("MLBACKUP_DIR", "backups");
+    // Test keys made with `age-keygen` (they protect nothing).
+    let public = "age1534h5g5vjgxhvt9gk9xp92j2hr6ue6yxaq7855klm2lkp9wj8chsq5kgqq";
+    std::fs::write(
+        sandbox.path("key.txt"),
+        "AGE-SECRET-KEY-13JPM5TKU3Z7JCZL49XZJ0X6TRJLLMGDMEKAN5U4AQHUSMTWCA6NQUM6Y24\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        sandbox.path("key.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let commands: &[(&str, &[&str])] = &[
         ("version", &["version"]),
         ("backup", &["backup", "--name", "nightly"]),
         ("list", &["list"]),
         ("show", &["show", "nightly"]),
         ("verify", &["verify", "nightly"]),
+        (
+            "backup",
+            &["backup", "--name", "sealed", "--recipient", public],
+        ),
+        ("show", &["show", "sealed", "--files"]),
+        ("verify", &["verify", "sealed", "--identity", "key.txt"]),
+        (
+            "rekey",
+            &[
+                "rekey",
+                "sealed",
+                "--identity",
+                "key.txt",
+                "--recipient",
+                public,
+            ],
+        ),
         ("diff", &["diff", "nightly"]),
         ("restore", &["restore", "nightly"]),
         ("spark-cleanup", &["spark-cleanup", "--yes"]),
@@ -216,6 +245,8 @@ struct BackupJson {
     counts_by_namespace: Counts,
     duration_seconds: f64,
     errors: Vec<String>,
+    #[serde(default)]
+    encrypted_to: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -280,9 +311,44 @@ struct ShowJson {
     size_bytes: u64,
     deployments_snapshot: bool,
     journal: bool,
+    #[serde(default)]
+    encryption: Option<EncryptionJson>,
     errors: Vec<String>,
     #[serde(default)]
-    files: Option<Vec<Value>>,
+    files: Option<Vec<FileJson>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncryptionJson {
+    scheme: String,
+    recipients: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileJson {
+    path: String,
+    namespace: String,
+    name: String,
+    r#type: String,
+    uid: String,
+    resource_version: String,
+    sha256: String,
+    bytes: u64,
+    #[serde(default)]
+    plaintext_sha256: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RekeyJson {
+    name: String,
+    path: String,
+    items: u64,
+    old_recipients: Vec<String>,
+    new_recipients: Vec<String>,
+    decrypted_back: bool,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +369,8 @@ struct VerifyJson {
     ok: bool,
     checked: u64,
     problems: Vec<ProblemJson>,
+    #[serde(default)]
+    decrypted: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -659,6 +727,7 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
             "list" => drop(read::<ListJson>(command, &value)),
             "show" => drop(read::<ShowJson>(command, &value)),
             "verify" => drop(read::<VerifyJson>(command, &value)),
+            "rekey" => drop(read::<RekeyJson>(command, &value)),
             "diff" => drop(read::<DiffJson>(command, &value)),
             "restore" => drop(read::<RestoreJson>(command, &value)),
             "spark-cleanup" => {

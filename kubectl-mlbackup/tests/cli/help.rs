@@ -44,6 +44,11 @@ fn verify_help() {
 }
 
 #[test]
+fn rekey_help() {
+    insta::assert_snapshot!(help_of(&["rekey"]));
+}
+
+#[test]
 fn delete_help() {
     insta::assert_snapshot!(help_of(&["delete"]));
 }

@@ -9,6 +9,7 @@ mod completion;
 mod contract;
 mod deployments;
 mod diff;
+mod encryption;
 mod exact;
 mod help;
 mod in_cluster;

@@ -129,6 +129,29 @@ pub async fn run(
     if deactivate && resumed.is_none() && !args.dry_run {
         refuse_over_unrecovered(&root)?;
     }
+    // The recipients of the backup step are read (and a remote backup without one refused)
+    // before anything else.
+    let location = crate::location::Location::Folder {
+        path: root.clone(),
+        read_only: false,
+    };
+    let recipients = crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
+    // A partial backup is taken again: as encrypted as it was begun, never less.
+    if let Some(begun) = resumed
+        .as_ref()
+        .and_then(|r| r.partial.as_ref())
+        .and_then(|p| p.recipients())
+        && recipients.is_none()
+    {
+        return Err(UsageError {
+            message: format!(
+                "the backup being resumed was begun encrypted to {}, and no recipient was given",
+                begun.join(", ")
+            ),
+            hint: "pass the same --recipient or --recipients-file as the first run".into(),
+        }
+        .into());
+    }
     let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
     // Everything that can be refused is checked before the first step: the DataRobot access
     // (and the helper in the app pod) comes before the backup.
@@ -152,6 +175,7 @@ pub async fn run(
                 resource: &resource,
                 api: api.as_ref(),
                 root: &root,
+                recipients: recipients.as_ref(),
                 printer,
             };
             Ok(context.steps(resumed, &done).await)
@@ -249,6 +273,7 @@ struct Preparation<'a> {
     resource: &'a ServedResource,
     api: Option<&'a Api>,
     root: &'a std::path::Path,
+    recipients: Option<&'a crate::encryption::Recipients>,
     printer: &'a Printer,
 }
 
@@ -448,6 +473,7 @@ impl Preparation<'_> {
             root: self.root.to_path_buf(),
             name,
             page_size: PAGE_SIZE,
+            recipients: self.recipients.cloned(),
         };
         match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
             Ok(finished) => super::backup_report(finished),

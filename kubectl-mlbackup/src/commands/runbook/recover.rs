@@ -48,6 +48,7 @@ pub async fn run(
     if backup.status == CatalogStatus::Partial {
         return Err(RestoreError::Partial { name: backup.name }.into());
     }
+    let backup = crate::commands::keys::open_backup(backup, &args.identity, env, printer, true)?;
     let snapshot = backup.dir.join(DEPLOYMENTS_FILE);
     let has_snapshot = backup.has_file(DEPLOYMENTS_FILE);
     let (cluster, resource) = connect_to_lrs(global, env, args.resource.as_ref()).await?;
