@@ -90,8 +90,6 @@ pub struct Env {
     #[allow(dead_code)] // read once the commands decrypt (issue 15)
     pub identity_file: Option<PathBuf>,
     /// The `AWS_*` variables above (Debug shows no secret).
-    // Read once `s3://` locations are wired into the commands (issue 14).
-    #[allow(dead_code)]
     pub aws: AwsVars,
 }
 

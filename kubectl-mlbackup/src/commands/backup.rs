@@ -22,6 +22,7 @@ use crate::folder::{
 };
 use crate::object::Object;
 use crate::printer::{Printer, Progress, Render};
+use crate::store::{Store, StoreError, Target};
 
 use super::Finished;
 
@@ -131,8 +132,6 @@ pub struct BackupOptions {
     pub selector: String,
     /// `None`: every namespace.
     pub namespace: Option<String>,
-    /// The directory holding the backups.
-    pub root: PathBuf,
     /// The folder name; `None`: `lrs_backup_YYYY_MM_DD_HH_MM` (then `_2`...).
     pub name: Option<String>,
     pub page_size: u32,
@@ -144,6 +143,9 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    store.check_writable("write a backup")?;
+    store.check().await?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = BackupOptions {
         selector: args.selector(),
@@ -152,30 +154,43 @@ pub async fn run(
         } else {
             global.namespace.clone()
         },
-        root: crate::folder::root(args.backups.dir.as_deref(), env),
         name: args.name.clone(),
         page_size: args.page_size,
     };
     let cancel = super::interrupt_token();
-    let finished = take(&cluster, &resource, &options, &cancel, printer).await?;
+    let finished = take(&cluster, &resource, &store, &options, &cancel, printer).await?;
     super::report(printer, finished)
 }
 
 /// Lists page after page and writes each page while the next one is on its way. An error
 /// before anything was captured leaves no folder behind; a later error or `cancel` leaves a
-/// `.partial` folder whose manifest says what is missing.
+/// `.partial` folder whose manifest says what is missing. In a bucket the name is claimed
+/// first, the backup written into a staging folder and then published (see `store`); a
+/// backup cut short there is what was written, without a manifest.
 pub async fn take(
     cluster: &Cluster,
     resource: &ServedResource,
+    store: &Store,
     options: &BackupOptions,
     cancel: &CancellationToken,
     printer: &Printer,
 ) -> anyhow::Result<Finished<BackupOutcome>> {
     let started = Instant::now();
     let created_at = chrono::Utc::now();
-    let mut writer =
-        BackupWriter::create(&options.root, options.name.as_deref(), chrono::Local::now())
-            .context("cannot create the backup folder")?;
+    let Target {
+        mut writer,
+        publish,
+    } = store
+        .create(options.name.as_deref(), chrono::Local::now())
+        .await
+        .context("cannot create the backup")?;
+    let cluster_id = cluster
+        .namespace_uid("kube-system")
+        .await
+        .unwrap_or_else(|err| {
+            log::info!("the cluster's id (the uid of kube-system) is not known: {err}");
+            None
+        });
     log::info!(
         "writing backup {} in {}",
         writer.name(),
@@ -186,6 +201,7 @@ pub async fn take(
         cluster: ClusterRef {
             server: cluster.server_url.clone(),
             context: cluster.context.clone(),
+            id: cluster_id,
         },
         resource: ResourceRef {
             group: resource.group.clone(),
@@ -210,7 +226,7 @@ pub async fn take(
     };
     progress.finish();
 
-    let (exit, failure, (path, manifest)) = match listing {
+    let (mut exit, failure, (path, manifest)) = match listing {
         Some(Ok(())) => (
             Exit::Success,
             None,
@@ -223,6 +239,12 @@ pub async fn take(
             writer
                 .discard()
                 .context("cannot remove the empty backup folder")?;
+            if let Some(publish) = &publish {
+                publish
+                    .release()
+                    .await
+                    .context("cannot release the backup's name in the bucket")?;
+            }
             return Err(anyhow::Error::new(err).context("the backup failed"));
         }
         Some(Err(err)) => {
@@ -243,10 +265,32 @@ pub async fn take(
             (Exit::Interrupted, None, folder)
         }
     };
+    let mut error = failure.map(|err| anyhow::Error::new(err).context("the backup is incomplete"));
+    let mut outcome = outcome(&manifest, path.clone(), resource, started);
+    if let Some(publish) = publish {
+        outcome.path = publish.shown();
+        let published = match manifest.status {
+            BackupStatus::Complete => publish.publish_dir(&path, false, cancel).await,
+            // Interrupted: nothing more is sent. Failed: what was captured is kept, as a
+            // folder keeps its `.partial` (no manifest: it lists as partial).
+            BackupStatus::Partial if exit == Exit::Interrupted => Ok(publish.shown()),
+            BackupStatus::Partial => publish.publish_partial(&path, cancel).await,
+        };
+        if let Err(err) = published {
+            outcome.status = BackupStatus::Partial;
+            exit = if matches!(err, StoreError::Interrupted(_)) {
+                Exit::Interrupted
+            } else {
+                Exit::Failure
+            };
+            error = Some(anyhow::Error::new(err).context("the backup was not uploaded completely"));
+        }
+    }
+    outcome.duration_seconds = started.elapsed().as_secs_f64();
     Ok(Finished {
-        outcome: outcome(&manifest, path, resource, started),
+        outcome,
         exit,
-        error: failure.map(|err| anyhow::Error::new(err).context("the backup is incomplete")),
+        error,
     })
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::ListArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, BackupSummary, Unreadable};
+use crate::folder::{BackupSummary, Unreadable};
 use crate::printer::{self, Printer, Render};
 
 #[derive(Debug, Serialize)]
@@ -54,9 +54,12 @@ impl Render for ListOutcome {
     }
 }
 
-pub fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = folder::root(args.backups.dir.as_deref(), env);
-    let catalog = folder::catalog(&dir)
+pub async fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    let dir = store.shown();
+    let catalog = store
+        .catalog()
+        .await
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {
         printer.warning(&format!(

@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::cli::PruneArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, Backup, BackupSummary, CatalogStatus};
+use crate::folder::{BackupSummary, CatalogStatus};
+use crate::store::{Read, Store, StoreError};
 use crate::printer::{self, Printer, Render};
 
 /// A partial backup younger than this may belong to a backup that is still running.
@@ -154,9 +155,15 @@ fn entry(backup: &BackupSummary, reason: String) -> PruneEntry {
     }
 }
 
-pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = folder::root(args.backups.dir.as_deref(), env);
-    let catalog = folder::catalog(&dir)
+pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    if args.yes {
+        store.check_writable("prune backups")?;
+    }
+    let dir = store.shown();
+    let catalog = store
+        .catalog()
+        .await
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {
         printer.warning(&format!(
@@ -175,7 +182,7 @@ pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exi
     };
     for (backup, reason) in to_delete {
         let deleted = if args.yes {
-            Backup::open(&backup.path).and_then(Backup::delete)
+            delete_one(&store, backup).await
         } else {
             Ok(backup.size_bytes)
         };
@@ -193,6 +200,11 @@ pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exi
     } else {
         anyhow::bail!("{} backup(s) could not be deleted", outcome.failed.len())
     }
+}
+
+async fn delete_one(store: &Store, backup: &BackupSummary) -> Result<u64, StoreError> {
+    let found = store.find(&backup.name, Read::Manifest).await?;
+    store.delete(found).await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::cli::ShowArgs;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
+use crate::store::{Found, Read};
 use crate::printer::{self, Printer, Render};
 
 /// What `show` prints. Fields only a manifest can tell are absent for folders without one.
@@ -147,25 +148,31 @@ impl Render for ShowOutcome {
     }
 }
 
-pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
-    let outcome = show(&root, &args.name, args.files)
-        .with_context(|| format!("cannot show the backup `{}`", args.name))?;
+pub async fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    let context = || format!("cannot show the backup `{}`", args.name);
+    // Without --files only the manifest is read (a bucket's other objects are only listed).
+    let read = if args.files {
+        Read::Everything
+    } else {
+        Read::Manifest
+    };
+    let found = store
+        .find_for_reading(&args.name, read)
+        .await
+        .with_context(context)?;
+    let outcome = show(&found, args.files).with_context(context)?;
     printer.data(&outcome)?;
     Ok(Exit::Success)
 }
 
-fn show(
-    root: &std::path::Path,
-    name: &str,
-    with_files: bool,
-) -> Result<ShowOutcome, folder::FolderError> {
-    let backup = folder::resolve_for_reading(root, name)?;
+fn show(found: &Found, with_files: bool) -> Result<ShowOutcome, folder::FolderError> {
+    let backup = &found.backup;
     let items = backup.items()?;
     let manifest = backup.manifest.as_ref();
     Ok(ShowOutcome {
         name: backup.name.clone(),
-        path: backup.dir.clone(),
+        path: found.shown.clone(),
         status: backup.status,
         created_at: backup.created_at(),
         finished_at: manifest.and_then(|m| m.finished_at),
@@ -178,9 +185,9 @@ fn show(
         lrs_count: items.len(),
         counts_by_type: folder::count_by(&items, |item| &item.r#type),
         counts_by_namespace: folder::count_by(&items, |item| &item.namespace),
-        size_bytes: backup.size_bytes()?,
-        deployments_snapshot: backup.has_file(folder::DEPLOYMENTS_FILE),
-        journal: backup.has_file(folder::JOURNAL_FILE),
+        size_bytes: found.size_bytes()?,
+        deployments_snapshot: found.has_file(folder::DEPLOYMENTS_FILE),
+        journal: found.has_file(folder::JOURNAL_FILE),
         errors: manifest.map(|m| m.errors.clone()).unwrap_or_default(),
         files: with_files.then_some(items),
     })

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::cli::VerifyArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, CatalogStatus, Problem};
+use crate::folder::{CatalogStatus, Problem};
+use crate::store::Read;
 use crate::printer::{self, Printer, Render};
 
 #[derive(Debug, Serialize)]
@@ -55,18 +56,28 @@ impl Render for VerifyOutcome {
     }
 }
 
-pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+pub async fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
     let context = || format!("cannot verify the backup `{}`", args.name);
-    let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
-    let verification = backup.verify().with_context(context)?;
+    let found = store
+        .find_for_reading(&args.name, Read::Everything)
+        .await
+        .with_context(context)?;
+    let verification = found.backup.verify().with_context(context)?;
     let outcome = VerifyOutcome {
         ok: verification.problems.is_empty(),
-        name: backup.name,
-        path: backup.dir,
-        status: backup.status,
+        problems: verification
+            .problems
+            .into_iter()
+            .map(|problem| Problem {
+                path: found.locate(&problem.path),
+                ..problem
+            })
+            .collect(),
+        name: found.backup.name.clone(),
+        path: found.shown.clone(),
+        status: found.backup.status,
         checked: verification.checked,
-        problems: verification.problems,
     };
     printer.data(&outcome)?;
     if outcome.ok {

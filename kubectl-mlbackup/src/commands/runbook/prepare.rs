@@ -109,7 +109,8 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+    let store = crate::commands::open_store(&args.backups, env, printer)?;
+    let root = crate::commands::folder_only(&store, "prepare")?.to_path_buf();
     let resumed = args
         .resume
         .as_deref()
@@ -152,6 +153,7 @@ pub async fn run(
                 resource: &resource,
                 api: api.as_ref(),
                 root: &root,
+                store: &store,
                 printer,
             };
             Ok(context.steps(resumed, &done).await)
@@ -249,6 +251,7 @@ struct Preparation<'a> {
     resource: &'a ServedResource,
     api: Option<&'a Api>,
     root: &'a std::path::Path,
+    store: &'a crate::store::Store,
     printer: &'a Printer,
 }
 
@@ -445,11 +448,18 @@ impl Preparation<'_> {
             // Every type, so nothing is missed.
             selector: String::new(),
             namespace: self.namespace(),
-            root: self.root.to_path_buf(),
             name,
             page_size: PAGE_SIZE,
         };
-        match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
+        let taken = backup::take(
+            self.cluster,
+            self.resource,
+            self.store,
+            &options,
+            cancel,
+            self.printer,
+        );
+        match taken.await {
             Ok(finished) => super::backup_report(finished),
             Err(err) => StepReport::from_error(Step::Backup, &err),
         }

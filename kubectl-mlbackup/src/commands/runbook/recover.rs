@@ -42,7 +42,8 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+    let store = crate::commands::open_store(&args.backups, env, printer)?;
+    let root = crate::commands::folder_only(&store, "recover")?.to_path_buf();
     let backup = folder::resolve(&root, &args.name)
         .with_context(|| format!("cannot recover from the backup `{}`", args.name))?;
     if backup.status == CatalogStatus::Partial {
