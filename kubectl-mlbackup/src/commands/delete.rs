@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::cli::DeleteArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::store::{self, Read};
 use crate::printer::{self, Consent, Printer, Render};
+use crate::store::{self, Read};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,7 +32,9 @@ impl Render for DeleteOutcome {
 pub async fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
     let store = super::open_store(&args.backups, env, printer)?;
     let context = || format!("cannot delete the backup `{}`", args.name);
-    store.check_writable("delete backups").with_context(context)?;
+    store
+        .check_writable("delete backups")
+        .with_context(context)?;
     let found = store
         .find(&args.name, Read::Manifest)
         .await

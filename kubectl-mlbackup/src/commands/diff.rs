@@ -16,9 +16,9 @@ use crate::cluster::objects;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder;
-use crate::store::Read;
 use crate::object::{self, DEPLOYMENT_TYPE, Object, TYPE_LABEL};
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

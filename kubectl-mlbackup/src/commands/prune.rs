@@ -13,8 +13,8 @@ use crate::cli::PruneArgs;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{BackupSummary, CatalogStatus};
-use crate::store::{Read, Store, StoreError};
 use crate::printer::{self, Printer, Render};
+use crate::store::{Read, Store, StoreError};
 
 /// A partial backup younger than this may belong to a backup that is still running.
 const PARTIAL_GRACE: Duration = Duration::from_secs(86_400);

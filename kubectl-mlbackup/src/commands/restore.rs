@@ -21,9 +21,9 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
 use crate::folder::{Backup, Problem};
-use crate::store::Read;
 use crate::object::{self, Head, Object};
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 use super::Finished;
 pub use super::plan::RestoreError;

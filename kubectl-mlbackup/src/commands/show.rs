@@ -12,8 +12,8 @@ use crate::cli::ShowArgs;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
-use crate::store::{Found, Read};
 use crate::printer::{self, Printer, Render};
+use crate::store::{Found, Read};
 
 /// What `show` prints. Fields only a manifest can tell are absent for folders without one.
 #[derive(Debug, Serialize)]

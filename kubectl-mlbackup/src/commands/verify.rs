@@ -10,8 +10,8 @@ use crate::cli::VerifyArgs;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{CatalogStatus, Problem};
-use crate::store::Read;
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

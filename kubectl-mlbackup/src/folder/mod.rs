@@ -277,6 +277,7 @@ mod testing {
             cluster: ClusterRef {
                 server: "https://127.0.0.1:6443".into(),
                 context: Some("sandbox".into()),
+                id: None,
             },
             resource: ResourceRef {
                 group: "lrs.datarobot.com".into(),

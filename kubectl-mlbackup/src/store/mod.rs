@@ -366,9 +366,7 @@ impl Store {
         self.check_writable("copy a backup into it")?;
         let name = bucket_name(&found.backup.name).to_string();
         match &self.kind {
-            Kind::Folder { root, .. } => {
-                bucket::copy_to_folder(&found.backup.dir, root, &name)
-            }
+            Kind::Folder { root, .. } => bucket::copy_to_folder(&found.backup.dir, root, &name),
             Kind::Bucket(s3) => {
                 let publish = bucket::claim_exact(s3, &name).await?;
                 publish.publish_dir(&found.backup.dir, true, cancel).await
