@@ -67,6 +67,7 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ),
         ("prepare", &["prepare", "--yes", "--name", "before-upgrade"]),
         ("recover", &["recover", "before-upgrade"]),
+        ("copy", &["copy", "nightly", "--to", "elsewhere"]),
         ("delete", &["delete", "nightly", "--yes"]),
         ("prune", &["prune", "--keep", "1"]),
     ];
@@ -171,6 +172,8 @@ struct UnreadableJson {
 struct ClusterJson {
     server: String,
     context: Option<String>,
+    /// The uid of the cluster's kube-system namespace.
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -497,6 +500,16 @@ struct DeleteJson {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CopyJson {
+    name: String,
+    from: String,
+    to: String,
+    objects: u64,
+    bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PruneJson {
     dir: String,
     dry_run: bool,
@@ -611,11 +624,18 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
                     check_step(command, step);
                 }
             }
+            "copy" => {
+                let copy: CopyJson = read(command, &value);
+                assert_eq!(copy.name, "nightly");
+                assert!(copy.to.ends_with("elsewhere/nightly"), "{}", copy.to);
+                assert!(copy.objects > 0 && copy.bytes > 0, "{command}");
+                assert!(!copy.from.is_empty());
+            }
             "delete" => drop(read::<DeleteJson>(command, &value)),
             "prune" => drop(read::<PruneJson>(command, &value)),
             other => panic!("{other}: a command without a mirror type"),
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 17, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 18, "every command ran: {seen:?}");
 }

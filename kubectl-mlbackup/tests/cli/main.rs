@@ -12,6 +12,7 @@ mod diff;
 mod exact;
 mod help;
 mod in_pod;
+mod locations;
 mod pod_security;
 mod proxy;
 mod restore;
