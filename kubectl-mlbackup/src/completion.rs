@@ -240,8 +240,12 @@ mod tests {
             Path::new("/work/.")
         );
         assert_eq!(
-            backup_root_of(&words(&["show", "--dir", "s3://b/p?readonly"]), &env, cwd),
-            Path::new("s3://b/p?readonly")
+            backup_root_of(
+                &words(&["show", "--dir", "s3://team-backups/p?readonly"]),
+                &env,
+                cwd
+            ),
+            Path::new("s3://team-backups/p?readonly")
         );
     }
 

@@ -183,7 +183,10 @@ pub async fn take(
     } = store
         .create(options.name.as_deref(), chrono::Local::now())
         .await
-        .context("cannot create the backup")?;
+        .with_context(|| match store.folder() {
+            Some(_) => "cannot create the backup folder",
+            None => "cannot create the backup",
+        })?;
     let cluster_id = cluster
         .namespace_uid("kube-system")
         .await

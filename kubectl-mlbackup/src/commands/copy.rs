@@ -42,8 +42,11 @@ pub async fn run(args: &CopyArgs, env: &Env, printer: &Printer) -> anyhow::Resul
     let source = super::open_store(&args.backups, env, printer)?;
     let destination = Store::open_location(args.to.as_os_str(), false, env)
         .context("cannot open the destination")?;
+    // Shown once when both are on the same endpoint.
     for warning in &destination.warnings {
-        printer.warning(warning);
+        if !source.warnings.contains(warning) {
+            printer.warning(warning);
+        }
     }
     // Refused before anything is read or sent.
     destination

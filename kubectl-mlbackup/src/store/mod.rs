@@ -92,8 +92,9 @@ impl StoreError {
                  --dir or MLBACKUP_DIR to look elsewhere"
             )),
             StoreError::AlreadyExists { name, location } => Some(format!(
-                "choose another --name, or remove the old one with `kubectl mlbackup delete \
-                 {name} --dir {location}`"
+                "a backup is never overwritten: choose another name (backup --name) or \
+                 location, or remove the old one first with `kubectl mlbackup delete {name} \
+                 --dir {location}`"
             )),
             StoreError::TooManyObjects { .. }
             | StoreError::StrangeObject { .. }

@@ -4,7 +4,9 @@
 //!   loop and against one `kubectl get -o yaml` (the floor: a single list call) on the sandbox,
 //!   with CPU time and peak memory of each client, and prints the ratios. The sandbox's own
 //!   time per list page (it runs in this process) is reported apart, so the fake's cost is
-//!   never mistaken for the client's.
+//!   never mistaken for the client's. With `--s3`, also the same backup to an `s3://` location
+//!   on a real S3 server (s3s-fs on 127.0.0.1, see `mlbackup_testkit::s3`), against the backup
+//!   to a local folder.
 //! - `mlbackup-bench deployments`: times `kubectl mlbackup deployments deactivate --via local`
 //!   (with and without waiting) against a sequential baseline that behaves like the vendor's
 //!   in-pod tool, on the fake DataRobot API with latency per request; prints the speed-up, its
@@ -51,6 +53,10 @@ struct BackupArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also back up to an s3:// location on a local S3 server (s3s-fs, on PATH or in
+    /// ~/.cargo/bin).
+    #[arg(long)]
+    s3: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,8 +116,12 @@ struct Report {
     shell_loop: Option<Sample>,
     kubectl_list: Sample,
     mlbackup: Sample,
+    /// The same backup to an s3:// location (`--s3`).
+    mlbackup_s3: Option<Sample>,
     speedup_over_shell_loop: Option<f64>,
     ratio_to_kubectl_list: f64,
+    /// (d) over (c): the bucket against the local folder.
+    ratio_s3_to_folder: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -217,11 +227,49 @@ fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
         env.measure(&cwd, plugin, &["backup", "-o", "json"], None)
     })?;
     eprintln!("(c) kubectl mlbackup backup: {:.2} s", mlbackup.seconds);
+    let mlbackup_s3 = if cli.s3 {
+        let binary = mlbackup_testkit::s3::find_binary().with_context(|| {
+            format!(
+                "--s3 needs {} (on PATH or in ~/.cargo/bin): {}",
+                mlbackup_testkit::s3::BINARY,
+                mlbackup_testkit::s3::INSTALL
+            )
+        })?;
+        let server = mlbackup_testkit::s3::S3Server::start(&binary)?;
+        let aws = [
+            ("AWS_ENDPOINT_URL", server.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", server.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", server.secret_access_key.clone()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ];
+        let mut run = 0;
+        let sample = median(cli.runs, || {
+            run += 1;
+            let cwd = fresh_dir(work.path(), "s3")?;
+            let location = format!("s3://{}/bench-{run}", server.bucket);
+            env.measure_with(
+                &cwd,
+                plugin,
+                &["backup", "--dir", &location, "-o", "json"],
+                None,
+                &aws,
+            )
+        })?;
+        eprintln!(
+            "(d) kubectl mlbackup backup to s3://: {:.2} s",
+            sample.seconds
+        );
+        Some(sample)
+    } else {
+        None
+    };
 
     let report = Report {
         lrs: cli.lrs,
         speedup_over_shell_loop: shell_loop.as_ref().map(|a| a.seconds / mlbackup.seconds),
         ratio_to_kubectl_list: mlbackup.seconds / kubectl_list.seconds,
+        ratio_s3_to_folder: mlbackup_s3.as_ref().map(|d| d.seconds / mlbackup.seconds),
+        mlbackup_s3,
         shell_loop,
         kubectl_list,
         mlbackup,
@@ -255,6 +303,18 @@ impl Env {
         args: &[&str],
         stdout: Option<std::fs::File>,
     ) -> anyhow::Result<Sample> {
+        self.measure_with(cwd, program, args, stdout, &[])
+    }
+
+    /// [`Env::measure`] with more environment variables.
+    fn measure_with(
+        &self,
+        cwd: &Path,
+        program: &str,
+        args: &[&str],
+        stdout: Option<std::fs::File>,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<Sample> {
         let stats = tempfile::NamedTempFile::new()?;
         let mut command = Command::new("/usr/bin/time");
         command
@@ -270,6 +330,7 @@ impl Env {
             .env("HOME", &self.home)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("DR_CORE_NAMESPACE", &self.app_namespace)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(match stdout {
                 Some(file) => Stdio::from(file),
                 None => Stdio::null(),
@@ -346,8 +407,15 @@ fn print_report(report: &Report) {
         &report.kubectl_list,
     );
     row("(c) kubectl mlbackup backup", &report.mlbackup);
+    if let Some(d) = &report.mlbackup_s3 {
+        row("(d) kubectl mlbackup backup --dir s3://", d);
+    }
     println!("sandbox, per list page (inside the wall times above, not in the CPU times)");
-    for (name, sample) in [("(b)", &report.kubectl_list), ("(c)", &report.mlbackup)] {
+    let mut pages = vec![("(b)", &report.kubectl_list), ("(c)", &report.mlbackup)];
+    if let Some(d) = &report.mlbackup_s3 {
+        pages.push(("(d)", d));
+    }
+    for (name, sample) in pages {
         if let Some(server) = &sample.server {
             println!(
                 "{name} {} pages, {:.2}s in all, median {:.1} ms, slowest {:.1} ms",
@@ -366,4 +434,7 @@ fn print_report(report: &Report) {
         "(c) takes {:.2}x the time of (b)      [target: at most 2x]",
         report.ratio_to_kubectl_list
     );
+    if let Some(ratio) = report.ratio_s3_to_folder {
+        println!("(d) takes {ratio:.2}x the time of (c)      [target: at most 2x]");
+    }
 }
