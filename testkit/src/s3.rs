@@ -143,27 +143,22 @@ impl S3Server {
         if let Some(stderr) = child.stderr.take() {
             std::thread::spawn(move || BufReader::new(stderr).lines().for_each(drop));
         }
-        let faults = crate::faults::Faults::default();
-        let log = crate::faults::RequestLog::default();
-        let (front, endpoint) = match start_front(&endpoint, &faults, &log) {
-            Ok(front) => front,
-            Err(err) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(err);
-            }
-        };
-        Ok(S3Server {
+        // Made before the front starts, so that a failure there kills s3s-fs (on drop).
+        let mut server = S3Server {
             child,
             root,
             endpoint,
-            faults,
-            log,
-            front: Some(front),
+            faults: crate::faults::Faults::default(),
+            log: crate::faults::RequestLog::default(),
+            front: None,
             bucket: BUCKET.to_string(),
             access_key_id,
             secret_access_key,
-        })
+        };
+        let (front, endpoint) = start_front(&server.endpoint, &server.faults, &server.log)?;
+        server.front = Some(front);
+        server.endpoint = endpoint;
+        Ok(server)
     }
 
     /// Creates another, empty bucket.
