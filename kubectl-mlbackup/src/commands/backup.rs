@@ -274,9 +274,21 @@ pub async fn take(
         outcome.path = publish.shown();
         let published = match manifest.status {
             BackupStatus::Complete => publish.publish_dir(&path, false, cancel).await,
-            // Interrupted: nothing more is sent. Failed: what was captured is kept, as a
-            // folder keeps its `.partial` (no manifest: it lists as partial).
-            BackupStatus::Partial if exit == Exit::Interrupted => Ok(publish.shown()),
+            // Interrupted: nothing more is sent, and the name is given up (nothing was
+            // uploaded). Failed: what was captured is kept, as a folder keeps its `.partial`
+            // (no manifest: it lists as partial).
+            BackupStatus::Partial if exit == Exit::Interrupted => {
+                outcome.objects = 0;
+                outcome.bytes = 0;
+                let left = match publish.release().await {
+                    Ok(()) => "nothing was left in the bucket".to_string(),
+                    Err(err) => format!("its claim is left in the bucket ({err})"),
+                };
+                error = Some(anyhow::Error::new(crate::exit::Interrupted(format!(
+                    "interrupted before the upload: {left}"
+                ))));
+                Ok(publish.shown())
+            }
             BackupStatus::Partial => publish.publish_partial(&path, cancel).await,
         };
         if let Err(err) = published {

@@ -624,3 +624,42 @@ fn default_names_in_a_bucket_get_suffixes_and_completion_offers_them() {
         );
     }
 }
+
+#[test]
+fn an_interrupt_while_the_cluster_is_read_leaves_nothing_in_the_bucket() {
+    let Some(server) = S3Server::start_or_skip("interrupted_list") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    // The list of LRSes is held: the backup is interrupted after its name was claimed.
+    let gate = Gate::new();
+    cluster
+        .kube
+        .faults()
+        .add(FaultRule::new("/v1/lrs", gate.fault(), None).with_method(Method::GET));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    gate.wait_held(1);
+    assert_eq!(
+        objects(&server),
+        ["nightly/.claim"],
+        "the name is claimed before the cluster is read"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    assert!(
+        interrupted
+            .stderr
+            .contains("interrupted before the upload: nothing was left in the bucket"),
+        "{}",
+        interrupted.stderr
+    );
+    assert_eq!(objects(&server), Vec::<String>::new());
+}
