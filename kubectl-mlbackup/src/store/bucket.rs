@@ -528,3 +528,124 @@ pub async fn verify_uploaded(publish: &Publish, dir: &Path) -> Result<(), StoreE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{AwsVars, Secret};
+    use crate::location::Location;
+    use crate::location::aws;
+
+    /// A store that is never asked anything (no server behind it).
+    fn store() -> S3Store {
+        mlbackup_testkit::tls::install_crypto_provider();
+        let Ok(Location::S3(location)) = Location::parse("s3://team-backups/prod".as_ref()) else {
+            panic!("an s3:// location");
+        };
+        let vars = AwsVars {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            access_key_id: Some("AKIDTEST".into()),
+            secret_access_key: Some(Secret::new("secret".into())),
+            ..AwsVars::default()
+        };
+        let home = tempfile::tempdir().unwrap();
+        let settings = aws::resolve(&vars, Some(home.path())).unwrap();
+        S3Store::open(&location, &settings).unwrap().store
+    }
+
+    fn object(path: &str, size: u64) -> StoredObject {
+        StoredObject {
+            path: path.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn only_keys_a_backup_folder_can_hold_are_mirrored() {
+        let s3 = store();
+        for fine in [
+            "manifest.json",
+            "ns/a.yaml",
+            "ns/a.yaml.age",
+            "journal.jsonl",
+        ] {
+            check_path(&s3, "nightly", &object(fine, 10)).unwrap();
+        }
+        for (bad, why) in [
+            ("ns/deeper/a.yaml", "at most one folder deep"),
+            ("../a.yaml", "no file name"),
+            ("ns/..", "no file name"),
+            ("ns//a.yaml", "at most one folder deep"),
+        ] {
+            let err = check_path(&s3, "nightly", &object(bad, 10)).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a file of a backup"),
+                "{bad}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("s3://team-backups/prod/nightly/{bad}")),
+                "named in the bucket's terms: {err}"
+            );
+            let StoreError::StrangeObject { reason, .. } = err else {
+                panic!("{bad}: {err:?}");
+            };
+            assert!(reason.contains(why), "{bad}: {reason}");
+        }
+        let err =
+            check_path(&s3, "nightly", &object("ns/a.yaml", MAX_OBJECT_BYTES + 1)).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a file of a backup"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_copy_into_a_folder_is_verified_and_never_replaces_a_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("source");
+        let mut writer =
+            BackupWriter::create(&source, Some("nightly"), chrono::Local::now()).unwrap();
+        writer
+            .write_item("dr", "a", "deployment", "u", "1", b"apiVersion: lrs.datarobot.com/v1\nkind: LongRunningService\nmetadata:\n  name: a\n  namespace: dr\n")
+            .unwrap();
+        let info = folder::BackupInfo {
+            created_at: chrono::Utc::now(),
+            cluster: folder::ClusterRef {
+                server: "https://127.0.0.1:6443".into(),
+                context: None,
+                id: Some("uid".into()),
+            },
+            resource: folder::ResourceRef {
+                group: "lrs.datarobot.com".into(),
+                version: "v1".into(),
+                kind: "LongRunningService".into(),
+                plural: "lrs".into(),
+            },
+            selector: String::new(),
+            namespaces: Vec::new(),
+        };
+        let (dir, _) = writer.finish(info).unwrap();
+        let target = root.path().join("target");
+        let copied = copy_to_folder(&dir, &target, "nightly").unwrap();
+        assert_eq!(copied, target.join("nightly"));
+        assert_eq!(
+            std::fs::read(copied.join("dr/a.yaml")).unwrap(),
+            std::fs::read(dir.join("dr/a.yaml")).unwrap()
+        );
+        let names: Vec<_> = std::fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["nightly"], "no staging folder is left");
+        let err = copy_to_folder(&dir, &target, "nightly").unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+
+        // A file altered on the way does not verify: nothing appears at the destination.
+        std::fs::write(dir.join("dr/a.yaml"), b"changed").unwrap();
+        let err = copy_to_folder(&dir, &target, "other").unwrap_err();
+        assert!(err.to_string().contains("a.yaml"), "{err}");
+        assert!(!target.join("other").exists());
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);
+    }
+}
