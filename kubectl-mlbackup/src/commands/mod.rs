@@ -223,9 +223,10 @@ pub fn open_store(
     Ok(store)
 }
 
-/// The folder of a location, for what works on folders only so far (the runbooks and the
-/// deployment snapshot, which write into a backup while they change the cluster: the snapshot
-/// must be durable before the first change, which a mirror of a bucket's backup is not).
+/// The folder of a location, for what works on folders only so far (`prepare` and the
+/// deployment snapshot of `deployments --backup`, which write into a backup while they change
+/// the cluster: the snapshot must be durable before the first change, which a mirror of a
+/// bucket's backup is not).
 pub fn folder_only<'a>(
     store: &'a crate::store::Store,
     what: &str,
