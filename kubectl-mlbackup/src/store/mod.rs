@@ -143,6 +143,11 @@ impl Found {
         }
     }
 
+    /// Whether the backup is a bucket's (mirrored).
+    pub fn in_bucket(&self) -> bool {
+        self.origin.is_some()
+    }
+
     /// The total size of the backup's files (a bucket's: of its objects, as listed).
     pub fn size_bytes(&self) -> Result<u64, FolderError> {
         match &self.listed {

@@ -86,7 +86,7 @@ pub async fn run(
         printer,
     };
     let mut outcome = recovery.steps().await;
-    if outcome.journal.is_some() {
+    if outcome.journal.is_some() && found.in_bucket() {
         match found.upload(folder::JOURNAL_FILE).await {
             Ok(()) => outcome.journal = Some(PathBuf::from(found.locate(folder::JOURNAL_FILE))),
             Err(err) => printer.warning(&format!(
