@@ -30,6 +30,9 @@ pub const CLAIM: &str = ".claim";
 /// Requests in flight at once (listing manifests, mirroring, uploading): enough to hide the
 /// latency of a remote endpoint, few enough to keep memory bounded by this many objects.
 const CONCURRENCY: usize = 16;
+/// Uploads in flight at once: small objects, where each request's round trip dominates; memory
+/// stays bounded by this many objects (an LRS is at most a few MiB).
+const UPLOADS: usize = 64;
 /// The largest object read: an LRS is at most a few MiB (etcd's limit is 1.5 MiB); a manifest
 /// of 100,000 items is about 40 MiB.
 const MAX_OBJECT_BYTES: u64 = 256 << 20;
@@ -387,7 +390,7 @@ impl Publish {
     }
 
     async fn upload_items(&self, dir: &Path, files: &[String]) -> Result<(), StoreError> {
-        let mut uploads = self.s3.uploads(CONCURRENCY);
+        let mut uploads = self.s3.uploads(UPLOADS);
         for file in files.iter().filter(|f| *f != MANIFEST_FILE) {
             let bytes = read(&dir.join(file))?;
             uploads.put(&format!("{}/{file}", self.name), bytes).await?;
