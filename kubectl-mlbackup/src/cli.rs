@@ -178,6 +178,17 @@ pub enum Command {
         kubectl mlbackup delete lrs_backup_2026_11_21_14_05.partial --yes")]
     Delete(DeleteArgs),
 
+    /// Copy a backup to another location: a folder or s3://BUCKET/PREFIX, either way.
+    ///
+    /// Only a complete backup is copied, and only after every file was checked against its
+    /// manifest. At the destination the copy is checked again (every sha256) before its
+    /// manifest makes it visible: it is complete or not there at all. An existing backup of
+    /// the same name at the destination is never overwritten.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup copy lrs_backup_2026_11_21_14_05 --to s3://team-backups/prod\n  \
+        kubectl mlbackup copy lrs_backup_2026_11_21_14_05 --dir s3://team-backups/prod --to /srv/backups")]
+    Copy(CopyArgs),
+
     /// Delete old backups, keeping the recent ones.
     ///
     /// Prints what it would delete and what it keeps, each with why; nothing is deleted without
@@ -730,9 +741,16 @@ pub enum CompletionShell {
 /// Where the backups are.
 #[derive(Debug, Args)]
 pub struct BackupDirArgs {
-    /// The directory holding the backups (default: $MLBACKUP_DIR, else the current directory).
+    /// Where the backups are: a directory, or s3://BUCKET/PREFIX (add ?readonly to open it
+    /// read-only; credentials from the AWS_* variables). Default: $MLBACKUP_DIR, else the
+    /// current directory.
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
+
+    /// Open the backup location read-only: list, show, verify, restore and diff work; backup,
+    /// delete and prune are refused before anything is sent.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// The age public keys a backup is encrypted to (DESIGN.md section 11).
@@ -838,6 +856,21 @@ pub struct DeleteArgs {
     /// Delete without asking for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The backup's name in the backup location, or a path to a backup folder (containing a
+    /// `/`).
+    #[arg(value_name = BACKUP)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub backups: BackupDirArgs,
+
+    /// Where to copy it: a directory, or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "LOCATION", value_hint = clap::ValueHint::DirPath)]
+    pub to: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@ use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
 use crate::cli::{BACKUP, Cli, CompletionShell};
 use crate::env::Env;
+use crate::location::Location;
+use crate::store::Store;
 
 /// The hidden first argument that asks for completions, named as in Cobra (kubectl's own
 /// plugins answer `kubectl-foo __complete ARGS...` too).
@@ -31,7 +33,7 @@ pub fn cobra_completions(words: &[OsString], env: &Env, cwd: &Path) -> String {
     }
     let current = words.last().cloned().unwrap_or_default();
     let backup_root = backup_root_of(&words[..words.len() - 1], env, cwd);
-    let mut command = with_backup_candidates(Cli::command(), &backup_root);
+    let mut command = with_backup_candidates(Cli::command(), &backup_root, env);
 
     let mut args = vec![OsString::from("kubectl-mlbackup")];
     args.extend(words.iter().cloned());
@@ -75,8 +77,9 @@ fn without_flags_unless_asked(
     candidates.into_iter().filter(|c| !is_flag(c)).collect()
 }
 
-/// The backup directory the completed command will use: the last `--dir` on the line, else
-/// `MLBACKUP_DIR`, else the current directory (relative paths taken from `cwd`).
+/// The backup location the completed command will use: the last `--dir` on the line, else
+/// `MLBACKUP_DIR`, else the current directory (relative paths taken from `cwd`; an `s3://`
+/// location as it is).
 fn backup_root_of(words: &[OsString], env: &Env, cwd: &Path) -> PathBuf {
     let mut dir = None;
     let mut words = words.iter().map(|w| w.to_string_lossy());
@@ -89,13 +92,17 @@ fn backup_root_of(words: &[OsString], env: &Env, cwd: &Path) -> PathBuf {
             dir = Some(PathBuf::from(value));
         }
     }
-    cwd.join(crate::folder::root(dir.as_deref(), env))
+    let root = crate::folder::root(dir.as_deref(), env);
+    match Location::parse(root.as_os_str()) {
+        Ok(Location::S3(_)) => root,
+        _ => cwd.join(root),
+    }
 }
 
 /// Attaches the backups of `root` as the candidates of every argument whose value name is
 /// [`BACKUP`], in every subcommand.
-fn with_backup_candidates(command: clap::Command, root: &Path) -> clap::Command {
-    let backups = backup_candidates(root);
+fn with_backup_candidates(command: clap::Command, root: &Path, env: &Env) -> clap::Command {
+    let backups = backup_candidates(root, env);
     attach(command, &backups)
 }
 
@@ -133,9 +140,19 @@ fn attach(mut command: clap::Command, backups: &Backups) -> clap::Command {
 }
 
 /// The catalog's backups, newest first, each described by its status, creation time and size;
-/// an unreadable directory offers nothing (completion never reports errors).
-fn backup_candidates(root: &Path) -> Backups {
-    let Ok(catalog) = crate::folder::catalog(root) else {
+/// an unreadable location offers nothing (completion never reports errors). A bucket's are
+/// its manifests, read with the AWS configuration of the environment.
+fn backup_candidates(root: &Path, env: &Env) -> Backups {
+    let catalog = Store::open_location(root.as_os_str(), true, env)
+        .ok()
+        .and_then(|store| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(store.catalog()).ok()
+        });
+    let Some(catalog) = catalog else {
         return Backups::default();
     };
     let backups = catalog
@@ -221,6 +238,14 @@ mod tests {
         assert_eq!(
             backup_root_of(&words(&["show", "--", "--dir", "x"]), &Env::default(), cwd),
             Path::new("/work/.")
+        );
+        assert_eq!(
+            backup_root_of(
+                &words(&["show", "--dir", "s3://team-backups/p?readonly"]),
+                &env,
+                cwd
+            ),
+            Path::new("s3://team-backups/p?readonly")
         );
     }
 

@@ -102,8 +102,6 @@ pub struct Env {
     /// [`MLBACKUP_IDENTITY_FILE`].
     pub identity_file: Option<PathBuf>,
     /// The `AWS_*` variables above (Debug shows no secret).
-    // Read once `s3://` locations are wired into the commands (issue 14).
-    #[allow(dead_code)]
     pub aws: AwsVars,
     /// The variables of the in-cluster configuration.
     pub in_cluster: InClusterVars,

@@ -22,6 +22,8 @@ const LAYERS: &[&[&str]] = &[
     // The domain: the backup folder on disk, backup locations in object storage, encryption at
     // rest, the cluster's API, the retention rules of prune.
     &["folder", "location", "encryption", "cluster", "retention"],
+    // A backup location opened once per command: a folder or a bucket, through the folder code.
+    &["store"],
     // The DataRobot engine, run in this process or by the helper in the app pod.
     &["datarobot"],
     // Everything shown to the user. Above the domain, so that domain code cannot print.
@@ -36,6 +38,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "commands::app",
         "commands::backup",
+        "commands::copy",
         "commands::delete",
         "commands::deployments",
         "commands::diff",

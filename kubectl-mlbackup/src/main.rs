@@ -13,14 +13,12 @@ mod encryption;
 mod env;
 mod exit;
 mod folder;
-// The storage layer of s3:// backup locations; the commands use it once the folder module is
-// split (issue 13), until then most of it is only reached by its tests.
-#[allow(dead_code)]
 mod location;
 mod object;
 mod poll;
 mod printer;
 mod retention;
+mod store;
 mod yaml;
 
 #[cfg(test)]
@@ -115,12 +113,13 @@ async fn dispatch(
     match &cli.command {
         Command::Version(args) => version::run(global, args, env, printer).await,
         Command::Backup(args) => backup::run(global, args, env, printer).await,
-        Command::List(args) => list::run(args, env, printer),
-        Command::Show(args) => show::run(args, env, printer),
-        Command::Verify(args) => verify::run(args, env, printer),
+        Command::List(args) => list::run(args, env, printer).await,
+        Command::Show(args) => show::run(args, env, printer).await,
+        Command::Verify(args) => verify::run(args, env, printer).await,
         Command::Rekey(args) => rekey::run(args, env, printer),
-        Command::Delete(args) => delete::run(args, env, printer),
-        Command::Prune(args) => prune::run(args, env, printer),
+        Command::Delete(args) => delete::run(args, env, printer).await,
+        Command::Copy(args) => copy::run(args, env, printer).await,
+        Command::Prune(args) => prune::run(args, env, printer).await,
         Command::Restore(args) => restore::run(global, args, env, printer).await,
         Command::Diff(args) => diff::run(global, args, env, printer).await,
         Command::SparkCleanup(args) => spark_cleanup::run(global, args, env, printer).await,

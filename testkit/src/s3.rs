@@ -3,10 +3,20 @@
 //!
 //! s3s-fs keeps each bucket as a directory and each object as a file under it, so a test can
 //! alter an object behind the server's back ([`S3Server::object_file`]).
+//!
+//! Clients talk to s3s-fs through a small front on 127.0.0.1 ([`S3Server::endpoint`]) that
+//! makes it behave like real S3 where it does not: s3s-fs checks `If-None-Match: *` and then
+//! writes, not atomically, so two create-only puts racing for one key could both succeed. Real
+//! S3 lets exactly one win; the front serialises the writes (PUT, DELETE) of each key, so the
+//! check and the write of one are never interleaved with another's, and a race test really
+//! races. The front also carries the test kit's fault injection (a [`crate::faults::Gate`]
+//! holds uploads in flight) and request log.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
@@ -23,8 +33,13 @@ const READY_MARK: &str = "server is running at ";
 pub struct S3Server {
     child: Child,
     root: tempfile::TempDir,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: the front (see the module's documentation).
     pub endpoint: String,
+    /// Faults the front injects (for example a gate holding uploads).
+    pub faults: crate::faults::Faults,
+    /// The requests the front served.
+    pub log: crate::faults::RequestLog,
+    front: Option<tokio::runtime::Runtime>,
     /// A bucket that exists ([`BUCKET`]).
     pub bucket: String,
     pub access_key_id: String,
@@ -128,14 +143,22 @@ impl S3Server {
         if let Some(stderr) = child.stderr.take() {
             std::thread::spawn(move || BufReader::new(stderr).lines().for_each(drop));
         }
-        Ok(S3Server {
+        // Made before the front starts, so that a failure there kills s3s-fs (on drop).
+        let mut server = S3Server {
             child,
             root,
             endpoint,
+            faults: crate::faults::Faults::default(),
+            log: crate::faults::RequestLog::default(),
+            front: None,
             bucket: BUCKET.to_string(),
             access_key_id,
             secret_access_key,
-        })
+        };
+        let (front, endpoint) = start_front(&server.endpoint, &server.faults, &server.log)?;
+        server.front = Some(front);
+        server.endpoint = endpoint;
+        Ok(server)
     }
 
     /// Creates another, empty bucket.
@@ -151,6 +174,9 @@ impl S3Server {
 
     /// Kills the server now (the endpoint stops answering), keeping its directory.
     pub fn kill(&mut self) {
+        if let Some(front) = self.front.take() {
+            front.shutdown_background();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -217,5 +243,127 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         // Hard: s3s-fs waits up to 10 s for open connections on a graceful stop.
         self.kill();
+    }
+}
+
+/// The largest request body the front forwards.
+const MAX_FORWARDED_BODY: usize = 1 << 30;
+
+/// Starts the front of s3s-fs at `backend` on its own runtime (the caller may be inside one of
+/// its own); returns the runtime and the front's endpoint.
+fn start_front(
+    backend: &str,
+    faults: &crate::faults::Faults,
+    log: &crate::faults::RequestLog,
+) -> anyhow::Result<(tokio::runtime::Runtime, String)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    crate::tls::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build the front's client")?;
+    let front = Front {
+        backend: backend.to_string(),
+        client,
+        writes: Arc::default(),
+    };
+    let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let front = front.clone();
+        async move { front.forward(req).await }
+    });
+    let options = crate::serve::ServerOptions {
+        tls: None,
+        faults: faults.clone(),
+        log: log.clone(),
+        error_body: Arc::new(|status, message| {
+            let mut answer = axum::response::Response::new(axum::body::Body::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>\
+                 <Message>{message}</Message></Error>"
+            )));
+            *answer.status_mut() = status;
+            answer
+        }),
+    };
+    // Started on the front's runtime without `block_on` (the caller may be inside a runtime);
+    // the server stops with the runtime.
+    let (ready, started) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let bind = "127.0.0.1:0".parse().expect("an address");
+        match crate::serve::serve(router, bind, options).await {
+            Ok(server) => {
+                let _ = ready.send(Ok(server.base_url()));
+                let _server = server;
+                std::future::pending::<()>().await;
+            }
+            Err(err) => {
+                let _ = ready.send(Err(err));
+            }
+        }
+    });
+    let endpoint = started
+        .recv()
+        .context("the front's runtime stopped")?
+        .context("cannot start the front")?;
+    Ok((runtime, endpoint))
+}
+
+/// Headers of one connection, not of the request (the body is forwarded whole).
+fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    name == http::header::TRANSFER_ENCODING || name == http::header::CONNECTION
+}
+
+/// Forwards requests to s3s-fs, the writes of one key one at a time.
+#[derive(Clone)]
+struct Front {
+    backend: String,
+    client: reqwest::Client,
+    /// A lock per key being written.
+    writes: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Front {
+    async fn forward(&self, req: axum::extract::Request) -> axum::response::Response {
+        let (parts, body) = req.into_parts();
+        let is_write = parts.method == http::Method::PUT || parts.method == http::Method::DELETE;
+        let lock = is_write.then(|| {
+            let mut writes = self.writes.lock().expect("the lock is never poisoned");
+            writes
+                .entry(parts.uri.path().to_string())
+                .or_default()
+                .clone()
+        });
+        let _writing = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let answer = async {
+            let body = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await?;
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut request = self
+                .client
+                .request(parts.method.clone(), format!("{}{path}", self.backend))
+                .body(body);
+            // Every header as sent, Host included: the signature covers it.
+            for (name, value) in parts.headers.iter().filter(|(n, _)| !is_hop_by_hop(n)) {
+                request = request.header(name, value);
+            }
+            let response = request.send().await?;
+            let mut answer = axum::response::Response::builder().status(response.status());
+            for (name, value) in response.headers().iter().filter(|(n, _)| !is_hop_by_hop(n)) {
+                answer = answer.header(name, value);
+            }
+            let bytes = response.bytes().await?;
+            Ok::<_, anyhow::Error>(answer.body(axum::body::Body::from(bytes))?)
+        }
+        .await;
+        answer.unwrap_or_else(|err| {
+            let mut answer =
+                axum::response::Response::new(axum::body::Body::from(format!("front: {err:#}")));
+            *answer.status_mut() = http::StatusCode::BAD_GATEWAY;
+            answer
+        })
     }
 }

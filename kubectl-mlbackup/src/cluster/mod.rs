@@ -402,6 +402,18 @@ impl Cluster {
             .unwrap_or_else(|| self.namespace.clone())
     }
 
+    /// The uid of the namespace `name` (`kube-system`'s identifies the cluster: it is made
+    /// with the cluster and lives as long as it), `None` when there is no such namespace.
+    pub async fn namespace_uid(&self, name: &str) -> Result<Option<String>, ClusterError> {
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
+        let namespace = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|err| self.explain(err, None))?;
+        Ok(namespace.and_then(|namespace| namespace.metadata.uid))
+    }
+
     /// The API server's version (`GET /version`).
     pub async fn server_version(
         &self,

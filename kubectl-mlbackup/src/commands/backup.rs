@@ -21,9 +21,9 @@ use crate::folder::{
     BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemToWrite, ItemTotals,
     Manifest, ResourceRef,
 };
-use crate::location::Location;
 use crate::object::Object;
 use crate::printer::{Printer, Progress, Render};
+use crate::store::{Store, StoreError, Target};
 
 use super::Finished;
 
@@ -142,8 +142,6 @@ pub struct BackupOptions {
     pub selector: String,
     /// `None`: every namespace.
     pub namespace: Option<String>,
-    /// The directory holding the backups.
-    pub root: PathBuf,
     /// The folder name; `None`: `lrs_backup_YYYY_MM_DD_HH_MM` (then `_2`...).
     pub name: Option<String>,
     pub page_size: u32,
@@ -157,12 +155,10 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = crate::folder::root(args.backups.dir.as_deref(), env);
-    let location = Location::Folder {
-        path: root.clone(),
-        read_only: false,
-    };
-    let recipients = super::keys::recipients_for_backup(&args.encrypt, env, &location)?;
+    let store = super::open_store(&args.backups, env, printer)?;
+    store.check_writable("write a backup")?;
+    let recipients = super::keys::recipients_for_backup(&args.encrypt, env, &store.location())?;
+    store.check().await?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = BackupOptions {
         selector: args.selector(),
@@ -171,32 +167,48 @@ pub async fn run(
         } else {
             global.namespace.clone()
         },
-        root,
         name: args.name.clone(),
         page_size: args.page_size,
         recipients,
     };
     let cancel = super::interrupt_token();
-    let finished = take(&cluster, &resource, &options, &cancel, printer).await?;
+    let finished = take(&cluster, &resource, &store, &options, &cancel, printer).await?;
     super::report(printer, finished)
 }
 
 /// Lists page after page and writes each page while the next one is on its way. An error
 /// before anything was captured leaves no folder behind; a later error or `cancel` leaves a
-/// `.partial` folder whose manifest says what is missing.
+/// `.partial` folder whose manifest says what is missing. In a bucket the name is claimed
+/// first, the backup written into a staging folder and then published (see `store`); a
+/// backup cut short there is what was written, without a manifest.
 pub async fn take(
     cluster: &Cluster,
     resource: &ServedResource,
+    store: &Store,
     options: &BackupOptions,
     cancel: &CancellationToken,
     printer: &Printer,
 ) -> anyhow::Result<Finished<BackupOutcome>> {
     let started = Instant::now();
     let created_at = chrono::Utc::now();
-    let mut writer =
-        BackupWriter::create(&options.root, options.name.as_deref(), chrono::Local::now())
-            .context("cannot create the backup folder")?;
+    let Target {
+        mut writer,
+        publish,
+    } = store
+        .create(options.name.as_deref(), chrono::Local::now())
+        .await
+        .with_context(|| match store.folder() {
+            Some(_) => "cannot create the backup folder",
+            None => "cannot create the backup",
+        })?;
     writer.encrypt_to(options.recipients.clone());
+    let cluster_id = cluster
+        .namespace_uid("kube-system")
+        .await
+        .unwrap_or_else(|err| {
+            log::info!("the cluster's id (the uid of kube-system) is not known: {err}");
+            None
+        });
     log::info!(
         "writing backup {} in {}",
         writer.name(),
@@ -207,6 +219,7 @@ pub async fn take(
         cluster: ClusterRef {
             server: cluster.server_url.clone(),
             context: cluster.context.clone(),
+            id: cluster_id,
         },
         resource: ResourceRef {
             group: resource.group.clone(),
@@ -231,7 +244,7 @@ pub async fn take(
     };
     progress.finish();
 
-    let (exit, failure, (path, manifest)) = match listing {
+    let (mut exit, failure, (path, manifest)) = match listing {
         Some(Ok(())) => (
             Exit::Success,
             None,
@@ -244,6 +257,12 @@ pub async fn take(
             writer
                 .discard()
                 .context("cannot remove the empty backup folder")?;
+            if let Some(publish) = &publish {
+                publish
+                    .release()
+                    .await
+                    .context("cannot release the backup's name in the bucket")?;
+            }
             return Err(anyhow::Error::new(err).context("the backup failed"));
         }
         Some(Err(err)) => {
@@ -264,10 +283,44 @@ pub async fn take(
             (Exit::Interrupted, None, folder)
         }
     };
+    let mut error = failure.map(|err| anyhow::Error::new(err).context("the backup is incomplete"));
+    let mut outcome = outcome(&manifest, path.clone(), resource, started);
+    if let Some(publish) = publish {
+        outcome.path = publish.shown();
+        let published = match manifest.status {
+            BackupStatus::Complete => publish.publish_dir(&path, false, cancel).await,
+            // Interrupted: nothing more is sent, and the name is given up (nothing was
+            // uploaded). Failed: what was captured is kept, as a folder keeps its `.partial`
+            // (no manifest: it lists as partial).
+            BackupStatus::Partial if exit == Exit::Interrupted => {
+                outcome.objects = 0;
+                outcome.bytes = 0;
+                let left = match publish.release().await {
+                    Ok(()) => "nothing was left in the bucket".to_string(),
+                    Err(err) => format!("its claim is left in the bucket ({err})"),
+                };
+                error = Some(anyhow::Error::new(crate::exit::Interrupted(format!(
+                    "interrupted before the upload: {left}"
+                ))));
+                Ok(publish.shown())
+            }
+            BackupStatus::Partial => publish.publish_partial(&path, cancel).await,
+        };
+        if let Err(err) = published {
+            outcome.status = BackupStatus::Partial;
+            exit = if matches!(err, StoreError::Interrupted(_)) {
+                Exit::Interrupted
+            } else {
+                Exit::Failure
+            };
+            error = Some(anyhow::Error::new(err).context("the backup was not uploaded completely"));
+        }
+    }
+    outcome.duration_seconds = started.elapsed().as_secs_f64();
     Ok(Finished {
-        outcome: outcome(&manifest, path, resource, started),
+        outcome,
         exit,
-        error: failure.map(|err| anyhow::Error::new(err).context("the backup is incomplete")),
+        error,
     })
 }
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::cli::DeleteArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder;
 use crate::printer::{self, Consent, Printer, Render};
+use crate::store::{self, Read};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,10 +29,17 @@ impl Render for DeleteOutcome {
     }
 }
 
-pub fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+pub async fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
     let context = || format!("cannot delete the backup `{}`", args.name);
-    let backup = folder::resolve(&root, &args.name).with_context(context)?;
+    store
+        .check_writable("delete backups")
+        .with_context(context)?;
+    let found = store
+        .find(&args.name, Read::Manifest)
+        .await
+        .with_context(context)?;
+    let backup = &found.backup;
     if !args.yes {
         let consent = Consent {
             what: format!("delete the backup `{}`", backup.name),
@@ -40,20 +47,20 @@ pub fn run(args: &DeleteArgs, env: &Env, printer: &Printer) -> anyhow::Result<Ex
             declined: "not deleted: the deletion was not confirmed",
         };
         printer.consent(env.stdin_is_terminal, consent, || {
-            let summary = backup.summary().with_context(context)?;
+            let summary = store::summary(&found).with_context(context)?;
             Ok(format!(
                 "Delete the backup {} ({}, {} LRS, {}) in {}?",
                 backup.name,
                 summary.status.as_str(),
                 summary.lrs_count,
                 printer::size(summary.size_bytes),
-                backup.dir.display()
+                found.shown.display()
             ))
         })?;
     }
     let name = backup.name.clone();
-    let path = backup.dir.clone();
-    let freed_bytes = backup.delete().with_context(context)?;
+    let path = found.shown.clone();
+    let freed_bytes = store.delete(found).await.with_context(context)?;
     printer.data(&DeleteOutcome {
         name,
         path,

@@ -301,8 +301,9 @@ fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
     let Some(name) = &args.backup else {
         return Ok(None);
     };
-    let root = folder::root(args.backups.dir.as_deref(), env);
-    let backup = folder::resolve(&root, name)
+    let store = crate::store::Store::open(args.backups.dir.as_deref(), false, env)?;
+    let root = super::folder_only(&store, "the deployment snapshot of a backup")?;
+    let backup = folder::resolve(root, name)
         .with_context(|| format!("cannot use the backup `{name}` for the deployment snapshot"))?;
     Ok(Some(backup.dir.join(SNAPSHOT_FILE)))
 }

@@ -19,6 +19,10 @@ use crate::datarobot::in_pod::InPodError;
 use crate::encryption::EncryptionError;
 use crate::exit::UsageError;
 use crate::folder::FolderError;
+use crate::location::LocationError;
+use crate::location::aws::AwsConfigError;
+use crate::location::s3::S3Error;
+use crate::store::StoreError;
 
 /// An error that can tell the user what to do about it.
 pub trait Hint {
@@ -48,6 +52,10 @@ hint_by! {
     ClusterError => ClusterError::hint,
     FolderError => FolderError::hint,
     EncryptionError => EncryptionError::hint,
+    StoreError => StoreError::hint,
+    S3Error => S3Error::hint,
+    LocationError => LocationError::hint,
+    AwsConfigError => AwsConfigError::hint,
     UsageError => |e| Some(e.hint.clone()),
     RestoreError => RestoreError::hint,
     HelperNotFound => |e| Some(e.hint()),

@@ -18,6 +18,7 @@ use crate::exit::Exit;
 use crate::folder;
 use crate::object::{self, DEPLOYMENT_TYPE, Object, TYPE_LABEL};
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -141,12 +142,16 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
-    let backup = folder::resolve_for_reading(&root, &args.name)
+    let store = super::open_store(&args.backups, env, printer)?;
+    let mut found = store
+        .find_for_reading(&args.name, Read::Everything)
+        .await
         .with_context(|| format!("cannot compare the backup `{}`", args.name))?;
-    let backup = super::keys::open_backup(backup, &args.identity, env, printer, true)?;
+    found.backup = super::keys::open_backup(found.backup, &args.identity, env, printer, true)?;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
-    let outcome = compare_with_cluster(&cluster, &resource, &backup, &args.namespace_map).await?;
+    let mut outcome =
+        compare_with_cluster(&cluster, &resource, &found.backup, &args.namespace_map).await?;
+    outcome.path = found.shown.clone();
     let exit = if outcome.identical {
         Exit::Success
     } else {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::ListArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, BackupSummary, Unreadable};
+use crate::folder::{BackupSummary, ClusterRef, Unreadable};
 use crate::printer::{self, Printer, Render};
 
 #[derive(Debug, Serialize)]
@@ -36,7 +36,7 @@ impl Render for ListOutcome {
                     backup
                         .cluster
                         .as_ref()
-                        .map(|c| c.context.clone().unwrap_or_else(|| c.server.clone()))
+                        .map(cluster_cell)
                         .unwrap_or_else(|| "-".to_string()),
                     backup.lrs_count.to_string(),
                     printer::counts(&backup.counts_by_type),
@@ -54,9 +54,26 @@ impl Render for ListOutcome {
     }
 }
 
-pub fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = folder::root(args.backups.dir.as_deref(), env);
-    let catalog = folder::catalog(&dir)
+/// The context (else the server) and, when the manifest has it, the start of the cluster's
+/// id: one location can hold the backups of several clusters, and context names differ
+/// between operators.
+fn cluster_cell(cluster: &ClusterRef) -> String {
+    let name = cluster
+        .context
+        .clone()
+        .unwrap_or_else(|| cluster.server.clone());
+    match &cluster.id {
+        Some(id) => format!("{name} ({})", id.get(..8).unwrap_or(id)),
+        None => name,
+    }
+}
+
+pub async fn run(args: &ListArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    let dir = store.shown();
+    let catalog = store
+        .catalog()
+        .await
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {
         printer.warning(&format!(

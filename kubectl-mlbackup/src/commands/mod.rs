@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod backup;
+pub mod copy;
 pub mod delete;
 pub mod deployments;
 pub mod diagnostics;
@@ -208,6 +209,45 @@ pub fn report<T: Serialize + Render>(
         (Some(err), _) => Err(err),
         (None, exit) => Ok(exit),
     }
+}
+
+/// Opens the backup location of `--dir`/`MLBACKUP_DIR` once for the command, showing what the
+/// user should know about how it was opened.
+pub fn open_store(
+    backups: &crate::cli::BackupDirArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<crate::store::Store> {
+    let store = crate::store::Store::open(backups.dir.as_deref(), backups.read_only, env)
+        .context("cannot open the backup location")?;
+    for warning in &store.warnings {
+        printer.warning(warning);
+    }
+    Ok(store)
+}
+
+/// The folder of a location, for what works on folders only so far (`prepare` and the
+/// deployment snapshot of `deployments --backup`, which write into a backup while they change
+/// the cluster: the snapshot must be durable before the first change, which a mirror of a
+/// bucket's backup is not).
+pub fn folder_only<'a>(
+    store: &'a crate::store::Store,
+    what: &str,
+) -> anyhow::Result<&'a std::path::Path> {
+    store.folder().ok_or_else(|| {
+        crate::exit::UsageError {
+            message: format!(
+                "{what} works with a backup folder, not with {}",
+                store.shown().display()
+            ),
+            hint: format!(
+                "give {what} a folder with --dir, then copy the backup to the bucket with \
+                 `kubectl mlbackup copy NAME --dir FOLDER --to {}`",
+                store.shown().display()
+            ),
+        }
+        .into()
+    })
 }
 
 /// The process's Ctrl-C: cancelled on the first SIGINT. Set up by [`listen_for_interrupts`].

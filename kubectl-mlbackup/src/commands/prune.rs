@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::cli::PruneArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, Backup, BackupSummary, CatalogStatus};
+use crate::folder::{BackupSummary, CatalogStatus};
 use crate::printer::{self, Printer, Render};
 use crate::retention::{self, Policy};
+use crate::store::{Read, Store, StoreError};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,9 +108,17 @@ fn entry(backup: &BackupSummary, reason: String) -> PruneEntry {
 }
 
 /// Whether a backup verifies; if not, why in a few words (`verify NAME` lists the problems).
-fn verification(backup: &BackupSummary) -> Result<(), String> {
-    let verification = Backup::open(&backup.path)
-        .and_then(|backup| backup.verify())
+/// A bucket's backup is read into a private mirror first; retention asks newest first and stops
+/// at the first that verifies, so usually one backup is read.
+fn verification(store: &Store, backup: &BackupSummary) -> Result<(), String> {
+    let found = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(store.find_for_reading(&backup.name, Read::Everything))
+    })
+    .map_err(|err| mlbackup_helper::text::error_chain(&err))?;
+    let verification = found
+        .backup
+        .verify()
         .map_err(|err| mlbackup_helper::text::error_chain(&err))?;
     match verification.problems.len() {
         0 => Ok(()),
@@ -117,9 +126,15 @@ fn verification(backup: &BackupSummary) -> Result<(), String> {
     }
 }
 
-pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let dir = folder::root(args.backups.dir.as_deref(), env);
-    let catalog = folder::catalog(&dir)
+pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    if args.yes {
+        store.check_writable("prune backups")?;
+    }
+    let dir = store.shown();
+    let catalog = store
+        .catalog()
+        .await
         .with_context(|| format!("cannot list the backups in {}", dir.display()))?;
     for unreadable in &catalog.unreadable {
         printer.warning(&format!(
@@ -148,7 +163,7 @@ pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exi
         })
         .collect();
     let decisions = retention::plan(&backups, &policy, Utc::now(), &time_zone, |index| {
-        verification(&catalog.backups[index])
+        verification(&store, &catalog.backups[index])
     });
     let mut outcome = PruneOutcome {
         dir,
@@ -172,7 +187,7 @@ pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exi
             continue;
         }
         let deleted = if args.yes {
-            Backup::open(&backup.path).and_then(Backup::delete)
+            delete_one(&store, backup).await
         } else {
             Ok(backup.size_bytes)
         };
@@ -190,4 +205,9 @@ pub fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exi
     } else {
         anyhow::bail!("{} backup(s) could not be deleted", outcome.failed.len())
     }
+}
+
+async fn delete_one(store: &Store, backup: &BackupSummary) -> Result<u64, StoreError> {
+    let found = store.find(&backup.name, Read::Manifest).await?;
+    store.delete(found).await
 }

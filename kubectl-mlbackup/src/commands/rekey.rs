@@ -34,7 +34,8 @@ impl Render for RekeyOutcome {
 }
 
 pub fn run(args: &RekeyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+    let store = super::open_store(&args.backups, env, printer)?;
+    let root = super::folder_only(&store, "rekey")?.to_path_buf();
     let context = || format!("cannot rekey the backup `{}`", args.name);
     let new = super::keys::recipients(&args.to, env)?.ok_or_else(|| UsageError {
         message: "rekey needs the new recipients".into(),

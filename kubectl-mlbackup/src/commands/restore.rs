@@ -20,9 +20,10 @@ use crate::cluster::objects::{self, MAX_IN_FLIGHT, Persist};
 use crate::cluster::{Cluster, ClusterError};
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
-use crate::folder::{self, Backup, Problem};
+use crate::folder::{Backup, Problem};
 use crate::object::{self, Head, Object};
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 use super::Finished;
 pub use super::plan::RestoreError;
@@ -219,10 +220,13 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
-    let backup = folder::resolve_for_reading(&root, &args.name)
+    let store = super::open_store(&args.backups, env, printer)?;
+    let mut found = store
+        .find_for_reading(&args.name, Read::Everything)
+        .await
         .with_context(|| format!("cannot restore the backup `{}`", args.name))?;
-    let backup = super::keys::open_backup(backup, &args.identity, env, printer, true)?;
+    found.backup = super::keys::open_backup(found.backup, &args.identity, env, printer, true)?;
+    let backup = &found.backup;
     let (cluster, resource) = super::connect_to_lrs(global, env, args.resource.as_ref()).await?;
     let options = RestoreOptions {
         existing: args.existing,
@@ -236,10 +240,14 @@ pub async fn run(
         namespace: global.namespace.clone(),
     };
     let cancel = super::interrupt_token();
-    let mut finished = restore(&cluster, &resource, &backup, &options, &cancel, printer).await?;
+    let mut finished = restore(&cluster, &resource, backup, &options, &cancel, printer).await?;
     let outcome = &mut finished.outcome;
+    outcome.path = found.shown.clone();
     if args.dry_run.is_some() {
         outcome.journal_note = Some("dry runs change nothing and are not journaled".into());
+    } else if store.is_read_only() {
+        outcome.journal_note =
+            Some("the backup location is read-only, so the restore is not journaled".into());
     } else if !backup.has_journal() {
         outcome.journal_note =
             Some("the backup has no manifest.json, so it keeps no journal".into());
@@ -267,7 +275,7 @@ pub async fn run(
             summary: &outcome.summary,
             failures: outcome.failures(),
         };
-        match backup.append_journal(&record) {
+        match found.append_journal(&record).await {
             Ok(path) => outcome.journal = Some(path),
             Err(err) => {
                 printer.warning(&format!(

@@ -14,6 +14,7 @@ use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{self, CatalogStatus, ClusterRef, ManifestItem, ResourceRef};
 use crate::printer::{self, Printer, Render};
+use crate::store::{Found, Read};
 
 /// What `show` prints. Fields only a manifest can tell are absent for folders without one.
 #[derive(Debug, Serialize)]
@@ -167,18 +168,28 @@ impl Render for ShowOutcome {
     }
 }
 
-pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+pub async fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
     let context = || format!("cannot show the backup `{}`", args.name);
-    let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
-    let backup = super::keys::open_backup(backup, &args.identity, env, printer, false)?;
+    // Without --files only the manifest is read (a bucket's other objects are only listed).
+    let read = if args.files {
+        Read::Everything
+    } else {
+        Read::Manifest
+    };
+    let mut found = store
+        .find_for_reading(&args.name, read)
+        .await
+        .with_context(context)?;
+    found.backup = super::keys::open_backup(found.backup, &args.identity, env, printer, false)?;
+    let backup = &found.backup;
     if args.files && backup.recipients().is_some() && !backup.identities.is_empty() {
         // The files listed are vouched for: each one opens and holds the YAML recorded.
         let (_, problems) = backup.read_objects().with_context(context)?;
         if !problems.is_empty() {
             let listed: String = problems
                 .iter()
-                .map(|p| format!("\n  {}: {}", p.path, p.detail))
+                .map(|p| format!("\n  {}: {}", found.locate(&p.path), p.detail))
                 .collect();
             return Err(anyhow::anyhow!(
                 "{} file(s) do not decrypt to the YAML the manifest records:{listed}",
@@ -187,17 +198,18 @@ pub fn run(args: &ShowArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit
             .with_context(context);
         }
     }
-    let outcome = show(&backup, args.files).with_context(context)?;
+    let outcome = show(&found, args.files).with_context(context)?;
     printer.data(&outcome)?;
     Ok(Exit::Success)
 }
 
-fn show(backup: &folder::Backup, with_files: bool) -> Result<ShowOutcome, folder::FolderError> {
+fn show(found: &Found, with_files: bool) -> Result<ShowOutcome, folder::FolderError> {
+    let backup = &found.backup;
     let items = backup.items()?;
     let manifest = backup.manifest.as_ref();
     Ok(ShowOutcome {
         name: backup.name.clone(),
-        path: backup.dir.clone(),
+        path: found.shown.clone(),
         status: backup.status,
         created_at: backup.created_at(),
         finished_at: manifest.and_then(|m| m.finished_at),
@@ -210,9 +222,9 @@ fn show(backup: &folder::Backup, with_files: bool) -> Result<ShowOutcome, folder
         lrs_count: items.len(),
         counts_by_type: folder::count_by(&items, |item| &item.r#type),
         counts_by_namespace: folder::count_by(&items, |item| &item.namespace),
-        size_bytes: backup.size_bytes()?,
-        deployments_snapshot: backup.has_file(folder::DEPLOYMENTS_FILE),
-        journal: backup.has_file(folder::JOURNAL_FILE),
+        size_bytes: found.size_bytes()?,
+        deployments_snapshot: found.has_file(folder::DEPLOYMENTS_FILE),
+        journal: found.has_file(folder::JOURNAL_FILE),
         encryption: manifest.and_then(|m| m.encryption.clone()),
         errors: manifest.map(|m| m.errors.clone()).unwrap_or_default(),
         files: with_files.then_some(items),

@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::cli::VerifyArgs;
 use crate::env::Env;
 use crate::exit::Exit;
-use crate::folder::{self, CatalogStatus, Problem};
+use crate::folder::{CatalogStatus, Problem};
 use crate::printer::{self, Printer, Render};
+use crate::store::Read;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,21 +65,34 @@ impl Render for VerifyOutcome {
     }
 }
 
-pub fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+pub async fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
     let context = || format!("cannot verify the backup `{}`", args.name);
-    let backup = folder::resolve_for_reading(&root, &args.name).with_context(context)?;
+    let mut found = store
+        .find_for_reading(&args.name, Read::Everything)
+        .await
+        .with_context(context)?;
     // The ciphertext is checked without a key; an identity given must open the backup.
-    let backup = super::keys::open_backup(backup, &args.identity, env, printer, false)?;
-    let verification = backup.verify().with_context(context)?;
+    found.backup = super::keys::open_backup(found.backup, &args.identity, env, printer, false)?;
+    let verification = found.backup.verify().with_context(context)?;
     let outcome = VerifyOutcome {
         ok: verification.problems.is_empty(),
-        name: backup.name.clone(),
-        path: backup.dir.clone(),
-        status: backup.status,
+        problems: verification
+            .problems
+            .into_iter()
+            .map(|problem| Problem {
+                path: found.locate(&problem.path),
+                ..problem
+            })
+            .collect(),
+        name: found.backup.name.clone(),
+        path: found.shown.clone(),
+        status: found.backup.status,
         checked: verification.checked,
-        problems: verification.problems,
-        decrypted: backup.recipients().map(|_| !backup.identities.is_empty()),
+        decrypted: found
+            .backup
+            .recipients()
+            .map(|_| !found.backup.identities.is_empty()),
     };
     printer.data(&outcome)?;
     if outcome.ok {

@@ -38,7 +38,8 @@ mod writer;
 use name::MAX_NAME_ATTEMPTS;
 
 pub use catalog::{
-    Backup, BackupSummary, CatalogStatus, Unreadable, catalog, resolve, resolve_for_reading, root,
+    Backup, BackupSummary, Catalog, CatalogStatus, Unreadable, catalog, resolve,
+    resolve_for_reading, root,
 };
 pub use journal::{StepEvent, StepRecord};
 pub use name::{PARTIAL_SUFFIX, default_name};
@@ -193,6 +194,10 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Fold
 pub struct ClusterRef {
     pub server: String,
     pub context: Option<String>,
+    /// A stable id of the cluster: the uid of its `kube-system` namespace (server URLs and
+    /// context names differ between operators). Absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// The API resource the items are instances of, as discovery resolved it.
@@ -323,6 +328,7 @@ mod testing {
             cluster: ClusterRef {
                 server: "https://127.0.0.1:6443".into(),
                 context: Some("sandbox".into()),
+                id: None,
             },
             resource: ResourceRef {
                 group: "lrs.datarobot.com".into(),

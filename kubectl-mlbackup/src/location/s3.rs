@@ -1050,11 +1050,10 @@ mod tests {
     /// Two writers start a create-only put of the same key at the same moment: exactly one
     /// wins, the other gets AlreadyExists, and the object is the winner's.
     ///
-    /// Ignored: s3s-fs 0.14.1 honours `If-None-Match: *` only between requests, not within a
-    /// race (it checks that the file is absent, then writes a temp file and renames it over the
-    /// key), so both racers win there. S3, MinIO and R2 decide atomically. Run it with
-    /// `--ignored` against a server that does.
-    #[ignore = "s3s-fs checks If-None-Match before writing, not atomically: both racers win"]
+    /// s3s-fs 0.14.1 alone honours `If-None-Match: *` only between requests, not within a race
+    /// (it checks that the file is absent, then writes a temp file and renames it over the key),
+    /// so both racers won there. S3, MinIO and R2 decide atomically; the test kit's front
+    /// (`mlbackup_testkit::s3`) serialises the writes of a key so that s3s-fs does too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn create_only_race_has_one_winner() {
         let Some(server) = S3Server::start_or_skip("create_only_race") else {

@@ -96,6 +96,7 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ),
         ("prepare", &["prepare", "--yes", "--name", "before-upgrade"]),
         ("recover", &["recover", "before-upgrade"]),
+        ("copy", &["copy", "nightly", "--to", "elsewhere"]),
         ("delete", &["delete", "nightly", "--yes"]),
         ("prune", &["prune", "--keep", "1"]),
     ];
@@ -282,6 +283,8 @@ struct UnreadableJson {
 struct ClusterJson {
     server: String,
     context: Option<String>,
+    /// The uid of the cluster's kube-system namespace.
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -645,6 +648,16 @@ struct DeleteJson {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CopyJson {
+    name: String,
+    from: String,
+    to: String,
+    objects: u64,
+    bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PruneJson {
     dir: String,
     dry_run: bool,
@@ -761,6 +774,13 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
                     check_step(command, step);
                 }
             }
+            "copy" => {
+                let copy: CopyJson = read(command, &value);
+                assert_eq!(copy.name, "nightly");
+                assert!(copy.to.ends_with("elsewhere/nightly"), "{}", copy.to);
+                assert!(copy.objects > 0 && copy.bytes > 0, "{command}");
+                assert!(!copy.from.is_empty());
+            }
             "delete" => drop(read::<DeleteJson>(command, &value)),
             "prune" => drop(read::<PruneJson>(command, &value)),
             "schedule install" => drop(read::<ScheduleInstallJson>(command, &value)),
@@ -774,5 +794,5 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 21, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 22, "every command ran: {seen:?}");
 }

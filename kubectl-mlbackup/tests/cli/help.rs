@@ -54,6 +54,11 @@ fn delete_help() {
 }
 
 #[test]
+fn copy_help() {
+    insta::assert_snapshot!(help_of(&["copy"]));
+}
+
+#[test]
 fn prune_help() {
     insta::assert_snapshot!(help_of(&["prune"]));
 }

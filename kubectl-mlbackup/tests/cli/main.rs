@@ -14,6 +14,7 @@ mod exact;
 mod help;
 mod in_cluster;
 mod in_pod;
+mod locations;
 mod pod_security;
 mod proxy;
 mod restore;

@@ -720,3 +720,76 @@ fn prepare_stops_the_app_last_and_recover_starts_it_first() {
     assert_eq!(replicas("deployments", "mmapp-app"), 1);
     assert_eq!(w.api.statuses(), statuses, "the deployments as they were");
 }
+
+/// The operator's folder is lost after the prepare, but the backup was copied to the team's
+/// bucket: recover from there brings everything back and journals there.
+#[test]
+fn recover_from_a_bucket_brings_back_the_exact_state_and_journals_there() {
+    let Some(server) = mlbackup_testkit::s3::S3Server::start_or_skip("recover_from_bucket") else {
+        return;
+    };
+    let World {
+        sandbox,
+        cluster,
+        api,
+    } = world();
+    let sandbox = sandbox
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
+        .env("AWS_REGION", "us-east-1");
+    let w = World {
+        sandbox,
+        cluster,
+        api,
+    };
+    let before = lrs_state(&w.cluster);
+    let statuses = w.api.statuses();
+    w.sandbox
+        .run(&["prepare", "--yes", "--name", "before-upgrade"])
+        .expect_code(0);
+    let bucket = format!("s3://{}/prod", server.bucket);
+    w.sandbox
+        .run(&["copy", "before-upgrade", "--to", &bucket])
+        .expect_code(0);
+    std::fs::remove_dir_all(w.sandbox.path("backups")).unwrap();
+    upgrade(&w.cluster);
+
+    let recover = w
+        .sandbox
+        .run(&["recover", "before-upgrade", "--dir", &bucket, "-o", "json"]);
+    recover.expect_code(0);
+    assert_eq!(&lrs_state(&w.cluster), &before);
+    assert_eq!(w.api.statuses(), statuses);
+    let json = recover.json();
+    assert_eq!(json["path"], format!("{bucket}/before-upgrade"));
+    assert_eq!(
+        json["journal"],
+        format!("{bucket}/before-upgrade/journal.jsonl")
+    );
+    let journal = std::fs::read_to_string(
+        server.object_file(&server.bucket, "prod/before-upgrade/journal.jsonl"),
+    )
+    .unwrap();
+    let runbooks: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["runbook"].to_string())
+        .collect();
+    assert!(runbooks.contains(&"\"prepare\"".to_string()), "{journal}");
+    assert!(runbooks.contains(&"\"recover\"".to_string()), "{journal}");
+    // Read-only: recovers (nothing to do now) and records nothing.
+    let lines = journal.lines().count();
+    w.sandbox
+        .run(&[
+            "recover",
+            "before-upgrade",
+            "--dir",
+            &format!("{bucket}?readonly"),
+        ])
+        .expect_code(0);
+    let after = std::fs::read_to_string(
+        server.object_file(&server.bucket, "prod/before-upgrade/journal.jsonl"),
+    )
+    .unwrap();
+    assert_eq!(after.lines().count(), lines);
+}

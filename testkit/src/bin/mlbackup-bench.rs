@@ -5,7 +5,9 @@
 //!   with CPU time and peak memory of each client, and prints the ratios. The sandbox's own
 //!   time per list page (it runs in this process) is reported apart, so the fake's cost is
 //!   never mistaken for the client's. Then the same backup encrypted (`--recipient`), and what
-//!   encryption adds to its time.
+//!   encryption adds to its time. With `--s3`, also the same (unencrypted) backup to an `s3://`
+//!   location on a real S3 server (s3s-fs on 127.0.0.1, see `mlbackup_testkit::s3`), against
+//!   the backup to a local folder.
 //! - `mlbackup-bench deployments`: times `kubectl mlbackup deployments deactivate --via local`
 //!   (with and without waiting) against a sequential baseline that behaves like the vendor's
 //!   in-pod tool, on the fake DataRobot API with latency per request; prints the speed-up, its
@@ -52,6 +54,10 @@ struct BackupArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also back up to an s3:// location on a local S3 server (s3s-fs, on PATH or in
+    /// ~/.cargo/bin).
+    #[arg(long)]
+    s3: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,10 +119,14 @@ struct Report {
     mlbackup: Sample,
     /// The same backup encrypted to one recipient.
     mlbackup_encrypted: Sample,
+    /// The same backup to an s3:// location (`--s3`).
+    mlbackup_s3: Option<Sample>,
     speedup_over_shell_loop: Option<f64>,
     ratio_to_kubectl_list: f64,
     /// Wall time of the encrypted backup over the plain one, minus 1.
     encryption_overhead: f64,
+    /// (e) over (c): the bucket against the local folder.
+    ratio_s3_to_folder: Option<f64>,
 }
 
 /// The public key of a test identity (made with `age-keygen`; it protects nothing): encrypting
@@ -240,12 +250,50 @@ fn backup(cli: &BackupArgs) -> anyhow::Result<()> {
         "(d) kubectl mlbackup backup --recipient: {:.2} s",
         mlbackup_encrypted.seconds
     );
+    let mlbackup_s3 = if cli.s3 {
+        let binary = mlbackup_testkit::s3::find_binary().with_context(|| {
+            format!(
+                "--s3 needs {} (on PATH or in ~/.cargo/bin): {}",
+                mlbackup_testkit::s3::BINARY,
+                mlbackup_testkit::s3::INSTALL
+            )
+        })?;
+        let server = mlbackup_testkit::s3::S3Server::start(&binary)?;
+        let aws = [
+            ("AWS_ENDPOINT_URL", server.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", server.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", server.secret_access_key.clone()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ];
+        let mut run = 0;
+        let sample = median(cli.runs, || {
+            run += 1;
+            let cwd = fresh_dir(work.path(), "s3")?;
+            let location = format!("s3://{}/bench-{run}", server.bucket);
+            env.measure_with(
+                &cwd,
+                plugin,
+                &["backup", "--dir", &location, "--no-encrypt", "-o", "json"],
+                None,
+                &aws,
+            )
+        })?;
+        eprintln!(
+            "(e) kubectl mlbackup backup to s3://: {:.2} s",
+            sample.seconds
+        );
+        Some(sample)
+    } else {
+        None
+    };
 
     let report = Report {
         lrs: cli.lrs,
         speedup_over_shell_loop: shell_loop.as_ref().map(|a| a.seconds / mlbackup.seconds),
         ratio_to_kubectl_list: mlbackup.seconds / kubectl_list.seconds,
         encryption_overhead: mlbackup_encrypted.seconds / mlbackup.seconds - 1.0,
+        ratio_s3_to_folder: mlbackup_s3.as_ref().map(|d| d.seconds / mlbackup.seconds),
+        mlbackup_s3,
         shell_loop,
         kubectl_list,
         mlbackup,
@@ -280,6 +328,18 @@ impl Env {
         args: &[&str],
         stdout: Option<std::fs::File>,
     ) -> anyhow::Result<Sample> {
+        self.measure_with(cwd, program, args, stdout, &[])
+    }
+
+    /// [`Env::measure`] with more environment variables.
+    fn measure_with(
+        &self,
+        cwd: &Path,
+        program: &str,
+        args: &[&str],
+        stdout: Option<std::fs::File>,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<Sample> {
         let stats = tempfile::NamedTempFile::new()?;
         let mut command = Command::new("/usr/bin/time");
         command
@@ -295,6 +355,7 @@ impl Env {
             .env("HOME", &self.home)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("DR_CORE_NAMESPACE", &self.app_namespace)
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(match stdout {
                 Some(file) => Stdio::from(file),
                 None => Stdio::null(),
@@ -375,12 +436,19 @@ fn print_report(report: &Report) {
         "(d) kubectl mlbackup backup --recipient",
         &report.mlbackup_encrypted,
     );
+    if let Some(e) = &report.mlbackup_s3 {
+        row("(e) kubectl mlbackup backup --dir s3://", e);
+    }
     println!("sandbox, per list page (inside the wall times above, not in the CPU times)");
-    for (name, sample) in [
+    let mut pages = vec![
         ("(b)", &report.kubectl_list),
         ("(c)", &report.mlbackup),
         ("(d)", &report.mlbackup_encrypted),
-    ] {
+    ];
+    if let Some(e) = &report.mlbackup_s3 {
+        pages.push(("(e)", e));
+    }
+    for (name, sample) in pages {
         if let Some(server) = &sample.server {
             println!(
                 "{name} {} pages, {:.2}s in all, median {:.1} ms, slowest {:.1} ms",
@@ -403,4 +471,7 @@ fn print_report(report: &Report) {
         "(d) takes {:+.0}% of the time of (c)    [target: at most +30%]",
         report.encryption_overhead * 100.0
     );
+    if let Some(ratio) = report.ratio_s3_to_folder {
+        println!("(e) takes {ratio:.2}x the time of (c)      [target: at most 2x]");
+    }
 }

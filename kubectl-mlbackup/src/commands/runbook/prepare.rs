@@ -109,7 +109,8 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
+    let store = crate::commands::open_store(&args.backups, env, printer)?;
+    let root = crate::commands::folder_only(&store, "prepare")?.to_path_buf();
     let resumed = args
         .resume
         .as_deref()
@@ -131,11 +132,8 @@ pub async fn run(
     }
     // The recipients of the backup step are read (and a remote backup without one refused)
     // before anything else.
-    let location = crate::location::Location::Folder {
-        path: root.clone(),
-        read_only: false,
-    };
-    let recipients = crate::commands::keys::recipients_for_backup(&args.encrypt, env, &location)?;
+    let recipients =
+        crate::commands::keys::recipients_for_backup(&args.encrypt, env, &store.location())?;
     // A partial backup is taken again: as encrypted as it was begun, never less.
     if let Some(begun) = resumed
         .as_ref()
@@ -176,6 +174,7 @@ pub async fn run(
                 api: api.as_ref(),
                 root: &root,
                 recipients: recipients.as_ref(),
+                store: &store,
                 printer,
             };
             Ok(context.steps(resumed, &done).await)
@@ -274,6 +273,7 @@ struct Preparation<'a> {
     api: Option<&'a Api>,
     root: &'a std::path::Path,
     recipients: Option<&'a crate::encryption::Recipients>,
+    store: &'a crate::store::Store,
     printer: &'a Printer,
 }
 
@@ -470,12 +470,19 @@ impl Preparation<'_> {
             // Every type, so nothing is missed.
             selector: String::new(),
             namespace: self.namespace(),
-            root: self.root.to_path_buf(),
             name,
             page_size: PAGE_SIZE,
             recipients: self.recipients.cloned(),
         };
-        match backup::take(self.cluster, self.resource, &options, cancel, self.printer).await {
+        let taken = backup::take(
+            self.cluster,
+            self.resource,
+            self.store,
+            &options,
+            cancel,
+            self.printer,
+        );
+        match taken.await {
             Ok(finished) => super::backup_report(finished),
             Err(err) => StepReport::from_error(Step::Backup, &err),
         }

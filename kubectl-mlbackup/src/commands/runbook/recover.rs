@@ -10,6 +10,8 @@
 //! Spark sessions are not restored: prepare deleted them on purpose (the app must not reconnect
 //! to stale sessions), and the verification does not count them as missing.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use mlbackup_helper::snapshot::Snapshot;
 
@@ -26,6 +28,7 @@ use crate::exit::Exit;
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE};
 use crate::object::SPARK_TYPE;
 use crate::printer::Printer;
+use crate::store::{Found, Read};
 
 /// The steps, in order.
 pub const STEPS: &[Step] = &[
@@ -42,9 +45,15 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let root = folder::root(args.backups.dir.as_deref(), env);
-    let backup = folder::resolve(&root, &args.name)
+    let store = crate::commands::open_store(&args.backups, env, printer)?;
+    let root = store.shown();
+    // A bucket's backup is read into a private mirror (kept until the end): recover only reads
+    // it, and its journal is uploaded again at the end.
+    let found = store
+        .find(&args.name, Read::Everything)
+        .await
         .with_context(|| format!("cannot recover from the backup `{}`", args.name))?;
+    let backup = found.backup.clone();
     if backup.status == CatalogStatus::Partial {
         return Err(RestoreError::Partial { name: backup.name }.into());
     }
@@ -71,11 +80,22 @@ pub async fn run(
         late_api: tokio::sync::OnceCell::new(),
         wants_api,
         backup: &backup,
+        found: &found,
+        journaled: !store.is_read_only(),
         snapshot: has_snapshot.then_some(snapshot),
         root: &root,
         printer,
     };
-    let outcome = recovery.steps().await;
+    let mut outcome = recovery.steps().await;
+    if outcome.journal.is_some() && found.in_bucket() {
+        match found.upload(folder::JOURNAL_FILE).await {
+            Ok(()) => outcome.journal = Some(PathBuf::from(found.locate(folder::JOURNAL_FILE))),
+            Err(err) => printer.warning(&format!(
+                "the recover was not recorded in the journal of {}: {err}",
+                found.shown.display()
+            )),
+        }
+    }
     printer.data(&outcome)?;
     Ok(outcome.exit())
 }
@@ -92,6 +112,10 @@ struct Recovery<'a> {
     late_api: tokio::sync::OnceCell<Api>,
     wants_api: bool,
     backup: &'a Backup,
+    /// Where the backup is (a folder, or a bucket's, mirrored).
+    found: &'a Found,
+    /// False on a read-only location: nothing is recorded.
+    journaled: bool,
     /// The backup's deployments.json, when it has one.
     snapshot: Option<std::path::PathBuf>,
     root: &'a std::path::Path,
@@ -103,14 +127,15 @@ impl Recovery<'_> {
         let args = self.args;
         let journal = Journal {
             runbook: "recover",
-            backup: (!args.dry_run && self.backup.has_journal()).then(|| self.backup.clone()),
+            backup: (!args.dry_run && self.journaled && self.backup.has_journal())
+                .then(|| self.backup.clone()),
             printer: self.printer,
             total: STEPS.len(),
         };
         let mut outcome = RunbookOutcome {
             runbook: "recover",
             backup: Some(self.backup.name.clone()),
-            path: Some(self.backup.dir.clone()),
+            path: Some(self.found.shown.clone()),
             dry_run: args.dry_run,
             result: RunResult::Succeeded,
             steps: Vec::new(),

@@ -86,7 +86,7 @@ pub async fn run(
         return Ok(exit);
     }
     match prune_args {
-        Some(prune_args) => prune::run(&prune_args, env, printer),
+        Some(prune_args) => prune::run(&prune_args, env, printer).await,
         None => Ok(exit),
     }
 }

@@ -1,0 +1,654 @@
+//! A bucket's backups through the folder code: catalogued from their manifests, mirrored into a
+//! private temporary folder to be read (every key checked, sizes and counts bounded), and
+//! written by publishing a staging folder (name claimed first, items concurrently, manifest
+//! last and create-only).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Local};
+use futures::StreamExt;
+use mlbackup_helper::text::error_chain;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit::Interrupted;
+use crate::folder::{
+    self, Backup, BackupWriter, Catalog, FolderError, MANIFEST_FILE, PARTIAL_SUFFIX, Unreadable,
+};
+use crate::location::key;
+use crate::location::s3::{S3Error, S3Store, StoredObject};
+
+use super::{Found, Read, StoreError, Target};
+
+/// The object under `NAME/` that claims the name for one writer (create-only) before anything
+/// else is written, so that of two backups racing for a name exactly one goes on. Removed once
+/// the manifest is written; a backup cut short keeps it (it lists as partial). Never mirrored.
+pub const CLAIM: &str = ".claim";
+
+/// Requests in flight at once (listing manifests, mirroring, uploading): enough to hide the
+/// latency of a remote endpoint, few enough to keep memory bounded by this many objects.
+const CONCURRENCY: usize = 16;
+/// Uploads in flight at once: small objects, where each request's round trip dominates; memory
+/// stays bounded by this many objects (an LRS is at most a few MiB).
+const UPLOADS: usize = 64;
+/// The largest object read: an LRS is at most a few MiB (etcd's limit is 1.5 MiB); a manifest
+/// of 100,000 items is about 40 MiB.
+const MAX_OBJECT_BYTES: u64 = 256 << 20;
+/// The most objects one backup may hold (LRSes, manifest, snapshot, journal).
+const MAX_OBJECTS: usize = 1_000_000;
+/// How many default names (`_2`, `_3`, ...) are tried.
+const MAX_NAME_ATTEMPTS: u32 = 1000;
+/// Folder layout: `NAME/file` or `NAME/namespace/file`, nothing deeper.
+const MAX_DEPTH: usize = 2;
+
+/// `s3://BUCKET/PREFIX/KEY`, as the user names an object (no `?readonly`).
+fn url_of(s3: &S3Store, key: &str) -> String {
+    let location = s3.location();
+    if location.prefix.is_empty() {
+        format!("s3://{}/{key}", location.bucket)
+    } else {
+        format!("s3://{}/{}/{key}", location.bucket, location.prefix)
+    }
+}
+
+fn location_of(s3: &S3Store) -> String {
+    s3.location().to_string()
+}
+
+/// Every backup under the prefix, from its manifest (read concurrently); a name with objects
+/// but no manifest is partial.
+pub async fn catalog(s3: &S3Store) -> Result<Catalog, StoreError> {
+    let names = s3.list_names().await?;
+    let found: Vec<(String, Result<Found, StoreError>)> = futures::stream::iter(names)
+        .map(|name| async move {
+            let found = mirror(s3, &name, Read::Manifest).await;
+            (name, found)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut backups = Vec::new();
+    let mut unreadable = Vec::new();
+    for (name, found) in found {
+        match found.and_then(|found| Ok(super::summary(&found)?)) {
+            Ok(summary) => backups.push(summary),
+            // Deleted since it was listed.
+            Err(StoreError::NotFound { .. }) => {}
+            Err(StoreError::S3(err)) => return Err(err.into()),
+            Err(err) => unreadable.push(Unreadable {
+                name,
+                reason: error_chain(&err),
+            }),
+        }
+    }
+    backups.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+    unreadable.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Catalog {
+        backups,
+        unreadable,
+    })
+}
+
+/// Mirrors the backup `name` (its manifest only, or everything) into a private temporary
+/// folder, named `NAME` when it has a manifest and `NAME.partial` when not, and opens it.
+pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, StoreError> {
+    key::check_part(name).map_err(|_| FolderError::InvalidName {
+        name: name.escape_default().to_string(),
+        reason: "name a backup, not a path",
+    })?;
+    let listed = s3.list(name).await?;
+    if listed.is_empty() {
+        return Err(StoreError::NotFound {
+            name: name.to_string(),
+            location: location_of(s3),
+        });
+    }
+    if listed.len() > MAX_OBJECTS {
+        return Err(StoreError::TooManyObjects {
+            name: name.to_string(),
+            location: location_of(s3),
+            count: listed.len(),
+            limit: MAX_OBJECTS,
+        });
+    }
+    let has_manifest = listed.iter().any(|o| o.path == MANIFEST_FILE);
+    let wanted: Vec<StoredObject> = listed
+        .iter()
+        .filter(|o| o.path != CLAIM)
+        .filter(|o| read == Read::Everything || !has_manifest || o.path == MANIFEST_FILE)
+        .cloned()
+        .collect();
+    for object in &wanted {
+        check_path(s3, name, object)?;
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("mlbackup-mirror-")
+        .tempdir()
+        .map_err(|source| StoreError::Io {
+            action: "create a temporary folder",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let dir = temp.path().join(if has_manifest {
+        name.to_string()
+    } else {
+        format!("{name}{PARTIAL_SUFFIX}")
+    });
+    create_private_dir(&dir)?;
+    let mut downloads = futures::stream::iter(&wanted)
+        .map(|object| async move {
+            let bytes = s3
+                .get(&format!("{name}/{}", object.path), MAX_OBJECT_BYTES)
+                .await;
+            (object, bytes)
+        })
+        .buffer_unordered(CONCURRENCY);
+    while let Some((object, bytes)) = downloads.next().await {
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            // Deleted since it was listed: what verify reports as missing.
+            Err(S3Error::NotFound { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        };
+        write_new(&dir, &object.path, &bytes)?;
+    }
+    let backup = Backup::open(&dir)?;
+    Ok(Found {
+        backup,
+        shown: PathBuf::from(url_of(s3, name)),
+        listed: Some(listed),
+        origin: Some((s3.clone(), name.to_string())),
+        _mirror: Some(temp),
+    })
+}
+
+/// A key of a backup that a folder can hold: parts valid (no `..`, nothing empty), at most
+/// `namespace/file` deep.
+fn check_path(s3: &S3Store, name: &str, object: &StoredObject) -> Result<(), StoreError> {
+    let strange = |reason| StoreError::StrangeObject {
+        key: url_of(s3, &format!("{name}/{}", object.path)),
+        location: location_of(s3),
+        reason,
+    };
+    let parts: Vec<&str> = object.path.split('/').collect();
+    if parts.len() > MAX_DEPTH {
+        return Err(strange("backups hold files at most one folder deep"));
+    }
+    if parts.iter().any(|part| key::check_part(part).is_err())
+        || s3.check_key(&format!("{name}/{}", object.path)).is_err()
+    {
+        return Err(strange("its name is no file name"));
+    }
+    if object.size > MAX_OBJECT_BYTES {
+        return Err(strange("it is larger than any file of a backup"));
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => Err(StoreError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source: err,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `relative` (checked by [`check_path`]) under `dir`, 0600, refusing to replace.
+fn write_new(dir: &Path, relative: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let path = dir.join(relative);
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let io = |source| StoreError::Io {
+        action: "write",
+        path: path.clone(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mlbackup_helper::files::FILE_MODE)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)
+}
+
+/// Claims `name` in the bucket: no object under `NAME/` yet, then the create-only claim
+/// object. `Ok(false)`: taken.
+async fn claim(s3: &S3Store, name: &str) -> Result<bool, StoreError> {
+    if s3.exists(name).await? {
+        return Ok(false);
+    }
+    let body = serde_json::json!({
+        "claimedAt": chrono::Utc::now(),
+        "toolVersion": env!("CARGO_PKG_VERSION"),
+    });
+    match s3
+        .put_new(&format!("{name}/{CLAIM}"), body.to_string().into_bytes())
+        .await
+    {
+        Ok(()) => {}
+        Err(S3Error::AlreadyExists { .. }) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    }
+    // Written without a claim (by hand, by another tool) between the look and the claim.
+    if s3.size(&format!("{name}/{MANIFEST_FILE}")).await?.is_some() {
+        s3.delete(&format!("{name}/{CLAIM}")).await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Claims exactly `name` (a requested name, a copy's): taken is an error.
+pub async fn claim_exact(s3: &S3Store, name: &str) -> Result<Publish, StoreError> {
+    if !claim(s3, name).await? {
+        return Err(StoreError::AlreadyExists {
+            name: name.to_string(),
+            location: location_of(s3),
+        });
+    }
+    Ok(Publish {
+        s3: s3.clone(),
+        name: name.to_string(),
+        _staging: None,
+    })
+}
+
+/// Claims the name in the bucket first (before the cluster is read), then opens the folder
+/// writer in a private staging folder under that name.
+pub async fn create(
+    s3: &S3Store,
+    requested: Option<&str>,
+    started: DateTime<Local>,
+) -> Result<Target, StoreError> {
+    let staging = tempfile::Builder::new()
+        .prefix("mlbackup-staging-")
+        .tempdir()
+        .map_err(|source| StoreError::Io {
+            action: "create a temporary folder",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let name = match requested {
+        Some(name) => {
+            // The writer validates the name before anything is claimed.
+            drop(BackupWriter::create(staging.path(), Some(name), started)?.discard());
+            claim_exact(s3, name).await?;
+            name.to_string()
+        }
+        None => {
+            let base = folder::default_name(started);
+            let mut chosen = None;
+            for attempt in 1..=MAX_NAME_ATTEMPTS {
+                let name = if attempt == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}_{attempt}")
+                };
+                if claim(s3, &name).await? {
+                    chosen = Some(name);
+                    break;
+                }
+            }
+            chosen.ok_or_else(|| FolderError::NoFreeName {
+                base,
+                root: PathBuf::from(location_of(s3)),
+            })?
+        }
+    };
+    let writer = BackupWriter::create(staging.path(), Some(&name), started)?;
+    Ok(Target {
+        writer,
+        publish: Some(Publish {
+            s3: s3.clone(),
+            name,
+            _staging: Some(staging),
+        }),
+    })
+}
+
+/// A claimed name in a bucket and what gets published under it.
+#[derive(Debug)]
+pub struct Publish {
+    s3: S3Store,
+    name: String,
+    /// The staging folder of a backup being written: held so that it is removed when this
+    /// is dropped.
+    _staging: Option<tempfile::TempDir>,
+}
+
+impl Publish {
+    /// `s3://BUCKET/PREFIX/NAME`.
+    pub fn shown(&self) -> PathBuf {
+        PathBuf::from(url_of(&self.s3, &self.name))
+    }
+
+    /// Uploads the finished backup folder `dir`: every file but the manifest concurrently,
+    /// then (with `verify`) the uploaded objects read back and checked against the manifest,
+    /// then the manifest create-only, then the claim is removed. Interrupted by `cancel`, it
+    /// leaves objects without a manifest (listed as partial). Returns where the backup is.
+    pub async fn publish_dir(
+        &self,
+        dir: &Path,
+        verify: bool,
+        cancel: &CancellationToken,
+    ) -> Result<PathBuf, StoreError> {
+        let files = files_of(dir)?;
+        let work = async {
+            self.upload_items(dir, &files).await?;
+            if verify {
+                verify_uploaded(self, dir).await?;
+            }
+            let manifest = read(&dir.join(MANIFEST_FILE))?;
+            self.s3
+                .put_new(&format!("{}/{MANIFEST_FILE}", self.name), manifest)
+                .await?;
+            Ok::<_, StoreError>(())
+        };
+        tokio::select! {
+            result = work => result?,
+            () = cancel.cancelled() => return Err(self.interrupted()),
+        }
+        // Best effort: a claim left behind is harmless (never mirrored, deleted with the rest).
+        if let Err(err) = self.s3.delete(&format!("{}/{CLAIM}", self.name)).await {
+            log::warn!("cannot remove the claim of {}: {err}", self.name);
+        }
+        Ok(self.shown())
+    }
+
+    /// Uploads what a backup cut short wrote (no manifest: it lists as partial).
+    pub async fn publish_partial(
+        &self,
+        dir: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<PathBuf, StoreError> {
+        let files = files_of(dir)?;
+        tokio::select! {
+            result = self.upload_items(dir, &files) => result?,
+            () = cancel.cancelled() => return Err(self.interrupted()),
+        }
+        Ok(self.shown())
+    }
+
+    /// Gives the claimed name up (nothing was captured): removes the claim.
+    pub async fn release(&self) -> Result<(), StoreError> {
+        Ok(self.s3.delete(&format!("{}/{CLAIM}", self.name)).await?)
+    }
+
+    fn interrupted(&self) -> StoreError {
+        StoreError::Interrupted(Interrupted(format!(
+            "interrupted while uploading: {} is left without a manifest (`list` shows it as \
+             partial; `delete {}` removes it)",
+            self.shown().display(),
+            self.name
+        )))
+    }
+
+    async fn upload_items(&self, dir: &Path, files: &[String]) -> Result<(), StoreError> {
+        let mut uploads = self.s3.uploads(UPLOADS);
+        for file in files.iter().filter(|f| *f != MANIFEST_FILE) {
+            let bytes = read(&dir.join(file))?;
+            uploads.put(&format!("{}/{file}", self.name), bytes).await?;
+        }
+        uploads.finish().await?;
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
+    fs::read(path).map_err(|source| StoreError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The regular files of a backup folder, relative, sorted; anything else is refused.
+fn files_of(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new(), 1)];
+    while let Some((path, prefix, depth)) = pending.pop() {
+        let io = |source| StoreError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        };
+        for entry in fs::read_dir(&path).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let file_type = entry.file_type().map_err(io)?;
+            let relative = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if file_type.is_dir() && depth < MAX_DEPTH {
+                pending.push((entry.path(), format!("{relative}/"), depth + 1));
+            } else if file_type.is_file() {
+                files.push(relative);
+            } else {
+                return Err(StoreError::Folder(FolderError::NotABackup {
+                    path: entry.path(),
+                    reason: "only regular files are copied".into(),
+                }));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Copies the backup folder `source` into `root` as `name`: into a hidden staging folder in
+/// `root` first, verified there (every sha256), then renamed into place, never over an existing
+/// backup of that name. Returns the new folder.
+pub fn copy_to_folder(source: &Path, root: &Path, name: &str) -> Result<PathBuf, StoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|source| StoreError::Io {
+            action: "create the backup directory",
+            path: root.to_path_buf(),
+            source,
+        })?;
+    let taken = || {
+        root.join(name).symlink_metadata().is_ok()
+            || root
+                .join(format!("{name}{PARTIAL_SUFFIX}"))
+                .symlink_metadata()
+                .is_ok()
+    };
+    let exists = || StoreError::AlreadyExists {
+        name: name.to_string(),
+        location: root.display().to_string(),
+    };
+    if taken() {
+        return Err(exists());
+    }
+    // Hidden (`list` passes over dot folders) and in `root`, so the rename cannot cross file
+    // systems; removed when dropped.
+    let staging = tempfile::Builder::new()
+        .prefix(".mlbackup-copy-")
+        .tempdir_in(root)
+        .map_err(|source| StoreError::Io {
+            action: "create a staging folder in",
+            path: root.to_path_buf(),
+            source,
+        })?;
+    let dir = staging.path().join(name);
+    create_private_dir(&dir)?;
+    for file in files_of(source)? {
+        write_new(&dir, &file, &read(&source.join(&file))?)?;
+    }
+    let copied = Backup::open(&dir)?;
+    let verification = copied.verify()?;
+    if let Some(problem) = verification.problems.first() {
+        return Err(StoreError::Folder(FolderError::NotABackup {
+            path: dir.join(&problem.path),
+            reason: format!("the copy does not verify: {}", problem.detail),
+        }));
+    }
+    if let Ok(dir) = fs::File::open(&dir) {
+        let _ = rustix::fs::syncfs(&dir);
+    }
+    let target = root.join(name);
+    if taken() {
+        return Err(exists());
+    }
+    fs::rename(&dir, &target).map_err(|source| StoreError::Io {
+        action: "rename the copy to",
+        path: target.clone(),
+        source,
+    })?;
+    mlbackup_helper::files::sync_dir(root);
+    Ok(target)
+}
+
+/// Verifies what was uploaded under the claimed name against the manifest in `dir` (not yet
+/// uploaded): mirrors the objects back and checks every sha256, so a copy is verified on
+/// arrival before its manifest makes it visible.
+pub async fn verify_uploaded(publish: &Publish, dir: &Path) -> Result<(), StoreError> {
+    let found = mirror(&publish.s3, &publish.name, Read::Everything).await?;
+    // The mirror has no manifest yet (`NAME.partial`): give it the one about to be uploaded.
+    write_new(
+        &found.backup.dir,
+        MANIFEST_FILE,
+        &read(&dir.join(MANIFEST_FILE))?,
+    )?;
+    let renamed = found.backup.dir.with_file_name(&publish.name);
+    fs::rename(&found.backup.dir, &renamed).map_err(|source| StoreError::Io {
+        action: "rename",
+        path: renamed.clone(),
+        source,
+    })?;
+    let verification = Backup::open(&renamed)?.verify()?;
+    if let Some(problem) = verification.problems.first() {
+        return Err(StoreError::StrangeObject {
+            key: url_of(&publish.s3, &format!("{}/{}", publish.name, problem.path)),
+            location: location_of(&publish.s3),
+            reason: "the uploaded copy does not verify",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{AwsVars, Secret};
+    use crate::location::Location;
+    use crate::location::aws;
+
+    /// A store that is never asked anything (no server behind it).
+    fn store() -> S3Store {
+        mlbackup_testkit::tls::install_crypto_provider();
+        let Ok(Location::S3(location)) = Location::parse("s3://team-backups/prod".as_ref()) else {
+            panic!("an s3:// location");
+        };
+        let vars = AwsVars {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            access_key_id: Some("AKIDTEST".into()),
+            secret_access_key: Some(Secret::new("secret".into())),
+            ..AwsVars::default()
+        };
+        let home = tempfile::tempdir().unwrap();
+        let settings = aws::resolve(&vars, Some(home.path())).unwrap();
+        S3Store::open(&location, &settings).unwrap().store
+    }
+
+    fn object(path: &str, size: u64) -> StoredObject {
+        StoredObject {
+            path: path.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn only_keys_a_backup_folder_can_hold_are_mirrored() {
+        let s3 = store();
+        for fine in [
+            "manifest.json",
+            "ns/a.yaml",
+            "ns/a.yaml.age",
+            "journal.jsonl",
+        ] {
+            check_path(&s3, "nightly", &object(fine, 10)).unwrap();
+        }
+        for (bad, why) in [
+            ("ns/deeper/a.yaml", "at most one folder deep"),
+            ("../a.yaml", "no file name"),
+            ("ns/..", "no file name"),
+            ("ns//a.yaml", "at most one folder deep"),
+        ] {
+            let err = check_path(&s3, "nightly", &object(bad, 10)).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a file of a backup"),
+                "{bad}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("s3://team-backups/prod/nightly/{bad}")),
+                "named in the bucket's terms: {err}"
+            );
+            let StoreError::StrangeObject { reason, .. } = err else {
+                panic!("{bad}: {err:?}");
+            };
+            assert!(reason.contains(why), "{bad}: {reason}");
+        }
+        let err =
+            check_path(&s3, "nightly", &object("ns/a.yaml", MAX_OBJECT_BYTES + 1)).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a file of a backup"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_copy_into_a_folder_is_verified_and_never_replaces_a_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("source");
+        let mut writer =
+            BackupWriter::create(&source, Some("nightly"), chrono::Local::now()).unwrap();
+        writer
+            .write_item("dr", "a", "deployment", "u", "1", b"apiVersion: lrs.datarobot.com/v1\nkind: LongRunningService\nmetadata:\n  name: a\n  namespace: dr\n")
+            .unwrap();
+        let info = folder::BackupInfo {
+            created_at: chrono::Utc::now(),
+            cluster: folder::ClusterRef {
+                server: "https://127.0.0.1:6443".into(),
+                context: None,
+                id: Some("uid".into()),
+            },
+            resource: folder::ResourceRef {
+                group: "lrs.datarobot.com".into(),
+                version: "v1".into(),
+                kind: "LongRunningService".into(),
+                plural: "lrs".into(),
+            },
+            selector: String::new(),
+            namespaces: Vec::new(),
+        };
+        let (dir, _) = writer.finish(info).unwrap();
+        let target = root.path().join("target");
+        let copied = copy_to_folder(&dir, &target, "nightly").unwrap();
+        assert_eq!(copied, target.join("nightly"));
+        assert_eq!(
+            std::fs::read(copied.join("dr/a.yaml")).unwrap(),
+            std::fs::read(dir.join("dr/a.yaml")).unwrap()
+        );
+        let names: Vec<_> = std::fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["nightly"], "no staging folder is left");
+        let err = copy_to_folder(&dir, &target, "nightly").unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
+
+        // A file altered on the way does not verify: nothing appears at the destination.
+        std::fs::write(dir.join("dr/a.yaml"), b"changed").unwrap();
+        let err = copy_to_folder(&dir, &target, "other").unwrap_err();
+        assert!(err.to_string().contains("a.yaml"), "{err}");
+        assert!(!target.join("other").exists());
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,665 @@
+//! `s3://` backup locations end to end: the built binary against the fake cluster and a real S3
+//! server (s3s-fs, through the test kit's front, which decides create-only puts atomically as
+//! S3 does), with the AWS variables a user sets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use http::Method;
+use mlbackup_testkit::faults::{FaultRule, Gate};
+use mlbackup_testkit::s3::S3Server;
+
+use crate::support::{FakeCluster, Run, Sandbox};
+
+/// The prefix every test writes under.
+const PREFIX: &str = "team/prod";
+
+/// A sandbox whose environment points at `server` with its keys.
+fn sandbox_for(server: &S3Server) -> Sandbox {
+    Sandbox::new()
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
+        .env("AWS_REGION", "us-east-1")
+}
+
+fn location(server: &S3Server) -> String {
+    format!("s3://{}/{PREFIX}", server.bucket)
+}
+
+/// Runs `args` against the cluster (its kubeconfig) and checks that no output holds the secret.
+fn run(sandbox: &Sandbox, server: &S3Server, cluster: &FakeCluster, args: &[&str]) -> Run {
+    let kubeconfig = cluster.kubeconfig_arg();
+    let mut all = args.to_vec();
+    all.push(kubeconfig.as_str());
+    let run = sandbox.run(&all);
+    assert_no_secret(&run, &server.secret_access_key);
+    run
+}
+
+fn assert_no_secret(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "the secret key shows:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// The objects of the bucket under `PREFIX`, relative to it, sorted (from s3s-fs's directory).
+fn objects(server: &S3Server) -> Vec<String> {
+    let root = server.object_file(&server.bucket, PREFIX);
+    let mut found = Vec::new();
+    let mut pending = vec![root.clone()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(&root).unwrap().display().to_string();
+                // s3s-fs's own metadata files.
+                if !relative.contains(".s3s") && !relative.ends_with(".metadata.json") {
+                    found.push(relative);
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The files of a backup folder, relative, with their bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                found.push((relative, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
+    let Some(server) = S3Server::start_or_skip("round_trip") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 12, 2);
+    let bucket = location(&server);
+
+    let taken = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "backup", "--dir", &bucket, "--name", "nightly", "-o", "json",
+        ],
+    );
+    taken.expect_code(0);
+    let outcome = taken.json();
+    assert_eq!(outcome["status"], "complete");
+    assert_eq!(outcome["path"], format!("{bucket}/nightly"));
+    assert!(
+        taken.stderr.contains("is plain http://"),
+        "the http:// endpoint is warned about: {}",
+        taken.stderr
+    );
+    let stored = objects(&server);
+    assert!(stored.contains(&"nightly/manifest.json".to_string()));
+    assert!(
+        !stored.iter().any(|o| o.ends_with(".claim")),
+        "the claim is gone once the manifest is written: {stored:?}"
+    );
+    assert_eq!(
+        stored.len(),
+        13,
+        "12 LRS objects and the manifest: {stored:?}"
+    );
+
+    // The same objects taken into a folder directly.
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", "direct", "--name", "nightly"],
+    )
+    .expect_code(0);
+
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    listed.expect_code(0);
+    let listed = listed.json();
+    let backups = listed["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["name"], "nightly");
+    assert_eq!(backups[0]["status"], "complete");
+    assert_eq!(backups[0]["lrsCount"], 12);
+    let id = backups[0]["cluster"]["id"]
+        .as_str()
+        .expect("the cluster's id");
+    let kube_system = cluster.kube.get("namespaces", None, "kube-system").unwrap();
+    assert_eq!(id, kube_system["metadata"]["uid"], "the uid of kube-system");
+    let table = run(&sandbox, &server, &cluster, &["list", "--dir", &bucket]);
+    assert!(
+        table.stdout.contains(&format!("fake ({})", &id[..8])),
+        "the table shows the cluster's id: {}",
+        table.stdout
+    );
+
+    let shown = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["show", "nightly", "--dir", &bucket, "-o", "json"],
+    );
+    shown.expect_code(0);
+    assert_eq!(shown.json()["path"], format!("{bucket}/nightly"));
+    assert_eq!(shown.json()["lrsCount"], 12);
+    let with_files = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["show", "nightly", "--files", "--dir", &bucket, "-o", "json"],
+    );
+    assert_eq!(with_files.json()["files"].as_array().unwrap().len(), 12);
+
+    let verified = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &bucket],
+    );
+    verified.expect_code(0);
+    assert!(verified.stdout.contains("is intact: 12 LRS files checked"));
+
+    let diffed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["diff", "nightly", "--dir", &bucket, "-o", "json"],
+    );
+    diffed.expect_code(0);
+    assert_eq!(diffed.json()["identical"], true);
+
+    // Back from the bucket into a folder: the same files as the direct backup.
+    let copied = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "copy", "nightly", "--dir", &bucket, "--to", "back", "-o", "json",
+        ],
+    );
+    copied.expect_code(0);
+    assert_eq!(copied.json()["to"], "back/nightly");
+    let direct = files(&sandbox.path("direct/nightly"));
+    let back = files(&sandbox.path("back/nightly"));
+    let lrs_files = |files: &[(String, Vec<u8>)]| {
+        files
+            .iter()
+            .filter(|(path, _)| path.ends_with(".yaml"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lrs_files(&back).len(), 12);
+    assert_eq!(
+        lrs_files(&back),
+        lrs_files(&direct),
+        "the same objects, byte for byte"
+    );
+    assert_eq!(
+        back.iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .len(),
+        13,
+        "the manifest came along, the claim did not"
+    );
+
+    // An existing name is never overwritten, in either direction.
+    let again = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["copy", "nightly", "--dir", &bucket, "--to", "back"],
+    );
+    again.expect_code(1);
+    assert!(
+        again
+            .stderr
+            .contains("a backup named `nightly` already exists"),
+        "{}",
+        again.stderr
+    );
+    let into_bucket = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["copy", "nightly", "--dir", "direct", "--to", &bucket],
+    );
+    into_bucket.expect_code(1);
+    assert!(
+        into_bucket.stderr.contains("already exists in"),
+        "{}",
+        into_bucket.stderr
+    );
+
+    // A restore from the bucket, journaled there.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sandbox.path("back/nightly/manifest.json")).unwrap())
+            .unwrap();
+    let first = &manifest["items"][0];
+    cluster.delete_lrs(
+        first["namespace"].as_str().unwrap(),
+        first["name"].as_str().unwrap(),
+    );
+    let restored = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["restore", "nightly", "--dir", &bucket, "-o", "json"],
+    );
+    restored.expect_code(0);
+    assert_eq!(restored.json()["summary"]["created"], 1);
+    assert!(objects(&server).contains(&"nightly/journal.jsonl".to_string()));
+    // Read-only: restores, but records nothing.
+    let read_only = format!("{bucket}?readonly");
+    let again = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["restore", "nightly", "--dir", &read_only, "-o", "json"],
+    );
+    again.expect_code(0);
+    assert!(
+        again.json()["journalNote"]
+            .as_str()
+            .unwrap()
+            .contains("read-only")
+    );
+}
+
+#[test]
+fn verify_names_an_altered_or_missing_object_in_the_bucket() {
+    let Some(server) = S3Server::start_or_skip("altered") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 4, 1);
+    let bucket = location(&server);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", &bucket, "--name", "nightly"],
+    )
+    .expect_code(0);
+    let items: Vec<String> = objects(&server)
+        .into_iter()
+        .filter(|o| o.ends_with(".yaml"))
+        .collect();
+    let altered = server.object_file(&server.bucket, &format!("{PREFIX}/{}", items[0]));
+    let mut bytes = std::fs::read(&altered).unwrap();
+    bytes.extend_from_slice(b"# changed\n");
+    std::fs::write(&altered, bytes).unwrap();
+    std::fs::remove_file(server.object_file(&server.bucket, &format!("{PREFIX}/{}", items[1])))
+        .unwrap();
+
+    let verified = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &bucket],
+    );
+    verified.expect_code(1);
+    for item in &items[..2] {
+        assert!(
+            verified.stdout.contains(&format!("{bucket}/{item}")),
+            "{item} is named in the bucket's terms:\n{}",
+            verified.stdout
+        );
+    }
+    // Restore refuses it before any change.
+    let writes = cluster.writes();
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["restore", "nightly", "--dir", &bucket],
+    )
+    .expect_code(1);
+    assert_eq!(cluster.writes(), writes);
+}
+
+#[test]
+fn a_wrong_secret_key_is_named_with_a_hint_and_nothing_is_written() {
+    let Some(server) = S3Server::start_or_skip("wrong_secret") else {
+        return;
+    };
+    let wrong = "wrong-secret-key-value-0123456789";
+    let sandbox = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", wrong)
+        .env("AWS_REGION", "us-east-1");
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    let taken = run(&sandbox, &server, &cluster, &["backup", "--dir", &bucket]);
+    taken.expect_code(1);
+    assert_no_secret(&taken, wrong);
+    assert!(
+        taken.stderr.contains("refused the credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (SignatureDoesNotMatch)"),
+        "{}",
+        taken.stderr
+    );
+    assert!(taken.stderr.contains("hint: "), "{}", taken.stderr);
+    assert_eq!(objects(&server), Vec::<String>::new(), "nothing written");
+    assert!(
+        cluster.kube.requests().count(|r| r.path.ends_with("/lrs")) == 0,
+        "the cluster was not read"
+    );
+}
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let Some(server) = S3Server::start_or_skip("missing_bucket") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", "s3://no-such-bucket/prod"],
+    );
+    listed.expect_code(1);
+    assert!(
+        listed
+            .stderr
+            .contains("the bucket `no-such-bucket` does not exist at http://127.0.0.1:"),
+        "{}",
+        listed.stderr
+    );
+    assert!(
+        listed.stderr.contains("hint: check the bucket name"),
+        "{}",
+        listed.stderr
+    );
+}
+
+#[test]
+fn a_read_only_location_refuses_delete_prune_and_backup_before_any_request() {
+    let Some(server) = S3Server::start_or_skip("read_only") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", &bucket, "--name", "nightly"],
+    )
+    .expect_code(0);
+    let before = objects(&server);
+    let read_only = format!("{bucket}?readonly");
+    for args in [
+        vec!["delete", "nightly", "--yes", "--dir", &read_only],
+        vec![
+            "delete",
+            "nightly",
+            "--yes",
+            "--dir",
+            &bucket,
+            "--read-only",
+        ],
+        vec!["prune", "--keep", "1", "--yes", "--dir", &read_only],
+        vec!["backup", "--dir", &read_only],
+    ] {
+        let requests = server.log.entries().len();
+        let refused = run(&sandbox, &server, &cluster, &args);
+        refused.expect_code(1);
+        assert!(
+            refused.stderr.contains("is read-only: refusing to"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+        assert_eq!(
+            server.log.entries().len(),
+            requests,
+            "{args:?}: no request was sent"
+        );
+    }
+    assert_eq!(objects(&server), before);
+    // Reading works.
+    run(&sandbox, &server, &cluster, &["list", "--dir", &read_only]).expect_code(0);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &read_only],
+    )
+    .expect_code(0);
+    // And a delete without the option removes it, manifest and all.
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["delete", "nightly", "--yes", "--dir", &bucket],
+    )
+    .expect_code(0);
+    assert_eq!(objects(&server), Vec::<String>::new());
+}
+
+#[test]
+fn an_interrupt_during_the_upload_leaves_a_partial_that_delete_removes() {
+    let Some(server) = S3Server::start_or_skip("interrupted_upload") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 30, 2);
+    let bucket = location(&server);
+    // The uploads of LRS files are held: the backup is interrupted while they are in flight.
+    let gate = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".yaml", gate.fault(), None).with_method(Method::PUT));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    gate.wait_held(1);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    assert!(
+        interrupted.stderr.contains("`list` shows it as partial"),
+        "{}",
+        interrupted.stderr
+    );
+    assert!(
+        !objects(&server).contains(&"nightly/manifest.json".to_string()),
+        "no manifest: nothing looks complete"
+    );
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    let backups = listed.json()["backups"].as_array().unwrap().clone();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["status"], "partial");
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &bucket],
+    )
+    .expect_code(1);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["delete", "nightly", "--yes", "--dir", &bucket],
+    )
+    .expect_code(0);
+    assert_eq!(
+        objects(&server),
+        Vec::<String>::new(),
+        "delete removed everything"
+    );
+}
+
+#[test]
+fn two_backups_racing_for_one_name_exactly_one_wins() {
+    let Some(server) = S3Server::start_or_skip("race") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    // Both claims are held until both arrived, then let go together.
+    let gate = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".claim", gate.fault(), None).with_method(Method::PUT));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let racers: Vec<_> = (0..2)
+        .map(|_| sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]))
+        .collect();
+    gate.wait_held(2);
+    gate.open();
+    let runs: Vec<Run> = racers
+        .into_iter()
+        .map(|child| Run::from(child.wait_with_output().unwrap()))
+        .collect();
+    let mut codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 1],
+        "exactly one wins:\n{}\n{}",
+        runs[0].stderr,
+        runs[1].stderr
+    );
+    let loser = runs.iter().find(|r| r.code == 1).unwrap();
+    assert!(
+        loser
+            .stderr
+            .contains("a backup named `nightly` already exists in"),
+        "{}",
+        loser.stderr
+    );
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    let backups = listed.json()["backups"].as_array().unwrap().clone();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["status"], "complete");
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &bucket],
+    )
+    .expect_code(0);
+}
+
+#[test]
+fn default_names_in_a_bucket_get_suffixes_and_completion_offers_them() {
+    let Some(server) = S3Server::start_or_skip("completion") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    let first = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", &bucket, "-o", "json"],
+    );
+    let second = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", &bucket, "-o", "json"],
+    );
+    let first = PathBuf::from(first.json()["path"].as_str().unwrap());
+    let second = PathBuf::from(second.json()["path"].as_str().unwrap());
+    assert_ne!(first, second);
+    let completed = sandbox.run(&["__complete", "verify", "--dir", &bucket, ""]);
+    completed.expect_code(0);
+    for path in [first, second] {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            completed.stdout.contains(name),
+            "{name}:\n{}",
+            completed.stdout
+        );
+    }
+}
+
+#[test]
+fn an_interrupt_while_the_cluster_is_read_leaves_nothing_in_the_bucket() {
+    let Some(server) = S3Server::start_or_skip("interrupted_list") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    // The list of LRSes is held: the backup is interrupted after its name was claimed.
+    let gate = Gate::new();
+    cluster
+        .kube
+        .faults()
+        .add(FaultRule::new("/v1/lrs", gate.fault(), None).with_method(Method::GET));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    gate.wait_held(1);
+    assert_eq!(
+        objects(&server),
+        ["nightly/.claim"],
+        "the name is claimed before the cluster is read"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    assert!(
+        interrupted
+            .stderr
+            .contains("interrupted before the upload: nothing was left in the bucket"),
+        "{}",
+        interrupted.stderr
+    );
+    assert_eq!(objects(&server), Vec::<String>::new());
+}
