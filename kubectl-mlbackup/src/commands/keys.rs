@@ -38,7 +38,13 @@ pub fn recipients_for_backup(
     } else {
         recipients(&args.to, env)?
     };
-    encryption::check_remote_encryption(location, recipients.as_ref(), args.no_encrypt)?;
+    // A usage error (exit 2), like any flag missing for what was asked.
+    encryption::check_remote_encryption(location, recipients.as_ref(), args.no_encrypt).map_err(
+        |err| crate::exit::UsageError {
+            message: err.to_string(),
+            hint: err.hint().unwrap_or_default(),
+        },
+    )?;
     Ok(recipients)
 }
 

@@ -307,6 +307,12 @@ impl Backup {
                 layout.temp_files[0]
             )));
         }
+        if !is_partial && let Some(sealed) = layout.sealed_files.first() {
+            return Err(not_a_backup(&format!(
+                "it has no manifest.json and holds `{sealed}`, an encrypted file that only a \
+                 manifest makes readable"
+            )));
+        }
         Ok(Backup {
             name,
             dir: dir.to_path_buf(),
@@ -473,6 +479,10 @@ pub(super) struct YamlLayout {
     pub(super) yaml_files: Vec<String>,
     /// Temp files of the writer (only expected in a `.partial` backup).
     pub(super) temp_files: Vec<String>,
+    /// Encrypted item files (`*.yaml.age`, one namespace folder deep): the items of an
+    /// encrypted backup cut short before its manifest was written (only expected in a
+    /// `.partial` backup; without the manifest they cannot be read).
+    pub(super) sealed_files: Vec<String>,
     /// Anything else: symlinks, other files, deeper folders.
     pub(super) strangers: Vec<String>,
 }
@@ -500,6 +510,12 @@ pub(super) fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             // backup, including the folders of the shell loop: not objects.
         } else if is_yaml_name(file_name) {
             layout.yaml_files.push(path);
+        } else if depth == 2
+            && file_name
+                .strip_suffix(crate::encryption::FILE_SUFFIX)
+                .is_some_and(is_yaml_name)
+        {
+            layout.sealed_files.push(path);
         } else {
             layout.strangers.push(path);
         }
@@ -560,6 +576,34 @@ mod tests {
     use chrono::{Local, TimeZone, Utc};
     use std::fs;
     use std::path::{Path, PathBuf};
+
+    /// An encrypted backup cut short before its manifest (killed, or an upload interrupted and
+    /// mirrored back): partial, so that `list` shows it and `delete` removes it.
+    #[test]
+    fn a_partial_encrypted_backup_without_its_manifest_is_partial() {
+        let root = tempfile::tempdir().unwrap();
+        let partial = root.path().join(format!("nightly{PARTIAL_SUFFIX}"));
+        fs::create_dir_all(partial.join("dr-app")).unwrap();
+        fs::write(
+            partial.join("dr-app/cm-1.yaml.age"),
+            b"age-encryption.org/v1\n",
+        )
+        .unwrap();
+        let backup = Backup::open(&partial).unwrap();
+        assert_eq!(backup.status, CatalogStatus::Partial);
+        assert!(backup.manifest.is_none());
+
+        // Without `.partial`, encrypted files need a manifest to be anything.
+        let loose = root.path().join("lrs_backup_2026_11_29_10_00");
+        fs::create_dir_all(loose.join("dr-app")).unwrap();
+        fs::write(
+            loose.join("dr-app/cm-1.yaml.age"),
+            b"age-encryption.org/v1\n",
+        )
+        .unwrap();
+        let err = Backup::open(&loose).unwrap_err().to_string();
+        assert!(err.contains("only a manifest makes readable"), "{err}");
+    }
 
     #[test]
     fn any_folder_or_file_given_by_path_reads_as_kubectl_apply_reads_it() {

@@ -382,10 +382,12 @@ impl Publish {
 
     fn interrupted(&self) -> StoreError {
         StoreError::Interrupted(Interrupted(format!(
-            "interrupted while uploading: {} is left without a manifest (`list` shows it as \
-             partial; `delete {}` removes it)",
+            "interrupted while uploading: {} is left without a manifest (`list --dir {}` shows \
+             it as partial; `delete {} --dir {}` removes it)",
             self.shown().display(),
-            self.name
+            self.s3.location(),
+            self.name,
+            self.s3.location()
         )))
     }
 

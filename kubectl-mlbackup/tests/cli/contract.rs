@@ -794,5 +794,5 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 22, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 26, "every command ran: {seen:?}");
 }

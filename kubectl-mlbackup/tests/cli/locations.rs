@@ -105,7 +105,14 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
         &server,
         &cluster,
         &[
-            "backup", "--dir", &bucket, "--name", "nightly", "-o", "json",
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+            "-o",
+            "json",
         ],
     );
     taken.expect_code(0);
@@ -308,7 +315,14 @@ fn verify_names_an_altered_or_missing_object_in_the_bucket() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "--name", "nightly"],
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+        ],
     )
     .expect_code(0);
     let items: Vec<String> = objects(&server)
@@ -361,7 +375,12 @@ fn a_wrong_secret_key_is_named_with_a_hint_and_nothing_is_written() {
         .env("AWS_REGION", "us-east-1");
     let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
     let bucket = location(&server);
-    let taken = run(&sandbox, &server, &cluster, &["backup", "--dir", &bucket]);
+    let taken = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--dir", &bucket, "--no-encrypt"],
+    );
     taken.expect_code(1);
     assert_no_secret(&taken, wrong);
     assert!(
@@ -417,7 +436,14 @@ fn a_read_only_location_refuses_delete_prune_and_backup_before_any_request() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "--name", "nightly"],
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+        ],
     )
     .expect_code(0);
     let before = objects(&server);
@@ -433,7 +459,7 @@ fn a_read_only_location_refuses_delete_prune_and_backup_before_any_request() {
             "--read-only",
         ],
         vec!["prune", "--keep", "1", "--yes", "--dir", &read_only],
-        vec!["backup", "--dir", &read_only],
+        vec!["backup", "--dir", &read_only, "--no-encrypt"],
     ] {
         let requests = server.log.entries().len();
         let refused = run(&sandbox, &server, &cluster, &args);
@@ -484,7 +510,15 @@ fn an_interrupt_during_the_upload_leaves_a_partial_that_delete_removes() {
         .faults
         .add(FaultRule::new(".yaml", gate.fault(), None).with_method(Method::PUT));
     let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    let child = sandbox.spawn(&[
+        "backup",
+        "--dir",
+        &bucket,
+        "--no-encrypt",
+        "--name",
+        "nightly",
+        &kubeconfig,
+    ]);
     gate.wait_held(1);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -494,7 +528,7 @@ fn an_interrupt_during_the_upload_leaves_a_partial_that_delete_removes() {
     gate.open();
     interrupted.expect_code(130);
     assert!(
-        interrupted.stderr.contains("`list` shows it as partial"),
+        interrupted.stderr.contains("shows it as partial"),
         "{}",
         interrupted.stderr
     );
@@ -547,7 +581,17 @@ fn two_backups_racing_for_one_name_exactly_one_wins() {
         .add(FaultRule::new(".claim", gate.fault(), None).with_method(Method::PUT));
     let kubeconfig = cluster.kubeconfig_arg();
     let racers: Vec<_> = (0..2)
-        .map(|_| sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]))
+        .map(|_| {
+            sandbox.spawn(&[
+                "backup",
+                "--dir",
+                &bucket,
+                "--no-encrypt",
+                "--name",
+                "nightly",
+                &kubeconfig,
+            ])
+        })
         .collect();
     gate.wait_held(2);
     gate.open();
@@ -602,13 +646,13 @@ fn default_names_in_a_bucket_get_suffixes_and_completion_offers_them() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "-o", "json"],
+        &["backup", "--dir", &bucket, "--no-encrypt", "-o", "json"],
     );
     let second = run(
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "-o", "json"],
+        &["backup", "--dir", &bucket, "--no-encrypt", "-o", "json"],
     );
     let first = PathBuf::from(first.json()["path"].as_str().unwrap());
     let second = PathBuf::from(second.json()["path"].as_str().unwrap());
@@ -640,7 +684,15 @@ fn an_interrupt_while_the_cluster_is_read_leaves_nothing_in_the_bucket() {
         .faults()
         .add(FaultRule::new("/v1/lrs", gate.fault(), None).with_method(Method::GET));
     let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    let child = sandbox.spawn(&[
+        "backup",
+        "--dir",
+        &bucket,
+        "--no-encrypt",
+        "--name",
+        "nightly",
+        &kubeconfig,
+    ]);
     gate.wait_held(1);
     assert_eq!(
         objects(&server),
@@ -661,5 +713,164 @@ fn an_interrupt_while_the_cluster_is_read_leaves_nothing_in_the_bucket() {
         "{}",
         interrupted.stderr
     );
+    assert_eq!(objects(&server), Vec::<String>::new());
+}
+
+/// A test key pair (made with `age-keygen`; it protects nothing).
+const TEAM_KEY: (&str, &str) = (
+    "age1534h5g5vjgxhvt9gk9xp92j2hr6ue6yxaq7855klm2lkp9wj8chsq5kgqq",
+    "AGE-SECRET-KEY-13JPM5TKU3Z7JCZL49XZJ0X6TRJLLMGDMEKAN5U4AQHUSMTWCA6NQUM6Y24",
+);
+
+/// Encryption at rest in a bucket (DESIGN.md section 11): a backup without a recipient is
+/// refused before anything reaches the bucket; with one, no object holds a secret of a spec,
+/// the backup verifies without a key and with the team's identity; and one cut short before
+/// its manifest is still a partial that `delete` removes.
+#[test]
+fn a_bucket_gets_only_encrypted_backups_and_no_object_holds_a_secret() {
+    let Some(server) = S3Server::start_or_skip("encrypted_bucket") else {
+        return;
+    };
+    const SECRET: &str = "s3cr3t-Db-Passw0rd-in-a-bucket";
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 6, 2);
+    let mut object = cluster.kube.list("lrs", Some("dr-app"))[0].clone();
+    object["metadata"] = serde_json::json!({
+        "name": "scorer-with-secret",
+        "namespace": "dr-app",
+        "labels": {"datarobot-lrs-type": "deployment"},
+    });
+    object["spec"]["env"] = serde_json::json!([{"name": "DB_PASSWORD", "value": SECRET}]);
+    cluster.kube.insert(object).unwrap();
+    let bucket = location(&server);
+
+    let refused = run(&sandbox, &server, &cluster, &["backup", "--dir", &bucket]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("--no-encrypt") && refused.stderr.contains("--recipient"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        objects(&server),
+        Vec::<String>::new(),
+        "nothing was written"
+    );
+
+    let taken = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--recipient",
+            TEAM_KEY.0,
+            "--name",
+            "sealed",
+        ],
+    );
+    taken.expect_code(0);
+    let stored = objects(&server);
+    assert!(
+        stored.iter().any(|o| o.ends_with(".yaml.age")),
+        "{stored:?}"
+    );
+    assert!(!stored.iter().any(|o| o.ends_with(".yaml")), "{stored:?}");
+    // Every byte the server stored, its own metadata included.
+    let root = server.object_file(&server.bucket, "");
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                    "{} holds the secret",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "sealed", "--dir", &bucket],
+    )
+    .expect_code(0);
+    let identity = sandbox.path("team.key");
+    std::fs::write(&identity, format!("{}\n", TEAM_KEY.1)).unwrap();
+    std::fs::set_permissions(
+        &identity,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
+    let verified = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "verify",
+            "sealed",
+            "--dir",
+            &bucket,
+            "--identity",
+            identity.to_str().unwrap(),
+        ],
+    );
+    verified.expect_code(0);
+    assert!(!verified.stdout.contains(TEAM_KEY.1));
+
+    // Copied out of the bucket and into another prefix: encrypted files travel as they are.
+    let other = format!("s3://{}/team/other", server.bucket);
+    let local = sandbox.path("local");
+    for (from, to) in [
+        (bucket.as_str(), local.to_str().unwrap()),
+        (local.to_str().unwrap(), other.as_str()),
+    ] {
+        run(
+            &sandbox,
+            &server,
+            &cluster,
+            &["copy", "sealed", "--dir", from, "--to", to],
+        )
+        .expect_code(0);
+    }
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "sealed", "--dir", &other],
+    )
+    .expect_code(0);
+
+    // The same backup cut short before its manifest: still a partial that delete removes.
+    std::fs::remove_file(
+        server.object_file(&server.bucket, &format!("{PREFIX}/sealed/manifest.json")),
+    )
+    .unwrap();
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    listed.expect_code(0);
+    let backups = listed.json()["backups"].clone();
+    assert_eq!(backups[0]["name"], "sealed", "{backups}");
+    assert_eq!(backups[0]["status"], "partial", "{backups}");
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["delete", "sealed", "--dir", &bucket, "--yes"],
+    )
+    .expect_code(0);
     assert_eq!(objects(&server), Vec::<String>::new());
 }
