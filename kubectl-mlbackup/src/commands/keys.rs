@@ -21,8 +21,23 @@ pub fn recipients(args: &RecipientArgs, env: &Env) -> anyhow::Result<Option<Reci
     } else {
         args.recipients_files.clone()
     };
-    Recipients::from_keys_and_files(&args.recipients, &files)
-        .context("cannot read the recipients to encrypt to")
+    const CONTEXT: &str = "cannot read the recipients to encrypt to";
+    Recipients::from_keys_and_files(&args.recipients, &files).map_err(|err| {
+        // A key that is no recipient is a usage error (exit 2); a file that cannot be read is
+        // a failure (exit 1).
+        let usage = !matches!(
+            err,
+            encryption::EncryptionError::Unreadable { .. }
+                | encryption::EncryptionError::TooLarge { .. }
+        );
+        match (usage, err.hint()) {
+            (true, Some(hint)) => anyhow::Error::new(err).context(crate::exit::UsageError {
+                message: CONTEXT.into(),
+                hint,
+            }),
+            _ => anyhow::Error::new(err).context(CONTEXT),
+        }
+    })
 }
 
 /// What a new backup at `location` is encrypted to, by the flags and the environment; refused

@@ -218,8 +218,19 @@ pub fn open_store(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<crate::store::Store> {
-    let store = crate::store::Store::open(backups.dir.as_deref(), backups.read_only, env)
-        .context("cannot open the backup location")?;
+    const CONTEXT: &str = "cannot open the backup location";
+    let store = crate::store::Store::open(backups.dir.as_deref(), backups.read_only, env).map_err(
+        |err| match (&err, err.hint()) {
+            // A location that is no location is a usage error (exit 2).
+            (crate::store::StoreError::Location(_), Some(hint)) => {
+                anyhow::Error::new(err).context(crate::exit::UsageError {
+                    message: CONTEXT.into(),
+                    hint,
+                })
+            }
+            _ => anyhow::Error::new(err).context(CONTEXT),
+        },
+    )?;
     for warning in &store.warnings {
         printer.warning(warning);
     }

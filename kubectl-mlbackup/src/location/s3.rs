@@ -70,8 +70,8 @@ impl fmt::Display for Warning {
         match self {
             Warning::PlainHttp { endpoint, from } => write!(
                 f,
-                "the S3 endpoint {endpoint} (from {from}) is plain http://: backups travel \
-                 unencrypted"
+                "the S3 endpoint {endpoint} (from {from}) is plain http://: what is sent and \
+                 read travels without TLS (age-encrypted files stay encrypted)"
             ),
         }
     }
@@ -1355,7 +1355,8 @@ mod tests {
             opened.warnings[0].to_string(),
             format!(
                 "the S3 endpoint {} (from `endpoint_url` of the profile `team`) is plain \
-                 http://: backups travel unencrypted",
+                 http://: what is sent and read travels without TLS (age-encrypted files stay \
+                 encrypted)",
                 server.endpoint
             )
         );

@@ -154,7 +154,10 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
         };
         write_new(&dir, &object.path, &bytes)?;
     }
-    let backup = Backup::open(&dir)?;
+    let mut backup = Backup::open(&dir)?;
+    // The mirror of a partial is `NAME.partial` so that the folder code reads it as partial;
+    // in the bucket (and in every message) its name stays NAME.
+    backup.name = name.to_string();
     Ok(Found {
         backup,
         shown: PathBuf::from(url_of(s3, name)),
