@@ -154,13 +154,16 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
         };
         write_new(&dir, &object.path, &bytes)?;
     }
-    let mut backup = Backup::open(&dir)?;
+    let url = url_of(s3, name);
+    let mut backup = Backup::open(&dir).map_err(|err| StoreError::Unreadable {
+        detail: mlbackup_helper::text::error_chain(&err).replace(&dir.display().to_string(), &url),
+    })?;
     // The mirror of a partial is `NAME.partial` so that the folder code reads it as partial;
     // in the bucket (and in every message) its name stays NAME.
     backup.name = name.to_string();
     Ok(Found {
         backup,
-        shown: PathBuf::from(url_of(s3, name)),
+        shown: PathBuf::from(url),
         listed: Some(listed),
         origin: Some((s3.clone(), name.to_string())),
         _mirror: Some(temp),

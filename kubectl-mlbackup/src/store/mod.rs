@@ -65,6 +65,10 @@ pub enum StoreError {
     },
     #[error("the upload was interrupted")]
     Interrupted(#[source] crate::exit::Interrupted),
+    /// A bucket's backup that the folder code refused, in the bucket's terms (the private
+    /// mirror it was read from is never named).
+    #[error("{detail}")]
+    Unreadable { detail: String },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -99,6 +103,7 @@ impl StoreError {
             StoreError::TooManyObjects { .. }
             | StoreError::StrangeObject { .. }
             | StoreError::Interrupted(_)
+            | StoreError::Unreadable { .. }
             | StoreError::Io { .. } => None,
         }
     }
