@@ -117,6 +117,13 @@ fn parse(text: &str, origin: impl Fn() -> String) -> Result<x25519::Recipient, E
     if text.starts_with("ssh-") || text.starts_with("ecdsa-sha2-") {
         return Err(unsupported("an SSH"));
     }
+    // Two keys on one line (a recipient has no space): not a key of another kind.
+    if text.contains(char::is_whitespace) {
+        return Err(EncryptionError::InvalidRecipient {
+            origin: origin(),
+            reason,
+        });
+    }
     // Bech32: the human-readable part ends at the last `1`. X25519 keys have `age`; the other
     // kinds of age recipients `age1<kind>`.
     match text
@@ -137,6 +144,16 @@ fn parse(text: &str, origin: impl Fn() -> String) -> Result<x25519::Recipient, E
 mod tests {
     use super::*;
     use age::secrecy::ExposeSecret;
+
+    #[test]
+    fn two_keys_on_one_line_are_no_recipient_of_another_kind() {
+        let line = format!("{} {}", public(), public());
+        let err = parse(&line, || "recipients.txt:1".into()).unwrap_err();
+        assert!(
+            matches!(err, EncryptionError::InvalidRecipient { .. }),
+            "{err}"
+        );
+    }
 
     fn public() -> String {
         x25519::Identity::generate().to_public().to_string()
