@@ -73,7 +73,16 @@ impl Render for ShowOutcome {
         }
         if let Some(cluster) = &self.cluster {
             let context = cluster.context.as_deref().unwrap_or("none");
-            fields.push(("Cluster", format!("{} (context {context})", cluster.server)));
+            // The id (the uid of kube-system) tells clusters apart in one bucket.
+            let id = cluster
+                .id
+                .as_deref()
+                .map(|id| format!(", id {id}"))
+                .unwrap_or_default();
+            fields.push((
+                "Cluster",
+                format!("{} (context {context}{id})", cluster.server),
+            ));
         }
         if let Some(resource) = &self.resource {
             fields.push((

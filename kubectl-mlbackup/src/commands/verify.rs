@@ -82,6 +82,13 @@ pub async fn run(args: &VerifyArgs, env: &Env, printer: &Printer) -> anyhow::Res
             .into_iter()
             .map(|problem| Problem {
                 path: found.locate(&problem.path),
+                // A bucket's object is missing from the bucket, not from a disk.
+                detail: match (found.in_bucket(), problem.kind) {
+                    (true, crate::folder::ProblemKind::Missing) => {
+                        "listed in the manifest, not in the bucket".into()
+                    }
+                    _ => problem.detail,
+                },
                 ..problem
             })
             .collect(),
