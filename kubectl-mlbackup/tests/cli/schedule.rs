@@ -362,6 +362,23 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
         .unwrap_or_default();
     assert_eq!(backups.len(), 1, "{}", listed.stdout);
     assert_eq!(backups[0]["status"], "complete");
+    // The Job's service account may read kube-system: the backup knows its cluster.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(backups[0]["name"].as_str().unwrap())
+                .join("manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let kube_system = cluster.kube.get("namespaces", None, "kube-system").unwrap();
+    assert!(kube_system["metadata"]["uid"].is_string());
+    assert_eq!(
+        manifest["cluster"]["id"], kube_system["metadata"]["uid"],
+        "{}",
+        manifest["cluster"]
+    );
     let status = run(&sandbox, &cluster, &["status", "-o", "json"]);
     status.expect_code(0);
     let status = status.json();
