@@ -187,6 +187,10 @@ fn cron_job(settings: &Settings) -> Value {
         );
     }
     args.extend(retention_flags(&settings.retention));
+    // The days of --keep-daily are the schedule's, not the pod's (UTC).
+    if let Some(zone) = &settings.schedule.time_zone {
+        args.extend(["--time-zone".to_string(), zone.clone()]);
+    }
     for (name, value) in [
         ("AWS_ENDPOINT_URL", &settings.endpoint_url),
         ("AWS_REGION", &settings.region),
