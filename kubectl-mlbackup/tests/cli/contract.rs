@@ -164,6 +164,7 @@ struct ScheduleRunJson {
     namespace: String,
     status: String,
     log_tail: Option<String>,
+    pod_state: Option<String>,
 }
 
 #[derive(Deserialize)]

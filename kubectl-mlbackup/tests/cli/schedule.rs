@@ -616,3 +616,127 @@ fn kubectl_applies_the_rendered_manifests() {
     );
     assert!(schedule_objects(&cluster).is_empty());
 }
+
+/// A Secret as `kubectl create secret generic` makes it, with these keys.
+fn credentials_secret(keys: &[&str]) -> Value {
+    // "s3cr3t-value", base64-encoded as the API holds it.
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|key| (key.to_string(), json!("czNjcjN0LXZhbHVl")))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "s3-backup", "namespace": "mlbackup"}, "data": data})
+}
+
+/// install refuses a --credentials-secret the pod could not start with, before creating
+/// anything; and a run whose pod cannot start (its Secret lost a key since) says why.
+#[test]
+fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_started() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    let hint = "kubectl create secret generic s3-backup -n mlbackup \
+                --from-literal=AWS_ACCESS_KEY_ID=... --from-file=AWS_SECRET_ACCESS_KEY=...";
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: there is no Secret `s3-backup` in the namespace `mlbackup` \
+             (the namespace does not exist yet, so neither can the Secret)\n\
+             hint: create it before installing, in a new namespace (`kubectl create namespace mlbackup`): `"
+        ) && refused.stderr.contains(hint),
+        "{}",
+        refused.stderr
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_none());
+    cluster.kube.create_namespace("mlbackup");
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: there is no Secret `s3-backup` in the namespace `mlbackup`\n\
+             hint: create it before installing: `"
+        ),
+        "{}",
+        refused.stderr
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: the Secret `s3-backup` in the namespace `mlbackup` has no key \
+             AWS_SECRET_ACCESS_KEY\n\
+             hint: the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it"
+        ) && refused.stderr.contains(hint),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("czNjcjN0") && !refused.stderr.contains("s3cr3t"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    run(&sandbox, &cluster, &strs(&args)).expect_code(0);
+    // The Secret loses a key after install: the kubelet cannot start the container.
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let ran = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    ran.expect_code(1);
+    assert!(
+        !ran.stdout.contains("Log of the Job's pod"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("The Job's pod wrote no log: mlbackup-run-")
+            && ran.stdout.contains(
+                ": CreateContainerConfigError: couldn't find key AWS_SECRET_ACCESS_KEY in Secret \
+                 mlbackup/s3-backup\n"
+            ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stderr.contains("hint: its pod wrote no log") && !ran.stderr.contains("the log above"),
+        "{}",
+        ran.stderr
+    );
+    let json = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    json.expect_code(1);
+    assert!(
+        json.json()["podState"]
+            .as_str()
+            .unwrap()
+            .ends_with("couldn't find key AWS_SECRET_ACCESS_KEY in Secret mlbackup/s3-backup"),
+        "{}",
+        json.stdout
+    );
+}

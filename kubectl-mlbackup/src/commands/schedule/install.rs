@@ -52,9 +52,22 @@ pub async fn run(
             settings.name, settings.namespace
         )
     };
-    settings.creates_namespace = made_by_install(&cluster, &settings.namespace)
+    let namespace = namespace_state(&cluster, &settings.namespace)
         .await
         .with_context(context)?;
+    settings.creates_namespace = namespace.made_by_install;
+    if let Some(secret) = &settings.credentials_secret {
+        let checked = check_credentials_secret(&cluster, &settings.namespace, &namespace, secret)
+            .await
+            .with_context(context)?;
+        if !checked {
+            printer.warning(&format!(
+                "cannot read the Secret `{secret}` in the namespace `{}` (forbidden): not checked \
+                 that it holds AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                settings.namespace
+            ));
+        }
+    }
     let manifests = render::manifests(&settings);
     refuse_foreign(&cluster, &settings, &manifests)
         .await
@@ -213,18 +226,76 @@ fn print_manifests(manifests: &[Value], format: OutputFormat) -> anyhow::Result<
     })
 }
 
-/// Whether the namespace is (or will be) one install made: it does not exist yet, or an earlier
-/// install made it (applying it again without the annotation would drop it). One the user may
-/// not read is taken as theirs.
-async fn made_by_install(cluster: &Cluster, namespace: &str) -> Result<bool, ClusterError> {
+/// What install finds of the schedule's namespace.
+struct NamespaceState {
+    /// It exists (or may: one the user may not read is taken as there).
+    exists: bool,
+    /// It is (or will be) one install made: it does not exist yet, or an earlier install made it
+    /// (applying it again without the annotation would drop it). One the user may not read is
+    /// taken as theirs.
+    made_by_install: bool,
+}
+
+async fn namespace_state(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<NamespaceState, ClusterError> {
     match objects::get(cluster, &Kind::Namespace.resource(), namespace, namespace).await {
-        Ok(None) => Ok(true),
-        Ok(Some(live)) => {
-            Ok(live.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION] == "true")
-        }
-        Err(ClusterError::Forbidden { .. }) => Ok(false),
+        Ok(None) => Ok(NamespaceState {
+            exists: false,
+            made_by_install: true,
+        }),
+        Ok(Some(live)) => Ok(NamespaceState {
+            exists: true,
+            made_by_install: live.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION]
+                == "true",
+        }),
+        Err(ClusterError::Forbidden { .. }) => Ok(NamespaceState {
+            exists: true,
+            made_by_install: false,
+        }),
         Err(err) => Err(err),
     }
+}
+
+/// Refuses, before any change, a --credentials-secret the pod could not start with (the kubelet
+/// would hold it in CreateContainerConfigError until the run's deadline): the Secret is in the
+/// schedule's namespace with the two keys the pod reads. `Ok(false)`: the user may not read
+/// Secrets there, so it was not checked. Only the key names are looked at.
+async fn check_credentials_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    state: &NamespaceState,
+    secret: &str,
+) -> anyhow::Result<bool> {
+    let missing_secret = |namespace_missing| ScheduleError::NoCredentialsSecret {
+        secret: secret.to_string(),
+        namespace: namespace.to_string(),
+        namespace_missing,
+    };
+    if !state.exists {
+        return Err(missing_secret(true).into());
+    }
+    let live = match objects::get(cluster, &Kind::Secret.resource(), namespace, secret).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Err(missing_secret(false).into()),
+        Err(ClusterError::Forbidden { .. }) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    let missing: Vec<String> = render::CREDENTIAL_KEYS
+        .iter()
+        .filter(|(key, optional)| !optional && live.value["data"].get(key).is_none())
+        .map(|(key, _)| key.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ScheduleError::CredentialsKeysMissing {
+            secret: secret.to_string(),
+            namespace: namespace.to_string(),
+            missing,
+        }
+        .into());
+    }
+    Ok(true)
 }
 
 /// Refuses, before any change, to take over an object of the same name that this schedule did

@@ -111,7 +111,9 @@ mod tests {
     }
 
     fn text(argv: &[OsString]) -> Vec<String> {
-        argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -156,14 +158,19 @@ mod tests {
             panic!("not a prune");
         };
         assert_eq!(
-            parsed.time_zone.map(|tz| tz.iana_name().map(str::to_string)),
+            parsed
+                .time_zone
+                .map(|tz| tz.iana_name().map(str::to_string)),
             Some(Some("Europe/Berlin".to_string()))
         );
         // Without --time-zone at install, prune keeps its default (the pod's zone).
         let (_, prune) = steps(&args(None, retention));
         assert!(!text(&prune.unwrap()).contains(&"--time-zone".to_string()));
         // Without retention rules there is no prune step, zone or not.
-        let (_, prune) = steps(&args(Some("Europe/Berlin"), ScheduleRetentionArgs::default()));
+        let (_, prune) = steps(&args(
+            Some("Europe/Berlin"),
+            ScheduleRetentionArgs::default(),
+        ));
         assert!(prune.is_none());
     }
 }
