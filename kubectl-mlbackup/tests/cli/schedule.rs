@@ -216,7 +216,7 @@ fn bad_input_is_refused_before_any_request() {
         args
     };
     let before = cluster.kube.requests().entries().len();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--schedule", "0 3 * *"],
             "error: --schedule `0 3 * *` has 4 fields, not 5\nhint: five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly\n",
@@ -240,6 +240,30 @@ fn bad_input_is_refused_before_any_request() {
         (
             &["--schedule", "0 3 * * *", "--dir", "ftp://host/x"],
             "error: --dir: `ftp://host/x` is not a supported backup location: only folders and s3:// are\n",
+        ),
+        (
+            &[
+                "--schedule",
+                "0 3 * * *",
+                "--recipient",
+                RECIPIENT,
+                "--dir",
+                "s3://bucket/prefix?readonly",
+            ],
+            "error: --dir s3://bucket/prefix?readonly is read-only: a schedule writes a backup into it on every run\n\
+             hint: give the location without ?readonly (the schedule's credentials decide what it may write)\n",
+        ),
+        (
+            &[
+                "--schedule",
+                "0 3 * * *",
+                "--keep-daily",
+                "7",
+                "--keep-within",
+                "0s",
+            ],
+            "error: --keep-within must be longer than 0: 0s keeps no backup by its age\n\
+             hint: give a duration longer than 0, like --keep-within 7d, or leave it out\n",
         ),
     ];
     for (extra, expected) in cases {

@@ -122,6 +122,17 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
              or the pod's web identity, never from the location)",
         )
     })?;
+    if location.is_read_only() {
+        return Err(usage(
+            format!(
+                "--dir {} is read-only: a schedule writes a backup into it on every run",
+                args.dir.display()
+            ),
+            "give the location without ?readonly (the schedule's credentials decide what it may \
+             write)",
+        )
+        .into());
+    }
     let location_text = args.dir.to_str().map(str::to_string).ok_or_else(|| {
         usage(
             format!("--dir {} is not UTF-8", args.dir.display()),
@@ -167,6 +178,17 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
         return Err(usage(
             format!("--credentials-secret `{secret}` is not a valid Secret name"),
             "the name of a Secret in the schedule's namespace",
+        )
+        .into());
+    }
+    if args
+        .retention
+        .keep_within
+        .is_some_and(|within| within.is_zero())
+    {
+        return Err(usage(
+            "--keep-within must be longer than 0: 0s keeps no backup by its age".into(),
+            "give a duration longer than 0, like --keep-within 7d, or leave it out",
         )
         .into());
     }
