@@ -155,6 +155,17 @@ struct ScheduleInstallJson {
     time_zone: Option<String>,
     next_run: Option<String>,
     objects: Vec<ScheduleObjectJson>,
+    #[serde(default)]
+    carried: Vec<ScheduleCarriedJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleCarriedJson {
+    variable: String,
+    path: String,
+    bytes: u64,
+    config_map: String,
 }
 
 #[derive(Deserialize)]

@@ -764,3 +764,121 @@ fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_starte
         json.stdout
     );
 }
+
+/// install warns, once each, about what the pod gets of the operator's environment: a loopback
+/// or plain-http endpoint, no bucket credentials; AWS_CA_BUNDLE goes with an https:// endpoint
+/// only, and install says it carried it.
+#[test]
+fn install_warns_about_the_environment_it_carries_into_the_pod() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::fs::write(sandbox.path("ca.pem"), pem).unwrap();
+    let ca = sandbox_path_text(&sandbox, "ca.pem");
+    fn install<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "install",
+            "--name",
+            name,
+            "--schedule",
+            "0 3 * * *",
+            "--image",
+            IMAGE,
+            "--dir",
+            "s3://backups/prod",
+            "--recipient",
+            RECIPIENT,
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+    let local = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+        .env("AWS_CA_BUNDLE", &ca);
+    let installed = run(&local, &cluster, &install("local", &[]));
+    installed.expect_code(0);
+    assert_eq!(
+        installed.stderr,
+        format!(
+            "warning: AWS_ENDPOINT_URL http://127.0.0.1:9000 goes into the schedule's pod as it is, \
+             and it is a loopback address: in the pod it is the pod itself, not this machine; set \
+             AWS_ENDPOINT_URL to an address the cluster reaches; and not https://: the bucket's keys \
+             and the backups cross the network unprotected\n\
+             warning: neither --credentials-secret nor --service-account-annotation is given: the \
+             pod has no credentials for the bucket unless its node's or pod's identity provides them\n\
+             warning: AWS_CA_BUNDLE {ca} is not carried into the schedule's pod: AWS_ENDPOINT_URL \
+             is not https://\n"
+        )
+    );
+    assert!(
+        !installed.stdout.contains("Carried"),
+        "{}",
+        installed.stdout
+    );
+    assert!(
+        cluster
+            .kube
+            .get("configmaps", Some("mlbackup"), "local-ca-bundle")
+            .is_none()
+    );
+    let cron_job = cluster
+        .kube
+        .get("cronjobs", Some("mlbackup"), "local")
+        .unwrap();
+    let env = &cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(!env.to_string().contains("AWS_CA_BUNDLE"), "{env}");
+
+    let tls = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", "https://minio.example.com:9000")
+        .env("AWS_CA_BUNDLE", &ca);
+    let installed = run(
+        &tls,
+        &cluster,
+        &install(
+            "tls",
+            &[
+                "--service-account-annotation",
+                "eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/backup",
+            ],
+        ),
+    );
+    installed.expect_code(0);
+    assert_eq!(installed.stderr, "");
+    assert!(
+        installed.stdout.ends_with(&format!(
+            "Carried AWS_CA_BUNDLE {ca} ({} B) into the ConfigMap tls-ca-bundle.\n",
+            pem.len()
+        )),
+        "{}",
+        installed.stdout
+    );
+    let config_map = cluster
+        .kube
+        .get("configmaps", Some("mlbackup"), "tls-ca-bundle")
+        .unwrap();
+    assert_eq!(config_map["data"]["ca-bundle.pem"], pem);
+    // Without an endpoint (AWS itself), a [::1] one warns as loopback too.
+    let ipv6 = Sandbox::new().env("AWS_ENDPOINT_URL", "https://[::1]:9000");
+    let dry = ipv6.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "@daily",
+        "--image",
+        IMAGE,
+        "--dir",
+        "s3://backups/prod",
+        "--recipient",
+        RECIPIENT,
+        "--credentials-secret",
+        "s3",
+        "--dry-run",
+    ]);
+    dry.expect_code(0);
+    assert_eq!(
+        dry.stderr,
+        "warning: AWS_ENDPOINT_URL https://[::1]:9000 goes into the schedule's pod as it is, and \
+         it is a loopback address: in the pod it is the pod itself, not this machine; set \
+         AWS_ENDPOINT_URL to an address the cluster reaches\n"
+    );
+}

@@ -91,7 +91,7 @@ impl Settings {
         format!("{}-recipients", self.name)
     }
 
-    fn ca_config_map(&self) -> String {
+    pub fn ca_config_map(&self) -> String {
         format!("{}-ca-bundle", self.name)
     }
 }
