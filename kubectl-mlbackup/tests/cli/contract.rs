@@ -200,6 +200,15 @@ struct ScheduleUninstallJson {
     schedule: String,
     namespace: String,
     removed: Vec<ScheduleObjectJson>,
+    #[serde(default)]
+    kept_namespace: Option<ScheduleKeptNamespaceJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleKeptNamespaceJson {
+    name: String,
+    holds: Vec<String>,
 }
 
 // --- Mirror types: what a script reading `-o json` may rely on. Optional fields are the ones

@@ -882,3 +882,68 @@ fn install_warns_about_the_environment_it_carries_into_the_pod() {
          AWS_ENDPOINT_URL to an address the cluster reaches\n"
     );
 }
+
+/// uninstall keeps the namespace install made when it holds what install did not create (the
+/// user's credentials Secret, a ConfigMap of theirs), and says so; the objects stay.
+#[test]
+fn uninstall_keeps_a_namespace_holding_what_install_did_not_create() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let namespace = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    assert_eq!(
+        namespace["metadata"]["annotations"]["kubectl-mlbackup/created-by-install"],
+        "true"
+    );
+    // Made after install, in the namespace install made (what its error hint tells to do).
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    cluster
+        .kube
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "notes", "namespace": "mlbackup"}, "data": {"a": "b"}}))
+        .unwrap();
+    let removed = run(&sandbox, &cluster, &["uninstall"]);
+    removed.expect_code(0);
+    assert_eq!(
+        removed.stdout,
+        "KIND                 NAME                                 ACTION\n\
+         CronJob              mlbackup                             deleted\n\
+         ClusterRoleBinding   kubectl-mlbackup-mlbackup-mlbackup   deleted\n\
+         ClusterRole          kubectl-mlbackup-mlbackup-mlbackup   deleted\n\
+         ServiceAccount       mlbackup                             deleted\n\
+         Schedule mlbackup in namespace mlbackup uninstalled.\n\
+         Kept namespace mlbackup: it holds Secret s3-backup, ConfigMap notes, which install did \
+         not create.\n"
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_some());
+    assert!(
+        cluster
+            .kube
+            .get("secrets", Some("mlbackup"), "s3-backup")
+            .is_some()
+    );
+    assert!(schedule_objects(&cluster) == ["configmaps/mlbackup/notes"]);
+    // Installed again and uninstalled once the user's objects are gone: the namespace goes.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    assert!(cluster.kube.remove("configmaps", Some("mlbackup"), "notes"));
+    let removed = run(&sandbox, &cluster, &["uninstall", "-o", "json"]);
+    removed.expect_code(0);
+    assert!(
+        removed.json().get("keptNamespace").is_none(),
+        "{}",
+        removed.stdout
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_none());
+}
