@@ -235,6 +235,13 @@ impl BackupWriter {
         self.items.len()
     }
 
+    /// The paths (relative to [`Self::dir`]) of the files written after the first `start`
+    /// (a count from [`Self::written`]), in the order they were written: what a bucket's
+    /// backup uploads while the rest is being listed.
+    pub fn paths_written_since(&self, start: usize) -> impl Iterator<Item = &str> {
+        self.items.paths_from(start)
+    }
+
     /// Removes the `.partial` folder: for a backup that failed before capturing anything, so
     /// no empty backup is left behind.
     pub fn discard(self) -> Result<(), FolderError> {

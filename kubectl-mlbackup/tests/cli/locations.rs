@@ -105,7 +105,14 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
         &server,
         &cluster,
         &[
-            "backup", "--dir", &bucket, "--name", "nightly", "-o", "json",
+            "backup",
+            "--no-encrypt",
+            "--dir",
+            &bucket,
+            "--name",
+            "nightly",
+            "-o",
+            "json",
         ],
     );
     taken.expect_code(0);
@@ -308,7 +315,14 @@ fn verify_names_an_altered_or_missing_object_in_the_bucket() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "--name", "nightly"],
+        &[
+            "backup",
+            "--no-encrypt",
+            "--dir",
+            &bucket,
+            "--name",
+            "nightly",
+        ],
     )
     .expect_code(0);
     let items: Vec<String> = objects(&server)
@@ -361,7 +375,12 @@ fn a_wrong_secret_key_is_named_with_a_hint_and_nothing_is_written() {
         .env("AWS_REGION", "us-east-1");
     let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
     let bucket = location(&server);
-    let taken = run(&sandbox, &server, &cluster, &["backup", "--dir", &bucket]);
+    let taken = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["backup", "--no-encrypt", "--dir", &bucket],
+    );
     taken.expect_code(1);
     assert_no_secret(&taken, wrong);
     assert!(
@@ -417,7 +436,14 @@ fn a_read_only_location_refuses_delete_prune_and_backup_before_any_request() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "--name", "nightly"],
+        &[
+            "backup",
+            "--no-encrypt",
+            "--dir",
+            &bucket,
+            "--name",
+            "nightly",
+        ],
     )
     .expect_code(0);
     let before = objects(&server);
@@ -484,7 +510,15 @@ fn an_interrupt_during_the_upload_leaves_a_partial_that_delete_removes() {
         .faults
         .add(FaultRule::new(".yaml", gate.fault(), None).with_method(Method::PUT));
     let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    let child = sandbox.spawn(&[
+        "backup",
+        "--no-encrypt",
+        "--dir",
+        &bucket,
+        "--name",
+        "nightly",
+        &kubeconfig,
+    ]);
     gate.wait_held(1);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -547,7 +581,17 @@ fn two_backups_racing_for_one_name_exactly_one_wins() {
         .add(FaultRule::new(".claim", gate.fault(), None).with_method(Method::PUT));
     let kubeconfig = cluster.kubeconfig_arg();
     let racers: Vec<_> = (0..2)
-        .map(|_| sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]))
+        .map(|_| {
+            sandbox.spawn(&[
+                "backup",
+                "--no-encrypt",
+                "--dir",
+                &bucket,
+                "--name",
+                "nightly",
+                &kubeconfig,
+            ])
+        })
         .collect();
     gate.wait_held(2);
     gate.open();
@@ -602,13 +646,13 @@ fn default_names_in_a_bucket_get_suffixes_and_completion_offers_them() {
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "-o", "json"],
+        &["backup", "--no-encrypt", "--dir", &bucket, "-o", "json"],
     );
     let second = run(
         &sandbox,
         &server,
         &cluster,
-        &["backup", "--dir", &bucket, "-o", "json"],
+        &["backup", "--no-encrypt", "--dir", &bucket, "-o", "json"],
     );
     let first = PathBuf::from(first.json()["path"].as_str().unwrap());
     let second = PathBuf::from(second.json()["path"].as_str().unwrap());
@@ -640,7 +684,15 @@ fn an_interrupt_while_the_cluster_is_read_leaves_nothing_in_the_bucket() {
         .faults()
         .add(FaultRule::new("/v1/lrs", gate.fault(), None).with_method(Method::GET));
     let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["backup", "--dir", &bucket, "--name", "nightly", &kubeconfig]);
+    let child = sandbox.spawn(&[
+        "backup",
+        "--no-encrypt",
+        "--dir",
+        &bucket,
+        "--name",
+        "nightly",
+        &kubeconfig,
+    ]);
     gate.wait_held(1);
     assert_eq!(
         objects(&server),
