@@ -253,25 +253,20 @@ pub async fn take(
     // the run was interrupted or an upload failed: then the uploads stop where they are.
     let mut upload_failure = None;
     let mut any_uploaded = false;
-    if let Some(uploads) = uploads {
+    if let (Some(uploads), Some(publish)) = (uploads, &publish) {
         let upload_the_rest = match &listing {
             Some(Ok(())) => true,
             Some(Err(BackupError::Upload(_))) | None => false,
             Some(Err(_)) => written > 0,
         };
-        match upload_the_rest {
-            true => {
-                any_uploaded = true;
-                let finished = tokio::select! {
-                    result = uploads.finish() => result,
-                    () = cancel.cancelled() => Err(publish.as_ref().map_or_else(
-                        || StoreError::Interrupted(crate::exit::Interrupted("interrupted while uploading".into())),
-                        |p| p.interrupted(),
-                    )),
-                };
-                upload_failure = finished.err();
-            }
-            false => any_uploaded = uploads.stop(),
+        if upload_the_rest {
+            any_uploaded = true;
+            upload_failure = tokio::select! {
+                result = uploads.finish() => result.err(),
+                () = cancel.cancelled() => Some(publish.interrupted()),
+            };
+        } else {
+            any_uploaded = uploads.stop();
         }
     }
 
