@@ -430,11 +430,17 @@ pub async fn run_app(
 /// decides, with the runbooks' choices: the engine's concurrency, each change waited for. Nothing
 /// is asked: a prepare is confirmed once for all its steps, and reactivating the recorded
 /// deployments needs no yes.
+/// Where a step's deployment snapshot is: its file, and the bucket's backup (mirrored) it is
+/// uploaded to before the first change.
+pub struct SnapshotAt {
+    pub path: Option<PathBuf>,
+    pub bucket: Option<std::sync::Arc<Found>>,
+}
+
 pub async fn change_deployments(
     step: Step,
     api: &Api,
-    state: Option<PathBuf>,
-    snapshot_to: Option<std::sync::Arc<Found>>,
+    snapshot: SnapshotAt,
     dry_run: bool,
     timeout: std::time::Duration,
     cancel: &CancellationToken,
@@ -445,8 +451,8 @@ pub async fn change_deployments(
             Step::DeactivateDeployments => Action::Deactivate,
             _ => Action::Reactivate,
         },
-        state,
-        snapshot_to,
+        state: snapshot.path,
+        snapshot_to: snapshot.bucket,
         all: false,
         yes: true,
         only: Vec::new(),

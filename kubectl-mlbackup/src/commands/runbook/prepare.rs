@@ -543,8 +543,10 @@ impl Preparation<'_> {
         super::change_deployments(
             Step::DeactivateDeployments,
             api,
-            state,
-            snapshot_to,
+            super::SnapshotAt {
+                path: state,
+                bucket: snapshot_to,
+            },
             self.args.dry_run,
             self.args.timeout,
             cancel,

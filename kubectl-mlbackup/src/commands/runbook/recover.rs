@@ -294,8 +294,10 @@ impl Recovery<'_> {
         super::change_deployments(
             Step::ReactivateDeployments,
             api,
-            self.snapshot.clone(),
-            None,
+            super::SnapshotAt {
+                path: self.snapshot.clone(),
+                bucket: None,
+            },
             self.args.dry_run,
             self.args.timeout,
             cancel,
