@@ -316,7 +316,7 @@ pub async fn create(
             })?
         }
     };
-    let writer = BackupWriter::create(staging.path(), Some(&name), started)?;
+    let writer = BackupWriter::create(staging.path(), Some(&name), started)?.staging();
     Ok(Target {
         writer,
         publish: Some(Publish {
