@@ -23,7 +23,7 @@ use crate::folder::{
 };
 use crate::object::Object;
 use crate::printer::{Printer, Progress, Render};
-use crate::store::{Store, StoreError, Target};
+use crate::store::{ItemUploads, Store, StoreError, Target};
 
 use super::Finished;
 
@@ -43,6 +43,9 @@ pub enum BackupError {
     },
     #[error("the page download stopped unexpectedly")]
     Download(#[source] tokio::task::JoinError),
+    /// An upload to the bucket failed: the listing stops there.
+    #[error(transparent)]
+    Upload(StoreError),
 }
 
 /// How many times a list is started again after its `continue` token went stale.
@@ -238,21 +241,55 @@ pub async fn take(
         selector: &options.selector,
         page_size: options.page_size,
     };
+    // A bucket's items are uploaded as they are written, while the list goes on.
+    let mut uploads = publish.as_ref().map(|p| p.stream(writer.dir()));
     let listing = tokio::select! {
-        result = list_into(&what, &mut writer, &progress) => Some(result),
+        result = list_into(&what, &mut writer, uploads.as_mut(), &progress) => Some(result),
         () = cancel.cancelled() => None,
     };
     progress.finish();
+    let written = writer.written();
+    // What was written is uploaded to its end (the folder is renamed once completed), unless
+    // the run was interrupted or an upload failed: then the uploads stop where they are.
+    let mut upload_failure = None;
+    let mut any_uploaded = false;
+    if let (Some(uploads), Some(publish)) = (uploads, &publish) {
+        let upload_the_rest = match &listing {
+            Some(Ok(())) => true,
+            Some(Err(BackupError::Upload(_))) | None => false,
+            Some(Err(_)) => written > 0,
+        };
+        if upload_the_rest {
+            any_uploaded = true;
+            upload_failure = tokio::select! {
+                result = uploads.finish() => result.err(),
+                () = cancel.cancelled() => Some(publish.interrupted()),
+            };
+        } else {
+            any_uploaded = uploads.stop();
+        }
+    }
 
     let (mut exit, failure, (path, manifest)) = match listing {
-        Some(Ok(())) => (
+        Some(Ok(())) if upload_failure.is_none() => (
             Exit::Success,
             None,
             writer
                 .finish(info)
                 .context("cannot complete the backup folder")?,
         ),
-        Some(Err(err)) if writer.written() == 0 => {
+        Some(Ok(())) => {
+            let folder = writer
+                .abandon(
+                    info,
+                    vec![format!(
+                        "the upload stopped after {written} objects were listed"
+                    )],
+                )
+                .context("cannot record the partial backup")?;
+            (Exit::Failure, None, folder)
+        }
+        Some(Err(err)) if written == 0 => {
             // Nothing was captured (a 403 on the first page, say): leave nothing behind.
             writer
                 .discard()
@@ -265,8 +302,15 @@ pub async fn take(
             }
             return Err(anyhow::Error::new(err).context("the backup failed"));
         }
+        Some(Err(BackupError::Upload(err))) => {
+            let reason = format!("the upload stopped after {written} objects were listed");
+            let folder = writer
+                .abandon(info, vec![reason])
+                .context("cannot record the partial backup")?;
+            upload_failure = Some(err);
+            (Exit::Failure, None, folder)
+        }
         Some(Err(err)) => {
-            let written = writer.written();
             let reason = format!("listing stopped after {written} objects: {err}");
             let folder = writer
                 .abandon(info, vec![reason])
@@ -274,7 +318,6 @@ pub async fn take(
             (Exit::Failure, Some(err), folder)
         }
         None => {
-            let written = writer.written();
             let reason =
                 format!("interrupted after {written} objects; the list was not read to its end");
             let folder = writer
@@ -287,12 +330,11 @@ pub async fn take(
     let mut outcome = outcome(&manifest, path.clone(), resource, started);
     if let Some(publish) = publish {
         outcome.path = publish.shown();
-        let published = match manifest.status {
-            BackupStatus::Complete => publish.publish_dir(&path, false, cancel).await,
-            // Interrupted: nothing more is sent, and the name is given up (nothing was
-            // uploaded). Failed: what was captured is kept, as a folder keeps its `.partial`
-            // (no manifest: it lists as partial).
-            BackupStatus::Partial if exit == Exit::Interrupted => {
+        let published = match (upload_failure, manifest.status) {
+            (Some(err), _) => Err(err),
+            (None, BackupStatus::Complete) => publish.complete(&path, cancel).await,
+            // Interrupted before any upload began: nothing is sent, and the name is given up.
+            (None, BackupStatus::Partial) if exit == Exit::Interrupted && !any_uploaded => {
                 outcome.objects = 0;
                 outcome.bytes = 0;
                 let left = match publish.release().await {
@@ -304,7 +346,13 @@ pub async fn take(
                 ))));
                 Ok(publish.shown())
             }
-            BackupStatus::Partial => publish.publish_partial(&path, cancel).await,
+            // Interrupted while uploading: what arrived stays, without a manifest.
+            (None, BackupStatus::Partial) if exit == Exit::Interrupted => {
+                Err(publish.interrupted())
+            }
+            // Failed: what was captured is uploaded and kept, as a folder keeps its `.partial`
+            // (no manifest: it lists as partial).
+            (None, BackupStatus::Partial) => Ok(publish.shown()),
         };
         if let Err(err) = published {
             outcome.status = BackupStatus::Partial;
@@ -338,17 +386,21 @@ struct Listing<'a> {
 async fn list_into(
     what: &Listing<'_>,
     writer: &mut BackupWriter,
+    mut uploads: Option<&mut ItemUploads>,
     progress: &Progress,
 ) -> Result<(), BackupError> {
     let mut restarts = 0;
     loop {
-        match list_once(what, writer, progress).await {
+        match list_once(what, writer, uploads.as_deref_mut(), progress).await {
             Err(BackupError::Cluster(ClusterError::Expired { message }))
                 if restarts < MAX_LIST_RESTARTS =>
             {
                 restarts += 1;
                 log::info!("the list expired ({message}); starting it again");
                 writer.clear()?;
+                if let Some(uploads) = uploads.as_deref_mut() {
+                    uploads.restart().await.map_err(BackupError::Upload)?;
+                }
                 progress.reset();
             }
             other => return other,
@@ -359,6 +411,7 @@ async fn list_into(
 async fn list_once(
     what: &Listing<'_>,
     writer: &mut BackupWriter,
+    mut uploads: Option<&mut ItemUploads>,
     progress: &Progress,
 ) -> Result<(), BackupError> {
     let page_size = what.page_size;
@@ -401,7 +454,8 @@ async fn list_once(
         // Files are written on this thread while the next page downloads on another; objects
         // are decoded just before they are written, a batch at a time (encrypted on every
         // core at once), so only a batch is ever whole in memory.
-        tokio::task::block_in_place(|| {
+        let before = writer.written();
+        let written = tokio::task::block_in_place(|| {
             let mut batch = Vec::with_capacity(WRITE_BATCH);
             for object in page.objects() {
                 batch.push(encode_object(what.cluster, object?)?);
@@ -410,7 +464,16 @@ async fn list_once(
                 }
             }
             write_batch(writer, &mut batch, progress)
-        })?;
+        });
+        // A bucket's: this page's files (those written before an error too) go up while the
+        // next page is listed and written.
+        if let Some(uploads) = uploads.as_deref_mut() {
+            uploads
+                .send(writer.paths_written_since(before))
+                .await
+                .map_err(BackupError::Upload)?;
+        }
+        written?;
     }
     Ok(())
 }

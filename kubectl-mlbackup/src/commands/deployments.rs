@@ -293,19 +293,27 @@ async fn list(
     Ok(Exit::Success)
 }
 
-/// Where the snapshot lives: `deployments.json` of the backup, or the state file.
-fn state_path(args: &ChangeArgs, env: &Env) -> anyhow::Result<Option<PathBuf>> {
+/// Where the snapshot lives: `deployments.json` of the backup, or the state file; and a
+/// bucket's backup, mirrored, that it is uploaded to.
+async fn state_path(
+    args: &ChangeArgs,
+    env: &Env,
+) -> anyhow::Result<(Option<PathBuf>, Option<std::sync::Arc<crate::store::Found>>)> {
     if let Some(path) = &args.state {
-        return Ok(Some(path.clone()));
+        return Ok((Some(path.clone()), None));
     }
     let Some(name) = &args.backup else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let store = crate::store::Store::open(args.backups.dir.as_deref(), false, env)?;
-    let root = super::folder_only(&store, "the deployment snapshot of a backup")?;
-    let backup = folder::resolve(root, name)
+    let found = store
+        .find(name, crate::store::Read::Records)
+        .await
         .with_context(|| format!("cannot use the backup `{name}` for the deployment snapshot"))?;
-    Ok(Some(backup.dir.join(SNAPSHOT_FILE)))
+    let path = found.backup.dir.join(SNAPSHOT_FILE);
+    // A bucket's backup is read into a private mirror: the snapshot written there is uploaded.
+    let bucket = found.in_bucket().then(|| std::sync::Arc::new(found));
+    Ok((Some(path), bucket))
 }
 
 /// What one deactivation or reactivation does (the flags of `deployments deactivate|reactivate`,
@@ -316,6 +324,9 @@ pub struct ChangeOptions {
     /// Where the snapshot is written (deactivate) or read (reactivate); `None` only for a dry
     /// run of a deactivation and for `--all`.
     pub state: Option<PathBuf>,
+    /// The bucket's backup whose mirror holds `state`: the snapshot is uploaded there before
+    /// the first change, so it is kept in the location, not only on this machine.
+    pub snapshot_to: Option<std::sync::Arc<crate::store::Found>>,
     /// Reactivate every inactive deployment (asks unless `yes`).
     pub all: bool,
     /// Do not ask: before `--all`, or before deactivating more than the `only` ids.
@@ -339,7 +350,7 @@ async fn change(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let all = reactivate.is_some_and(|r| r.all);
-    let state = state_path(args, env)?;
+    let (state, snapshot_to) = state_path(args, env).await?;
     if state.is_none() && !all && !(action == Action::Deactivate && args.dry_run) {
         return Err(UsageError {
             message: format!(
@@ -361,6 +372,7 @@ async fn change(
     let options = ChangeOptions {
         action,
         state,
+        snapshot_to,
         all,
         yes,
         only: args.only.clone(),
@@ -421,6 +433,19 @@ pub async fn change_through(
     )
     .with_context(|| format!("cannot plan the {}", action.as_str()))?;
     let plan = prepared.plan;
+    if let (Some(found), Action::Deactivate, false) =
+        (&options.snapshot_to, action, options.dry_run)
+    {
+        found
+            .upload(folder::DEPLOYMENTS_FILE)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot store the deployment snapshot in {}: nothing was changed",
+                    found.shown.display()
+                )
+            })?;
+    }
     if options.all && !options.dry_run && !plan.changes.is_empty() {
         confirm_all(
             options.yes,

@@ -72,6 +72,7 @@ hint_by! {
     BackupError => |e| match e {
         BackupError::Cluster(inner) => inner.hint(),
         BackupError::Folder(inner) => inner.hint(),
+        BackupError::Upload(inner) => inner.hint(),
         BackupError::Encode { .. } | BackupError::Download(_) => None,
     },
 }

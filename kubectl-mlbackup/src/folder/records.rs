@@ -121,6 +121,11 @@ impl ItemRecords {
         *self = ItemRecords::default();
     }
 
+    /// The paths of the files recorded from the `start`th on, in the order they were written.
+    pub fn paths_from(&self, start: usize) -> impl Iterator<Item = &str> {
+        self.records.iter().skip(start).map(Record::path)
+    }
+
     /// The records as the manifest lists them: by path, and of a file written twice only the
     /// later record (it describes the file on disk).
     pub fn listed(&self) -> Listed<'_> {

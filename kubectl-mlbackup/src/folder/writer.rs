@@ -46,6 +46,8 @@ pub struct BackupWriter {
     namespaces_created: BTreeSet<String>,
     /// Set: every item is encrypted to them (format version 2).
     recipients: Option<Recipients>,
+    /// False for a staging folder: see [`BackupWriter::staging`].
+    flush: bool,
 }
 
 /// One object to write: where it goes, what the manifest records of it, and its YAML.
@@ -97,6 +99,7 @@ impl BackupWriter {
                     items: ItemRecords::default(),
                     namespaces_created: BTreeSet::new(),
                     recipients: None,
+                    flush: true,
                 });
             }
             if !may_add_suffix {
@@ -110,6 +113,15 @@ impl BackupWriter {
             base,
             root: root.to_path_buf(),
         })
+    }
+
+    /// Marks the folder as a staging copy (a bucket's backup, uploaded from it and removed):
+    /// it is not flushed to disk, since the bucket holds the backup. A flush there waits for
+    /// every file written on that file system meanwhile, the S3 server's own ones included
+    /// when it runs on this machine.
+    pub fn staging(mut self) -> BackupWriter {
+        self.flush = false;
+        self
     }
 
     /// The final name of the backup (without `.partial`).
@@ -235,6 +247,13 @@ impl BackupWriter {
         self.items.len()
     }
 
+    /// The paths (relative to [`Self::dir`]) of the files written after the first `start`
+    /// (a count from [`Self::written`]), in the order they were written: what a bucket's
+    /// backup uploads while the rest is being listed.
+    pub fn paths_written_since(&self, start: usize) -> impl Iterator<Item = &str> {
+        self.items.paths_from(start)
+    }
+
     /// Removes the `.partial` folder: for a backup that failed before capturing anything, so
     /// no empty backup is left behind.
     pub fn discard(self) -> Result<(), FolderError> {
@@ -269,7 +288,9 @@ impl BackupWriter {
             });
         }
         fs::rename(&self.dir, &final_dir).map_err(io_error("rename the backup", &self.dir))?;
-        sync_dir(&self.root);
+        if self.flush {
+            sync_dir(&self.root);
+        }
         Ok((final_dir, manifest))
     }
 
@@ -289,6 +310,9 @@ impl BackupWriter {
     /// its final name: one `syncfs` instead of an fsync per file (thousands of them cost seconds
     /// on a busy disk), the manifest included (each fsync more waits for the disk again).
     fn make_durable(&self) -> Result<(), FolderError> {
+        if !self.flush {
+            return Ok(());
+        }
         make_durable(&self.dir)
     }
 

@@ -3,10 +3,13 @@
 //! written by publishing a staging folder (name claimed first, items concurrently, manifest
 //! last and create-only).
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Local};
 use futures::StreamExt;
@@ -117,7 +120,19 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
     let wanted: Vec<StoredObject> = listed
         .iter()
         .filter(|o| o.path != CLAIM)
-        .filter(|o| read == Read::Everything || !has_manifest || o.path == MANIFEST_FILE)
+        .filter(|o| {
+            !has_manifest
+                || match read {
+                    Read::Everything => true,
+                    Read::Manifest => o.path == MANIFEST_FILE,
+                    Read::Records => [
+                        MANIFEST_FILE,
+                        folder::JOURNAL_FILE,
+                        folder::DEPLOYMENTS_FILE,
+                    ]
+                    .contains(&o.path.as_str()),
+                }
+        })
         .cloned()
         .collect();
     for object in &wanted {
@@ -307,7 +322,7 @@ pub async fn create(
             })?
         }
     };
-    let writer = BackupWriter::create(staging.path(), Some(&name), started)?;
+    let writer = BackupWriter::create(staging.path(), Some(&name), started)?.staging();
     Ok(Target {
         writer,
         publish: Some(Publish {
@@ -360,25 +375,55 @@ impl Publish {
             result = work => result?,
             () = cancel.cancelled() => return Err(self.interrupted()),
         }
-        // Best effort: a claim left behind is harmless (never mirrored, deleted with the rest).
-        if let Err(err) = self.s3.delete(&format!("{}/{CLAIM}", self.name)).await {
-            log::warn!("cannot remove the claim of {}: {err}", self.name);
-        }
+        self.remove_claim().await;
         Ok(self.shown())
     }
 
-    /// Uploads what a backup cut short wrote (no manifest: it lists as partial).
-    pub async fn publish_partial(
+    /// Starts uploading the item files of the backup being written in `dir` (the writer's
+    /// folder in the staging folder) while it is written: each file is queued with
+    /// [`ItemUploads::send`] once the writer has written it, read from `dir` when its upload
+    /// starts, and put with at most [`UPLOADS`] in flight, so memory stays bounded by them and
+    /// the queue. Nothing here writes the manifest: see [`Publish::complete`].
+    pub fn stream(&self, dir: &Path) -> ItemUploads {
+        let (sender, queue) = tokio::sync::mpsc::channel(QUEUED);
+        let started = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(upload_queue(
+            self.s3.clone(),
+            self.name.clone(),
+            dir.to_path_buf(),
+            queue,
+            Arc::clone(&started),
+        ));
+        ItemUploads {
+            sender,
+            task: Some(task),
+            started,
+        }
+    }
+
+    /// Completes a backup whose items are all uploaded ([`Self::stream`]): `manifest.json` of
+    /// `dir` (the finished folder) create-only, then the claim removed. Interrupted by
+    /// `cancel` before the manifest is written, it leaves a partial. Returns where it is.
+    pub async fn complete(
         &self,
         dir: &Path,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, StoreError> {
-        let files = files_of(dir)?;
+        let manifest = read(&dir.join(MANIFEST_FILE))?;
+        let key = format!("{}/{MANIFEST_FILE}", self.name);
         tokio::select! {
-            result = self.upload_items(dir, &files) => result?,
+            result = self.s3.put_new(&key, manifest) => result?,
             () = cancel.cancelled() => return Err(self.interrupted()),
         }
+        self.remove_claim().await;
         Ok(self.shown())
+    }
+
+    async fn remove_claim(&self) {
+        // Best effort: a claim left behind is harmless (never mirrored, deleted with the rest).
+        if let Err(err) = self.s3.delete(&format!("{}/{CLAIM}", self.name)).await {
+            log::warn!("cannot remove the claim of {}: {err}", self.name);
+        }
     }
 
     /// Gives the claimed name up (nothing was captured): removes the claim.
@@ -386,7 +431,8 @@ impl Publish {
         Ok(self.s3.delete(&format!("{}/{CLAIM}", self.name)).await?)
     }
 
-    fn interrupted(&self) -> StoreError {
+    /// The error of a backup interrupted once items were being uploaded: a partial is left.
+    pub fn interrupted(&self) -> StoreError {
         StoreError::Interrupted(Interrupted(format!(
             "interrupted while uploading: {} is left without a manifest (`list --dir {}` shows \
              it as partial; `delete {} --dir {}` removes it)",
@@ -406,6 +452,143 @@ impl Publish {
         uploads.finish().await?;
         Ok(())
     }
+}
+
+/// Files queued for upload and not yet started, at most: the writer runs ahead of the uploads
+/// by this many paths (a few pages), never by the whole backup.
+const QUEUED: usize = 2048;
+
+/// What the writer tells the uploads of a backup being written.
+enum Queued {
+    /// A file (relative to the folder) was written.
+    File(String),
+    /// The list starts again in a cleared folder: what was uploaded goes too.
+    Restart,
+}
+
+/// The uploads of a bucket's backup while it is written (see [`Publish::stream`]). Dropped
+/// without [`ItemUploads::finish`], it stops the uploads in flight (a partial is left).
+pub struct ItemUploads {
+    sender: tokio::sync::mpsc::Sender<Queued>,
+    /// `None` once its failure was returned by [`ItemUploads::send`].
+    task: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    /// Set once a put has been started: from then on the bucket may hold objects of the name.
+    started: Arc<AtomicBool>,
+}
+
+impl ItemUploads {
+    /// Queues the files `paths` (relative to the folder, just written) for upload, waiting
+    /// while the queue is full. An upload that failed stops it: the error is that failure.
+    pub async fn send(&mut self, paths: impl Iterator<Item = &str>) -> Result<(), StoreError> {
+        for path in paths {
+            if self
+                .sender
+                .send(Queued::File(path.to_string()))
+                .await
+                .is_err()
+            {
+                return Err(self.failure().await);
+            }
+        }
+        Ok(())
+    }
+
+    /// The list starts again in a cleared folder: every object uploaded so far is deleted (a
+    /// backup never mixes two points in time), and the uploads start again with what comes.
+    pub async fn restart(&mut self) -> Result<(), StoreError> {
+        if self.sender.send(Queued::Restart).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Waits until every queued file is uploaded; the first failure (one that
+    /// [`ItemUploads::send`] returned already is not returned again).
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut self.sender, closed));
+        match self.task.take() {
+            Some(task) => joined(task.await),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the uploads where they are; whether any was started (the bucket may hold some).
+    pub fn stop(self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Why the queue closed early: the failure the uploads ended with.
+    async fn failure(&mut self) -> StoreError {
+        let stopped = || StoreError::Interrupted(Interrupted("the uploads were stopped".into()));
+        match self.task.take() {
+            Some(task) => joined(task.await).err().unwrap_or_else(stopped),
+            None => stopped(),
+        }
+    }
+}
+
+fn joined(done: Result<Result<(), StoreError>, tokio::task::JoinError>) -> Result<(), StoreError> {
+    match done {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(StoreError::Interrupted(Interrupted(
+            "the uploads were stopped".into(),
+        ))),
+    }
+}
+
+impl Drop for ItemUploads {
+    /// Stops the uploads in flight (their tasks end with the queue's).
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Uploads what the writer queues (see [`Publish::stream`]) until the queue is closed. A file
+/// queued twice (written again) is uploaded again once the others are done, so that its last
+/// content is what stays.
+async fn upload_queue(
+    s3: S3Store,
+    name: String,
+    dir: PathBuf,
+    mut queue: tokio::sync::mpsc::Receiver<Queued>,
+    started: Arc<AtomicBool>,
+) -> Result<(), StoreError> {
+    let mut uploads = s3.uploads(UPLOADS);
+    let mut sent: HashSet<String> = HashSet::new();
+    let mut again: BTreeSet<String> = BTreeSet::new();
+    while let Some(queued) = queue.recv().await {
+        match queued {
+            Queued::File(path) => {
+                if sent.contains(&path) {
+                    again.insert(path);
+                    continue;
+                }
+                let bytes = read(&dir.join(&path))?;
+                started.store(true, Ordering::SeqCst);
+                uploads.put(&format!("{name}/{path}"), bytes).await?;
+                sent.insert(path);
+            }
+            Queued::Restart => {
+                std::mem::replace(&mut uploads, s3.uploads(UPLOADS))
+                    .finish()
+                    .await?;
+                for path in sent.drain() {
+                    s3.delete(&format!("{name}/{path}")).await?;
+                }
+                again.clear();
+            }
+        }
+    }
+    uploads.finish().await?;
+    for path in again {
+        s3.put(&format!("{name}/{path}"), read(&dir.join(&path))?)
+            .await?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, StoreError> {

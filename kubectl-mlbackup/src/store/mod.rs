@@ -5,9 +5,10 @@
 //! A bucket's backup is read by mirroring its objects into a private temporary folder and
 //! handing that to `folder` (`bucket::mirror`), so every check the folder makes (each sha256,
 //! the layout, no symlinks, no path leaving the backup) applies unchanged. A backup is written
-//! into a private staging folder by the folder's writer and then published (`bucket::publish`):
-//! its name claimed first with a create-only object, items uploaded concurrently, the manifest
-//! last and create-only. This module moves bytes: it does not care what the files hold.
+//! into a private staging folder by the folder's writer and published from there: its name
+//! claimed first with a create-only object, each item uploaded as soon as it is written (while
+//! the next page of the list arrives; `bucket::ItemUploads`), the manifest last and
+//! create-only. This module moves bytes: it does not care what the files hold.
 
 mod bucket;
 
@@ -24,7 +25,7 @@ use crate::location::aws::{self, AwsConfigError};
 use crate::location::s3::{S3Error, S3Store};
 use crate::location::{Location, LocationError};
 
-pub use bucket::Publish;
+pub use bucket::{ItemUploads, Publish};
 
 /// A failure of a backup location, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +211,9 @@ pub enum Read {
     Everything,
     /// The manifest only, when there is one (show, delete's question).
     Manifest,
+    /// The manifest and what the runbooks add to a backup (the journal, the deployment
+    /// snapshot), when there is a manifest: `prepare` and `deployments --backup`.
+    Records,
 }
 
 /// Where a new backup is being written: the folder's writer (in the location's folder, or in a

@@ -874,3 +874,58 @@ fn a_bucket_gets_only_encrypted_backups_and_no_object_holds_a_secret() {
     .expect_code(0);
     assert_eq!(objects(&server), Vec::<String>::new());
 }
+
+#[test]
+fn a_backup_uploads_each_page_while_the_next_one_is_listed() {
+    let Some(server) = S3Server::start_or_skip("streamed_upload") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 120, 1);
+    let bucket = location(&server);
+    // The first page (50 objects) is answered; the second is held until the first page's
+    // files are in the bucket, which they must reach while the list is not finished.
+    let gate = Gate::new();
+    cluster.kube.faults().add(
+        FaultRule::new("/v1/lrs", gate.fault(), None)
+            .with_method(Method::GET)
+            .after(1),
+    );
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&[
+        "backup",
+        "--no-encrypt",
+        "--dir",
+        &bucket,
+        "--name",
+        "nightly",
+        &kubeconfig,
+    ]);
+    gate.wait_held(1);
+    let items = || {
+        objects(&server)
+            .iter()
+            .filter(|o| o.ends_with(".yaml"))
+            .count()
+    };
+    mlbackup_testkit::wait::wait_until(
+        "the first page's 50 files are uploaded while the second page is held",
+        std::time::Duration::from_secs(60),
+        || items() == 50,
+    );
+    assert!(
+        !objects(&server).contains(&"nightly/manifest.json".to_string()),
+        "no manifest before the list is read to its end"
+    );
+    gate.open();
+    let taken = Run::from(child.wait_with_output().unwrap());
+    taken.expect_code(0);
+    assert_eq!(items(), 120);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["verify", "nightly", "--dir", &bucket],
+    )
+    .expect_code(0);
+}

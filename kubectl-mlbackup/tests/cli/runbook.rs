@@ -793,3 +793,120 @@ fn recover_from_a_bucket_brings_back_the_exact_state_and_journals_there() {
     .unwrap();
     assert_eq!(after.lines().count(), lines);
 }
+
+#[test]
+fn prepare_to_a_bucket_stores_the_snapshot_before_the_first_change_and_recover_brings_back_the_exact_state()
+ {
+    let Some(server) = mlbackup_testkit::s3::S3Server::start_or_skip("prepare_to_bucket") else {
+        return;
+    };
+    let World {
+        sandbox,
+        cluster,
+        api,
+    } = world();
+    let sandbox = sandbox
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
+        .env("AWS_REGION", "us-east-1");
+    let w = World {
+        sandbox,
+        cluster,
+        api,
+    };
+    let before = lrs_state(&w.cluster);
+    let statuses = w.api.statuses();
+    let active = statuses
+        .iter()
+        .filter(|(_, s)| matches!(s, mlbackup_testkit::datarobot::DeploymentStatus::Active))
+        .count();
+    assert!(active > 0, "the world has active deployments: {statuses:?}");
+    let bucket = format!("s3://{}/prod", server.bucket);
+    // Every status change is held: the prepare is stopped at its first change.
+    let gate = mlbackup_testkit::faults::Gate::new();
+    w.api
+        .datarobot
+        .faults()
+        .add(FaultRule::new("/status/", gate.fault(), None).with_method(http::Method::PATCH));
+    let child = w.sandbox.spawn(&[
+        "prepare",
+        "--yes",
+        "--no-encrypt",
+        "--dir",
+        &bucket,
+        "--name",
+        "before-upgrade",
+        "-o",
+        "json",
+    ]);
+    gate.wait_held(1);
+    let snapshot =
+        std::fs::read(server.object_file(&server.bucket, "prod/before-upgrade/deployments.json"))
+            .expect("the snapshot is in the bucket before the first change");
+    let snapshot: Value = serde_json::from_slice(&snapshot).unwrap();
+    let recorded_active = snapshot["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "active")
+        .count();
+    assert_eq!(recorded_active, active, "{snapshot}");
+    assert!(
+        w.api.datarobot.status_history().is_empty(),
+        "nothing was changed yet"
+    );
+    gate.open();
+    let prepared = Run::from(child.wait_with_output().unwrap());
+    prepared.expect_code(0);
+    assert_eq!(
+        step_results(&prepared),
+        pairs(&[
+            ("backup", "done"),
+            ("deactivate-deployments", "done"),
+            ("spark-cleanup", "done"),
+            ("stop-app", "skipped")
+        ])
+    );
+    let json = prepared.json();
+    assert_eq!(json["path"], format!("{bucket}/before-upgrade"));
+    assert_eq!(
+        json["journal"],
+        format!("{bucket}/before-upgrade/journal.jsonl")
+    );
+    // The journal in the bucket tells every step, the last one included.
+    let journal = std::fs::read_to_string(
+        server.object_file(&server.bucket, "prod/before-upgrade/journal.jsonl"),
+    )
+    .unwrap();
+    let finished: Vec<(String, String)> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["event"] == "finished")
+        .map(|r| {
+            (
+                r["step"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        pairs(&[
+            ("backup", "done"),
+            ("deactivate-deployments", "done"),
+            ("spark-cleanup", "done"),
+            ("stop-app", "skipped")
+        ]),
+        "{journal}"
+    );
+    // Nothing is kept on this machine: recover reads it all from the bucket.
+    assert!(!w.sandbox.path("backups").join("before-upgrade").exists());
+    upgrade(&w.cluster);
+    let recover = w
+        .sandbox
+        .run(&["recover", "before-upgrade", "--dir", &bucket, "-o", "json"]);
+    recover.expect_code(0);
+    assert_eq!(&lrs_state(&w.cluster), &before);
+    assert_eq!(w.api.statuses(), statuses);
+}

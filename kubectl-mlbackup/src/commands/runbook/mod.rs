@@ -23,6 +23,7 @@ use crate::datarobot::Api;
 use crate::exit::Exit;
 use crate::folder::{Backup, StepEvent, StepRecord};
 use crate::printer::{self, Printer, Render};
+use crate::store::Found;
 use mlbackup_helper::plan::Action;
 use mlbackup_helper::protocol::{Outcome, StopReason};
 use tokio_util::sync::CancellationToken;
@@ -429,10 +430,17 @@ pub async fn run_app(
 /// decides, with the runbooks' choices: the engine's concurrency, each change waited for. Nothing
 /// is asked: a prepare is confirmed once for all its steps, and reactivating the recorded
 /// deployments needs no yes.
+/// Where a step's deployment snapshot is: its file, and the bucket's backup (mirrored) it is
+/// uploaded to before the first change.
+pub struct SnapshotAt {
+    pub path: Option<PathBuf>,
+    pub bucket: Option<std::sync::Arc<Found>>,
+}
+
 pub async fn change_deployments(
     step: Step,
     api: &Api,
-    state: Option<PathBuf>,
+    snapshot: SnapshotAt,
     dry_run: bool,
     timeout: std::time::Duration,
     cancel: &CancellationToken,
@@ -443,7 +451,8 @@ pub async fn change_deployments(
             Step::DeactivateDeployments => Action::Deactivate,
             _ => Action::Reactivate,
         },
-        state,
+        state: snapshot.path,
+        snapshot_to: snapshot.bucket,
         all: false,
         yes: true,
         only: Vec::new(),
@@ -500,23 +509,25 @@ pub struct Journal<'a> {
     pub runbook: &'static str,
     /// Where records go; `None` until the backup exists, and for dry runs.
     pub backup: Option<Backup>,
+    /// A bucket's backup (mirrored into `backup`): each record is uploaded as it is written.
+    pub bucket: Option<std::sync::Arc<Found>>,
     pub printer: &'a Printer,
     pub total: usize,
 }
 
 impl Journal<'_> {
     /// A step begins: shown, and recorded as started (so a step cut short is known).
-    pub fn started(&self, step: Step) -> DateTime<Utc> {
+    pub async fn started(&self, step: Step) -> DateTime<Utc> {
         let at = Utc::now();
         let index = self.index_of(step);
         self.printer
             .step(&format!("[{index}/{}] {}", self.total, step.name()));
-        self.record_started(step, at);
+        self.record_started(step, at).await;
         at
     }
 
     /// Records that `step` started at `at`.
-    pub fn record_started(&self, step: Step, at: DateTime<Utc>) {
+    pub async fn record_started(&self, step: Step, at: DateTime<Utc>) {
         self.append(&StepRecord {
             runbook: self.runbook.to_string(),
             step: step.name().to_string(),
@@ -527,11 +538,12 @@ impl Journal<'_> {
             counts: BTreeMap::new(),
             errors: Vec::new(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        });
+        })
+        .await;
     }
 
     /// A step ended: its times set, recorded as finished with its result.
-    pub fn finished(&self, report: &mut StepReport, started_at: DateTime<Utc>) {
+    pub async fn finished(&self, report: &mut StepReport, started_at: DateTime<Utc>) {
         let at = Utc::now();
         report.started_at = Some(started_at);
         report.finished_at = Some(at);
@@ -546,12 +558,13 @@ impl Journal<'_> {
             counts: report.counts.clone(),
             errors: report.errors.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        });
+        })
+        .await;
     }
 
     /// A step that did not run this time (already done, skipped by a flag): recorded too, so
     /// the journal tells the whole run.
-    pub fn passed(&self, report: &mut StepReport) {
+    pub async fn passed(&self, report: &mut StepReport) {
         let at = Utc::now();
         self.printer.step(&format!(
             "[{}/{}] {}: {}",
@@ -561,7 +574,7 @@ impl Journal<'_> {
             report.result.as_str()
         ));
         if report.result == StepResult::Skipped {
-            self.finished(report, at);
+            self.finished(report, at).await;
         }
     }
 
@@ -573,10 +586,20 @@ impl Journal<'_> {
         list.iter().position(|s| *s == step).map_or(0, |i| i + 1)
     }
 
-    fn append(&self, record: &StepRecord) {
-        if let Some(backup) = &self.backup
-            && let Err(err) = backup.append_journal(record)
-        {
+    async fn append(&self, record: &StepRecord) {
+        let appended = match (&self.bucket, &self.backup) {
+            (Some(found), _) => found
+                .append_journal(record)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            (None, Some(backup)) => backup
+                .append_journal(record)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            (None, None) => Ok(()),
+        };
+        if let Err(err) = appended {
             self.printer.warning(&format!(
                 "the {} step was not recorded in the journal: {err}",
                 record.step
@@ -584,11 +607,15 @@ impl Journal<'_> {
         }
     }
 
-    /// The journal file, once there is a backup to hold it.
+    /// The journal file, once there is a backup to hold it (a bucket's: its object).
     pub fn path(&self) -> Option<PathBuf> {
-        self.backup
-            .as_ref()
-            .map(|b| b.dir.join(crate::folder::JOURNAL_FILE))
+        match &self.bucket {
+            Some(found) => Some(PathBuf::from(found.locate(crate::folder::JOURNAL_FILE))),
+            None => self
+                .backup
+                .as_ref()
+                .map(|b| b.dir.join(crate::folder::JOURNAL_FILE)),
+        }
     }
 }
 

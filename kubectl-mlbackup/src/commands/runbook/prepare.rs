@@ -34,6 +34,7 @@ use crate::env::Env;
 use crate::exit::{Exit, UsageError};
 use crate::folder::{self, Backup, CatalogStatus, DEPLOYMENTS_FILE, PARTIAL_SUFFIX};
 use crate::printer::{Consent, Printer};
+use crate::store::{Found, Read, Store};
 
 /// The steps, in order.
 pub const STEPS: &[Step] = &[
@@ -50,8 +51,8 @@ const PAGE_SIZE: u32 = 500;
 /// Where a resumed prepare stands.
 struct Resumed {
     /// The complete backup; `None` when only its `.partial` folder exists (to be taken again).
-    backup: Option<Backup>,
-    partial: Option<Backup>,
+    backup: Option<Found>,
+    partial: Option<Found>,
     /// The backup's name, without `.partial`.
     name: String,
     /// Steps whose last record says done.
@@ -59,17 +60,21 @@ struct Resumed {
 }
 
 impl Resumed {
-    fn read(root: &std::path::Path, name: &str) -> anyhow::Result<Resumed> {
-        let found = folder::resolve(root, name)
+    async fn read(store: &Store, name: &str) -> anyhow::Result<Resumed> {
+        let found = store
+            .find(name, Read::Records)
+            .await
             .with_context(|| format!("cannot resume the prepare of `{name}`"))?;
         let base = found
+            .backup
             .name
             .strip_suffix(PARTIAL_SUFFIX)
-            .unwrap_or(&found.name)
+            .unwrap_or(&found.backup.name)
             .to_string();
-        match found.status {
+        match found.backup.status {
             CatalogStatus::Complete => {
                 let records = found
+                    .backup
                     .step_records("prepare")
                     .context("cannot read the journal")?;
                 let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -110,12 +115,12 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
     let store = crate::commands::open_store(&args.backups, env, printer)?;
-    let root = crate::commands::folder_only(&store, "prepare")?.to_path_buf();
-    let resumed = args
-        .resume
-        .as_deref()
-        .map(|name| Resumed::read(&root, name))
-        .transpose()?;
+    // A folder, or a bucket's prefix (its backups mirrored into private folders to be read).
+    let root = store.shown();
+    let resumed = match args.resume.as_deref() {
+        Some(name) => Some(Resumed::read(&store, name).await?),
+        None => None,
+    };
     let done: Vec<Step> = STEPS
         .iter()
         .copied()
@@ -128,7 +133,7 @@ pub async fn run(
         .collect();
     let deactivate = !args.skip_deployments && !done.contains(&Step::DeactivateDeployments);
     if deactivate && resumed.is_none() && !args.dry_run {
-        refuse_over_unrecovered(&root)?;
+        refuse_over_unrecovered(&store).await?;
     }
     // The recipients of the backup step are read (and a remote backup without one refused)
     // before anything else.
@@ -138,7 +143,7 @@ pub async fn run(
     if let Some(begun) = resumed
         .as_ref()
         .and_then(|r| r.partial.as_ref())
-        .and_then(|p| p.recipients())
+        .and_then(|p| p.backup.recipients())
         && recipients.is_none()
     {
         return Err(UsageError {
@@ -215,15 +220,18 @@ fn confirm(args: &PrepareArgs, env: &Env, printer: &Printer) -> anyhow::Result<(
     })
 }
 
-/// Refuses a fresh prepare while a backup of `root` holds a deactivation no recover undid.
-fn refuse_over_unrecovered(root: &std::path::Path) -> anyhow::Result<()> {
-    let Ok(catalog) = folder::catalog(root) else {
+/// Refuses a fresh prepare while a backup of the location holds a deactivation no recover
+/// undid.
+async fn refuse_over_unrecovered(store: &Store) -> anyhow::Result<()> {
+    let Ok(catalog) = store.catalog().await else {
         return Ok(());
     };
+    let root = store.shown();
     for summary in catalog.backups {
-        let Ok(backup) = Backup::open(&summary.path) else {
+        let Ok(found) = store.find(&summary.name, Read::Records).await else {
             continue;
         };
+        let backup = &found.backup;
         if !backup.has_file(DEPLOYMENTS_FILE) {
             continue;
         }
@@ -271,9 +279,10 @@ struct Preparation<'a> {
     cluster: &'a Cluster,
     resource: &'a ServedResource,
     api: Option<&'a Api>,
+    /// The location as the user names it (a folder, or `s3://BUCKET/PREFIX`).
     root: &'a std::path::Path,
     recipients: Option<&'a crate::encryption::Recipients>,
-    store: &'a crate::store::Store,
+    store: &'a Store,
     printer: &'a Printer,
 }
 
@@ -288,13 +297,19 @@ impl Preparation<'_> {
             .as_ref()
             .map(|r| r.name.clone())
             .or(args.name.clone());
-        let partial = resumed.as_ref().and_then(|r| r.partial.clone());
+        let (complete, partial) = match resumed {
+            Some(r) => (r.backup.filter(|_| !args.dry_run), r.partial),
+            None => (None, None),
+        };
+        let complete = complete.map(std::sync::Arc::new);
         let mut journal = Journal {
             runbook: "prepare",
-            backup: resumed.and_then(|r| r.backup).filter(|_| !args.dry_run),
+            backup: complete.as_ref().map(|found| found.backup.clone()),
+            bucket: complete.filter(|found| found.in_bucket()),
             printer: self.printer,
             total: STEPS.len(),
         };
+        let mut partial = partial;
         let mut backup_dir = journal.backup.as_ref().map(|b| b.dir.clone());
         let mut outcome = RunbookOutcome {
             runbook: "prepare",
@@ -331,7 +346,7 @@ impl Preparation<'_> {
             };
             if skipped {
                 let mut report = StepReport::new(step, StepResult::Skipped, "skipped by flag");
-                journal.passed(&mut report);
+                journal.passed(&mut report).await;
                 outcome.steps.push(report);
                 continue;
             }
@@ -341,35 +356,59 @@ impl Preparation<'_> {
                     StepResult::AlreadyDone,
                     "finished by the interrupted run; not repeated",
                 );
-                journal.passed(&mut report);
+                journal.passed(&mut report).await;
                 outcome.steps.push(report);
                 continue;
             }
-            let started = journal.started(step);
+            let started = journal.started(step).await;
             let mut report = match step {
                 Step::Backup if args.dry_run => self.plan_backup(name.as_deref()).await,
                 Step::Backup => {
-                    let report = self.backup(name.clone(), partial.clone(), &cancel).await;
+                    let report = self.backup(name.clone(), partial.take(), &cancel).await;
                     if let Some(path) = report
                         .detail
                         .as_ref()
                         .and_then(|d| d["path"].as_str())
                         .map(std::path::PathBuf::from)
                     {
-                        journal.backup = Backup::open(&path).ok();
-                        outcome.backup = path.file_name().map(|n| {
+                        let taken = path.file_name().map(|n| {
                             n.to_string_lossy()
                                 .trim_end_matches(PARTIAL_SUFFIX)
                                 .to_string()
                         });
-                        outcome.path = Some(path.clone());
-                        backup_dir = Some(path);
+                        match self.store.folder() {
+                            Some(_) => {
+                                journal.backup = Backup::open(&path).ok();
+                                backup_dir = Some(path.clone());
+                            }
+                            // A bucket's complete backup is mirrored (its manifest) so that
+                            // the journal and the snapshot are written there and uploaded.
+                            None if report.result == StepResult::Done => {
+                                if let Some(taken) = &taken {
+                                    match self.store.find(taken, Read::Records).await {
+                                        Ok(found) => {
+                                            journal.backup = Some(found.backup.clone());
+                                            backup_dir = Some(found.backup.dir.clone());
+                                            journal.bucket = Some(std::sync::Arc::new(found));
+                                        }
+                                        Err(err) => self.printer.warning(&format!(
+                                            "cannot read the backup just taken back from {}: {err}",
+                                            path.display()
+                                        )),
+                                    }
+                                }
+                            }
+                            None => {}
+                        }
+                        outcome.backup = taken;
+                        outcome.path = Some(path);
                     }
                     report
                 }
                 Step::DeactivateDeployments => {
                     let state = backup_dir.as_ref().map(|dir| dir.join(DEPLOYMENTS_FILE));
-                    self.deactivate(state, &cancel).await
+                    self.deactivate(state, journal.bucket.clone(), &cancel)
+                        .await
                 }
                 Step::SparkCleanup => self.clean(&cancel).await,
                 Step::StopApp => {
@@ -394,9 +433,9 @@ impl Preparation<'_> {
             };
             if step == Step::Backup && journal.backup.is_some() {
                 // The backup's own start was before its folder existed: record it now.
-                journal.record_started(step, started);
+                journal.record_started(step, started).await;
             }
-            journal.finished(&mut report, started);
+            journal.finished(&mut report, started).await;
             stopped = !report.result.is_finished();
             outcome.steps.push(report);
         }
@@ -451,14 +490,14 @@ impl Preparation<'_> {
     async fn backup(
         &self,
         name: Option<String>,
-        partial: Option<Backup>,
+        partial: Option<Found>,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> StepReport {
         if let Some(partial) = partial {
             // An unfinished backup of this prepare: nothing was changed after it, so it is
             // taken again from the start under the same name.
-            let path = partial.dir.clone();
-            if let Err(err) = partial.delete() {
+            let path = partial.shown.clone();
+            if let Err(err) = self.store.delete(partial).await {
                 let err = anyhow::Error::new(err).context(format!(
                     "cannot remove the unfinished backup {} to take it again",
                     path.display()
@@ -491,6 +530,7 @@ impl Preparation<'_> {
     async fn deactivate(
         &self,
         state: Option<std::path::PathBuf>,
+        snapshot_to: Option<std::sync::Arc<Found>>,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> StepReport {
         let Some(api) = self.api else {
@@ -503,7 +543,10 @@ impl Preparation<'_> {
         super::change_deployments(
             Step::DeactivateDeployments,
             api,
-            state,
+            super::SnapshotAt {
+                path: state,
+                bucket: snapshot_to,
+            },
             self.args.dry_run,
             self.args.timeout,
             cancel,

@@ -129,6 +129,8 @@ impl Recovery<'_> {
             runbook: "recover",
             backup: (!args.dry_run && self.journaled && self.backup.has_journal())
                 .then(|| self.backup.clone()),
+            // Uploaded once at the end (see `run`).
+            bucket: None,
             printer: self.printer,
             total: STEPS.len(),
         };
@@ -171,11 +173,11 @@ impl Recovery<'_> {
             };
             if let Some(why) = skip {
                 let mut report = StepReport::new(step, StepResult::Skipped, why);
-                journal.passed(&mut report);
+                journal.passed(&mut report).await;
                 outcome.steps.push(report);
                 continue;
             }
-            let started = journal.started(step);
+            let started = journal.started(step).await;
             let mut report = match step {
                 Step::StartApp => self.start_app(&cancel).await,
                 Step::RestoreLrs => self.restore(&cancel).await,
@@ -183,7 +185,7 @@ impl Recovery<'_> {
                 Step::Verify => self.verify(&cancel).await,
                 other => unreachable!("{} is not a step of recover", other.name()),
             };
-            journal.finished(&mut report, started);
+            journal.finished(&mut report, started).await;
             outcome.steps.push(report);
         }
         outcome.conclude();
@@ -292,7 +294,10 @@ impl Recovery<'_> {
         super::change_deployments(
             Step::ReactivateDeployments,
             api,
-            self.snapshot.clone(),
+            super::SnapshotAt {
+                path: self.snapshot.clone(),
+                bucket: None,
+            },
             self.args.dry_run,
             self.args.timeout,
             cancel,
