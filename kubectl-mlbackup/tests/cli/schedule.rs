@@ -362,12 +362,26 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
         .unwrap_or_default();
     assert_eq!(backups.len(), 1, "{}", listed.stdout);
     assert_eq!(backups[0]["status"], "complete");
+    // The run recorded itself in the location and released its lock.
+    let records = dir.path().join(".mlbackup-runs/mlbackup");
+    let read = |file: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(records.join(file)).unwrap()).unwrap()
+    };
+    let attempt = read("last-attempt.json");
+    assert_eq!(attempt["status"], "succeeded", "{attempt}");
+    assert_eq!(attempt["backup"], backups[0]["name"], "{attempt}");
+    assert!(attempt["finished"].is_string(), "{attempt}");
+    assert_eq!(read("last-success.json"), attempt);
+    assert!(!dir.path().join(".mlbackup-lock").exists());
     let status = run(&sandbox, &cluster, &["status", "-o", "json"]);
     status.expect_code(0);
     let status = status.json();
     assert_eq!(status["lastRunResult"], "succeeded");
     assert!(status["lastSuccess"].is_string());
     assert_eq!(status["overdue"], false);
+    // Read from the run records in the location.
+    assert_eq!(status["lastAttempt"], attempt);
+    assert_eq!(status["lastSuccessBackup"], backups[0]["name"]);
 
     let removed = run(&sandbox, &cluster, &["uninstall"]);
     removed.expect_code(0);
