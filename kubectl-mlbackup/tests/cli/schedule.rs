@@ -613,3 +613,55 @@ fn kubectl_applies_the_rendered_manifests() {
     );
     assert!(schedule_objects(&cluster).is_empty());
 }
+
+/// A run that fails after taking the lock records its failure (the error escaped) and releases
+/// the lock; `status` reads it from the location: the last attempt failed (exit 1), with the
+/// last success still shown from its record.
+#[test]
+fn status_reads_a_failed_attempt_from_the_run_records() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    run(&sandbox, &cluster, &["run-now", "--wait"]).expect_code(0);
+    let location = dir.path().display().to_string();
+    // As the CronJob's container runs it, but with a cluster it cannot reach.
+    let failed = sandbox.run(&[
+        "scheduled-run",
+        "--dir",
+        &location,
+        "--kubeconfig",
+        "/nonexistent/kubeconfig\u{1b}[31m",
+    ]);
+    failed.expect_code(1);
+    assert!(!dir.path().join(".mlbackup-lock").exists(), "released");
+    let attempt: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(".mlbackup-runs/mlbackup/last-attempt.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(attempt["status"], "failed", "{attempt}");
+    let error = attempt["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot connect to the cluster: cannot read the kubeconfig"),
+        "{error}"
+    );
+    assert!(!error.contains('\u{1b}'), "escaped: {error}");
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(
+        status.stdout.contains("Last attempt:   started "),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains(": failed: "), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("Last success:   "),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(", backup lrs_backup_"),
+        "{}",
+        status.stdout
+    );
+}
