@@ -1026,3 +1026,131 @@ fn a_stale_lock_in_the_bucket_is_taken_over_and_said_so() {
     );
     assert!(!objects(&server).iter().any(|key| key == ".mlbackup-lock"));
 }
+
+/// Ctrl-C during a scheduled run's upload: the run stops cleanly (exit 130), records itself as
+/// interrupted and releases the lock, so the next run is not refused.
+#[test]
+fn an_interrupted_scheduled_run_releases_the_lock() {
+    let Some(server) = S3Server::start_or_skip("interrupted_run") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-pod");
+    let cluster = FakeCluster::with_lrs(&sandbox, 10, 1);
+    let bucket = location(&server);
+    let gate = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".yaml", gate.fault(), None).with_method(Method::PUT));
+    let mut args = scheduled_run_args(&sandbox, &bucket);
+    args.push(cluster.kubeconfig_arg());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = sandbox.spawn(&args);
+    gate.wait_held(1);
+    assert!(objects(&server).contains(&".mlbackup-lock".to_string()));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    let stored = objects(&server);
+    assert!(
+        !stored.contains(&".mlbackup-lock".to_string()),
+        "released: {stored:?}"
+    );
+    let attempt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(server.object_file(
+            &server.bucket,
+            &format!("{PREFIX}/.mlbackup-runs/nightly/last-attempt.json"),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(attempt["status"], "interrupted", "{attempt}");
+    assert!(
+        !stored.contains(&".mlbackup-runs/nightly/last-success.json".to_string()),
+        "{stored:?}"
+    );
+}
+
+/// `schedule status` reads the run records from the schedule's bucket with the operator's AWS
+/// settings; without access there it says so and shows what the Jobs say.
+#[test]
+fn schedule_status_reads_the_run_records_from_the_bucket() {
+    let Some(server) = S3Server::start_or_skip("status_records") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-pod");
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    let mut args = scheduled_run_args(&sandbox, &bucket);
+    let recipients = args[6].clone();
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "schedule",
+            "install",
+            "--schedule",
+            "0 3 * * *",
+            "--dir",
+            &bucket,
+            "--image",
+            "registry.example.com/kubectl-mlbackup:test",
+            "--recipients-file",
+            &recipients,
+            "--name",
+            "nightly",
+        ],
+    )
+    .expect_code(0);
+    // The run, as the CronJob's container runs it.
+    args.push(cluster.kubeconfig_arg());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sandbox.run(&args).expect_code(0);
+    let status = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["schedule", "status", "--name", "nightly", "-o", "json"],
+    );
+    status.expect_code(0);
+    let status = status.json();
+    assert_eq!(status["lastRunResult"], "succeeded", "{status}");
+    assert!(
+        status["lastAttempt"]["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with("mlbackup-nightly-pod (pid "),
+        "{status}"
+    );
+    assert!(
+        status["lastSuccessBackup"]
+            .as_str()
+            .unwrap()
+            .starts_with("lrs_backup_"),
+        "{status}"
+    );
+    // Without the keys here: said, and the Jobs (none) stand alone.
+    let blind = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .env("AWS_REGION", "us-east-1");
+    let kubeconfig = cluster.kubeconfig_arg();
+    let status = blind.run(&["schedule", "status", "--name", "nightly", &kubeconfig]);
+    assert!(
+        status
+            .stderr
+            .contains("warning: cannot read the run records in s3://"),
+        "{}",
+        status.stderr
+    );
+    assert!(
+        status.stdout.contains("Last run:       none"),
+        "{}",
+        status.stdout
+    );
+}

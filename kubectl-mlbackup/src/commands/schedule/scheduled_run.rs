@@ -12,12 +12,13 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use mlbackup_helper::text::escape_controls;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::render::retention_flags;
 use crate::cli::{BackupArgs, Cli, Command, GlobalArgs, PruneArgs, ScheduledRunArgs};
 use crate::commands::{backup, prune};
 use crate::env::Env;
-use crate::exit::{Exit, UsageError};
+use crate::exit::{Exit, Interrupted, UsageError};
 use crate::printer::{self, Printer};
 use crate::store::{LockRecord, Store};
 
@@ -152,7 +153,7 @@ pub async fn run(
         .context("cannot start the scheduled run")?;
     // From here on Ctrl-C stops the steps cleanly instead of ending the process: the lock is
     // released below.
-    let _cancel = crate::commands::interrupt_token();
+    let cancel = crate::commands::interrupt_token();
     if let Some(old) = &lock.taken_over {
         printer.warning(&format!(
             "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
@@ -176,7 +177,17 @@ pub async fn run(
         .await
         .context("cannot write the run record")
     {
-        Ok(()) => run_steps(global, &backup_args, prune_args.as_ref(), env, printer).await,
+        Ok(()) => {
+            run_steps(
+                global,
+                &backup_args,
+                prune_args.as_ref(),
+                &cancel,
+                env,
+                printer,
+            )
+            .await
+        }
         Err(err) => Err(err),
     };
     record.finished = Some(Utc::now());
@@ -233,6 +244,7 @@ async fn run_steps(
     global: &GlobalArgs,
     backup_args: &BackupArgs,
     prune_args: Option<&PruneArgs>,
+    cancel: &CancellationToken,
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<(Exit, Option<String>)> {
@@ -240,8 +252,18 @@ async fn run_steps(
     if exit != Exit::Success {
         return Ok((exit, name));
     }
-    match prune_args {
-        Some(prune_args) => Ok((prune::run(prune_args, env, printer).await?, name)),
-        None => Ok((exit, name)),
+    let Some(prune_args) = prune_args else {
+        return Ok((exit, name));
+    };
+    if cancel.is_cancelled() {
+        return Err(Interrupted("interrupted after the backup; nothing was pruned".into()).into());
+    }
+    // `prune` does not watch Ctrl-C itself: it is dropped at its next request, as it would be
+    // when run alone (a delete cut short is recognised and finished by the next prune).
+    tokio::select! {
+        exit = prune::run(prune_args, env, printer) => Ok((exit?, name)),
+        () = cancel.cancelled() => {
+            Err(Interrupted("interrupted while pruning; run it again to finish".into()).into())
+        }
     }
 }
