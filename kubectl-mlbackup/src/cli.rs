@@ -514,6 +514,10 @@ pub struct ScheduledRunArgs {
 
     #[command(flatten)]
     pub retention: ScheduleRetentionArgs,
+
+    /// The schedule's time zone: the days, weeks and months of the retention rules.
+    #[arg(long, value_name = "TZ")]
+    pub time_zone: Option<String>,
 }
 
 /// A schedule's name: it names its CronJob (at most 52 characters, so that the Jobs' names fit)

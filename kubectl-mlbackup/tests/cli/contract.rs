@@ -155,6 +155,17 @@ struct ScheduleInstallJson {
     time_zone: Option<String>,
     next_run: Option<String>,
     objects: Vec<ScheduleObjectJson>,
+    #[serde(default)]
+    carried: Vec<ScheduleCarriedJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleCarriedJson {
+    variable: String,
+    path: String,
+    bytes: u64,
+    config_map: String,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +175,7 @@ struct ScheduleRunJson {
     namespace: String,
     status: String,
     log_tail: Option<String>,
+    pod_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +214,15 @@ struct ScheduleUninstallJson {
     schedule: String,
     namespace: String,
     removed: Vec<ScheduleObjectJson>,
+    #[serde(default)]
+    kept_namespace: Option<ScheduleKeptNamespaceJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScheduleKeptNamespaceJson {
+    name: String,
+    holds: Vec<String>,
 }
 
 // --- Mirror types: what a script reading `-o json` may rely on. Optional fields are the ones

@@ -216,7 +216,7 @@ fn bad_input_is_refused_before_any_request() {
         args
     };
     let before = cluster.kube.requests().entries().len();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--schedule", "0 3 * *"],
             "error: --schedule `0 3 * *` has 4 fields, not 5\nhint: five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly\n",
@@ -240,6 +240,30 @@ fn bad_input_is_refused_before_any_request() {
         (
             &["--schedule", "0 3 * * *", "--dir", "ftp://host/x"],
             "error: --dir: `ftp://host/x` is not a supported backup location: only folders and s3:// are\n",
+        ),
+        (
+            &[
+                "--schedule",
+                "0 3 * * *",
+                "--recipient",
+                RECIPIENT,
+                "--dir",
+                "s3://bucket/prefix?readonly",
+            ],
+            "error: --dir s3://bucket/prefix?readonly is read-only: a schedule writes a backup into it on every run\n\
+             hint: give the location without ?readonly (the schedule's credentials decide what it may write)\n",
+        ),
+        (
+            &[
+                "--schedule",
+                "0 3 * * *",
+                "--keep-daily",
+                "7",
+                "--keep-within",
+                "0s",
+            ],
+            "error: --keep-within must be longer than 0: 0s keeps no backup by its age\n\
+             hint: give a duration longer than 0, like --keep-within 7d, or leave it out\n",
         ),
     ];
     for (extra, expected) in cases {
@@ -373,6 +397,23 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
     assert!(attempt["finished"].is_string(), "{attempt}");
     assert_eq!(read("last-success.json"), attempt);
     assert!(!dir.path().join(".mlbackup-lock").exists());
+    // The Job's service account may read kube-system: the backup knows its cluster.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(backups[0]["name"].as_str().unwrap())
+                .join("manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let kube_system = cluster.kube.get("namespaces", None, "kube-system").unwrap();
+    assert!(kube_system["metadata"]["uid"].is_string());
+    assert_eq!(
+        manifest["cluster"]["id"], kube_system["metadata"]["uid"],
+        "{}",
+        manifest["cluster"]
+    );
     let status = run(&sandbox, &cluster, &["status", "-o", "json"]);
     status.expect_code(0);
     let status = status.json();
@@ -612,6 +653,313 @@ fn kubectl_applies_the_rendered_manifests() {
          cronjob.batch/mlbackup created (server dry run)\n"
     );
     assert!(schedule_objects(&cluster).is_empty());
+}
+
+/// A Secret as `kubectl create secret generic` makes it, with these keys.
+fn credentials_secret(keys: &[&str]) -> Value {
+    // "s3cr3t-value", base64-encoded as the API holds it.
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|key| (key.to_string(), json!("czNjcjN0LXZhbHVl")))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "s3-backup", "namespace": "mlbackup"}, "data": data})
+}
+
+/// install refuses a --credentials-secret the pod could not start with, before creating
+/// anything; and a run whose pod cannot start (its Secret lost a key since) says why.
+#[test]
+fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_started() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    let hint = "kubectl create secret generic s3-backup -n mlbackup \
+                --from-literal=AWS_ACCESS_KEY_ID=... --from-file=AWS_SECRET_ACCESS_KEY=...";
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: there is no Secret `s3-backup` in the namespace `mlbackup` \
+             (the namespace does not exist yet, so neither can the Secret)\n\
+             hint: create it before installing, in a new namespace (`kubectl create namespace mlbackup`): `"
+        ) && refused.stderr.contains(hint),
+        "{}",
+        refused.stderr
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_none());
+    cluster.kube.create_namespace("mlbackup");
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: there is no Secret `s3-backup` in the namespace `mlbackup`\n\
+             hint: create it before installing: `"
+        ),
+        "{}",
+        refused.stderr
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "--credentials-secret: the Secret `s3-backup` in the namespace `mlbackup` has no key \
+             AWS_SECRET_ACCESS_KEY\n\
+             hint: the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it"
+        ) && refused.stderr.contains(hint),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("czNjcjN0") && !refused.stderr.contains("s3cr3t"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    run(&sandbox, &cluster, &strs(&args)).expect_code(0);
+    // The Secret loses a key after install: the kubelet cannot start the container.
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let ran = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    ran.expect_code(1);
+    assert!(
+        !ran.stdout.contains("Log of the Job's pod"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout
+            .contains("The Job's pod wrote no log: mlbackup-run-")
+            && ran.stdout.contains(
+                ": CreateContainerConfigError: couldn't find key AWS_SECRET_ACCESS_KEY in Secret \
+                 mlbackup/s3-backup\n"
+            ),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stderr.contains("hint: its pod wrote no log") && !ran.stderr.contains("the log above"),
+        "{}",
+        ran.stderr
+    );
+    let json = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    json.expect_code(1);
+    assert!(
+        json.json()["podState"]
+            .as_str()
+            .unwrap()
+            .ends_with("couldn't find key AWS_SECRET_ACCESS_KEY in Secret mlbackup/s3-backup"),
+        "{}",
+        json.stdout
+    );
+}
+
+/// install warns, once each, about what the pod gets of the operator's environment: a loopback
+/// or plain-http endpoint, no bucket credentials; AWS_CA_BUNDLE goes with an https:// endpoint
+/// only, and install says it carried it.
+#[test]
+fn install_warns_about_the_environment_it_carries_into_the_pod() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::fs::write(sandbox.path("ca.pem"), pem).unwrap();
+    let ca = sandbox_path_text(&sandbox, "ca.pem");
+    fn install<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "install",
+            "--name",
+            name,
+            "--schedule",
+            "0 3 * * *",
+            "--image",
+            IMAGE,
+            "--dir",
+            "s3://backups/prod",
+            "--recipient",
+            RECIPIENT,
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+    let local = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+        .env("AWS_CA_BUNDLE", &ca);
+    let installed = run(&local, &cluster, &install("local", &[]));
+    installed.expect_code(0);
+    assert_eq!(
+        installed.stderr,
+        format!(
+            "warning: AWS_ENDPOINT_URL http://127.0.0.1:9000 goes into the schedule's pod as it is, \
+             and it is a loopback address: in the pod it is the pod itself, not this machine; set \
+             AWS_ENDPOINT_URL to an address the cluster reaches; and not https://: the bucket's keys \
+             and the backups cross the network unprotected\n\
+             warning: neither --credentials-secret nor --service-account-annotation is given: the \
+             pod has no credentials for the bucket unless its node's or pod's identity provides them\n\
+             warning: AWS_CA_BUNDLE {ca} is not carried into the schedule's pod: AWS_ENDPOINT_URL \
+             is not https://\n"
+        )
+    );
+    assert!(
+        !installed.stdout.contains("Carried"),
+        "{}",
+        installed.stdout
+    );
+    assert!(
+        cluster
+            .kube
+            .get("configmaps", Some("mlbackup"), "local-ca-bundle")
+            .is_none()
+    );
+    let cron_job = cluster
+        .kube
+        .get("cronjobs", Some("mlbackup"), "local")
+        .unwrap();
+    let env = &cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(!env.to_string().contains("AWS_CA_BUNDLE"), "{env}");
+
+    let tls = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", "https://minio.example.com:9000")
+        .env("AWS_CA_BUNDLE", &ca);
+    let installed = run(
+        &tls,
+        &cluster,
+        &install(
+            "tls",
+            &[
+                "--service-account-annotation",
+                "eks.amazonaws.com/role-arn=arn:aws:iam::123456789012:role/backup",
+            ],
+        ),
+    );
+    installed.expect_code(0);
+    assert_eq!(installed.stderr, "");
+    assert!(
+        installed.stdout.ends_with(&format!(
+            "Carried AWS_CA_BUNDLE {ca} ({} B) into the ConfigMap tls-ca-bundle.\n",
+            pem.len()
+        )),
+        "{}",
+        installed.stdout
+    );
+    let config_map = cluster
+        .kube
+        .get("configmaps", Some("mlbackup"), "tls-ca-bundle")
+        .unwrap();
+    assert_eq!(config_map["data"]["ca-bundle.pem"], pem);
+    // Without an endpoint (AWS itself), a [::1] one warns as loopback too.
+    let ipv6 = Sandbox::new().env("AWS_ENDPOINT_URL", "https://[::1]:9000");
+    let dry = ipv6.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "@daily",
+        "--image",
+        IMAGE,
+        "--dir",
+        "s3://backups/prod",
+        "--recipient",
+        RECIPIENT,
+        "--credentials-secret",
+        "s3",
+        "--dry-run",
+    ]);
+    dry.expect_code(0);
+    assert_eq!(
+        dry.stderr,
+        "warning: AWS_ENDPOINT_URL https://[::1]:9000 goes into the schedule's pod as it is, and \
+         it is a loopback address: in the pod it is the pod itself, not this machine; set \
+         AWS_ENDPOINT_URL to an address the cluster reaches\n"
+    );
+}
+
+/// uninstall keeps the namespace install made when it holds what install did not create (the
+/// user's credentials Secret, a ConfigMap of theirs), and says so; the objects stay.
+#[test]
+fn uninstall_keeps_a_namespace_holding_what_install_did_not_create() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let namespace = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    assert_eq!(
+        namespace["metadata"]["annotations"]["kubectl-mlbackup/created-by-install"],
+        "true"
+    );
+    // Made after install, in the namespace install made (what its error hint tells to do).
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    cluster
+        .kube
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "notes", "namespace": "mlbackup"}, "data": {"a": "b"}}))
+        .unwrap();
+    let removed = run(&sandbox, &cluster, &["uninstall"]);
+    removed.expect_code(0);
+    assert_eq!(
+        removed.stdout,
+        "KIND                 NAME                                 ACTION\n\
+         CronJob              mlbackup                             deleted\n\
+         ClusterRoleBinding   kubectl-mlbackup-mlbackup-mlbackup   deleted\n\
+         ClusterRole          kubectl-mlbackup-mlbackup-mlbackup   deleted\n\
+         ServiceAccount       mlbackup                             deleted\n\
+         Schedule mlbackup in namespace mlbackup uninstalled.\n\
+         Kept namespace mlbackup: it holds Secret s3-backup, ConfigMap notes, which install did \
+         not create.\n"
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_some());
+    assert!(
+        cluster
+            .kube
+            .get("secrets", Some("mlbackup"), "s3-backup")
+            .is_some()
+    );
+    assert!(schedule_objects(&cluster) == ["configmaps/mlbackup/notes"]);
+    // Installed again and uninstalled once the user's objects are gone: the namespace goes.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    assert!(cluster.kube.remove("configmaps", Some("mlbackup"), "notes"));
+    let removed = run(&sandbox, &cluster, &["uninstall", "-o", "json"]);
+    removed.expect_code(0);
+    assert!(
+        removed.json().get("keptNamespace").is_none(),
+        "{}",
+        removed.stdout
+    );
+    assert!(cluster.kube.get("namespaces", None, "mlbackup").is_none());
 }
 
 /// A run that fails after taking the lock records its failure (the error escaped) and releases

@@ -26,7 +26,10 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
-    let mut settings = check(args, env)?;
+    let (mut settings, warnings) = check(args, env)?;
+    for warning in &warnings {
+        printer.warning(warning);
+    }
     if matches!(
         Location::parse(args.dir.as_os_str()),
         Ok(Location::Folder { .. })
@@ -52,9 +55,22 @@ pub async fn run(
             settings.name, settings.namespace
         )
     };
-    settings.creates_namespace = made_by_install(&cluster, &settings.namespace)
+    let namespace = namespace_state(&cluster, &settings.namespace)
         .await
         .with_context(context)?;
+    settings.creates_namespace = namespace.made_by_install;
+    if let Some(secret) = &settings.credentials_secret {
+        let checked = check_credentials_secret(&cluster, &settings.namespace, &namespace, secret)
+            .await
+            .with_context(context)?;
+        if !checked {
+            printer.warning(&format!(
+                "cannot read the Secret `{secret}` in the namespace `{}` (forbidden): not checked \
+                 that it holds AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                settings.namespace
+            ));
+        }
+    }
     let manifests = render::manifests(&settings);
     refuse_foreign(&cluster, &settings, &manifests)
         .await
@@ -91,12 +107,14 @@ pub async fn run(
         time_zone: settings.schedule.time_zone.clone(),
         next_run: settings.schedule.next_after(Utc::now()),
         objects: applied,
+        carried: carried_files(&settings, env),
     })?;
     Ok(Exit::Success)
 }
 
-/// Every flag checked, the files read: nothing is sent before all of it holds.
-pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> {
+/// Every flag checked, the files read: nothing is sent before all of it holds. With the
+/// settings, the warnings about what the pod will (not) have of the operator's environment.
+pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings, Vec<String>)> {
     let usage = |message: String, hint: &str| UsageError {
         message,
         hint: hint.to_string(),
@@ -109,6 +127,17 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
              or the pod's web identity, never from the location)",
         )
     })?;
+    if location.is_read_only() {
+        return Err(usage(
+            format!(
+                "--dir {} is read-only: a schedule writes a backup into it on every run",
+                args.dir.display()
+            ),
+            "give the location without ?readonly (the schedule's credentials decide what it may \
+             write)",
+        )
+        .into());
+    }
     let location_text = args.dir.to_str().map(str::to_string).ok_or_else(|| {
         usage(
             format!("--dir {} is not UTF-8", args.dir.display()),
@@ -157,6 +186,17 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
         )
         .into());
     }
+    if args
+        .retention
+        .keep_within
+        .is_some_and(|within| within.is_zero())
+    {
+        return Err(usage(
+            "--keep-within must be longer than 0: 0s keeps no backup by its age".into(),
+            "give a duration longer than 0, like --keep-within 7d, or leave it out",
+        )
+        .into());
+    }
     if args.timeout.is_zero() {
         return Err(usage(
             "--timeout must be longer than 0".into(),
@@ -164,7 +204,46 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
         )
         .into());
     }
-    let ca_bundle = match &env.aws.ca_bundle {
+    let endpoint = env.aws.endpoint_url.as_deref().map(Endpoint::of);
+    let mut warnings = Vec::new();
+    if let (Some(url), Some(endpoint)) = (&env.aws.endpoint_url, &endpoint) {
+        let mut problems = Vec::new();
+        if endpoint.loopback {
+            problems.push(
+                "a loopback address: in the pod it is the pod itself, not this machine; set \
+                 AWS_ENDPOINT_URL to an address the cluster reaches",
+            );
+        }
+        if !endpoint.https {
+            problems.push(
+                "not https://: the bucket's keys and the backups cross the network unprotected",
+            );
+        }
+        if !problems.is_empty() {
+            warnings.push(format!(
+                "AWS_ENDPOINT_URL {url} goes into the schedule's pod as it is, and it is {}",
+                problems.join("; and ")
+            ));
+        }
+    }
+    let is_s3 = matches!(location, Location::S3(_));
+    if is_s3 && args.credentials_secret.is_none() && args.service_account_annotation.is_empty() {
+        warnings.push(
+            "neither --credentials-secret nor --service-account-annotation is given: the pod has \
+             no credentials for the bucket unless its node's or pod's identity provides them"
+                .to_string(),
+        );
+    }
+    // A CA bundle is for TLS: carried for an https:// endpoint, or AWS itself (no endpoint).
+    let carry_ca = endpoint.as_ref().is_none_or(|e| e.https);
+    if let (Some(path), false) = (&env.aws.ca_bundle, carry_ca) {
+        warnings.push(format!(
+            "AWS_CA_BUNDLE {} is not carried into the schedule's pod: AWS_ENDPOINT_URL is not \
+             https://",
+            path.display()
+        ));
+    }
+    let ca_bundle = match env.aws.ca_bundle.as_ref().filter(|_| carry_ca) {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
             usage(
                 format!("cannot read AWS_CA_BUNDLE {}: {err}", path.display()),
@@ -173,7 +252,7 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
         })?),
         None => None,
     };
-    Ok(Settings {
+    let settings = Settings {
         name: args.target.name.clone(),
         namespace: args.target.schedule_namespace.clone(),
         schedule,
@@ -188,7 +267,50 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<Settings> 
         region: env.aws.region.clone(),
         ca_bundle,
         creates_namespace: false,
-    })
+    };
+    Ok((settings, warnings))
+}
+
+/// What the pod will make of the operator's `AWS_ENDPOINT_URL`.
+struct Endpoint {
+    https: bool,
+    /// localhost, 127.0.0.0/8 or ::1: the pod's own, not the operator's machine.
+    loopback: bool,
+}
+
+impl Endpoint {
+    fn of(url: &str) -> Endpoint {
+        let uri = url.parse::<http::Uri>().ok();
+        let host = uri
+            .as_ref()
+            .and_then(|u| u.host())
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let loopback = host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        Endpoint {
+            https: uri.as_ref().and_then(|u| u.scheme_str()) == Some("https"),
+            loopback,
+        }
+    }
+}
+
+/// The operator's files install carried into the cluster (the CA bundle's ConfigMap).
+fn carried_files(settings: &Settings, env: &Env) -> Vec<CarriedFile> {
+    match (&settings.ca_bundle, &env.aws.ca_bundle) {
+        (Some(pem), Some(path)) => vec![CarriedFile {
+            variable: "AWS_CA_BUNDLE",
+            path: path.display().to_string(),
+            bytes: pem.len() as u64,
+            config_map: settings.ca_config_map(),
+        }],
+        _ => Vec::new(),
+    }
 }
 
 /// The manifests as `-o yaml` (the default: `---`-separated documents, as kubectl reads them)
@@ -213,18 +335,76 @@ fn print_manifests(manifests: &[Value], format: OutputFormat) -> anyhow::Result<
     })
 }
 
-/// Whether the namespace is (or will be) one install made: it does not exist yet, or an earlier
-/// install made it (applying it again without the annotation would drop it). One the user may
-/// not read is taken as theirs.
-async fn made_by_install(cluster: &Cluster, namespace: &str) -> Result<bool, ClusterError> {
+/// What install finds of the schedule's namespace.
+struct NamespaceState {
+    /// It exists (or may: one the user may not read is taken as there).
+    exists: bool,
+    /// It is (or will be) one install made: it does not exist yet, or an earlier install made it
+    /// (applying it again without the annotation would drop it). One the user may not read is
+    /// taken as theirs.
+    made_by_install: bool,
+}
+
+async fn namespace_state(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<NamespaceState, ClusterError> {
     match objects::get(cluster, &Kind::Namespace.resource(), namespace, namespace).await {
-        Ok(None) => Ok(true),
-        Ok(Some(live)) => {
-            Ok(live.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION] == "true")
-        }
-        Err(ClusterError::Forbidden { .. }) => Ok(false),
+        Ok(None) => Ok(NamespaceState {
+            exists: false,
+            made_by_install: true,
+        }),
+        Ok(Some(live)) => Ok(NamespaceState {
+            exists: true,
+            made_by_install: live.value["metadata"]["annotations"][CREATED_NAMESPACE_ANNOTATION]
+                == "true",
+        }),
+        Err(ClusterError::Forbidden { .. }) => Ok(NamespaceState {
+            exists: true,
+            made_by_install: false,
+        }),
         Err(err) => Err(err),
     }
+}
+
+/// Refuses, before any change, a --credentials-secret the pod could not start with (the kubelet
+/// would hold it in CreateContainerConfigError until the run's deadline): the Secret is in the
+/// schedule's namespace with the two keys the pod reads. `Ok(false)`: the user may not read
+/// Secrets there, so it was not checked. Only the key names are looked at.
+async fn check_credentials_secret(
+    cluster: &Cluster,
+    namespace: &str,
+    state: &NamespaceState,
+    secret: &str,
+) -> anyhow::Result<bool> {
+    let missing_secret = |namespace_missing| ScheduleError::NoCredentialsSecret {
+        secret: secret.to_string(),
+        namespace: namespace.to_string(),
+        namespace_missing,
+    };
+    if !state.exists {
+        return Err(missing_secret(true).into());
+    }
+    let live = match objects::get(cluster, &Kind::Secret.resource(), namespace, secret).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Err(missing_secret(false).into()),
+        Err(ClusterError::Forbidden { .. }) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    let missing: Vec<String> = render::CREDENTIAL_KEYS
+        .iter()
+        .filter(|(key, optional)| !optional && live.value["data"].get(key).is_none())
+        .map(|(key, _)| key.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ScheduleError::CredentialsKeysMissing {
+            secret: secret.to_string(),
+            namespace: namespace.to_string(),
+            missing,
+        }
+        .into());
+    }
+    Ok(true)
 }
 
 /// Refuses, before any change, to take over an object of the same name that this schedule did
@@ -275,6 +455,19 @@ pub struct InstallOutcome {
     pub time_zone: Option<String>,
     pub next_run: Option<DateTime<Utc>>,
     pub objects: Vec<AppliedObject>,
+    /// Files of the operator's environment copied into the cluster.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<CarriedFile>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CarriedFile {
+    /// The environment variable that named it.
+    pub variable: &'static str,
+    pub path: String,
+    pub bytes: u64,
+    pub config_map: String,
 }
 
 impl Render for InstallOutcome {
@@ -287,13 +480,53 @@ impl Render for InstallOutcome {
         let next = self
             .next_run
             .map_or_else(|| "never".to_string(), printer::time);
-        format!(
+        let mut text = format!(
             "{}\nSchedule {} in namespace {}: {} ({}), next run {next}.\n",
             printer::table(&["KIND", "NAME", "ACTION"], &rows).trim_end(),
             self.schedule,
             self.namespace,
             self.cron,
             self.time_zone.as_deref().unwrap_or("UTC"),
-        )
+        );
+        for file in &self.carried {
+            text.push_str(&format!(
+                "Carried {} {} ({}) into the ConfigMap {}.\n",
+                file.variable,
+                mlbackup_helper::text::escape_controls(&file.path),
+                printer::size(file.bytes),
+                file.config_map
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_loopback_when_the_pod_would_reach_itself() {
+        for url in [
+            "http://localhost:9000",
+            "https://LOCALHOST",
+            "http://minio.localhost:9000",
+            "http://127.0.0.1:9000",
+            "https://127.1.2.3",
+            "https://[::1]:9000",
+        ] {
+            assert!(Endpoint::of(url).loopback, "{url}");
+        }
+        for url in [
+            "https://minio.example.com:9000",
+            "http://10.0.0.5:9000",
+            "https://[2001:db8::1]",
+            "not a url",
+        ] {
+            assert!(!Endpoint::of(url).loopback, "{url}");
+        }
+        assert!(Endpoint::of("https://minio.example.com").https);
+        assert!(!Endpoint::of("http://minio.example.com").https);
+        assert!(!Endpoint::of("minio.example.com:9000").https);
     }
 }

@@ -58,6 +58,8 @@ pub enum Kind {
     CronJob,
     Job,
     Pod,
+    /// Never made by install: the user's --credentials-secret, checked before install.
+    Secret,
 }
 
 impl Kind {
@@ -86,6 +88,7 @@ impl Kind {
             Kind::CronJob => ("batch", "CronJob", "cronjobs", true),
             Kind::Job => ("batch", "Job", "jobs", true),
             Kind::Pod => ("", "Pod", "pods", true),
+            Kind::Secret => ("", "Secret", "secrets", true),
         };
         ServedResource {
             group: group.to_string(),
@@ -107,6 +110,7 @@ impl Kind {
             Kind::CronJob,
             Kind::Job,
             Kind::Pod,
+            Kind::Secret,
         ]
         .into_iter()
         .find(|k| k.resource().kind == kind)
@@ -208,9 +212,41 @@ pub enum ScheduleError {
     #[error("there is no schedule `{name}` in the namespace `{namespace}`")]
     NotInstalled { name: String, namespace: String },
     #[error("the run {job} failed{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
-    RunFailed { job: String, reason: Option<String> },
+    RunFailed {
+        job: String,
+        reason: Option<String>,
+        /// Its pod wrote a log (shown above the error).
+        logged: bool,
+    },
     #[error("the object {kind} `{name}` exists and was not made by this schedule")]
     NotOurs { kind: String, name: String },
+    #[error(
+        "--credentials-secret: there is no Secret `{secret}` in the namespace `{namespace}`{}",
+        if *namespace_missing { " (the namespace does not exist yet, so neither can the Secret)" } else { "" }
+    )]
+    NoCredentialsSecret {
+        secret: String,
+        namespace: String,
+        namespace_missing: bool,
+    },
+    #[error(
+        "--credentials-secret: the Secret `{secret}` in the namespace `{namespace}` has no key {}",
+        missing.join(" and no key ")
+    )]
+    CredentialsKeysMissing {
+        secret: String,
+        namespace: String,
+        missing: Vec<String>,
+    },
+}
+
+/// The command that makes a credentials Secret the schedule's pod can use (no value in it: the
+/// user fills them in, the secret key from a file so that it stays out of the shell history).
+fn create_secret_command(secret: &str, namespace: &str) -> String {
+    format!(
+        "kubectl create secret generic {secret} -n {namespace} \
+         --from-literal=AWS_ACCESS_KEY_ID=... --from-file=AWS_SECRET_ACCESS_KEY=..."
+    )
 }
 
 impl ScheduleError {
@@ -221,12 +257,41 @@ impl ScheduleError {
                  --schedule-namespace"
                     .into(),
             ),
-            ScheduleError::RunFailed { job, .. } => Some(format!(
+            ScheduleError::RunFailed {
+                job, logged: true, ..
+            } => Some(format!(
                 "the log above ends the pod's; see it whole with `kubectl logs job/{job}`"
+            )),
+            ScheduleError::RunFailed {
+                job, logged: false, ..
+            } => Some(format!(
+                "its pod wrote no log (its state, when shown above, says why); see its events \
+                 with `kubectl describe pods -l job-name={job}`"
             )),
             ScheduleError::NotOurs { .. } => Some(
                 "choose another --name, or remove that object if it is a leftover".into(),
             ),
+            ScheduleError::NoCredentialsSecret {
+                secret,
+                namespace,
+                namespace_missing,
+            } => Some(format!(
+                "create it before installing{}: `{}`",
+                if *namespace_missing {
+                    format!(", in a new namespace (`kubectl create namespace {namespace}`)")
+                } else {
+                    String::new()
+                },
+                create_secret_command(secret, namespace)
+            )),
+            ScheduleError::CredentialsKeysMissing {
+                secret, namespace, ..
+            } => Some(format!(
+                "the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it (and \
+                 AWS_SESSION_TOKEN when present); make it again with them: `kubectl delete secret \
+                 {secret} -n {namespace}`, then `{}`",
+                create_secret_command(secret, namespace)
+            )),
         }
     }
 }

@@ -30,6 +30,8 @@ pub const STARTING_DEADLINE_SECONDS: u64 = 3600;
 pub const HISTORY_LIMIT: u64 = 3;
 /// Tries of one run: a transient failure gets one more, within --timeout.
 pub const BACKOFF_LIMIT: u64 = 1;
+/// The namespace whose uid a backup records as its cluster's id (what `backup` reads).
+pub const CLUSTER_ID_NAMESPACE: &str = "kube-system";
 /// The keys the credentials Secret holds (the standard AWS variables).
 pub const CREDENTIAL_KEYS: [(&str, bool); 3] = [
     ("AWS_ACCESS_KEY_ID", false),
@@ -89,7 +91,7 @@ impl Settings {
         format!("{}-recipients", self.name)
     }
 
-    fn ca_config_map(&self) -> String {
+    pub fn ca_config_map(&self) -> String {
         format!("{}-ca-bundle", self.name)
     }
 }
@@ -134,7 +136,8 @@ pub fn manifests(settings: &Settings) -> Vec<Value> {
     }
     objects.push(account);
     let role = cluster_role_name(&settings.target());
-    // Read the LRS objects and their CRD: nothing else (no exec, no scale, no Secrets).
+    // Read the LRS objects and their CRD, and the `kube-system` namespace, whose uid is the
+    // manifest's cluster id: nothing else (no exec, no scale, no Secrets, no other namespace).
     objects.push(
         json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRole",
         "metadata": settings.metadata(&role, false),
@@ -142,6 +145,8 @@ pub fn manifests(settings: &Settings) -> Vec<Value> {
             {"apiGroups": [LRS_GROUP], "resources": [LRS_PLURAL], "verbs": ["get", "list"]},
             {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
              "resourceNames": [format!("{LRS_PLURAL}.{LRS_GROUP}")], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["namespaces"],
+             "resourceNames": [CLUSTER_ID_NAMESPACE], "verbs": ["get"]},
         ]}),
     );
     objects.push(json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRoleBinding",
@@ -188,6 +193,10 @@ fn cron_job(settings: &Settings) -> Value {
         );
     }
     args.extend(retention_flags(&settings.retention));
+    // The days of --keep-daily are the schedule's, not the pod's (UTC).
+    if let Some(zone) = &settings.schedule.time_zone {
+        args.extend(["--time-zone".to_string(), zone.clone()]);
+    }
     for (name, value) in [
         ("AWS_ENDPOINT_URL", &settings.endpoint_url),
         ("AWS_REGION", &settings.region),

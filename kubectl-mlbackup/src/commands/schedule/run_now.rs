@@ -60,6 +60,7 @@ pub async fn run(
         namespace: namespace.clone(),
         status: "started",
         log_tail: None,
+        pod_state: None,
     };
     if !args.wait {
         return report(printer, Finished::with(outcome, Exit::Success));
@@ -70,14 +71,38 @@ pub async fn run(
         .map_or(Duration::from_secs(24 * 3600), Duration::from_secs)
         + WAIT_MARGIN;
     let mut ended: Option<(bool, Option<String>)> = None;
-    crate::poll::until_deadline(deadline, POLL_INTERVAL, async || {
-        let job = objects::get(&cluster, &Kind::Job.resource(), namespace, &name).await?;
-        ended = job.as_ref().and_then(|job| finished(&job.value));
-        Ok::<_, crate::cluster::ClusterError>(ended.is_some())
-    })
-    .await
-    .with_context(|| format!("cannot follow the Job {name}"))?;
-    outcome.log_tail = last_pod_log(&cluster, namespace, &name).await;
+    // The whole wait is bounded, a slow answer included: never past the Job's own deadline and
+    // the margin.
+    let waited = tokio::time::timeout(
+        deadline,
+        crate::poll::until_deadline(deadline, POLL_INTERVAL, async || {
+            let job = objects::get(&cluster, &Kind::Job.resource(), namespace, &name).await?;
+            ended = job.as_ref().and_then(|job| finished(&job.value));
+            Ok::<_, crate::cluster::ClusterError>(ended.is_some())
+        }),
+    )
+    .await;
+    if let Ok(result) = waited {
+        result.with_context(|| format!("cannot follow the Job {name}"))?;
+    }
+    if let Ok(Some(pod)) =
+        tokio::time::timeout(WAIT_MARGIN, newest_pod(&cluster, namespace, &name)).await
+    {
+        outcome.log_tail = tokio::time::timeout(
+            WAIT_MARGIN,
+            objects::pod_log_tail(&cluster, namespace, &pod.name, LOG_TAIL_LINES),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .filter(|log| !log.trim().is_empty());
+        // Without a log, what the kubelet says is all there is (a missing Secret key, an image
+        // that cannot be pulled).
+        if outcome.log_tail.is_none() {
+            outcome.pod_state =
+                pod_problem(&pod.value).map(|problem| format!("{}: {problem}", pod.name));
+        }
+    }
     let (exit, error) = match ended {
         Some((true, _)) => {
             outcome.status = "succeeded";
@@ -88,6 +113,7 @@ pub async fn run(
             let error = ScheduleError::RunFailed {
                 job: name.clone(),
                 reason,
+                logged: outcome.log_tail.is_some(),
             };
             (Exit::Failure, Some(error.into()))
         }
@@ -160,8 +186,8 @@ pub fn finished(job: &Value) -> Option<(bool, Option<String>)> {
     })
 }
 
-/// The end of the log of the Job's newest pod, when it can be read.
-async fn last_pod_log(cluster: &Cluster, namespace: &str, job: &str) -> Option<String> {
+/// The Job's newest pod, with its name, when it can be read.
+async fn newest_pod(cluster: &Cluster, namespace: &str, job: &str) -> Option<NamedPod> {
     let selector = format!("job-name={job}");
     let mut pods = objects::list(cluster, &Kind::Pod.resource(), Some(namespace), &selector)
         .await
@@ -172,11 +198,41 @@ async fn last_pod_log(cluster: &Cluster, namespace: &str, job: &str) -> Option<S
             .unwrap_or_default()
             .to_string()
     });
-    let pod = pods.last()?;
-    let name = pod.value["metadata"]["name"].as_str()?;
-    objects::pod_log_tail(cluster, namespace, name, LOG_TAIL_LINES)
-        .await
-        .ok()
+    let pod = pods.pop()?;
+    Some(NamedPod {
+        name: pod.value["metadata"]["name"].as_str()?.to_string(),
+        value: pod.value,
+    })
+}
+
+struct NamedPod {
+    name: String,
+    value: Value,
+}
+
+/// Why a pod's container did not run or ended, as the kubelet records it: the container's
+/// `waiting` or `terminated` reason and message (`CreateContainerConfigError: couldn't find key
+/// ...`), then the pod's own (`DeadlineExceeded: ...`, when the Job's deadline ended a pod
+/// that never started). `None` when nothing is recorded.
+pub fn pod_problem(pod: &Value) -> Option<String> {
+    let says = |at: &Value| {
+        let text = [at["reason"].as_str(), at["message"].as_str()]
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+        (!text.is_empty()).then_some(text)
+    };
+    let container = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|c| says(&c["state"]["waiting"]).or_else(|| says(&c["state"]["terminated"])));
+    let mut parts: Vec<String> = container.into_iter().collect();
+    // The pod's own, unless it repeats the container's.
+    parts.extend(says(&pod["status"]).filter(|own| !parts.contains(own)));
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +244,8 @@ pub struct RunOutcome {
     pub status: &'static str,
     /// The end of the pod's log (with --wait).
     pub log_tail: Option<String>,
+    /// Without a log: the pod's name and why its container did not run, as the kubelet says.
+    pub pod_state: Option<String>,
 }
 
 impl Render for RunOutcome {
@@ -201,10 +259,51 @@ impl Render for RunOutcome {
                 text.push_str(&format!("  | {line}\n"));
             }
         }
+        if let Some(state) = &self.pod_state {
+            text.push_str(&format!("The Job's pod wrote no log: {state}\n"));
+        }
         text.push_str(&format!(
             "Job {} in namespace {}: {}.\n",
             self.job, self.namespace, self.status
         ));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pods_problem_is_what_the_kubelet_says() {
+        let waiting = json!({"status": {"phase": "Pending", "containerStatuses": [{"name": "backup",
+            "state": {"waiting": {"reason": "CreateContainerConfigError",
+                "message": "couldn't find key AWS_SECRET_ACCESS_KEY in Secret mlbackup/s3-backup"}}}]}});
+        assert_eq!(
+            pod_problem(&waiting).as_deref(),
+            Some(
+                "CreateContainerConfigError: couldn't find key AWS_SECRET_ACCESS_KEY in Secret \
+                 mlbackup/s3-backup"
+            )
+        );
+        let killed = json!({"status": {"phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than the specified deadline",
+            "containerStatuses": [{"name": "backup", "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
+        assert_eq!(
+            pod_problem(&killed).as_deref(),
+            Some(
+                "ContainerCreating; DeadlineExceeded: Pod was active on the node longer than the \
+                 specified deadline"
+            )
+        );
+        // The pod's own, when it repeats the container's, once.
+        let mut failed = waiting.clone();
+        failed["status"]["reason"] = json!("CreateContainerConfigError");
+        failed["status"]["message"] =
+            waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"].clone();
+        assert_eq!(pod_problem(&failed), pod_problem(&waiting));
+        let bare = json!({"status": {"phase": "Failed", "reason": "DeadlineExceeded"}});
+        assert_eq!(pod_problem(&bare).as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(pod_problem(&json!({"status": {"phase": "Pending"}})), None);
     }
 }

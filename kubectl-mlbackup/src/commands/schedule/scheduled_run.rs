@@ -44,6 +44,9 @@ pub fn steps(args: &ScheduledRunArgs) -> (Vec<OsString>, Option<Vec<OsString>>) 
             args.dir.clone().into(),
         ];
         prune.extend(retention.into_iter().map(OsString::from));
+        if let Some(zone) = &args.time_zone {
+            prune.extend(["--time-zone".into(), zone.into()]);
+        }
         prune.push("--yes".into());
         prune
     });
@@ -265,5 +268,88 @@ async fn run_steps(
         () = cancel.cancelled() => {
             Err(Interrupted("interrupted while pruning; run it again to finish".into()).into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cli::ScheduleRetentionArgs;
+
+    fn args(time_zone: Option<&str>, retention: ScheduleRetentionArgs) -> ScheduledRunArgs {
+        ScheduledRunArgs {
+            dir: "s3://backups/prod".into(),
+            name: "mlbackup".into(),
+            lease: Duration::from_secs(3600),
+            recipients_file: Some("/etc/mlbackup/recipients/recipients.txt".into()),
+            retention,
+            time_zone: time_zone.map(str::to_string),
+        }
+    }
+
+    fn text(argv: &[OsString]) -> Vec<String> {
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_prune_step_counts_days_in_the_schedules_time_zone() {
+        let retention = ScheduleRetentionArgs {
+            keep_daily: Some(7),
+            keep_within: Some(Duration::from_secs(2 * 86400)),
+            ..Default::default()
+        };
+        let (backup, prune) = steps(&args(Some("Europe/Berlin"), retention.clone()));
+        assert_eq!(
+            text(&backup),
+            [
+                "kubectl-mlbackup",
+                "backup",
+                "--all-types",
+                "--dir",
+                "s3://backups/prod",
+                "--recipients-file",
+                "/etc/mlbackup/recipients/recipients.txt"
+            ]
+        );
+        let prune = prune.expect("retention rules make a prune step");
+        assert_eq!(
+            text(&prune),
+            [
+                "kubectl-mlbackup",
+                "prune",
+                "--dir",
+                "s3://backups/prod",
+                "--keep-daily",
+                "7",
+                "--keep-within",
+                "2d",
+                "--time-zone",
+                "Europe/Berlin",
+                "--yes"
+            ]
+        );
+        // The steps parse as the commands a person would type, the zone included.
+        let Command::Prune(parsed) = parse(prune).unwrap() else {
+            panic!("not a prune");
+        };
+        assert_eq!(
+            parsed
+                .time_zone
+                .map(|tz| tz.iana_name().map(str::to_string)),
+            Some(Some("Europe/Berlin".to_string()))
+        );
+        // Without --time-zone at install, prune keeps its default (the pod's zone).
+        let (_, prune) = steps(&args(None, retention));
+        assert!(!text(&prune.unwrap()).contains(&"--time-zone".to_string()));
+        // Without retention rules there is no prune step, zone or not.
+        let (_, prune) = steps(&args(
+            Some("Europe/Berlin"),
+            ScheduleRetentionArgs::default(),
+        ));
+        assert!(prune.is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! `schedule uninstall`: deletes exactly the objects install labelled for this schedule (found
 //! by its labels, each deleted only while it is still the object found), and the namespace when
-//! install created it and no other schedule is left in it.
+//! install created it, no other schedule is left in it and it holds nothing install did not
+//! create (the user's credentials Secret, say).
 
 use anyhow::Context;
 use serde::Serialize;
@@ -50,7 +51,9 @@ pub async fn run(
         })
         .with_context(context);
     }
-    // The namespace goes when install made it and no other schedule lives there.
+    // The namespace goes when install made it, no other schedule lives there, and nothing
+    // install did not create: deleting it would take those along, unasked.
+    let mut kept_namespace = None;
     let namespaces = Kind::Namespace.resource();
     let made_by_install = objects::get(&cluster, &namespaces, namespace, namespace)
         .await
@@ -65,7 +68,19 @@ pub async fn run(
         )
         .await
         .with_context(context)?;
-        if others.is_empty() {
+        let foreign = if others.is_empty() {
+            foreign_objects(&cluster, namespace)
+                .await
+                .with_context(context)?
+        } else {
+            Vec::new()
+        };
+        if !foreign.is_empty() {
+            kept_namespace = Some(KeptNamespace {
+                name: namespace.clone(),
+                holds: foreign,
+            });
+        } else if others.is_empty() {
             let uid = ns.value["metadata"]["uid"].as_str().unwrap_or_default();
             objects::delete(
                 &cluster,
@@ -87,8 +102,44 @@ pub async fn run(
         schedule: target.name.clone(),
         namespace: namespace.clone(),
         removed,
+        kept_namespace,
     })?;
     Ok(Exit::Success)
+}
+
+/// What the namespace holds that install did not make, as `Kind name`: Secrets, ConfigMaps and
+/// ServiceAccounts without this tool's label, but for what Kubernetes makes in every namespace
+/// (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap, service account tokens).
+async fn foreign_objects(
+    cluster: &crate::cluster::Cluster,
+    namespace: &str,
+) -> Result<Vec<String>, crate::cluster::ClusterError> {
+    let mut foreign = Vec::new();
+    for (kind, made_by_kubernetes) in [
+        (Kind::Secret, ""),
+        (Kind::ConfigMap, "kube-root-ca.crt"),
+        (Kind::ServiceAccount, "default"),
+    ] {
+        let resource = kind.resource();
+        for object in objects::list(cluster, &resource, Some(namespace), "").await? {
+            let metadata = &object.value["metadata"];
+            let name = metadata["name"].as_str().unwrap_or_default();
+            let ours = metadata["labels"][MANAGED_BY.0] == MANAGED_BY.1;
+            let token = object.value["type"] == "kubernetes.io/service-account-token";
+            if !ours && !token && name != made_by_kubernetes {
+                foreign.push(format!("{} {name}", resource.kind));
+            }
+        }
+    }
+    Ok(foreign)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptNamespace {
+    pub name: String,
+    /// What is in it that install did not create, as `Kind name`.
+    pub holds: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +155,9 @@ pub struct UninstallOutcome {
     pub schedule: String,
     pub namespace: String,
     pub removed: Vec<RemovedObject>,
+    /// The namespace install created, kept because it holds what install did not create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_namespace: Option<KeptNamespace>,
 }
 
 impl Render for UninstallOutcome {
@@ -113,11 +167,19 @@ impl Render for UninstallOutcome {
             .iter()
             .map(|o| vec![o.kind.clone(), o.name.clone(), "deleted".to_string()])
             .collect();
-        format!(
+        let mut text = format!(
             "{}\nSchedule {} in namespace {} uninstalled.\n",
             printer::table(&["KIND", "NAME", "ACTION"], &rows).trim_end(),
             self.schedule,
             self.namespace
-        )
+        );
+        if let Some(kept) = &self.kept_namespace {
+            text.push_str(&format!(
+                "Kept namespace {}: it holds {}, which install did not create.\n",
+                kept.name,
+                kept.holds.join(", ")
+            ));
+        }
+        text
     }
 }
