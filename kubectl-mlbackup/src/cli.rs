@@ -499,6 +499,15 @@ pub struct ScheduledRunArgs {
     #[arg(long, value_name = "LOCATION")]
     pub dir: PathBuf,
 
+    /// The schedule's name: its run records are `.mlbackup-runs/NAME/` in the location.
+    #[arg(long, value_name = "NAME", default_value = "mlbackup", value_parser = parse_schedule_name)]
+    pub name: String,
+
+    /// How long the run holds the location's lock before another run may take it over (the
+    /// schedule's --timeout, after which Kubernetes stops the Job).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse)]
+    pub lease: Duration,
+
     /// The recipients file (the schedule's ConfigMap, mounted).
     #[arg(long, value_name = "FILE")]
     pub recipients_file: Option<PathBuf>,

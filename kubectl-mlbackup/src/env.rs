@@ -51,6 +51,8 @@ pub const KUBERNETES_SERVICE_PORT: &str = "KUBERNETES_SERVICE_PORT";
 /// `POD_NAMESPACE`: the namespace of the in-cluster configuration, before the service
 /// account's `namespace` file (as client-go reads it).
 pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+/// `HOSTNAME`: in a pod, the pod's name; names the holder of a scheduled run's lock.
+pub const HOSTNAME: &str = "HOSTNAME";
 /// `MLBACKUP_TEST_SERVICE_ACCOUNT_DIR`: FOR TESTS ONLY. Where the in-cluster configuration reads
 /// the service account's `token`, `ca.crt` and `namespace` instead of
 /// `/var/run/secrets/kubernetes.io/serviceaccount`, so that a test can run the plugin as in a
@@ -116,6 +118,8 @@ pub struct InClusterVars {
     pub port: Option<String>,
     /// [`POD_NAMESPACE`].
     pub pod_namespace: Option<String>,
+    /// [`HOSTNAME`].
+    pub hostname: Option<String>,
     /// [`MLBACKUP_TEST_SERVICE_ACCOUNT_DIR`] (tests only).
     pub service_account_dir: Option<PathBuf>,
 }
@@ -127,6 +131,7 @@ impl InClusterVars {
             host: var(KUBERNETES_SERVICE_HOST),
             port: var(KUBERNETES_SERVICE_PORT),
             pod_namespace: var(POD_NAMESPACE),
+            hostname: var(HOSTNAME),
             service_account_dir: std::env::var_os(MLBACKUP_TEST_SERVICE_ACCOUNT_DIR)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),

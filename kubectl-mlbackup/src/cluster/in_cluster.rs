@@ -102,6 +102,7 @@ mod tests {
             host: Some("10.96.0.1".into()),
             port: Some("443".into()),
             pod_namespace: None,
+            hostname: None,
             service_account_dir: Some(dir.to_path_buf()),
         }
     }

@@ -158,6 +158,16 @@ pub async fn run(
     env: &Env,
     printer: &Printer,
 ) -> anyhow::Result<Exit> {
+    Ok(run_named(global, args, env, printer).await?.0)
+}
+
+/// [`run`], also returning the name of the backup it wrote (what `scheduled-run` records).
+pub async fn run_named(
+    global: &GlobalArgs,
+    args: &BackupArgs,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<(Exit, Option<String>)> {
     let store = super::open_store(&args.backups, env, printer)?;
     store.check_writable("write a backup")?;
     let recipients = super::keys::recipients_for_backup(&args.encrypt, env, &store.location())?;
@@ -176,7 +186,8 @@ pub async fn run(
     };
     let cancel = super::interrupt_token();
     let finished = take(&cluster, &resource, &store, &options, &cancel, printer).await?;
-    super::report(printer, finished)
+    let name = finished.outcome.name.clone();
+    Ok((super::report(printer, finished)?, Some(name)))
 }
 
 /// Lists page after page and writes each page while the next one is on its way. An error

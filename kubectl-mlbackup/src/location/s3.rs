@@ -17,7 +17,7 @@ use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{
     Certificate, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutPayload,
-    RetryConfig,
+    RetryConfig, UpdateVersion,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -538,9 +538,40 @@ impl S3Store {
         }
     }
 
+    /// Replaces `key` only while it is still the object that was read with `e_tag`
+    /// (`If-Match`, a compare-and-swap S3 decides): of two writers replacing the same object
+    /// exactly one succeeds, the other gets [`S3Error::AlreadyExists`] (changed meanwhile).
+    pub async fn replace_if_unchanged(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        e_tag: String,
+    ) -> Result<(), S3Error> {
+        let path = self.writable(key, "replace")?;
+        let mode = PutMode::Update(UpdateVersion {
+            e_tag: Some(e_tag),
+            version: None,
+        });
+        self.inner
+            .client
+            .put_opts(&path, PutPayload::from(bytes), mode.into())
+            .await
+            .map(|_| ())
+            .map_err(|err| self.error(err, "replace", key))
+    }
+
     /// Reads `key`, refusing objects larger than `max_bytes` (before reading them when the size
     /// is announced, and while reading in any case).
     pub async fn get(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, S3Error> {
+        Ok(self.get_tagged(key, max_bytes).await?.0)
+    }
+
+    /// [`S3Store::get`] with the object's ETag, for [`S3Store::replace_if_unchanged`].
+    pub async fn get_tagged(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<(Vec<u8>, Option<String>), S3Error> {
         let path = self.path(key)?;
         let result = self
             .inner
@@ -556,6 +587,7 @@ impl S3Store {
         if result.meta.size > max_bytes {
             return Err(too_large());
         }
+        let e_tag = result.meta.e_tag.clone();
         let mut bytes = Vec::with_capacity(usize::try_from(result.meta.size).unwrap_or(0));
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
@@ -565,7 +597,7 @@ impl S3Store {
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(bytes)
+        Ok((bytes, e_tag))
     }
 
     /// The size of `key`, or `None` when there is no such object.
@@ -595,6 +627,8 @@ impl S3Store {
             .iter()
             .filter_map(|path| self.inner.location.prefix.strip(path))
             .filter(|name| key::check_part(name).is_ok())
+            // The location's own records (`.mlbackup-runs/`), as a folder's dot entries.
+            .filter(|name| !name.starts_with('.'))
             .collect();
         names.sort();
         Ok(names)

@@ -11,6 +11,8 @@
 //! create-only. This module moves bytes: it does not care what the files hold.
 
 mod bucket;
+mod lock;
+mod runs;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ use crate::location::s3::{S3Error, S3Store};
 use crate::location::{Location, LocationError};
 
 pub use bucket::{ItemUploads, Publish};
+pub use lock::LockRecord;
+pub use runs::RUNS_DIR;
 
 /// A failure of a backup location, in the user's terms.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,14 @@ pub enum StoreError {
         location: String,
         reason: &'static str,
     },
+    #[error("{location} is locked by `{holder}`{}", lease_until.map(|t| format!(" until {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default())]
+    Locked {
+        location: String,
+        holder: String,
+        lease_until: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    #[error("the lock `{key}` is not a lock this plugin wrote")]
+    BadLock { key: String },
     #[error("the upload was interrupted")]
     Interrupted(#[source] crate::exit::Interrupted),
     /// A bucket's backup that the folder code refused, in the bucket's terms (the private
@@ -100,6 +112,14 @@ impl StoreError {
                 "a backup is never overwritten: choose another name (backup --name) or \
                  location, or remove the old one first with `kubectl mlbackup delete {name} \
                  --dir {location}`"
+            )),
+            StoreError::Locked { .. } => Some(
+                "one run writes to a location at a time: this run did nothing; the lock is \
+                 released when that run ends, and taken over once its lease has passed"
+                    .into(),
+            ),
+            StoreError::BadLock { key } => Some(format!(
+                "check that no run is writing to this location, then remove `{key}`"
             )),
             StoreError::TooManyObjects { .. }
             | StoreError::StrangeObject { .. }

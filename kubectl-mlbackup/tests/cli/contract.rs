@@ -191,7 +191,21 @@ struct ScheduleStatusJson {
     last_run: Option<String>,
     last_run_result: Option<String>,
     last_success: Option<String>,
+    last_attempt: Option<RunRecordJson>,
+    last_success_backup: Option<String>,
     overdue: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RunRecordJson {
+    schedule: String,
+    holder: String,
+    started: String,
+    finished: Option<String>,
+    status: String,
+    backup: Option<String>,
+    error: Option<String>,
 }
 
 #[derive(Deserialize)]

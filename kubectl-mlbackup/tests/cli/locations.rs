@@ -929,3 +929,283 @@ fn a_backup_uploads_each_page_while_the_next_one_is_listed() {
     )
     .expect_code(0);
 }
+
+/// A scheduled run's command line into the bucket, encrypted to the team's key.
+fn scheduled_run_args(sandbox: &Sandbox, bucket: &str) -> Vec<String> {
+    let recipients = sandbox.path("team.pub");
+    std::fs::write(&recipients, format!("{}\n", TEAM_KEY.0)).unwrap();
+    [
+        "scheduled-run",
+        "--dir",
+        bucket,
+        "--name",
+        "nightly",
+        "--recipients-file",
+        &recipients.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// One writer per prefix: of two scheduled runs starting together exactly one takes the lock
+/// and runs; the other does nothing, naming the holder; the lock is gone afterwards and the
+/// run records say what happened.
+#[test]
+fn two_scheduled_runs_racing_for_the_lock_exactly_one_runs() {
+    let Some(server) = S3Server::start_or_skip("lock_race") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-pod");
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    // Both creations of the lock are held until both arrived; then the winner is held at its
+    // backup's claim until the loser has ended, so the loser always finds the lock live.
+    let locks = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".mlbackup-lock", locks.fault(), Some(2)).with_method(Method::PUT));
+    let claims = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".claim", claims.fault(), Some(1)).with_method(Method::PUT));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let mut args = scheduled_run_args(&sandbox, &bucket);
+    args.push(kubeconfig);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut racers: Vec<_> = (0..2).map(|_| sandbox.spawn(&args)).collect();
+    locks.wait_held(2);
+    locks.open();
+    let mut loser = None;
+    mlbackup_testkit::wait::wait_until(
+        "one racer ends",
+        std::time::Duration::from_secs(60),
+        || {
+            loser = racers
+                .iter_mut()
+                .position(|child| child.try_wait().unwrap().is_some());
+            loser.is_some()
+        },
+    );
+    let loser = racers.remove(loser.unwrap());
+    let winner = racers.pop().unwrap();
+    let winner_pid = winner.id();
+    claims.open();
+    let lost = Run::from(loser.wait_with_output().unwrap());
+    let won = Run::from(winner.wait_with_output().unwrap());
+    won.expect_code(0);
+    lost.expect_code(1);
+    assert!(
+        lost.stderr.contains(&format!(
+            "is locked by `mlbackup-nightly-pod (pid {winner_pid})` until "
+        )),
+        "{}",
+        lost.stderr
+    );
+    let stored = objects(&server);
+    assert!(
+        !stored.iter().any(|key| key == ".mlbackup-lock"),
+        "released: {stored:?}"
+    );
+    let success: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(server.object_file(
+            &server.bucket,
+            &format!("{PREFIX}/.mlbackup-runs/nightly/last-success.json"),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(success["status"], "succeeded");
+    assert_eq!(
+        success["holder"],
+        format!("mlbackup-nightly-pod (pid {winner_pid})")
+    );
+    // The run records are no backups.
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    listed.expect_code(0);
+    let backups = listed.json()["backups"].as_array().unwrap().clone();
+    assert_eq!(backups.len(), 1, "{}", listed.stdout);
+    assert_eq!(backups[0]["name"], success["backup"]);
+    assert!(
+        listed.json()["unreadable"].as_array().unwrap().is_empty(),
+        "{}",
+        listed.stdout
+    );
+}
+
+/// A lock past its lease (a run killed before it could release it) is taken over, with a
+/// warning naming the old holder; a live one is refused.
+#[test]
+fn a_stale_lock_in_the_bucket_is_taken_over_and_said_so() {
+    let Some(server) = S3Server::start_or_skip("stale_lock") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-new");
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    let args = scheduled_run_args(&sandbox, &bucket);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A live lock, written as another pod's run writes it: refused, nothing else written.
+    let lock_file = server.object_file(&server.bucket, &format!("{PREFIX}/.mlbackup-lock"));
+    std::fs::create_dir_all(lock_file.parent().unwrap()).unwrap();
+    let live = serde_json::json!({"holder": "mlbackup-nightly-old (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2999-01-01T00:00:00Z"});
+    std::fs::write(&lock_file, live.to_string()).unwrap();
+    let refused = run(&sandbox, &server, &cluster, &args);
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("is locked by `mlbackup-nightly-old (pid 7)` until 2999-01-01 00:00:00 UTC"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(objects(&server), [".mlbackup-lock"]);
+    // Its lease passed: taken over, said so, and released at the end.
+    let stale = serde_json::json!({"holder": "mlbackup-nightly-old (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2026-11-29T05:00:00Z"});
+    std::fs::write(&lock_file, stale.to_string()).unwrap();
+    let taken = run(&sandbox, &server, &cluster, &args);
+    taken.expect_code(0);
+    assert!(
+        taken.stderr.contains(
+            "took over the lock of s3://mlbackup-test/team/prod from `mlbackup-nightly-old \
+             (pid 7)`, whose lease ended at 2026-11-29"
+        ),
+        "{}",
+        taken.stderr
+    );
+    assert!(!objects(&server).iter().any(|key| key == ".mlbackup-lock"));
+}
+
+/// Ctrl-C during a scheduled run's upload: the run stops cleanly (exit 130), records itself as
+/// interrupted and releases the lock, so the next run is not refused.
+#[test]
+fn an_interrupted_scheduled_run_releases_the_lock() {
+    let Some(server) = S3Server::start_or_skip("interrupted_run") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-pod");
+    let cluster = FakeCluster::with_lrs(&sandbox, 10, 1);
+    let bucket = location(&server);
+    let gate = Gate::new();
+    server
+        .faults
+        .add(FaultRule::new(".yaml", gate.fault(), None).with_method(Method::PUT));
+    let mut args = scheduled_run_args(&sandbox, &bucket);
+    args.push(cluster.kubeconfig_arg());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = sandbox.spawn(&args);
+    gate.wait_held(1);
+    assert!(objects(&server).contains(&".mlbackup-lock".to_string()));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    let stored = objects(&server);
+    assert!(
+        !stored.contains(&".mlbackup-lock".to_string()),
+        "released: {stored:?}"
+    );
+    let attempt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(server.object_file(
+            &server.bucket,
+            &format!("{PREFIX}/.mlbackup-runs/nightly/last-attempt.json"),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(attempt["status"], "interrupted", "{attempt}");
+    assert!(
+        !stored.contains(&".mlbackup-runs/nightly/last-success.json".to_string()),
+        "{stored:?}"
+    );
+}
+
+/// `schedule status` reads the run records from the schedule's bucket with the operator's AWS
+/// settings; without access there it says so and shows what the Jobs say.
+#[test]
+fn schedule_status_reads_the_run_records_from_the_bucket() {
+    let Some(server) = S3Server::start_or_skip("status_records") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server).env("HOSTNAME", "mlbackup-nightly-pod");
+    let cluster = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let bucket = location(&server);
+    let mut args = scheduled_run_args(&sandbox, &bucket);
+    let recipients = args[6].clone();
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "schedule",
+            "install",
+            "--schedule",
+            "0 3 * * *",
+            "--dir",
+            &bucket,
+            "--image",
+            "registry.example.com/kubectl-mlbackup:test",
+            "--recipients-file",
+            &recipients,
+            "--name",
+            "nightly",
+        ],
+    )
+    .expect_code(0);
+    // The run, as the CronJob's container runs it.
+    args.push(cluster.kubeconfig_arg());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sandbox.run(&args).expect_code(0);
+    let status = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["schedule", "status", "--name", "nightly", "-o", "json"],
+    );
+    status.expect_code(0);
+    let status = status.json();
+    assert_eq!(status["lastRunResult"], "succeeded", "{status}");
+    assert!(
+        status["lastAttempt"]["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with("mlbackup-nightly-pod (pid "),
+        "{status}"
+    );
+    assert!(
+        status["lastSuccessBackup"]
+            .as_str()
+            .unwrap()
+            .starts_with("lrs_backup_"),
+        "{status}"
+    );
+    // Without the keys here: said, and the Jobs (none) stand alone.
+    let blind = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .env("AWS_REGION", "us-east-1");
+    let kubeconfig = cluster.kubeconfig_arg();
+    let status = blind.run(&["schedule", "status", "--name", "nightly", &kubeconfig]);
+    assert!(
+        status
+            .stderr
+            .contains("warning: cannot read the run records in s3://"),
+        "{}",
+        status.stderr
+    );
+    assert!(
+        status.stdout.contains("Last run:       none"),
+        "{}",
+        status.stdout
+    );
+}

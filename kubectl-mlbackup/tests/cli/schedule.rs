@@ -386,6 +386,17 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
         .unwrap_or_default();
     assert_eq!(backups.len(), 1, "{}", listed.stdout);
     assert_eq!(backups[0]["status"], "complete");
+    // The run recorded itself in the location and released its lock.
+    let records = dir.path().join(".mlbackup-runs/mlbackup");
+    let read = |file: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(records.join(file)).unwrap()).unwrap()
+    };
+    let attempt = read("last-attempt.json");
+    assert_eq!(attempt["status"], "succeeded", "{attempt}");
+    assert_eq!(attempt["backup"], backups[0]["name"], "{attempt}");
+    assert!(attempt["finished"].is_string(), "{attempt}");
+    assert_eq!(read("last-success.json"), attempt);
+    assert!(!dir.path().join(".mlbackup-lock").exists());
     // The Job's service account may read kube-system: the backup knows its cluster.
     let manifest: Value = serde_json::from_slice(
         &std::fs::read(
@@ -409,6 +420,9 @@ fn install_run_now_status_and_uninstall_in_the_fake_cluster() {
     assert_eq!(status["lastRunResult"], "succeeded");
     assert!(status["lastSuccess"].is_string());
     assert_eq!(status["overdue"], false);
+    // Read from the run records in the location.
+    assert_eq!(status["lastAttempt"], attempt);
+    assert_eq!(status["lastSuccessBackup"], backups[0]["name"]);
 
     let removed = run(&sandbox, &cluster, &["uninstall"]);
     removed.expect_code(0);
@@ -946,4 +960,56 @@ fn uninstall_keeps_a_namespace_holding_what_install_did_not_create() {
         removed.stdout
     );
     assert!(cluster.kube.get("namespaces", None, "mlbackup").is_none());
+}
+
+/// A run that fails after taking the lock records its failure (the error escaped) and releases
+/// the lock; `status` reads it from the location: the last attempt failed (exit 1), with the
+/// last success still shown from its record.
+#[test]
+fn status_reads_a_failed_attempt_from_the_run_records() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    run(&sandbox, &cluster, &["run-now", "--wait"]).expect_code(0);
+    let location = dir.path().display().to_string();
+    // As the CronJob's container runs it, but with a cluster it cannot reach.
+    let failed = sandbox.run(&[
+        "scheduled-run",
+        "--dir",
+        &location,
+        "--kubeconfig",
+        "/nonexistent/kubeconfig\u{1b}[31m",
+    ]);
+    failed.expect_code(1);
+    assert!(!dir.path().join(".mlbackup-lock").exists(), "released");
+    let attempt: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(".mlbackup-runs/mlbackup/last-attempt.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(attempt["status"], "failed", "{attempt}");
+    let error = attempt["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot connect to the cluster: cannot read the kubeconfig"),
+        "{error}"
+    );
+    assert!(!error.contains('\u{1b}'), "escaped: {error}");
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(
+        status.stdout.contains("Last attempt:   started "),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains(": failed: "), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("Last success:   "),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(", backup lrs_backup_"),
+        "{}",
+        status.stdout
+    );
 }

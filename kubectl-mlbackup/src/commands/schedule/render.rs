@@ -172,6 +172,12 @@ fn cron_job(settings: &Settings) -> Value {
         "scheduled-run".to_string(),
         "--dir".to_string(),
         settings.location.clone(),
+        "--name".to_string(),
+        settings.name.clone(),
+        // The lock's lease: Kubernetes stops the Job at --timeout, so a lock older than that is
+        // a killed run's.
+        "--lease".to_string(),
+        crate::duration::format(settings.timeout),
     ];
     let mut mounts = vec![json!({"name": "scratch", "mountPath": SCRATCH})];
     let mut volumes = vec![json!({"name": "scratch", "emptyDir": {}})];

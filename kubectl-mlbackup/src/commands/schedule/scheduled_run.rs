@@ -7,14 +7,20 @@
 
 use std::ffi::OsString;
 
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::Parser;
+use mlbackup_helper::text::escape_controls;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::render::retention_flags;
-use crate::cli::{Cli, Command, GlobalArgs, ScheduledRunArgs};
+use crate::cli::{BackupArgs, Cli, Command, GlobalArgs, PruneArgs, ScheduledRunArgs};
 use crate::commands::{backup, prune};
 use crate::env::Env;
-use crate::exit::{Exit, UsageError};
-use crate::printer::Printer;
+use crate::exit::{Exit, Interrupted, UsageError};
+use crate::printer::{self, Printer};
+use crate::store::{LockRecord, Store};
 
 /// The command lines of the two steps (the program name first, as clap expects).
 pub fn steps(args: &ScheduledRunArgs) -> (Vec<OsString>, Option<Vec<OsString>>) {
@@ -69,6 +75,49 @@ fn parse(argv: Vec<OsString>) -> anyhow::Result<Command> {
         })
 }
 
+/// The run records' files under `.mlbackup-runs/SCHEDULE/` in the location.
+pub const LAST_ATTEMPT: &str = "last-attempt.json";
+pub const LAST_SUCCESS: &str = "last-success.json";
+
+/// How a run went, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+/// A run record (`last-attempt.json`, `last-success.json`): written by the run itself into the
+/// location, so that `schedule status` knows what happened there even after Kubernetes removed
+/// the Job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub schedule: String,
+    /// The pod that ran it.
+    pub holder: String,
+    pub started: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    /// The backup it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Why it failed, control characters escaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a run record serialises")
+    }
+}
+
+/// Runs the steps under the location's lock, with a run record at the start and at the end;
+/// the lock is released whatever happened (the steps' Ctrl-C included: they stop cleanly).
 pub async fn run(
     global: &GlobalArgs,
     args: &ScheduledRunArgs,
@@ -84,13 +133,141 @@ pub async fn run(
         Some(_) => unreachable!("the second step is a prune"),
         None => None,
     };
-    let exit = backup::run(global, &backup_args, env, printer).await?;
-    if exit != Exit::Success {
-        return Ok(exit);
+    let store = Store::open(Some(&args.dir), false, env)?;
+    let started = Utc::now();
+    let holder = format!(
+        "{} (pid {})",
+        env.in_cluster.hostname.as_deref().unwrap_or("unknown host"),
+        std::process::id()
+    );
+    let lease = chrono::TimeDelta::from_std(args.lease).unwrap_or(chrono::TimeDelta::MAX);
+    let lock = store
+        .lock(
+            LockRecord {
+                holder: holder.clone(),
+                started,
+                lease_until: started
+                    .checked_add_signed(lease)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            },
+            started,
+        )
+        .await
+        .context("cannot start the scheduled run")?;
+    // From here on Ctrl-C stops the steps cleanly instead of ending the process: the lock is
+    // released below.
+    let cancel = crate::commands::interrupt_token();
+    if let Some(old) = &lock.taken_over {
+        printer.warning(&format!(
+            "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
+             before it could release it)",
+            store.shown().display(),
+            escape_controls(&old.holder),
+            printer::time(old.lease_until),
+        ));
     }
-    match prune_args {
-        Some(prune_args) => prune::run(&prune_args, env, printer).await,
-        None => Ok(exit),
+    let mut record = RunRecord {
+        schedule: args.name.clone(),
+        holder,
+        started,
+        finished: None,
+        status: RunStatus::Running,
+        backup: None,
+        error: None,
+    };
+    let result = match store
+        .write_run_record(&args.name, LAST_ATTEMPT, record.bytes())
+        .await
+        .context("cannot write the run record")
+    {
+        Ok(()) => {
+            run_steps(
+                global,
+                &backup_args,
+                prune_args.as_ref(),
+                &cancel,
+                env,
+                printer,
+            )
+            .await
+        }
+        Err(err) => Err(err),
+    };
+    record.finished = Some(Utc::now());
+    match &result {
+        Ok((exit, backup)) => {
+            record.backup.clone_from(backup);
+            record.status = match exit {
+                Exit::Success => RunStatus::Succeeded,
+                Exit::Interrupted => RunStatus::Interrupted,
+                _ => RunStatus::Failed,
+            };
+        }
+        Err(err) => {
+            record.status = match crate::exit::exit_for(err) {
+                Exit::Interrupted => RunStatus::Interrupted,
+                _ => RunStatus::Failed,
+            };
+            record.error = Some(escape_controls(&format!("{err:#}")).into_owned());
+        }
+    }
+    let recorded = finish_records(&store, &record).await;
+    let released = lock.release().await;
+    if let Ok(false) = released {
+        printer.warning(&format!(
+            "the lock of {} was no longer this run's (its lease had passed and another run \
+             took it over): left to that run",
+            store.shown().display()
+        ));
+    }
+    let exit = result?.0;
+    recorded?;
+    released.context("cannot release the lock")?;
+    Ok(exit)
+}
+
+/// The last attempt's record, and on success the last success's.
+async fn finish_records(store: &Store, record: &RunRecord) -> anyhow::Result<()> {
+    let context = "cannot write the run record";
+    store
+        .write_run_record(&record.schedule, LAST_ATTEMPT, record.bytes())
+        .await
+        .context(context)?;
+    if record.status == RunStatus::Succeeded {
+        store
+            .write_run_record(&record.schedule, LAST_SUCCESS, record.bytes())
+            .await
+            .context(context)?;
+    }
+    Ok(())
+}
+
+/// `backup`, then `prune` when it succeeded; the exit and the backup written.
+async fn run_steps(
+    global: &GlobalArgs,
+    backup_args: &BackupArgs,
+    prune_args: Option<&PruneArgs>,
+    cancel: &CancellationToken,
+    env: &Env,
+    printer: &Printer,
+) -> anyhow::Result<(Exit, Option<String>)> {
+    let (exit, name) = backup::run_named(global, backup_args, env, printer).await?;
+    if exit != Exit::Success {
+        return Ok((exit, name));
+    }
+    let Some(prune_args) = prune_args else {
+        return Ok((exit, name));
+    };
+    if cancel.is_cancelled() {
+        return Err(Interrupted("interrupted after the backup; nothing was pruned".into()).into());
+    }
+    // `prune` does not watch Ctrl-C itself: it is dropped at its next request, as it would be
+    // when run alone (a delete cut short is recognised and finished by the next prune).
+    tokio::select! {
+        exit = prune::run(prune_args, env, printer) => Ok((exit?, name)),
+        () = cancel.cancelled() => {
+            Err(Interrupted("interrupted while pruning; run it again to finish".into()).into())
+        }
     }
 }
 
@@ -104,6 +281,8 @@ mod tests {
     fn args(time_zone: Option<&str>, retention: ScheduleRetentionArgs) -> ScheduledRunArgs {
         ScheduledRunArgs {
             dir: "s3://backups/prod".into(),
+            name: "mlbackup".into(),
+            lease: Duration::from_secs(3600),
             recipients_file: Some("/etc/mlbackup/recipients/recipients.txt".into()),
             retention,
             time_zone: time_zone.map(str::to_string),
