@@ -132,9 +132,10 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
     );
     assert_eq!(
         stored.len(),
-        13,
-        "12 LRS objects and the manifest: {stored:?}"
+        14,
+        "12 LRS objects, the LRS definition and the manifest: {stored:?}"
     );
+    assert!(stored.contains(&"nightly/crd.yaml".to_string()));
 
     // The same objects taken into a folder directly.
     run(
@@ -777,7 +778,17 @@ fn a_bucket_gets_only_encrypted_backups_and_no_object_holds_a_secret() {
         stored.iter().any(|o| o.ends_with(".yaml.age")),
         "{stored:?}"
     );
-    assert!(!stored.iter().any(|o| o.ends_with(".yaml")), "{stored:?}");
+    // The one plain YAML is the LRS definition (a type's schema, no object's data).
+    assert!(
+        !stored
+            .iter()
+            .any(|o| o.ends_with(".yaml") && o != "sealed/crd.yaml"),
+        "{stored:?}"
+    );
+    assert!(
+        stored.contains(&"sealed/crd.yaml".to_string()),
+        "{stored:?}"
+    );
     // Every byte the server stored, its own metadata included.
     let root = server.object_file(&server.bucket, "");
     let mut pending = vec![root];
