@@ -222,10 +222,18 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
     let lrs_files = |files: &[(String, Vec<u8>)]| {
         files
             .iter()
-            .filter(|(path, _)| path.ends_with(".yaml"))
+            .filter(|(path, _)| path.ends_with(".yaml") && path != "crd.yaml")
             .cloned()
             .collect::<Vec<_>>()
     };
+    let definition =
+        |files: &[(String, Vec<u8>)]| files.iter().find(|(path, _)| path == "crd.yaml").cloned();
+    assert!(definition(&back).is_some());
+    assert_eq!(
+        definition(&back),
+        definition(&direct),
+        "the LRS definition too"
+    );
     assert_eq!(lrs_files(&back).len(), 12);
     assert_eq!(
         lrs_files(&back),
@@ -237,8 +245,8 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
             .map(|(p, _)| p.as_str())
             .collect::<Vec<_>>()
             .len(),
-        13,
-        "the manifest came along, the claim did not"
+        14,
+        "the manifest and the definition came along, the claim did not"
     );
 
     // An existing name is never overwritten, in either direction.
