@@ -855,6 +855,13 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub identity: IdentityArgs,
+
+    /// Also check that the backup can be restored in the current kubectl context: its LRS
+    /// resource and version are served there, and a server-side dry-run apply of every object
+    /// (what restore would send) is accepted. Nothing is changed. An encrypted backup needs
+    /// --identity.
+    #[arg(long)]
+    pub against_cluster: bool,
 }
 
 #[derive(Debug, Args)]

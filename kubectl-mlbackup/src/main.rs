@@ -115,7 +115,7 @@ async fn dispatch(
         Command::Backup(args) => backup::run(global, args, env, printer).await,
         Command::List(args) => list::run(args, env, printer).await,
         Command::Show(args) => show::run(args, env, printer).await,
-        Command::Verify(args) => verify::run(args, env, printer).await,
+        Command::Verify(args) => verify::run(global, args, env, printer).await,
         Command::Rekey(args) => rekey::run(args, env, printer),
         Command::Delete(args) => delete::run(args, env, printer).await,
         Command::Copy(args) => copy::run(args, env, printer).await,

@@ -141,6 +141,34 @@ pub async fn resolve(
     })
 }
 
+/// The group of CustomResourceDefinitions.
+pub const CRD_GROUP: &str = "apiextensions.k8s.io";
+
+/// The CustomResourceDefinition that serves `resource` (`apiextensions.k8s.io/v1`, named
+/// `PLURAL.GROUP`), as the server holds it: saved with a backup, so that the type its objects
+/// need can be checked, or installed, where it is restored. One `get` by name, which the
+/// schedule's ClusterRole grants and a user may not have.
+pub async fn definition(
+    cluster: &Cluster,
+    resource: &ServedResource,
+) -> Result<serde_json::Value, ClusterError> {
+    let name = resource.qualified_name();
+    let qualified = format!("customresourcedefinitions.{CRD_GROUP}");
+    let scope = RequestScope {
+        verb: "get",
+        resource: &qualified,
+        namespace: None,
+    };
+    send_json(
+        cluster,
+        get(&format!(
+            "/apis/{CRD_GROUP}/v1/customresourcedefinitions/{name}"
+        )),
+        &scope,
+    )
+    .await
+}
+
 fn get(path: &str) -> http::Request<Vec<u8>> {
     let mut request = http::Request::new(Vec::new());
     *request.uri_mut() = path.parse().expect("discovery paths are valid URIs");

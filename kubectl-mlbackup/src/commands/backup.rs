@@ -18,7 +18,7 @@ use crate::encryption::Recipients;
 use crate::env::Env;
 use crate::exit::Exit;
 use crate::folder::{
-    BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemToWrite, ItemTotals,
+    self, BackupInfo, BackupStatus, BackupWriter, ClusterRef, FolderError, ItemToWrite, ItemTotals,
     Manifest, ResourceRef,
 };
 use crate::object::Object;
@@ -216,6 +216,7 @@ pub async fn take(
             None => "cannot create the backup",
         })?;
     writer.encrypt_to(options.recipients.clone());
+    save_definition(cluster, resource, &mut writer, printer).await?;
     let cluster_id = cluster
         .namespace_uid("kube-system")
         .await
@@ -381,6 +382,40 @@ pub async fn take(
         exit,
         error,
     })
+}
+
+/// Saves the resource's CustomResourceDefinition as [`folder::CRD_FILE`], so that where the
+/// backup is restored the type can be checked or installed. A definition that cannot be read
+/// (a user may not `get` CRDs) leaves the backup without it, with a warning: the objects are
+/// what a backup must hold.
+async fn save_definition(
+    cluster: &Cluster,
+    resource: &ServedResource,
+    writer: &mut BackupWriter,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let definition = match crate::cluster::lrs::definition(cluster, resource).await {
+        Ok(definition) => definition,
+        Err(err) => {
+            printer.warning(&format!(
+                "the backup holds no {}: cannot read the CustomResourceDefinition {}: {err}",
+                folder::CRD_FILE,
+                resource.qualified_name()
+            ));
+            return Ok(());
+        }
+    };
+    let mut definition = definition;
+    crate::object::strip_unstored_fields(&mut definition);
+    let yaml = crate::yaml::to_kubectl_yaml(&definition).with_context(|| {
+        format!(
+            "cannot write the CustomResourceDefinition {} as YAML",
+            resource.qualified_name()
+        )
+    })?;
+    writer
+        .write_definition(yaml.as_bytes())
+        .context("cannot save the resource's definition")
 }
 
 /// What one backup lists.

@@ -18,7 +18,7 @@ use super::name::{
     time_from_name,
 };
 use super::{
-    BackupStatus, ClusterRef, DEPLOYMENTS_FILE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION,
+    BackupStatus, CRD_FILE, ClusterRef, DEPLOYMENTS_FILE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION,
     FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest, NEWEST_FORMAT_VERSION, io_error,
 };
 use crate::encryption::Identities;
@@ -505,9 +505,10 @@ pub(super) fn scan_yaml_files(dir: &Path) -> Result<YamlLayout, FolderError> {
             layout.strangers.push(path);
         } else if is_temp_name(file_name) {
             layout.temp_files.push(path);
-        } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE].contains(&file_name) {
+        } else if depth == 1 && [DEPLOYMENTS_FILE, JOURNAL_FILE, CRD_FILE].contains(&file_name) {
             // Written by `deployments deactivate --backup` (and prepare/recover) into any
-            // backup, including the folders of the shell loop: not objects.
+            // backup, including the folders of the shell loop, and the definition a backup
+            // saves before its items: not objects.
         } else if is_yaml_name(file_name) {
             layout.yaml_files.push(path);
         } else if depth == 2

@@ -66,6 +66,10 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Optional snapshot of deployment states (DESIGN.md section 6; format in
 /// `mlbackup_helper::snapshot`, which the helper shares).
 pub const DEPLOYMENTS_FILE: &str = mlbackup_helper::snapshot::SNAPSHOT_FILE;
+/// The LRS CustomResourceDefinition as the cluster served it when the backup was taken
+/// (`kubectl get crd -o yaml` less managedFields): recorded in the manifest with its SHA-256
+/// when it could be read. Not encrypted: it holds the type's schema, no object's data.
+pub const CRD_FILE: &str = "crd.yaml";
 /// Optional record of the steps of prepare/recover/restore, one JSON object per line.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
@@ -247,6 +251,9 @@ pub struct Manifest<I = Vec<ManifestItem>> {
     pub counts_by_type: BTreeMap<String, usize>,
     #[serde(default)]
     pub counts_by_namespace: BTreeMap<String, usize>,
+    /// [`CRD_FILE`]; absent when the definition could not be read, and in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crd: Option<SavedFile>,
     /// How the items are encrypted; absent for an unencrypted backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionRecord>,
@@ -270,12 +277,24 @@ impl<I> Manifest<I> {
             namespaces: self.namespaces,
             counts_by_type: self.counts_by_type,
             counts_by_namespace: self.counts_by_namespace,
+            crd: self.crd,
             encryption: self.encryption,
             items,
             status: self.status,
             errors: self.errors,
         }
     }
+}
+
+/// A file of a backup besides the items, checked like them.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedFile {
+    /// Relative to the backup folder.
+    pub path: String,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub bytes: u64,
 }
 
 /// One LRS file of a backup.

@@ -14,8 +14,8 @@ use super::name::PARTIAL_SUFFIX;
 use super::verify::read_beneath;
 use super::writer::{create_private_dir, make_durable, write_manifest};
 use super::{
-    BackupStatus, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, Manifest, ManifestItem, io_error,
-    sha256_hex,
+    BackupStatus, CRD_FILE, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, Manifest, ManifestItem,
+    io_error, sha256_hex,
 };
 use crate::encryption::{self, Recipients};
 
@@ -132,7 +132,8 @@ pub fn rekey_into(backup: &Backup, dest: &Path, new: &Recipients) -> Result<Mani
     for item in &source.items {
         items.push(rekey_item(backup, old, item, dest, new)?);
     }
-    for file in [DEPLOYMENTS_FILE, JOURNAL_FILE] {
+    // The definition is not encrypted: copied as it is, with its record.
+    for file in [DEPLOYMENTS_FILE, JOURNAL_FILE, CRD_FILE] {
         if backup.has_file(file) {
             let bytes = read_beneath(&backup.dir, file)
                 .map_err(io_error("read", &backup.dir.join(file)))?;

@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::catalog::{Backup, CatalogStatus, Loose, is_yaml_name, scan_yaml_files, walk};
 use super::name::{is_safe_component, item_file_name};
 use super::{
-    BackupStatus, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest,
-    ManifestItem, sha256_hex,
+    BackupStatus, CRD_FILE, DEPLOYMENTS_FILE, FolderError, JOURNAL_FILE, MANIFEST_FILE, Manifest,
+    ManifestItem, SavedFile, sha256_hex,
 };
 use crate::encryption::{FILE_SUFFIX, Identities, decrypt};
 use crate::object::{Head, Object};
@@ -113,6 +113,11 @@ impl Backup {
                         problems.push(problem);
                     }
                 }
+                if let Some(crd) = &manifest.crd
+                    && let Err(problem) = check_saved_file(&self.dir, crd)
+                {
+                    problems.push(problem);
+                }
                 problems.extend(self.unexpected_files(manifest)?);
                 manifest.items.len()
             }
@@ -143,6 +148,9 @@ impl Backup {
     fn unexpected_files(&self, manifest: &Manifest) -> Result<Vec<Problem>, FolderError> {
         let mut expected: BTreeSet<&str> = manifest.items.iter().map(|i| i.path.as_str()).collect();
         expected.extend([MANIFEST_FILE, DEPLOYMENTS_FILE, JOURNAL_FILE]);
+        if manifest.crd.is_some() {
+            expected.insert(CRD_FILE);
+        }
         let namespaces: BTreeSet<&str> = manifest
             .items
             .iter()
@@ -347,6 +355,52 @@ fn unopened(item: &ManifestItem) -> Problem {
 
 /// Checks one item of a manifest and returns the object its file holds; `None` for an
 /// encrypted item when no identity was given (its ciphertext is checked, nothing more).
+/// A file besides the items (like [`CRD_FILE`]): at its one place, with the bytes the manifest
+/// records.
+fn check_saved_file(dir: &Path, file: &SavedFile) -> Result<(), Problem> {
+    let problem = |kind, detail: String| {
+        Err(Problem {
+            path: file.path.clone(),
+            kind,
+            detail,
+        })
+    };
+    // A manifest is data from disk: only the one name is read.
+    if file.path != CRD_FILE {
+        return problem(
+            ProblemKind::Invalid,
+            format!(
+                "the manifest lists its definition as `{}`, not `{CRD_FILE}`",
+                file.path
+            ),
+        );
+    }
+    let bytes = match read_beneath(dir, &file.path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return problem(
+                ProblemKind::Missing,
+                "listed in the manifest, not on disk".into(),
+            );
+        }
+        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
+    };
+    let sha256 = sha256_hex(&bytes);
+    if bytes.len() as u64 != file.bytes || sha256 != file.sha256 {
+        return problem(
+            ProblemKind::Modified,
+            format!(
+                "{} bytes with SHA-256 {}, the manifest says {} bytes with SHA-256 {}",
+                bytes.len(),
+                short_hash(&sha256),
+                file.bytes,
+                short_hash(&file.sha256)
+            ),
+        );
+    }
+    Ok(())
+}
+
 fn check_item(
     dir: &Path,
     manifest: &Manifest,
@@ -674,6 +728,54 @@ mod tests {
     use crate::folder::testing::*;
     use crate::folder::*;
     use std::fs;
+
+    #[test]
+    fn the_saved_definition_is_recorded_and_checked() {
+        let root = tempfile::tempdir().unwrap();
+        let mut writer = BackupWriter::create(root.path(), None, started()).unwrap();
+        let crd = b"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n";
+        writer.write_definition(crd).unwrap();
+        let yaml = lrs_yaml("dr", "a", "deployment");
+        writer
+            .write_item("dr", "a", "deployment", "uid-a", "7", yaml.as_bytes())
+            .unwrap();
+        let (dir, _) = writer.finish(info()).unwrap();
+        let backup = resolve(root.path(), "lrs_backup_2025_11_21_14_05").unwrap();
+        let record = backup.manifest.as_ref().unwrap().crd.clone().unwrap();
+        assert_eq!(record.path, CRD_FILE);
+        assert_eq!(record.sha256, sha256_hex(crd));
+        assert_eq!(record.bytes, crd.len() as u64);
+        let verification = backup.verify().unwrap();
+        assert_eq!(verification.problems, []);
+        assert_eq!(verification.checked, 1, "the definition is no LRS file");
+
+        fs::write(dir.join(CRD_FILE), b"kind: Other\n").unwrap();
+        let problems = backup.verify().unwrap().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, CRD_FILE);
+        assert_eq!(problems[0].kind, ProblemKind::Modified);
+
+        fs::remove_file(dir.join(CRD_FILE)).unwrap();
+        let problems = backup.verify().unwrap().problems;
+        assert_eq!(problems[0].kind, ProblemKind::Missing);
+    }
+
+    #[test]
+    fn a_manifest_without_a_definition_reads_and_a_stray_one_is_unexpected() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, manifest) = finished_backup(root.path());
+        assert_eq!(manifest.crd, None);
+        let text = fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap();
+        assert!(
+            !text.contains("\"crd\""),
+            "old readers see the manifest they know"
+        );
+        fs::write(dir.join(CRD_FILE), b"kind: CustomResourceDefinition\n").unwrap();
+        let backup = resolve(root.path(), "lrs_backup_2025_11_21_14_05").unwrap();
+        let problems = backup.verify().unwrap().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].kind, ProblemKind::Unexpected);
+    }
 
     #[test]
     fn items_behind_a_symlink_are_refused_like_verify_refuses_them() {

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use super::name::{MAX_NAME_ATTEMPTS, PARTIAL_SUFFIX, default_name, item_file_name, validate_name};
 use super::records::{ItemRecords, ItemRef};
 use super::{
-    BackupStatus, ClusterRef, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, FolderError, ItemTotals,
-    MANIFEST_FILE, Manifest, ManifestItem, ResourceRef, io_error,
+    BackupStatus, CRD_FILE, ClusterRef, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, FolderError,
+    ItemTotals, MANIFEST_FILE, Manifest, ManifestItem, ResourceRef, SavedFile, io_error,
 };
 use crate::digest::sha256_from_hex;
 use crate::encryption::{FILE_SUFFIX, Recipients, encrypt_batch};
@@ -48,6 +48,8 @@ pub struct BackupWriter {
     recipients: Option<Recipients>,
     /// False for a staging folder: see [`BackupWriter::staging`].
     flush: bool,
+    /// [`CRD_FILE`] once written.
+    crd: Option<SavedFile>,
 }
 
 /// One object to write: where it goes, what the manifest records of it, and its YAML.
@@ -100,6 +102,7 @@ impl BackupWriter {
                     namespaces_created: BTreeSet::new(),
                     recipients: None,
                     flush: true,
+                    crd: None,
                 });
             }
             if !may_add_suffix {
@@ -242,6 +245,20 @@ impl BackupWriter {
         Ok(())
     }
 
+    /// Writes [`CRD_FILE`] (the resource's definition as YAML), atomically, and records it for
+    /// the manifest. Not encrypted (see [`CRD_FILE`]).
+    pub fn write_definition(&mut self, yaml: &[u8]) -> Result<(), FolderError> {
+        let path = self.dir.join(CRD_FILE);
+        mlbackup_helper::files::write_atomically_unsynced(&path, yaml)
+            .map_err(io_error("write", &path))?;
+        self.crd = Some(SavedFile {
+            path: CRD_FILE.to_string(),
+            sha256: crate::digest::sha256_hex(yaml),
+            bytes: yaml.len() as u64,
+        });
+        Ok(())
+    }
+
     /// How many objects were written so far.
     pub fn written(&self) -> usize {
         self.items.len()
@@ -339,6 +356,7 @@ impl BackupWriter {
             namespaces: info.namespaces,
             counts_by_type: items.counts_by_type(),
             counts_by_namespace: items.counts_by_namespace(),
+            crd: self.crd.clone(),
             encryption: self.recipients.as_ref().map(Recipients::record),
             items,
             status,

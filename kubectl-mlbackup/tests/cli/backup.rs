@@ -111,6 +111,25 @@ fn one_file_per_lrs_equal_to_the_served_object_from_every_namespace_in_pages() {
     let manifest = manifest(&folder);
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["resource"]["version"], "v1");
+    // The LRS definition as the cluster serves it, recorded with its hash.
+    let crd_bytes = std::fs::read(folder.join("crd.yaml")).unwrap();
+    let crd: serde_json::Value = serde_yaml::from_slice(&crd_bytes).unwrap();
+    let mut served_crd = cluster
+        .kube
+        .get("customresourcedefinitions", None, "lrs.lrs.datarobot.com")
+        .unwrap();
+    served_crd["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    assert_eq!(crd, served_crd);
+    assert_eq!(crd["spec"]["versions"][0]["name"], "v1");
+    assert_eq!(manifest["crd"]["path"], "crd.yaml");
+    assert_eq!(
+        manifest["crd"]["sha256"],
+        hex(&sha2::Sha256::digest(&crd_bytes))
+    );
+    assert_eq!(manifest["crd"]["bytes"], crd_bytes.len());
     assert_eq!(manifest["selector"], "datarobot-lrs-type=deployment");
     let items = manifest["items"].as_array().unwrap();
     assert_eq!(items.len(), 12);
@@ -308,6 +327,39 @@ fn a_missing_permission_is_named_with_the_can_i_line_and_leaves_nothing() {
       caused by: lrs.lrs.datarobot.com is forbidden: User "sandbox-admin" cannot list resource "lrs" in API group "lrs.datarobot.com" in the namespace "dr-app"
     hint: ask a cluster admin for this permission; check it with `kubectl auth can-i list lrs.lrs.datarobot.com -n dr-app`
     "#);
+}
+
+#[test]
+fn a_definition_that_cannot_be_read_is_a_warning_and_the_backup_completes_without_it() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(3, 1), FakeKubeOptions::default());
+    cluster.kube.access().deny(DenyRule::new(
+        "get",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    ));
+    let run = backup(&sandbox, &cluster, &[]);
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(
+            "warning: the backup holds no crd.yaml: cannot read the CustomResourceDefinition \
+             lrs.lrs.datarobot.com: customresourcedefinitions.apiextensions.k8s.io \
+             \"lrs.lrs.datarobot.com\" is forbidden"
+        ),
+        "{}",
+        run.stderr
+    );
+    let folder = sandbox.home().join(run.json()["path"].as_str().unwrap());
+    assert!(!folder.join("crd.yaml").exists());
+    assert!(manifest(&folder).get("crd").is_none());
+    sandbox
+        .run(&[
+            "verify",
+            "--dir",
+            "backups",
+            folder.file_name().unwrap().to_str().unwrap(),
+        ])
+        .expect_code(0);
 }
 
 #[test]

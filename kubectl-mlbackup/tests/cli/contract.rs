@@ -63,6 +63,7 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ("list", &["list"]),
         ("show", &["show", "nightly"]),
         ("verify", &["verify", "nightly"]),
+        ("verify", &["verify", "nightly", "--against-cluster"]),
         (
             "backup",
             &["backup", "--name", "sealed", "--recipient", public],
@@ -409,6 +410,31 @@ struct VerifyJson {
     problems: Vec<ProblemJson>,
     #[serde(default)]
     decrypted: Option<bool>,
+    #[serde(default, rename = "againstCluster")]
+    against_cluster: Option<ClusterCheckJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ClusterCheckJson {
+    server: String,
+    context: Option<String>,
+    resource: String,
+    #[serde(default)]
+    not_served: Option<String>,
+    failed: u64,
+    items: Vec<ItemCheckJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemCheckJson {
+    path: String,
+    #[serde(default)]
+    object: Option<String>,
+    ok: bool,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -829,5 +855,5 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 26, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 27, "every command ran: {seen:?}");
 }

@@ -606,3 +606,64 @@ fn a_resumed_prepare_does_not_drop_the_encryption_of_its_backup() {
     let taken = manifest_of_backup(&sandbox.path("backups/before-upgrade"));
     assert_eq!(taken["encryption"]["recipients"], json!([ALICE.0]));
 }
+
+#[test]
+fn verify_against_cluster_decrypts_the_objects_with_the_identity_and_needs_one() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster_with_secrets(&sandbox);
+    encrypted_backup(&sandbox, &cluster, "enc");
+    let alice = identity_file(&sandbox, "alice.txt", ALICE);
+    let kubeconfig = cluster.kubeconfig_arg();
+
+    // Without a key the objects cannot be read, so nothing is asked of the cluster.
+    cluster.kube.requests().clear();
+    let run = sandbox.run(&[
+        "verify",
+        &kubeconfig,
+        "enc",
+        "--dir",
+        "backups",
+        "--against-cluster",
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("the backup `enc` is encrypted") && run.stderr.contains("--identity"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(cluster.kube.requests().entries().len(), 0);
+
+    let alice_arg = format!("--identity={}", alice.display());
+    let run = sandbox.run(&[
+        "verify",
+        &kubeconfig,
+        "enc",
+        "--dir",
+        "backups",
+        &alice_arg,
+        "--against-cluster",
+        "-o",
+        "json",
+    ]);
+    run.expect_code(0);
+    let check = &run.json()["againstCluster"];
+    assert_eq!(check["failed"], 0, "{check}");
+    assert_eq!(check["items"].as_array().unwrap().len(), 7);
+    // Each object was sent decrypted, as a dry run, and nothing was written.
+    let writes: Vec<_> = cluster
+        .kube
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert_eq!(writes.len(), 7);
+    assert!(
+        writes.iter().all(|w| w
+            .query
+            .as_deref()
+            .unwrap_or_default()
+            .contains("dryRun=All")),
+        "{writes:?}"
+    );
+}

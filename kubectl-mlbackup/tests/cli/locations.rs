@@ -132,9 +132,10 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
     );
     assert_eq!(
         stored.len(),
-        13,
-        "12 LRS objects and the manifest: {stored:?}"
+        14,
+        "12 LRS objects, the LRS definition and the manifest: {stored:?}"
     );
+    assert!(stored.contains(&"nightly/crd.yaml".to_string()));
 
     // The same objects taken into a folder directly.
     run(
@@ -221,10 +222,18 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
     let lrs_files = |files: &[(String, Vec<u8>)]| {
         files
             .iter()
-            .filter(|(path, _)| path.ends_with(".yaml"))
+            .filter(|(path, _)| path.ends_with(".yaml") && path != "crd.yaml")
             .cloned()
             .collect::<Vec<_>>()
     };
+    let definition =
+        |files: &[(String, Vec<u8>)]| files.iter().find(|(path, _)| path == "crd.yaml").cloned();
+    assert!(definition(&back).is_some());
+    assert_eq!(
+        definition(&back),
+        definition(&direct),
+        "the LRS definition too"
+    );
     assert_eq!(lrs_files(&back).len(), 12);
     assert_eq!(
         lrs_files(&back),
@@ -236,8 +245,8 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
             .map(|(p, _)| p.as_str())
             .collect::<Vec<_>>()
             .len(),
-        13,
-        "the manifest came along, the claim did not"
+        14,
+        "the manifest and the definition came along, the claim did not"
     );
 
     // An existing name is never overwritten, in either direction.
@@ -777,7 +786,17 @@ fn a_bucket_gets_only_encrypted_backups_and_no_object_holds_a_secret() {
         stored.iter().any(|o| o.ends_with(".yaml.age")),
         "{stored:?}"
     );
-    assert!(!stored.iter().any(|o| o.ends_with(".yaml")), "{stored:?}");
+    // The one plain YAML is the LRS definition (a type's schema, no object's data).
+    assert!(
+        !stored
+            .iter()
+            .any(|o| o.ends_with(".yaml") && o != "sealed/crd.yaml"),
+        "{stored:?}"
+    );
+    assert!(
+        stored.contains(&"sealed/crd.yaml".to_string()),
+        "{stored:?}"
+    );
     // Every byte the server stored, its own metadata included.
     let root = server.object_file(&server.bucket, "");
     let mut pending = vec![root];

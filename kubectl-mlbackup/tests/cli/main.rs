@@ -23,4 +23,5 @@ mod schedule;
 mod spark_cleanup;
 mod support;
 mod untrusted;
+mod verify;
 mod version;

@@ -117,7 +117,53 @@ fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
     for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         cluster.create_namespace(namespace);
     }
+    if options.serve_lrs {
+        cluster
+            .insert(lrs_definition(&options.lrs_version))
+            .expect("the LRS definition is a valid object");
+    }
     cluster
+}
+
+/// The CustomResourceDefinition that serves the LRS at `version`, as the LRS operator's chart
+/// installs it (`lrs.lrs.datarobot.com`): the schema keeps unknown fields under `spec` and
+/// `status`, as the operator's does.
+pub fn lrs_definition(version: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("lrs.{}", resources::LRS_GROUP)},
+        "spec": {
+            "group": resources::LRS_GROUP,
+            "names": {
+                "kind": "LongRunningService",
+                "listKind": "LongRunningServiceList",
+                "plural": "lrs",
+                "singular": "longrunningservice",
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": version,
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    },
+                }},
+            }],
+        },
+        "status": {
+            "acceptedNames": {"kind": "LongRunningService", "plural": "lrs"},
+            "storedVersions": [version],
+        },
+    })
 }
 
 /// A running fake API server (stops when dropped).

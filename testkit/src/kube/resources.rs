@@ -79,6 +79,7 @@ pub struct Catalog {
 pub const LRS_GROUP: &str = "lrs.datarobot.com";
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub const BATCH_GROUP: &str = "batch";
+pub const APIEXTENSIONS_GROUP: &str = "apiextensions.k8s.io";
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -222,6 +223,16 @@ impl Catalog {
                 true,
             ),
             plain(BATCH_GROUP, "jobs", "job", "Job", true, &[], true),
+            // The definitions of custom resources: the LRS's is read into every backup.
+            plain(
+                APIEXTENSIONS_GROUP,
+                "customresourcedefinitions",
+                "customresourcedefinition",
+                "CustomResourceDefinition",
+                false,
+                &["crd", "crds"],
+                true,
+            ),
         ]);
         if let Some(version) = lrs_version {
             types.push(ResourceType {

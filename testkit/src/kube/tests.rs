@@ -909,6 +909,43 @@ async fn a_cluster_without_the_crd_does_not_serve_it() {
     );
     let (_, groups) = server.call(Method::GET, "/apis", None).await;
     assert!(!groups.to_string().contains("lrs.datarobot.com"));
+    let answer = server.call(Method::GET, CRD, None).await;
+    assert_status(
+        &answer,
+        404,
+        Some("NotFound"),
+        "customresourcedefinitions.apiextensions.k8s.io \"lrs.lrs.datarobot.com\" not found",
+    );
+}
+
+/// The LRS's CustomResourceDefinition.
+const CRD: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/lrs.lrs.datarobot.com";
+
+#[tokio::test]
+async fn the_lrs_definition_is_served_at_the_version_the_lrs_is() {
+    let cluster = new_cluster(&FakeKubeOptions {
+        lrs_version: "v1beta1".into(),
+        token: "secret".into(),
+        ..Default::default()
+    });
+    let server = Server {
+        router: router(RouterState {
+            cluster: cluster.clone(),
+            address: Arc::new(OnceLock::new()),
+        }),
+        cluster,
+    };
+    let (status, crd) = server.call(Method::GET, CRD, None).await;
+    assert_eq!(status, 200, "{crd}");
+    assert_eq!(crd["kind"], "CustomResourceDefinition");
+    assert_eq!(crd["spec"]["group"], "lrs.datarobot.com");
+    assert_eq!(crd["spec"]["names"]["plural"], "lrs");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["versions"][0]["name"], "v1beta1");
+    assert!(crd["metadata"]["uid"].is_string(), "stored like any object");
+    assert!(
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].is_object()
+    );
 }
 
 #[tokio::test]
