@@ -265,7 +265,7 @@ pub async fn take(
     // the run was interrupted or an upload failed: then the uploads stop where they are.
     let mut upload_failure = None;
     let mut any_uploaded = false;
-    if let (Some(uploads), Some(publish)) = (uploads, &publish) {
+    if let (Some(mut uploads), Some(publish)) = (uploads, &publish) {
         let upload_the_rest = match &listing {
             Some(Ok(())) => true,
             Some(Err(BackupError::Upload(_))) | None => false,
@@ -273,8 +273,16 @@ pub async fn take(
         };
         if upload_the_rest {
             any_uploaded = true;
+            // The definition was written before the list, and goes up after it (a list that
+            // starts again deletes what was uploaded so far).
+            let definition = writer.dir().join(folder::CRD_FILE).is_file();
             upload_failure = tokio::select! {
-                result = uploads.finish() => result.err(),
+                result = async {
+                    if definition {
+                        uploads.send(std::iter::once(folder::CRD_FILE)).await?;
+                    }
+                    uploads.finish().await
+                } => result.err(),
                 () = cancel.cancelled() => Some(publish.interrupted()),
             };
         } else {

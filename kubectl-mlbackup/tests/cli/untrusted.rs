@@ -304,7 +304,18 @@ fn names_no_api_server_accepts_never_become_file_names() {
             )
             .with_method(http::Method::GET),
         );
-        let run = sandbox.run(&["backup", &kubeconfig, "--dir", "backups", "-o", "json"]);
+        // Named, so that the snapshot does not depend on whether two runs share a minute.
+        let name = format!("refused-{case}");
+        let run = sandbox.run(&[
+            "backup",
+            &kubeconfig,
+            "--dir",
+            "backups",
+            "--name",
+            &name,
+            "-o",
+            "json",
+        ]);
         run.expect_code(1);
         assert!(!has_controls(&run.stderr), "{:?}", run.stderr);
         mlbackup_testkit::assert_run_snapshot!(format!("refused_name_{case}"), run.shown(&sandbox));
