@@ -353,8 +353,6 @@ fn unopened(item: &ManifestItem) -> Problem {
     }
 }
 
-/// Checks one item of a manifest and returns the object its file holds; `None` for an
-/// encrypted item when no identity was given (its ciphertext is checked, nothing more).
 /// A file besides the items (like [`CRD_FILE`]): at its one place, with the bytes the manifest
 /// records.
 fn check_saved_file(dir: &Path, file: &SavedFile) -> Result<(), Problem> {
@@ -375,32 +373,47 @@ fn check_saved_file(dir: &Path, file: &SavedFile) -> Result<(), Problem> {
             ),
         );
     }
-    let bytes = match read_beneath(dir, &file.path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return problem(
-                ProblemKind::Missing,
-                "listed in the manifest, not on disk".into(),
-            );
-        }
-        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
-    };
-    let sha256 = sha256_hex(&bytes);
-    if bytes.len() as u64 != file.bytes || sha256 != file.sha256 {
-        return problem(
-            ProblemKind::Modified,
-            format!(
-                "{} bytes with SHA-256 {}, the manifest says {} bytes with SHA-256 {}",
-                bytes.len(),
-                short_hash(&sha256),
-                file.bytes,
-                short_hash(&file.sha256)
-            ),
-        );
+    match read_recorded(dir, &file.path, file.bytes, &file.sha256) {
+        Ok(_) => Ok(()),
+        Err((kind, detail)) => problem(kind, detail),
     }
-    Ok(())
 }
 
+/// The bytes of `path` in `dir` when they are the `bytes` and `sha256` the manifest records;
+/// else the problem (missing, unreadable or modified) and its detail.
+fn read_recorded(
+    dir: &Path,
+    path: &str,
+    bytes: u64,
+    sha256: &str,
+) -> Result<Vec<u8>, (ProblemKind, String)> {
+    let read = match read_beneath(dir, path) {
+        Ok(read) => read,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err((
+                ProblemKind::Missing,
+                "listed in the manifest, not on disk".into(),
+            ));
+        }
+        Err(err) => return Err((ProblemKind::Unreadable, err.to_string())),
+    };
+    let actual = sha256_hex(&read);
+    if read.len() as u64 != bytes || actual != sha256 {
+        return Err((
+            ProblemKind::Modified,
+            format!(
+                "{} bytes with SHA-256 {}, the manifest says {bytes} bytes with SHA-256 {}",
+                read.len(),
+                short_hash(&actual),
+                short_hash(sha256)
+            ),
+        ));
+    }
+    Ok(read)
+}
+
+/// Checks one item of a manifest and returns the object its file holds; `None` for an
+/// encrypted item when no identity was given (its ciphertext is checked, nothing more).
 fn check_item(
     dir: &Path,
     manifest: &Manifest,
@@ -434,29 +447,10 @@ fn check_item(
             ),
         );
     }
-    let bytes = match read_beneath(dir, &item.path) {
+    let bytes = match read_recorded(dir, &item.path, item.bytes, &item.sha256) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return problem(
-                ProblemKind::Missing,
-                "listed in the manifest, not on disk".into(),
-            );
-        }
-        Err(err) => return problem(ProblemKind::Unreadable, err.to_string()),
+        Err((kind, detail)) => return problem(kind, detail),
     };
-    let sha256 = sha256_hex(&bytes);
-    if bytes.len() as u64 != item.bytes || sha256 != item.sha256 {
-        return problem(
-            ProblemKind::Modified,
-            format!(
-                "{} bytes with SHA-256 {}, the manifest says {} bytes with SHA-256 {}",
-                bytes.len(),
-                short_hash(&sha256),
-                item.bytes,
-                short_hash(&item.sha256)
-            ),
-        );
-    }
     let plaintext;
     let yaml = match manifest.recipients() {
         None => &bytes,
