@@ -11,6 +11,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use crate::env::Env;
 
 mod in_cluster;
+
+/// The namespace whose uid identifies a cluster in a backup's manifest (`cluster.id`): it is
+/// made with the cluster and lives as long as it.
+pub const CLUSTER_ID_NAMESPACE: &str = "kube-system";
+
 pub mod list;
 pub mod lrs;
 pub mod objects;

@@ -218,7 +218,7 @@ pub async fn take(
     writer.encrypt_to(options.recipients.clone());
     save_definition(cluster, resource, &mut writer, printer).await?;
     let cluster_id = cluster
-        .namespace_uid("kube-system")
+        .namespace_uid(crate::cluster::CLUSTER_ID_NAMESPACE)
         .await
         .unwrap_or_else(|err| {
             log::info!("the cluster's id (the uid of kube-system) is not known: {err}");

@@ -30,8 +30,6 @@ pub const STARTING_DEADLINE_SECONDS: u64 = 3600;
 pub const HISTORY_LIMIT: u64 = 3;
 /// Tries of one run: a transient failure gets one more, within --timeout.
 pub const BACKOFF_LIMIT: u64 = 1;
-/// The namespace whose uid a backup records as its cluster's id (what `backup` reads).
-pub const CLUSTER_ID_NAMESPACE: &str = "kube-system";
 /// The keys the credentials Secret holds (the standard AWS variables).
 pub const CREDENTIAL_KEYS: [(&str, bool); 3] = [
     ("AWS_ACCESS_KEY_ID", false),
@@ -146,7 +144,7 @@ pub fn manifests(settings: &Settings) -> Vec<Value> {
             {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
              "resourceNames": [format!("{LRS_PLURAL}.{LRS_GROUP}")], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["namespaces"],
-             "resourceNames": [CLUSTER_ID_NAMESPACE], "verbs": ["get"]},
+             "resourceNames": [crate::cluster::CLUSTER_ID_NAMESPACE], "verbs": ["get"]},
         ]}),
     );
     objects.push(json!({"apiVersion": format!("{RBAC_GROUP}/v1"), "kind": "ClusterRoleBinding",
