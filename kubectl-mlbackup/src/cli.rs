@@ -153,8 +153,23 @@ pub enum Command {
     /// backup never passes. Exits 1 and lists the bad files, and why, when anything is wrong.
     #[command(after_long_help = "Examples:\n  \
         kubectl mlbackup verify lrs_backup_2026_11_21_14_05\n  \
-        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 -o json")]
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 -o json\n  \
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 --against-cluster --context target\n  \
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 --against target-api.yaml")]
     Verify(VerifyArgs),
+
+    /// Write what the current cluster serves for a restore, for `verify --against FILE`.
+    ///
+    /// Prints one YAML document (JSON with -o json) to stdout: the API server's version, the
+    /// LRS API group with each served version and its resources, the LRS
+    /// CustomResourceDefinition with its schemas, and the names of the namespaces. Take it on
+    /// the target of an air-gapped migration and carry it to where the backups are; nothing
+    /// else of the cluster (no object, no secret) is in it. What the user may not read is left
+    /// out with a warning, and the file says so.
+    #[command(after_long_help = "Examples:\n  \
+        kubectl mlbackup api-surface --context target > target-api.yaml\n  \
+        kubectl mlbackup verify lrs_backup_2026_11_21_14_05 --against target-api.yaml")]
+    ApiSurface(ApiSurfaceArgs),
 
     /// Re-encrypt an encrypted backup to new recipients (key rotation).
     ///
@@ -858,10 +873,26 @@ pub struct VerifyArgs {
 
     /// Also check that the backup can be restored in the current kubectl context: its LRS
     /// resource and version are served there, and a server-side dry-run apply of every object
-    /// (what restore would send) is accepted. Nothing is changed. An encrypted backup needs
-    /// --identity.
+    /// (what restore would send, with strict field validation) is accepted. Nothing is
+    /// changed. An encrypted backup needs --identity.
     #[arg(long)]
     pub against_cluster: bool,
+
+    /// Check offline that the backup can be restored in the cluster whose API surface FILE
+    /// holds (written there by `kubectl mlbackup api-surface > FILE`), for air-gapped
+    /// migrations: its LRS resource and version are served, every object's namespace exists
+    /// and the CustomResourceDefinition's schema accepts every object. Admission webhooks,
+    /// quotas and CEL rules are checked only by --against-cluster. An encrypted backup needs
+    /// --identity.
+    #[arg(long, value_name = "FILE", conflicts_with = "against_cluster", value_hint = clap::ValueHint::FilePath)]
+    pub against: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiSurfaceArgs {
+    /// Describe this resource instead of the discovered `lrs.lrs.datarobot.com`.
+    #[arg(long, value_name = "PLURAL.VERSION.GROUP")]
+    pub resource: Option<ResourceOverride>,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ const LAYERS: &[&[&str]] = &[
     // The plan that restore and diff share.
     &["commands::plan"],
     &[
+        "commands::api_surface",
         "commands::app",
         "commands::backup",
         "commands::copy",

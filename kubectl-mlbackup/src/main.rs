@@ -116,6 +116,7 @@ async fn dispatch(
         Command::List(args) => list::run(args, env, printer).await,
         Command::Show(args) => show::run(args, env, printer).await,
         Command::Verify(args) => verify::run(global, args, env, printer).await,
+        Command::ApiSurface(args) => api_surface::run(global, args, env, printer).await,
         Command::Rekey(args) => rekey::run(args, env, printer),
         Command::Delete(args) => delete::run(args, env, printer).await,
         Command::Copy(args) => copy::run(args, env, printer).await,

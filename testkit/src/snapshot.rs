@@ -27,6 +27,8 @@ pub const FILTERS: &[(&str, &str)] = &[
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
         "[TIME]",
     ),
+    // ... and as the plugin shows them to people (`printer::time`).
+    (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
     // Durations measured by the run (`3.2s`; whole durations like `10m` or `200ms` come from
     // flags and stay).
     (r"\b\d+\.\d+ ?s\b", "[DURATION]"),
@@ -126,6 +128,7 @@ mod tests {
                 "{\"durationSeconds\": 0.049398473, \"seconds\": 12}\n",
                 "saved in /tmp/.tmpAb12Cd/b to https://cluster.invalid:39519 at ",
                 "2025-06-01T10:00:00.123Z in 3.2s; waited 10m, 200ms\n",
+                "seen at 2025-06-01 10:00:00 UTC\n",
             ),
             concat!(
                 "debug: GET https://127.0.0.1:46557/api/v2/ 401 in 3 ms, retrying in 450 ms\n",
@@ -141,6 +144,7 @@ mod tests {
         ----- stdout -----
         {"durationSeconds": [DURATION], "seconds": [DURATION]}
         saved in [TEMP]/b to https://cluster.invalid:[PORT] at [TIME] in [DURATION]; waited 10m, 200ms
+        seen at [TIME]
 
         ----- stderr -----
         debug: GET https://127.0.0.1:[PORT]/api/v2/ 401 in [DURATION], retrying in [DURATION]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::list::ServedResource;
 use super::transport::send_json;
@@ -53,27 +53,27 @@ impl fmt::Display for ResourceOverride {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ApiGroup {
-    versions: Vec<GroupVersion>,
-    preferred_version: Option<GroupVersion>,
+pub(super) struct ApiGroup {
+    pub versions: Vec<GroupVersion>,
+    pub preferred_version: Option<GroupVersion>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupVersion {
-    version: String,
+pub(super) struct GroupVersion {
+    pub version: String,
 }
 
 #[derive(Deserialize)]
-struct ApiResourceList {
-    resources: Vec<ApiResource>,
+pub(super) struct ApiResourceList {
+    pub resources: Vec<ApiResource>,
 }
 
-#[derive(Deserialize)]
-struct ApiResource {
-    name: String,
-    kind: String,
-    namespaced: bool,
+/// One resource of an API group version, as discovery lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiResource {
+    pub name: String,
+    pub kind: String,
+    pub namespaced: bool,
 }
 
 /// Finds the LRS resource (or the `--resource` override) through discovery: the group's
@@ -85,58 +85,111 @@ pub async fn resolve(
     wanted: Option<&ResourceOverride>,
 ) -> Result<ServedResource, ClusterError> {
     let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
-    let plural = wanted.map_or(LRS_PLURAL, |w| w.plural.as_str());
-    let qualified = format!("{plural}.{group}");
+    let qualified = qualified_name(wanted);
     let not_served = |detail: String| ClusterError::ResourceNotServed {
         resource: qualified.clone(),
         detail,
     };
+    let served = match group_versions(cluster, wanted).await? {
+        Some(served) => served,
+        None => return Err(not_served(not_served_group(group))),
+    };
+    let versions: Vec<String> = served.versions.into_iter().map(|v| v.version).collect();
+    let preferred = served.preferred_version.map(|v| v.version);
+    let version =
+        choose_version(group, &versions, preferred.as_deref(), wanted).map_err(not_served)?;
+    let resources = version_resources(cluster, wanted, &version).await?;
+    find_resource(wanted, &version, &resources).map_err(not_served)
+}
+
+/// `PLURAL.GROUP` of the LRS, or of the override.
+pub fn qualified_name(wanted: Option<&ResourceOverride>) -> String {
+    let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
+    let plural = wanted.map_or(LRS_PLURAL, |w| w.plural.as_str());
+    format!("{plural}.{group}")
+}
+
+/// Why a resource of `group` is not served when the group is not.
+pub fn not_served_group(group: &str) -> String {
+    format!("the API group `{group}` is not served")
+}
+
+/// `/apis/GROUP`: the group's versions; `None` when the group is not served.
+pub(super) async fn group_versions(
+    cluster: &Cluster,
+    wanted: Option<&ResourceOverride>,
+) -> Result<Option<ApiGroup>, ClusterError> {
+    let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
+    let qualified = qualified_name(wanted);
     let scope = RequestScope {
         verb: "get",
         resource: &qualified,
         namespace: None,
     };
-    let served: ApiGroup = match send_json(cluster, get(&format!("/apis/{group}")), &scope).await {
-        Ok(served) => served,
-        Err(ClusterError::NotFound { .. }) => {
-            return Err(not_served(format!("the API group `{group}` is not served")));
-        }
-        Err(err) => return Err(err),
+    match send_json(cluster, get(&format!("/apis/{group}")), &scope).await {
+        Ok(served) => Ok(Some(served)),
+        Err(ClusterError::NotFound { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `/apis/GROUP/VERSION`: the resources of one version of the group.
+pub(super) async fn version_resources(
+    cluster: &Cluster,
+    wanted: Option<&ResourceOverride>,
+    version: &str,
+) -> Result<Vec<ApiResource>, ClusterError> {
+    let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
+    let qualified = qualified_name(wanted);
+    let scope = RequestScope {
+        verb: "get",
+        resource: &qualified,
+        namespace: None,
     };
-    let version = match wanted {
-        Some(w) => {
-            if !served.versions.iter().any(|v| v.version == w.version) {
-                return Err(not_served(format!(
-                    "the group `{group}` serves versions {}, not `{}`",
-                    served
-                        .versions
-                        .iter()
-                        .map(|v| v.version.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    w.version
-                )));
-            }
-            w.version.clone()
-        }
-        None => served
-            .preferred_version
-            .or_else(|| served.versions.into_iter().next())
-            .map(|v| v.version)
-            .ok_or_else(|| not_served(format!("the group `{group}` serves no version")))?,
-    };
-    let resources: ApiResourceList =
+    let list: ApiResourceList =
         send_json(cluster, get(&format!("/apis/{group}/{version}")), &scope).await?;
+    Ok(list.resources)
+}
+
+/// The version a command uses: the one `wanted` names, which must be served, else the group's
+/// preferred one (else its first). `Err` says why none can be used.
+pub fn choose_version(
+    group: &str,
+    versions: &[String],
+    preferred: Option<&str>,
+    wanted: Option<&ResourceOverride>,
+) -> Result<String, String> {
+    match wanted {
+        Some(w) if versions.contains(&w.version) => Ok(w.version.clone()),
+        Some(w) => Err(format!(
+            "the group `{group}` serves versions {}, not `{}`",
+            versions.join(", "),
+            w.version
+        )),
+        None => preferred
+            .map(str::to_string)
+            .or_else(|| versions.first().cloned())
+            .ok_or_else(|| format!("the group `{group}` serves no version")),
+    }
+}
+
+/// The LRS (or the override) among the resources of `version`. `Err` says it is not there.
+pub fn find_resource(
+    wanted: Option<&ResourceOverride>,
+    version: &str,
+    resources: &[ApiResource],
+) -> Result<ServedResource, String> {
+    let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
+    let plural = wanted.map_or(LRS_PLURAL, |w| w.plural.as_str());
     let resource = resources
-        .resources
-        .into_iter()
+        .iter()
         .find(|r| r.name == plural)
-        .ok_or_else(|| not_served(format!("`{group}/{version}` has no resource `{plural}`")))?;
+        .ok_or_else(|| format!("`{group}/{version}` has no resource `{plural}`"))?;
     Ok(ServedResource {
         group: group.to_string(),
-        version,
-        kind: resource.kind,
-        plural: resource.name,
+        version: version.to_string(),
+        kind: resource.kind.clone(),
+        plural: resource.name.clone(),
         namespaced: resource.namespaced,
     })
 }

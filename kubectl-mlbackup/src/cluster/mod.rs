@@ -21,6 +21,7 @@ pub mod lrs;
 pub mod objects;
 pub mod pod;
 mod proxy;
+pub mod surface;
 mod transport;
 pub mod workloads;
 
@@ -417,6 +418,30 @@ impl Cluster {
             .await
             .map_err(|err| self.explain(err, None))?;
         Ok(namespace.and_then(|namespace| namespace.metadata.uid))
+    }
+
+    /// The name of every namespace (one paginated list of their metadata).
+    pub async fn namespace_names(&self) -> Result<Vec<String>, ClusterError> {
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
+        let mut names = Vec::new();
+        let mut params = kube::api::ListParams::default().limit(500);
+        let scope = RequestScope {
+            verb: "list",
+            resource: "namespaces",
+            namespace: None,
+        };
+        loop {
+            let page = namespaces
+                .list_metadata(&params)
+                .await
+                .map_err(|err| self.explain(err, Some(&scope)))?;
+            names.extend(page.items.into_iter().filter_map(|ns| ns.metadata.name));
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(names),
+            }
+        }
     }
 
     /// The API server's version (`GET /version`).

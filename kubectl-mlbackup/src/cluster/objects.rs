@@ -46,6 +46,9 @@ pub struct Applied {
 /// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it
 /// does not exist, else sets the fields it holds; a field another manager set to another value is
 /// a 409 conflict (no force: an object that appeared meanwhile is not taken over silently).
+/// Field validation is strict, as `kubectl apply`'s: a field the resource's schema does not
+/// declare is refused by name rather than dropped without a word (the server's default for a
+/// client that does not ask is to prune it and warn).
 pub async fn apply(
     cluster: &Cluster,
     resource: &ServedResource,
@@ -54,7 +57,7 @@ pub async fn apply(
     object: &Value,
     persist: Persist,
 ) -> Result<Applied, ClusterError> {
-    let mut params = PatchParams::apply(FIELD_MANAGER);
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
     params.dry_run = persist == Persist::DryRun;
     let answer = send_to(cluster, resource, namespace, "patch", |request| {
         request.patch(name, &params, &Patch::Apply(object))

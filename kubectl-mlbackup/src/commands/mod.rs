@@ -2,6 +2,7 @@
 //! several: see `runbook`); here, what they share: connecting, reporting an outcome, Ctrl-C.
 //! The hint registry for their errors is `diagnostics`; `main.rs` dispatches to them.
 
+pub mod api_surface;
 pub mod app;
 pub mod backup;
 pub mod copy;

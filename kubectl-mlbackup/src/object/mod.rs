@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 mod head;
+pub mod schema;
 
 pub use head::{DEPLOYMENT_TYPE, Head, Object, SPARK_TYPE, TYPE_LABEL};
 

@@ -64,6 +64,11 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ("show", &["show", "nightly"]),
         ("verify", &["verify", "nightly"]),
         ("verify", &["verify", "nightly", "--against-cluster"]),
+        ("api-surface", &["api-surface"]),
+        (
+            "verify",
+            &["verify", "nightly", "--against", "target-api.yaml"],
+        ),
         (
             "backup",
             &["backup", "--name", "sealed", "--recipient", public],
@@ -126,6 +131,10 @@ fn every_command() -> Vec<(&'static str, Run)> {
         ("schedule status", &["schedule", "status"]),
         ("schedule uninstall", &["schedule", "uninstall"]),
     ];
+    // `verify --against` reads the file `api-surface` writes in its own (YAML) format.
+    let surface = sandbox.run(&["api-surface"]);
+    surface.expect_code(0);
+    std::fs::write(sandbox.path("target-api.yaml"), &surface.stdout).unwrap();
     commands
         .iter()
         .copied()
@@ -419,11 +428,64 @@ struct VerifyJson {
 struct ClusterCheckJson {
     server: String,
     context: Option<String>,
+    #[serde(default)]
+    surface: Option<SurfaceSourceJson>,
     resource: String,
     #[serde(default)]
     not_served: Option<String>,
+    checked_by: String,
+    #[serde(default)]
+    not_checked: Vec<String>,
     failed: u64,
     items: Vec<ItemCheckJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SurfaceSourceJson {
+    path: String,
+    taken_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApiSurfaceJson {
+    kind: String,
+    format: u32,
+    taken_at: String,
+    server: String,
+    context: Option<String>,
+    namespace: String,
+    server_version: String,
+    cluster_id: Option<String>,
+    group: Option<ServedGroupJson>,
+    custom_resource_definition: Option<Value>,
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    problems: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ServedGroupJson {
+    name: String,
+    preferred_version: Option<String>,
+    versions: Vec<ServedVersionJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServedVersionJson {
+    version: String,
+    resources: Vec<ApiResourceJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiResourceJson {
+    name: String,
+    kind: String,
+    namespaced: bool,
 }
 
 #[derive(Deserialize)]
@@ -801,6 +863,10 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
             "list" => drop(read::<ListJson>(command, &value)),
             "show" => drop(read::<ShowJson>(command, &value)),
             "verify" => drop(read::<VerifyJson>(command, &value)),
+            "api-surface" => {
+                let surface: ApiSurfaceJson = read(command, &value);
+                assert!(surface.custom_resource_definition.is_some(), "{command}");
+            }
             "rekey" => drop(read::<RekeyJson>(command, &value)),
             "diff" => drop(read::<DiffJson>(command, &value)),
             "restore" => drop(read::<RestoreJson>(command, &value)),
@@ -855,5 +921,5 @@ fn every_command_keeps_its_json_contract_and_one_summary_shape() {
         }
         seen.push(*command);
     }
-    assert_eq!(seen.len(), 27, "every command ran: {seen:?}");
+    assert_eq!(seen.len(), 29, "every command ran: {seen:?}");
 }

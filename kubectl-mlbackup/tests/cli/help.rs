@@ -44,6 +44,11 @@ fn verify_help() {
 }
 
 #[test]
+fn api_surface_help() {
+    insta::assert_snapshot!(help_of(&["api-surface"]));
+}
+
+#[test]
 fn rekey_help() {
     insta::assert_snapshot!(help_of(&["rekey"]));
 }

@@ -1,12 +1,15 @@
 //! `verify --against-cluster` against the fake cluster: whether a backup can be restored in
 //! the current context (resource served, every object accepted by a server-side dry-run
-//! apply), object by object, and that the check changes nothing.
+//! apply), object by object, and that the check changes nothing; and the offline check,
+//! `verify --against FILE`, against the API surface `api-surface` wrote on a target.
 
 use std::path::PathBuf;
 
 use mlbackup_testkit::kube::FakeKubeOptions;
+use mlbackup_testkit::kube::access::DenyRule;
+use serde_json::{Value, json};
 
-use crate::support::{FakeCluster, Sandbox};
+use crate::support::{FakeCluster, Run, Sandbox};
 
 /// Takes a backup of `cluster` named `NAME` into `backups/` and returns its folder.
 fn backed_up(sandbox: &Sandbox, cluster: &FakeCluster, name: &str) -> PathBuf {
@@ -185,4 +188,192 @@ fn first_namespace(folder: &std::path::Path) -> String {
         .file_name()
         .to_string_lossy()
         .into_owned()
+}
+
+/// The LRS definition of a target whose operator declares the spec's fields: the ones the
+/// sample LRSes use, `replicas` an integer, `imagePullPolicy` one of three values.
+fn typed_definition() -> Value {
+    let mut definition = mlbackup_testkit::kube::lrs_definition("v1");
+    let free = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string"},
+            "imagePullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
+            "replicas": {"type": "integer", "minimum": 0},
+            "serviceAccountName": {"type": "string"},
+            "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
+            "env": {"type": "array", "items": {"type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string"}, "value": {"type": "string"},
+                    "valueFrom": free}}},
+            "ports": {"type": "array", "items": free},
+            "resources": free,
+            "readinessProbe": free,
+        },
+    });
+    definition
+}
+
+/// A target cluster serving the LRS with [`typed_definition`], with the namespace `dr-app`.
+fn typed_target(sandbox: &Sandbox) -> FakeCluster {
+    let target = FakeCluster::empty(sandbox, "target.kubeconfig");
+    assert!(
+        target
+            .kube
+            .remove("customresourcedefinitions", None, "lrs.lrs.datarobot.com")
+    );
+    target.kube.insert(typed_definition()).unwrap();
+    target.kube.create_namespace("dr-app");
+    target
+}
+
+/// The names of the LRSes of `cluster` in `dr-app`, sorted.
+fn lrs_names(cluster: &FakeCluster) -> Vec<String> {
+    let mut names: Vec<String> = cluster
+        .kube
+        .list("lrs", Some("dr-app"))
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn verify_against_an_api_surface_checks_offline_what_the_target_would_refuse() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::with_lrs(&sandbox, 4, 1);
+    let names = lrs_names(&source);
+    // What the source's permissive schema keeps and the target's refuses.
+    source.merge_patch("dr-app", &names[1], json!({"spec": {"replicas": "two"}}));
+    source.merge_patch(
+        "dr-app",
+        &names[2],
+        json!({"spec": {"imagePullPolicy": "Sometimes", "sidecar": {"image": "x"}}}),
+    );
+    backed_up(&sandbox, &source, "nightly");
+
+    let target = typed_target(&sandbox);
+    let surface = sandbox.run(&["api-surface", &target.kubeconfig_arg()]);
+    surface.expect_code(0);
+    assert_eq!(surface.stderr, "", "everything was readable");
+    let written: Value = serde_yaml::from_str(&surface.stdout).unwrap();
+    assert_eq!(written["kind"], "MlbackupApiSurface");
+    assert_eq!(written["group"]["preferredVersion"], "v1");
+    assert_eq!(
+        written["customResourceDefinition"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["required"],
+        json!(["image"])
+    );
+    assert!(
+        written["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("dr-app"))
+    );
+    std::fs::write(sandbox.path("target-api.yaml"), &surface.stdout).unwrap();
+    // Offline: the target is gone, and no kubeconfig is given.
+    drop(target);
+
+    let run = sandbox.run(&[
+        "verify",
+        "--dir",
+        "backups",
+        "nightly",
+        "--against",
+        "target-api.yaml",
+    ]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
+    run.expect_code(1);
+    let json = sandbox
+        .run(&[
+            "verify",
+            "--dir",
+            "backups",
+            "nightly",
+            "--against",
+            "target-api.yaml",
+            "-o",
+            "json",
+        ])
+        .json();
+    let check = &json["againstCluster"];
+    assert_eq!(check["checkedBy"], "schema");
+    assert_eq!(check["failed"], 2);
+    assert_eq!(check["surface"]["path"], "target-api.yaml");
+}
+
+#[test]
+fn verify_against_a_file_that_is_no_api_surface_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::with_lrs(&sandbox, 1, 1);
+    backed_up(&sandbox, &source, "nightly");
+    std::fs::write(
+        sandbox.path("configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.path("newer.yaml"),
+        "kind: MlbackupApiSurface\nformat: 2\n",
+    )
+    .unwrap();
+    let mut shown = String::new();
+    for file in ["missing.yaml", "configmap.yaml", "newer.yaml"] {
+        let run = sandbox.run(&["verify", "--dir", "backups", "nightly", "--against", file]);
+        run.expect_code(2);
+        shown.push_str(&run.shown(&sandbox));
+    }
+    let both = sandbox.run(&[
+        "verify",
+        "--dir",
+        "backups",
+        "nightly",
+        "--against",
+        "newer.yaml",
+        "--against-cluster",
+    ]);
+    both.expect_code(2);
+    shown.push_str(&both.shown(&sandbox));
+    mlbackup_testkit::assert_run_snapshot!(shown);
+}
+
+#[test]
+fn api_surface_leaves_out_what_the_user_may_not_read_and_says_so() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::with_lrs(&sandbox, 2, 1);
+    backed_up(&sandbox, &source, "nightly");
+    let target = typed_target(&sandbox);
+    for (verb, group, resource) in [
+        ("get", "apiextensions.k8s.io", "customresourcedefinitions"),
+        ("list", "", "namespaces"),
+    ] {
+        target
+            .kube
+            .access()
+            .deny(DenyRule::new(verb, group, resource));
+    }
+    let surface = sandbox.run(&["api-surface", &target.kubeconfig_arg()]);
+    let written: Value = serde_yaml::from_str(&surface.stdout).unwrap();
+    assert_eq!(written["customResourceDefinition"], Value::Null);
+    assert_eq!(written["namespaces"], Value::Null);
+    assert_eq!(written["problems"].as_array().unwrap().len(), 2);
+    std::fs::write(sandbox.path("target-api.yaml"), &surface.stdout).unwrap();
+    let verify = sandbox.run(&[
+        "verify",
+        "--dir",
+        "backups",
+        "nightly",
+        "--against",
+        "target-api.yaml",
+    ]);
+    let shown = Run {
+        stdout: String::new(),
+        ..surface
+    }
+    .shown(&sandbox)
+        + &verify.shown(&sandbox);
+    mlbackup_testkit::assert_run_snapshot!(shown);
+    verify.expect_code(0);
 }
