@@ -243,6 +243,54 @@ impl Profile {
 
 /// Resolves the settings for an `s3://` location from `vars` and the profile files under `home`.
 pub fn resolve(vars: &AwsVars, home: Option<&Path>) -> Result<S3Settings, AwsConfigError> {
+    let profile = load_profile(vars, home)?;
+    let (credentials, credential_source) = credentials(vars, &profile)?;
+    let place = place(vars, &profile)?;
+    Ok(S3Settings {
+        region: place.region.unwrap_or_else(|| "us-east-1".into()),
+        endpoint: place.endpoint,
+        ca_bundle: place.ca_bundle,
+        credentials,
+        credential_source,
+    })
+}
+
+/// Where the object store is, apart from who may use it: what `schedule install` carries into
+/// its pod, which brings credentials of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePlace {
+    /// `None`: AWS S3 itself.
+    pub endpoint: Option<Endpoint>,
+    /// `None`: not set anywhere (AWS S3's default, us-east-1, applies).
+    pub region: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The endpoint, region and CA bundle by the chain of [`resolve`] (variables, then the
+/// profile), without looking at credentials.
+pub fn resolve_place(vars: &AwsVars, home: Option<&Path>) -> Result<StorePlace, AwsConfigError> {
+    place(vars, &load_profile(vars, home)?)
+}
+
+fn place(vars: &AwsVars, profile: &Profile) -> Result<StorePlace, AwsConfigError> {
+    Ok(StorePlace {
+        endpoint: endpoint(vars, profile, "s3", env::AWS_ENDPOINT_URL_S3)?,
+        region: vars
+            .region
+            .clone()
+            .or_else(|| vars.default_region.clone())
+            .or_else(|| profile.get("region").map(str::to_string)),
+        ca_bundle: vars.ca_bundle.clone().or_else(|| {
+            profile
+                .get("ca_bundle")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        }),
+    })
+}
+
+/// The profile of `AWS_PROFILE` (else `default`) from the config and credentials files.
+fn load_profile(vars: &AwsVars, home: Option<&Path>) -> Result<Profile, AwsConfigError> {
     let credentials_path = vars
         .shared_credentials_file
         .clone()
@@ -280,32 +328,10 @@ pub fn resolve(vars: &AwsVars, home: Option<&Path>) -> Result<S3Settings, AwsCon
         .and_then(|(name, _)| config.services.get(name))
         .cloned()
         .unwrap_or_default();
-    let profile = Profile {
+    Ok(Profile {
         name: profile_name,
         values,
         services,
-    };
-
-    let (credentials, credential_source) = credentials(vars, &profile)?;
-    let endpoint = endpoint(vars, &profile, "s3", env::AWS_ENDPOINT_URL_S3)?;
-    let region = vars
-        .region
-        .clone()
-        .or_else(|| vars.default_region.clone())
-        .or_else(|| profile.get("region").map(str::to_string))
-        .unwrap_or_else(|| "us-east-1".into());
-    let ca_bundle = vars.ca_bundle.clone().or_else(|| {
-        profile
-            .get("ca_bundle")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    Ok(S3Settings {
-        region,
-        endpoint,
-        ca_bundle,
-        credentials,
-        credential_source,
     })
 }
 

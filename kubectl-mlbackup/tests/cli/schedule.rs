@@ -814,14 +814,15 @@ fn install_warns_about_the_environment_it_carries_into_the_pod() {
     assert_eq!(
         installed.stderr,
         format!(
-            "warning: AWS_ENDPOINT_URL http://127.0.0.1:9000 goes into the schedule's pod as it is, \
-             and it is a loopback address: in the pod it is the pod itself, not this machine; set \
+            "warning: the endpoint http://127.0.0.1:9000 (from AWS_ENDPOINT_URL) goes into the \
+             schedule's pod as AWS_ENDPOINT_URL, and it is a loopback address: in the pod it is \
+             the pod itself, not this machine; set \
              AWS_ENDPOINT_URL to an address the cluster reaches; and not https://: the bucket's keys \
              and the backups cross the network unprotected\n\
              warning: neither --credentials-secret nor --service-account-annotation is given: the \
              pod has no credentials for the bucket unless its node's or pod's identity provides them\n\
-             warning: AWS_CA_BUNDLE {ca} is not carried into the schedule's pod: AWS_ENDPOINT_URL \
-             is not https://\n"
+             warning: the CA bundle {ca} is not carried into the schedule's pod: the endpoint is \
+             not https://\n"
         )
     );
     assert!(
@@ -891,9 +892,69 @@ fn install_warns_about_the_environment_it_carries_into_the_pod() {
     dry.expect_code(0);
     assert_eq!(
         dry.stderr,
-        "warning: AWS_ENDPOINT_URL https://[::1]:9000 goes into the schedule's pod as it is, and \
-         it is a loopback address: in the pod it is the pod itself, not this machine; set \
-         AWS_ENDPOINT_URL to an address the cluster reaches\n"
+        "warning: the endpoint https://[::1]:9000 (from AWS_ENDPOINT_URL) goes into the \
+         schedule's pod as AWS_ENDPOINT_URL, and it is a loopback address: in the pod it is the \
+         pod itself, not this machine; set AWS_ENDPOINT_URL to an address the cluster reaches\n"
+    );
+}
+
+/// The pod gets the endpoint and region the operator's own location uses, by the same chain:
+/// AWS_ENDPOINT_URL_S3 before AWS_ENDPOINT_URL, the profile's region when no variable sets one.
+#[test]
+fn install_carries_the_endpoint_and_region_the_location_resolves() {
+    let sandbox = Sandbox::new()
+        .env("AWS_ENDPOINT_URL", "https://sts-and-all.example.com")
+        .env("AWS_ENDPOINT_URL_S3", "https://s3.example.com:9000")
+        .env("AWS_PROFILE", "backups");
+    std::fs::create_dir_all(sandbox.path(".aws")).unwrap();
+    std::fs::write(
+        sandbox.path(".aws/config"),
+        "[profile backups]\nregion = eu-west-3\n",
+    )
+    .unwrap();
+    let dry = sandbox.run(&[
+        "schedule",
+        "install",
+        "--schedule",
+        "@daily",
+        "--image",
+        IMAGE,
+        "--dir",
+        "s3://backups/prod",
+        "--recipient",
+        RECIPIENT,
+        "--credentials-secret",
+        "s3",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    dry.expect_code(0);
+    assert_eq!(dry.stderr, "");
+    let manifests = dry.json();
+    let cron_job = manifests["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "CronJob")
+        .unwrap();
+    let env = &cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let value = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(
+        value("AWS_ENDPOINT_URL"),
+        Some("https://s3.example.com:9000".into())
+    );
+    assert_eq!(value("AWS_REGION"), Some("eu-west-3".into()));
+    assert_eq!(
+        value("AWS_ENDPOINT_URL_S3"),
+        None,
+        "the pod gets one endpoint"
     );
 }
 

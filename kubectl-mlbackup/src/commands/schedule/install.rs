@@ -17,7 +17,7 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::encryption::Recipients;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
-use crate::location::Location;
+use crate::location::{Location, aws};
 use crate::printer::{self, OutputFormat, Printer, Render};
 
 pub async fn run(
@@ -107,7 +107,7 @@ pub async fn run(
         time_zone: settings.schedule.time_zone.clone(),
         next_run: settings.schedule.next_after(Utc::now()),
         objects: applied,
-        carried: carried_files(&settings, env),
+        carried: carried_files(&settings),
     })?;
     Ok(Exit::Success)
 }
@@ -204,9 +204,18 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         )
         .into());
     }
-    let endpoint = env.aws.endpoint_url.as_deref().map(Endpoint::of);
+    // The endpoint, region and CA bundle as this machine's location has them (variables, then
+    // the profile), so the pod reaches the same store; its credentials are its own.
+    let place = aws::resolve_place(&env.aws, env.home.as_deref()).map_err(|err| {
+        usage(
+            format!("cannot read where the object store is: {err}"),
+            "fix the AWS configuration, or unset AWS_PROFILE to use the variables alone",
+        )
+    })?;
+    let endpoint_url = place.endpoint.as_ref().map(|e| e.url.clone());
+    let endpoint = endpoint_url.as_deref().map(Endpoint::of);
     let mut warnings = Vec::new();
-    if let (Some(url), Some(endpoint)) = (&env.aws.endpoint_url, &endpoint) {
+    if let (Some(found), Some(endpoint)) = (&place.endpoint, &endpoint) {
         let mut problems = Vec::new();
         if endpoint.loopback {
             problems.push(
@@ -221,7 +230,10 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         }
         if !problems.is_empty() {
             warnings.push(format!(
-                "AWS_ENDPOINT_URL {url} goes into the schedule's pod as it is, and it is {}",
+                "the endpoint {} (from {}) goes into the schedule's pod as AWS_ENDPOINT_URL, and \
+                 it is {}",
+                found.url,
+                found.from,
                 problems.join("; and ")
             ));
         }
@@ -236,20 +248,23 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
     }
     // A CA bundle is for TLS: carried for an https:// endpoint, or AWS itself (no endpoint).
     let carry_ca = endpoint.as_ref().is_none_or(|e| e.https);
-    if let (Some(path), false) = (&env.aws.ca_bundle, carry_ca) {
+    if let (Some(path), false) = (&place.ca_bundle, carry_ca) {
         warnings.push(format!(
-            "AWS_CA_BUNDLE {} is not carried into the schedule's pod: AWS_ENDPOINT_URL is not \
+            "the CA bundle {} is not carried into the schedule's pod: the endpoint is not \
              https://",
             path.display()
         ));
     }
-    let ca_bundle = match env.aws.ca_bundle.as_ref().filter(|_| carry_ca) {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| {
-            usage(
-                format!("cannot read AWS_CA_BUNDLE {}: {err}", path.display()),
-                "point AWS_CA_BUNDLE at the PEM file of the object store's CA, or unset it",
-            )
-        })?),
+    let ca_bundle = match place.ca_bundle.as_ref().filter(|_| carry_ca) {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).map_err(|err| {
+                usage(
+                    format!("cannot read the CA bundle {}: {err}", path.display()),
+                    "point AWS_CA_BUNDLE at the PEM file of the object store's CA, or unset it",
+                )
+            })?;
+            Some((path.clone(), pem))
+        }
         None => None,
     };
     let settings = Settings {
@@ -263,8 +278,8 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         timeout: args.timeout,
         credentials_secret: args.credentials_secret.clone(),
         service_account_annotations: args.service_account_annotation.clone(),
-        endpoint_url: env.aws.endpoint_url.clone(),
-        region: env.aws.region.clone(),
+        endpoint_url,
+        region: place.region.clone(),
         ca_bundle,
         creates_namespace: false,
     };
@@ -301,15 +316,15 @@ impl Endpoint {
 }
 
 /// The operator's files install carried into the cluster (the CA bundle's ConfigMap).
-fn carried_files(settings: &Settings, env: &Env) -> Vec<CarriedFile> {
-    match (&settings.ca_bundle, &env.aws.ca_bundle) {
-        (Some(pem), Some(path)) => vec![CarriedFile {
+fn carried_files(settings: &Settings) -> Vec<CarriedFile> {
+    match &settings.ca_bundle {
+        Some((path, pem)) => vec![CarriedFile {
             variable: "AWS_CA_BUNDLE",
             path: path.display().to_string(),
             bytes: pem.len() as u64,
             config_map: settings.ca_config_map(),
         }],
-        _ => Vec::new(),
+        None => Vec::new(),
     }
 }
 

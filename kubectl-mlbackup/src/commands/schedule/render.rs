@@ -52,11 +52,13 @@ pub struct Settings {
     pub timeout: Duration,
     pub credentials_secret: Option<String>,
     pub service_account_annotations: Vec<(String, String)>,
-    /// `AWS_ENDPOINT_URL` and `AWS_REGION` as the installing operator has them.
+    /// The object store's endpoint and region as the installing operator's location has them
+    /// (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, `AWS_REGION`, the profile), carried into
+    /// the pod as `AWS_ENDPOINT_URL` and `AWS_REGION`.
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
-    /// The PEM text of `AWS_CA_BUNDLE`.
-    pub ca_bundle: Option<String>,
+    /// The CA bundle's path on the installing machine, and its PEM text.
+    pub ca_bundle: Option<(std::path::PathBuf, String)>,
     /// The namespace does not exist yet: install creates it (and uninstall may remove it).
     pub creates_namespace: bool,
 }
@@ -156,7 +158,7 @@ pub fn manifests(settings: &Settings) -> Vec<Value> {
             "metadata": settings.metadata(&settings.recipients_config_map(), true),
             "data": {RECIPIENTS_KEY: settings.recipients.join("\n") + "\n"}}));
     }
-    if let Some(pem) = &settings.ca_bundle {
+    if let Some((_, pem)) = &settings.ca_bundle {
         objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": settings.metadata(&settings.ca_config_map(), true),
             "data": {CA_KEY: pem}}));
