@@ -256,8 +256,9 @@ pub async fn take(
     // A bucket's items are uploaded as they are written, while the list goes on.
     let mut uploads = publish.as_ref().map(|p| p.stream(writer.dir()));
     let listing = tokio::select! {
-        result = list_into(&what, &mut writer, uploads.as_mut(), &progress) => Some(result),
+        biased;
         () = cancel.cancelled() => None,
+        result = list_into(&what, &mut writer, uploads.as_mut(), &progress) => Some(result),
     };
     progress.finish();
     let written = writer.written();
@@ -493,6 +494,10 @@ async fn list_once(
     let mut next = Some(fetch(None));
     let mut followed = std::collections::HashSet::new();
     while let Some(pending) = next.take() {
+        // A page that downloaded while the last one was written is ready at once, and writing
+        // does not wait either: without a yield here a fast list never gives the caller's
+        // select a chance to see Ctrl-C until it ends.
+        tokio::task::yield_now().await;
         let page = pending.await.map_err(BackupError::Download)??;
         if let Some(token) = page.continue_token.clone() {
             if !followed.insert(token.clone()) {

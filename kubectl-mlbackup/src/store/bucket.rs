@@ -632,7 +632,12 @@ fn files_of(dir: &Path) -> Result<Vec<String>, StoreError> {
 /// Copies the backup folder `source` into `root` as `name`: into a hidden staging folder in
 /// `root` first, verified there (every sha256), then renamed into place, never over an existing
 /// backup of that name. Returns the new folder.
-pub fn copy_to_folder(source: &Path, root: &Path, name: &str) -> Result<PathBuf, StoreError> {
+pub fn copy_to_folder(
+    source: &Path,
+    root: &Path,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, StoreError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -668,7 +673,17 @@ pub fn copy_to_folder(source: &Path, root: &Path, name: &str) -> Result<PathBuf,
         })?;
     let dir = staging.path().join(name);
     create_private_dir(&dir)?;
+    // Ctrl-C (here or before) drops the staging folder: nothing of the copy is left.
+    let interrupted = || {
+        StoreError::Interrupted(Interrupted(format!(
+            "interrupted before the copy was complete; nothing was written to {}",
+            root.display()
+        )))
+    };
     for file in files_of(source)? {
+        if cancel.is_cancelled() {
+            return Err(interrupted());
+        }
         write_new(&dir, &file, &read(&source.join(&file))?)?;
     }
     let copied = Backup::open(&dir)?;
@@ -685,6 +700,9 @@ pub fn copy_to_folder(source: &Path, root: &Path, name: &str) -> Result<PathBuf,
     let target = root.join(name);
     if taken() {
         return Err(exists());
+    }
+    if cancel.is_cancelled() {
+        return Err(interrupted());
     }
     fs::rename(&dir, &target).map_err(|source| StoreError::Io {
         action: "rename the copy to",
@@ -821,7 +839,13 @@ mod tests {
         };
         let (dir, _) = writer.finish(info).unwrap();
         let target = root.path().join("target");
-        let copied = copy_to_folder(&dir, &target, "nightly").unwrap();
+        // Ctrl-C before or during the copy: an interruption, and nothing at the destination.
+        let cancelled = CancellationToken::new();
+        cancelled.cancel();
+        let err = copy_to_folder(&dir, &target, "nightly", &cancelled).unwrap_err();
+        assert!(matches!(err, StoreError::Interrupted(_)), "{err}");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        let copied = copy_to_folder(&dir, &target, "nightly", &CancellationToken::new()).unwrap();
         assert_eq!(copied, target.join("nightly"));
         assert_eq!(
             std::fs::read(copied.join("dr/a.yaml")).unwrap(),
@@ -832,12 +856,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["nightly"], "no staging folder is left");
-        let err = copy_to_folder(&dir, &target, "nightly").unwrap_err();
+        let err = copy_to_folder(&dir, &target, "nightly", &CancellationToken::new()).unwrap_err();
         assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
 
         // A file altered on the way does not verify: nothing appears at the destination.
         std::fs::write(dir.join("dr/a.yaml"), b"changed").unwrap();
-        let err = copy_to_folder(&dir, &target, "other").unwrap_err();
+        let err = copy_to_folder(&dir, &target, "other", &CancellationToken::new()).unwrap_err();
         assert!(err.to_string().contains("a.yaml"), "{err}");
         assert!(!target.join("other").exists());
         assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);

@@ -76,7 +76,9 @@ pub enum StoreError {
     },
     #[error("the lock `{key}` is not a lock this plugin wrote")]
     BadLock { key: String },
-    #[error("the upload was interrupted")]
+    /// Ctrl-C: the inner error (which sets the exit code, 130) says where the work stopped
+    /// and what is left.
+    #[error("stopped by an interrupt (Ctrl-C)")]
     Interrupted(#[source] crate::exit::Interrupted),
     /// A bucket's backup that the folder code refused, in the bucket's terms (the private
     /// mirror it was read from is never named).
@@ -413,7 +415,9 @@ impl Store {
         self.check_writable("copy a backup into it")?;
         let name = bucket_name(&found.backup.name).to_string();
         match &self.kind {
-            Kind::Folder { root, .. } => bucket::copy_to_folder(&found.backup.dir, root, &name),
+            Kind::Folder { root, .. } => {
+                bucket::copy_to_folder(&found.backup.dir, root, &name, cancel)
+            }
             Kind::Bucket(s3) => {
                 let publish = bucket::claim_exact(s3, &name).await?;
                 publish.publish_dir(&found.backup.dir, true, cancel).await

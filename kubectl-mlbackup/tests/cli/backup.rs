@@ -497,6 +497,34 @@ fn sigint_stops_with_exit_130_and_a_partial_manifest() {
     );
 }
 
+/// A list whose next page is always ready by the time the last one is written never waits:
+/// Ctrl-C must still stop it (between pages), not after the whole cluster was read.
+#[test]
+fn sigint_stops_a_list_that_never_waits_for_a_page() {
+    let sandbox = Sandbox::new();
+    let cluster = FakeCluster::start(&sandbox, spread(6000, 1), FakeKubeOptions::default());
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["backup", &kubeconfig, "--dir", "backups", "-o", "json"]);
+    let root = sandbox.home().join("backups");
+    mlbackup_testkit::wait::wait_until(
+        "the first page is on disk",
+        std::time::Duration::from_secs(20),
+        || glob_yaml(&root),
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.expect_code(130);
+    let outcome = run.json();
+    assert_eq!(outcome["status"], "partial");
+    assert!(
+        outcome["objects"].as_u64().unwrap() < 6005,
+        "stopped before the end of the list: {outcome}"
+    );
+}
+
 fn glob_yaml(root: &Path) -> bool {
     let Ok(backups) = std::fs::read_dir(root) else {
         return false;
