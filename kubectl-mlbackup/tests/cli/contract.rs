@@ -200,6 +200,7 @@ struct ScheduleStatusJson {
     last_schedule: Option<String>,
     last_run: Option<String>,
     last_run_result: Option<String>,
+    last_run_problem: Option<String>,
     last_success: Option<String>,
     last_attempt: Option<RunRecordJson>,
     last_success_backup: Option<String>,

@@ -667,9 +667,10 @@ fn credentials_secret(keys: &[&str]) -> Value {
 }
 
 /// install refuses a --credentials-secret the pod could not start with, before creating
-/// anything; and a run whose pod cannot start (its Secret lost a key since) says why.
+/// anything; and a run whose pod cannot start (its Secret lost a key since) says why at once,
+/// as `status` does, and starts by itself once the key is back.
 #[test]
-fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_started() {
+fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_cannot_start() {
     let sandbox = Sandbox::new();
     let cluster = cluster(&sandbox);
     let dir = backups_dir();
@@ -735,7 +736,61 @@ fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_starte
         ]))
         .unwrap();
     run(&sandbox, &cluster, &strs(&args)).expect_code(0);
-    // The Secret loses a key after install: the kubelet cannot start the container.
+    // The Secret loses a key after install: the kubelet cannot start the container, and keeps
+    // the pod Pending, trying again. run-now --wait says so at once instead of waiting for the
+    // Job's deadline, and leaves the Job to start once the key is back.
+    let lose_a_key = || {
+        assert!(
+            cluster
+                .kube
+                .remove("secrets", Some("mlbackup"), "s3-backup")
+        );
+        cluster
+            .kube
+            .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+            .unwrap();
+    };
+    lose_a_key();
+    let ran = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    ran.expect_code(1);
+    let job = cluster.kube.list("jobs", Some("mlbackup"))[0].clone();
+    let job = job["metadata"]["name"].as_str().unwrap();
+    let problem = "CreateContainerConfigError: couldn't find key AWS_SECRET_ACCESS_KEY in Secret \
+                   mlbackup/s3-backup";
+    assert!(
+        ran.stdout
+            .contains(&format!("The Job's pod cannot start: {job}-"))
+            && ran.stdout.contains(&format!(
+                ": {problem}\nJob {job} in namespace mlbackup: cannot start.\n"
+            )),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stderr.contains(&format!(
+            "error: the run {job} cannot start: its pod {job}-"
+        )) && ran
+            .stderr
+            .contains(&format!(": {problem}\nhint: fix what it names"))
+            && ran
+                .stderr
+                .contains(&format!("`kubectl delete job {job} -n mlbackup`")),
+        "{}",
+        ran.stderr
+    );
+    let pending = cluster.kube.get("jobs", Some("mlbackup"), job).unwrap();
+    assert_eq!(pending["status"]["active"], 1, "the Job waits: {pending}");
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Last run:       {job} (cannot start: pod {job}-"))
+            && status.stdout.contains(&format!(": {problem})\n")),
+        "{}",
+        status.stdout
+    );
+    // The key is back: the kubelet starts the pod, and the run completes by itself.
     assert!(
         cluster
             .kube
@@ -743,37 +798,26 @@ fn install_checks_the_credentials_secret_and_run_now_says_why_a_pod_never_starte
     );
     cluster
         .kube
-        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
         .unwrap();
-    let ran = run(&sandbox, &cluster, &["run-now", "--wait"]);
-    ran.expect_code(1);
+    let done = finished_job(&cluster, "mlbackup", job);
     assert!(
-        !ran.stdout.contains("Log of the Job's pod"),
-        "{}",
-        ran.stdout
+        done["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Complete"),
+        "{done}"
     );
-    assert!(
-        ran.stdout
-            .contains("The Job's pod wrote no log: mlbackup-run-")
-            && ran.stdout.contains(
-                ": CreateContainerConfigError: couldn't find key AWS_SECRET_ACCESS_KEY in Secret \
-                 mlbackup/s3-backup\n"
-            ),
-        "{}",
-        ran.stdout
-    );
-    assert!(
-        ran.stderr.contains("hint: its pod wrote no log") && !ran.stderr.contains("the log above"),
-        "{}",
-        ran.stderr
-    );
+    lose_a_key();
     let json = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
     json.expect_code(1);
+    assert_eq!(json.json()["status"], "cannot start", "{}", json.stdout);
     assert!(
-        json.json()["podState"]
-            .as_str()
-            .unwrap()
-            .ends_with("couldn't find key AWS_SECRET_ACCESS_KEY in Secret mlbackup/s3-backup"),
+        json.json()["podState"].as_str().unwrap().ends_with(problem),
         "{}",
         json.stdout
     );

@@ -16,9 +16,16 @@
 //!   authorises with that account's RBAC, given as a kubeconfig (`KUBECONFIG`) and as the
 //!   in-cluster variables (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`) with the token
 //!   directory's files in the pod's directory (`serviceaccount/`);
+//! - a container that cannot start yet (a missing Secret, ConfigMap or key of its env, a volume
+//!   whose object is missing, an image the sandbox does not map) leaves its pod `Pending`, with
+//!   the kubelet's `waiting` reason and message (`CreateContainerConfigError`,
+//!   `ContainerCreating`, `ErrImagePull` then `ImagePullBackOff`), and is tried again when a
+//!   Secret, ConfigMap or ServiceAccount of its namespace changes (and at each resync): it is not
+//!   a failure, and the Job waits;
 //! - stdout and stderr are the pod's log (`pods/log`); the exit code, phase and times are the
-//!   pod's status, and the Job's status and conditions follow; `activeDeadlineSeconds` kills
-//!   the process.
+//!   pod's status, and the Job's status and conditions follow; when `activeDeadlineSeconds`
+//!   passes, the Job controller deletes the pod (killing its process, if it has one), counts it
+//!   as failed and fails the Job (`DeadlineExceeded`).
 //!
 //! [`FakeKube::map_image`]: super::FakeKube::map_image
 
@@ -44,6 +51,10 @@ const MANAGER: &str = "kube-controller-manager";
 /// How often the CronJob controller looks at the schedules (the real one also wakes up on its own
 /// to check them).
 const CRON_TICK: Duration = Duration::from_millis(500);
+
+/// How often the kubelet tries again a pod whose container could not start, besides when what it
+/// reads changes (the real kubelet resyncs its pods too, with a back-off).
+const KUBELET_RESYNC: Duration = Duration::from_secs(1);
 
 /// What the kubelet needs to give pods their credentials.
 #[derive(Clone, Debug)]
@@ -186,10 +197,13 @@ async fn run_jobs(cluster: Arc<Cluster>, kubelet: KubeletConfig) {
 }
 
 /// How one pod of a Job ended.
-struct PodEnd {
-    succeeded: bool,
-    /// `DeadlineExceeded` when the Job's deadline killed it.
-    reason: Option<&'static str>,
+enum PodEnd {
+    Succeeded,
+    /// Failed, or deleted before it ended: counted against `backoffLimit`.
+    Failed,
+    /// The Job's `activeDeadlineSeconds` passed first: the Job controller deleted the pod (its
+    /// process killed, when it had one).
+    DeadlineExceeded,
 }
 
 async fn run_job(cluster: Arc<Cluster>, kubelet: KubeletConfig, job: Value) {
@@ -208,25 +222,29 @@ async fn run_job(cluster: Arc<Cluster>, kubelet: KubeletConfig, job: Value) {
         &name,
         |old| {
             let mut new = old.clone();
-            new["status"] = json!({"startTime": timestamp(start), "active": 1});
+            new["status"] = json!({"startTime": timestamp(start), "active": 1, "ready": 0,
+                "terminating": 0, "uncountedTerminatedPods": {}});
             Ok(new)
         },
         &manager(),
     );
+    let past_deadline = Err((
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    ));
     let outcome = loop {
-        let end = run_pod(&cluster, &kubelet, &job, deadline).await;
-        match end {
-            PodEnd {
-                succeeded: true, ..
-            } => break Ok(()),
-            PodEnd {
-                reason: Some(reason),
-                ..
-            } => {
+        // The controller makes no new pod once the deadline has passed.
+        if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+            break past_deadline;
+        }
+        match run_pod(&cluster, &kubelet, &job, deadline).await {
+            PodEnd::Succeeded => break Ok(()),
+            // Every pod that had not ended when the Job failed is counted as failed.
+            PodEnd::DeadlineExceeded => {
                 failed += 1;
-                break Err((reason, "Job was active longer than specified deadline"));
+                break past_deadline;
             }
-            PodEnd { .. } => {
+            PodEnd::Failed => {
                 failed += 1;
                 if failed > backoff_limit {
                     break Err((
@@ -253,6 +271,7 @@ async fn run_job(cluster: Arc<Cluster>, kubelet: KubeletConfig, job: Value) {
                 map.remove("active");
             }
             status["ready"] = json!(0);
+            status["terminating"] = json!(0);
             match outcome {
                 Ok(()) => {
                     status["succeeded"] = json!(1);
@@ -284,13 +303,76 @@ async fn run_job(cluster: Arc<Cluster>, kubelet: KubeletConfig, job: Value) {
     );
 }
 
-/// Why a pod could not start (as the kubelet's `waiting` reasons say it).
+/// Why a pod's container cannot start (yet), as the kubelet's `waiting` reasons say it.
+#[derive(Clone, Debug, PartialEq)]
 struct StartError {
     reason: &'static str,
-    message: String,
+    /// `None` where the kubelet gives none (`ContainerCreating`: it says why in an event only).
+    message: Option<String>,
 }
 
-/// Creates one pod of the Job, runs its container, records its end; returns how it ended.
+/// The types a kubelet reads for a pod's container: a change to one may let a waiting pod start.
+const CONFIG_TYPES: [&str; 3] = ["secrets", "configmaps", "serviceaccounts"];
+
+/// What a waiting pod does next.
+enum Next {
+    TryAgain,
+    /// The pod was deleted (by someone, or with its Job).
+    Deleted,
+    /// The Job's deadline passed.
+    Deadline,
+}
+
+/// Until `deadline`, or for ever.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits, as a kubelet does for a pod whose container cannot start, until it is worth another
+/// try: a Secret, ConfigMap or ServiceAccount of the pod's namespace changed (the kubelet
+/// watches those its pods use), or the kubelet's resync came (which sees an image mapped
+/// meanwhile); or until the pod is deleted or the Job's deadline passes.
+async fn next_try(
+    events: &mut tokio::sync::broadcast::Receiver<super::store::StoreEvent>,
+    namespace: &str,
+    pod: &str,
+    deadline: Option<tokio::time::Instant>,
+) -> Next {
+    let changed = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if event.object["metadata"]["namespace"] == namespace => {
+                    if event.plural == "pods"
+                        && event.kind == EventType::Deleted
+                        && meta(&event.object, "name") == pod
+                    {
+                        return Next::Deleted;
+                    }
+                    if CONFIG_TYPES.contains(&event.plural.as_str()) {
+                        return Next::TryAgain;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Next::TryAgain,
+                // The cluster is going away: nothing changes any more but time.
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::select! {
+        next = changed => next,
+        () = tokio::time::sleep(KUBELET_RESYNC) => Next::TryAgain,
+        () = until(deadline) => Next::Deadline,
+    }
+}
+
+/// Creates one pod of the Job and runs its container: while what the container needs is
+/// missing, the pod stays `Pending` with the kubelet's `waiting` reason and is tried again as
+/// that changes; at the Job's deadline the pod is deleted (its process killed). Returns how
+/// the pod ended.
 async fn run_pod(
     cluster: &Arc<Cluster>,
     kubelet: &KubeletConfig,
@@ -317,15 +399,15 @@ async fn run_pod(
     if pod["spec"]["serviceAccountName"].is_null() {
         pod["spec"]["serviceAccountName"] = json!("default");
     }
+    // Subscribed before the pod exists, so that no change after the first try is missed.
+    let mut events = cluster.lock().subscribe();
     let Ok((_, created)) = cluster.create(&pods, Some(&namespace), pod, &manager()) else {
-        return PodEnd {
-            succeeded: false,
-            reason: None,
-        };
+        return PodEnd::Failed;
     };
     let pod_name = meta(&created, "name").to_string();
     let container = created["spec"]["containers"][0].clone();
     let container_name = container["name"].as_str().unwrap_or_default().to_string();
+    let image = container["image"].as_str().unwrap_or_default().to_string();
     let set_status = |status: Value| {
         let _ = cluster.update_status(
             &pods,
@@ -339,21 +421,71 @@ async fn run_pod(
             &manager(),
         );
     };
+    // What the Job controller does at the deadline: delete the pod (a pod that had not ended
+    // is then counted as failed).
+    let delete_pod = || {
+        let _ = cluster.delete(
+            &pods,
+            Some(&namespace),
+            &pod_name,
+            &DeleteOptions::default(),
+        );
+    };
     let started = now();
     let workdir = cluster.pods_root.join(&namespace).join(&pod_name);
-    let prepared = prepare(cluster, kubelet, &created, &container, &workdir);
-    let mut command = match prepared {
+    let mut said: Option<StartError> = None;
+    let resolved = loop {
+        let mut error = match resolve(cluster, &created, &container, &workdir) {
+            Ok(resolved) => break resolved,
+            Err(error) => error,
+        };
+        // After a failed pull the kubelet backs off, and says so with the pull's error.
+        if error.reason == "ErrImagePull"
+            && said
+                .as_ref()
+                .is_some_and(|s| matches!(s.reason, "ErrImagePull" | "ImagePullBackOff"))
+        {
+            error = StartError {
+                reason: "ImagePullBackOff",
+                message: Some(format!(
+                    "Back-off pulling image {image:?}: ErrImagePull: {}",
+                    error.message.unwrap_or_default()
+                )),
+            };
+        }
+        if said.as_ref() != Some(&error) {
+            let mut waiting = json!({"reason": error.reason});
+            if let Some(message) = &error.message {
+                waiting["message"] = json!(message);
+            }
+            let mut status = json!({"phase": "Pending", "startTime": started, "hostIP": "127.0.0.1",
+                "containerStatuses": [{"name": container_name, "ready": false, "started": false,
+                    "restartCount": 0, "image": image, "imageID": "", "state": {"waiting": waiting}}]});
+            // Volumes are mounted before the pod's sandbox (and its IP) exists.
+            if error.reason != "ContainerCreating" {
+                status["podIP"] = json!("127.0.0.1");
+            }
+            set_status(status);
+            said = Some(error);
+        }
+        match next_try(&mut events, &namespace, &pod_name, deadline).await {
+            Next::TryAgain => {}
+            Next::Deleted => return PodEnd::Failed,
+            Next::Deadline => {
+                delete_pod();
+                return PodEnd::DeadlineExceeded;
+            }
+        }
+    };
+    let mut command = match prepare(cluster, kubelet, &created, resolved, &workdir) {
         Ok(command) => command,
         Err(StartError { reason, message }) => {
             set_status(json!({
                 "phase": "Failed", "startTime": started, "reason": reason, "message": message,
                 "containerStatuses": [{"name": container_name, "ready": false, "restartCount": 0,
-                    "image": container["image"], "state": {"waiting": {"reason": reason, "message": message}}}],
+                    "image": image, "state": {"waiting": {"reason": reason, "message": message}}}],
             }));
-            return PodEnd {
-                succeeded: false,
-                reason: None,
-            };
+            return PodEnd::Failed;
         }
     };
     let child = command.spawn();
@@ -363,58 +495,56 @@ async fn run_pod(
             let message = format!("failed to start the container's process: {err}");
             set_status(json!({"phase": "Failed", "startTime": started,
                 "containerStatuses": [{"name": container_name, "ready": false, "restartCount": 0,
-                    "image": container["image"], "state": {"terminated": {"exitCode": 128,
+                    "image": image, "state": {"terminated": {"exitCode": 128,
                     "reason": "StartError", "message": message, "startedAt": started, "finishedAt": now()}}}]}));
-            return PodEnd {
-                succeeded: false,
-                reason: None,
-            };
+            return PodEnd::Failed;
         }
     };
+    let running_since = now();
     set_status(
-        json!({"phase": "Running", "startTime": started, "podIP": "127.0.0.1",
+        json!({"phase": "Running", "startTime": started, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
         "containerStatuses": [{"name": container_name, "ready": true, "started": true, "restartCount": 0,
-            "image": container["image"], "state": {"running": {"startedAt": started}}}]}),
+            "image": image, "state": {"running": {"startedAt": running_since}}}]}),
     );
-    let waited = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, child.wait()).await.ok(),
-        None => Some(child.wait().await),
+    let waited = tokio::select! {
+        waited = child.wait() => Some(waited),
+        () = until(deadline) => None,
     };
-    let (exit_code, reason) = match waited {
-        Some(Ok(status)) => (
-            status.code().unwrap_or_else(|| {
-                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-            }),
-            None,
-        ),
-        Some(Err(_)) => (128, None),
+    let exit_code = match waited {
+        Some(Ok(status)) => status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }),
+        Some(Err(_)) => 128,
         None => {
             let _ = child.kill().await;
-            (137, Some("DeadlineExceeded"))
+            137
         }
     };
-    let finished_at = now();
-    let succeeded = exit_code == 0 && reason.is_none();
+    let succeeded = exit_code == 0 && waited.is_some();
     let terminated_reason = if succeeded { "Completed" } else { "Error" };
-    let mut status = json!({
+    set_status(json!({
         "phase": if succeeded { "Succeeded" } else { "Failed" },
-        "startTime": started, "podIP": "127.0.0.1",
+        "startTime": started, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
         "containerStatuses": [{"name": container_name, "ready": false, "started": false, "restartCount": 0,
-            "image": container["image"], "state": {"terminated": {"exitCode": exit_code,
-            "reason": terminated_reason, "startedAt": started, "finishedAt": finished_at}}}],
-    });
-    if let Some(reason) = reason {
-        status["reason"] = json!(reason);
-        status["message"] = json!("Pod was active on the node longer than the specified deadline");
+            "image": image, "state": {"terminated": {"exitCode": exit_code,
+            "reason": terminated_reason, "startedAt": running_since, "finishedAt": now()}}}],
+    }));
+    if waited.is_none() {
+        delete_pod();
+        return PodEnd::DeadlineExceeded;
     }
-    set_status(status);
-    PodEnd { succeeded, reason }
+    if succeeded {
+        PodEnd::Succeeded
+    } else {
+        PodEnd::Failed
+    }
 }
 
-/// A volume of the pod: its mount path in the container and its directory here.
+/// A volume of the pod: its mount path in the container, its directory here and its files.
 struct Mount {
     mount_path: String,
     dir: PathBuf,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 /// Rewrites a path under a mount to the volume's directory here.
@@ -431,24 +561,110 @@ fn map_path(mounts: &[Mount], text: &str) -> String {
     text.to_string()
 }
 
-/// The container's process, ready to spawn: volumes made, env resolved, credentials written.
-fn prepare(
+/// What the container needs, looked up in the cluster: nothing written yet.
+struct Resolved {
+    binary: PathBuf,
+    account: String,
+    /// The service account's token directory first, then the volumes.
+    mounts: Vec<Mount>,
+    /// The container's env, resolved and its paths mapped.
+    env: Vec<(String, String)>,
+}
+
+/// Looks up what the container needs in the order a kubelet does, and when something is missing
+/// says so as it does: a `secret` or `configMap` volume whose object is missing cannot be
+/// mounted (`ContainerCreating`, without a message: the kubelet says `MountVolume.SetUp failed`
+/// in a `FailedMount` event only); an image the sandbox does not map cannot be pulled
+/// (`ErrImagePull`); a missing Secret, ConfigMap or key of the env is a
+/// `CreateContainerConfigError` with the kubelet's message (`secret "keys" not found`,
+/// `couldn't find key nope in Secret batch/keys`), an optional one leaves its variable unset.
+fn resolve(
     cluster: &Arc<Cluster>,
-    kubelet: &KubeletConfig,
     pod: &Value,
     container: &Value,
     workdir: &Path,
-) -> Result<tokio::process::Command, StartError> {
+) -> Result<Resolved, StartError> {
     let namespace = meta(pod, "namespace");
-    let pod_name = meta(pod, "name");
     let config_error = |message: String| StartError {
         reason: "CreateContainerConfigError",
-        message,
+        message: Some(message),
     };
-    let io_error = |what: &str, err: std::io::Error| StartError {
-        reason: "CreateContainerError",
-        message: format!("{what}: {err}"),
+    let config_maps = resource(cluster, "configmaps");
+    let secrets = resource(cluster, "secrets");
+    // The kubelet's own messages name the type in the singular (its caches' NotFound errors).
+    let not_found = |kind: &str, name: &str| format!("{kind} \"{name}\" not found");
+    // Volumes.
+    let volumes: HashMap<String, Value> = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some((v["name"].as_str()?.to_string(), v.clone())))
+        .collect();
+    // The service account's token directory (written by `prepare`).
+    let mut mounts = vec![Mount {
+        mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+        dir: workdir.join("serviceaccount"),
+        files: Vec::new(),
+    }];
+    let cannot_mount = || StartError {
+        reason: "ContainerCreating",
+        message: None,
     };
+    for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+        let name = mount["name"].as_str().unwrap_or_default();
+        let volume = volumes.get(name).ok_or_else(|| {
+            config_error(format!(
+                "volume \"{name}\" of the mount is not in the pod's volumes"
+            ))
+        })?;
+        let optional =
+            |source: &serde_json::Map<String, Value>| source.get("optional") == Some(&json!(true));
+        let files: Vec<(String, Vec<u8>)> = if let Some(source) = volume["configMap"].as_object() {
+            let cm_name = source["name"].as_str().unwrap_or_default();
+            match cluster.get(&config_maps, Some(namespace), cm_name) {
+                Ok(cm) => cm["data"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().unwrap_or_default().as_bytes().to_vec(),
+                        )
+                    })
+                    .collect(),
+                Err(_) if optional(source) => Vec::new(),
+                Err(_) => return Err(cannot_mount()),
+            }
+        } else if let Some(source) = volume["secret"].as_object() {
+            let secret_name = source["secretName"].as_str().unwrap_or_default();
+            match cluster.get(&secrets, Some(namespace), secret_name) {
+                Ok(secret) => secret["data"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            STANDARD
+                                .decode(v.as_str().unwrap_or_default())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+                Err(_) if optional(source) => Vec::new(),
+                Err(_) => return Err(cannot_mount()),
+            }
+        } else {
+            Vec::new() // emptyDir
+        };
+        mounts.push(Mount {
+            mount_path: mount["mountPath"].as_str().unwrap_or_default().to_string(),
+            dir: workdir.join("volumes").join(name),
+            files,
+        });
+    }
+    // The image.
     let image = container["image"].as_str().unwrap_or_default();
     let binary = cluster
         .images
@@ -458,12 +674,11 @@ fn prepare(
         .cloned()
         .ok_or_else(|| StartError {
             reason: "ErrImagePull",
-            message: format!(
+            message: Some(format!(
                 "the sandbox maps no binary to the image \"{image}\" (mlbackup-sandbox --image-binary IMAGE=PATH)"
-            ),
+            )),
         })?;
-    std::fs::create_dir_all(workdir).map_err(|e| io_error("cannot make the pod's directory", e))?;
-    // The service account and its token.
+    // The service account.
     let account = pod["spec"]["serviceAccountName"]
         .as_str()
         .unwrap_or("default");
@@ -473,12 +688,99 @@ fn prepare(
             "serviceaccount \"{account}\" not found in namespace \"{namespace}\""
         )));
     }
+    // The environment: the container's, resolved.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let name = var["name"].as_str().unwrap_or_default().to_string();
+        let from = &var["valueFrom"];
+        let value = if let Some(reference) = from["secretKeyRef"].as_object() {
+            let (object, key, optional) = key_ref(reference);
+            let secret = match cluster.get(&secrets, Some(namespace), object) {
+                Ok(secret) => secret,
+                Err(_) if optional => continue,
+                Err(_) => return Err(config_error(not_found("secret", object))),
+            };
+            match secret["data"][key].as_str() {
+                Some(encoded) => {
+                    String::from_utf8_lossy(&STANDARD.decode(encoded).unwrap_or_default())
+                        .into_owned()
+                }
+                None if optional => continue,
+                None => {
+                    return Err(config_error(format!(
+                        "couldn't find key {key} in Secret {namespace}/{object}"
+                    )));
+                }
+            }
+        } else if let Some(reference) = from["configMapKeyRef"].as_object() {
+            let (object, key, optional) = key_ref(reference);
+            let config_map = match cluster.get(&config_maps, Some(namespace), object) {
+                Ok(config_map) => config_map,
+                Err(_) if optional => continue,
+                Err(_) => return Err(config_error(not_found("configmap", object))),
+            };
+            match config_map["data"][key].as_str() {
+                Some(value) => value.to_string(),
+                None if optional => continue,
+                None => {
+                    return Err(config_error(format!(
+                        "couldn't find key {key} in ConfigMap {namespace}/{object}"
+                    )));
+                }
+            }
+        } else {
+            var["value"].as_str().unwrap_or_default().to_string()
+        };
+        env.push((name, map_path(&mounts, &value)));
+    }
+    Ok(Resolved {
+        binary,
+        account: account.to_string(),
+        mounts,
+        env,
+    })
+}
+
+/// The name, key and `optional` of a `secretKeyRef` or `configMapKeyRef`.
+fn key_ref(reference: &serde_json::Map<String, Value>) -> (&str, &str, bool) {
+    (
+        reference["name"].as_str().unwrap_or_default(),
+        reference["key"].as_str().unwrap_or_default(),
+        reference.get("optional").and_then(Value::as_bool) == Some(true),
+    )
+}
+
+/// The container's process, ready to spawn: the pod's directory, the service account's token
+/// and kubeconfig, the volumes' files, the log; an error here is the runtime's
+/// (`CreateContainerError`).
+fn prepare(
+    cluster: &Arc<Cluster>,
+    kubelet: &KubeletConfig,
+    pod: &Value,
+    resolved: Resolved,
+    workdir: &Path,
+) -> Result<tokio::process::Command, StartError> {
+    let namespace = meta(pod, "namespace");
+    let pod_name = meta(pod, "name");
+    let container = &pod["spec"]["containers"][0];
+    let io_error = |what: &str, err: std::io::Error| StartError {
+        reason: "CreateContainerError",
+        message: Some(format!("{what}: {err}")),
+    };
+    let Resolved {
+        binary,
+        account,
+        mounts,
+        env,
+    } = resolved;
+    std::fs::create_dir_all(workdir).map_err(|e| io_error("cannot make the pod's directory", e))?;
+    // The service account's token.
     let token = uuid::Uuid::new_v4().simple().to_string();
     cluster
         .service_account_tokens
         .lock()
         .unwrap()
-        .insert(token.clone(), (namespace.to_string(), account.to_string()));
+        .insert(token.clone(), (namespace.to_string(), account.clone()));
     let token_dir = workdir.join("serviceaccount");
     std::fs::create_dir_all(&token_dir).map_err(|e| io_error("cannot write the token", e))?;
     let write = |path: PathBuf, text: &str| {
@@ -504,130 +806,13 @@ fn prepare(
         kubeconfig_path.clone(),
         &serde_json::to_string_pretty(&kubeconfig).unwrap_or_default(),
     )?;
-    // Volumes.
-    let volumes: HashMap<String, Value> = pod["spec"]["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| Some((v["name"].as_str()?.to_string(), v.clone())))
-        .collect();
-    let mut mounts = vec![Mount {
-        mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
-        dir: token_dir.clone(),
-    }];
-    let config_maps = resource(cluster, "configmaps");
-    let secrets = resource(cluster, "secrets");
-    for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-        let name = mount["name"].as_str().unwrap_or_default();
-        let volume = volumes.get(name).ok_or_else(|| {
-            config_error(format!(
-                "volume \"{name}\" of the mount is not in the pod's volumes"
-            ))
-        })?;
-        let dir = workdir.join("volumes").join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("cannot make a volume", e))?;
-        let files: Vec<(String, Vec<u8>)> = if let Some(source) = volume["configMap"].as_object() {
-            let cm_name = source["name"].as_str().unwrap_or_default();
-            let cm = cluster
-                .get(&config_maps, Some(namespace), cm_name)
-                .map_err(|_| config_error(format!("configmap \"{cm_name}\" not found")))?;
-            cm["data"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().unwrap_or_default().as_bytes().to_vec(),
-                    )
-                })
-                .collect()
-        } else if let Some(source) = volume["secret"].as_object() {
-            let secret_name = source["secretName"].as_str().unwrap_or_default();
-            let secret = cluster
-                .get(&secrets, Some(namespace), secret_name)
-                .map_err(|_| config_error(format!("secret \"{secret_name}\" not found")))?;
-            secret["data"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        STANDARD
-                            .decode(v.as_str().unwrap_or_default())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new() // emptyDir
-        };
-        for (file, bytes) in files {
-            std::fs::write(dir.join(&file), bytes)
+    // The volumes' files.
+    for mount in &mounts[1..] {
+        std::fs::create_dir_all(&mount.dir).map_err(|e| io_error("cannot make a volume", e))?;
+        for (file, bytes) in &mount.files {
+            std::fs::write(mount.dir.join(file), bytes)
                 .map_err(|e| io_error("cannot fill a volume", e))?;
         }
-        mounts.push(Mount {
-            mount_path: mount["mountPath"].as_str().unwrap_or_default().to_string(),
-            dir,
-        });
-    }
-    // The environment: the container's, resolved.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for var in container["env"].as_array().into_iter().flatten() {
-        let name = var["name"].as_str().unwrap_or_default().to_string();
-        let from = &var["valueFrom"];
-        let value = if let Some(reference) = from["secretKeyRef"].as_object() {
-            let (object, key) = (
-                reference["name"].as_str().unwrap_or_default(),
-                reference["key"].as_str().unwrap_or_default(),
-            );
-            let optional = reference
-                .get("optional")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let found = cluster
-                .get(&secrets, Some(namespace), object)
-                .ok()
-                .and_then(|s| s["data"][key].as_str().map(str::to_string));
-            match (found, optional) {
-                (Some(encoded), _) => {
-                    String::from_utf8_lossy(&STANDARD.decode(encoded).unwrap_or_default())
-                        .into_owned()
-                }
-                (None, true) => continue,
-                (None, false) => {
-                    return Err(config_error(format!(
-                        "couldn't find key {key} in Secret {namespace}/{object}"
-                    )));
-                }
-            }
-        } else if let Some(reference) = from["configMapKeyRef"].as_object() {
-            let (object, key) = (
-                reference["name"].as_str().unwrap_or_default(),
-                reference["key"].as_str().unwrap_or_default(),
-            );
-            let optional = reference
-                .get("optional")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let found = cluster
-                .get(&config_maps, Some(namespace), object)
-                .ok()
-                .and_then(|c| c["data"][key].as_str().map(str::to_string));
-            match (found, optional) {
-                (Some(value), _) => value,
-                (None, true) => continue,
-                (None, false) => {
-                    return Err(config_error(format!(
-                        "couldn't find key {key} in ConfigMap {namespace}/{object}"
-                    )));
-                }
-            }
-        } else {
-            var["value"].as_str().unwrap_or_default().to_string()
-        };
-        env.push((name, map_path(&mounts, &value)));
     }
     let port = kubelet
         .server
@@ -931,27 +1116,57 @@ mod tests {
 
     use super::super::{FakeKube, FakeKubeOptions, new_cluster};
 
-    /// Waits for the store to hold Job `name` finished, by its events (no polling).
-    async fn finished_job(cluster: &Cluster, namespace: &str, name: &str) -> Value {
+    /// Waits, by the store's events (no polling), until `check` finds what it looks for.
+    async fn wait_for<T>(cluster: &Cluster, what: &str, check: impl Fn() -> Option<T>) -> T {
         let mut events = cluster.lock().subscribe();
-        let jobs = resource(cluster, "jobs");
-        let done = || {
-            cluster
-                .get(&jobs, Some(namespace), name)
-                .ok()
-                .filter(|job| finished(job).is_some())
-        };
         let wait = async {
             loop {
-                if let Some(job) = done() {
-                    return job;
+                if let Some(found) = check() {
+                    return found;
                 }
                 let _ = events.recv().await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(60), wait)
-            .await
-            .expect("the Job finishes")
+        match tokio::time::timeout(Duration::from_secs(60), wait).await {
+            Ok(found) => found,
+            Err(_) => panic!("timed out waiting until {what}"),
+        }
+    }
+
+    /// Waits for the store to hold Job `name` finished.
+    async fn finished_job(cluster: &Cluster, namespace: &str, name: &str) -> Value {
+        let jobs = resource(cluster, "jobs");
+        wait_for(cluster, &format!("the Job {name} finishes"), || {
+            cluster
+                .get(&jobs, Some(namespace), name)
+                .ok()
+                .filter(|job| finished(job).is_some())
+        })
+        .await
+    }
+
+    /// Waits until the one pod of Job `job` is waiting with `reason`; returns it.
+    async fn waiting_pod(kube: &FakeKube, job: &str, reason: &str) -> Value {
+        wait_for(
+            &kube.cluster,
+            &format!("a pod of {job} waits with {reason}"),
+            || {
+                pods_of(kube, job).into_iter().find(|pod| {
+                    pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == reason
+                })
+            },
+        )
+        .await
+    }
+
+    fn condition(job: &Value, kind: &str) -> Value {
+        job["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == kind)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn pods_of(kube: &FakeKube, job: &str) -> Vec<Value> {
@@ -1067,55 +1282,192 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn active_deadline_seconds_kills_the_process() {
-        let (kube, _pods) = kube_with_shell().await;
+    async fn active_deadline_seconds_deletes_the_pod_and_kills_its_process() {
+        let (kube, pods_root) = kube_with_shell().await;
         kube.insert(job(
             "slow",
-            "exec sleep 600",
+            r#"echo $$ > "$TMPDIR/pid"; exec sleep 600"#,
             json!({"activeDeadlineSeconds": 1}),
         ))
         .unwrap();
         let done = finished_job(&kube.cluster, "batch", "slow").await;
-        let failed = done["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Failed")
-            .unwrap()
-            .clone();
+        let failed = condition(&done, "Failed");
         assert_eq!(failed["reason"], "DeadlineExceeded", "{done}");
-        let pod = &pods_of(&kube, "slow")[0];
-        assert_eq!(pod["status"]["reason"], "DeadlineExceeded");
-        assert_eq!(
-            pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
-            137
+        assert_eq!(done["status"]["failed"], 1, "{done}");
+        assert!(pods_of(&kube, "slow").is_empty(), "the pod was deleted");
+        let pod_dir = std::fs::read_dir(pods_root.path().join("batch"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let pid = std::fs::read_to_string(pod_dir.join("volumes/tmp/pid")).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "the process {pid} was killed"
         );
     }
 
+    /// Sets the env variable at `index` of job's container.
+    fn set_env(job: &mut Value, index: usize, var: Value) {
+        job["spec"]["template"]["spec"]["containers"][0]["env"][index] = var;
+    }
+
     #[tokio::test]
-    async fn a_missing_secret_key_or_unknown_image_fails_the_pod_before_it_starts() {
-        let (kube, _pods) = kube_with_shell().await;
-        let mut bad = job("bad-ref", "exit 0", json!({}));
-        bad["spec"]["template"]["spec"]["containers"][0]["env"][1]["valueFrom"]["secretKeyRef"]["key"] =
-            json!("nope");
+    async fn a_missing_secret_or_key_leaves_the_pod_pending_until_it_appears() {
+        let (kube, pods_root) = kube_with_shell().await;
+        let mut bad = job("bad-ref", r#"echo "$KEY ${OPTIONAL-unset}""#, json!({}));
+        set_env(
+            &mut bad,
+            1,
+            json!({"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "nope"}}}),
+        );
+        bad["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "OPTIONAL", "valueFrom": {"secretKeyRef":
+                {"name": "keys", "key": "absent", "optional": true}}}));
         kube.insert(bad).unwrap();
-        let done = finished_job(&kube.cluster, "batch", "bad-ref").await;
-        assert_eq!(finished(&done), Some("Failed"));
-        let pod = &pods_of(&kube, "bad-ref")[0];
+        let pod = waiting_pod(&kube, "bad-ref", "CreateContainerConfigError").await;
+        assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
         assert_eq!(
             pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
             "couldn't find key nope in Secret batch/keys"
         );
+        let job_now = kube.get("jobs", Some("batch"), "bad-ref").unwrap();
+        assert_eq!(finished(&job_now), None, "not a failure: {job_now}");
+        assert_eq!(job_now["status"]["active"], 1);
+        assert!(job_now["status"]["failed"].is_null(), "{job_now}");
+        // The key appears: the kubelet starts the container, and the Job completes.
+        assert!(kube.remove("secrets", Some("batch"), "keys"));
+        kube.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "batch"},
+            "data": {"key": STANDARD.encode("s3cret"), "nope": STANDARD.encode("found")}}))
+            .unwrap();
+        let done = finished_job(&kube.cluster, "batch", "bad-ref").await;
+        assert_eq!(finished(&done), Some("Complete"), "{done}");
+        let pods = pods_of(&kube, "bad-ref");
+        assert_eq!(pods.len(), 1, "the same pod started");
+        let log = std::fs::read_to_string(log_path(
+            pods_root.path(),
+            "batch",
+            pods[0]["metadata"]["name"].as_str().unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(
+            log, "found unset\n",
+            "an optional key that is missing is unset"
+        );
+
+        // A Secret or ConfigMap that does not exist at all, as the kubelet names them.
+        for (name, var, message) in [
+            (
+                "no-secret",
+                json!({"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "vault", "key": "key"}}}),
+                "secret \"vault\" not found",
+            ),
+            (
+                "no-config-map",
+                json!({"name": "KEY", "valueFrom": {"configMapKeyRef": {"name": "other", "key": "key"}}}),
+                "configmap \"other\" not found",
+            ),
+            (
+                "no-config-key",
+                json!({"name": "KEY", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "nope"}}}),
+                "couldn't find key nope in ConfigMap batch/settings",
+            ),
+        ] {
+            let mut missing = job(name, "exit 0", json!({}));
+            set_env(&mut missing, 1, var);
+            kube.insert(missing).unwrap();
+            let pod = waiting_pod(&kube, name, "CreateContainerConfigError").await;
+            assert_eq!(
+                pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+                message
+            );
+        }
+        kube.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vault", "namespace": "batch"},
+            "data": {"key": STANDARD.encode("v")}}))
+            .unwrap();
+        let done = finished_job(&kube.cluster, "batch", "no-secret").await;
+        assert_eq!(finished(&done), Some("Complete"), "{done}");
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_cannot_start_fails_its_job_when_the_deadline_passes() {
+        let (kube, _pods) = kube_with_shell().await;
+        let mut bad = job("stuck", "exit 0", json!({"activeDeadlineSeconds": 1}));
+        set_env(
+            &mut bad,
+            1,
+            json!({"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "nope"}}}),
+        );
+        kube.insert(bad).unwrap();
+        waiting_pod(&kube, "stuck", "CreateContainerConfigError").await;
+        let done = finished_job(&kube.cluster, "batch", "stuck").await;
+        for kind in ["FailureTarget", "Failed"] {
+            let failed = condition(&done, kind);
+            assert_eq!(failed["reason"], "DeadlineExceeded", "{done}");
+            assert_eq!(
+                failed["message"],
+                "Job was active longer than specified deadline"
+            );
+        }
+        let status = &done["status"];
+        assert_eq!(status["failed"], 1, "the deleted pod counts as failed");
+        assert_eq!(
+            (status["terminating"].clone(), status["ready"].clone()),
+            (json!(0), json!(0))
+        );
+        assert!(
+            status["active"].is_null() && status["completionTime"].is_null(),
+            "{done}"
+        );
+        assert!(
+            pods_of(&kube, "stuck").is_empty(),
+            "the Job controller deleted its pod"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_volume_or_image_leaves_the_pod_pending_until_it_appears() {
+        let (kube, _pods) = kube_with_shell().await;
+        let mut unmounted = job("no-volume", "exit 0", json!({}));
+        unmounted["spec"]["template"]["spec"]["volumes"][0] =
+            json!({"name": "cfg", "secret": {"secretName": "files"}});
+        kube.insert(unmounted).unwrap();
+        let pod = waiting_pod(&kube, "no-volume", "ContainerCreating").await;
+        assert_eq!(pod["status"]["phase"], "Pending");
+        assert!(
+            pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].is_null(),
+            "the kubelet says why in a FailedMount event only: {pod}"
+        );
+        kube.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "files", "namespace": "batch"},
+            "data": {"file.txt": STANDARD.encode("x")}}))
+            .unwrap();
+        let done = finished_job(&kube.cluster, "batch", "no-volume").await;
+        assert_eq!(finished(&done), Some("Complete"), "{done}");
+
         let mut unknown = job("bad-image", "exit 0", json!({}));
         unknown["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx");
         kube.insert(unknown).unwrap();
-        let done = finished_job(&kube.cluster, "batch", "bad-image").await;
-        assert_eq!(finished(&done), Some("Failed"));
-        let pod = &pods_of(&kube, "bad-image")[0];
-        assert_eq!(
-            pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
-            "ErrImagePull"
+        let pod = waiting_pod(&kube, "bad-image", "ErrImagePull").await;
+        assert_eq!(pod["status"]["phase"], "Pending");
+        let pod = waiting_pod(&kube, "bad-image", "ImagePullBackOff").await;
+        let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.starts_with("Back-off pulling image \"nginx\": ErrImagePull: "),
+            "{message}"
         );
+        assert_eq!(
+            finished(&kube.get("jobs", Some("batch"), "bad-image").unwrap()),
+            None
+        );
+        kube.map_image("nginx", Path::new("/bin/sh"));
+        let done = finished_job(&kube.cluster, "batch", "bad-image").await;
+        assert_eq!(finished(&done), Some("Complete"), "{done}");
     }
 
     fn cron_job(extra: Value) -> Value {

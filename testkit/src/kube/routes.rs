@@ -780,8 +780,8 @@ pub fn error_renderer() -> crate::serve::ErrorRenderer {
 }
 
 /// `pods/log`: what the pod's container wrote (stdout and stderr, as the kubelet keeps it), the
-/// last `tailLines` lines when asked; 400 while the container has not started, as the kubelet
-/// answers.
+/// last `tailLines` lines when asked; 400 while the container has not started, with its waiting
+/// reason, as the kubelet answers.
 fn pod_log(cluster: &Cluster, pod: &Value, query: &Query) -> Result<Response, ApiError> {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
@@ -790,8 +790,12 @@ fn pod_log(cluster: &Cluster, pod: &Value, query: &Query) -> Result<Response, Ap
         let container = pod["spec"]["containers"][0]["name"]
             .as_str()
             .unwrap_or_default();
+        // The container's waiting reason, as the kubelet names it (`CreateContainerConfigError`).
+        let reason = pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("ContainerCreating");
         ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
         ))
     })?;
     let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {

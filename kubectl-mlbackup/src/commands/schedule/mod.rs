@@ -218,6 +218,15 @@ pub enum ScheduleError {
         /// Its pod wrote a log (shown above the error).
         logged: bool,
     },
+    #[error("the run {job} cannot start: its pod {problem}")]
+    RunCannotStart {
+        job: String,
+        namespace: String,
+        /// The pod's name and the kubelet's waiting reason and message.
+        problem: String,
+        /// The Job's `activeDeadlineSeconds`, as a duration.
+        deadline: Option<String>,
+    },
     #[error("the object {kind} `{name}` exists and was not made by this schedule")]
     NotOurs { kind: String, name: String },
     #[error(
@@ -262,11 +271,37 @@ impl ScheduleError {
             } => Some(format!(
                 "the log above ends the pod's; see it whole with `kubectl logs job/{job}`"
             )),
+            // At the deadline the Job controller deletes the pod, and its log with it.
+            ScheduleError::RunFailed {
+                reason: Some(reason),
+                logged: false,
+                ..
+            } if reason.starts_with("DeadlineExceeded") => Some(
+                "the run did not end within the schedule's --timeout (the Job's \
+                 activeDeadlineSeconds), and Kubernetes deleted its pod, log included; install \
+                 the schedule again with a larger --timeout if the backups need longer"
+                    .into(),
+            ),
             ScheduleError::RunFailed {
                 job, logged: false, ..
             } => Some(format!(
                 "its pod wrote no log (its state, when shown above, says why); see its events \
                  with `kubectl describe pods -l job-name={job}`"
+            )),
+            ScheduleError::RunCannotStart {
+                job,
+                namespace,
+                deadline,
+                ..
+            } => Some(format!(
+                "fix what it names (a Secret's missing key: add it to the Secret); the kubelet \
+                 keeps trying and the run starts by itself once it is fixed{}. Until then the Job \
+                 counts as the schedule's running run, so scheduled runs are skipped; give up on \
+                 it with `kubectl delete job {job} -n {namespace}`",
+                deadline
+                    .as_deref()
+                    .map(|d| format!(", unless the Job's deadline ({d} from its start) fails it first"))
+                    .unwrap_or_default()
             )),
             ScheduleError::NotOurs { .. } => Some(
                 "choose another --name, or remove that object if it is a leftover".into(),
@@ -318,6 +353,29 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_run_past_its_deadline_is_hinted_that_its_pod_is_gone() {
+        let failed = |reason: &str| ScheduleError::RunFailed {
+            job: "mlbackup-run-x".into(),
+            reason: Some(reason.into()),
+            logged: false,
+        };
+        let hint = failed("DeadlineExceeded: Job was active longer than specified deadline")
+            .hint()
+            .unwrap();
+        assert!(
+            hint.contains("--timeout") && hint.contains("deleted its pod"),
+            "{hint}"
+        );
+        let hint = failed("BackoffLimitExceeded: Job has reached the specified backoff limit")
+            .hint()
+            .unwrap();
+        assert!(
+            hint.contains("kubectl describe pods -l job-name=mlbackup-run-x"),
+            "{hint}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use mlbackup_helper::text::escape_controls;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -71,6 +72,7 @@ pub async fn run(
         .map_or(Duration::from_secs(24 * 3600), Duration::from_secs)
         + WAIT_MARGIN;
     let mut ended: Option<(bool, Option<String>)> = None;
+    let mut stuck: Option<String> = None;
     // The whole wait is bounded, a slow answer included: never past the Job's own deadline and
     // the margin.
     let waited = tokio::time::timeout(
@@ -78,12 +80,41 @@ pub async fn run(
         crate::poll::until_deadline(deadline, POLL_INTERVAL, async || {
             let job = objects::get(&cluster, &Kind::Job.resource(), namespace, &name).await?;
             ended = job.as_ref().and_then(|job| finished(&job.value));
-            Ok::<_, crate::cluster::ClusterError>(ended.is_some())
+            if ended.is_none() {
+                stuck = newest_pod(&cluster, namespace, &name)
+                    .await
+                    .and_then(|pod| {
+                        cannot_start(&pod.value).map(|why| format!("{}: {why}", pod.name))
+                    });
+            }
+            Ok::<_, crate::cluster::ClusterError>(ended.is_some() || stuck.is_some())
         }),
     )
     .await;
     if let Ok(result) = waited {
         result.with_context(|| format!("cannot follow the Job {name}"))?;
+    }
+    // A pod the kubelet cannot start waits for a person, not for time: say so now rather than
+    // at the Job's deadline. The Job is left to start once that is fixed.
+    if let Some(problem) = stuck {
+        outcome.status = "cannot start";
+        outcome.pod_state = Some(problem.clone());
+        let error = ScheduleError::RunCannotStart {
+            job: name.clone(),
+            namespace: namespace.clone(),
+            problem,
+            deadline: created["spec"]["activeDeadlineSeconds"]
+                .as_u64()
+                .map(|s| crate::duration::format(Duration::from_secs(s))),
+        };
+        return report(
+            printer,
+            Finished {
+                outcome,
+                exit: Exit::Failure,
+                error: Some(error.into()),
+            },
+        );
     }
     if let Ok(Some(pod)) =
         tokio::time::timeout(WAIT_MARGIN, newest_pod(&cluster, namespace, &name)).await
@@ -187,7 +218,7 @@ pub fn finished(job: &Value) -> Option<(bool, Option<String>)> {
 }
 
 /// The Job's newest pod, with its name, when it can be read.
-async fn newest_pod(cluster: &Cluster, namespace: &str, job: &str) -> Option<NamedPod> {
+pub async fn newest_pod(cluster: &Cluster, namespace: &str, job: &str) -> Option<NamedPod> {
     let selector = format!("job-name={job}");
     let mut pods = objects::list(cluster, &Kind::Pod.resource(), Some(namespace), &selector)
         .await
@@ -205,15 +236,47 @@ async fn newest_pod(cluster: &Cluster, namespace: &str, job: &str) -> Option<Nam
     })
 }
 
-struct NamedPod {
-    name: String,
-    value: Value,
+pub struct NamedPod {
+    pub name: String,
+    pub value: Value,
+}
+
+/// The `waiting` reasons of a container the kubelet keeps retrying but that will not start
+/// until someone changes something: a Secret, ConfigMap or key its env names is missing
+/// (`CreateContainerConfigError`), its image cannot be pulled (`ImagePullBackOff`, after a
+/// first `ErrImagePull` that may pass), its name is not an image's, the runtime refuses it.
+const CANNOT_START: [&str; 4] = [
+    "CreateContainerConfigError",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerError",
+];
+
+/// Why the pod's container cannot start (`REASON: message`), when its `waiting` reason is one
+/// of [`CANNOT_START`]; `None` while it runs, is still being created, or ended.
+pub fn cannot_start(pod: &Value) -> Option<String> {
+    let waiting = pod["status"]["containerStatuses"]
+        .as_array()?
+        .iter()
+        .map(|c| &c["state"]["waiting"])
+        .find(|w| {
+            w["reason"]
+                .as_str()
+                .is_some_and(|r| CANNOT_START.contains(&r))
+        })?;
+    let reason = waiting["reason"].as_str()?;
+    Some(
+        match waiting["message"].as_str().filter(|m| !m.is_empty()) {
+            Some(message) => format!("{reason}: {}", escape_controls(message)),
+            None => reason.to_string(),
+        },
+    )
 }
 
 /// Why a pod's container did not run or ended, as the kubelet records it: the container's
 /// `waiting` or `terminated` reason and message (`CreateContainerConfigError: couldn't find key
-/// ...`), then the pod's own (`DeadlineExceeded: ...`, when the Job's deadline ended a pod
-/// that never started). `None` when nothing is recorded.
+/// ...`), then the pod's own (`DeadlineExceeded: ...`, when the pod's own
+/// `activeDeadlineSeconds` ended it). `None` when nothing is recorded.
 pub fn pod_problem(pod: &Value) -> Option<String> {
     let says = |at: &Value| {
         let text = [at["reason"].as_str(), at["message"].as_str()]
@@ -232,7 +295,7 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
     let mut parts: Vec<String> = container.into_iter().collect();
     // The pod's own, unless it repeats the container's.
     parts.extend(says(&pod["status"]).filter(|own| !parts.contains(own)));
-    (!parts.is_empty()).then(|| parts.join("; "))
+    (!parts.is_empty()).then(|| escape_controls(&parts.join("; ")).into_owned())
 }
 
 #[derive(Debug, Serialize)]
@@ -240,11 +303,13 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
 pub struct RunOutcome {
     pub job: String,
     pub namespace: String,
-    /// `started`, `succeeded`, `failed` or `still running`.
+    /// `started`, `succeeded`, `failed`, `cannot start` (its pod waits for something missing)
+    /// or `still running`.
     pub status: &'static str,
     /// The end of the pod's log (with --wait).
     pub log_tail: Option<String>,
-    /// Without a log: the pod's name and why its container did not run, as the kubelet says.
+    /// Without a log: the pod's name and why its container did not run or cannot start, as the
+    /// kubelet says.
     pub pod_state: Option<String>,
 }
 
@@ -260,7 +325,11 @@ impl Render for RunOutcome {
             }
         }
         if let Some(state) = &self.pod_state {
-            text.push_str(&format!("The Job's pod wrote no log: {state}\n"));
+            if self.status == "cannot start" {
+                text.push_str(&format!("The Job's pod cannot start: {state}\n"));
+            } else {
+                text.push_str(&format!("The Job's pod wrote no log: {state}\n"));
+            }
         }
         text.push_str(&format!(
             "Job {} in namespace {}: {}.\n",
@@ -303,7 +372,44 @@ mod tests {
             waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"].clone();
         assert_eq!(pod_problem(&failed), pod_problem(&waiting));
         let bare = json!({"status": {"phase": "Failed", "reason": "DeadlineExceeded"}});
+        // Server text is printed with its control characters escaped.
+        let mut odd = waiting.clone();
+        odd["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = json!("a\u{1b}[2Jb");
+        assert_eq!(
+            pod_problem(&odd).as_deref(),
+            Some("CreateContainerConfigError: a\\x1b[2Jb")
+        );
         assert_eq!(pod_problem(&bare).as_deref(), Some("DeadlineExceeded"));
         assert_eq!(pod_problem(&json!({"status": {"phase": "Pending"}})), None);
+    }
+
+    #[test]
+    fn a_pod_cannot_start_while_the_kubelet_waits_for_a_person() {
+        let pod = |reason: &str, message: Option<&str>| {
+            let mut waiting = json!({"reason": reason});
+            if let Some(message) = message {
+                waiting["message"] = json!(message);
+            }
+            json!({"status": {"phase": "Pending",
+                "containerStatuses": [{"name": "backup", "state": {"waiting": waiting}}]}})
+        };
+        assert_eq!(
+            cannot_start(&pod(
+                "CreateContainerConfigError",
+                Some("secret \"s3-backup\" not found")
+            ))
+            .as_deref(),
+            Some("CreateContainerConfigError: secret \"s3-backup\" not found")
+        );
+        assert_eq!(
+            cannot_start(&pod("ImagePullBackOff", None)).as_deref(),
+            Some("ImagePullBackOff")
+        );
+        // Still being made, or a first pull that may pass: wait.
+        assert_eq!(cannot_start(&pod("ContainerCreating", None)), None);
+        assert_eq!(cannot_start(&pod("ErrImagePull", Some("timeout"))), None);
+        let running = json!({"status": {"phase": "Running", "containerStatuses": [{"name": "backup",
+            "state": {"running": {"startedAt": "2026-11-29T02:00:00Z"}}}]}});
+        assert_eq!(cannot_start(&running), None);
     }
 }

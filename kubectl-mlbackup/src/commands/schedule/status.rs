@@ -10,7 +10,7 @@ use mlbackup_helper::text::escape_controls;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::run_now::finished;
+use super::run_now::{cannot_start, finished, newest_pod};
 use super::scheduled_run::{LAST_ATTEMPT, LAST_SUCCESS, RunRecord, RunStatus};
 use super::{Kind, Schedule, ScheduleError, selector};
 use crate::cli::{GlobalArgs, ScheduleTargetArgs};
@@ -49,8 +49,23 @@ pub async fn run(
     .map(|o| o.value)
     .collect();
     let records = read_records(&cron_job.value, &target.name, env, printer).await;
-    let outcome = status_of(&cron_job.value, &jobs, &records, Utc::now());
-    let exit = if outcome.overdue || outcome.last_run_result.as_deref() == Some("failed") {
+    let mut outcome = status_of(&cron_job.value, &jobs, &records, Utc::now());
+    // A last run whose pod the kubelet cannot start writes no record: its pod says why.
+    let running = jobs.iter().find(|job| {
+        job["metadata"]["name"].as_str() == outcome.last_run.as_deref() && finished(job).is_none()
+    });
+    if let Some(job) = running.and_then(|job| job["metadata"]["name"].as_str())
+        && let Some(pod) = newest_pod(&cluster, namespace, job).await
+        && let Some(why) = cannot_start(&pod.value)
+    {
+        outcome.last_run_result = Some("cannot start".to_string());
+        outcome.last_run_problem = Some(format!("pod {}: {why}", pod.name));
+    }
+    let exit = if outcome.overdue
+        || matches!(
+            outcome.last_run_result.as_deref(),
+            Some("failed" | "cannot start")
+        ) {
         Exit::Failure
     } else {
         Exit::Success
@@ -179,6 +194,7 @@ pub fn status_of(
             }),
         },
         last_success,
+        last_run_problem: None,
         last_attempt: records.last_attempt.clone(),
         last_success_backup: records.last_success.as_ref().and_then(|r| r.backup.clone()),
         overdue,
@@ -198,8 +214,10 @@ pub struct StatusOutcome {
     /// The newest Job (scheduled or started by run-now).
     pub last_run: Option<String>,
     /// `succeeded`, `failed`, `interrupted` or `running`: the last attempt's record, else the
-    /// newest Job's status.
+    /// newest Job's status; `cannot start` when the newest Job's pod waits for something missing.
     pub last_run_result: Option<String>,
+    /// Why the newest Job's pod cannot start: its name, the kubelet's waiting reason and message.
+    pub last_run_problem: Option<String>,
     pub last_success: Option<DateTime<Utc>>,
     /// The last run's record in the location, when it could be read.
     pub last_attempt: Option<RunRecord>,
@@ -212,7 +230,10 @@ impl Render for StatusOutcome {
     fn render(&self) -> String {
         let when = |t: Option<DateTime<Utc>>| t.map_or_else(|| "never".to_string(), printer::time);
         let last_run = match (&self.last_run, &self.last_run_result) {
-            (Some(job), Some(result)) => format!("{job} ({result})"),
+            (Some(job), Some(result)) => match &self.last_run_problem {
+                Some(problem) => format!("{job} ({result}: {problem})"),
+                None => format!("{job} ({result})"),
+            },
             (None, Some(result)) => result.clone(),
             _ => "none".to_string(),
         };
