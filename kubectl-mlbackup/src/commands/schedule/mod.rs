@@ -154,6 +154,25 @@ impl Schedule {
                 cron_hint,
             ));
         }
+        // Kubernetes parses schedules with robfig/cron's standard parser: no `L`, `W` or `#`
+        // (which croner would take), so the API server would refuse them.
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        if let [_, _, day_of_month, _, day_of_week] = fields.as_slice() {
+            let extension = |field: &str, letters: &[char]| {
+                field
+                    .chars()
+                    .any(|c| letters.contains(&c.to_ascii_uppercase()))
+            };
+            if extension(day_of_month, &['L', 'W', '#']) || extension(day_of_week, &['L', '#']) {
+                return Err(usage(
+                    format!(
+                        "--schedule `{expression}` uses `L`, `W` or `#`, which Kubernetes \
+                         CronJobs do not support"
+                    ),
+                    cron_hint,
+                ));
+            }
+        }
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Disallowed)
             .year(croner::parser::Year::Disallowed)
@@ -174,12 +193,19 @@ impl Schedule {
                 )
             })?,
         };
-        Ok(Schedule {
+        let schedule = Schedule {
             expression: expression.to_string(),
             time_zone: time_zone.map(str::to_string),
             cron,
             tz,
-        })
+        };
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(usage(
+                format!("--schedule `{expression}` never runs (no date matches it)"),
+                cron_hint,
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The last run strictly before `before`.
@@ -407,5 +433,23 @@ mod tests {
         );
         let tz = Schedule::parse("TZ=UTC 0 3 * * *", None).unwrap_err();
         assert!(tz.hint.contains("--time-zone"));
+        // What robfig/cron (Kubernetes) refuses, and what never comes.
+        for extension in ["0 3 L * *", "0 3 15W * *", "0 3 * * 5#2", "0 3 * * 5L"] {
+            let err = Schedule::parse(extension, None).unwrap_err();
+            assert!(
+                err.message.contains("`L`, `W` or `#`"),
+                "{extension}: {err}"
+            );
+        }
+        assert!(Schedule::parse("0 3 * JUL SAT", None).is_ok(), "names stay");
+        assert!(
+            Schedule::parse("0 0 29 2 *", None).is_ok(),
+            "leap days come"
+        );
+        let never = Schedule::parse("0 0 31 2 *", None).unwrap_err();
+        assert_eq!(
+            never.message,
+            "--schedule `0 0 31 2 *` never runs (no date matches it)"
+        );
     }
 }
