@@ -18,6 +18,7 @@
 pub mod aws;
 pub mod key;
 mod profile;
+mod request_log;
 pub mod s3;
 
 use std::ffi::{OsStr, OsString};

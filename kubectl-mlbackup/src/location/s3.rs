@@ -440,6 +440,7 @@ impl S3Store {
         };
         let client = builder
             .with_client_options(options)
+            .with_http_connector(super::request_log::LoggedConnector)
             .build()
             .map_err(|err| S3Error::Client {
                 location: location.to_string(),

@@ -91,6 +91,50 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     found
 }
 
+/// `-v 6` logs each request to the bucket as it logs the API server's: method, URL without a
+/// query, status; never a key or a signature.
+#[test]
+fn verbose_logs_every_request_to_the_bucket_without_credentials() {
+    let Some(server) = S3Server::start_or_skip("request_log") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+        ],
+    )
+    .expect_code(0);
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-v", "6"],
+    );
+    listed.expect_code(0);
+    let manifest = format!(
+        "debug: GET {}/{}/{PREFIX}/nightly/manifest.json 200 in ",
+        server.endpoint, server.bucket
+    );
+    assert!(listed.stderr.contains(&manifest), "{}", listed.stderr);
+    assert!(
+        !listed.stderr.contains(&server.access_key_id),
+        "{}",
+        listed.stderr
+    );
+    assert!(!listed.stderr.contains("Signature"), "{}", listed.stderr);
+}
+
 #[test]
 fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
     let Some(server) = S3Server::start_or_skip("round_trip") else {
