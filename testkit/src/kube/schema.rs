@@ -1088,3 +1088,320 @@ fn go_plain(value: &Value) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The `field: body` lines of validating `object` against a root schema.
+    fn errors(schema: Value, object: Value) -> Vec<String> {
+        validate(&object, &schema, None)
+            .into_iter()
+            .map(|c| format!("{} | {}: {}", c.kind, c.field, c.message))
+            .collect()
+    }
+
+    fn spec(properties: Value) -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}})
+    }
+
+    #[test]
+    fn types_accept_integral_numbers_as_integers_and_integers_as_numbers() {
+        let schema = spec(json!({"i": {"type": "integer"}, "n": {"type": "number"},
+            "b": {"type": "boolean"}, "s": {"type": "string"}, "o": {"type": "object"},
+            "a": {"type": "array"}, "ios": {"x-kubernetes-int-or-string": true}}));
+        assert!(
+            errors(
+                schema.clone(),
+                json!({"spec": {"i": 2.0, "n": 3, "b": true, "s": "x",
+            "o": {}, "a": [], "ios": "50%"}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            errors(
+                schema,
+                json!({"spec": {"i": 2.5, "n": "1", "b": 1, "s": [], "o": [],
+                "a": {}, "ios": true}})
+            ),
+            [
+                "FieldValueTypeInvalid | spec.i: Invalid value: \"number\": spec.i in body must be of type integer: \"number\"",
+                "FieldValueTypeInvalid | spec.n: Invalid value: \"string\": spec.n in body must be of type number: \"string\"",
+                "FieldValueTypeInvalid | spec.b: Invalid value: \"integer\": spec.b in body must be of type boolean: \"integer\"",
+                "FieldValueTypeInvalid | spec.s: Invalid value: \"array\": spec.s in body must be of type string: \"array\"",
+                "FieldValueTypeInvalid | spec.o: Invalid value: \"array\": spec.o in body must be of type object: \"array\"",
+                "FieldValueTypeInvalid | spec.a: Invalid value: \"object\": spec.a in body must be of type array: \"object\"",
+                "FieldValueTypeInvalid | spec.ios: Invalid value: \"boolean\": spec.ios in body must be of type integer,string: \"boolean\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn null_is_a_type_error_unless_nullable() {
+        let schema = spec(
+            json!({"a": {"type": "string"}, "b": {"type": "string", "nullable": true},
+            "l": {"type": "array", "items": {"type": "string"}}}),
+        );
+        assert_eq!(
+            errors(schema, json!({"spec": {"a": null, "b": null, "l": [null]}})),
+            [
+                "FieldValueTypeInvalid | spec.a: Invalid value: \"null\": spec.a in body must be of type string: \"null\"",
+                "FieldValueTypeInvalid | spec.l[0]: Invalid value: \"null\": spec.l[0] in body must be of type string: \"null\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_strings_lists_and_maps_are_bounded() {
+        let schema = spec(json!({
+            "min": {"type": "integer", "minimum": 1},
+            "xmin": {"type": "integer", "minimum": 1, "exclusiveMinimum": true},
+            "max": {"type": "number", "maximum": 1.5},
+            "xmax": {"type": "number", "maximum": 1.5, "exclusiveMaximum": true},
+            "mult": {"type": "integer", "multipleOf": 3},
+            "long": {"type": "string", "maxLength": 3},
+            "short": {"type": "string", "minLength": 3},
+            "pat": {"type": "string", "pattern": "^[a-z]+$"},
+            "few": {"type": "array", "minItems": 2},
+            "many": {"type": "array", "maxItems": 1},
+            "uniq": {"type": "array", "uniqueItems": true},
+            "lean": {"type": "object", "minProperties": 1},
+            "fat": {"type": "object", "maxProperties": 1},
+        }));
+        // Characters, not bytes, count: "héé" is three long.
+        assert!(
+            errors(
+                schema.clone(),
+                json!({"spec": {"long": "héé", "short": "héé", "min": 1,
+                "xmin": 2, "max": 1.5, "mult": 6, "pat": "ab", "uniq": [1, "1"]}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            errors(
+                schema,
+                json!({"spec": {"min": 0, "xmin": 1, "max": 2, "xmax": 1.5,
+                "mult": 4, "long": "abcd", "short": "ab", "pat": "A", "few": [1],
+                "many": [1, 2], "uniq": [{"a": 1}, {"a": 1}], "lean": {}, "fat": {"a": 1, "b": 2}}})
+            ),
+            [
+                "FieldValueInvalid | spec.min: Invalid value: 0: spec.min in body should be greater than or equal to 1",
+                "FieldValueInvalid | spec.xmin: Invalid value: 1: spec.xmin in body should be greater than 1",
+                "FieldValueInvalid | spec.max: Invalid value: 2: spec.max in body should be less than or equal to 1.5",
+                "FieldValueInvalid | spec.xmax: Invalid value: 1.5: spec.xmax in body should be less than 1.5",
+                "FieldValueInvalid | spec.mult: Invalid value: 4: spec.mult in body should be a multiple of 3",
+                "FieldValueTooLong | spec.long: Too long: may not be more than 3 bytes",
+                "FieldValueInvalid | spec.short: Invalid value: \"ab\": spec.short in body should be at least 3 chars long",
+                "FieldValueInvalid | spec.pat: Invalid value: \"A\": spec.pat in body should match '^[a-z]+$'",
+                "FieldValueInvalid | spec.few: Invalid value: 1: spec.few in body should have at least 2 items",
+                "FieldValueTooMany | spec.many: Too many: 2: must have at most 1 items",
+                "FieldValueInvalid | spec.uniq: Invalid value: \"\": spec.uniq in body shouldn't contain duplicates",
+                "FieldValueInvalid | spec.lean: Invalid value: 0: spec.lean in body should have at least 1 properties",
+                "FieldValueTooMany | spec.fat: Too many: 2: must have at most 1 items",
+            ]
+        );
+    }
+
+    #[test]
+    fn enums_list_their_values_and_compare_numbers_by_value() {
+        let schema =
+            spec(json!({"e": {"enum": ["a", 1, true]}, "n": {"type": "number", "enum": [1]}}));
+        assert!(errors(schema.clone(), json!({"spec": {"e": "a", "n": 1.0}})).is_empty());
+        assert_eq!(
+            errors(schema, json!({"spec": {"e": {"k": [1, "x"]}, "n": 2}})),
+            [
+                "FieldValueNotSupported | spec.e: Unsupported value: map[string]interface {}{\"k\":[]interface {}{1, \"x\"}}: supported values: \"a\", \"1\", \"true\"",
+                "FieldValueNotSupported | spec.n: Unsupported value: 2: supported values: \"1\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn formats_kube_keeps_are_checked_and_others_ignored() {
+        let schema = spec(json!({
+            "t": {"type": "string", "format": "date-time"},
+            "d": {"type": "string", "format": "date"},
+            "u": {"type": "string", "format": "uuid"},
+            "ip": {"type": "string", "format": "ipv4"},
+            "c": {"type": "string", "format": "cidr"},
+            "b": {"type": "string", "format": "byte"},
+            "other": {"type": "string", "format": "no-such-format"},
+            "i": {"type": "integer", "format": "int32"},
+        }));
+        assert!(
+            errors(
+                schema.clone(),
+                json!({"spec": {"t": "2024-01-02T03:04:05Z", "d": "2024-01-02",
+                "u": "123e4567-e89b-12d3-a456-426614174000", "ip": "10.0.0.1", "c": "10.0.0.0/8",
+                "b": "aGk=", "other": "anything", "i": 7}})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            errors(
+                schema,
+                json!({"spec": {"t": "yesterday", "d": "2024-13-01", "u": "x",
+                "ip": "::1", "c": "10.0.0.0/33", "b": "!"}})
+            ),
+            [
+                "FieldValueTypeInvalid | spec.t: Invalid value: \"yesterday\": spec.t in body must be of type date-time: \"yesterday\"",
+                "FieldValueTypeInvalid | spec.d: Invalid value: \"2024-13-01\": spec.d in body must be of type date: \"2024-13-01\"",
+                "FieldValueTypeInvalid | spec.u: Invalid value: \"x\": spec.u in body must be of type uuid: \"x\"",
+                "FieldValueTypeInvalid | spec.ip: Invalid value: \"::1\": spec.ip in body must be of type ipv4: \"::1\"",
+                "FieldValueTypeInvalid | spec.c: Invalid value: \"10.0.0.0/33\": spec.c in body must be of type cidr: \"10.0.0.0/33\"",
+                "FieldValueTypeInvalid | spec.b: Invalid value: \"!\": spec.b in body must be of type byte: \"!\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn composed_keywords_report_at_the_nil_root_with_the_best_failure() {
+        let schema = json!({"type": "object", "properties": {"spec": {
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+            "anyOf": [{"required": ["a"]}, {"required": ["b"]}],
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+            "allOf": [{"required": ["a"]}],
+            "not": {"required": ["c"]},
+        }}});
+        assert!(errors(schema.clone(), json!({"spec": {"a": "x"}})).is_empty());
+        assert_eq!(
+            errors(schema.clone(), json!({"spec": {"c": "x"}})),
+            [
+                "FieldValueInvalid | <nil>: Invalid value: \"\": \"spec\" must validate at least one schema (anyOf)",
+                "FieldValueRequired | spec.a: Required value",
+                "FieldValueInvalid | <nil>: Invalid value: \"\": \"spec\" must validate one and only one schema (oneOf). Found none valid",
+                "FieldValueRequired | spec.a: Required value",
+                "FieldValueRequired | spec.a: Required value",
+                "FieldValueInvalid | <nil>: Invalid value: \"\": \"spec\" must validate all the schemas (allOf). None validated",
+                "FieldValueInvalid | <nil>: Invalid value: \"\": \"spec\" must not validate the schema (not)",
+            ]
+        );
+        assert_eq!(
+            errors(schema, json!({"spec": {"a": "x", "b": "y"}})),
+            [
+                "FieldValueInvalid | <nil>: Invalid value: \"\": \"spec\" must validate one and only one schema (oneOf). Found 2 valid alternatives"
+            ]
+        );
+    }
+
+    #[test]
+    fn additional_properties_type_map_values() {
+        let schema = spec(json!({"labels": {"type": "object",
+            "additionalProperties": {"type": "string", "maxLength": 2}}}));
+        assert_eq!(
+            errors(
+                schema,
+                json!({"spec": {"labels": {"ok": "ab", "n": 1, "long": "abc"}}})
+            ),
+            [
+                "FieldValueTypeInvalid | spec.labels.n: Invalid value: \"integer\": spec.labels.n in body must be of type string: \"integer\"",
+                "FieldValueTooLong | spec.labels.long: Too long: may not be more than 2 bytes",
+            ]
+        );
+    }
+
+    #[test]
+    fn embedded_resources_need_api_version_and_kind_and_keep_their_metadata() {
+        let schema = spec(json!({"template": {"type": "object",
+            "x-kubernetes-embedded-resource": true,
+            "properties": {"spec": {"type": "object"}}}}));
+        let mut object = json!({"spec": {"template": {"kind": 3,
+            "metadata": {"name": "t", "bogus": 1}, "spec": {}, "extra": 1}}});
+        let pruned = prune(&mut object, &schema);
+        assert_eq!(
+            pruned,
+            ["spec.template.extra", "spec.template.metadata.bogus"]
+        );
+        assert_eq!(object["spec"]["template"]["metadata"], json!({"name": "t"}));
+        assert_eq!(
+            errors(schema, object),
+            [
+                "FieldValueRequired | spec.template.apiVersion: Required value: must not be empty",
+                "FieldValueInvalid | spec.template.kind: Invalid value: 3: must be a string",
+            ]
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_the_root_meta_fields_and_what_preserve_unknown_fields_covers() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "list": {"type": "array", "items": {"type": "object",
+                    "properties": {"name": {"type": "string"}}}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {"typed": {"type": "object", "properties": {}}}},
+                "n": {"type": "integer"},
+                "m": {"type": "integer", "nullable": true},
+            }},
+        }});
+        let mut object = json!({
+            "apiVersion": "g/v1", "kind": "K",
+            "metadata": {"name": "a", "labels": {"x": "y"}, "surprise": true},
+            "spec": {
+                "list": [{"name": "a", "extra": 1}, {"name": "b"}],
+                "free": {"anything": {"deep": 1}, "typed": {"gone": 1}},
+                "n": null, "m": null,
+            },
+            "status": {"phase": "x"},
+        });
+        let pruned = prune(&mut object, &schema);
+        assert_eq!(
+            pruned,
+            [
+                "metadata.surprise",
+                "spec.free.typed.gone",
+                "spec.list[0].extra",
+                "status",
+            ]
+        );
+        assert_eq!(
+            object,
+            json!({
+                "apiVersion": "g/v1", "kind": "K",
+                "metadata": {"name": "a", "labels": {"x": "y"}},
+                "spec": {
+                    "list": [{"name": "a"}, {"name": "b"}],
+                    "free": {"anything": {"deep": 1}, "typed": {}},
+                    "m": null,
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn the_typed_conversion_of_apply_names_undeclared_fields_and_wrong_scalars() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "n": {"type": "integer"}, "s": {"type": "string"}, "b": {"type": "boolean"},
+                "l": {"type": "array", "items": {"type": "object", "properties": {}}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            }},
+        }});
+        let fine = json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "a"},
+            "spec": {"n": 1.5, "s": "x", "b": false, "l": [{}], "free": {"any": 1}}});
+        assert_eq!(typed_conversion_errors(&fine, &schema), None);
+        let one = json!({"spec": {"n": "1"}});
+        assert_eq!(
+            typed_conversion_errors(&one, &schema).unwrap(),
+            ".spec.n: expected numeric (int or float), got string"
+        );
+        let many = json!({"metadata": {"oops": 1}, "spec": {"s": 1, "b": "no",
+            "l": [{"x": 1}]}, "top": 1});
+        assert_eq!(
+            typed_conversion_errors(&many, &schema).unwrap(),
+            "errors:\n  .metadata.oops: field not declared in schema\n  .spec.s: expected string, got &value.valueUnstructured{Value:1}\n  .spec.b: expected boolean, got &{no}\n  .spec.l[0].x: field not declared in schema\n  .top: field not declared in schema"
+        );
+    }
+
+    #[test]
+    fn go_formatting_of_values() {
+        assert_eq!(go_quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
+        assert_eq!(go_float(1.0), "1");
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(1e21), "1e+21");
+        assert_eq!(go_float(1.5e-7), "1.5e-07");
+    }
+}
