@@ -634,20 +634,20 @@ impl Cluster {
     }
 
     /// The strategy's validation of a custom resource against its schema (422 Invalid, every
-    /// field error a cause). `status` is left out of writes to the main resource of a type with
-    /// a status subresource: the stored one is kept.
+    /// field error a cause), ratcheting against `old` on an update. `status` is left out of a
+    /// create of a type with a status subresource: the server drops it.
     fn validate_custom(
         store: &Store,
         resource: &ResourceType,
         name: &str,
         object: &Value,
-        with_status: bool,
+        old: Option<&Value>,
     ) -> Result<(), ApiError> {
         let Some(definition) = Self::definition(store, resource) else {
             return Ok(());
         };
-        let skip = (resource.status_subresource && !with_status).then_some("status");
-        let causes = super::schema::validate(object, definition.schema(), skip);
+        let skip = (resource.status_subresource && old.is_none()).then_some("status");
+        let causes = super::schema::validate(object, definition.schema(), skip, old);
         if causes.is_empty() {
             return Ok(());
         }
@@ -718,7 +718,7 @@ impl Cluster {
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        Self::validate_custom(&store, resource, &name, &object, false)?;
+        Self::validate_custom(&store, resource, &name, &object, None)?;
         if store.get(&resource.plural, &key).is_some() {
             return Err(ApiError::already_exists(resource, &name));
         }
@@ -878,7 +878,7 @@ impl Cluster {
                     }
                     Self::admit_create(&store, resource, namespace, name)?;
                     self.validate_new_name(resource, &mut merged)?;
-                    Self::validate_custom(&store, resource, name, &merged, false)?;
+                    Self::validate_custom(&store, resource, name, &merged, None)?;
                     let rv = text(&merged, "resourceVersion").to_string();
                     if !rv.is_empty() {
                         return Err(ApiError::not_found(resource, name));
@@ -988,9 +988,9 @@ impl Cluster {
                 ));
             }
         }
-        // The whole object, status included: the stored status is validated again, as the
-        // real strategy does.
-        Self::validate_custom(store, resource, &name, &new, true)?;
+        // The whole object, status included, as the real strategy validates it; what did not
+        // change from the stored object is not validated again (ratcheting).
+        Self::validate_custom(store, resource, &name, &new, Some(old))?;
         if resource.tracks_generation
             && generation_relevant(&new, resource) != generation_relevant(old, resource)
         {
@@ -1086,7 +1086,7 @@ impl Cluster {
                 Decoded::Patch
             };
             Self::decode_custom(&store, resource, &mut new, options, decoded)?;
-            Self::validate_custom(&store, resource, name, &new, true)?;
+            Self::validate_custom(&store, resource, name, &new, Some(&old))?;
         }
         if new == *old || options.dry_run {
             return Ok((StatusCode::OK, new));

@@ -293,16 +293,24 @@ fn composite(detail: String) -> FieldError {
 
 /// Validates a whole custom resource against its schema, as
 /// `apiservervalidation.ValidateCustomResource` plus the embedded-resource checks; `skip` is a
-/// root field left out (`status`, which writes to the main resource do not change).
-pub fn validate(object: &Value, schema: &Value, skip: Option<&str>) -> Vec<Cause> {
+/// root field left out (`status`, which writes to the main resource do not change). With `old`
+/// (an update), validation ratchets as in 1.33 (`CRDValidationRatcheting`): a node equal to the
+/// node of the old object it correlates with (same map key; list items of
+/// `x-kubernetes-list-type: map` by their keys) is not validated again.
+pub fn validate(
+    object: &Value,
+    schema: &Value,
+    skip: Option<&str>,
+    old: Option<&Value>,
+) -> Vec<Cause> {
     let mut errors = Vec::new();
     match (skip, object) {
         (Some(skip), Value::Object(map)) if map.contains_key(skip) => {
             let mut without = map.clone();
             without.remove(skip);
-            validate_node(&Value::Object(without), schema, "", &mut errors);
+            validate_node(&Value::Object(without), schema, "", old, &mut errors);
         }
-        _ => validate_node(object, schema, "", &mut errors),
+        _ => validate_node(object, schema, "", old, &mut errors),
     }
     validate_embedded(object, schema, "", &mut errors);
     errors.into_iter().map(FieldError::cause).collect()
@@ -372,7 +380,16 @@ fn is_integral(value: &Value) -> bool {
 
 /// `SchemaValidator.Validate`: the type, the composed keywords, then the checks of the value's
 /// kind (string, format, number, list, enum, object), each adding its errors.
-fn validate_node(value: &Value, schema: &Value, name: &str, errors: &mut Vec<FieldError>) {
+fn validate_node(
+    value: &Value,
+    schema: &Value,
+    name: &str,
+    old: Option<&Value>,
+    errors: &mut Vec<FieldError>,
+) {
+    if old == Some(value) {
+        return;
+    }
     let types = types_of(schema);
     let format = format_of(schema, &types);
     if value.is_null() {
@@ -385,7 +402,7 @@ fn validate_node(value: &Value, schema: &Value, name: &str, errors: &mut Vec<Fie
     if !types.is_empty() || !format.is_empty() {
         validate_type(value, &types, format, name, errors);
     }
-    validate_composed(value, schema, name, errors);
+    validate_composed(value, schema, name, old, errors);
     match value {
         Value::String(text) => {
             validate_string(text, schema, name, errors);
@@ -402,12 +419,12 @@ fn validate_node(value: &Value, schema: &Value, name: &str, errors: &mut Vec<Fie
             }
         }
         Value::Number(_) => validate_number(value, schema, name, errors),
-        Value::Array(items) => validate_list(items, schema, name, errors),
+        Value::Array(items) => validate_list(items, schema, name, old, errors),
         _ => {}
     }
     validate_enum(value, schema, name, errors);
     if let Value::Object(map) = value {
-        validate_object(map, schema, name, errors);
+        validate_object(map, schema, name, old, errors);
     }
 }
 
@@ -463,10 +480,16 @@ fn schemas<'a>(schema: &'a Value, key: &str) -> &'a [Value] {
 
 /// `schemaPropsValidator`: anyOf, oneOf, allOf, not. The errors of the best failing alternative
 /// are kept (the first, where kube-openapi compares how many checks passed).
-fn validate_composed(value: &Value, schema: &Value, name: &str, errors: &mut Vec<FieldError>) {
+fn validate_composed(
+    value: &Value,
+    schema: &Value,
+    name: &str,
+    old: Option<&Value>,
+    errors: &mut Vec<FieldError>,
+) {
     let run = |sub: &Value| {
         let mut found = Vec::new();
-        validate_node(value, sub, name, &mut found);
+        validate_node(value, sub, name, old, &mut found);
         found
     };
     let any_of = schemas(schema, "anyOf");
@@ -635,10 +658,35 @@ fn validate_number(value: &Value, schema: &Value, name: &str, errors: &mut Vec<F
 }
 
 /// `schemaSliceValidator`: the items, then minItems, maxItems, uniqueItems.
-fn validate_list(items: &[Value], schema: &Value, name: &str, errors: &mut Vec<FieldError>) {
+fn validate_list(
+    items: &[Value],
+    schema: &Value,
+    name: &str,
+    old: Option<&Value>,
+    errors: &mut Vec<FieldError>,
+) {
     if schema["items"].is_object() {
+        let keys: Vec<&str> = schema["x-kubernetes-list-map-keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let old_items = old
+            .and_then(Value::as_array)
+            .filter(|_| schema["x-kubernetes-list-type"] == "map" && !keys.is_empty());
         for (index, item) in items.iter().enumerate() {
-            validate_node(item, &schema["items"], &format!("{name}[{index}]"), errors);
+            let correlated = old_items.and_then(|olds| {
+                olds.iter().find(|o| {
+                    keys.iter()
+                        .all(|k| o.get(*k).is_some() && o.get(*k) == item.get(*k))
+                })
+            });
+            validate_node(
+                item,
+                &schema["items"],
+                &format!("{name}[{index}]"),
+                correlated,
+                errors,
+            );
         }
     }
     let size = items.len() as i64;
@@ -715,8 +763,10 @@ fn validate_object(
     map: &Map<String, Value>,
     schema: &Value,
     name: &str,
+    old: Option<&Value>,
     errors: &mut Vec<FieldError>,
 ) {
+    let old_child = |key: &str| old.and_then(|o| o.get(key));
     let count = map.len() as i64;
     if let Some(min) = limit(schema, "minProperties")
         && count < min
@@ -743,14 +793,26 @@ fn validate_object(
     if let Some(Some(additional)) = additional(schema) {
         for (key, child) in map {
             if props.is_none_or(|p| !p.contains_key(key)) {
-                validate_node(child, additional, &format!("{name}.{key}"), errors);
+                validate_node(
+                    child,
+                    additional,
+                    &format!("{name}.{key}"),
+                    old_child(key),
+                    errors,
+                );
             }
         }
     }
     if let Some(props) = props {
         for (key, property) in props {
             if let Some(child) = map.get(key) {
-                validate_node(child, property, &child_path(name, key), errors);
+                validate_node(
+                    child,
+                    property,
+                    &child_path(name, key),
+                    old_child(key),
+                    errors,
+                );
             }
         }
     }
@@ -1097,7 +1159,7 @@ mod tests {
 
     /// The `field: body` lines of validating `object` against a root schema.
     fn errors(schema: Value, object: Value) -> Vec<String> {
-        validate(&object, &schema, None)
+        validate(&object, &schema, None, None)
             .into_iter()
             .map(|c| format!("{} | {}: {}", c.kind, c.field, c.message))
             .collect()

@@ -415,3 +415,36 @@ async fn the_schema_is_the_stored_definitions_at_every_request() {
         "LongRunningService.lrs.datarobot.com \"a\" is invalid: [spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\", spec.type: Required value]"
     );
 }
+
+#[tokio::test]
+async fn updates_ratchet_what_did_not_change() {
+    // Stored before the stricter definition (seeded as stored): replicas is a string.
+    let server = typed_server();
+    let mut old = typed_lrs("a", json!({"type": "deployment", "replicas": "3"}));
+    old["metadata"]["namespace"] = json!("dr");
+    server.cluster.insert(old).unwrap();
+    let (code, _, patched) = send(
+        &server,
+        Method::PATCH,
+        &format!("{LRS}/a"),
+        "application/merge-patch+json",
+        r#"{"metadata":{"labels":{"x":"y"}},"spec":{"image":"b"}}"#.into(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["spec"]["replicas"], "3");
+    let (code, _, status) = send(
+        &server,
+        Method::PATCH,
+        &format!("{LRS}/a"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":"4"}}"#.into(),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.replicas",
+        "{status}"
+    );
+}
