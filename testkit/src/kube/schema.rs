@@ -210,12 +210,10 @@ fn skip_prune(
                 }
             }
         }
-        Value::Array(items) => {
-            if schema["items"].is_object() {
-                for (index, item) in items.iter_mut().enumerate() {
-                    let item_path = format!("{path}[{index}]");
-                    skip_prune(item, &schema["items"], &item_path, false, pruned);
-                }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (index, item) in items.iter_mut().enumerate() {
+                let item_path = format!("{path}[{index}]");
+                skip_prune(item, &schema["items"], &item_path, false, pruned);
             }
         }
         _ => {}
@@ -453,17 +451,18 @@ fn validate_type(
     let float_int = actual == "number" && is_integral(value) && types.contains(&"integer");
     let int_float = actual == "integer" && types.contains(&"number");
     let text_or_list = matches!(value, Value::String(_) | Value::Array(_));
-    if !text_or_list
-        && !format.is_empty()
-        && !(types.contains(&actual) || json_format(value) == format || float_int || int_float)
-    {
+    let format_fits = format.is_empty()
+        || types.contains(&actual)
+        || json_format(value) == format
+        || float_int
+        || int_float;
+    if !text_or_list && !format_fits {
         errors.push(type_error(name, format, json_format(value)));
         return;
     }
-    if !(types.contains(&"number") || types.contains(&"integer"))
-        && !format.is_empty()
-        && text_or_list
-    {
+    // A format on a non-numeric schema is the format validator's, not the type's.
+    let numeric = types.contains(&"number") || types.contains(&"integer");
+    if !numeric && !format.is_empty() && text_or_list {
         return;
     }
     if !(types.contains(&actual) || float_int || int_float) {

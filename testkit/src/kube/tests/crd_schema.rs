@@ -443,8 +443,7 @@ async fn updates_ratchet_what_did_not_change() {
     .await;
     assert_eq!(code, 422, "{status}");
     assert_eq!(
-        status["details"]["causes"][0]["field"],
-        "spec.replicas",
+        status["details"]["causes"][0]["field"], "spec.replicas",
         "{status}"
     );
 }
