@@ -621,7 +621,16 @@ impl Cluster {
                 Err(ApiError::bad_request(match decoded {
                     Decoded::Patch => strict,
                     Decoded::Body(group_version, kind) => {
-                        let version = group_version.rsplit('/').next().unwrap_or_default();
+                        // The decoder defaults what the body leaves out from the URL.
+                        let version = match group_version.rsplit('/').next() {
+                            Some(version) if !version.is_empty() => version,
+                            _ => resource.version.as_str(),
+                        };
+                        let kind = if kind.is_empty() {
+                            &resource.kind
+                        } else {
+                            &kind
+                        };
                         format!(
                             "{kind} in version {} cannot be handled as a {}: {strict}",
                             super::schema::go_quote(version),

@@ -2,8 +2,9 @@
 //! statefulsets (with `scale` and simulated controllers), service accounts, config maps, secrets,
 //! RBAC cluster roles and bindings (enforced for service accounts), cron jobs and jobs (whose pods
 //! run as local processes, `jobs`) and the LRS custom resource (with its operator's finalizer
-//! handling simulated), over TLS with a bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection API the
-//! sandbox and the tests use without HTTP.
+//! handling simulated, validated against the schema of its stored CRD, `schema`), over TLS with a
+//! bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection
+//! API the sandbox and the tests use without HTTP.
 
 pub mod access;
 mod api;

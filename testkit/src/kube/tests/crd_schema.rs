@@ -198,6 +198,15 @@ async fn unknown_fields_are_pruned_warned_of_or_refused_as_field_validation_says
         "LongRunningService in version \"v1\" cannot be handled as a LongRunningService: strict decoding error: unknown field \"spec.bar\", unknown field \"spec.foo\"",
     );
     assert!(stored(&server, "c").is_none());
+    // The decoder names the URL's kind and version when the body does not.
+    let bare = json!({"metadata": {"name": "c"}, "spec": {"type": "deployment", "foo": 1}});
+    let (code, _, status) = post(&server, "?fieldValidation=Strict", &bare).await;
+    assert_status(
+        &(code, status),
+        400,
+        Some("BadRequest"),
+        "LongRunningService in version \"v1\" cannot be handled as a LongRunningService: strict decoding error: unknown field \"spec.foo\"",
+    );
 
     // A patch that adds one: refused without the decoder's prefix under Strict.
     let (code, _, status) = send(
