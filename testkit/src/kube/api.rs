@@ -652,11 +652,7 @@ impl Cluster {
         object: &Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let Some(definition) = Self::definition(store, resource) else {
-            return Ok(());
-        };
-        let skip = (resource.status_subresource && old.is_none()).then_some("status");
-        let causes = super::schema::validate(object, definition.schema(), skip, old);
+        let causes = Self::custom_causes(store, resource, object, old);
         if causes.is_empty() {
             return Ok(());
         }
@@ -666,6 +662,20 @@ impl Cluster {
             name,
             causes,
         ))
+    }
+
+    /// The field errors of [`Cluster::validate_custom`].
+    fn custom_causes(
+        store: &Store,
+        resource: &ResourceType,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Vec<Cause> {
+        let Some(definition) = Self::definition(store, resource) else {
+            return Vec::new();
+        };
+        let skip = (resource.status_subresource && old.is_none()).then_some("status");
+        super::schema::validate(object, definition.schema(), skip, old)
     }
 
     /// Server-side apply's typed conversion of the applied configuration, before any merge: a
@@ -720,14 +730,15 @@ impl Cluster {
         Self::decode_custom(&store, resource, &mut object, options, decoded)?;
         let name = text(&object, "name").to_string();
         Self::admit_create(&store, resource, namespace, &name)?;
-        let name = self.validate_new_name(resource, &mut object)?;
+        let name = self.validate_new_name(resource, &mut object, |object| {
+            Self::custom_causes(&store, resource, object, None)
+        })?;
         let key = key_of(namespace.filter(|_| resource.namespaced), &name);
         if !options.dry_run && !text(&object, "resourceVersion").is_empty() {
             return Err(ApiError::unclassified(
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        Self::validate_custom(&store, resource, &name, &object, None)?;
         if store.get(&resource.plural, &key).is_some() {
             return Err(ApiError::already_exists(resource, &name));
         }
@@ -748,17 +759,20 @@ impl Cluster {
     }
 
     /// Fills in `metadata.name` from `generateName` and validates it.
+    /// `more` adds the errors of the rest of the object (a custom resource's schema), reported
+    /// with the name's in one answer, as the strategy's validation does.
     fn validate_new_name(
         &self,
         resource: &ResourceType,
         object: &mut Value,
+        more: impl FnOnce(&Value) -> Vec<Cause>,
     ) -> Result<String, ApiError> {
         let generate = text(object, "generateName").to_string();
         if text(object, "name").is_empty() && !generate.is_empty() {
             metadata_mut(object).insert("name".into(), json!(generate_name(&generate)));
         }
         let name = text(object, "name").to_string();
-        let causes = if name.is_empty() {
+        let mut causes = if name.is_empty() {
             vec![Cause::new(
                 "FieldValueRequired",
                 "Required value: name or generateName is required",
@@ -767,6 +781,7 @@ impl Cluster {
         } else {
             name_errors(&name, resource.plural == "namespaces")
         };
+        causes.extend(more(object));
         if causes.is_empty() {
             Ok(name)
         } else {
@@ -886,8 +901,9 @@ impl Cluster {
                         metadata_mut(&mut merged).insert("namespace".into(), json!(ns));
                     }
                     Self::admit_create(&store, resource, namespace, name)?;
-                    self.validate_new_name(resource, &mut merged)?;
-                    Self::validate_custom(&store, resource, name, &merged, None)?;
+                    self.validate_new_name(resource, &mut merged, |object| {
+                        Self::custom_causes(&store, resource, object, None)
+                    })?;
                     let rv = text(&merged, "resourceVersion").to_string();
                     if !rv.is_empty() {
                         return Err(ApiError::not_found(resource, name));

@@ -99,6 +99,18 @@ async fn a_value_of_the_wrong_type_is_invalid_with_the_field_named() {
     );
     assert!(stored(&server, "a").is_none());
 
+    // The name's errors and the schema's come in one answer, the name's first.
+    let object = typed_lrs("A_b", json!({"type": "deployment", "replicas": "3"}));
+    let (code, _, status) = post(&server, "", &object).await;
+    assert_eq!(code, 422);
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["metadata.name", "spec.replicas"], "{status}");
+
     // An integral number is an integer; a fraction is not.
     let whole = typed_lrs("b", json!({"type": "deployment", "replicas": 2.0}));
     assert_eq!(post(&server, "", &whole).await.0, 201);
