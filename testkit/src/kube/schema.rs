@@ -302,14 +302,7 @@ pub fn validate(
     old: Option<&Value>,
 ) -> Vec<Cause> {
     let mut errors = Vec::new();
-    match (skip, object) {
-        (Some(skip), Value::Object(map)) if map.contains_key(skip) => {
-            let mut without = map.clone();
-            without.remove(skip);
-            validate_node(&Value::Object(without), schema, "", old, &mut errors);
-        }
-        _ => validate_node(object, schema, "", old, &mut errors),
-    }
+    validate_node_but(object, schema, "", old, skip, &mut errors);
     validate_embedded(object, schema, "", &mut errors);
     errors.into_iter().map(FieldError::cause).collect()
 }
@@ -385,6 +378,18 @@ fn validate_node(
     old: Option<&Value>,
     errors: &mut Vec<FieldError>,
 ) {
+    validate_node_but(value, schema, name, old, None, errors);
+}
+
+/// [`validate_node`], the field `skip` of an object left out (as if it were not there).
+fn validate_node_but(
+    value: &Value,
+    schema: &Value,
+    name: &str,
+    old: Option<&Value>,
+    skip: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) {
     if old == Some(value) {
         return;
     }
@@ -422,7 +427,7 @@ fn validate_node(
     }
     validate_enum(value, schema, name, errors);
     if let Value::Object(map) = value {
-        validate_object(map, schema, name, old, errors);
+        validate_object(map, schema, name, old, skip, errors);
     }
 }
 
@@ -763,10 +768,12 @@ fn validate_object(
     schema: &Value,
     name: &str,
     old: Option<&Value>,
+    skip: Option<&str>,
     errors: &mut Vec<FieldError>,
 ) {
     let old_child = |key: &str| old.and_then(|o| o.get(key));
-    let count = map.len() as i64;
+    let kept = |key: &str| skip != Some(key);
+    let count = map.keys().filter(|k| kept(k)).count() as i64;
     if let Some(min) = limit(schema, "minProperties")
         && count < min
     {
@@ -790,7 +797,7 @@ fn validate_object(
     }
     let props = properties(schema);
     if let Some(Some(additional)) = additional(schema) {
-        for (key, child) in map {
+        for (key, child) in map.iter().filter(|(k, _)| kept(k)) {
             if props.is_none_or(|p| !p.contains_key(key)) {
                 validate_node(
                     child,
@@ -804,7 +811,7 @@ fn validate_object(
     }
     if let Some(props) = props {
         for (key, property) in props {
-            if let Some(child) = map.get(key) {
+            if let Some(child) = map.get(key).filter(|_| kept(key)) {
                 validate_node(
                     child,
                     property,
@@ -817,7 +824,7 @@ fn validate_object(
     }
     for required in schema["required"].as_array().into_iter().flatten() {
         if let Some(key) = required.as_str()
-            && !map.contains_key(key)
+            && !(map.contains_key(key) && kept(key))
         {
             errors.push(FieldError {
                 kind: "FieldValueRequired",
@@ -1455,6 +1462,18 @@ mod tests {
             typed_conversion_errors(&many, &schema).unwrap(),
             "errors:\n  .metadata.oops: field not declared in schema\n  .spec.s: expected string, got &value.valueUnstructured{Value:1}\n  .spec.b: expected boolean, got &{no}\n  .spec.l[0].x: field not declared in schema\n  .top: field not declared in schema"
         );
+    }
+
+    #[test]
+    fn a_skipped_root_field_is_validated_as_absent() {
+        let schema = json!({"type": "object", "required": ["status"], "maxProperties": 1,
+            "properties": {"spec": {"type": "object"}, "status": {"type": "string"}}});
+        let object = json!({"spec": {}, "status": {}});
+        let causes: Vec<String> = validate(&object, &schema, Some("status"), None)
+            .into_iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(causes, ["status: Required value"]);
     }
 
     #[test]
