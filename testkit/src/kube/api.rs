@@ -693,20 +693,8 @@ impl Cluster {
         else {
             return Ok(());
         };
-        let (group, version) = match config["apiVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .rsplit_once('/')
-        {
-            Some((group, version)) => (group.to_string(), version.to_string()),
-            None => (
-                String::new(),
-                config["apiVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-        };
+        let api_version = config["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         Err(ApiError::unclassified(format!(
             "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {errors}",
             text(config, "namespace"),
@@ -758,9 +746,9 @@ impl Cluster {
         Ok((StatusCode::CREATED, (*stored).clone()))
     }
 
-    /// Fills in `metadata.name` from `generateName` and validates it.
-    /// `more` adds the errors of the rest of the object (a custom resource's schema), reported
-    /// with the name's in one answer, as the strategy's validation does.
+    /// Fills in `metadata.name` from `generateName` and validates it, with the errors `more`
+    /// finds in the rest of the object (a custom resource's schema) in the same answer, as the
+    /// strategy's validation reports them.
     fn validate_new_name(
         &self,
         resource: &ResourceType,
