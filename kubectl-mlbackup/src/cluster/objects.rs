@@ -46,9 +46,9 @@ pub struct Applied {
 /// Server-side apply of `object` (field manager [`FIELD_MANAGER`]): creates the object when it
 /// does not exist, else sets the fields it holds; a field another manager set to another value is
 /// a 409 conflict (no force: an object that appeared meanwhile is not taken over silently).
-/// Field validation is strict, as `kubectl apply`'s: a field the resource's schema does not
-/// declare is refused by name rather than dropped without a word (the server's default for a
-/// client that does not ask is to prune it and warn).
+/// Field validation is strict, as `kubectl apply --server-side` asks for it. (For an apply it
+/// only refuses duplicate keys: a field the resource's schema does not declare fails the apply
+/// whatever it says, with a 500 `field not declared in schema`; see `transport`.)
 pub async fn apply(
     cluster: &Cluster,
     resource: &ServedResource,

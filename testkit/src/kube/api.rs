@@ -49,6 +49,67 @@ pub struct WriteOptions {
     pub manager: String,
     /// Server-side apply only: take over fields other managers own.
     pub force: bool,
+    /// The `fieldValidation` parameter: what unknown fields of a custom resource do.
+    pub field_validation: FieldValidation,
+    /// The `Warning` headers of the answer, as the real server's warning recorder collects them.
+    pub warnings: Warnings,
+}
+
+/// `fieldValidation`: Warn when not given (the default since 1.23, for every verb).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+/// Warnings a request collects for its answer (shared with the handler that answers).
+#[derive(Clone, Debug, Default)]
+pub struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    /// Adds a warning unless it is there already (the recorder keeps each text once).
+    pub fn add(&self, text: String) {
+        let mut list = self.0.lock().unwrap();
+        if !list.contains(&text) {
+            list.push(text);
+        }
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// How the object of a write reached the server, which decides how a strict decoding error is
+/// reported: a body decoded as the object (create, update), or a patch applied to the stored one.
+#[derive(Clone, Debug)]
+enum Decoded {
+    /// The apiVersion and kind the body named.
+    Body(String, String),
+    Patch,
+}
+
+impl Decoded {
+    fn body(object: &Value) -> Self {
+        let field = |key: &str| object[key].as_str().unwrap_or_default().to_string();
+        Decoded::Body(field("apiVersion"), field("kind"))
+    }
+}
+
+/// The stored CustomResourceDefinition of a custom resource type, with the index of the served
+/// version: its schema is read from the stored object at every write, so replacing the CRD
+/// changes what is validated.
+struct Definition {
+    crd: Arc<Value>,
+    version: usize,
+}
+
+impl Definition {
+    fn schema(&self) -> &Value {
+        &self.crd["spec"]["versions"][self.version]["schema"]["openAPIV3Schema"]
+    }
 }
 
 /// Options of list, watch and deletecollection.
@@ -510,6 +571,138 @@ impl Cluster {
         })
     }
 
+    /// The stored definition of a custom resource type (`PLURAL.GROUP`), when it has a schema
+    /// for the served version.
+    fn definition(store: &Store, resource: &ResourceType) -> Option<Definition> {
+        if !resource.custom {
+            return None;
+        }
+        let crd = store.get(
+            "customresourcedefinitions",
+            &key_of(None, &resource.qualified_resource()),
+        )?;
+        let version = crd["spec"]["versions"]
+            .as_array()?
+            .iter()
+            .position(|v| v["name"] == resource.version.as_str())?;
+        let definition = Definition { crd, version };
+        definition.schema().is_object().then_some(definition)
+    }
+
+    /// What the decoder of a custom resource does with a new object: prunes the fields its
+    /// schema does not know and, as `fieldValidation` says, refuses them (400), warns of them
+    /// or drops them silently.
+    fn decode_custom(
+        store: &Store,
+        resource: &ResourceType,
+        object: &mut Value,
+        options: &WriteOptions,
+        decoded: Decoded,
+    ) -> Result<(), ApiError> {
+        let Some(definition) = Self::definition(store, resource) else {
+            return Ok(());
+        };
+        let unknown = super::schema::prune(object, definition.schema());
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let errors: Vec<String> = unknown
+            .iter()
+            .map(|path| format!("unknown field {}", super::schema::go_quote(path)))
+            .collect();
+        match options.field_validation {
+            FieldValidation::Ignore => Ok(()),
+            FieldValidation::Warn => {
+                errors.into_iter().for_each(|e| options.warnings.add(e));
+                Ok(())
+            }
+            FieldValidation::Strict => {
+                let strict = format!("strict decoding error: {}", errors.join(", "));
+                Err(ApiError::bad_request(match decoded {
+                    Decoded::Patch => strict,
+                    Decoded::Body(group_version, kind) => {
+                        // The decoder defaults what the body leaves out from the URL.
+                        let version = match group_version.rsplit('/').next() {
+                            Some(version) if !version.is_empty() => version,
+                            _ => resource.version.as_str(),
+                        };
+                        let kind = if kind.is_empty() {
+                            &resource.kind
+                        } else {
+                            &kind
+                        };
+                        format!(
+                            "{kind} in version {} cannot be handled as a {}: {strict}",
+                            super::schema::go_quote(version),
+                            resource.kind
+                        )
+                    }
+                }))
+            }
+        }
+    }
+
+    /// The strategy's validation of a custom resource against its schema (422 Invalid, every
+    /// field error a cause), ratcheting against `old` on an update. `status` is left out of a
+    /// create of a type with a status subresource: the server drops it.
+    fn validate_custom(
+        store: &Store,
+        resource: &ResourceType,
+        name: &str,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let causes = Self::custom_causes(store, resource, object, old);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            &resource.group,
+            &resource.kind,
+            name,
+            causes,
+        ))
+    }
+
+    /// The field errors of [`Cluster::validate_custom`].
+    fn custom_causes(
+        store: &Store,
+        resource: &ResourceType,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Vec<Cause> {
+        let Some(definition) = Self::definition(store, resource) else {
+            return Vec::new();
+        };
+        let skip = (resource.status_subresource && old.is_none()).then_some("status");
+        super::schema::validate(object, definition.schema(), skip, old)
+    }
+
+    /// Server-side apply's typed conversion of the applied configuration, before any merge: a
+    /// field the schema does not declare (or a scalar of the wrong kind) fails it, whatever
+    /// `fieldValidation` says, with the 500 the real server answers (it does not classify it).
+    fn convert_applied(
+        store: &Store,
+        resource: &ResourceType,
+        config: &Value,
+    ) -> Result<(), ApiError> {
+        let Some(definition) = Self::definition(store, resource) else {
+            return Ok(());
+        };
+        let Some(errors) = super::schema::typed_conversion_errors(config, definition.schema())
+        else {
+            return Ok(());
+        };
+        let api_version = config["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        Err(ApiError::unclassified(format!(
+            "failed to create typed patch object ({}/{}; {group}/{version}, Kind={}): {errors}",
+            text(config, "namespace"),
+            text(config, "name"),
+            config["kind"].as_str().unwrap_or_default(),
+        )))
+    }
+
     /// POST: the object as created (201), or as it would be (dry run).
     pub fn create(
         &self,
@@ -521,9 +714,13 @@ impl Cluster {
         check_type(resource, &object)?;
         ensure_namespace_matches(resource, namespace, &mut object)?;
         let mut store = self.lock();
+        let decoded = Decoded::body(&object);
+        Self::decode_custom(&store, resource, &mut object, options, decoded)?;
         let name = text(&object, "name").to_string();
         Self::admit_create(&store, resource, namespace, &name)?;
-        let name = self.validate_new_name(resource, &mut object)?;
+        let name = self.validate_new_name(resource, &mut object, |object| {
+            Self::custom_causes(&store, resource, object, None)
+        })?;
         let key = key_of(namespace.filter(|_| resource.namespaced), &name);
         if !options.dry_run && !text(&object, "resourceVersion").is_empty() {
             return Err(ApiError::unclassified(
@@ -549,18 +746,21 @@ impl Cluster {
         Ok((StatusCode::CREATED, (*stored).clone()))
     }
 
-    /// Fills in `metadata.name` from `generateName` and validates it.
+    /// Fills in `metadata.name` from `generateName` and validates it, with the errors `more`
+    /// finds in the rest of the object (a custom resource's schema) in the same answer, as the
+    /// strategy's validation reports them.
     fn validate_new_name(
         &self,
         resource: &ResourceType,
         object: &mut Value,
+        more: impl FnOnce(&Value) -> Vec<Cause>,
     ) -> Result<String, ApiError> {
         let generate = text(object, "generateName").to_string();
         if text(object, "name").is_empty() && !generate.is_empty() {
             metadata_mut(object).insert("name".into(), json!(generate_name(&generate)));
         }
         let name = text(object, "name").to_string();
-        let causes = if name.is_empty() {
+        let mut causes = if name.is_empty() {
             vec![Cause::new(
                 "FieldValueRequired",
                 "Required value: name or generateName is required",
@@ -569,6 +769,7 @@ impl Cluster {
         } else {
             name_errors(&name, resource.plural == "namespaces")
         };
+        causes.extend(more(object));
         if causes.is_empty() {
             Ok(name)
         } else {
@@ -599,6 +800,8 @@ impl Cluster {
             )));
         }
         let mut store = self.lock();
+        let decoded = Decoded::body(&object);
+        Self::decode_custom(&store, resource, &mut object, options, decoded)?;
         let key = key_of(namespace.filter(|_| resource.namespaced), name);
         let old = store
             .get(&resource.plural, &key)
@@ -653,6 +856,7 @@ impl Cluster {
                     "the name of the object ({config_name}) does not match the name on the URL ({name})"
                 )));
             }
+            Self::convert_applied(&store, resource, &config)?;
             let mut config = config;
             ensure_namespace_matches(resource, namespace, &mut config)?;
             let skeleton = json!({
@@ -685,7 +889,9 @@ impl Cluster {
                         metadata_mut(&mut merged).insert("namespace".into(), json!(ns));
                     }
                     Self::admit_create(&store, resource, namespace, name)?;
-                    self.validate_new_name(resource, &mut merged)?;
+                    self.validate_new_name(resource, &mut merged, |object| {
+                        Self::custom_causes(&store, resource, object, None)
+                    })?;
                     let rv = text(&merged, "resourceVersion").to_string();
                     if !rv.is_empty() {
                         return Err(ApiError::not_found(resource, name));
@@ -701,6 +907,7 @@ impl Cluster {
         }
         let old = old.ok_or_else(|| ApiError::not_found(resource, name))?;
         let mut patched = patched(&old, patch_type, body)?;
+        Self::decode_custom(&store, resource, &mut patched, options, Decoded::Patch)?;
         // A patch cannot rename or move the object.
         let metadata = metadata_mut(&mut patched);
         metadata.insert("name".into(), json!(name));
@@ -794,6 +1001,9 @@ impl Cluster {
                 ));
             }
         }
+        // The whole object, status included, as the real strategy validates it; what did not
+        // change from the stored object is not validated again (ratcheting).
+        Self::validate_custom(store, resource, &name, &new, Some(old))?;
         if resource.tracks_generation
             && generation_relevant(&new, resource) != generation_relevant(old, resource)
         {
@@ -838,6 +1048,31 @@ impl Cluster {
         make: impl FnOnce(&Value) -> Result<Value, ApiError>,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
+        self.write_status(resource, namespace, name, make, options, false)
+    }
+
+    /// PUT of the `status` subresource: `body` is decoded as the object (a strict decoding
+    /// error names its kind and version).
+    pub fn replace_status(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        options: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        self.write_status(resource, namespace, name, |_| Ok(body), options, true)
+    }
+
+    fn write_status(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        make: impl FnOnce(&Value) -> Result<Value, ApiError>,
+        options: &WriteOptions,
+        decoded_as_body: bool,
+    ) -> Result<Written, ApiError> {
         let mut store = self.lock();
         let key = key_of(namespace.filter(|_| resource.namespaced), name);
         let old = store
@@ -856,6 +1091,15 @@ impl Cluster {
                     map.remove("status");
                 }
             }
+        }
+        if resource.custom {
+            let decoded = if decoded_as_body {
+                Decoded::body(&proposed)
+            } else {
+                Decoded::Patch
+            };
+            Self::decode_custom(&store, resource, &mut new, options, decoded)?;
+            Self::validate_custom(&store, resource, name, &new, Some(&old))?;
         }
         if new == *old || options.dry_run {
             return Ok((StatusCode::OK, new));
@@ -1158,6 +1402,15 @@ impl Cluster {
 
     /// Seeds an object as stored (status kept), creating its namespace if needed.
     pub fn insert(&self, object: Value) -> anyhow::Result<Value> {
+        self.seed(object, false)
+    }
+
+    /// [`Cluster::insert`], replacing the object of the same name.
+    pub fn replace(&self, object: Value) -> anyhow::Result<Value> {
+        self.seed(object, true)
+    }
+
+    fn seed(&self, object: Value, replace: bool) -> anyhow::Result<Value> {
         let resource = self
             .catalog
             .by_api_version_kind(
@@ -1178,6 +1431,13 @@ impl Cluster {
             "metadata.name is required"
         );
         let mut store = self.lock();
+        if replace {
+            let key = key_of(
+                resource.namespaced.then_some(namespace.as_str()),
+                text(&object, "name"),
+            );
+            store.remove(&resource.plural, &key);
+        }
         Self::insert_locked(&mut store, &resource, object)
     }
 

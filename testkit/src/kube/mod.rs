@@ -2,8 +2,9 @@
 //! statefulsets (with `scale` and simulated controllers), service accounts, config maps, secrets,
 //! RBAC cluster roles and bindings (enforced for service accounts), cron jobs and jobs (whose pods
 //! run as local processes, `jobs`) and the LRS custom resource (with its operator's finalizer
-//! handling simulated), over TLS with a bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection API the
-//! sandbox and the tests use without HTTP.
+//! handling simulated, validated against the schema of its stored CRD, `schema`), over TLS with a
+//! bearer token, strict where the real kube-apiserver is strict; plus the seeding and inspection
+//! API the sandbox and the tests use without HTTP.
 
 pub mod access;
 mod api;
@@ -17,6 +18,7 @@ mod operator;
 mod protobuf;
 mod resources;
 mod routes;
+mod schema;
 mod selector;
 mod status;
 mod store;
@@ -129,7 +131,37 @@ fn new_cluster(options: &FakeKubeOptions) -> Arc<Cluster> {
 /// installs it (`lrs.lrs.datarobot.com`): the schema keeps unknown fields under `spec` and
 /// `status`, as the operator's does.
 pub fn lrs_definition(version: &str) -> Value {
-    serde_json::json!({
+    lrs_definition_with_spec(
+        version,
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    )
+}
+
+/// The LRS definition with a typed `spec`, for tests of what the API server refuses and prunes:
+/// `type` (required, one of the LRS types), `image` (a non-empty string), `replicas` (an
+/// integer, at least 0); any other field of `spec` is unknown. Install it with
+/// [`FakeKube::replace`] or `kubectl apply`.
+pub fn typed_lrs_definition(version: &str) -> Value {
+    lrs_definition_with_spec(
+        version,
+        json!({
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": {"type": "string", "enum": [
+                    "deployment", "spark_app", "custom_application", "custom_job", "model_workshop",
+                ]},
+                "image": {"type": "string", "minLength": 1},
+                "replicas": {"type": "integer", "minimum": 0},
+            },
+        }),
+    )
+}
+
+/// The LRS definition at `version` with `spec_schema` as the structural schema of `spec`
+/// (`status` keeps unknown fields).
+pub fn lrs_definition_with_spec(version: &str, spec_schema: Value) -> Value {
+    json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("lrs.{}", resources::LRS_GROUP)},
@@ -153,7 +185,7 @@ pub fn lrs_definition(version: &str) -> Value {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
                         "metadata": {"type": "object"},
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "spec": spec_schema,
                         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                     },
                 }},
@@ -309,6 +341,14 @@ impl FakeKube {
     /// keeping `status` as given; creates its namespace if needed.
     pub fn insert(&self, object: Value) -> anyhow::Result<Value> {
         self.cluster.insert(object)
+    }
+
+    /// [`FakeKube::insert`], replacing the object of the same name if there is one (as a new
+    /// object: new uid and resourceVersion). A replaced CustomResourceDefinition's schema is what
+    /// its custom resources are validated against from then on (for example
+    /// [`typed_lrs_definition`]).
+    pub fn replace(&self, object: Value) -> anyhow::Result<Value> {
+        self.cluster.replace(object)
     }
 
     /// An object by plural (`lrs`, `pods`, `deployments`, `namespaces`).

@@ -14,7 +14,10 @@ use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::access::{self, AccessAttributes, Identity};
-use super::api::{Cluster, DeleteOptions, ListOptions, PatchType, Propagation, WriteOptions};
+use super::api::{
+    Cluster, DeleteOptions, FieldValidation, ListOptions, PatchType, Propagation, WriteOptions,
+    Written,
+};
 use super::discovery;
 use super::exec::{ExecTarget, serve_exec};
 use super::protobuf;
@@ -261,10 +264,31 @@ fn write_options(
             .unwrap_or_default()
             .to_string(),
     };
+    let field_validation = match query.get("fieldValidation").unwrap_or_default() {
+        "" | "Warn" => FieldValidation::Warn,
+        "Ignore" => FieldValidation::Ignore,
+        "Strict" => FieldValidation::Strict,
+        other => {
+            // `ValidateFieldValidation`: the allowed values as a sorted set lists them.
+            return Err(options_error(
+                options_kind,
+                vec![Cause::new(
+                    "FieldValueNotSupported",
+                    format!(
+                        "Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+                        super::schema::go_quote(other)
+                    ),
+                    "fieldValidation",
+                )],
+            ));
+        }
+    };
     Ok(WriteOptions {
         dry_run,
         manager,
         force: query.flag("force"),
+        field_validation,
+        warnings: Default::default(),
     })
 }
 
@@ -348,6 +372,19 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
 
 fn written((code, object): (StatusCode, Value)) -> Result<Response, ApiError> {
     Ok(json_response(code, &object))
+}
+
+/// A write's answer with the warnings it collected, one `Warning: 299 - "text"` header each
+/// (`net.NewWarningHeader`: the text quoted, `"` and `\` escaped).
+fn written_with(answer: Written, options: &WriteOptions) -> Result<Response, ApiError> {
+    let mut response = written(answer)?;
+    for text in options.warnings.take() {
+        let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = http::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn serve_resource(
@@ -453,12 +490,18 @@ async fn serve_resource(
         "create" => {
             let options = write_options(&query, &headers, "CreateOptions")?;
             let body = parse_object(resource, &headers, &read_body(request).await?)?;
-            written(cluster.create(resource, namespace, body, &options)?)
+            written_with(
+                cluster.create(resource, namespace, body, &options)?,
+                &options,
+            )
         }
         "update" => {
             let options = write_options(&query, &headers, "UpdateOptions")?;
             let body = parse_object(resource, &headers, &read_body(request).await?)?;
-            written(cluster.update(resource, namespace, name, body, &options)?)
+            written_with(
+                cluster.update(resource, namespace, name, body, &options)?,
+                &options,
+            )
         }
         "patch" => {
             let options = write_options(&query, &headers, "PatchOptions")?;
@@ -491,7 +534,10 @@ async fn serve_resource(
                 ));
             }
             let body = read_body(request).await?;
-            written(cluster.patch(resource, namespace, name, patch_type, &body, &options)?)
+            written_with(
+                cluster.patch(resource, namespace, name, patch_type, &body, &options)?,
+                &options,
+            )
         }
         "delete" => {
             let body = read_body(request).await?;
@@ -585,7 +631,10 @@ async fn serve_status(
         "get" => ok(cluster.get(resource, namespace, name)?),
         "update" => {
             let body = parse_object(resource, &headers, &read_body(request).await?)?;
-            written(cluster.update_status(resource, namespace, name, |_| Ok(body), &options)?)
+            written_with(
+                cluster.replace_status(resource, namespace, name, body, &options)?,
+                &options,
+            )
         }
         "patch" => {
             let content_type = headers
@@ -603,13 +652,14 @@ async fn serve_status(
                 .filter(|t| *t != PatchType::StrategicMerge || !resource.custom)
                 .ok_or_else(|| unsupported_patch(resource))?;
             let body = read_body(request).await?;
-            written(cluster.update_status(
+            let answer = cluster.update_status(
                 resource,
                 namespace,
                 name,
                 |old| super::api::patched(old, patch_type, &body),
                 &options,
-            )?)
+            )?;
+            written_with(answer, &options)
         }
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",

@@ -14,6 +14,8 @@ use super::api::Cluster;
 use super::routes::{RouterState, router};
 use super::{FakeKubeOptions, new_cluster};
 
+mod crd_schema;
+
 const LRS: &str = "/apis/lrs.datarobot.com/v1/namespaces/dr/lrs";
 
 struct Server {

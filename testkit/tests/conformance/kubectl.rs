@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mlbackup_testkit::kube::{FakeKubeOptions, LRS_FINALIZER};
+use mlbackup_testkit::kube::{FakeKubeOptions, LRS_FINALIZER, typed_lrs_definition};
 use mlbackup_testkit::world::World;
 use serde_json::{Value, json};
 
@@ -217,6 +217,60 @@ async fn apply_creates_then_updates_client_side_and_server_side() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("conflict"), "{stderr}");
+}
+
+#[tokio::test]
+async fn kubectl_reports_the_fields_a_typed_definition_refuses() {
+    let cluster = Cluster::start(FakeKubeOptions::default()).await;
+    cluster.kube.create_namespace("dr-app");
+    // The definition replaced as an operator's chart upgrade would (client-side apply).
+    let crd = cluster.manifest("crd.yaml", &typed_lrs_definition("v1"));
+    let out = cluster
+        .kubectl_ok(&["apply", "-f", crd.to_str().unwrap()])
+        .await;
+    assert!(out.contains("configured"), "{out}");
+
+    let mut bad = lrs("dr-app", "model-a", "deployment");
+    bad["spec"] = json!({"type": "deployment", "replicas": "three"});
+    let path = cluster.manifest("bad.yaml", &bad);
+    let output = cluster
+        .kubectl(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            r#"The LongRunningService "model-a" is invalid: spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#
+        ),
+        "{stderr}"
+    );
+    assert!(cluster.kube.get("lrs", Some("dr-app"), "model-a").is_none());
+
+    // kubectl validates strictly by default (fieldValidation=Strict): an unknown field is refused;
+    // with --validate=warn it is dropped and kubectl prints the server's warning.
+    let mut unknown = lrs("dr-app", "model-b", "deployment");
+    unknown["spec"] = json!({"type": "deployment", "replicas": 1, "colour": "blue"});
+    let path = cluster.manifest("unknown.yaml", &unknown);
+    let output = cluster
+        .kubectl(&["apply", "-f", path.to_str().unwrap()])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r#"strict decoding error: unknown field "spec.colour""#),
+        "{stderr}"
+    );
+    let output = cluster
+        .kubectl(&["apply", "--validate=warn", "-f", path.to_str().unwrap()])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r#"Warning: unknown field "spec.colour""#),
+        "{stderr}"
+    );
+    let stored = cluster.kube.get("lrs", Some("dr-app"), "model-b").unwrap();
+    assert_eq!(stored["spec"], json!({"type": "deployment", "replicas": 1}));
 }
 
 /// Runs kubectl, failing the test if it has not finished within `limit` (a generous bound for
