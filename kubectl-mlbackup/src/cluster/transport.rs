@@ -171,8 +171,8 @@ pub async fn send(
                 body: Vec::from(body),
             });
         }
-        let worth_retrying =
-            status == StatusCode::TOO_MANY_REQUESTS || (may_replay && retryable(status));
+        let worth_retrying = status == StatusCode::TOO_MANY_REQUESTS
+            || (may_replay && retryable(status) && !refused_apply(status, &body));
         if worth_retrying && attempt < policy.max_attempts {
             let wait = policy.delay(attempt, retry_after(&headers));
             log::info!(
@@ -190,6 +190,21 @@ pub async fn send(
     }
 }
 
+/// The 500 kube-apiserver answers a server-side apply whose configuration does not fit the
+/// resource's schema (a field it does not declare, a value of another kind): the same request
+/// fails the same way every time (kubernetes/kubernetes#122480), so it is reported at once.
+fn refused_apply(status: StatusCode, body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        message: Option<String>,
+    }
+    status == StatusCode::INTERNAL_SERVER_ERROR
+        && serde_json::from_slice::<Status>(body)
+            .ok()
+            .and_then(|s| s.message)
+            .is_some_and(|m| m.starts_with("failed to create typed patch object"))
+}
+
 /// Failures of the connection rather than answers of the server: worth another try.
 fn is_transient(err: &kube::Error) -> bool {
     matches!(err, kube::Error::HyperError(_) | kube::Error::Service(_))
@@ -204,6 +219,13 @@ mod tests {
         assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
         assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
         assert!(retryable(StatusCode::INTERNAL_SERVER_ERROR));
+        let refused = br#"{"kind":"Status","status":"Failure","message":"failed to create typed patch object (dr/a; lrs.datarobot.com/v1, Kind=LongRunningService): .spec.foo: field not declared in schema","code":500}"#;
+        assert!(refused_apply(StatusCode::INTERNAL_SERVER_ERROR, refused));
+        assert!(!refused_apply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"kind":"Status","message":"etcdserver: request timed out","code":500}"#
+        ));
+        assert!(!refused_apply(StatusCode::SERVICE_UNAVAILABLE, refused));
         assert!(!retryable(StatusCode::FORBIDDEN));
         assert!(!retryable(StatusCode::GONE));
     }

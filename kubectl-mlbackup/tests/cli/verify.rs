@@ -193,37 +193,33 @@ fn first_namespace(folder: &std::path::Path) -> String {
 /// The LRS definition of a target whose operator declares the spec's fields: the ones the
 /// sample LRSes use, `replicas` an integer, `imagePullPolicy` one of three values.
 fn typed_definition() -> Value {
-    let mut definition = mlbackup_testkit::kube::lrs_definition("v1");
     let free = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-    definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({
-        "type": "object",
-        "required": ["image"],
-        "properties": {
-            "image": {"type": "string"},
-            "imagePullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
-            "replicas": {"type": "integer", "minimum": 0},
-            "serviceAccountName": {"type": "string"},
-            "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
-            "env": {"type": "array", "items": {"type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string"}, "value": {"type": "string"},
-                    "valueFrom": free}}},
-            "ports": {"type": "array", "items": free},
-            "resources": free,
-            "readinessProbe": free,
-        },
-    });
-    definition
+    mlbackup_testkit::kube::lrs_definition_with_spec(
+        "v1",
+        json!({
+            "type": "object",
+            "required": ["image"],
+            "properties": {
+                "image": {"type": "string"},
+                "imagePullPolicy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]},
+                "replicas": {"type": "integer", "minimum": 0},
+                "serviceAccountName": {"type": "string"},
+                "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
+                "env": {"type": "array", "items": {"type": "object", "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "value": {"type": "string"},
+                        "valueFrom": free}}},
+                "ports": {"type": "array", "items": free},
+                "resources": free,
+                "readinessProbe": free,
+            },
+        }),
+    )
 }
 
 /// A target cluster serving the LRS with [`typed_definition`], with the namespace `dr-app`.
 fn typed_target(sandbox: &Sandbox) -> FakeCluster {
     let target = FakeCluster::empty(sandbox, "target.kubeconfig");
-    assert!(
-        target
-            .kube
-            .remove("customresourcedefinitions", None, "lrs.lrs.datarobot.com")
-    );
-    target.kube.insert(typed_definition()).unwrap();
+    target.kube.replace(typed_definition()).unwrap();
     target.kube.create_namespace("dr-app");
     target
 }
@@ -376,4 +372,39 @@ fn api_surface_leaves_out_what_the_user_may_not_read_and_says_so() {
         + &verify.shown(&sandbox);
     mlbackup_testkit::assert_run_snapshot!(shown);
     verify.expect_code(0);
+}
+
+/// The same backup as the offline test, checked live: the target's API server refuses the value
+/// of the wrong type (422 after the apply) and the undeclared field (the apply's 500, reported
+/// at once: one request per object, no retry).
+#[test]
+fn verify_against_cluster_reports_what_the_targets_schema_refuses() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::with_lrs(&sandbox, 3, 1);
+    let names = lrs_names(&source);
+    source.merge_patch("dr-app", &names[1], json!({"spec": {"replicas": -2}}));
+    source.merge_patch(
+        "dr-app",
+        &names[2],
+        json!({"spec": {"sidecar": {"image": "x"}}}),
+    );
+    backed_up(&sandbox, &source, "nightly");
+    let target = typed_target(&sandbox);
+    target.kube.requests().clear();
+    let run = sandbox.run(&[
+        "verify",
+        &target.kubeconfig_arg(),
+        "--dir",
+        "backups",
+        "nightly",
+        "--against-cluster",
+    ]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
+    run.expect_code(1);
+    assert_eq!(
+        only_dry_runs(&target),
+        3,
+        "one request per object, none retried"
+    );
+    assert!(target.kube.list("lrs", Some("dr-app")).is_empty());
 }
