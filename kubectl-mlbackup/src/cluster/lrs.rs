@@ -120,13 +120,7 @@ pub(super) async fn group_versions(
     wanted: Option<&ResourceOverride>,
 ) -> Result<Option<ApiGroup>, ClusterError> {
     let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
-    let qualified = qualified_name(wanted);
-    let scope = RequestScope {
-        verb: "get",
-        resource: &qualified,
-        namespace: None,
-    };
-    match send_json(cluster, get(&format!("/apis/{group}")), &scope).await {
+    match discover(cluster, wanted, &format!("/apis/{group}")).await {
         Ok(served) => Ok(Some(served)),
         Err(ClusterError::NotFound { .. }) => Ok(None),
         Err(err) => Err(err),
@@ -140,15 +134,24 @@ pub(super) async fn version_resources(
     version: &str,
 ) -> Result<Vec<ApiResource>, ClusterError> {
     let group = wanted.map_or(LRS_GROUP, |w| w.group.as_str());
+    let list: ApiResourceList =
+        discover(cluster, wanted, &format!("/apis/{group}/{version}")).await?;
+    Ok(list.resources)
+}
+
+/// One discovery document; a 403 names the resource looked for.
+async fn discover<T: serde::de::DeserializeOwned>(
+    cluster: &Cluster,
+    wanted: Option<&ResourceOverride>,
+    path: &str,
+) -> Result<T, ClusterError> {
     let qualified = qualified_name(wanted);
     let scope = RequestScope {
         verb: "get",
         resource: &qualified,
         namespace: None,
     };
-    let list: ApiResourceList =
-        send_json(cluster, get(&format!("/apis/{group}/{version}")), &scope).await?;
-    Ok(list.resources)
+    send_json(cluster, get(path), &scope).await
 }
 
 /// The version a command uses: the one `wanted` names, which must be served, else the group's

@@ -472,20 +472,7 @@ fn sigint_stops_with_exit_130_and_a_partial_manifest() {
         )
         .after(1),
     );
-    let kubeconfig = cluster.kubeconfig_arg();
-    let child = sandbox.spawn(&["backup", &kubeconfig, "--dir", "backups", "-o", "json"]);
-    let root = sandbox.home().join("backups");
-    // Wait until the first page is on disk, then interrupt.
-    mlbackup_testkit::wait::wait_until(
-        "the first page is on disk",
-        std::time::Duration::from_secs(20),
-        || glob_yaml(&root),
-    );
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
+    let run = interrupted_after_the_first_page(&sandbox, &cluster);
     mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
     let outcome = run.json();
     assert_eq!(outcome["status"], "partial");
@@ -503,6 +490,19 @@ fn sigint_stops_with_exit_130_and_a_partial_manifest() {
 fn sigint_stops_a_list_that_never_waits_for_a_page() {
     let sandbox = Sandbox::new();
     let cluster = FakeCluster::start(&sandbox, spread(6000, 1), FakeKubeOptions::default());
+    let run = interrupted_after_the_first_page(&sandbox, &cluster);
+    run.expect_code(130);
+    let outcome = run.json();
+    assert_eq!(outcome["status"], "partial");
+    assert!(
+        outcome["objects"].as_u64().unwrap() < 6005,
+        "stopped before the end of the list: {outcome}"
+    );
+}
+
+/// Starts a backup (`-o json`) into `backups/`, waits until its first page is on disk, then
+/// sends it SIGINT (Ctrl-C) and waits for it to end.
+fn interrupted_after_the_first_page(sandbox: &Sandbox, cluster: &FakeCluster) -> Run {
     let kubeconfig = cluster.kubeconfig_arg();
     let child = sandbox.spawn(&["backup", &kubeconfig, "--dir", "backups", "-o", "json"]);
     let root = sandbox.home().join("backups");
@@ -515,14 +515,7 @@ fn sigint_stops_a_list_that_never_waits_for_a_page() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let run = Run::from(child.wait_with_output().unwrap());
-    run.expect_code(130);
-    let outcome = run.json();
-    assert_eq!(outcome["status"], "partial");
-    assert!(
-        outcome["objects"].as_u64().unwrap() < 6005,
-        "stopped before the end of the list: {outcome}"
-    );
+    Run::from(child.wait_with_output().unwrap())
 }
 
 fn glob_yaml(root: &Path) -> bool {

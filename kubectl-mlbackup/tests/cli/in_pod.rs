@@ -49,13 +49,9 @@ pub fn helper_beside_the_plugin() -> &'static Path {
             }
             let status = build.status().expect("run cargo build");
             assert!(status.success(), "cannot build the helper: {build:?}");
-            if let Some(source) = newer_source(&helper) {
-                panic!(
-                    "{} is still older than {} after cargo built it",
-                    helper.display(),
-                    source.display()
-                );
-            }
+            // Cargo's fingerprints decide: a change that leaves the helper as it was (a
+            // workspace manifest's other sections) leaves the binary's time as it was too.
+            assert!(helper.is_file(), "cargo built no {}", helper.display());
         }
         // `locate` prefers a packaged helper under helpers/; one there would shadow this one.
         let packaged = profile_dir.join("helpers");
