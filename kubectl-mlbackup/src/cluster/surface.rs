@@ -17,6 +17,21 @@ use super::{CLUSTER_ID_NAMESPACE, Cluster, ClusterError};
 pub const KIND: &str = "MlbackupApiSurface";
 /// The newest `format` this version writes and reads.
 pub const FORMAT: u32 = 1;
+/// The fields of the document, in the order they are written.
+const FIELDS: &[&str] = &[
+    "kind",
+    "format",
+    "takenAt",
+    "server",
+    "context",
+    "namespace",
+    "serverVersion",
+    "clusterId",
+    "group",
+    "customResourceDefinition",
+    "namespaces",
+    "problems",
+];
 /// A larger file is not an API surface (a CRD with large schemas is a few hundred KiB).
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -46,8 +61,8 @@ pub struct ApiSurface {
     pub custom_resource_definition: Option<Value>,
     /// Every namespace's name, sorted; `None` when they could not be listed.
     pub namespaces: Option<Vec<String>>,
-    /// What could not be read, each in a sentence.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// What could not be read, each in a sentence. Always written, last: a file cut short
+    /// lacks it (see [`ApiSurface::load`]).
     pub problems: Vec<String>,
 }
 
@@ -82,6 +97,11 @@ pub enum SurfaceFileError {
     #[error("{path} is not an API surface: {detail}")]
     Invalid { path: String, detail: String },
     #[error(
+        "the API surface {path} is incomplete: it has no `{field}` (a file cut short, or \
+         edited?)"
+    )]
+    Incomplete { path: String, field: &'static str },
+    #[error(
         "the API surface {path} has format {format}; this version of kubectl-mlbackup reads \
          format {FORMAT} and older"
     )]
@@ -91,8 +111,10 @@ pub enum SurfaceFileError {
 impl SurfaceFileError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            SurfaceFileError::Invalid { .. } => Some(
-                "write it on the target cluster with `kubectl mlbackup api-surface > FILE`".into(),
+            SurfaceFileError::Invalid { .. } | SurfaceFileError::Incomplete { .. } => Some(
+                "write it on the target cluster with `kubectl mlbackup api-surface > FILE`, and \
+                 carry it whole"
+                    .into(),
             ),
             SurfaceFileError::Newer { .. } => {
                 Some("upgrade kubectl-mlbackup, or write the file with this version".into())
@@ -223,7 +245,14 @@ impl ApiSurface {
             }
             _ => {}
         }
-        serde_yaml::from_str(&text).map_err(|err| invalid(err.to_string()))
+        // Every field is written, `null` when it could not be read: one that is missing means
+        // the file was cut short (or edited), and what it would have said is unknown.
+        let document: serde_json::Value =
+            serde_yaml::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+        if let Some(field) = FIELDS.iter().find(|field| document.get(**field).is_none()) {
+            return Err(SurfaceFileError::Incomplete { path: shown, field });
+        }
+        serde_json::from_value(document).map_err(|err| invalid(err.to_string()))
     }
 
     /// The resource a restore would use there, chosen as [`lrs::resolve`] chooses it live.
@@ -304,6 +333,41 @@ mod tests {
         assert_eq!(
             surface.resolve(Some(&other)).unwrap_err(),
             "the API group `other.example.com` is not served"
+        );
+    }
+
+    #[test]
+    fn a_file_cut_short_is_incomplete_whatever_it_still_parses_as() {
+        let mut written = surface();
+        written.custom_resource_definition = None;
+        let text = serde_yaml::to_string(&written).unwrap();
+        let document: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        let keys: Vec<&str> = document
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, FIELDS, "every field is written, in this order");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("target.yaml");
+        // Unread parts are written as null and read back; a line cut off is not.
+        std::fs::write(&path, &text).unwrap();
+        assert!(
+            ApiSurface::load(&path)
+                .unwrap()
+                .custom_resource_definition
+                .is_none()
+        );
+        let cut = &text[..text.find("namespaces:").unwrap()];
+        std::fs::write(&path, cut).unwrap();
+        assert_eq!(
+            ApiSurface::load(&path).unwrap_err().to_string(),
+            format!(
+                "the API surface {} is incomplete: it has no `namespaces` (a file cut short, or \
+                 edited?)",
+                path.display()
+            )
         );
     }
 

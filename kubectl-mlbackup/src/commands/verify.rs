@@ -310,6 +310,17 @@ pub async fn run(
             }
         );
     }
+    if let Some(check) = &outcome.against_cluster
+        && check.checked_by == CheckedBy::Nothing
+    {
+        // Served is not restorable: a check that could look at no object does not pass.
+        anyhow::bail!(
+            "cannot tell whether the backup `{}` would restore: its objects were not checked \
+             against a schema (see `Not checked`); write the API surface as a user who may get \
+             customresourcedefinitions",
+            outcome.name
+        );
+    }
     if outcome.ok {
         Ok(Exit::Success)
     } else {

@@ -92,11 +92,19 @@ pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
             rest.insert(key.clone(), value.clone());
         }
     }
-    Validator {
+    let mut validator = Validator {
         errors: &mut errors,
         unknown: true,
+    };
+    // Of the metadata a schema may only restrict `name` and `generateName` (apiextensions'
+    // structural schema rules), and those restrictions hold.
+    for key in ["name", "generateName"] {
+        if let Some(value) = fields.get("metadata").and_then(|m| m.get(key)) {
+            let rules = &schema["properties"]["metadata"]["properties"][key];
+            validator.value(rules, value, &format!("metadata.{key}"));
+        }
     }
-    .object_fields(schema, &rest, "");
+    validator.object_fields(schema, &rest, "");
     errors
 }
 
@@ -670,6 +678,27 @@ mod tests {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
             ["unknown field \"extraTopLevel\""]
+        );
+    }
+
+    #[test]
+    fn the_schema_may_restrict_the_name() {
+        let mut restricted = schema();
+        restricted["properties"]["metadata"] = json!({"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 5}}});
+        let errors = validate(&restricted, &lrs(json!({"type": "spark"})));
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut long = lrs(json!({"type": "spark"}));
+        long["metadata"]["name"] = json!("too-long");
+        assert_eq!(
+            validate(&restricted, &long)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "metadata.name: Invalid value: \"too-long\": metadata.name in body should be at \
+              most 5 chars long"
+            ]
         );
     }
 

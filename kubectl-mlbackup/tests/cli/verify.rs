@@ -371,7 +371,29 @@ fn api_surface_leaves_out_what_the_user_may_not_read_and_says_so() {
     .shown(&sandbox)
         + &verify.shown(&sandbox);
     mlbackup_testkit::assert_run_snapshot!(shown);
-    verify.expect_code(0);
+    verify.expect_code(1);
+}
+
+/// A file cut short on its way (or edited) is refused, though what is left still parses.
+#[test]
+fn verify_against_a_truncated_api_surface_is_refused() {
+    let sandbox = Sandbox::new();
+    let source = FakeCluster::with_lrs(&sandbox, 1, 1);
+    backed_up(&sandbox, &source, "nightly");
+    let surface = sandbox.run(&["api-surface", &source.kubeconfig_arg()]);
+    surface.expect_code(0);
+    let cut = &surface.stdout[..surface.stdout.find("namespaces:").unwrap()];
+    std::fs::write(sandbox.path("cut.yaml"), cut).unwrap();
+    let run = sandbox.run(&[
+        "verify",
+        "--dir",
+        "backups",
+        "nightly",
+        "--against",
+        "cut.yaml",
+    ]);
+    mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
+    run.expect_code(2);
 }
 
 /// The same backup as the offline test, checked live: the target's API server refuses the value
