@@ -606,6 +606,27 @@ mod tests {
         assert!(err.contains("only a manifest makes readable"), "{err}");
     }
 
+    /// A `.partial` folder of a chosen name killed before its manifest: as old as the folder
+    /// (its last change), the same on every look, so that it ages and prune removes it.
+    #[test]
+    fn a_partial_folder_without_a_manifest_is_as_old_as_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let partial = root.path().join(format!("intr1{PARTIAL_SUFFIX}"));
+        fs::create_dir_all(partial.join("dr")).unwrap();
+        fs::write(partial.join("dr/a.yaml"), lrs_yaml("dr", "a", "deployment")).unwrap();
+        let written = Utc.with_ymd_and_hms(2026, 1, 10, 8, 30, 0).unwrap();
+        fs::File::open(&partial)
+            .unwrap()
+            .set_modified(written.into())
+            .unwrap();
+        for _ in 0..2 {
+            let listed = catalog(root.path()).unwrap();
+            assert_eq!(listed.backups.len(), 1);
+            assert_eq!(listed.backups[0].status, CatalogStatus::Partial);
+            assert_eq!(listed.backups[0].created_at, written);
+        }
+    }
+
     #[test]
     fn any_folder_or_file_given_by_path_reads_as_kubectl_apply_reads_it() {
         let root = tempfile::tempdir().unwrap();

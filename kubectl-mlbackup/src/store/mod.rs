@@ -17,7 +17,7 @@ mod runs;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 
 use crate::env::Env;
 use crate::folder::{
@@ -158,6 +158,9 @@ pub struct Found {
     listed: Option<Vec<crate::location::s3::StoredObject>>,
     /// The bucket and the backup's name there, when it is a bucket's.
     origin: Option<(S3Store, String)>,
+    /// When a bucket's backup without a manifest was started, from what the bucket holds (its
+    /// mirror's folder is as new as the mirror).
+    stored_at: Option<DateTime<Utc>>,
     _mirror: Option<tempfile::TempDir>,
 }
 
@@ -168,6 +171,15 @@ impl Found {
         match self.listed {
             Some(_) => format!("{}/{path}", self.shown.display()),
             None => path.to_string(),
+        }
+    }
+
+    /// When the backup was started: [`Backup::created_at`], for a bucket's backup without a
+    /// manifest from what the bucket holds (see `bucket::started_without_manifest`).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        match (&self.backup.manifest, self.stored_at) {
+            (None, Some(at)) => at,
+            _ => self.backup.created_at(),
         }
     }
 
@@ -437,6 +449,7 @@ fn local(backup: Backup) -> Found {
         backup,
         listed: None,
         origin: None,
+        stored_at: None,
         _mirror: None,
     }
 }
@@ -448,6 +461,7 @@ pub fn summary(found: &Found) -> Result<BackupSummary, FolderError> {
         summary.name = bucket_name(&summary.name).to_string();
         summary.path = found.shown.clone();
         summary.size_bytes = found.size_bytes()?;
+        summary.created_at = found.created_at();
     }
     Ok(summary)
 }

@@ -1273,3 +1273,63 @@ fn schedule_status_reads_the_run_records_from_the_bucket() {
         status.stdout
     );
 }
+
+/// A backup cut short before its manifest (killed: only its claim and some items are stored)
+/// is as old as its claim says, or without a claim as old as S3 reports its objects; never
+/// "now", so that it ages like any other and prune removes it once older than a day.
+#[test]
+fn a_partial_without_a_manifest_is_as_old_as_what_was_stored() {
+    let Some(server) = S3Server::start_or_skip("partial_age") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    let bucket = location(&server);
+    let item = server.object_file(&server.bucket, &format!("{PREFIX}/intr1/dr/a.yaml"));
+    std::fs::create_dir_all(item.parent().unwrap()).unwrap();
+    std::fs::write(&item, "apiVersion: v1\nkind: X\nmetadata:\n  name: a\n").unwrap();
+    let claim = server.object_file(&server.bucket, &format!("{PREFIX}/intr1/.claim"));
+    std::fs::write(
+        &claim,
+        r#"{"claimedAt":"2026-01-10T08:30:00Z","toolVersion":"0.1.0"}"#,
+    )
+    .unwrap();
+    let listed = |sandbox: &Sandbox| {
+        let listed = run(
+            sandbox,
+            &server,
+            &cluster,
+            &["list", "--dir", &bucket, "-o", "json"],
+        );
+        listed.expect_code(0);
+        let backup = listed.json()["backups"][0].clone();
+        assert_eq!(backup["name"], "intr1", "{backup}");
+        assert_eq!(backup["status"], "partial", "{backup}");
+        backup["createdAt"].as_str().unwrap().to_string()
+    };
+    assert_eq!(listed(&sandbox), "2026-01-10T08:30:00Z");
+    let pruned = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["prune", "--keep-last", "1", "--dir", &bucket, "-o", "json"],
+    );
+    pruned.expect_code(0);
+    let outcome = pruned.json();
+    assert_eq!(outcome["delete"][0]["name"], "intr1", "{outcome}");
+    assert_eq!(
+        outcome["delete"][0]["reason"], "partial, older than a day",
+        "{outcome}"
+    );
+
+    // Without its claim: the objects' LastModified, as the server reports it.
+    std::fs::remove_file(&claim).unwrap();
+    let written = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+    std::fs::File::options()
+        .write(true)
+        .open(&item)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
+    assert_eq!(listed(&sandbox), "2026-01-01T00:00:00Z");
+}
