@@ -15,7 +15,7 @@ use mlbackup_helper::text::error_chain;
 
 use super::name::{
     DELETING_SUFFIX, MAX_NAME_ATTEMPTS, NAME_PREFIX, PARTIAL_SUFFIX, is_being_deleted,
-    time_from_name,
+    time_from_name, validate_name,
 };
 use super::{
     BackupStatus, CRD_FILE, ClusterRef, DEPLOYMENTS_FILE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION,
@@ -146,6 +146,14 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
         let dir = entry.path();
         match Backup::open(&dir).and_then(|backup| backup.summary()) {
             Ok(summary) => backups.push(summary),
+            // A folder this user may not read may well be a backup (another user's): listing
+            // without it would be incomplete, and prune would count without it. Only a name no
+            // backup can have (`lost+found`, the file system's own, 0700 root) is passed over.
+            Err(err) if err.is_permission_denied() => {
+                if validate_name(name.strip_suffix(PARTIAL_SUFFIX).unwrap_or(&name)).is_ok() {
+                    return Err(err);
+                }
+            }
             Err(FolderError::NotABackup { .. })
                 if !name.starts_with(NAME_PREFIX) && !dir.join(MANIFEST_FILE).exists() => {}
             Err(err) => unreadable.push(Unreadable {
@@ -167,7 +175,7 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
 pub fn resolve(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
     if name_or_path.contains('/') {
         let path = Path::new(name_or_path);
-        if path.symlink_metadata().is_err() {
+        if !exists(path)? {
             return Err(FolderError::NotFound {
                 name: name_or_path.to_string(),
                 root: path
@@ -188,12 +196,24 @@ pub fn resolve(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
         root.join(name_or_path),
         root.join(format!("{name_or_path}{PARTIAL_SUFFIX}")),
     ];
-    match candidates.iter().find(|dir| dir.symlink_metadata().is_ok()) {
-        Some(dir) => Backup::open(dir),
-        None => Err(FolderError::NotFound {
-            name: name_or_path.to_string(),
-            root: root.to_path_buf(),
-        }),
+    for dir in &candidates {
+        if exists(dir)? {
+            return Backup::open(dir);
+        }
+    }
+    Err(FolderError::NotFound {
+        name: name_or_path.to_string(),
+        root: root.to_path_buf(),
+    })
+}
+
+/// Whether `path` exists (a symlink counts, unfollowed); any failure but "not found" (a
+/// folder this user may not enter) is an error, never "no such backup".
+fn exists(path: &Path) -> Result<bool, FolderError> {
+    match path.symlink_metadata() {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(io_error("read", path)(err)),
     }
 }
 
@@ -288,7 +308,9 @@ impl Backup {
                 });
             }
             Ok(_) => return Err(not_a_backup("its manifest.json is not a regular file")),
-            Err(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            // Unreadable is not "no manifest": a folder another user wrote is no stranger.
+            Err(err) => return Err(io_error("read", &manifest_path)(err)),
         }
         if !is_partial && !name.starts_with(NAME_PREFIX) {
             return Err(not_a_backup(

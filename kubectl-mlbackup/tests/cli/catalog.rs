@@ -222,8 +222,106 @@ fn the_backup_directory_comes_from_dir_then_mlbackup_dir_then_the_current_direct
     ----- stderr -----
     error: cannot list the backups in [HOME]/elsewhere
       caused by: the backup directory [HOME]/elsewhere does not exist
-    hint: run `kubectl mlbackup list --dir [HOME]/elsewhere` to see the backups there; set --dir or MLBACKUP_DIR to look elsewhere
+    hint: check the path (--dir, else MLBACKUP_DIR, else the current directory); `kubectl mlbackup backup --dir [HOME]/elsewhere` creates it with the first backup
     "#);
+}
+
+/// Runs the plugin as `nobody` (util-linux `setpriv`; the tests run as root) in `dir`, which
+/// nobody may enter, with only PATH and HOME set.
+fn run_as_nobody(dir: &Path, args: &[&str]) -> Run {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata("/proc/self").unwrap().uid(),
+        0,
+        "this test plays another user with setpriv, which needs root"
+    );
+    let output = std::process::Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+    .arg(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
+    .args(args)
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .env("HOME", dir)
+    .current_dir(dir)
+    .output()
+    .expect("run setpriv");
+    Run::from(output)
+}
+
+/// A backup folder another user wrote (0700, root's) is an error naming the path and the
+/// cause: never "no backups", never "not a backup", never "no backup named".
+#[test]
+fn a_backup_this_user_may_not_read_is_an_error_not_an_empty_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let home = tempfile::tempdir_in("/tmp").unwrap();
+    mode(home.path(), 0o755);
+    let bk = home.path().join("bk");
+    managed_backup(
+        &bk,
+        "b1",
+        "2025-06-01T10:00:00Z",
+        "complete",
+        &[("dr", "a", "deployment")],
+        &[],
+    );
+    mode(&bk, 0o755);
+    mode(&bk.join("b1"), 0o700);
+    let denied = |run: &Run, path: &str| {
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot read {path}\n  caused by: Permission denied"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("hint: backups are private"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    };
+    denied(
+        &run_as_nobody(home.path(), &["list", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    denied(
+        &run_as_nobody(home.path(), &["verify", "b1", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    denied(
+        &run_as_nobody(home.path(), &["prune", "--keep-last", "1", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    // The manifest alone unreadable: the same.
+    mode(&bk.join("b1"), 0o755);
+    mode(&bk.join("b1/manifest.json"), 0o600);
+    denied(
+        &run_as_nobody(home.path(), &["list", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    // The whole backup directory private: verify does not say "no backup named".
+    mode(&bk, 0o700);
+    denied(
+        &run_as_nobody(home.path(), &["verify", "b1", "--dir", "bk"]),
+        "bk/b1",
+    );
+
+    // The file system's own `lost+found` (0700 root, a name no backup has) is passed over.
+    mode(&bk, 0o755);
+    mode(&bk.join("b1/manifest.json"), 0o644);
+    std::fs::create_dir(bk.join("lost+found")).unwrap();
+    mode(&bk.join("lost+found"), 0o700);
+    let listed = run_as_nobody(home.path(), &["list", "--dir", "bk", "-o", "json"]);
+    listed.expect_code(0);
+    assert_eq!(names(&listed.json(), "backups"), ["b1"]);
 }
 
 #[test]
