@@ -616,6 +616,48 @@ fn prune_prints_what_it_would_delete_without_yes() {
     "#);
     assert!(root.join(NAMED).is_dir());
     assert!(root.join(STALE_PARTIAL).is_dir());
+
+    // --dry-run, as the schedule's docs name it: the same output, nothing deleted.
+    let dry = run_in(&sandbox, &root, &["prune", "--keep", "2", "--dry-run"]);
+    dry.expect_code(0);
+    assert_eq!(dry.stdout, run.stdout);
+    assert!(root.join(NAMED).is_dir());
+    assert!(root.join(STALE_PARTIAL).is_dir());
+    let both = run_in(
+        &sandbox,
+        &root,
+        &["prune", "--keep", "2", "--dry-run", "--yes"],
+    );
+    both.expect_code(2);
+    assert!(
+        both.stderr
+            .starts_with("error: the argument '--dry-run' cannot be used with '--yes'"),
+        "{}",
+        both.stderr
+    );
+    assert!(root.join(NAMED).is_dir());
+}
+
+/// `--keep-within 0s` keeps no backup by its age: refused as `schedule install` refuses it,
+/// repeating what was typed.
+#[test]
+fn prune_refuses_a_keep_within_of_zero() {
+    let (sandbox, root) = sandbox_with_backups();
+    for typed in ["0s", "0d", "0"] {
+        let run = run_in(&sandbox, &root, &["prune", "--keep-within", typed, "--yes"]);
+        run.expect_code(2);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: invalid value '{typed}' for '--keep-within <DURATION>': `{typed}` keeps \
+                 no backup by its age: give a duration longer than 0, like 7d, or leave \
+                 --keep-within out\n"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(root.join(NAMED).is_dir());
+    assert!(root.join(STALE_PARTIAL).is_dir());
 }
 
 #[test]
