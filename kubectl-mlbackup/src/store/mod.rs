@@ -116,8 +116,9 @@ impl StoreError {
                  --dir {location}`"
             )),
             StoreError::Locked { .. } => Some(
-                "one run writes to a location at a time: this run did nothing; the lock is \
-                 released when that run ends, and taken over once its lease has passed"
+                "one run writes to a location at a time (a scheduled run, or a prune that \
+                 deletes): this run did nothing; try again once that run has ended (it releases \
+                 the lock) or its lease has passed (the lock is then taken over)"
                     .into(),
             ),
             StoreError::BadLock { key } => Some(format!(

@@ -638,6 +638,55 @@ fn prune_prints_what_it_would_delete_without_yes() {
     assert!(root.join(NAMED).is_dir());
 }
 
+/// A prune that deletes takes the location's lock, the one scheduled runs hold: refused while a
+/// run holds it (naming the holder and its lease, nothing deleted), released at the end, and
+/// taken over once the lease has passed. A dry run reads only and needs no lock.
+#[test]
+fn prune_with_yes_takes_the_lock_scheduled_runs_hold() {
+    let (sandbox, root) = sandbox_with_backups();
+    let lock = root.join(".mlbackup-lock");
+    let live = json!({"holder": "mlbackup-nightly-29 (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2999-01-01T00:00:00Z"});
+    std::fs::write(&lock, live.to_string()).unwrap();
+    let refused = run_in(&sandbox, &root, &["prune", "--keep", "1", "--yes"]);
+    refused.expect_code(1);
+    insta::assert_snapshot!(refused.shown(&sandbox), @r"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot prune: nothing was deleted
+      caused by: [HOME]/backups is locked by `mlbackup-nightly-29 (pid 7)` until 2999-01-01 00:00:00 UTC
+    hint: one run writes to a location at a time (a scheduled run, or a prune that deletes): this run did nothing; try again once that run has ended (it releases the lock) or its lease has passed (the lock is then taken over)
+    ");
+    assert!(root.join(NAMED).is_dir(), "nothing deleted");
+    assert!(root.join(STALE_PARTIAL).is_dir(), "nothing deleted");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), live.to_string());
+    run_in(&sandbox, &root, &["prune", "--keep", "1", "--dry-run"]).expect_code(0);
+
+    // Its lease passed (that run was killed): taken over, said so, released at the end.
+    let stale = json!({"holder": "mlbackup-nightly-29 (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2026-11-29T05:00:00Z"});
+    std::fs::write(&lock, stale.to_string()).unwrap();
+    let pruned = run_in(
+        &sandbox,
+        &root,
+        &["prune", "--keep", "1", "--yes", "-o", "json"],
+    );
+    pruned.expect_code(0);
+    assert!(
+        pruned.stderr.starts_with(&format!(
+            "warning: took over the lock of {} from `mlbackup-nightly-29 (pid 7)`, whose lease \
+             ended at 2026-11-29 05:00:00 UTC",
+            root.display()
+        )),
+        "{}",
+        pruned.stderr
+    );
+    assert_eq!(names(&pruned.json(), "delete").len(), 3);
+    assert!(!lock.exists(), "released");
+}
+
 /// `--keep-within 0s` keeps no backup by its age: refused as `schedule install` refuses it,
 /// repeating what was typed.
 #[test]

@@ -1333,3 +1333,88 @@ fn a_partial_without_a_manifest_is_as_old_as_what_was_stored() {
         .unwrap();
     assert_eq!(listed(&sandbox), "2026-01-01T00:00:00Z");
 }
+
+/// Ctrl-C during a prune that deletes: the backup being deleted is finished, none after it is
+/// touched, the outcome says which, and the lock the prune took is released (exit 130).
+#[test]
+fn an_interrupted_prune_stops_before_the_next_delete_and_releases_the_lock() {
+    let Some(server) = S3Server::start_or_skip("interrupted_prune") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    for name in ["a", "b", "c"] {
+        run(
+            &sandbox,
+            &server,
+            &cluster,
+            &["backup", "--dir", &bucket, "--no-encrypt", "--name", name],
+        )
+        .expect_code(0);
+    }
+    // The first delete (of a manifest, deleted first; object_store deletes through the bulk
+    // `POST /BUCKET?delete`) is held until Ctrl-C has come.
+    let gate = Gate::new();
+    server.faults.add(
+        FaultRule::new(format!("/{}", server.bucket), gate.fault(), Some(1))
+            .with_method(Method::POST),
+    );
+    let child = sandbox.spawn(&[
+        "prune",
+        "--keep-last",
+        "1",
+        "--yes",
+        "--dir",
+        &bucket,
+        "-o",
+        "json",
+    ]);
+    gate.wait_held(1);
+    assert!(objects(&server).contains(&".mlbackup-lock".to_string()));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    gate.open();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    interrupted.expect_code(130);
+    assert!(
+        interrupted
+            .stderr
+            .contains("interrupted: 1 backup(s) deleted before Ctrl-C, the rest left as they were"),
+        "{}",
+        interrupted.stderr
+    );
+    let outcome = interrupted.json();
+    assert_eq!(outcome["delete"].as_array().unwrap().len(), 1, "{outcome}");
+    let deleted = outcome["delete"][0]["name"].as_str().unwrap().to_string();
+    let spared: Vec<&serde_json::Value> = outcome["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|kept| {
+            kept["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("not deleted: interrupted (Ctrl-C) first")
+        })
+        .collect();
+    assert_eq!(spared.len(), 1, "{outcome}");
+    let stored = objects(&server);
+    assert!(
+        !stored.contains(&".mlbackup-lock".to_string()),
+        "{stored:?}"
+    );
+    assert!(
+        !stored
+            .iter()
+            .any(|key| key.starts_with(&format!("{deleted}/"))),
+        "{stored:?}"
+    );
+    let spared = spared[0]["name"].as_str().unwrap();
+    assert!(
+        stored.contains(&format!("{spared}/manifest.json")),
+        "{stored:?}"
+    );
+}
