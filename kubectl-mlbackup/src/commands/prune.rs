@@ -145,6 +145,15 @@ pub async fn run_manual(args: &PruneArgs, env: &Env, printer: &Printer) -> anyho
         return prune(&store, args, printer, None).await;
     }
     store.check_writable("prune backups")?;
+    // Taking the lock would create a missing folder: say it is missing instead, as list does.
+    if let Some(root) = store.folder()
+        && !root.is_dir()
+    {
+        return Err(anyhow::Error::new(crate::folder::FolderError::NoRoot {
+            root: root.to_path_buf(),
+        })
+        .context(format!("cannot list the backups in {}", root.display())));
+    }
     // From here Ctrl-C no longer ends the process at once: the lock is released first.
     let cancel = super::interrupt_token();
     super::SYNCHRONOUS.store(false, std::sync::atomic::Ordering::SeqCst);

@@ -685,6 +685,22 @@ fn prune_with_yes_takes_the_lock_scheduled_runs_hold() {
     );
     assert_eq!(names(&pruned.json(), "delete").len(), 3);
     assert!(!lock.exists(), "released");
+
+    // Taking the lock never creates a missing backup directory.
+    let missing = sandbox.path("missing");
+    let run = run_in(&sandbox, &missing, &["prune", "--keep", "1", "--yes"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("the backup directory [HOME]/missing does not exist")
+            || run.stderr.contains(&format!(
+                "the backup directory {} does not exist",
+                missing.display()
+            )),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists());
 }
 
 /// `--keep-within 0s` keeps no backup by its age: refused as `schedule install` refuses it,
