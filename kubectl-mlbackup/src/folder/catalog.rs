@@ -458,6 +458,30 @@ impl Backup {
     }
 }
 
+/// What [`Backup::delete`] left of the backup that was at `dir` when it was cut short: the
+/// `<name>.deleting` folders beside it (an earlier interrupted delete's too).
+pub fn delete_leftovers(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!("{}{DELETING_SUFFIX}", name.to_string_lossy());
+    let mut found = Vec::new();
+    for entry in fs::read_dir(parent).map_err(io_error("read", parent))? {
+        let entry = entry.map_err(io_error("read", parent))?;
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        if entry_name.starts_with(&prefix) && is_being_deleted(&entry_name) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 pub(super) fn read_manifest(path: &Path) -> Result<Manifest, FolderError> {
     let bytes = fs::read(path).map_err(io_error("read", path))?;
     let bad = |source| FolderError::BadManifest {
@@ -898,6 +922,22 @@ mod tests {
         );
         assert!(is_being_deleted("a.deleting_12"));
         assert!(!is_being_deleted("a.deleting_x"));
+    }
+
+    /// What `delete` names after a Ctrl-C: the `.deleting` folders of that backup only.
+    #[test]
+    fn the_leftovers_of_a_delete_are_found_beside_the_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        assert!(delete_leftovers(&dir).unwrap().is_empty());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        fs::create_dir(root.path().join(format!("{name}.deleting_2"))).unwrap();
+        fs::create_dir(root.path().join(format!("{name}x.deleting"))).unwrap();
+        fs::create_dir(root.path().join(format!("{name}.deleting_x"))).unwrap();
+        assert_eq!(
+            delete_leftovers(&dir).unwrap(),
+            [root.path().join(format!("{name}.deleting_2"))]
+        );
     }
 
     #[test]

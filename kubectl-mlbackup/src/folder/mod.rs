@@ -38,7 +38,7 @@ mod writer;
 use name::MAX_NAME_ATTEMPTS;
 
 pub use catalog::{
-    Backup, BackupSummary, Catalog, CatalogStatus, Unreadable, catalog, resolve,
+    Backup, BackupSummary, Catalog, CatalogStatus, Unreadable, catalog, delete_leftovers, resolve,
     resolve_for_reading, root,
 };
 pub use journal::{StepEvent, StepRecord};

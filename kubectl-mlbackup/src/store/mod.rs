@@ -239,6 +239,21 @@ impl Found {
     }
 }
 
+/// What a delete cut short left of a backup (see [`Store::remains`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remains {
+    /// Nothing: it was deleted whole.
+    Nothing,
+    /// All of it: the delete had not begun.
+    Untouched,
+    /// A bucket's backup without its manifest (deleted first): listed as partial, never read
+    /// as complete; deleting it again removes the rest.
+    Partial,
+    /// A folder's backup renamed to this `.deleting` folder: listed as left over from an
+    /// interrupted delete, never as a backup.
+    Leftover(PathBuf),
+}
+
 /// What is read of a bucket's backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
@@ -395,6 +410,33 @@ impl Store {
                 let name = bucket_name(&found.backup.name);
                 s3.delete_all(name, folder::MANIFEST_FILE).await?;
                 Ok(size)
+            }
+        }
+    }
+
+    /// What is left of the backup `name` (found at `shown`) after a delete was cut short, as
+    /// the location holds it now.
+    pub async fn remains(&self, name: &str, shown: &Path) -> Result<Remains, StoreError> {
+        match &self.kind {
+            Kind::Folder { .. } => {
+                // Renamed to `.deleting` in one step: still there means not begun.
+                if shown.symlink_metadata().is_ok() {
+                    return Ok(Remains::Untouched);
+                }
+                Ok(folder::delete_leftovers(shown)?
+                    .into_iter()
+                    .next()
+                    .map_or(Remains::Nothing, Remains::Leftover))
+            }
+            Kind::Bucket(s3) => {
+                let listed = s3.list(bucket_name(name)).await?;
+                Ok(if listed.is_empty() {
+                    Remains::Nothing
+                } else if listed.iter().any(|o| o.path == folder::MANIFEST_FILE) {
+                    Remains::Untouched
+                } else {
+                    Remains::Partial
+                })
             }
         }
     }

@@ -1418,3 +1418,63 @@ fn an_interrupted_prune_stops_before_the_next_delete_and_releases_the_lock() {
         "{stored:?}"
     );
 }
+
+/// Ctrl-C during `delete --yes` of a bucket's backup, after its manifest went: the error says
+/// that the backup is partly deleted, lists as partial and how to remove the rest (exit 130).
+#[test]
+fn an_interrupted_delete_says_what_is_left() {
+    let Some(server) = S3Server::start_or_skip("interrupted_delete") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+        ],
+    )
+    .expect_code(0);
+    // The manifest is deleted first (object_store deletes through the bulk
+    // `POST /BUCKET?delete`); the deletion of the rest is held until Ctrl-C has come.
+    let gate = Gate::new();
+    server.faults.add(
+        FaultRule::new(format!("/{}", server.bucket), gate.fault(), Some(1))
+            .with_method(Method::POST)
+            .after(1),
+    );
+    let child = sandbox.spawn(&["delete", "nightly", "--yes", "--dir", &bucket]);
+    gate.wait_held(1);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    interrupted.expect_code(130);
+    assert!(
+        interrupted.stderr.ends_with(&format!(
+            "error: interrupted: the backup `nightly` is partly deleted; its manifest went \
+             first, so it lists as partial and is never read as complete; `kubectl mlbackup \
+             delete nightly --dir {bucket} --yes` removes the rest\n"
+        )),
+        "{}",
+        interrupted.stderr
+    );
+    // What it says, the bucket holds (the rest is still held at the gate).
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    assert_eq!(listed.json()["backups"][0]["status"], "partial");
+    gate.open();
+}
