@@ -207,8 +207,8 @@ pub enum Command {
     /// Delete old backups, keeping the recent ones.
     ///
     /// Prints what it would delete and what it keeps, each with why; nothing is deleted without
-    /// --yes. A backup is kept when any rule keeps it (as restic and borg do): --keep-last N the
-    /// N newest complete backups; --keep-daily N the newest backup of each of the N newest days
+    /// --yes (--dry-run asks for just that, explicitly). A backup is kept when any rule keeps it
+    /// (as restic and borg do): --keep-last N the N newest complete backups; --keep-daily N the newest backup of each of the N newest days
     /// that have backups (days without one do not count), --keep-weekly N the same per ISO 8601
     /// week (Monday to Sunday), --keep-monthly N per calendar month; --keep-within DURATION
     /// every backup created at most that long ago. Days, weeks and months are those of
@@ -494,7 +494,7 @@ pub struct ScheduleRetentionArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_monthly: Option<u32>,
     /// Keep every backup younger than this, like `7d`.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::retention::parse_keep_within)]
     pub keep_within: Option<Duration>,
 }
 
@@ -952,7 +952,7 @@ pub struct PruneArgs {
 
     /// Keep every backup created at most this long ago, like `7d` or `12h`.
     #[arg(long, alias = "older-than", value_name = "DURATION", group = "rule",
-          value_parser = crate::duration::parse)]
+          value_parser = crate::retention::parse_keep_within)]
     pub keep_within: Option<Duration>,
 
     /// The time zone of the days, weeks and months: an IANA name (`Europe/Berlin`) or `UTC`
@@ -963,6 +963,11 @@ pub struct PruneArgs {
     /// Really delete; without it, only print what would be deleted.
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    /// Only print what would be deleted and why (what prune does without --yes), and delete
+    /// nothing.
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
 }
 
 /// An IANA time zone name, from the system's tz database or the one built in.

@@ -120,7 +120,7 @@ async fn dispatch(
         Command::Rekey(args) => rekey::run(args, env, printer),
         Command::Delete(args) => delete::run(args, env, printer).await,
         Command::Copy(args) => copy::run(args, env, printer).await,
-        Command::Prune(args) => prune::run(args, env, printer).await,
+        Command::Prune(args) => prune::run_manual(args, env, printer).await,
         Command::Restore(args) => restore::run(global, args, env, printer).await,
         Command::Diff(args) => diff::run(global, args, env, printer).await,
         Command::SparkCleanup(args) => spark_cleanup::run(global, args, env, printer).await,

@@ -21,6 +21,21 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jiff::tz::TimeZone;
 
+/// Parses `--keep-within` (of `prune` and of `schedule install`, one rule for both): a duration
+/// longer than 0, since `0s` keeps no backup by its age (it would keep only what the other
+/// rules and the newest verified backup keep). The refusal repeats what was typed.
+pub fn parse_keep_within(text: &str) -> Result<Duration, String> {
+    let within = crate::duration::parse(text)?;
+    if within.is_zero() {
+        return Err(format!(
+            "`{}` keeps no backup by its age: give a duration longer than 0, like 7d, or leave \
+             --keep-within out",
+            text.trim()
+        ));
+    }
+    Ok(within)
+}
+
 /// A partial backup younger than this may belong to a backup that is still running.
 pub const PARTIAL_GRACE: Duration = Duration::from_secs(86_400);
 

@@ -1,5 +1,6 @@
 //! `prune`: deletes the backups of a directory that no retention rule keeps (the rules and the
-//! backups they always keep are in `retention`); a dry run unless `--yes`.
+//! backups they always keep are in `retention`); a dry run unless `--yes`. A prune that deletes
+//! holds the location's lock, the one scheduled runs hold, so the two never race.
 
 use std::path::PathBuf;
 
@@ -10,10 +11,12 @@ use serde::Serialize;
 use crate::cli::PruneArgs;
 use crate::env::Env;
 use crate::exit::Exit;
+use crate::exit::Interrupted;
 use crate::folder::{BackupSummary, CatalogStatus};
 use crate::printer::{self, Printer, Render};
 use crate::retention::{self, Policy};
-use crate::store::{Read, Store, StoreError};
+use crate::store::{LockRecord, Read, Store, StoreError};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,8 +129,100 @@ fn verification(store: &Store, backup: &BackupSummary) -> Result<(), String> {
     }
 }
 
+/// How long a manual prune's lock holds when the prune cannot release it (killed): past it, the
+/// next scheduled run takes it over. A prune that takes longer than this while a scheduled run
+/// starts could race it, so it is generous.
+const MANUAL_LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+
+/// `prune` as the user runs it: one that deletes (`--yes`) first takes the location's lock for
+/// itself, refused while a scheduled run holds it, and releases it at the end, Ctrl-C included
+/// (it stops before the next delete). A manual `backup` takes no lock: it only adds a new name
+/// (claimed create-only), which no prune that started before it sees, and a prune that sees
+/// it keeps it as a partial younger than a day until its manifest makes it complete.
+pub async fn run_manual(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
+    let store = super::open_store(&args.backups, env, printer)?;
+    if !args.yes {
+        return prune(&store, args, printer, None).await;
+    }
+    store.check_writable("prune backups")?;
+    // Taking the lock would create a missing folder: say it is missing instead, as list does.
+    if let Some(root) = store.folder()
+        && !root.is_dir()
+    {
+        return Err(anyhow::Error::new(crate::folder::FolderError::NoRoot {
+            root: root.to_path_buf(),
+        })
+        .context(format!("cannot list the backups in {}", root.display())));
+    }
+    // From here Ctrl-C no longer ends the process at once: the lock is released first.
+    let cancel = super::interrupt_token();
+    super::SYNCHRONOUS.store(false, std::sync::atomic::Ordering::SeqCst);
+    let started = Utc::now();
+    let host = env
+        .in_cluster
+        .hostname
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "an unknown host".into());
+    let lock = store
+        .lock(
+            LockRecord {
+                holder: format!(
+                    "kubectl mlbackup prune on {host} (pid {})",
+                    std::process::id()
+                ),
+                started,
+                lease_until: started + MANUAL_LEASE,
+            },
+            started,
+        )
+        .await
+        .context("cannot prune: nothing was deleted")?;
+    if let Some(old) = &lock.taken_over {
+        printer.warning(&format!(
+            "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
+             before it could release it)",
+            store.shown().display(),
+            mlbackup_helper::text::escape_controls(&old.holder),
+            printer::time(old.lease_until),
+        ));
+    }
+    let result = if cancel.is_cancelled() {
+        Err(Interrupted("interrupted before anything was deleted".into()).into())
+    } else {
+        prune(&store, args, printer, Some(&cancel)).await
+    };
+    let released = lock.release().await;
+    if let Ok(false) = released {
+        printer.warning(&format!(
+            "the lock of {} was no longer this prune's (its lease had passed and a scheduled \
+             run took it over)",
+            store.shown().display()
+        ));
+    }
+    let exit = result?;
+    released.context("cannot release the lock")?;
+    Ok(exit)
+}
+
+/// `prune` as a scheduled run's step, under the lock that run holds.
 pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Result<Exit> {
     let store = super::open_store(&args.backups, env, printer)?;
+    prune(&store, args, printer, None).await
+}
+
+/// Plans and (with `--yes`) deletes; with `cancel`, stops before the next delete once it is
+/// cancelled, and says what was deleted up to there.
+async fn prune(
+    store: &Store,
+    args: &PruneArgs,
+    printer: &Printer,
+    cancel: Option<&CancellationToken>,
+) -> anyhow::Result<Exit> {
     if args.yes {
         store.check_writable("prune backups")?;
     }
@@ -163,7 +258,7 @@ pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Resu
         })
         .collect();
     let decisions = retention::plan(&backups, &policy, Utc::now(), &time_zone, |index| {
-        verification(&store, &catalog.backups[index])
+        verification(store, &catalog.backups[index])
     });
     let mut outcome = PruneOutcome {
         dir,
@@ -179,6 +274,7 @@ pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Resu
                 .to_string()
         }),
     };
+    let mut interrupted = false;
     for decision in decisions {
         let backup = &catalog.backups[decision.index];
         let reason = decision.reason();
@@ -186,8 +282,16 @@ pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Resu
             outcome.keep.push(entry(backup, reason));
             continue;
         }
+        interrupted = interrupted || cancel.is_some_and(CancellationToken::is_cancelled);
+        if interrupted {
+            outcome.keep.push(entry(
+                backup,
+                format!("not deleted: interrupted (Ctrl-C) first; {reason}"),
+            ));
+            continue;
+        }
         let deleted = if args.yes {
-            delete_one(&store, backup).await
+            delete_one(store, backup).await
         } else {
             Ok(backup.size_bytes)
         };
@@ -200,6 +304,14 @@ pub async fn run(args: &PruneArgs, env: &Env, printer: &Printer) -> anyhow::Resu
         }
     }
     printer.data(&outcome)?;
+    if interrupted {
+        return Err(Interrupted(format!(
+            "interrupted: {} backup(s) deleted before Ctrl-C, the rest left as they were (listed \
+             as kept); nothing is half-deleted",
+            outcome.delete.len()
+        ))
+        .into());
+    }
     if outcome.failed.is_empty() {
         Ok(Exit::Success)
     } else {

@@ -220,7 +220,7 @@ fn show(found: &Found, with_files: bool) -> Result<ShowOutcome, folder::FolderEr
         name: backup.name.clone(),
         path: found.shown.clone(),
         status: backup.status,
-        created_at: backup.created_at(),
+        created_at: found.created_at(),
         finished_at: manifest.and_then(|m| m.finished_at),
         format_version: manifest.map(|m| m.format_version),
         tool_version: manifest.map(|m| m.tool_version.clone()),

@@ -15,7 +15,7 @@ use mlbackup_helper::text::error_chain;
 
 use super::name::{
     DELETING_SUFFIX, MAX_NAME_ATTEMPTS, NAME_PREFIX, PARTIAL_SUFFIX, is_being_deleted,
-    time_from_name,
+    time_from_name, validate_name,
 };
 use super::{
     BackupStatus, CRD_FILE, ClusterRef, DEPLOYMENTS_FILE, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION,
@@ -146,6 +146,14 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
         let dir = entry.path();
         match Backup::open(&dir).and_then(|backup| backup.summary()) {
             Ok(summary) => backups.push(summary),
+            // A folder this user may not read may well be a backup (another user's): listing
+            // without it would be incomplete, and prune would count without it. Only a name no
+            // backup can have (`lost+found`, the file system's own, 0700 root) is passed over.
+            Err(err) if err.is_permission_denied() => {
+                if validate_name(name.strip_suffix(PARTIAL_SUFFIX).unwrap_or(&name)).is_ok() {
+                    return Err(err);
+                }
+            }
             Err(FolderError::NotABackup { .. })
                 if !name.starts_with(NAME_PREFIX) && !dir.join(MANIFEST_FILE).exists() => {}
             Err(err) => unreadable.push(Unreadable {
@@ -167,7 +175,7 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
 pub fn resolve(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
     if name_or_path.contains('/') {
         let path = Path::new(name_or_path);
-        if path.symlink_metadata().is_err() {
+        if !exists(path)? {
             return Err(FolderError::NotFound {
                 name: name_or_path.to_string(),
                 root: path
@@ -188,12 +196,24 @@ pub fn resolve(root: &Path, name_or_path: &str) -> Result<Backup, FolderError> {
         root.join(name_or_path),
         root.join(format!("{name_or_path}{PARTIAL_SUFFIX}")),
     ];
-    match candidates.iter().find(|dir| dir.symlink_metadata().is_ok()) {
-        Some(dir) => Backup::open(dir),
-        None => Err(FolderError::NotFound {
-            name: name_or_path.to_string(),
-            root: root.to_path_buf(),
-        }),
+    for dir in &candidates {
+        if exists(dir)? {
+            return Backup::open(dir);
+        }
+    }
+    Err(FolderError::NotFound {
+        name: name_or_path.to_string(),
+        root: root.to_path_buf(),
+    })
+}
+
+/// Whether `path` exists (a symlink counts, unfollowed); any failure but "not found" (a
+/// folder this user may not enter) is an error, never "no such backup".
+fn exists(path: &Path) -> Result<bool, FolderError> {
+    match path.symlink_metadata() {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(io_error("read", path)(err)),
     }
 }
 
@@ -288,7 +308,9 @@ impl Backup {
                 });
             }
             Ok(_) => return Err(not_a_backup("its manifest.json is not a regular file")),
-            Err(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            // Unreadable is not "no manifest": a folder another user wrote is no stranger.
+            Err(err) => return Err(io_error("read", &manifest_path)(err)),
         }
         if !is_partial && !name.starts_with(NAME_PREFIX) {
             return Err(not_a_backup(
@@ -434,6 +456,30 @@ impl Backup {
         fs::remove_dir_all(&doomed).map_err(io_error("delete", &doomed))?;
         Ok(size)
     }
+}
+
+/// What [`Backup::delete`] left of the backup that was at `dir` when it was cut short: the
+/// `<name>.deleting` folders beside it (an earlier interrupted delete's too).
+pub fn delete_leftovers(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!("{}{DELETING_SUFFIX}", name.to_string_lossy());
+    let mut found = Vec::new();
+    for entry in fs::read_dir(parent).map_err(io_error("read", parent))? {
+        let entry = entry.map_err(io_error("read", parent))?;
+        let entry_name = entry.file_name().to_string_lossy().into_owned();
+        if entry_name.starts_with(&prefix) && is_being_deleted(&entry_name) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 pub(super) fn read_manifest(path: &Path) -> Result<Manifest, FolderError> {
@@ -604,6 +650,27 @@ mod tests {
         .unwrap();
         let err = Backup::open(&loose).unwrap_err().to_string();
         assert!(err.contains("only a manifest makes readable"), "{err}");
+    }
+
+    /// A `.partial` folder of a chosen name killed before its manifest: as old as the folder
+    /// (its last change), the same on every look, so that it ages and prune removes it.
+    #[test]
+    fn a_partial_folder_without_a_manifest_is_as_old_as_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let partial = root.path().join(format!("intr1{PARTIAL_SUFFIX}"));
+        fs::create_dir_all(partial.join("dr")).unwrap();
+        fs::write(partial.join("dr/a.yaml"), lrs_yaml("dr", "a", "deployment")).unwrap();
+        let written = Utc.with_ymd_and_hms(2026, 1, 10, 8, 30, 0).unwrap();
+        fs::File::open(&partial)
+            .unwrap()
+            .set_modified(written.into())
+            .unwrap();
+        for _ in 0..2 {
+            let listed = catalog(root.path()).unwrap();
+            assert_eq!(listed.backups.len(), 1);
+            assert_eq!(listed.backups[0].status, CatalogStatus::Partial);
+            assert_eq!(listed.backups[0].created_at, written);
+        }
     }
 
     #[test]
@@ -855,6 +922,22 @@ mod tests {
         );
         assert!(is_being_deleted("a.deleting_12"));
         assert!(!is_being_deleted("a.deleting_x"));
+    }
+
+    /// What `delete` names after a Ctrl-C: the `.deleting` folders of that backup only.
+    #[test]
+    fn the_leftovers_of_a_delete_are_found_beside_the_backup() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, _) = finished_backup(root.path());
+        assert!(delete_leftovers(&dir).unwrap().is_empty());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        fs::create_dir(root.path().join(format!("{name}.deleting_2"))).unwrap();
+        fs::create_dir(root.path().join(format!("{name}x.deleting"))).unwrap();
+        fs::create_dir(root.path().join(format!("{name}.deleting_x"))).unwrap();
+        assert_eq!(
+            delete_leftovers(&dir).unwrap(),
+            [root.path().join(format!("{name}.deleting_2"))]
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod writer;
 use name::MAX_NAME_ATTEMPTS;
 
 pub use catalog::{
-    Backup, BackupSummary, Catalog, CatalogStatus, Unreadable, catalog, resolve,
+    Backup, BackupSummary, Catalog, CatalogStatus, Unreadable, catalog, delete_leftovers, resolve,
     resolve_for_reading, root,
 };
 pub use journal::{StepEvent, StepRecord};
@@ -155,9 +155,15 @@ impl FolderError {
                 "choose another --name, or remove the old one with `kubectl mlbackup delete {name} --dir {}`",
                 root.display()
             )),
-            FolderError::NotFound { root, .. } | FolderError::NoRoot { root } => Some(format!(
+            FolderError::NotFound { root, .. } => Some(format!(
                 "run `kubectl mlbackup list --dir {}` to see the backups there; set --dir or \
                  MLBACKUP_DIR to look elsewhere",
+                root.display()
+            )),
+            // Listing it again would say the same: say where backups come from instead.
+            FolderError::NoRoot { root } => Some(format!(
+                "check the path (--dir, else MLBACKUP_DIR, else the current directory); \
+                 `kubectl mlbackup backup --dir {}` creates it with the first backup",
                 root.display()
             )),
             FolderError::NotABackup { .. } => Some(
@@ -177,10 +183,28 @@ impl FolderError {
             FolderError::InconsistentFormat { .. }
             | FolderError::NoFreeName { .. }
             | FolderError::InvalidItem { .. }
-            | FolderError::BadManifest { .. }
-            | FolderError::Io { .. } => None,
+            | FolderError::BadManifest { .. } => None,
+            FolderError::Io { source, .. } => permission_hint(source),
         }
     }
+}
+
+impl FolderError {
+    /// Whether the file system refused access (not "missing", not "no backup"): a backup
+    /// written by another user, which this user may not read.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, FolderError::Io { source, .. }
+            if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+}
+
+/// The hint for a file or folder this user may not read or change.
+pub fn permission_hint(source: &io::Error) -> Option<String> {
+    (source.kind() == io::ErrorKind::PermissionDenied).then(|| {
+        "backups are private to the user who wrote them (folders 0700, files 0600): run as \
+         that user (often root, or the pod's), or have it grant access"
+            .into()
+    })
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FolderError {

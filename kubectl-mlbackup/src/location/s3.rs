@@ -90,6 +90,8 @@ pub struct StoredObject {
     /// Relative to the backup (`manifest.json`, `ns/name.yaml`).
     pub path: String,
     pub size: u64,
+    /// When the object was written, as the server reports it (`LastModified`).
+    pub modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// A failure of an S3 location, in the user's terms. No variant holds a secret or a server's
@@ -664,6 +666,7 @@ impl S3Store {
                 Some(StoredObject {
                     path: key.strip_prefix(&under)?.to_string(),
                     size: meta.size,
+                    modified: meta.last_modified,
                 })
             })
             .collect();
@@ -1271,13 +1274,9 @@ mod tests {
         // Reading works; nothing changed.
         assert_eq!(reader.get("b/manifest.json", 10).await.unwrap(), b"{}");
         assert_eq!(reader.list_names().await.unwrap(), vec!["b"]);
-        assert_eq!(
-            writer.list("b").await.unwrap(),
-            vec![StoredObject {
-                path: "manifest.json".into(),
-                size: 2
-            }]
-        );
+        let listed = writer.list("b").await.unwrap();
+        let listed: Vec<(&str, u64)> = listed.iter().map(|o| (o.path.as_str(), o.size)).collect();
+        assert_eq!(listed, [("manifest.json", 2)]);
         assert!(!server.object_file(bucket, "prod/c").exists());
     }
 

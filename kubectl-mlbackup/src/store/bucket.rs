@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 use futures::StreamExt;
 use mlbackup_helper::text::error_chain;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,8 @@ const UPLOADS: usize = 64;
 /// The largest object read: an LRS is at most a few MiB (etcd's limit is 1.5 MiB); a manifest
 /// of 100,000 items is about 40 MiB.
 const MAX_OBJECT_BYTES: u64 = 256 << 20;
+/// The largest claim read: a few dozen bytes of JSON.
+const MAX_CLAIM_BYTES: u64 = 64 << 10;
 /// The most objects one backup may hold (LRSes, manifest, snapshot, journal).
 const MAX_OBJECTS: usize = 1_000_000;
 /// How many default names (`_2`, `_3`, ...) are tried.
@@ -169,6 +171,11 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
         };
         write_new(&dir, &object.path, &bytes)?;
     }
+    let stored_at = if has_manifest {
+        None
+    } else {
+        started_without_manifest(s3, name, &listed).await?
+    };
     let url = url_of(s3, name);
     let mut backup = Backup::open(&dir).map_err(|err| StoreError::Unreadable {
         detail: mlbackup_helper::text::error_chain(&err).replace(&dir.display().to_string(), &url),
@@ -181,8 +188,40 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
         shown: PathBuf::from(url),
         listed: Some(listed),
         origin: Some((s3.clone(), name.to_string())),
+        stored_at,
         _mirror: Some(temp),
     })
+}
+
+/// What a claim says (see [`claim`]).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimRecord {
+    claimed_at: DateTime<Utc>,
+}
+
+/// When the backup `name`, which has no manifest (cut short), was started, from what the bucket
+/// holds: its claim's `claimedAt`, else the oldest `LastModified` of its objects. Never the
+/// time it is looked at: a partial backup must age like any other, or prune keeps it forever
+/// as one that may still be written.
+async fn started_without_manifest(
+    s3: &S3Store,
+    name: &str,
+    listed: &[StoredObject],
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    if listed.iter().any(|o| o.path == CLAIM) {
+        match s3.get(&format!("{name}/{CLAIM}"), MAX_CLAIM_BYTES).await {
+            Ok(bytes) => {
+                if let Ok(claim) = serde_json::from_slice::<ClaimRecord>(&bytes) {
+                    return Ok(Some(claim.claimed_at));
+                }
+            }
+            // Removed since it was listed (the manifest was just written, or a delete).
+            Err(S3Error::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(listed.iter().map(|o| o.modified).min())
 }
 
 /// A key of a backup that a folder can hold: parts valid (no `..`, nothing empty), at most
@@ -769,6 +808,7 @@ mod tests {
         StoredObject {
             path: path.into(),
             size,
+            modified: chrono::Utc::now(),
         }
     }
 

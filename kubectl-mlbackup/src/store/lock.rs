@@ -1,7 +1,7 @@
 //! One writer per location: the lock a scheduled run holds on its prefix or folder while it
-//! writes and prunes (`.mlbackup-lock`, JSON: holder, started, lease end), created create-only so
-//! that of two runs exactly one goes on, and taken over once its lease has passed (a run killed
-//! before it could release it).
+//! writes and prunes, and a manual `prune --yes` while it deletes (`.mlbackup-lock`, JSON:
+//! holder, started, lease end), created create-only so that of two runs exactly one goes on, and
+//! taken over once its lease has passed (a run killed before it could release it).
 //!
 //! Taking over is a compare-and-swap on the stale lock itself, so that of two runs finding the
 //! same stale lock exactly one takes it: in a bucket a put with `If-Match` on the ETag that was

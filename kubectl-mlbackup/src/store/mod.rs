@@ -17,7 +17,7 @@ mod runs;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 
 use crate::env::Env;
 use crate::folder::{
@@ -116,8 +116,9 @@ impl StoreError {
                  --dir {location}`"
             )),
             StoreError::Locked { .. } => Some(
-                "one run writes to a location at a time: this run did nothing; the lock is \
-                 released when that run ends, and taken over once its lease has passed"
+                "one run writes to a location at a time (a scheduled run, or a prune that \
+                 deletes): this run did nothing; try again once that run has ended (it releases \
+                 the lock) or its lease has passed (the lock is then taken over)"
                     .into(),
             ),
             StoreError::BadLock { key } => Some(format!(
@@ -158,6 +159,9 @@ pub struct Found {
     listed: Option<Vec<crate::location::s3::StoredObject>>,
     /// The bucket and the backup's name there, when it is a bucket's.
     origin: Option<(S3Store, String)>,
+    /// When a bucket's backup without a manifest was started, from what the bucket holds (its
+    /// mirror's folder is as new as the mirror).
+    stored_at: Option<DateTime<Utc>>,
     _mirror: Option<tempfile::TempDir>,
 }
 
@@ -168,6 +172,15 @@ impl Found {
         match self.listed {
             Some(_) => format!("{}/{path}", self.shown.display()),
             None => path.to_string(),
+        }
+    }
+
+    /// When the backup was started: [`Backup::created_at`], for a bucket's backup without a
+    /// manifest from what the bucket holds (see `bucket::started_without_manifest`).
+    pub fn created_at(&self) -> DateTime<Utc> {
+        match (&self.backup.manifest, self.stored_at) {
+            (None, Some(at)) => at,
+            _ => self.backup.created_at(),
         }
     }
 
@@ -224,6 +237,21 @@ impl Found {
             None => self.backup.has_file(file),
         }
     }
+}
+
+/// What a delete cut short left of a backup (see [`Store::remains`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remains {
+    /// Nothing: it was deleted whole.
+    Nothing,
+    /// All of it: the delete had not begun.
+    Untouched,
+    /// A bucket's backup without its manifest (deleted first): listed as partial, never read
+    /// as complete; deleting it again removes the rest.
+    Partial,
+    /// A folder's backup renamed to this `.deleting` folder: listed as left over from an
+    /// interrupted delete, never as a backup.
+    Leftover(PathBuf),
 }
 
 /// What is read of a bucket's backup.
@@ -386,6 +414,33 @@ impl Store {
         }
     }
 
+    /// What is left of the backup `name` (found at `shown`) after a delete was cut short, as
+    /// the location holds it now.
+    pub async fn remains(&self, name: &str, shown: &Path) -> Result<Remains, StoreError> {
+        match &self.kind {
+            Kind::Folder { .. } => {
+                // Renamed to `.deleting` in one step: still there means not begun.
+                if shown.symlink_metadata().is_ok() {
+                    return Ok(Remains::Untouched);
+                }
+                Ok(folder::delete_leftovers(shown)?
+                    .into_iter()
+                    .next()
+                    .map_or(Remains::Nothing, Remains::Leftover))
+            }
+            Kind::Bucket(s3) => {
+                let listed = s3.list(bucket_name(name)).await?;
+                Ok(if listed.is_empty() {
+                    Remains::Nothing
+                } else if listed.iter().any(|o| o.path == folder::MANIFEST_FILE) {
+                    Remains::Untouched
+                } else {
+                    Remains::Partial
+                })
+            }
+        }
+    }
+
     /// Starts a new backup: a folder's `.partial` folder, or for a bucket the name claimed
     /// (create-only, before anything else) and a private staging folder. `None` as the name:
     /// `lrs_backup_YYYY_MM_DD_HH_MM` with `_2`, `_3`, ... while taken.
@@ -437,6 +492,7 @@ fn local(backup: Backup) -> Found {
         backup,
         listed: None,
         origin: None,
+        stored_at: None,
         _mirror: None,
     }
 }
@@ -448,6 +504,7 @@ pub fn summary(found: &Found) -> Result<BackupSummary, FolderError> {
         summary.name = bucket_name(&summary.name).to_string();
         summary.path = found.shown.clone();
         summary.size_bytes = found.size_bytes()?;
+        summary.created_at = found.created_at();
     }
     Ok(summary)
 }

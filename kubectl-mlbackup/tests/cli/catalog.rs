@@ -222,8 +222,106 @@ fn the_backup_directory_comes_from_dir_then_mlbackup_dir_then_the_current_direct
     ----- stderr -----
     error: cannot list the backups in [HOME]/elsewhere
       caused by: the backup directory [HOME]/elsewhere does not exist
-    hint: run `kubectl mlbackup list --dir [HOME]/elsewhere` to see the backups there; set --dir or MLBACKUP_DIR to look elsewhere
+    hint: check the path (--dir, else MLBACKUP_DIR, else the current directory); `kubectl mlbackup backup --dir [HOME]/elsewhere` creates it with the first backup
     "#);
+}
+
+/// Runs the plugin as `nobody` (util-linux `setpriv`; the tests run as root) in `dir`, which
+/// nobody may enter, with only PATH and HOME set.
+fn run_as_nobody(dir: &Path, args: &[&str]) -> Run {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata("/proc/self").unwrap().uid(),
+        0,
+        "this test plays another user with setpriv, which needs root"
+    );
+    let output = std::process::Command::new(mlbackup_testkit::tools::require(
+        "setpriv",
+        "util-linux; plays another user",
+    ))
+    .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+    .arg(env!("CARGO_BIN_EXE_kubectl-mlbackup"))
+    .args(args)
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .env("HOME", dir)
+    .current_dir(dir)
+    .output()
+    .expect("run setpriv");
+    Run::from(output)
+}
+
+/// A backup folder another user wrote (0700, root's) is an error naming the path and the
+/// cause: never "no backups", never "not a backup", never "no backup named".
+#[test]
+fn a_backup_this_user_may_not_read_is_an_error_not_an_empty_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let home = tempfile::tempdir_in("/tmp").unwrap();
+    mode(home.path(), 0o755);
+    let bk = home.path().join("bk");
+    managed_backup(
+        &bk,
+        "b1",
+        "2025-06-01T10:00:00Z",
+        "complete",
+        &[("dr", "a", "deployment")],
+        &[],
+    );
+    mode(&bk, 0o755);
+    mode(&bk.join("b1"), 0o700);
+    let denied = |run: &Run, path: &str| {
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains(&format!(
+                "cannot read {path}\n  caused by: Permission denied"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("hint: backups are private"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    };
+    denied(
+        &run_as_nobody(home.path(), &["list", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    denied(
+        &run_as_nobody(home.path(), &["verify", "b1", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    denied(
+        &run_as_nobody(home.path(), &["prune", "--keep-last", "1", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    // The manifest alone unreadable: the same.
+    mode(&bk.join("b1"), 0o755);
+    mode(&bk.join("b1/manifest.json"), 0o600);
+    denied(
+        &run_as_nobody(home.path(), &["list", "--dir", "bk"]),
+        "bk/b1/manifest.json",
+    );
+    // The whole backup directory private: verify does not say "no backup named".
+    mode(&bk, 0o700);
+    denied(
+        &run_as_nobody(home.path(), &["verify", "b1", "--dir", "bk"]),
+        "bk/b1",
+    );
+
+    // The file system's own `lost+found` (0700 root, a name no backup has) is passed over.
+    mode(&bk, 0o755);
+    mode(&bk.join("b1/manifest.json"), 0o644);
+    std::fs::create_dir(bk.join("lost+found")).unwrap();
+    mode(&bk.join("lost+found"), 0o700);
+    let listed = run_as_nobody(home.path(), &["list", "--dir", "bk", "-o", "json"]);
+    listed.expect_code(0);
+    assert_eq!(names(&listed.json(), "backups"), ["b1"]);
 }
 
 #[test]
@@ -516,6 +614,111 @@ fn prune_prints_what_it_would_delete_without_yes() {
 
     ----- stderr -----
     "#);
+    assert!(root.join(NAMED).is_dir());
+    assert!(root.join(STALE_PARTIAL).is_dir());
+
+    // --dry-run, as the schedule's docs name it: the same output, nothing deleted.
+    let dry = run_in(&sandbox, &root, &["prune", "--keep", "2", "--dry-run"]);
+    dry.expect_code(0);
+    assert_eq!(dry.stdout, run.stdout);
+    assert!(root.join(NAMED).is_dir());
+    assert!(root.join(STALE_PARTIAL).is_dir());
+    let both = run_in(
+        &sandbox,
+        &root,
+        &["prune", "--keep", "2", "--dry-run", "--yes"],
+    );
+    both.expect_code(2);
+    assert!(
+        both.stderr
+            .starts_with("error: the argument '--dry-run' cannot be used with '--yes'"),
+        "{}",
+        both.stderr
+    );
+    assert!(root.join(NAMED).is_dir());
+}
+
+/// A prune that deletes takes the location's lock, the one scheduled runs hold: refused while a
+/// run holds it (naming the holder and its lease, nothing deleted), released at the end, and
+/// taken over once the lease has passed. A dry run reads only and needs no lock.
+#[test]
+fn prune_with_yes_takes_the_lock_scheduled_runs_hold() {
+    let (sandbox, root) = sandbox_with_backups();
+    let lock = root.join(".mlbackup-lock");
+    let live = json!({"holder": "mlbackup-nightly-29 (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2999-01-01T00:00:00Z"});
+    std::fs::write(&lock, live.to_string()).unwrap();
+    let refused = run_in(&sandbox, &root, &["prune", "--keep", "1", "--yes"]);
+    refused.expect_code(1);
+    insta::assert_snapshot!(refused.shown(&sandbox), @r"
+    exit: 1
+    ----- stdout -----
+
+    ----- stderr -----
+    error: cannot prune: nothing was deleted
+      caused by: [HOME]/backups is locked by `mlbackup-nightly-29 (pid 7)` until 2999-01-01 00:00:00 UTC
+    hint: one run writes to a location at a time (a scheduled run, or a prune that deletes): this run did nothing; try again once that run has ended (it releases the lock) or its lease has passed (the lock is then taken over)
+    ");
+    assert!(root.join(NAMED).is_dir(), "nothing deleted");
+    assert!(root.join(STALE_PARTIAL).is_dir(), "nothing deleted");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), live.to_string());
+    run_in(&sandbox, &root, &["prune", "--keep", "1", "--dry-run"]).expect_code(0);
+
+    // Its lease passed (that run was killed): taken over, said so, released at the end.
+    let stale = json!({"holder": "mlbackup-nightly-29 (pid 7)",
+        "started": "2026-11-29T03:00:00Z", "leaseUntil": "2026-11-29T05:00:00Z"});
+    std::fs::write(&lock, stale.to_string()).unwrap();
+    let pruned = run_in(
+        &sandbox,
+        &root,
+        &["prune", "--keep", "1", "--yes", "-o", "json"],
+    );
+    pruned.expect_code(0);
+    assert!(
+        pruned.stderr.starts_with(&format!(
+            "warning: took over the lock of {} from `mlbackup-nightly-29 (pid 7)`, whose lease \
+             ended at 2026-11-29 05:00:00 UTC",
+            root.display()
+        )),
+        "{}",
+        pruned.stderr
+    );
+    assert_eq!(names(&pruned.json(), "delete").len(), 3);
+    assert!(!lock.exists(), "released");
+
+    // Taking the lock never creates a missing backup directory.
+    let missing = sandbox.path("missing");
+    let run = run_in(&sandbox, &missing, &["prune", "--keep", "1", "--yes"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "the backup directory {} does not exist",
+            missing.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists());
+}
+
+/// `--keep-within 0s` keeps no backup by its age: refused as `schedule install` refuses it,
+/// repeating what was typed.
+#[test]
+fn prune_refuses_a_keep_within_of_zero() {
+    let (sandbox, root) = sandbox_with_backups();
+    for typed in ["0s", "0d", "0"] {
+        let run = run_in(&sandbox, &root, &["prune", "--keep-within", typed, "--yes"]);
+        run.expect_code(2);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: invalid value '{typed}' for '--keep-within <DURATION>': `{typed}` keeps \
+                 no backup by its age: give a duration longer than 0, like 7d, or leave \
+                 --keep-within out\n"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
     assert!(root.join(NAMED).is_dir());
     assert!(root.join(STALE_PARTIAL).is_dir());
 }

@@ -1273,3 +1273,208 @@ fn schedule_status_reads_the_run_records_from_the_bucket() {
         status.stdout
     );
 }
+
+/// A backup cut short before its manifest (killed: only its claim and some items are stored)
+/// is as old as its claim says, or without a claim as old as S3 reports its objects; never
+/// "now", so that it ages like any other and prune removes it once older than a day.
+#[test]
+fn a_partial_without_a_manifest_is_as_old_as_what_was_stored() {
+    let Some(server) = S3Server::start_or_skip("partial_age") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 1, 1);
+    let bucket = location(&server);
+    let item = server.object_file(&server.bucket, &format!("{PREFIX}/intr1/dr/a.yaml"));
+    std::fs::create_dir_all(item.parent().unwrap()).unwrap();
+    std::fs::write(&item, "apiVersion: v1\nkind: X\nmetadata:\n  name: a\n").unwrap();
+    let claim = server.object_file(&server.bucket, &format!("{PREFIX}/intr1/.claim"));
+    std::fs::write(
+        &claim,
+        r#"{"claimedAt":"2026-01-10T08:30:00Z","toolVersion":"0.1.0"}"#,
+    )
+    .unwrap();
+    let listed = |sandbox: &Sandbox| {
+        let listed = run(
+            sandbox,
+            &server,
+            &cluster,
+            &["list", "--dir", &bucket, "-o", "json"],
+        );
+        listed.expect_code(0);
+        let backup = listed.json()["backups"][0].clone();
+        assert_eq!(backup["name"], "intr1", "{backup}");
+        assert_eq!(backup["status"], "partial", "{backup}");
+        backup["createdAt"].as_str().unwrap().to_string()
+    };
+    assert_eq!(listed(&sandbox), "2026-01-10T08:30:00Z");
+    let pruned = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["prune", "--keep-last", "1", "--dir", &bucket, "-o", "json"],
+    );
+    pruned.expect_code(0);
+    let outcome = pruned.json();
+    assert_eq!(outcome["delete"][0]["name"], "intr1", "{outcome}");
+    assert_eq!(
+        outcome["delete"][0]["reason"], "partial, older than a day",
+        "{outcome}"
+    );
+
+    // Without its claim: the objects' LastModified, as the server reports it.
+    std::fs::remove_file(&claim).unwrap();
+    let written = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+    std::fs::File::options()
+        .write(true)
+        .open(&item)
+        .unwrap()
+        .set_modified(written)
+        .unwrap();
+    assert_eq!(listed(&sandbox), "2026-01-01T00:00:00Z");
+}
+
+/// Ctrl-C during a prune that deletes: the backup being deleted is finished, none after it is
+/// touched, the outcome says which, and the lock the prune took is released (exit 130).
+#[test]
+fn an_interrupted_prune_stops_before_the_next_delete_and_releases_the_lock() {
+    let Some(server) = S3Server::start_or_skip("interrupted_prune") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    for name in ["a", "b", "c"] {
+        run(
+            &sandbox,
+            &server,
+            &cluster,
+            &["backup", "--dir", &bucket, "--no-encrypt", "--name", name],
+        )
+        .expect_code(0);
+    }
+    // The first delete (of a manifest, deleted first; object_store deletes through the bulk
+    // `POST /BUCKET?delete`) is held until Ctrl-C has come.
+    let gate = Gate::new();
+    server.faults.add(
+        FaultRule::new(format!("/{}", server.bucket), gate.fault(), Some(1))
+            .with_method(Method::POST),
+    );
+    let child = sandbox.spawn(&[
+        "prune",
+        "--keep-last",
+        "1",
+        "--yes",
+        "--dir",
+        &bucket,
+        "-o",
+        "json",
+    ]);
+    gate.wait_held(1);
+    assert!(objects(&server).contains(&".mlbackup-lock".to_string()));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    gate.open();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    interrupted.expect_code(130);
+    assert!(
+        interrupted
+            .stderr
+            .contains("interrupted: 1 backup(s) deleted before Ctrl-C, the rest left as they were"),
+        "{}",
+        interrupted.stderr
+    );
+    let outcome = interrupted.json();
+    assert_eq!(outcome["delete"].as_array().unwrap().len(), 1, "{outcome}");
+    let deleted = outcome["delete"][0]["name"].as_str().unwrap().to_string();
+    let spared: Vec<&serde_json::Value> = outcome["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|kept| {
+            kept["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("not deleted: interrupted (Ctrl-C) first")
+        })
+        .collect();
+    assert_eq!(spared.len(), 1, "{outcome}");
+    let stored = objects(&server);
+    assert!(
+        !stored.contains(&".mlbackup-lock".to_string()),
+        "{stored:?}"
+    );
+    assert!(
+        !stored
+            .iter()
+            .any(|key| key.starts_with(&format!("{deleted}/"))),
+        "{stored:?}"
+    );
+    let spared = spared[0]["name"].as_str().unwrap();
+    assert!(
+        stored.contains(&format!("{spared}/manifest.json")),
+        "{stored:?}"
+    );
+}
+
+/// Ctrl-C during `delete --yes` of a bucket's backup, after its manifest went: the error says
+/// that the backup is partly deleted, lists as partial and how to remove the rest (exit 130).
+#[test]
+fn an_interrupted_delete_says_what_is_left() {
+    let Some(server) = S3Server::start_or_skip("interrupted_delete") else {
+        return;
+    };
+    let sandbox = sandbox_for(&server);
+    let cluster = FakeCluster::with_lrs(&sandbox, 2, 1);
+    let bucket = location(&server);
+    run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "backup",
+            "--dir",
+            &bucket,
+            "--no-encrypt",
+            "--name",
+            "nightly",
+        ],
+    )
+    .expect_code(0);
+    // The manifest is deleted first (object_store deletes through the bulk
+    // `POST /BUCKET?delete`); the deletion of the rest is held until Ctrl-C has come.
+    let gate = Gate::new();
+    server.faults.add(
+        FaultRule::new(format!("/{}", server.bucket), gate.fault(), Some(1))
+            .with_method(Method::POST)
+            .after(1),
+    );
+    let child = sandbox.spawn(&["delete", "nightly", "--yes", "--dir", &bucket]);
+    gate.wait_held(1);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = Run::from(child.wait_with_output().unwrap());
+    interrupted.expect_code(130);
+    assert!(
+        interrupted.stderr.ends_with(&format!(
+            "error: interrupted: the backup `nightly` is partly deleted; its manifest went \
+             first, so it lists as partial and is never read as complete; `kubectl mlbackup \
+             delete nightly --dir {bucket} --yes` removes the rest\n"
+        )),
+        "{}",
+        interrupted.stderr
+    );
+    // What it says, the bucket holds (the rest is still held at the gate).
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    assert_eq!(listed.json()["backups"][0]["status"], "partial");
+    gate.open();
+}

@@ -262,8 +262,8 @@ fn bad_input_is_refused_before_any_request() {
                 "--keep-within",
                 "0s",
             ],
-            "error: --keep-within must be longer than 0: 0s keeps no backup by its age\n\
-             hint: give a duration longer than 0, like --keep-within 7d, or leave it out\n",
+            "error: invalid value '0s' for '--keep-within <DURATION>': `0s` keeps no backup by \
+             its age: give a duration longer than 0, like 7d, or leave --keep-within out\n",
         ),
     ];
     for (extra, expected) in cases {
