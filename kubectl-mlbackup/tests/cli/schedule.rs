@@ -1118,3 +1118,65 @@ fn status_reads_a_failed_attempt_from_the_run_records() {
         status.stdout
     );
 }
+
+/// Waits until the wall clock is past the second of `timestamp` (a Job's, in whole seconds as
+/// Kubernetes writes them), so that a Job created next starts in a later second.
+fn past_the_second_of(timestamp: &str) {
+    let at = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+    while chrono::Utc::now().timestamp() <= at.timestamp() {
+        std::thread::yield_now();
+    }
+}
+
+/// Holds the location's lock for another run, live for an hour.
+fn hold_the_lock(dir: &Path) {
+    let now = chrono::Utc::now();
+    std::fs::write(
+        dir.join(".mlbackup-lock"),
+        json!({"holder": "mlbackup-29413620-x7k2p (pid 1)", "started": now,
+            "leaseUntil": now + chrono::TimeDelta::hours(1)})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// Two Jobs of the schedule: the first succeeded and wrote the run record, the second found the
+/// location locked and failed (writing no record). `status` says the last run failed, from that
+/// Job's own status (exit 1), and shows the record as the first Job's.
+#[test]
+fn status_takes_each_jobs_result_from_that_job() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let first = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    first.expect_code(0);
+    let first = first.json()["job"].as_str().unwrap().to_string();
+    let done = cluster.kube.get("jobs", Some("mlbackup"), &first).unwrap();
+    past_the_second_of(done["status"]["completionTime"].as_str().unwrap());
+    hold_the_lock(dir.path());
+    let second = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    second.expect_code(1);
+    let second = second.json()["job"].as_str().unwrap().to_string();
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Last run:       {second} (failed)\n")),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains(&format!(" of Job {first}: succeeded, backup lrs_backup_")),
+        "{}",
+        status.stdout
+    );
+    let json = run(&sandbox, &cluster, &["status", "-o", "json"]);
+    json.expect_code(1);
+    let json = json.json();
+    assert_eq!(json["lastRunResult"], "failed", "{json}");
+    assert_eq!(json["lastAttemptJob"], first.as_str(), "{json}");
+}
