@@ -1180,3 +1180,55 @@ fn status_takes_each_jobs_result_from_that_job() {
     assert_eq!(json["lastRunResult"], "failed", "{json}");
     assert_eq!(json["lastAttemptJob"], first.as_str(), "{json}");
 }
+
+/// run-now refuses while a run of the schedule has not ended (the CronJob forbids overlapping
+/// runs, and two runs fight over the location's lock): here a run whose pod cannot start (its
+/// Secret lost a key), which stays active until someone acts.
+#[test]
+fn run_now_refuses_while_a_run_has_not_ended() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    // Checked with both keys, then one is lost.
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    run(&sandbox, &cluster, &strs(&args)).expect_code(0);
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let started = run(&sandbox, &cluster, &["run-now", "-o", "json"]);
+    started.expect_code(0);
+    let job = started.json()["job"].as_str().unwrap().to_string();
+    let refused = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    refused.expect_code(1);
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "error: cannot start a run of the schedule `mlbackup`\n  caused by: the schedule \
+             `mlbackup` has a run that has not ended: the Job {job}; a second run would find \
+             the location locked and fail\n\
+             hint: wait for it to end (`kubectl mlbackup schedule status` shows it), or, if it \
+             is stuck, give up on it with `kubectl delete job {job} -n mlbackup` and run again\n"
+        )
+    );
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert_eq!(cluster.kube.list("jobs", Some("mlbackup")).len(), 1);
+    // Once it is gone, run-now starts one again.
+    assert!(cluster.kube.remove("jobs", Some("mlbackup"), &job));
+    run(&sandbox, &cluster, &["run-now"]).expect_code(0);
+    assert_eq!(cluster.kube.list("jobs", Some("mlbackup")).len(), 1);
+}

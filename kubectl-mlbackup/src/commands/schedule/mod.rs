@@ -253,6 +253,15 @@ pub enum ScheduleError {
         /// The Job's `activeDeadlineSeconds`, as a duration.
         deadline: Option<String>,
     },
+    #[error(
+        "the schedule `{schedule}` has a run that has not ended: the Job {job}; a second run \
+         would find the location locked and fail"
+    )]
+    RunActive {
+        schedule: String,
+        job: String,
+        namespace: String,
+    },
     #[error("the object {kind} `{name}` exists and was not made by this schedule")]
     NotOurs { kind: String, name: String },
     #[error(
@@ -328,6 +337,11 @@ impl ScheduleError {
                     .as_deref()
                     .map(|d| format!(", unless the Job's deadline ({d} from its start) fails it first"))
                     .unwrap_or_default()
+            )),
+            ScheduleError::RunActive { job, namespace, .. } => Some(format!(
+                "wait for it to end (`kubectl mlbackup schedule status` shows it), or, if it is \
+                 stuck, give up on it with `kubectl delete job {job} -n {namespace}` and run \
+                 again"
             )),
             ScheduleError::NotOurs { .. } => Some(
                 "choose another --name, or remove that object if it is a leftover".into(),

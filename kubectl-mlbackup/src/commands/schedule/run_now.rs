@@ -42,6 +42,27 @@ pub async fn run(
             namespace: namespace.clone(),
         })
         .with_context(context)?;
+    // The CronJob forbids overlapping runs (`concurrencyPolicy: Forbid`), and two runs would
+    // fight over the location's lock: a run that has not ended holds this one back.
+    let jobs = objects::list(
+        &cluster,
+        &Kind::Job.resource(),
+        Some(namespace),
+        &super::selector(target),
+    )
+    .await
+    .with_context(context)?;
+    if let Some(active) = jobs.iter().find(|job| finished(&job.value).is_none()) {
+        return Err(ScheduleError::RunActive {
+            schedule: target.name.clone(),
+            job: active.value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            namespace: namespace.clone(),
+        })
+        .with_context(context);
+    }
     let job = job_from(&cron_job.value);
     let created = objects::create(
         &cluster,
