@@ -1232,3 +1232,48 @@ fn run_now_refuses_while_a_run_has_not_ended() {
     run(&sandbox, &cluster, &["run-now"]).expect_code(0);
     assert_eq!(cluster.kube.list("jobs", Some("mlbackup")).len(), 1);
 }
+
+/// Ctrl-C on `run-now --wait` once the Job exists: the Job was started and keeps running, and
+/// the command says so (exit 130) instead of claiming nothing was changed.
+#[test]
+fn ctrl_c_while_waiting_says_the_job_keeps_running() {
+    use mlbackup_testkit::faults::{FaultRule, Gate};
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    // The run's first request for LRS objects is held: the Job's pod runs until the gate opens.
+    let gate = Gate::new();
+    cluster
+        .kube
+        .faults()
+        .add(FaultRule::new("lrs.datarobot.com", gate.fault(), Some(1)));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["schedule", "run-now", "--wait", &kubeconfig]);
+    gate.wait_held(1);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = crate::support::Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    let jobs = cluster.kube.list("jobs", Some("mlbackup"));
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        interrupted.stdout,
+        format!("Job {job} in namespace mlbackup: started.\n")
+    );
+    assert!(
+        interrupted.stderr.ends_with(&format!(
+            "error: interrupted: the Job {job} was started and keeps running in the cluster; \
+             watch it with `kubectl mlbackup schedule status`\n"
+        )),
+        "{}",
+        interrupted.stderr
+    );
+    // It does keep running, and ends by itself.
+    let done = finished_job(&cluster, "mlbackup", job);
+    assert_eq!(done["status"]["succeeded"], 1, "{done}");
+}
