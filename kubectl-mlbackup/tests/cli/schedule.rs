@@ -482,7 +482,8 @@ fn two_schedules_coexist_and_uninstall_removes_only_its_own() {
     let sandbox = Sandbox::new();
     let cluster = cluster(&sandbox);
     let dir = backups_dir();
-    let mut hourly = install_args(dir.path());
+    let hourly_dir = backups_dir();
+    let mut hourly = install_args(hourly_dir.path());
     hourly[2] = "@hourly".into();
     hourly.extend(["--name".into(), "hourly".into()]);
     run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
@@ -507,7 +508,8 @@ fn two_schedules_coexist_and_uninstall_removes_only_its_own() {
         .kube
         .insert(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "theirs", "namespace": "mlbackup"}}))
         .unwrap();
-    let mut theirs = install_args(dir.path());
+    let theirs_dir = backups_dir();
+    let mut theirs = install_args(theirs_dir.path());
     theirs.extend(["--name".into(), "theirs".into()]);
     let refused = run(&sandbox, &cluster, &strs(&theirs));
     refused.expect_code(1);
@@ -843,7 +845,12 @@ fn install_warns_about_the_environment_it_carries_into_the_pod() {
             "--image",
             IMAGE,
             "--dir",
-            "s3://backups/prod",
+            // One location per schedule.
+            if name == "tls" {
+                "s3://backups/tls"
+            } else {
+                "s3://backups/prod"
+            },
             "--recipient",
             RECIPIENT,
         ];
@@ -1276,4 +1283,79 @@ fn ctrl_c_while_waiting_says_the_job_keeps_running() {
     // It does keep running, and ends by itself.
     let done = finished_job(&cluster, "mlbackup", job);
     assert_eq!(done["status"]["succeeded"], 1, "{done}");
+}
+
+/// install refuses a location another schedule of this plugin writes to, in any namespace (the
+/// two would prune each other's backups and fight over the lock), before creating anything;
+/// installing the same schedule again is no conflict. When CronJobs cannot be listed in all
+/// namespaces it says what it could not check.
+#[test]
+fn install_refuses_a_location_another_schedule_uses() {
+    use mlbackup_testkit::faults::{Fault, FaultRule};
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let before = schedule_objects(&cluster);
+    let location = dir.path().display().to_string();
+    for (name, namespace, given) in [
+        ("hourly", "mlbackup", location.clone()),
+        ("nightly", "ops", format!("{location}/")),
+    ] {
+        let mut args = install_args(Path::new(&given));
+        args.extend([
+            "--name".into(),
+            name.into(),
+            "--schedule-namespace".into(),
+            namespace.into(),
+        ]);
+        let refused = run(&sandbox, &cluster, &strs(&args));
+        refused.expect_code(2);
+        assert!(
+            refused.stderr.contains(&format!(
+                "  caused by: --dir {given} is the location of the schedule `mlbackup` in the \
+                 namespace `mlbackup` already: two schedules in one location would prune each \
+                 other's backups and fight over its lock\n\
+                 hint: give this schedule a location of its own"
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(schedule_objects(&cluster), before, "nothing was created");
+        assert!(cluster.kube.get("namespaces", None, "ops").is_none());
+    }
+    // The same schedule again: no conflict with itself.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    // A user who may not list CronJobs in all namespaces: checked in the schedule's own, and
+    // said what was not.
+    cluster.kube.faults().add(
+        FaultRule::new(
+            "/apis/batch/v1/cronjobs",
+            Fault::json(
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "Forbidden", "code": 403,
+                    "message": "cronjobs.batch is forbidden: User \"ops\" cannot list resource \"cronjobs\" in API group \"batch\" at the cluster scope"}),
+            ),
+            None,
+        )
+        .with_method(http::Method::GET),
+    );
+    let mut hourly = install_args(dir.path());
+    hourly.extend(["--name".into(), "hourly".into()]);
+    run(&sandbox, &cluster, &strs(&hourly)).expect_code(2);
+    let other = backups_dir();
+    let mut hourly = install_args(other.path());
+    hourly.extend(["--name".into(), "hourly".into()]);
+    let installed = run(&sandbox, &cluster, &strs(&hourly));
+    installed.expect_code(0);
+    assert!(
+        installed.stderr.contains(&format!(
+            "warning: cannot list CronJobs in all namespaces (forbidden): not checked that no \
+             schedule outside the namespace `mlbackup` writes to --dir {} already\n",
+            other.path().display()
+        )),
+        "{}",
+        installed.stderr
+    );
 }

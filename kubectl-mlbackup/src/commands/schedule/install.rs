@@ -71,6 +71,12 @@ pub async fn run(
             ));
         }
     }
+    if let Some(warning) = refuse_shared_location(&cluster, &settings)
+        .await
+        .with_context(context)?
+    {
+        printer.warning(&warning);
+    }
     let manifests = render::manifests(&settings);
     refuse_foreign(&cluster, &settings, &manifests)
         .await
@@ -420,6 +426,77 @@ async fn check_credentials_secret(
         .into());
     }
     Ok(true)
+}
+
+/// Refuses, before any change, a location another schedule this plugin installed writes to: the
+/// two would prune each other's backups and fight over the location's lock. Looks in every
+/// namespace the user may list CronJobs in; what it could not look at is said as a warning
+/// (`Ok(Some(..))`). Installing the same schedule again is no conflict.
+async fn refuse_shared_location(
+    cluster: &Cluster,
+    settings: &Settings,
+) -> anyhow::Result<Option<String>> {
+    let resource = Kind::CronJob.resource();
+    let selector = super::installed_selector();
+    let (cron_jobs, warning) = match objects::list(cluster, &resource, None, &selector).await {
+        Ok(all) => (all, None),
+        Err(ClusterError::Forbidden { .. }) => {
+            match objects::list(cluster, &resource, Some(&settings.namespace), &selector).await {
+                Ok(here) => (
+                    here,
+                    Some(format!(
+                        "cannot list CronJobs in all namespaces (forbidden): not checked that no \
+                         schedule outside the namespace `{}` writes to --dir {} already",
+                        settings.namespace, settings.location
+                    )),
+                ),
+                Err(ClusterError::Forbidden { .. }) => (
+                    Vec::new(),
+                    Some(format!(
+                        "cannot list CronJobs (forbidden): not checked that no other schedule \
+                         writes to --dir {} already",
+                        settings.location
+                    )),
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let ours = Location::parse(settings.location.as_ref()).ok();
+    for cron_job in &cron_jobs {
+        let metadata = &cron_job.value["metadata"];
+        let (name, namespace) = (
+            metadata["name"].as_str().unwrap_or_default(),
+            metadata["namespace"].as_str().unwrap_or_default(),
+        );
+        if name == settings.name && namespace == settings.namespace {
+            continue;
+        }
+        let Some(theirs) = super::location_of(&cron_job.value) else {
+            continue;
+        };
+        let same = theirs == settings.location
+            || ours.is_some() && Location::parse(theirs.as_ref()).ok() == ours;
+        if same {
+            return Err(UsageError {
+                message: format!(
+                    "--dir {} is the location of the schedule `{name}` in the namespace \
+                     `{namespace}` already: two schedules in one location would prune each \
+                     other's backups and fight over its lock",
+                    settings.location
+                ),
+                hint: format!(
+                    "give this schedule a location of its own (another bucket prefix or \
+                     folder), change that schedule instead (install it again with --name {name} \
+                     --schedule-namespace {namespace}), or remove it first with `kubectl mlbackup \
+                     schedule uninstall --name {name} --schedule-namespace {namespace}`"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(warning)
 }
 
 /// Refuses, before any change, to take over an object of the same name that this schedule did

@@ -39,6 +39,19 @@ pub fn selector(target: &ScheduleTargetArgs) -> String {
     )
 }
 
+/// The selector of every CronJob this plugin installed, of any schedule.
+pub fn installed_selector() -> String {
+    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+/// The location in a CronJob's container arguments (`--dir LOCATION`).
+pub fn location_of(cron_job: &serde_json::Value) -> Option<&str> {
+    let args = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()?;
+    let at = args.iter().position(|a| a == "--dir")?;
+    args.get(at + 1)?.as_str()
+}
+
 /// The name of the ClusterRole and its binding: one per schedule, cluster-wide.
 pub fn cluster_role_name(target: &ScheduleTargetArgs) -> String {
     format!(

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::run_now::{cannot_start, finished, newest_pod};
 use super::scheduled_run::{LAST_ATTEMPT, LAST_SUCCESS, RunRecord, RunStatus};
-use super::{Kind, Schedule, ScheduleError, selector};
+use super::{Kind, Schedule, ScheduleError, location_of, selector};
 use crate::cli::{GlobalArgs, ScheduleTargetArgs};
 use crate::cluster::objects;
 use crate::env::Env;
@@ -88,14 +88,6 @@ pub async fn run(
 pub struct Records {
     pub last_attempt: Option<RunRecord>,
     pub last_success: Option<RunRecord>,
-}
-
-/// The location in the CronJob's container arguments (`--dir LOCATION`).
-fn location_of(cron_job: &Value) -> Option<&str> {
-    let args = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()?;
-    let at = args.iter().position(|a| a == "--dir")?;
-    args.get(at + 1)?.as_str()
 }
 
 /// Reads the run records from the schedule's location with this machine's AWS settings (read
