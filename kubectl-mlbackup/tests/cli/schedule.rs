@@ -1359,3 +1359,57 @@ fn install_refuses_a_location_another_schedule_uses() {
         installed.stderr
     );
 }
+
+/// install refuses a --credentials-secret whose keys are there but empty (the pod would look
+/// for credentials elsewhere and fail with the node's metadata service), naming the key, never
+/// a value, and creating nothing.
+#[test]
+fn install_refuses_empty_credentials() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let mut secret = credentials_secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    // As `kubectl create secret generic --from-literal=AWS_SECRET_ACCESS_KEY=` stores it.
+    secret["data"]["AWS_SECRET_ACCESS_KEY"] = json!("");
+    cluster.kube.insert(secret).unwrap();
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "  caused by: --credentials-secret: in the Secret `s3-backup` in the namespace \
+             `mlbackup`, the key AWS_SECRET_ACCESS_KEY is empty\n\
+             hint: the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("czNjcjN0") && !refused.stderr.contains("s3cr3t"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+    // Both empty: both named.
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    let mut secret = credentials_secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    secret["data"]["AWS_ACCESS_KEY_ID"] = json!("");
+    secret["data"]["AWS_SECRET_ACCESS_KEY"] = json!("");
+    cluster.kube.insert(secret).unwrap();
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are empty\n"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+}

@@ -390,7 +390,7 @@ async fn namespace_state(
 
 /// Refuses, before any change, a --credentials-secret the pod could not start with (the kubelet
 /// would hold it in CreateContainerConfigError until the run's deadline): the Secret is in the
-/// schedule's namespace with the two keys the pod reads. `Ok(false)`: the user may not read
+/// schedule's namespace with the two keys the pod reads, not empty. `Ok(false)`: the user may not read
 /// Secrets there, so it was not checked. Only the key names are looked at.
 async fn check_credentials_secret(
     cluster: &Cluster,
@@ -422,6 +422,22 @@ async fn check_credentials_secret(
             secret: secret.to_string(),
             namespace: namespace.to_string(),
             missing,
+        }
+        .into());
+    }
+    // An empty value reaches the pod as an empty variable, and the AWS SDK then looks for other
+    // credentials (the node's metadata service) and fails far from the cause. Only whether the
+    // value is empty is looked at, never what it holds.
+    let empty: Vec<String> = render::CREDENTIAL_KEYS
+        .iter()
+        .filter(|(key, optional)| !optional && live.value["data"][key] == "")
+        .map(|(key, _)| key.to_string())
+        .collect();
+    if !empty.is_empty() {
+        return Err(ScheduleError::CredentialsKeysEmpty {
+            secret: secret.to_string(),
+            namespace: namespace.to_string(),
+            empty,
         }
         .into());
     }

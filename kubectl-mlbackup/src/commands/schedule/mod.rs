@@ -295,6 +295,15 @@ pub enum ScheduleError {
         namespace: String,
         missing: Vec<String>,
     },
+    #[error(
+        "--credentials-secret: in the Secret `{secret}` in the namespace `{namespace}`, {} empty",
+        if empty.len() == 1 { format!("the key {} is", empty[0]) } else { format!("the keys {} are", empty.join(" and ")) }
+    )]
+    CredentialsKeysEmpty {
+        secret: String,
+        namespace: String,
+        empty: Vec<String>,
+    },
 }
 
 /// The command that makes a credentials Secret the schedule's pod can use (no value in it: the
@@ -373,6 +382,9 @@ impl ScheduleError {
                 create_secret_command(secret, namespace)
             )),
             ScheduleError::CredentialsKeysMissing {
+                secret, namespace, ..
+            }
+            | ScheduleError::CredentialsKeysEmpty {
                 secret, namespace, ..
             } => Some(format!(
                 "the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it (and \
