@@ -1413,3 +1413,49 @@ fn install_refuses_empty_credentials() {
     );
     assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
 }
+
+/// A CronJob this plugin did not install is no schedule: `status` and `run-now` say so, as
+/// uninstall does, with a hint that the CronJob exists; run-now starts nothing from it.
+#[test]
+fn a_cron_job_the_plugin_did_not_install_is_no_schedule() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    cluster.kube.create_namespace("mlbackup");
+    cluster
+        .kube
+        .insert(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "backups", "namespace": "mlbackup", "labels": {"app": "theirs"}},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "x", "image": IMAGE}]}}}}}}))
+        .unwrap();
+    for command in ["status", "run-now", "uninstall"] {
+        let refused = run(&sandbox, &cluster, &[command, "--name", "backups"]);
+        refused.expect_code(1);
+        assert!(refused.stdout.is_empty(), "{command}: {}", refused.stdout);
+        assert!(
+            refused
+                .stderr
+                .contains("there is no schedule `backups` in the namespace `mlbackup`\n"),
+            "{command}: {}",
+            refused.stderr
+        );
+        if command != "uninstall" {
+            assert!(
+                refused.stderr.contains(
+                    "hint: the CronJob `backups` in the namespace `mlbackup` exists, but \
+                     kubectl-mlbackup did not install it (it lacks the label \
+                     app.kubernetes.io/managed-by=kubectl-mlbackup)"
+                ),
+                "{command}: {}",
+                refused.stderr
+            );
+        }
+    }
+    assert!(cluster.kube.list("jobs", Some("mlbackup")).is_empty());
+    assert!(
+        cluster
+            .kube
+            .get("cronjobs", Some("mlbackup"), "backups")
+            .is_some()
+    );
+}

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleTargetArgs};
 use crate::cluster::list::ServedResource;
+use crate::cluster::objects;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
@@ -50,6 +51,34 @@ pub fn location_of(cron_job: &serde_json::Value) -> Option<&str> {
         .as_array()?;
     let at = args.iter().position(|a| a == "--dir")?;
     args.get(at + 1)?.as_str()
+}
+
+/// The CronJob of the schedule `target`: one this plugin installed, as its labels say. A CronJob
+/// of that name it did not install is no schedule (install would refuse to take it over, and
+/// uninstall leaves it alone).
+pub async fn installed_cron_job(
+    cluster: &crate::cluster::Cluster,
+    target: &ScheduleTargetArgs,
+) -> anyhow::Result<crate::object::Object> {
+    let namespace = &target.schedule_namespace;
+    let found = objects::get(cluster, &Kind::CronJob.resource(), namespace, &target.name).await?;
+    match found {
+        Some(cron_job) if is_installed(&cron_job.value, target) => Ok(cron_job),
+        found => Err(ScheduleError::NotInstalled {
+            name: target.name.clone(),
+            namespace: namespace.clone(),
+            foreign_cron_job: found.is_some(),
+        }
+        .into()),
+    }
+}
+
+/// Whether `object` carries the labels install gives the objects of the schedule `target`.
+fn is_installed(object: &serde_json::Value, target: &ScheduleTargetArgs) -> bool {
+    let labels = &object["metadata"]["labels"];
+    labels[MANAGED_BY.0] == MANAGED_BY.1
+        && labels[SCHEDULE_LABEL] == target.name.as_str()
+        && labels[SCHEDULE_NAMESPACE_LABEL] == target.schedule_namespace.as_str()
 }
 
 /// The name of the ClusterRole and its binding: one per schedule, cluster-wide.
@@ -249,7 +278,12 @@ impl Schedule {
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("there is no schedule `{name}` in the namespace `{namespace}`")]
-    NotInstalled { name: String, namespace: String },
+    NotInstalled {
+        name: String,
+        namespace: String,
+        /// A CronJob of that name is there, but this plugin did not install it.
+        foreign_cron_job: bool,
+    },
     #[error("the run {job} failed{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     RunFailed {
         job: String,
@@ -318,6 +352,17 @@ fn create_secret_command(secret: &str, namespace: &str) -> String {
 impl ScheduleError {
     pub fn hint(&self) -> Option<String> {
         match self {
+            ScheduleError::NotInstalled {
+                name,
+                namespace,
+                foreign_cron_job: true,
+            } => Some(format!(
+                "the CronJob `{name}` in the namespace `{namespace}` exists, but kubectl-mlbackup \
+                 did not install it (it lacks the label {}={}): this plugin leaves it alone; name \
+                 a schedule it installed with --name and --schedule-namespace, or install one \
+                 under another --name",
+                MANAGED_BY.0, MANAGED_BY.1
+            )),
             ScheduleError::NotInstalled { .. } => Some(
                 "install it with `kubectl mlbackup schedule install`, or name another with --name and \
                  --schedule-namespace"

@@ -34,13 +34,8 @@ pub async fn run(
     let target = &args.target;
     let namespace = &target.schedule_namespace;
     let context = || format!("cannot start a run of the schedule `{}`", target.name);
-    let cron_job = objects::get(&cluster, &Kind::CronJob.resource(), namespace, &target.name)
+    let cron_job = super::installed_cron_job(&cluster, target)
         .await
-        .with_context(context)?
-        .ok_or_else(|| ScheduleError::NotInstalled {
-            name: target.name.clone(),
-            namespace: namespace.clone(),
-        })
         .with_context(context)?;
     // The CronJob forbids overlapping runs (`concurrencyPolicy: Forbid`), and two runs would
     // fight over the location's lock: a run that has not ended holds this one back.

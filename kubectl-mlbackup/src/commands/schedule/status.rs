@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::run_now::{cannot_start, finished, newest_pod};
 use super::scheduled_run::{LAST_ATTEMPT, LAST_SUCCESS, RunRecord, RunStatus};
-use super::{Kind, Schedule, ScheduleError, location_of, selector};
+use super::{Kind, Schedule, location_of, selector};
 use crate::cli::{GlobalArgs, ScheduleTargetArgs};
 use crate::cluster::objects;
 use crate::env::Env;
@@ -29,13 +29,8 @@ pub async fn run(
     let cluster = super::super::connect(global, env).await?;
     let namespace = &target.schedule_namespace;
     let context = || format!("cannot read the status of the schedule `{}`", target.name);
-    let cron_job = objects::get(&cluster, &Kind::CronJob.resource(), namespace, &target.name)
+    let cron_job = super::installed_cron_job(&cluster, target)
         .await
-        .with_context(context)?
-        .ok_or_else(|| ScheduleError::NotInstalled {
-            name: target.name.clone(),
-            namespace: namespace.clone(),
-        })
         .with_context(context)?;
     let jobs: Vec<Value> = objects::list(
         &cluster,
