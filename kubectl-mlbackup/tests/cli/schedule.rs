@@ -1459,3 +1459,34 @@ fn a_cron_job_the_plugin_did_not_install_is_no_schedule() {
             .is_some()
     );
 }
+
+/// install leaves a namespace it did not create as it is (no label of ours, no apply), says so,
+/// and uninstall leaves it too.
+#[test]
+fn install_does_not_modify_a_namespace_it_did_not_create() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let before = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    let installed = run(&sandbox, &cluster, &strs(&install_args(dir.path())));
+    installed.expect_code(0);
+    assert!(
+        installed.stdout.starts_with(
+            "KIND                 NAME                                 ACTION\n\
+             Namespace            mlbackup                             exists\n\
+             ServiceAccount       mlbackup                             created\n"
+        ),
+        "{}",
+        installed.stdout
+    );
+    let after = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    assert_eq!(after, before, "the namespace is as its owner made it");
+    // Installed again: still left alone.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    run(&sandbox, &cluster, &["uninstall"]).expect_code(0);
+    assert_eq!(
+        cluster.kube.get("namespaces", None, "mlbackup").unwrap(),
+        before
+    );
+}

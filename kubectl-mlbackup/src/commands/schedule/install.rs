@@ -85,6 +85,16 @@ pub async fn run(
     for object in &manifests {
         let kind = render::kind_of(object).expect("the manifests are of known kinds");
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        // A namespace someone else made is theirs: applying ours would add our label to it (and
+        // take its ownership in managedFields).
+        if kind == Kind::Namespace && namespace.exists && !namespace.made_by_install {
+            applied.push(AppliedObject {
+                kind: kind.resource().kind,
+                name: name.to_string(),
+                action: "exists",
+            });
+            continue;
+        }
         let result = objects::apply(
             &cluster,
             &kind.resource(),
@@ -550,7 +560,7 @@ async fn refuse_foreign(
 pub struct AppliedObject {
     pub kind: String,
     pub name: String,
-    /// `created` or `configured`.
+    /// `created`, `configured`, or `exists` (a namespace install did not make, left as it is).
     pub action: &'static str,
 }
 
