@@ -216,7 +216,15 @@ fn bad_input_is_refused_before_any_request() {
         args
     };
     let before = cluster.kube.requests().entries().len();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["--schedule", "0 3 * * 1-7"],
+            "error: --schedule `0 3 * * 1-7`: day-of-week 7 is not accepted by Kubernetes CronJobs (their days of the week are 0-6, Sunday is 0)\nhint: write Sunday as 0 or SUN, like '0 3 * * 0' or '0 3 * * 1-5,0'\n",
+        ),
+        (
+            &["--schedule", "@every 1h"],
+            "error: --schedule `@every 1h` is not one of the descriptors Kubernetes documents for CronJobs: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly\nhint: five fields",
+        ),
         (
             &["--schedule", "0 3 * *"],
             "error: --schedule `0 3 * *` has 4 fields, not 5\nhint: five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly\n",

@@ -161,6 +161,32 @@ impl Kind {
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
+/// The descriptors Kubernetes documents for a CronJob's schedule, each with its five fields.
+const DESCRIPTORS: [(&str, &str); 7] = [
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@midnight", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
+
+/// Whether a day-of-week field names day 7, alone, as a range's end or start, or in a list
+/// (`7`, `5-7`, `1,7`, `7/2`), which robfig/cron (Kubernetes) refuses: its range is 0-6. A
+/// step (`*/7`) is no day.
+fn day_of_week_has_7(field: &str) -> bool {
+    field.split(',').any(|part| {
+        let range = part.split('/').next().unwrap_or_default();
+        range.split('-').any(|bound| {
+            bound
+                .trim_start_matches('0')
+                .parse::<u32>()
+                .is_ok_and(|day| day > 6)
+        })
+    })
+}
+
 /// A checked cron expression with its time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -189,8 +215,35 @@ impl Schedule {
                 "give the time zone with --time-zone, like --time-zone Europe/Berlin",
             ));
         }
+        // The descriptors Kubernetes documents, as five fields for the parser here (the CronJob
+        // gets the descriptor as given). robfig/cron refuses others (`@reboot`), and `@every`
+        // is no calendar schedule that the next and the overdue runs could be computed from.
+        let fields_of_descriptor = if expression.starts_with('@') {
+            Some(
+                DESCRIPTORS
+                    .iter()
+                    .find(|(descriptor, _)| *descriptor == expression)
+                    .map(|(_, fields)| *fields)
+                    .ok_or_else(|| {
+                        usage(
+                            format!(
+                                "--schedule `{expression}` is not one of the descriptors \
+                                 Kubernetes documents for CronJobs: {}",
+                                DESCRIPTORS
+                                    .iter()
+                                    .map(|(d, _)| *d)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            cron_hint,
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
         let fields = expression.split_whitespace().count();
-        if !expression.starts_with('@') && fields != 5 {
+        if fields_of_descriptor.is_none() && fields != 5 {
             return Err(usage(
                 format!("--schedule `{expression}` has {fields} fields, not 5"),
                 cron_hint,
@@ -214,12 +267,22 @@ impl Schedule {
                     cron_hint,
                 ));
             }
+            // Its days of the week are 0-6: Sunday is 0, never 7 (which croner would take).
+            if day_of_week_has_7(day_of_week) {
+                return Err(usage(
+                    format!(
+                        "--schedule `{expression}`: day-of-week 7 is not accepted by Kubernetes \
+                         CronJobs (their days of the week are 0-6, Sunday is 0)"
+                    ),
+                    "write Sunday as 0 or SUN, like '0 3 * * 0' or '0 3 * * 1-5,0'",
+                ));
+            }
         }
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Disallowed)
             .year(croner::parser::Year::Disallowed)
             .build()
-            .parse(expression)
+            .parse(fields_of_descriptor.unwrap_or(expression))
             .map_err(|err| {
                 usage(
                     format!("--schedule `{expression}` is not a valid cron expression: {err}"),
@@ -526,6 +589,64 @@ mod tests {
             );
         }
         assert!(Schedule::parse("0 3 * JUL SAT", None).is_ok(), "names stay");
+        // Day-of-week 7 (Sunday to croner), refused by robfig/cron: alone, in a range or list.
+        for seven in [
+            "0 3 * * 7",
+            "0 3 * * 5-7",
+            "0 3 * * 1,7",
+            "0 3 * * 7/2",
+            "0 3 * * 07",
+        ] {
+            let err = Schedule::parse(seven, None).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "--schedule `{seven}`: day-of-week 7 is not accepted by Kubernetes CronJobs \
+                     (their days of the week are 0-6, Sunday is 0)"
+                ),
+            );
+            assert!(err.hint.contains("Sunday as 0 or SUN"), "{}", err.hint);
+        }
+        for fine in [
+            "0 3 * * 0",
+            "0 3 * * 0-6",
+            "0 3 * * */7",
+            "0 3 7 * 1",
+            "0 7 * * 1-5",
+        ] {
+            assert!(Schedule::parse(fine, None).is_ok(), "{fine}");
+        }
+        // The descriptors Kubernetes documents; others in our own words.
+        let hourly = Schedule::parse("@hourly", None).unwrap();
+        assert_eq!(
+            hourly.next_after(at("2026-11-29T12:30:00Z")),
+            Some(at("2026-11-29T13:00:00Z"))
+        );
+        for descriptor in [
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+        ] {
+            let schedule = Schedule::parse(descriptor, None).unwrap();
+            assert_eq!(
+                schedule.expression, descriptor,
+                "the CronJob gets it as given"
+            );
+        }
+        for unsupported in ["@every 1h", "@reboot", "@DAILY", "@fortnightly"] {
+            let err = Schedule::parse(unsupported, None).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "--schedule `{unsupported}` is not one of the descriptors Kubernetes \
+                     documents for CronJobs: @yearly, @annually, @monthly, @weekly, @daily, \
+                     @midnight, @hourly"
+                )
+            );
+        }
         assert!(
             Schedule::parse("0 0 29 2 *", None).is_ok(),
             "leap days come"
