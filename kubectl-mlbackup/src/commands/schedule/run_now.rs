@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Kind, ScheduleError};
-use crate::cli::{GlobalArgs, ScheduleRunNowArgs, ScheduleTargetArgs};
+use crate::cli::{DEFAULT_SCHEDULE, GlobalArgs, ScheduleRunNowArgs, ScheduleTargetArgs};
 use crate::cluster::Cluster;
 use crate::cluster::objects::{self, Persist};
 use crate::commands::{Finished, report};
@@ -110,10 +110,10 @@ pub async fn run(
 /// The flags that name a schedule other than the default one, for a command to suggest.
 fn target_flags(target: &ScheduleTargetArgs) -> String {
     let mut flags = String::new();
-    if target.name != "mlbackup" {
+    if target.name != DEFAULT_SCHEDULE {
         flags.push_str(&format!(" --name {}", target.name));
     }
-    if target.schedule_namespace != "mlbackup" {
+    if target.schedule_namespace != DEFAULT_SCHEDULE {
         flags.push_str(&format!(
             " --schedule-namespace {}",
             target.schedule_namespace
@@ -405,6 +405,23 @@ impl Render for RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_command_names_a_schedule_other_than_the_default() {
+        let target = |name: &str, namespace: &str| ScheduleTargetArgs {
+            name: name.into(),
+            schedule_namespace: namespace.into(),
+        };
+        assert_eq!(target_flags(&target("mlbackup", "mlbackup")), "");
+        assert_eq!(
+            target_flags(&target("nightly", "ops")),
+            " --name nightly --schedule-namespace ops"
+        );
+        assert_eq!(
+            target_flags(&target("mlbackup", "ops")),
+            " --schedule-namespace ops"
+        );
+    }
 
     #[test]
     fn a_pods_problem_is_what_the_kubelet_says() {

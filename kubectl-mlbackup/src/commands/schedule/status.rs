@@ -1,6 +1,6 @@
 //! `schedule status`: the schedule, its next run, its last run and last success, read from the
 //! CronJob and its Jobs; overdue (exit 1) when two scheduled runs in a row passed without a
-//! success, or when the last run failed.
+//! success, or when the newest run that ended failed.
 
 use std::ffi::OsStr;
 
@@ -44,7 +44,8 @@ pub async fn run(
     .map(|o| o.value)
     .collect();
     let records = read_records(&cron_job.value, &target.name, env, printer).await;
-    // The pods name the Job the run record's holder (a pod) belongs to.
+    // The pods name the Job the run record's holder (a pod) belongs to; pods that cannot be
+    // listed leave the record matched to no Job, which status shows all the same.
     let pods: Vec<Value> = objects::list(
         &cluster,
         &Kind::Pod.resource(),
