@@ -409,16 +409,19 @@ pub enum ScheduleCommand {
     Status(ScheduleTargetArgs),
 }
 
+/// The schedule's name and namespace when no --name or --schedule-namespace is given.
+pub const DEFAULT_SCHEDULE: &str = "mlbackup";
+
 /// Which schedule a command acts on.
 #[derive(Debug, Args)]
 pub struct ScheduleTargetArgs {
     /// The schedule's name (several schedules may coexist).
-    #[arg(long, value_name = "NAME", default_value = "mlbackup",
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_SCHEDULE,
           value_parser = parse_schedule_name)]
     pub name: String,
 
     /// The namespace of the schedule's objects.
-    #[arg(long, value_name = "NS", default_value = "mlbackup")]
+    #[arg(long, value_name = "NS", default_value = DEFAULT_SCHEDULE)]
     pub schedule_namespace: String,
 }
 
@@ -515,7 +518,7 @@ pub struct ScheduledRunArgs {
     pub dir: PathBuf,
 
     /// The schedule's name: its run records are `.mlbackup-runs/NAME/` in the location.
-    #[arg(long, value_name = "NAME", default_value = "mlbackup", value_parser = parse_schedule_name)]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_SCHEDULE, value_parser = parse_schedule_name)]
     pub name: String,
 
     /// How long the run holds the location's lock before another run may take it over (the

@@ -203,6 +203,7 @@ struct ScheduleStatusJson {
     last_run_problem: Option<String>,
     last_success: Option<String>,
     last_attempt: Option<RunRecordJson>,
+    last_attempt_job: Option<String>,
     last_success_backup: Option<String>,
     overdue: bool,
 }

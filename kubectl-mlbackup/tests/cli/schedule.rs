@@ -216,7 +216,15 @@ fn bad_input_is_refused_before_any_request() {
         args
     };
     let before = cluster.kube.requests().entries().len();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["--schedule", "0 3 * * 1-7"],
+            "error: --schedule `0 3 * * 1-7`: day-of-week 7 is not accepted by Kubernetes CronJobs (their days of the week are 0-6, Sunday is 0)\nhint: write Sunday as 0 or SUN, like '0 3 * * 0' or '0 3 * * 1-5,0'\n",
+        ),
+        (
+            &["--schedule", "@every 1h"],
+            "error: --schedule `@every 1h` is not one of the descriptors Kubernetes documents for CronJobs: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly\nhint: five fields",
+        ),
         (
             &["--schedule", "0 3 * *"],
             "error: --schedule `0 3 * *` has 4 fields, not 5\nhint: five fields: minute hour day-of-month month day-of-week, like '0 3 * * *' (daily at 03:00) or '30 */6 * * 1-5'; or @hourly, @daily, @weekly, @monthly\n",
@@ -482,7 +490,8 @@ fn two_schedules_coexist_and_uninstall_removes_only_its_own() {
     let sandbox = Sandbox::new();
     let cluster = cluster(&sandbox);
     let dir = backups_dir();
-    let mut hourly = install_args(dir.path());
+    let hourly_dir = backups_dir();
+    let mut hourly = install_args(hourly_dir.path());
     hourly[2] = "@hourly".into();
     hourly.extend(["--name".into(), "hourly".into()]);
     run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
@@ -507,7 +516,8 @@ fn two_schedules_coexist_and_uninstall_removes_only_its_own() {
         .kube
         .insert(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "theirs", "namespace": "mlbackup"}}))
         .unwrap();
-    let mut theirs = install_args(dir.path());
+    let theirs_dir = backups_dir();
+    let mut theirs = install_args(theirs_dir.path());
     theirs.extend(["--name".into(), "theirs".into()]);
     let refused = run(&sandbox, &cluster, &strs(&theirs));
     refused.expect_code(1);
@@ -843,7 +853,12 @@ fn install_warns_about_the_environment_it_carries_into_the_pod() {
             "--image",
             IMAGE,
             "--dir",
-            "s3://backups/prod",
+            // One location per schedule.
+            if name == "tls" {
+                "s3://backups/tls"
+            } else {
+                "s3://backups/prod"
+            },
             "--recipient",
             RECIPIENT,
         ];
@@ -1116,5 +1131,370 @@ fn status_reads_a_failed_attempt_from_the_run_records() {
         status.stdout.contains(", backup lrs_backup_"),
         "{}",
         status.stdout
+    );
+}
+
+/// Waits until the wall clock is past the second of `timestamp` (a Job's, in whole seconds as
+/// Kubernetes writes them), so that a Job created next starts in a later second.
+fn past_the_second_of(timestamp: &str) {
+    let at = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+    while chrono::Utc::now().timestamp() <= at.timestamp() {
+        std::thread::yield_now();
+    }
+}
+
+/// Holds the location's lock for another run, live for an hour.
+fn hold_the_lock(dir: &Path) {
+    let now = chrono::Utc::now();
+    std::fs::write(
+        dir.join(".mlbackup-lock"),
+        json!({"holder": "mlbackup-29413620-x7k2p (pid 1)", "started": now,
+            "leaseUntil": now + chrono::TimeDelta::hours(1)})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// Two Jobs of the schedule: the first succeeded and wrote the run record, the second found the
+/// location locked and failed (writing no record). `status` says the last run failed, from that
+/// Job's own status (exit 1), and shows the record as the first Job's.
+#[test]
+fn status_takes_each_jobs_result_from_that_job() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let first = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    first.expect_code(0);
+    let first = first.json()["job"].as_str().unwrap().to_string();
+    let done = cluster.kube.get("jobs", Some("mlbackup"), &first).unwrap();
+    past_the_second_of(done["status"]["completionTime"].as_str().unwrap());
+    hold_the_lock(dir.path());
+    let second = run(&sandbox, &cluster, &["run-now", "--wait", "-o", "json"]);
+    second.expect_code(1);
+    let second = second.json()["job"].as_str().unwrap().to_string();
+    let status = run(&sandbox, &cluster, &["status"]);
+    status.expect_code(1);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Last run:       {second} (failed)\n")),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains(&format!(" of Job {first}: succeeded, backup lrs_backup_")),
+        "{}",
+        status.stdout
+    );
+    let json = run(&sandbox, &cluster, &["status", "-o", "json"]);
+    json.expect_code(1);
+    let json = json.json();
+    assert_eq!(json["lastRunResult"], "failed", "{json}");
+    assert_eq!(json["lastAttemptJob"], first.as_str(), "{json}");
+}
+
+/// run-now refuses while a run of the schedule has not ended (the CronJob forbids overlapping
+/// runs, and two runs fight over the location's lock): here a run whose pod cannot start (its
+/// Secret lost a key), which stays active until someone acts.
+#[test]
+fn run_now_refuses_while_a_run_has_not_ended() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    // Checked with both keys, then one is lost.
+    cluster
+        .kube
+        .insert(credentials_secret(&[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]))
+        .unwrap();
+    run(&sandbox, &cluster, &strs(&args)).expect_code(0);
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    cluster
+        .kube
+        .insert(credentials_secret(&["AWS_ACCESS_KEY_ID"]))
+        .unwrap();
+    let started = run(&sandbox, &cluster, &["run-now", "-o", "json"]);
+    started.expect_code(0);
+    let job = started.json()["job"].as_str().unwrap().to_string();
+    let refused = run(&sandbox, &cluster, &["run-now", "--wait"]);
+    refused.expect_code(1);
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "error: cannot start a run of the schedule `mlbackup`\n  caused by: the schedule \
+             `mlbackup` has a run that has not ended: the Job {job}; a second run would find \
+             the location locked and fail\n\
+             hint: wait for it to end (`kubectl mlbackup schedule status` shows it), or, if it \
+             is stuck, give up on it with `kubectl delete job {job} -n mlbackup` and run again\n"
+        )
+    );
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert_eq!(cluster.kube.list("jobs", Some("mlbackup")).len(), 1);
+    // Once it is gone, run-now starts one again.
+    assert!(cluster.kube.remove("jobs", Some("mlbackup"), &job));
+    run(&sandbox, &cluster, &["run-now"]).expect_code(0);
+    assert_eq!(cluster.kube.list("jobs", Some("mlbackup")).len(), 1);
+}
+
+/// Ctrl-C on `run-now --wait` once the Job exists: the Job was started and keeps running, and
+/// the command says so (exit 130) instead of claiming nothing was changed.
+#[test]
+fn ctrl_c_while_waiting_says_the_job_keeps_running() {
+    use mlbackup_testkit::faults::{FaultRule, Gate};
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    // The run's first request for LRS objects is held: the Job's pod runs until the gate opens.
+    let gate = Gate::new();
+    cluster
+        .kube
+        .faults()
+        .add(FaultRule::new("lrs.datarobot.com", gate.fault(), Some(1)));
+    let kubeconfig = cluster.kubeconfig_arg();
+    let child = sandbox.spawn(&["schedule", "run-now", "--wait", &kubeconfig]);
+    gate.wait_held(1);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let interrupted = crate::support::Run::from(child.wait_with_output().unwrap());
+    gate.open();
+    interrupted.expect_code(130);
+    let jobs = cluster.kube.list("jobs", Some("mlbackup"));
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        interrupted.stdout,
+        format!("Job {job} in namespace mlbackup: started.\n")
+    );
+    assert!(
+        interrupted.stderr.ends_with(&format!(
+            "error: interrupted: the Job {job} was started and keeps running in the cluster; \
+             watch it with `kubectl mlbackup schedule status`\n"
+        )),
+        "{}",
+        interrupted.stderr
+    );
+    // It does keep running, and ends by itself.
+    let done = finished_job(&cluster, "mlbackup", job);
+    assert_eq!(done["status"]["succeeded"], 1, "{done}");
+}
+
+/// install refuses a location another schedule of this plugin writes to, in any namespace (the
+/// two would prune each other's backups and fight over the lock), before creating anything;
+/// installing the same schedule again is no conflict. When CronJobs cannot be listed in all
+/// namespaces it says what it could not check.
+#[test]
+fn install_refuses_a_location_another_schedule_uses() {
+    use mlbackup_testkit::faults::{Fault, FaultRule};
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    let before = schedule_objects(&cluster);
+    let location = dir.path().display().to_string();
+    for (name, namespace, given) in [
+        ("hourly", "mlbackup", location.clone()),
+        ("nightly", "ops", format!("{location}/")),
+    ] {
+        let mut args = install_args(Path::new(&given));
+        args.extend([
+            "--name".into(),
+            name.into(),
+            "--schedule-namespace".into(),
+            namespace.into(),
+        ]);
+        let refused = run(&sandbox, &cluster, &strs(&args));
+        refused.expect_code(2);
+        assert!(
+            refused.stderr.contains(&format!(
+                "  caused by: --dir {given} is the location of the schedule `mlbackup` in the \
+                 namespace `mlbackup` already: two schedules in one location would prune each \
+                 other's backups and fight over its lock\n\
+                 hint: give this schedule a location of its own"
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(schedule_objects(&cluster), before, "nothing was created");
+        assert!(cluster.kube.get("namespaces", None, "ops").is_none());
+    }
+    // The same schedule again: no conflict with itself.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    // A user who may not list CronJobs in all namespaces: checked in the schedule's own, and
+    // said what was not.
+    cluster.kube.faults().add(
+        FaultRule::new(
+            "/apis/batch/v1/cronjobs",
+            Fault::json(
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "Forbidden", "code": 403,
+                    "message": "cronjobs.batch is forbidden: User \"ops\" cannot list resource \"cronjobs\" in API group \"batch\" at the cluster scope"}),
+            ),
+            None,
+        )
+        .with_method(http::Method::GET),
+    );
+    let mut hourly = install_args(dir.path());
+    hourly.extend(["--name".into(), "hourly".into()]);
+    run(&sandbox, &cluster, &strs(&hourly)).expect_code(2);
+    let other = backups_dir();
+    let mut hourly = install_args(other.path());
+    hourly.extend(["--name".into(), "hourly".into()]);
+    let installed = run(&sandbox, &cluster, &strs(&hourly));
+    installed.expect_code(0);
+    assert!(
+        installed.stderr.contains(&format!(
+            "warning: cannot list CronJobs in all namespaces (forbidden): not checked that no \
+             schedule outside the namespace `mlbackup` writes to --dir {} already\n",
+            other.path().display()
+        )),
+        "{}",
+        installed.stderr
+    );
+}
+
+/// install refuses a --credentials-secret whose keys are there but empty (the pod would look
+/// for credentials elsewhere and fail with the node's metadata service), naming the key, never
+/// a value, and creating nothing.
+#[test]
+fn install_refuses_empty_credentials() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let mut secret = credentials_secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    // As `kubectl create secret generic --from-literal=AWS_SECRET_ACCESS_KEY=` stores it.
+    secret["data"]["AWS_SECRET_ACCESS_KEY"] = json!("");
+    cluster.kube.insert(secret).unwrap();
+    let mut args = install_args(dir.path());
+    args.extend(["--credentials-secret".into(), "s3-backup".into()]);
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(
+            "  caused by: --credentials-secret: in the Secret `s3-backup` in the namespace \
+             `mlbackup`, the key AWS_SECRET_ACCESS_KEY is empty\n\
+             hint: the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("czNjcjN0") && !refused.stderr.contains("s3cr3t"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+    // Both empty: both named.
+    assert!(
+        cluster
+            .kube
+            .remove("secrets", Some("mlbackup"), "s3-backup")
+    );
+    let mut secret = credentials_secret(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+    secret["data"]["AWS_ACCESS_KEY_ID"] = json!("");
+    secret["data"]["AWS_SECRET_ACCESS_KEY"] = json!("");
+    cluster.kube.insert(secret).unwrap();
+    let refused = run(&sandbox, &cluster, &strs(&args));
+    refused.expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are empty\n"),
+        "{}",
+        refused.stderr
+    );
+    assert!(schedule_objects(&cluster).is_empty(), "nothing was created");
+}
+
+/// A CronJob this plugin did not install is no schedule: `status` and `run-now` say so, as
+/// uninstall does, with a hint that the CronJob exists; run-now starts nothing from it.
+#[test]
+fn a_cron_job_the_plugin_did_not_install_is_no_schedule() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    cluster.kube.create_namespace("mlbackup");
+    cluster
+        .kube
+        .insert(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "backups", "namespace": "mlbackup", "labels": {"app": "theirs"}},
+            "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "x", "image": IMAGE}]}}}}}}))
+        .unwrap();
+    for command in ["status", "run-now", "uninstall"] {
+        let refused = run(&sandbox, &cluster, &[command, "--name", "backups"]);
+        refused.expect_code(1);
+        assert!(refused.stdout.is_empty(), "{command}: {}", refused.stdout);
+        assert!(
+            refused
+                .stderr
+                .contains("there is no schedule `backups` in the namespace `mlbackup`\n"),
+            "{command}: {}",
+            refused.stderr
+        );
+        if command != "uninstall" {
+            assert!(
+                refused.stderr.contains(
+                    "hint: the CronJob `backups` in the namespace `mlbackup` exists, but \
+                     kubectl-mlbackup did not install it (it lacks the label \
+                     app.kubernetes.io/managed-by=kubectl-mlbackup)"
+                ),
+                "{command}: {}",
+                refused.stderr
+            );
+        }
+    }
+    assert!(cluster.kube.list("jobs", Some("mlbackup")).is_empty());
+    assert!(
+        cluster
+            .kube
+            .get("cronjobs", Some("mlbackup"), "backups")
+            .is_some()
+    );
+}
+
+/// install leaves a namespace it did not create as it is (no label of ours, no apply), says so,
+/// and uninstall leaves it too.
+#[test]
+fn install_does_not_modify_a_namespace_it_did_not_create() {
+    let sandbox = Sandbox::new();
+    let cluster = cluster(&sandbox);
+    let dir = backups_dir();
+    cluster.kube.create_namespace("mlbackup");
+    let before = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    let installed = run(&sandbox, &cluster, &strs(&install_args(dir.path())));
+    installed.expect_code(0);
+    assert!(
+        installed.stdout.starts_with(
+            "KIND                 NAME                                 ACTION\n\
+             Namespace            mlbackup                             exists\n\
+             ServiceAccount       mlbackup                             created\n"
+        ),
+        "{}",
+        installed.stdout
+    );
+    let after = cluster.kube.get("namespaces", None, "mlbackup").unwrap();
+    assert_eq!(after, before, "the namespace is as its owner made it");
+    // Installed again: still left alone.
+    run(&sandbox, &cluster, &strs(&install_args(dir.path()))).expect_code(0);
+    run(&sandbox, &cluster, &["uninstall"]).expect_code(0);
+    assert_eq!(
+        cluster.kube.get("namespaces", None, "mlbackup").unwrap(),
+        before
     );
 }

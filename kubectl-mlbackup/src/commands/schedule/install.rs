@@ -71,6 +71,12 @@ pub async fn run(
             ));
         }
     }
+    if let Some(warning) = refuse_shared_location(&cluster, &settings)
+        .await
+        .with_context(context)?
+    {
+        printer.warning(&warning);
+    }
     let manifests = render::manifests(&settings);
     refuse_foreign(&cluster, &settings, &manifests)
         .await
@@ -79,6 +85,16 @@ pub async fn run(
     for object in &manifests {
         let kind = render::kind_of(object).expect("the manifests are of known kinds");
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        // A namespace someone else made is theirs: applying ours would add our label to it (and
+        // take its ownership in managedFields).
+        if kind == Kind::Namespace && namespace.exists && !namespace.made_by_install {
+            applied.push(AppliedObject {
+                kind: kind.resource().kind,
+                name: name.to_string(),
+                action: "exists",
+            });
+            continue;
+        }
         let result = objects::apply(
             &cluster,
             &kind.resource(),
@@ -384,7 +400,7 @@ async fn namespace_state(
 
 /// Refuses, before any change, a --credentials-secret the pod could not start with (the kubelet
 /// would hold it in CreateContainerConfigError until the run's deadline): the Secret is in the
-/// schedule's namespace with the two keys the pod reads. `Ok(false)`: the user may not read
+/// schedule's namespace with the two keys the pod reads, not empty. `Ok(false)`: the user may not read
 /// Secrets there, so it was not checked. Only the key names are looked at.
 async fn check_credentials_secret(
     cluster: &Cluster,
@@ -419,7 +435,94 @@ async fn check_credentials_secret(
         }
         .into());
     }
+    // An empty value reaches the pod as an empty variable, and the AWS SDK then looks for other
+    // credentials (the node's metadata service) and fails far from the cause. Only whether the
+    // value is empty is looked at, never what it holds.
+    let empty: Vec<String> = render::CREDENTIAL_KEYS
+        .iter()
+        .filter(|(key, optional)| !optional && live.value["data"][key] == "")
+        .map(|(key, _)| key.to_string())
+        .collect();
+    if !empty.is_empty() {
+        return Err(ScheduleError::CredentialsKeysEmpty {
+            secret: secret.to_string(),
+            namespace: namespace.to_string(),
+            empty,
+        }
+        .into());
+    }
     Ok(true)
+}
+
+/// Refuses, before any change, a location another schedule this plugin installed writes to: the
+/// two would prune each other's backups and fight over the location's lock. Looks in every
+/// namespace the user may list CronJobs in; what it could not look at is said as a warning
+/// (`Ok(Some(..))`). Installing the same schedule again is no conflict.
+async fn refuse_shared_location(
+    cluster: &Cluster,
+    settings: &Settings,
+) -> anyhow::Result<Option<String>> {
+    let resource = Kind::CronJob.resource();
+    let selector = super::installed_selector();
+    let (cron_jobs, warning) = match objects::list(cluster, &resource, None, &selector).await {
+        Ok(all) => (all, None),
+        Err(ClusterError::Forbidden { .. }) => {
+            match objects::list(cluster, &resource, Some(&settings.namespace), &selector).await {
+                Ok(here) => (
+                    here,
+                    Some(format!(
+                        "cannot list CronJobs in all namespaces (forbidden): not checked that no \
+                         schedule outside the namespace `{}` writes to --dir {} already",
+                        settings.namespace, settings.location
+                    )),
+                ),
+                Err(ClusterError::Forbidden { .. }) => (
+                    Vec::new(),
+                    Some(format!(
+                        "cannot list CronJobs (forbidden): not checked that no other schedule \
+                         writes to --dir {} already",
+                        settings.location
+                    )),
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let ours = Location::parse(settings.location.as_ref()).ok();
+    for cron_job in &cron_jobs {
+        let metadata = &cron_job.value["metadata"];
+        let (name, namespace) = (
+            metadata["name"].as_str().unwrap_or_default(),
+            metadata["namespace"].as_str().unwrap_or_default(),
+        );
+        if name == settings.name && namespace == settings.namespace {
+            continue;
+        }
+        let Some(theirs) = super::location_of(&cron_job.value) else {
+            continue;
+        };
+        let same = theirs == settings.location
+            || ours.is_some() && Location::parse(theirs.as_ref()).ok() == ours;
+        if same {
+            return Err(UsageError {
+                message: format!(
+                    "--dir {} is the location of the schedule `{name}` in the namespace \
+                     `{namespace}` already: two schedules in one location would prune each \
+                     other's backups and fight over its lock",
+                    settings.location
+                ),
+                hint: format!(
+                    "give this schedule a location of its own (another bucket prefix or \
+                     folder), change that schedule instead (install it again with --name {name} \
+                     --schedule-namespace {namespace}), or remove it first with `kubectl mlbackup \
+                     schedule uninstall --name {name} --schedule-namespace {namespace}`"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(warning)
 }
 
 /// Refuses, before any change, to take over an object of the same name that this schedule did
@@ -457,7 +560,7 @@ async fn refuse_foreign(
 pub struct AppliedObject {
     pub kind: String,
     pub name: String,
-    /// `created` or `configured`.
+    /// `created`, `configured`, or `exists` (a namespace install did not make, left as it is).
     pub action: &'static str,
 }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleTargetArgs};
 use crate::cluster::list::ServedResource;
+use crate::cluster::objects;
 use crate::env::Env;
 use crate::exit::{Exit, UsageError};
 use crate::printer::Printer;
@@ -37,6 +38,47 @@ pub fn selector(target: &ScheduleTargetArgs) -> String {
         "{}={},{SCHEDULE_LABEL}={},{SCHEDULE_NAMESPACE_LABEL}={}",
         MANAGED_BY.0, MANAGED_BY.1, target.name, target.schedule_namespace
     )
+}
+
+/// The selector of every CronJob this plugin installed, of any schedule.
+pub fn installed_selector() -> String {
+    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+/// The location in a CronJob's container arguments (`--dir LOCATION`).
+pub fn location_of(cron_job: &serde_json::Value) -> Option<&str> {
+    let args = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()?;
+    let at = args.iter().position(|a| a == "--dir")?;
+    args.get(at + 1)?.as_str()
+}
+
+/// The CronJob of the schedule `target`: one this plugin installed, as its labels say. A CronJob
+/// of that name it did not install is no schedule (install would refuse to take it over, and
+/// uninstall leaves it alone).
+pub async fn installed_cron_job(
+    cluster: &crate::cluster::Cluster,
+    target: &ScheduleTargetArgs,
+) -> anyhow::Result<crate::object::Object> {
+    let namespace = &target.schedule_namespace;
+    let found = objects::get(cluster, &Kind::CronJob.resource(), namespace, &target.name).await?;
+    match found {
+        Some(cron_job) if is_installed(&cron_job.value, target) => Ok(cron_job),
+        found => Err(ScheduleError::NotInstalled {
+            name: target.name.clone(),
+            namespace: namespace.clone(),
+            foreign_cron_job: found.is_some(),
+        }
+        .into()),
+    }
+}
+
+/// Whether `object` carries the labels install gives the objects of the schedule `target`.
+fn is_installed(object: &serde_json::Value, target: &ScheduleTargetArgs) -> bool {
+    let labels = &object["metadata"]["labels"];
+    labels[MANAGED_BY.0] == MANAGED_BY.1
+        && labels[SCHEDULE_LABEL] == target.name.as_str()
+        && labels[SCHEDULE_NAMESPACE_LABEL] == target.schedule_namespace.as_str()
 }
 
 /// The name of the ClusterRole and its binding: one per schedule, cluster-wide.
@@ -119,6 +161,32 @@ impl Kind {
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
+/// The descriptors Kubernetes documents for a CronJob's schedule, each with its five fields.
+const DESCRIPTORS: [(&str, &str); 7] = [
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@midnight", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
+
+/// Whether a day-of-week field names day 7, alone, as a range's end or start, or in a list
+/// (`7`, `5-7`, `1,7`, `7/2`), which robfig/cron (Kubernetes) refuses: its range is 0-6. A
+/// step (`*/7`) is no day.
+fn day_of_week_has_7(field: &str) -> bool {
+    field.split(',').any(|part| {
+        let range = part.split('/').next().unwrap_or_default();
+        range.split('-').any(|bound| {
+            bound
+                .trim_start_matches('0')
+                .parse::<u32>()
+                .is_ok_and(|day| day > 6)
+        })
+    })
+}
+
 /// A checked cron expression with its time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -147,8 +215,35 @@ impl Schedule {
                 "give the time zone with --time-zone, like --time-zone Europe/Berlin",
             ));
         }
+        // The descriptors Kubernetes documents, as five fields for the parser here (the CronJob
+        // gets the descriptor as given). robfig/cron refuses others (`@reboot`), and `@every`
+        // is no calendar schedule that the next and the overdue runs could be computed from.
+        let fields_of_descriptor = if expression.starts_with('@') {
+            Some(
+                DESCRIPTORS
+                    .iter()
+                    .find(|(descriptor, _)| *descriptor == expression)
+                    .map(|(_, fields)| *fields)
+                    .ok_or_else(|| {
+                        usage(
+                            format!(
+                                "--schedule `{expression}` is not one of the descriptors \
+                                 Kubernetes documents for CronJobs: {}",
+                                DESCRIPTORS
+                                    .iter()
+                                    .map(|(d, _)| *d)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            cron_hint,
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
         let fields = expression.split_whitespace().count();
-        if !expression.starts_with('@') && fields != 5 {
+        if fields_of_descriptor.is_none() && fields != 5 {
             return Err(usage(
                 format!("--schedule `{expression}` has {fields} fields, not 5"),
                 cron_hint,
@@ -172,12 +267,22 @@ impl Schedule {
                     cron_hint,
                 ));
             }
+            // Its days of the week are 0-6: Sunday is 0, never 7 (which croner would take).
+            if day_of_week_has_7(day_of_week) {
+                return Err(usage(
+                    format!(
+                        "--schedule `{expression}`: day-of-week 7 is not accepted by Kubernetes \
+                         CronJobs (their days of the week are 0-6, Sunday is 0)"
+                    ),
+                    "write Sunday as 0 or SUN, like '0 3 * * 0' or '0 3 * * 1-5,0'",
+                ));
+            }
         }
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Disallowed)
             .year(croner::parser::Year::Disallowed)
             .build()
-            .parse(expression)
+            .parse(fields_of_descriptor.unwrap_or(expression))
             .map_err(|err| {
                 usage(
                     format!("--schedule `{expression}` is not a valid cron expression: {err}"),
@@ -236,7 +341,12 @@ impl Schedule {
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("there is no schedule `{name}` in the namespace `{namespace}`")]
-    NotInstalled { name: String, namespace: String },
+    NotInstalled {
+        name: String,
+        namespace: String,
+        /// A CronJob of that name is there, but this plugin did not install it.
+        foreign_cron_job: bool,
+    },
     #[error("the run {job} failed{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     RunFailed {
         job: String,
@@ -252,6 +362,15 @@ pub enum ScheduleError {
         problem: String,
         /// The Job's `activeDeadlineSeconds`, as a duration.
         deadline: Option<String>,
+    },
+    #[error(
+        "the schedule `{schedule}` has a run that has not ended: the Job {job}; a second run \
+         would find the location locked and fail"
+    )]
+    RunActive {
+        schedule: String,
+        job: String,
+        namespace: String,
     },
     #[error("the object {kind} `{name}` exists and was not made by this schedule")]
     NotOurs { kind: String, name: String },
@@ -273,6 +392,15 @@ pub enum ScheduleError {
         namespace: String,
         missing: Vec<String>,
     },
+    #[error(
+        "--credentials-secret: in the Secret `{secret}` in the namespace `{namespace}`, {} empty",
+        if empty.len() == 1 { format!("the key {} is", empty[0]) } else { format!("the keys {} are", empty.join(" and ")) }
+    )]
+    CredentialsKeysEmpty {
+        secret: String,
+        namespace: String,
+        empty: Vec<String>,
+    },
 }
 
 /// The command that makes a credentials Secret the schedule's pod can use (no value in it: the
@@ -287,6 +415,17 @@ fn create_secret_command(secret: &str, namespace: &str) -> String {
 impl ScheduleError {
     pub fn hint(&self) -> Option<String> {
         match self {
+            ScheduleError::NotInstalled {
+                name,
+                namespace,
+                foreign_cron_job: true,
+            } => Some(format!(
+                "the CronJob `{name}` in the namespace `{namespace}` exists, but kubectl-mlbackup \
+                 did not install it (it lacks the label {}={}): this plugin leaves it alone; name \
+                 a schedule it installed with --name and --schedule-namespace, or install one \
+                 under another --name",
+                MANAGED_BY.0, MANAGED_BY.1
+            )),
             ScheduleError::NotInstalled { .. } => Some(
                 "install it with `kubectl mlbackup schedule install`, or name another with --name and \
                  --schedule-namespace"
@@ -329,6 +468,11 @@ impl ScheduleError {
                     .map(|d| format!(", unless the Job's deadline ({d} from its start) fails it first"))
                     .unwrap_or_default()
             )),
+            ScheduleError::RunActive { job, namespace, .. } => Some(format!(
+                "wait for it to end (`kubectl mlbackup schedule status` shows it), or, if it is \
+                 stuck, give up on it with `kubectl delete job {job} -n {namespace}` and run \
+                 again"
+            )),
             ScheduleError::NotOurs { .. } => Some(
                 "choose another --name, or remove that object if it is a leftover".into(),
             ),
@@ -346,6 +490,9 @@ impl ScheduleError {
                 create_secret_command(secret, namespace)
             )),
             ScheduleError::CredentialsKeysMissing {
+                secret, namespace, ..
+            }
+            | ScheduleError::CredentialsKeysEmpty {
                 secret, namespace, ..
             } => Some(format!(
                 "the pod reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from it (and \
@@ -442,6 +589,64 @@ mod tests {
             );
         }
         assert!(Schedule::parse("0 3 * JUL SAT", None).is_ok(), "names stay");
+        // Day-of-week 7 (Sunday to croner), refused by robfig/cron: alone, in a range or list.
+        for seven in [
+            "0 3 * * 7",
+            "0 3 * * 5-7",
+            "0 3 * * 1,7",
+            "0 3 * * 7/2",
+            "0 3 * * 07",
+        ] {
+            let err = Schedule::parse(seven, None).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "--schedule `{seven}`: day-of-week 7 is not accepted by Kubernetes CronJobs \
+                     (their days of the week are 0-6, Sunday is 0)"
+                ),
+            );
+            assert!(err.hint.contains("Sunday as 0 or SUN"), "{}", err.hint);
+        }
+        for fine in [
+            "0 3 * * 0",
+            "0 3 * * 0-6",
+            "0 3 * * */7",
+            "0 3 7 * 1",
+            "0 7 * * 1-5",
+        ] {
+            assert!(Schedule::parse(fine, None).is_ok(), "{fine}");
+        }
+        // The descriptors Kubernetes documents; others in our own words.
+        let hourly = Schedule::parse("@hourly", None).unwrap();
+        assert_eq!(
+            hourly.next_after(at("2026-11-29T12:30:00Z")),
+            Some(at("2026-11-29T13:00:00Z"))
+        );
+        for descriptor in [
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+        ] {
+            let schedule = Schedule::parse(descriptor, None).unwrap();
+            assert_eq!(
+                schedule.expression, descriptor,
+                "the CronJob gets it as given"
+            );
+        }
+        for unsupported in ["@every 1h", "@reboot", "@DAILY", "@fortnightly"] {
+            let err = Schedule::parse(unsupported, None).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "--schedule `{unsupported}` is not one of the descriptors Kubernetes \
+                     documents for CronJobs: @yearly, @annually, @monthly, @weekly, @daily, \
+                     @midnight, @hourly"
+                )
+            );
+        }
         assert!(
             Schedule::parse("0 0 29 2 *", None).is_ok(),
             "leap days come"

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Kind, ScheduleError};
-use crate::cli::{GlobalArgs, ScheduleRunNowArgs};
+use crate::cli::{DEFAULT_SCHEDULE, GlobalArgs, ScheduleRunNowArgs, ScheduleTargetArgs};
 use crate::cluster::Cluster;
 use crate::cluster::objects::{self, Persist};
 use crate::commands::{Finished, report};
@@ -34,15 +34,35 @@ pub async fn run(
     let target = &args.target;
     let namespace = &target.schedule_namespace;
     let context = || format!("cannot start a run of the schedule `{}`", target.name);
-    let cron_job = objects::get(&cluster, &Kind::CronJob.resource(), namespace, &target.name)
+    let cron_job = super::installed_cron_job(&cluster, target)
         .await
-        .with_context(context)?
-        .ok_or_else(|| ScheduleError::NotInstalled {
-            name: target.name.clone(),
+        .with_context(context)?;
+    // The CronJob forbids overlapping runs (`concurrencyPolicy: Forbid`), and two runs would
+    // fight over the location's lock: a run that has not ended holds this one back.
+    let jobs = objects::list(
+        &cluster,
+        &Kind::Job.resource(),
+        Some(namespace),
+        &super::selector(target),
+    )
+    .await
+    .with_context(context)?;
+    if let Some(active) = jobs.iter().find(|job| finished(&job.value).is_none()) {
+        return Err(ScheduleError::RunActive {
+            schedule: target.name.clone(),
+            job: active.value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             namespace: namespace.clone(),
         })
-        .with_context(context)?;
+        .with_context(context);
+    }
     let job = job_from(&cron_job.value);
+    // From the create on, Ctrl-C must not drop the command with "nothing was changed": the Job
+    // exists (or may, while the request is out), so this command says what it left running.
+    // The create itself is never cut short.
+    let cancel = crate::commands::interrupt_token();
     let created = objects::create(
         &cluster,
         &Kind::Job.resource(),
@@ -56,16 +76,61 @@ pub async fn run(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut outcome = RunOutcome {
+    let outcome = RunOutcome {
         job: name.clone(),
         namespace: namespace.clone(),
         status: "started",
         log_tail: None,
         pod_state: None,
     };
-    if !args.wait {
+    if !args.wait && !cancel.is_cancelled() {
         return report(printer, Finished::with(outcome, Exit::Success));
     }
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {
+            let error = crate::exit::Interrupted(format!(
+                "interrupted: the Job {name} was started and keeps running in the cluster; \
+                 watch it with `kubectl mlbackup schedule status{}`",
+                target_flags(target)
+            ));
+            report(
+                printer,
+                Finished {
+                    outcome,
+                    exit: Exit::Interrupted,
+                    error: Some(error.into()),
+                },
+            )
+        }
+        exit = follow(&cluster, &created, outcome.clone(), printer) => exit,
+    }
+}
+
+/// The flags that name a schedule other than the default one, for a command to suggest.
+fn target_flags(target: &ScheduleTargetArgs) -> String {
+    let mut flags = String::new();
+    if target.name != DEFAULT_SCHEDULE {
+        flags.push_str(&format!(" --name {}", target.name));
+    }
+    if target.schedule_namespace != DEFAULT_SCHEDULE {
+        flags.push_str(&format!(
+            " --schedule-namespace {}",
+            target.schedule_namespace
+        ));
+    }
+    flags
+}
+
+/// `--wait`: follows the Job `created` to its end, then reports it.
+async fn follow(
+    cluster: &Cluster,
+    created: &Value,
+    mut outcome: RunOutcome,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let name = outcome.job.clone();
+    let namespace = &outcome.namespace.clone();
     printer.step(&format!("Waiting for the Job {name} to finish"));
     let deadline = created["spec"]["activeDeadlineSeconds"]
         .as_u64()
@@ -78,14 +143,12 @@ pub async fn run(
     let waited = tokio::time::timeout(
         deadline,
         crate::poll::until_deadline(deadline, POLL_INTERVAL, async || {
-            let job = objects::get(&cluster, &Kind::Job.resource(), namespace, &name).await?;
+            let job = objects::get(cluster, &Kind::Job.resource(), namespace, &name).await?;
             ended = job.as_ref().and_then(|job| finished(&job.value));
             if ended.is_none() {
-                stuck = newest_pod(&cluster, namespace, &name)
-                    .await
-                    .and_then(|pod| {
-                        cannot_start(&pod.value).map(|why| format!("{}: {why}", pod.name))
-                    });
+                stuck = newest_pod(cluster, namespace, &name).await.and_then(|pod| {
+                    cannot_start(&pod.value).map(|why| format!("{}: {why}", pod.name))
+                });
             }
             Ok::<_, crate::cluster::ClusterError>(ended.is_some() || stuck.is_some())
         }),
@@ -117,11 +180,11 @@ pub async fn run(
         );
     }
     if let Ok(Some(pod)) =
-        tokio::time::timeout(WAIT_MARGIN, newest_pod(&cluster, namespace, &name)).await
+        tokio::time::timeout(WAIT_MARGIN, newest_pod(cluster, namespace, &name)).await
     {
         outcome.log_tail = tokio::time::timeout(
             WAIT_MARGIN,
-            objects::pod_log_tail(&cluster, namespace, &pod.name, LOG_TAIL_LINES),
+            objects::pod_log_tail(cluster, namespace, &pod.name, LOG_TAIL_LINES),
         )
         .await
         .ok()
@@ -298,7 +361,7 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| escape_controls(&parts.join("; ")).into_owned())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunOutcome {
     pub job: String,
@@ -342,6 +405,23 @@ impl Render for RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_command_names_a_schedule_other_than_the_default() {
+        let target = |name: &str, namespace: &str| ScheduleTargetArgs {
+            name: name.into(),
+            schedule_namespace: namespace.into(),
+        };
+        assert_eq!(target_flags(&target("mlbackup", "mlbackup")), "");
+        assert_eq!(
+            target_flags(&target("nightly", "ops")),
+            " --name nightly --schedule-namespace ops"
+        );
+        assert_eq!(
+            target_flags(&target("mlbackup", "ops")),
+            " --schedule-namespace ops"
+        );
+    }
 
     #[test]
     fn a_pods_problem_is_what_the_kubelet_says() {

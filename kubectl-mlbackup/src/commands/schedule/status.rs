@@ -1,6 +1,6 @@
 //! `schedule status`: the schedule, its next run, its last run and last success, read from the
 //! CronJob and its Jobs; overdue (exit 1) when two scheduled runs in a row passed without a
-//! success, or when the last run failed.
+//! success, or when the newest run that ended failed.
 
 use std::ffi::OsStr;
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::run_now::{cannot_start, finished, newest_pod};
 use super::scheduled_run::{LAST_ATTEMPT, LAST_SUCCESS, RunRecord, RunStatus};
-use super::{Kind, Schedule, ScheduleError, selector};
+use super::{Kind, Schedule, location_of, selector};
 use crate::cli::{GlobalArgs, ScheduleTargetArgs};
 use crate::cluster::objects;
 use crate::env::Env;
@@ -29,13 +29,8 @@ pub async fn run(
     let cluster = super::super::connect(global, env).await?;
     let namespace = &target.schedule_namespace;
     let context = || format!("cannot read the status of the schedule `{}`", target.name);
-    let cron_job = objects::get(&cluster, &Kind::CronJob.resource(), namespace, &target.name)
+    let cron_job = super::installed_cron_job(&cluster, target)
         .await
-        .with_context(context)?
-        .ok_or_else(|| ScheduleError::NotInstalled {
-            name: target.name.clone(),
-            namespace: namespace.clone(),
-        })
         .with_context(context)?;
     let jobs: Vec<Value> = objects::list(
         &cluster,
@@ -49,7 +44,18 @@ pub async fn run(
     .map(|o| o.value)
     .collect();
     let records = read_records(&cron_job.value, &target.name, env, printer).await;
-    let mut outcome = status_of(&cron_job.value, &jobs, &records, Utc::now());
+    // The pods name the Job the run record's holder (a pod) belongs to; pods that cannot be
+    // listed leave the record matched to no Job, which status shows all the same.
+    let pods: Vec<Value> = objects::list(
+        &cluster,
+        &Kind::Pod.resource(),
+        Some(namespace),
+        &selector(target),
+    )
+    .await
+    .map(|pods| pods.into_iter().map(|o| o.value).collect())
+    .unwrap_or_default();
+    let mut outcome = status_of(&cron_job.value, &jobs, &pods, &records, Utc::now());
     // A last run whose pod the kubelet cannot start writes no record: its pod says why.
     let running = jobs.iter().find(|job| {
         job["metadata"]["name"].as_str() == outcome.last_run.as_deref() && finished(job).is_none()
@@ -62,10 +68,9 @@ pub async fn run(
         outcome.last_run_problem = Some(format!("pod {}: {why}", pod.name));
     }
     let exit = if outcome.overdue
-        || matches!(
-            outcome.last_run_result.as_deref(),
-            Some("failed" | "cannot start")
-        ) {
+        || outcome.last_finished_failed
+        || outcome.last_run_result.as_deref() == Some("cannot start")
+    {
         Exit::Failure
     } else {
         Exit::Success
@@ -79,14 +84,6 @@ pub async fn run(
 pub struct Records {
     pub last_attempt: Option<RunRecord>,
     pub last_success: Option<RunRecord>,
-}
-
-/// The location in the CronJob's container arguments (`--dir LOCATION`).
-fn location_of(cron_job: &Value) -> Option<&str> {
-    let args = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()?;
-    let at = args.iter().position(|a| a == "--dir")?;
-    args.get(at + 1)?.as_str()
 }
 
 /// Reads the run records from the schedule's location with this machine's AWS settings (read
@@ -129,11 +126,45 @@ fn time(value: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// What the CronJob, its Jobs and the run records say, at `now`. The records are the runs' own
-/// word and outlive the Jobs Kubernetes removes: they come first.
+/// A Job's result from its own status: its `Complete` or `Failed` condition, else `running`
+/// while it has an active pod and `starting` before.
+fn job_result(job: &Value) -> &'static str {
+    match finished(job) {
+        Some((true, _)) => "succeeded",
+        Some((false, _)) => "failed",
+        None if job["status"]["active"].as_u64().unwrap_or(0) > 0 => "running",
+        None => "starting",
+    }
+}
+
+/// A run record's status as `status` shows it.
+fn record_result(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Interrupted => "interrupted",
+    }
+}
+
+/// The Job whose pod wrote a run record: its holder is `POD (pid N)` (the pod's `HOSTNAME`), and
+/// the pod's `job-name` label names its Job. `None` when the pod is gone or the run was no Job's.
+fn job_of_record(record: &RunRecord, pods: &[Value]) -> Option<String> {
+    let (host, _) = record.holder.rsplit_once(" (pid ")?;
+    pods.iter()
+        .find(|pod| pod["metadata"]["name"] == host)
+        .and_then(|pod| pod["metadata"]["labels"]["job-name"].as_str())
+        .map(str::to_string)
+}
+
+/// What the CronJob, its Jobs (and their pods) and the run records say, at `now`. Each Job's
+/// result is its own status; the last attempt's record is shown as the run it belongs to (its
+/// pod's Job, when that is still there). The records outlive the Jobs Kubernetes removes: the
+/// last success and, without Jobs, the last result come from them.
 pub fn status_of(
     cron_job: &Value,
     jobs: &[Value],
+    pods: &[Value],
     records: &Records,
     now: DateTime<Utc>,
 ) -> StatusOutcome {
@@ -141,9 +172,10 @@ pub fn status_of(
     let expression = spec["schedule"].as_str().unwrap_or_default().to_string();
     let time_zone = spec["timeZone"].as_str().map(str::to_string);
     let schedule = Schedule::parse(&expression, time_zone.as_deref()).ok();
-    let last = jobs.iter().max_by_key(|job| {
+    let started = |job: &Value| {
         time(&job["status"]["startTime"]).or_else(|| time(&job["metadata"]["creationTimestamp"]))
-    });
+    };
+    let last = jobs.iter().max_by_key(|job| started(job));
     let last_success = jobs
         .iter()
         .filter(|job| finished(job).is_some_and(|(ok, _)| ok))
@@ -159,6 +191,30 @@ pub fn status_of(
         (Some(due), Some(created)) if due > created => last_success.is_none_or(|s| s < due),
         _ => false,
     };
+    let attempt_job = records
+        .last_attempt
+        .as_ref()
+        .and_then(|attempt| job_of_record(attempt, pods))
+        .filter(|job| jobs.iter().any(|j| j["metadata"]["name"] == job.as_str()));
+    // The runs that ended, newest start first decides: every Job by its own status, and the
+    // last attempt's record when it is no Job's that is still there (its Job was removed, or
+    // it ran outside one).
+    let mut ended: Vec<(Option<DateTime<Utc>>, bool)> = jobs
+        .iter()
+        .filter_map(|job| finished(job).map(|(ok, _)| (started(job), !ok)))
+        .collect();
+    if let Some(attempt) = records
+        .last_attempt
+        .as_ref()
+        .filter(|_| attempt_job.is_none())
+        && attempt.status != RunStatus::Running
+    {
+        ended.push((Some(attempt.started), attempt.status == RunStatus::Failed));
+    }
+    let last_finished_failed = ended
+        .into_iter()
+        .max_by_key(|(started, _)| *started)
+        .is_some_and(|(_, failed)| failed);
     StatusOutcome {
         schedule: cron_job["metadata"]["name"]
             .as_str()
@@ -174,30 +230,20 @@ pub fn status_of(
         next_run: schedule.as_ref().and_then(|s| s.next_after(now)),
         last_schedule: time(&cron_job["status"]["lastScheduleTime"]),
         last_run: last.and_then(|job| job["metadata"]["name"].as_str().map(str::to_string)),
-        last_run_result: match &records.last_attempt {
-            Some(attempt) => Some(
-                match attempt.status {
-                    RunStatus::Running => "running",
-                    RunStatus::Succeeded => "succeeded",
-                    RunStatus::Failed => "failed",
-                    RunStatus::Interrupted => "interrupted",
-                }
-                .to_string(),
-            ),
-            None => last.map(|job| {
-                match finished(job) {
-                    Some((true, _)) => "succeeded",
-                    Some((false, _)) => "failed",
-                    None => "running",
-                }
-                .to_string()
-            }),
+        last_run_result: match last {
+            Some(job) => Some(job_result(job).to_string()),
+            None => records
+                .last_attempt
+                .as_ref()
+                .map(|attempt| record_result(attempt.status).to_string()),
         },
         last_success,
         last_run_problem: None,
         last_attempt: records.last_attempt.clone(),
+        last_attempt_job: attempt_job,
         last_success_backup: records.last_success.as_ref().and_then(|r| r.backup.clone()),
         overdue,
+        last_finished_failed,
     }
 }
 
@@ -213,17 +259,23 @@ pub struct StatusOutcome {
     pub last_schedule: Option<DateTime<Utc>>,
     /// The newest Job (scheduled or started by run-now).
     pub last_run: Option<String>,
-    /// `succeeded`, `failed`, `interrupted` or `running`: the last attempt's record, else the
-    /// newest Job's status; `cannot start` when the newest Job's pod waits for something missing.
+    /// The newest Job's own status: `succeeded`, `failed`, `running`, `starting`, or `cannot
+    /// start` when its pod waits for something missing; without Jobs, the last attempt's record
+    /// (`succeeded`, `failed`, `interrupted` or `running`).
     pub last_run_result: Option<String>,
     /// Why the newest Job's pod cannot start: its name, the kubelet's waiting reason and message.
     pub last_run_problem: Option<String>,
     pub last_success: Option<DateTime<Utc>>,
     /// The last run's record in the location, when it could be read.
     pub last_attempt: Option<RunRecord>,
+    /// The Job whose pod wrote the last attempt's record, while it is there.
+    pub last_attempt_job: Option<String>,
     /// The backup of the last success, from its record.
     pub last_success_backup: Option<String>,
     pub overdue: bool,
+    /// The newest run that ended (by its start) failed: `status` exits 1.
+    #[serde(skip)]
+    pub last_finished_failed: bool,
 }
 
 impl Render for StatusOutcome {
@@ -239,11 +291,16 @@ impl Render for StatusOutcome {
         };
         let attempt = match &self.last_attempt {
             Some(attempt) => {
+                // The record's own status: it may be another Job's than the last run.
                 let mut line = format!(
-                    "Last attempt:   started {} by {}: {}",
+                    "Last attempt:   started {} by {}{}: {}",
                     printer::time(attempt.started),
                     escape_controls(&attempt.holder),
-                    self.last_run_result.as_deref().unwrap_or_default()
+                    self.last_attempt_job
+                        .as_deref()
+                        .map(|job| format!(" of Job {job}"))
+                        .unwrap_or_default(),
+                    record_result(attempt.status)
                 );
                 if let Some(backup) = &attempt.backup {
                     line.push_str(&format!(", backup {}", escape_controls(backup)));
@@ -306,6 +363,7 @@ mod tests {
         let fresh = status_of(
             &cron_job(Some("2026-11-29T02:01:00Z")),
             &[],
+            &[],
             &Records::default(),
             now,
         );
@@ -313,6 +371,7 @@ mod tests {
         assert_eq!(fresh.next_run, Some(at("2026-11-30T02:00:00Z")));
         let one_missed = status_of(
             &cron_job(Some("2026-11-28T02:01:00Z")),
+            &[],
             &[],
             &Records::default(),
             now,
@@ -324,17 +383,19 @@ mod tests {
         let two_missed = status_of(
             &cron_job(Some("2026-11-27T02:01:00Z")),
             &[],
+            &[],
             &Records::default(),
             now,
         );
         assert!(two_missed.overdue);
-        let never = status_of(&cron_job(None), &[], &Records::default(), now);
+        let never = status_of(&cron_job(None), &[], &[], &Records::default(), now);
         assert!(never.overdue);
         let failed = json!({"metadata": {"name": "mlbackup-run-x", "creationTimestamp": "2026-11-29T02:00:00Z"},
             "status": {"startTime": "2026-11-29T02:00:01Z", "conditions": [{"type": "Failed", "status": "True"}]}});
         let after_failure = status_of(
             &cron_job(Some("2026-11-29T02:01:00Z")),
             &[failed],
+            &[],
             &Records::default(),
             now,
         );
@@ -358,7 +419,7 @@ mod tests {
             last_attempt: Some(record(RunStatus::Succeeded, "2026-11-29T02:01:00Z")),
             last_success: Some(record(RunStatus::Succeeded, "2026-11-29T02:01:00Z")),
         };
-        let status = status_of(&cron_job(None), &[], &records, now);
+        let status = status_of(&cron_job(None), &[], &[], &records, now);
         assert!(!status.overdue);
         assert_eq!(status.last_success, Some(at("2026-11-29T02:01:00Z")));
         assert_eq!(status.last_run_result.as_deref(), Some("succeeded"));
@@ -371,8 +432,71 @@ mod tests {
             last_attempt: Some(record(RunStatus::Failed, "2026-11-29T02:01:00Z")),
             last_success: Some(record(RunStatus::Succeeded, "2026-11-27T02:01:00Z")),
         };
-        let status = status_of(&cron_job(None), &[], &records, now);
+        let status = status_of(&cron_job(None), &[], &[], &records, now);
         assert_eq!(status.last_run_result.as_deref(), Some("failed"));
         assert!(status.overdue);
+    }
+
+    /// Two Jobs of the schedule: the first succeeded and wrote the record, the second found the
+    /// first's lock and failed (no record). The last run is the second's, failed, from its own
+    /// status; the record is the first Job's, said so.
+    #[test]
+    fn each_jobs_result_is_its_own_and_the_record_is_matched_to_its_job() {
+        let now = at("2026-11-29T12:00:00Z");
+        let job = |name: &str, started: &str, condition: &str| {
+            json!({"metadata": {"name": name, "creationTimestamp": started},
+                "status": {"startTime": started, "completionTime": started,
+                    "conditions": [{"type": condition, "status": "True"}]}})
+        };
+        let jobs = [
+            job("mlbackup-run-aaaaa", "2026-11-29T10:00:00Z", "Complete"),
+            job("mlbackup-run-bbbbb", "2026-11-29T10:00:05Z", "Failed"),
+        ];
+        let pod = |name: &str, job: &str| json!({"metadata": {"name": name, "labels": {"job-name": job}}});
+        let pods = [
+            pod("mlbackup-run-aaaaa-x1x1x", "mlbackup-run-aaaaa"),
+            pod("mlbackup-run-bbbbb-y2y2y", "mlbackup-run-bbbbb"),
+        ];
+        let record = RunRecord {
+            schedule: "mlbackup".into(),
+            holder: "mlbackup-run-aaaaa-x1x1x (pid 7)".into(),
+            started: at("2026-11-29T10:00:01Z"),
+            finished: Some(at("2026-11-29T10:00:09Z")),
+            status: RunStatus::Succeeded,
+            backup: Some("lrs_backup_2026_11_29_10_00".into()),
+            error: None,
+        };
+        let records = Records {
+            last_attempt: Some(record.clone()),
+            last_success: Some(record),
+        };
+        let status = status_of(&cron_job(None), &jobs, &pods, &records, now);
+        assert_eq!(status.last_run.as_deref(), Some("mlbackup-run-bbbbb"));
+        assert_eq!(status.last_run_result.as_deref(), Some("failed"));
+        assert!(status.last_finished_failed);
+        assert_eq!(
+            status.last_attempt_job.as_deref(),
+            Some("mlbackup-run-aaaaa")
+        );
+        let shown = status.render();
+        assert!(
+            shown.contains("Last run:       mlbackup-run-bbbbb (failed)\n")
+                && shown.contains(
+                    "by mlbackup-run-aaaaa-x1x1x (pid 7) of Job mlbackup-run-aaaaa: succeeded, \
+                     backup lrs_backup_2026_11_29_10_00\n"
+                ),
+            "{shown}"
+        );
+        // The failed one first, then a success: the newest run that ended decides.
+        let jobs = [
+            job("mlbackup-run-bbbbb", "2026-11-29T09:00:00Z", "Failed"),
+            job("mlbackup-run-aaaaa", "2026-11-29T10:00:00Z", "Complete"),
+        ];
+        let status = status_of(&cron_job(None), &jobs, &pods, &records, now);
+        assert_eq!(status.last_run_result.as_deref(), Some("succeeded"));
+        assert!(!status.last_finished_failed);
+        // A record whose pod is gone belongs to no Job that is left.
+        let status = status_of(&cron_job(None), &jobs, &[], &records, now);
+        assert_eq!(status.last_attempt_job, None);
     }
 }

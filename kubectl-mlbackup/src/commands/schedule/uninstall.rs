@@ -48,6 +48,7 @@ pub async fn run(
         return Err(ScheduleError::NotInstalled {
             name: target.name.clone(),
             namespace: namespace.clone(),
+            foreign_cron_job: false,
         })
         .with_context(context);
     }
