@@ -319,3 +319,21 @@ pub async fn interrupted_before_the_work(cancel: &CancellationToken) {
         std::future::pending::<()>().await;
     }
 }
+
+/// Says that `lock` replaced a stale one (a run stopped before it released its lock), whose
+/// holder and lease it names.
+pub fn warn_if_taken_over(
+    printer: &Printer,
+    store: &crate::store::Store,
+    lock: &crate::store::Lock,
+) {
+    if let Some(old) = &lock.taken_over {
+        printer.warning(&format!(
+            "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
+             before it could release it)",
+            store.shown().display(),
+            mlbackup_helper::text::escape_controls(&old.holder),
+            crate::printer::time(old.lease_until),
+        ));
+    }
+}

@@ -182,15 +182,7 @@ pub async fn run_manual(args: &PruneArgs, env: &Env, printer: &Printer) -> anyho
         )
         .await
         .context("cannot prune: nothing was deleted")?;
-    if let Some(old) = &lock.taken_over {
-        printer.warning(&format!(
-            "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
-             before it could release it)",
-            store.shown().display(),
-            mlbackup_helper::text::escape_controls(&old.holder),
-            printer::time(old.lease_until),
-        ));
-    }
+    super::warn_if_taken_over(printer, &store, &lock);
     let result = if cancel.is_cancelled() {
         Err(Interrupted("interrupted before anything was deleted".into()).into())
     } else {

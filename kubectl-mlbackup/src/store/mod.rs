@@ -28,7 +28,7 @@ use crate::location::s3::{S3Error, S3Store};
 use crate::location::{Location, LocationError};
 
 pub use bucket::{ItemUploads, Publish};
-pub use lock::LockRecord;
+pub use lock::{Lock, LockRecord};
 pub use runs::RUNS_DIR;
 
 /// A failure of a backup location, in the user's terms.

@@ -202,17 +202,6 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         )
         .into());
     }
-    if args
-        .retention
-        .keep_within
-        .is_some_and(|within| within.is_zero())
-    {
-        return Err(usage(
-            "--keep-within must be longer than 0: 0s keeps no backup by its age".into(),
-            "give a duration longer than 0, like --keep-within 7d, or leave it out",
-        )
-        .into());
-    }
     if args.timeout.is_zero() {
         return Err(usage(
             "--timeout must be longer than 0".into(),

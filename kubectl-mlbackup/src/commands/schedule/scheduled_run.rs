@@ -19,7 +19,7 @@ use crate::cli::{BackupArgs, Cli, Command, GlobalArgs, PruneArgs, ScheduledRunAr
 use crate::commands::{backup, prune};
 use crate::env::Env;
 use crate::exit::{Exit, Interrupted, UsageError};
-use crate::printer::{self, Printer};
+use crate::printer::Printer;
 use crate::store::{LockRecord, Store};
 
 /// The command lines of the two steps (the program name first, as clap expects).
@@ -157,15 +157,7 @@ pub async fn run(
     // From here on Ctrl-C stops the steps cleanly instead of ending the process: the lock is
     // released below.
     let cancel = crate::commands::interrupt_token();
-    if let Some(old) = &lock.taken_over {
-        printer.warning(&format!(
-            "took over the lock of {} from `{}`, whose lease ended at {} (that run was stopped \
-             before it could release it)",
-            store.shown().display(),
-            escape_controls(&old.holder),
-            printer::time(old.lease_until),
-        ));
-    }
+    crate::commands::warn_if_taken_over(printer, &store, &lock);
     let mut record = RunRecord {
         schedule: args.name.clone(),
         holder,
