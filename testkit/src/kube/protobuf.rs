@@ -54,7 +54,10 @@ fn fields(mut bytes: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ProtobufError> {
             Ok::<_, ProtobufError>(())
         };
         match tag & 7 {
-            0 => fields.push((tag >> 3, Wire::Varint(varint(&mut bytes).ok_or_else(truncated)?))),
+            0 => fields.push((
+                tag >> 3,
+                Wire::Varint(varint(&mut bytes).ok_or_else(truncated)?),
+            )),
             1 => skip(&mut bytes, 8)?,
             2 => {
                 let length = usize::try_from(varint(&mut bytes).ok_or_else(truncated)?)
@@ -192,7 +195,11 @@ const NAMESPACE_CONDITION: &[Field] = &[
 ];
 const NAMESPACE: &[Field] = &[
     field(1, "metadata", Type::Message(OBJECT_META)),
-    field(2, "spec", Type::Message(&[list(1, "finalizers", Type::String)])),
+    field(
+        2,
+        "spec",
+        Type::Message(&[list(1, "finalizers", Type::String)]),
+    ),
     field(
         3,
         "status",
@@ -356,9 +363,7 @@ fn map_entry(field: &Field, bytes: &[u8]) -> Result<(String, Value), ProtobufErr
         }
     }
     let value = match field.ty {
-        Type::BytesMap => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(value))
-        }
+        Type::BytesMap => Value::String(base64::engine::general_purpose::STANDARD.encode(value)),
         _ => text(value),
     };
     Ok((key, value))
@@ -387,8 +392,14 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Map<String, Value>, Protobu
             }
             _ if field.repeated => {
                 // A list keeps every item, the empty ones too.
-                let item = value(&Field { omit_empty: false, ..*field }, wire)?
-                    .expect("kept values are always written");
+                let item = value(
+                    &Field {
+                        omit_empty: false,
+                        ..*field
+                    },
+                    wire,
+                )?
+                .expect("kept values are always written");
                 object
                     .entry(field.name)
                     .or_insert_with(|| Value::Array(Vec::new()))
@@ -438,7 +449,12 @@ pub fn decode_object(body: &[u8]) -> Result<Value, ProtobufError> {
             _ => {}
         }
     }
-    let name = |key: &str| type_meta.get(key).and_then(Value::as_str).unwrap_or_default();
+    let name = |key: &str| {
+        type_meta
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
     let (api_version, kind) = (name("apiVersion"), name("kind"));
     let (_, _, schema) = KINDS
         .iter()
@@ -534,8 +550,11 @@ mod tests {
 
     #[test]
     fn decodes_a_secret_with_binary_data_labels_and_type() {
-        let labels = [delimited(11, &entry("app", b"mlbackup")), delimited(11, &entry("tier", b""))]
-            .concat();
+        let labels = [
+            delimited(11, &entry("app", b"mlbackup")),
+            delimited(11, &entry("tier", b"")),
+        ]
+        .concat();
         let raw = [
             delimited(1, &meta("s3-backup", "mlbackup", &labels)),
             delimited(2, &entry("AWS_ACCESS_KEY_ID", b"AKIA")),
@@ -630,7 +649,11 @@ mod tests {
         attributes.extend(delimited(5, b"lrs"));
         let spec = delimited(1, &attributes);
         let review = [delimited(1, b""), delimited(2, &spec)].concat();
-        let body = envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview", &review);
+        let body = envelope(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            &review,
+        );
         let decoded = decode_object(&body).unwrap();
         assert_eq!(
             decoded["spec"]["resourceAttributes"],
@@ -654,7 +677,10 @@ mod tests {
         // A length running past the end of the message.
         let mut body = envelope("v1", "Secret", &delimited(1, &delimited(1, b"name")));
         body.truncate(body.len() - 12);
-        assert!(matches!(decode_object(&body), Err(ProtobufError::Malformed(_))));
+        assert!(matches!(
+            decode_object(&body),
+            Err(ProtobufError::Malformed(_))
+        ));
         // A string field sent as a number.
         let raw = delimited(1, &varint_field(1, 5));
         assert!(matches!(
