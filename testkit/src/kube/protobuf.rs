@@ -407,7 +407,8 @@ fn message(bytes: &[u8], schema: &[Field]) -> Result<Map<String, Value>, Protobu
                     .expect("a repeated field is an array")
                     .push(item);
             }
-            // A scalar or message seen again: the last one wins, as in protobuf.
+            // A scalar seen again: the last one wins, as in protobuf. (A message seen again
+            // would be merged; Go's marshallers never write one twice.)
             _ => match value(field, wire)? {
                 Some(value) => {
                     object.insert(field.name.to_string(), value);
