@@ -226,6 +226,15 @@ impl ApiError {
         )
     }
 
+    /// A 415 whose message says why, for a body format the fake reads only in part.
+    pub fn unsupported_media_type_because(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            message,
+        )
+    }
+
     /// The answer for a path the server does not serve at all.
     pub fn path_not_found() -> Self {
         Self::new(

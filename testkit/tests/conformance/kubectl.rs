@@ -612,8 +612,8 @@ async fn exec_is_refused_without_permission_and_for_a_pod_that_is_not_running() 
 /// ServiceAccounts, ConfigMaps, CronJobs and Jobs applied and read back; a Job made from the
 /// CronJob's template runs in the sandbox's kubelet (its container a local process with the
 /// Secret and the ConfigMap in its env), `kubectl wait` sees it complete and `kubectl logs`
-/// reads its pod's log. (kubectl's typed `create secret|job ...` send protobuf bodies, which the
-/// fake does not decode: it answers 415 as a server without protobuf would.)
+/// reads its pod's log. (kubectl's typed `create job ...` sends a protobuf body, which the fake
+/// decodes only for the kinds of `kubectl_create.rs`; manifests go as JSON.)
 #[tokio::test]
 async fn kubectl_runs_a_job_from_a_cron_job_and_reads_its_log() {
     let cluster = Cluster::start(FakeKubeOptions::default()).await;

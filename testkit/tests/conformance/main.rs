@@ -5,5 +5,6 @@ mod datarobot_python;
 mod exec;
 mod krew;
 mod kubectl;
+mod kubectl_create;
 mod sandbox;
 mod shell_loop;
