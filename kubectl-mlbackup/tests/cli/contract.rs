@@ -113,7 +113,7 @@ fn every_command() -> Vec<(&'static str, Run)> {
         IMAGE,
         std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-mlbackup")),
     );
-    let scheduled = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let scheduled = crate::support::dir_outside_the_pods_tmp();
     let scheduled_dir = scheduled.path().display().to_string();
     let install: Vec<&str> = vec![
         "schedule",

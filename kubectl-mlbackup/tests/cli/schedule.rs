@@ -19,7 +19,7 @@ const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9a
 
 /// A folder for the backups, outside /tmp (see the module's comment).
 fn backups_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    crate::support::dir_outside_the_pods_tmp()
 }
 
 /// A fake cluster with a few LRSes whose kubelet runs [`IMAGE`] as this plugin.

@@ -432,3 +432,17 @@ impl FakeApi {
             .env_if("SSL_CERT_FILE", self.ca_file.as_deref())
     }
 }
+
+/// A new directory a scheduled run's pod writes through to this machine: the pod's `/tmp` is its
+/// own scratch `emptyDir` (read-only root file system), so a folder under `/tmp` would be written
+/// inside the pod. The target's temporary directory, unless the checkout itself is under `/tmp`
+/// (then `/var/tmp`).
+pub fn dir_outside_the_pods_tmp() -> tempfile::TempDir {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let parent = if target.starts_with("/tmp") {
+        std::path::Path::new("/var/tmp")
+    } else {
+        target
+    };
+    tempfile::tempdir_in(parent).unwrap()
+}
