@@ -684,10 +684,11 @@ impl S3Store {
             .map_err(|err| self.error(err, "delete", key))
     }
 
-    /// Deletes everything under `NAME/`, the object `first` (the manifest) before the others,
-    /// so that a delete cut short never leaves something that looks complete. Returns how many
+    /// Deletes everything under `NAME/`: the object `first` (the manifest) before the others,
+    /// so that a delete cut short never leaves something that looks complete, and `last` (the
+    /// claim) after them, so that what it leaves is still known as a backup. Returns how many
     /// objects were deleted.
-    pub async fn delete_all(&self, name: &str, first: &str) -> Result<u64, S3Error> {
+    pub async fn delete_all(&self, name: &str, first: &str, last: &str) -> Result<u64, S3Error> {
         self.writable(name, "delete")?;
         let objects = self.list(name).await?;
         let mut deleted = 0;
@@ -697,7 +698,7 @@ impl S3Store {
         }
         let paths: Vec<Path> = objects
             .iter()
-            .filter(|o| o.path != first)
+            .filter(|o| o.path != first && o.path != last)
             .map(|o| self.path(&format!("{name}/{}", o.path)))
             .collect::<Result<_, _>>()?;
         let mut results = self
@@ -706,6 +707,10 @@ impl S3Store {
             .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
         while let Some(result) = results.next().await {
             result.map_err(|err| self.error(err, "delete", name))?;
+            deleted += 1;
+        }
+        if objects.iter().any(|o| o.path == last) {
+            self.delete(&format!("{name}/{last}")).await?;
             deleted += 1;
         }
         Ok(deleted)
@@ -1015,7 +1020,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.delete_all("lrs_backup_1", MANIFEST).await.unwrap(),
+            store
+                .delete_all("lrs_backup_1", MANIFEST, ".claim")
+                .await
+                .unwrap(),
             41
         );
         assert!(!store.exists("lrs_backup_1").await.unwrap());
@@ -1254,7 +1262,10 @@ mod tests {
                 .await
                 .unwrap_err(),
             reader.delete("b/manifest.json").await.unwrap_err(),
-            reader.delete_all("b", MANIFEST).await.unwrap_err(),
+            reader
+                .delete_all("b", MANIFEST, ".claim")
+                .await
+                .unwrap_err(),
             reader
                 .uploads(2)
                 .put("b/y.yaml", b"y".to_vec())
@@ -1316,7 +1327,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    store.delete_all(name, MANIFEST).await,
+                    store.delete_all(name, MANIFEST, ".claim").await,
                     Err(S3Error::InvalidKey { .. })
                 ),
                 "{name:?}"

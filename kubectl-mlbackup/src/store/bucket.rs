@@ -79,8 +79,8 @@ pub async fn catalog(s3: &S3Store) -> Result<Catalog, StoreError> {
     for (name, found) in found {
         match found.and_then(|found| Ok(super::summary(&found)?)) {
             Ok(summary) => backups.push(summary),
-            // Deleted since it was listed.
-            Err(StoreError::NotFound { .. }) => {}
+            // Deleted since it was listed, or not a backup (see `mirror`).
+            Err(StoreError::NotFound { .. } | StoreError::Foreign { .. }) => {}
             Err(StoreError::S3(err)) => return Err(err.into()),
             Err(err) => unreadable.push(Unreadable {
                 name,
@@ -119,6 +119,15 @@ pub async fn mirror(s3: &S3Store, name: &str, read: Read) -> Result<Found, Store
         });
     }
     let has_manifest = listed.iter().any(|o| o.path == MANIFEST_FILE);
+    // A backup starts with its claim and ends with its manifest: objects with neither (or the
+    // location's own dot records) were put there by someone else, and are never read as a
+    // backup, nor pruned or deleted as one.
+    if name.starts_with('.') || !(has_manifest || listed.iter().any(|o| o.path == CLAIM)) {
+        return Err(StoreError::Foreign {
+            name: name.to_string(),
+            location: location_of(s3),
+        });
+    }
     let wanted: Vec<StoredObject> = listed
         .iter()
         .filter(|o| o.path != CLAIM)
@@ -276,6 +285,26 @@ fn write_new(dir: &Path, relative: &str, bytes: &[u8]) -> Result<(), StoreError>
         .open(&path)
         .map_err(io)?;
     file.write_all(bytes).map_err(io)
+}
+
+/// Puts a claim on the backup `name` (created at `created_at`) unless it has one, so that a
+/// delete cut short leaves a partial backup of that age rather than objects of no one.
+pub async fn keep_claimed(
+    s3: &S3Store,
+    name: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let body = serde_json::json!({
+        "claimedAt": created_at,
+        "toolVersion": env!("CARGO_PKG_VERSION"),
+    });
+    match s3
+        .put_new(&format!("{name}/{CLAIM}"), body.to_string().into_bytes())
+        .await
+    {
+        Ok(()) | Err(S3Error::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Claims `name` in the bucket: no object under `NAME/` yet, then the create-only claim

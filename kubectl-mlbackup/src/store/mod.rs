@@ -62,6 +62,11 @@ pub enum StoreError {
         count: usize,
         limit: usize,
     },
+    #[error(
+        "`{name}` in {location} is not a backup: it holds neither a manifest.json nor the \
+         .claim a backup starts with"
+    )]
+    Foreign { name: String, location: String },
     #[error("`{key}` in {location} is not a file of a backup: {reason}")]
     StrangeObject {
         key: String,
@@ -121,6 +126,10 @@ impl StoreError {
                  the lock) or its lease has passed (the lock is then taken over)"
                     .into(),
             ),
+            StoreError::Foreign { location, .. } => Some(format!(
+                "kubectl-mlbackup never reads, prunes or deletes what it did not write; run \
+                 `kubectl mlbackup list --dir {location}` to see the backups there"
+            )),
             StoreError::BadLock { key } => Some(format!(
                 "check that no run is writing to this location, then remove `{key}`"
             )),
@@ -408,7 +417,11 @@ impl Store {
             Kind::Bucket(s3) => {
                 let size = found.size_bytes()?;
                 let name = bucket_name(&found.backup.name);
-                s3.delete_all(name, folder::MANIFEST_FILE).await?;
+                // What a delete cut short leaves must still be a backup (a partial one, as old
+                // as the backup) that the next delete finishes: the claim stays to the end.
+                bucket::keep_claimed(s3, name, found.backup.created_at()).await?;
+                s3.delete_all(name, folder::MANIFEST_FILE, bucket::CLAIM)
+                    .await?;
                 Ok(size)
             }
         }

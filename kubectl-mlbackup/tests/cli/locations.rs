@@ -913,9 +913,15 @@ fn a_bucket_gets_only_encrypted_backups_and_no_object_holds_a_secret() {
     )
     .expect_code(0);
 
-    // The same backup cut short before its manifest: still a partial that delete removes.
+    // The same backup cut short before its manifest (its claim still there, as it is until
+    // the manifest is written): a partial that delete removes.
     std::fs::remove_file(
         server.object_file(&server.bucket, &format!("{PREFIX}/sealed/manifest.json")),
+    )
+    .unwrap();
+    std::fs::write(
+        server.object_file(&server.bucket, &format!("{PREFIX}/sealed/.claim")),
+        r#"{"claimedAt":"2026-01-10T08:30:00Z","toolVersion":"0.1.0"}"#,
     )
     .unwrap();
     let listed = run(
@@ -1322,16 +1328,41 @@ fn a_partial_without_a_manifest_is_as_old_as_what_was_stored() {
         "{outcome}"
     );
 
-    // Without its claim: the objects' LastModified, as the server reports it.
+    // Without its claim or a manifest, the objects are not a backup, whoever put them there:
+    // never listed, pruned or deleted (nor the location's own records).
     std::fs::remove_file(&claim).unwrap();
-    let written = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
-    std::fs::File::options()
-        .write(true)
-        .open(&item)
-        .unwrap()
-        .set_modified(written)
-        .unwrap();
-    assert_eq!(listed(&sandbox), "2026-01-01T00:00:00Z");
+    let listed = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["list", "--dir", &bucket, "-o", "json"],
+    );
+    listed.expect_code(0);
+    assert_eq!(listed.json()["backups"], serde_json::json!([]));
+    let pruned = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &["prune", "--keep-last", "1", "--dir", &bucket, "--yes"],
+    );
+    pruned.expect_code(0);
+    assert!(item.exists(), "what is not a backup is never pruned");
+    let records = server.object_file(&server.bucket, &format!("{PREFIX}/.mlbackup-runs/r.json"));
+    std::fs::create_dir_all(records.parent().unwrap()).unwrap();
+    std::fs::write(&records, "{}").unwrap();
+    let mut shown = String::new();
+    for name in ["intr1", ".mlbackup-runs"] {
+        let refused = run(
+            &sandbox,
+            &server,
+            &cluster,
+            &["delete", name, "--dir", &bucket, "--yes"],
+        );
+        refused.expect_code(1);
+        shown.push_str(&refused.shown(&sandbox));
+    }
+    mlbackup_testkit::assert_run_snapshot!(shown);
+    assert!(item.exists() && records.exists());
 }
 
 /// Ctrl-C during a prune that deletes: the backup being deleted is finished, none after it is
