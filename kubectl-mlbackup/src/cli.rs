@@ -925,6 +925,11 @@ pub struct CopyArgs {
     /// Where to copy it: a directory, or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "LOCATION", value_hint = clap::ValueHint::DirPath)]
     pub to: PathBuf,
+
+    /// Copy an unencrypted backup to a remote location anyway (where, as for `backup`, one
+    /// without recipients is refused).
+    #[arg(long)]
+    pub no_encrypt: bool,
 }
 
 #[derive(Debug, Args)]

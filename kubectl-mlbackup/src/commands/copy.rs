@@ -75,6 +75,17 @@ pub async fn run(args: &CopyArgs, env: &Env, printer: &Printer) -> anyhow::Resul
             problem.detail
         );
     }
+    // A usage error (exit 2), as for `backup`: the remote rule is the same.
+    crate::encryption::check_remote_copy(
+        &destination.location(),
+        &found.backup.name,
+        found.backup.recipients().is_some(),
+        args.no_encrypt,
+    )
+    .map_err(|err| crate::exit::UsageError {
+        message: err.to_string(),
+        hint: err.hint().unwrap_or_default(),
+    })?;
     let summary = store::summary(&found).with_context(context)?;
     let cancel = super::interrupt_token();
     let to = destination

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use age::secrecy::zeroize::Zeroizing;
 
 pub use identities::Identities;
-pub use policy::check_remote_encryption;
+pub use policy::{check_remote_copy, check_remote_encryption};
 pub use recipients::Recipients;
 pub use record::{EncryptionRecord, ItemHashes, Scheme};
 #[cfg(test)]
@@ -115,6 +115,9 @@ pub enum EncryptionError {
 
     #[error("a backup to {location} must be encrypted, and no recipient was given")]
     UnencryptedRemote { location: String },
+
+    #[error("a backup copied to {location} must be encrypted, and `{name}` is not")]
+    UnencryptedCopy { name: String, location: String },
 }
 
 impl EncryptionError {
@@ -153,6 +156,11 @@ impl EncryptionError {
                  public keys; --no-encrypt writes it unencrypted",
                 crate::env::MLBACKUP_RECIPIENTS_FILE
             )),
+            EncryptionError::UnencryptedCopy { .. } => Some(
+                "copy carries a backup as it is: take an encrypted one (backup --recipient \
+                 age1...) and copy that; --no-encrypt copies this one unencrypted"
+                    .into(),
+            ),
             EncryptionError::NoMatchingIdentity { .. } => Some(
                 "use the identity file of one of those recipients (`age-keygen -y FILE` prints \
                  the public key of an identity file)"

@@ -23,6 +23,24 @@ pub fn check_remote_encryption(
     }
 }
 
+/// Refuses to copy the unencrypted backup `name` to a remote `location` without `no_encrypt`:
+/// the rule of [`check_remote_encryption`], for a backup that already exists (copy does not
+/// re-encrypt).
+pub fn check_remote_copy(
+    location: &Location,
+    name: &str,
+    encrypted: bool,
+    no_encrypt: bool,
+) -> Result<(), EncryptionError> {
+    match location {
+        Location::S3(_) if !encrypted && !no_encrypt => Err(EncryptionError::UnencryptedCopy {
+            name: name.to_string(),
+            location: location.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +67,19 @@ mod tests {
         assert!(err.hint().unwrap().contains("--no-encrypt"));
         check_remote_encryption(&bucket, Some(&recipients()), false).unwrap();
         check_remote_encryption(&bucket, None, true).unwrap();
+    }
+
+    #[test]
+    fn an_unencrypted_backup_is_copied_to_a_bucket_only_with_no_encrypt() {
+        let bucket = location("s3://team-backups/prod");
+        let err = check_remote_copy(&bucket, "nightly", false, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a backup copied to s3://team-backups/prod must be encrypted, and `nightly` is not"
+        );
+        check_remote_copy(&bucket, "nightly", true, false).unwrap();
+        check_remote_copy(&bucket, "nightly", false, true).unwrap();
+        check_remote_copy(&location("/srv/backups"), "nightly", false, false).unwrap();
     }
 
     #[test]

@@ -308,11 +308,34 @@ fn a_backup_round_trips_through_the_bucket_and_every_command_reads_it_there() {
         "{}",
         again.stderr
     );
-    let into_bucket = run(
+    // Into a bucket, an unencrypted backup goes only with --no-encrypt, as for `backup`.
+    let unencrypted = run(
         &sandbox,
         &server,
         &cluster,
         &["copy", "nightly", "--dir", "direct", "--to", &bucket],
+    );
+    unencrypted.expect_code(2);
+    assert!(
+        unencrypted.stderr.contains(&format!(
+            "error: a backup copied to {bucket} must be encrypted, and `nightly` is not"
+        )),
+        "{}",
+        unencrypted.stderr
+    );
+    let into_bucket = run(
+        &sandbox,
+        &server,
+        &cluster,
+        &[
+            "copy",
+            "nightly",
+            "--dir",
+            "direct",
+            "--to",
+            &bucket,
+            "--no-encrypt",
+        ],
     );
     into_bucket.expect_code(1);
     assert!(

@@ -750,7 +750,7 @@ fn recover_from_a_bucket_brings_back_the_exact_state_and_journals_there() {
         .expect_code(0);
     let bucket = format!("s3://{}/prod", server.bucket);
     w.sandbox
-        .run(&["copy", "before-upgrade", "--to", &bucket])
+        .run(&["copy", "before-upgrade", "--to", &bucket, "--no-encrypt"])
         .expect_code(0);
     std::fs::remove_dir_all(w.sandbox.path("backups")).unwrap();
     upgrade(&w.cluster);
