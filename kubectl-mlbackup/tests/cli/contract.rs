@@ -205,6 +205,8 @@ struct ScheduleStatusJson {
     last_attempt: Option<RunRecordJson>,
     last_attempt_job: Option<String>,
     last_success_backup: Option<String>,
+    #[serde(default)]
+    last_failed_run: Option<String>,
     overdue: bool,
 }
 

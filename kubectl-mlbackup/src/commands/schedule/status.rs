@@ -68,7 +68,7 @@ pub async fn run(
         outcome.last_run_problem = Some(format!("pod {}: {why}", pod.name));
     }
     let exit = if outcome.overdue
-        || outcome.last_finished_failed
+        || outcome.last_failed_run.is_some()
         || outcome.last_run_result.as_deref() == Some("cannot start")
     {
         Exit::Failure
@@ -199,9 +199,14 @@ pub fn status_of(
     // The runs that ended, newest start first decides: every Job by its own status, and the
     // last attempt's record when it is no Job's that is still there (its Job was removed, or
     // it ran outside one).
-    let mut ended: Vec<(Option<DateTime<Utc>>, bool)> = jobs
+    let mut ended: Vec<(Option<DateTime<Utc>>, bool, String)> = jobs
         .iter()
-        .filter_map(|job| finished(job).map(|(ok, _)| (started(job), !ok)))
+        .filter_map(|job| {
+            finished(job).map(|(ok, _)| {
+                let name = job["metadata"]["name"].as_str().unwrap_or_default();
+                (started(job), !ok, name.to_string())
+            })
+        })
         .collect();
     if let Some(attempt) = records
         .last_attempt
@@ -209,12 +214,17 @@ pub fn status_of(
         .filter(|_| attempt_job.is_none())
         && attempt.status != RunStatus::Running
     {
-        ended.push((Some(attempt.started), attempt.status == RunStatus::Failed));
+        ended.push((
+            Some(attempt.started),
+            attempt.status == RunStatus::Failed,
+            format!("the run started {}", printer::time(attempt.started)),
+        ));
     }
-    let last_finished_failed = ended
+    let last_failed_run = ended
         .into_iter()
-        .max_by_key(|(started, _)| *started)
-        .is_some_and(|(_, failed)| failed);
+        .max_by_key(|(started, ..)| *started)
+        .filter(|(_, failed, _)| *failed)
+        .map(|(.., name)| name);
     StatusOutcome {
         schedule: cron_job["metadata"]["name"]
             .as_str()
@@ -243,7 +253,7 @@ pub fn status_of(
         last_attempt_job: attempt_job,
         last_success_backup: records.last_success.as_ref().and_then(|r| r.backup.clone()),
         overdue,
-        last_finished_failed,
+        last_failed_run,
     }
 }
 
@@ -273,9 +283,10 @@ pub struct StatusOutcome {
     /// The backup of the last success, from its record.
     pub last_success_backup: Option<String>,
     pub overdue: bool,
-    /// The newest run that ended (by its start) failed: `status` exits 1.
-    #[serde(skip)]
-    pub last_finished_failed: bool,
+    /// The newest run that ended (by its start), when it failed: `status` exits 1. A Job's
+    /// name, or the start of a run that is no Job's any more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failed_run: Option<String>,
 }
 
 impl Render for StatusOutcome {
@@ -312,6 +323,16 @@ impl Render for StatusOutcome {
             }
             None => String::new(),
         };
+        // Why status exits 1 when the newest run is not the one that failed (it is running).
+        let failed = match &self.last_failed_run {
+            Some(run)
+                if self.last_run.as_ref() != Some(run)
+                    || self.last_run_result.as_deref() != Some("failed") =>
+            {
+                format!("Last ended:     {run} (failed)\n")
+            }
+            _ => String::new(),
+        };
         let success_backup = self
             .last_success_backup
             .as_deref()
@@ -323,7 +344,7 @@ impl Render for StatusOutcome {
              Next run:       {}\n\
              Last scheduled: {}\n\
              Last run:       {last_run}\n\
-             {attempt}\
+             {failed}{attempt}\
              Last success:   {}{success_backup}{}\n",
             self.schedule,
             self.namespace,
@@ -473,7 +494,10 @@ mod tests {
         let status = status_of(&cron_job(None), &jobs, &pods, &records, now);
         assert_eq!(status.last_run.as_deref(), Some("mlbackup-run-bbbbb"));
         assert_eq!(status.last_run_result.as_deref(), Some("failed"));
-        assert!(status.last_finished_failed);
+        assert_eq!(
+            status.last_failed_run.as_deref(),
+            Some("mlbackup-run-bbbbb")
+        );
         assert_eq!(
             status.last_attempt_job.as_deref(),
             Some("mlbackup-run-aaaaa")
@@ -494,7 +518,25 @@ mod tests {
         ];
         let status = status_of(&cron_job(None), &jobs, &pods, &records, now);
         assert_eq!(status.last_run_result.as_deref(), Some("succeeded"));
-        assert!(!status.last_finished_failed);
+        assert_eq!(status.last_failed_run, None);
+        // A failed run, then one still running: status names the failed one, why it exits 1.
+        let mut running = job("mlbackup-run-ccccc", "2026-11-29T11:00:00Z", "Complete");
+        running["status"] = json!({"startTime": "2026-11-29T11:00:00Z", "active": 1});
+        let jobs = [
+            job("mlbackup-run-bbbbb", "2026-11-29T10:30:00Z", "Failed"),
+            running,
+        ];
+        let status = status_of(&cron_job(None), &jobs, &pods, &records, now);
+        assert_eq!(status.last_run.as_deref(), Some("mlbackup-run-ccccc"));
+        assert_eq!(
+            status.last_failed_run.as_deref(),
+            Some("mlbackup-run-bbbbb")
+        );
+        let shown = status.render();
+        assert!(
+            shown.contains("Last ended:     mlbackup-run-bbbbb (failed)\n"),
+            "{shown}"
+        );
         // A record whose pod is gone belongs to no Job that is left.
         let status = status_of(&cron_job(None), &jobs, &[], &records, now);
         assert_eq!(status.last_attempt_job, None);
