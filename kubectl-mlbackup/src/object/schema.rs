@@ -283,17 +283,55 @@ impl Validator<'_> {
                 },
             );
         }
-        if rules.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
-            for (index, item) in items.iter().enumerate() {
-                if items[..index].contains(item) {
-                    self.push(
-                        &format!("{path}[{index}]"),
-                        FieldErrorKind::Duplicate {
-                            value: go_value(item),
-                        },
-                    );
+        if rules.get("uniqueItems").and_then(Value::as_bool) == Some(true)
+            && items
+                .iter()
+                .enumerate()
+                .any(|(index, item)| items[..index].contains(item))
+        {
+            let detail = format!("{path} in body shouldn't contain duplicates");
+            self.invalid(path, "\"\"".into(), detail);
+        }
+        // `x-kubernetes-list-type`: a set holds each value once, a map each key once
+        // (apiextensions' listtype validation).
+        match rules.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => {
+                for (index, item) in items.iter().enumerate() {
+                    if items[..index].contains(item) {
+                        let value = go_value(item);
+                        self.push(
+                            &format!("{path}[{index}]"),
+                            FieldErrorKind::Duplicate { value },
+                        );
+                    }
                 }
             }
+            Some("map") => {
+                let keys: Vec<&str> = rules
+                    .get("x-kubernetes-list-map-keys")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let key_of = |item: &Value| -> Value {
+                    keys.iter()
+                        .filter_map(|k| item.get(*k).map(|v| ((*k).to_string(), v.clone())))
+                        .collect::<Map<String, Value>>()
+                        .into()
+                };
+                for (index, item) in items.iter().enumerate() {
+                    let key = key_of(item);
+                    if items[..index].iter().any(|other| key_of(other) == key) {
+                        let value = key.to_string();
+                        self.push(
+                            &format!("{path}[{index}]"),
+                            FieldErrorKind::Duplicate { value },
+                        );
+                    }
+                }
+            }
+            _ => {}
         }
         if let Some(item_schema) = rules.get("items") {
             for (index, item) in items.iter().enumerate() {
@@ -539,6 +577,11 @@ mod tests {
                             "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
                         }},
                         "tags": {"type": "array", "uniqueItems": true, "items": {"type": "string"}},
+                        "hosts": {"type": "array", "x-kubernetes-list-type": "set",
+                            "items": {"type": "string"}},
+                        "volumes": {"type": "array", "x-kubernetes-list-type": "map",
+                            "x-kubernetes-list-map-keys": ["name"], "items": {"type": "object",
+                                "x-kubernetes-preserve-unknown-fields": true}},
                         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
                         "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
                         "template": {"type": "object", "x-kubernetes-embedded-resource": true,
@@ -649,11 +692,24 @@ mod tests {
                 "spec.ports: Invalid value: 3: spec.ports in body should have at most 2 items",
                 "spec.ports[0].port: Invalid value: \"string\": spec.ports[0].port in body must be of \
              type integer: \"string\"",
-                "spec.tags[1]: Duplicate value: \"a\"",
+                "spec.tags: Invalid value: \"\": spec.tags in body shouldn't contain duplicates",
                 "spec.labels.team: Invalid value: \"integer\": spec.labels.team in body must be of \
              type string: \"integer\"",
                 "spec.ratio: Invalid value: \"integer\": spec.ratio in body must validate at least \
              one schema (anyOf)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_set_holds_each_value_once_and_a_map_each_key() {
+        let spec = json!({"type": "spark", "hosts": ["a", "b", "a"],
+            "volumes": [{"name": "x", "size": 1}, {"name": "y"}, {"name": "x", "size": 2}]});
+        assert_eq!(
+            messages(spec),
+            [
+                "spec.hosts[2]: Duplicate value: \"a\"",
+                "spec.volumes[2]: Duplicate value: {\"name\":\"x\"}",
             ]
         );
     }

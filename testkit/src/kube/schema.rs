@@ -724,6 +724,43 @@ fn validate_list(
             ));
         }
     }
+    // apiextensions' listtype validation: a set holds each value once, a map each key once.
+    let key_of = |item: &Value| -> String {
+        match schema["x-kubernetes-list-type"].as_str() {
+            Some("map") => {
+                let keys = schema["x-kubernetes-list-map-keys"].as_array();
+                let key: serde_json::Map<String, Value> = keys
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter_map(|k| item.get(k).map(|v| (k.to_string(), v.clone())))
+                    .collect();
+                Value::Object(key).to_string()
+            }
+            _ => item.to_string(),
+        }
+    };
+    if matches!(
+        schema["x-kubernetes-list-type"].as_str(),
+        Some("set" | "map")
+    ) {
+        let mut seen = HashSet::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let key = key_of(item);
+            if !seen.insert(key.clone()) {
+                let shown = if schema["x-kubernetes-list-type"] == "set" {
+                    go_value(item)
+                } else {
+                    key
+                };
+                errors.push(FieldError {
+                    kind: "FieldValueDuplicate",
+                    field: field_of(&format!("{name}[{index}]")),
+                    body: format!("Duplicate value: {shown}"),
+                });
+            }
+        }
+    }
 }
 
 /// Go's `reflect.DeepEqual` after conversion, as `basicCommonValidator` compares: numbers by
@@ -1474,6 +1511,28 @@ mod tests {
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
         assert_eq!(causes, ["status: Required value"]);
+    }
+
+    #[test]
+    fn a_list_type_set_holds_each_value_once_and_a_map_each_key() {
+        let schema = spec(json!({
+            "hosts": {"type": "array", "x-kubernetes-list-type": "set",
+                "items": {"type": "string"}},
+            "volumes": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+        }));
+        assert_eq!(
+            errors(
+                schema,
+                json!({"spec": {"hosts": ["a", "b", "a"],
+                    "volumes": [{"name": "x", "size": 1}, {"name": "y"}, {"name": "x"}]}})
+            ),
+            [
+                "FieldValueDuplicate | spec.hosts[2]: Duplicate value: \"a\"",
+                "FieldValueDuplicate | spec.volumes[2]: Duplicate value: {\"name\":\"x\"}",
+            ]
+        );
     }
 
     #[test]
