@@ -109,17 +109,18 @@ pub enum SurfaceFileError {
 }
 
 impl SurfaceFileError {
-    pub fn hint(&self) -> Option<String> {
+    /// What to do: every one of these is a bad `--against` argument (a usage error).
+    pub fn hint(&self) -> String {
+        const WRITE: &str =
+            "write it on the target cluster with `kubectl mlbackup api-surface > FILE`";
         match self {
-            SurfaceFileError::Invalid { .. } | SurfaceFileError::Incomplete { .. } => Some(
-                "write it on the target cluster with `kubectl mlbackup api-surface > FILE`, and \
-                 carry it whole"
-                    .into(),
-            ),
-            SurfaceFileError::Newer { .. } => {
-                Some("upgrade kubectl-mlbackup, or write the file with this version".into())
+            SurfaceFileError::Read { .. } | SurfaceFileError::TooLarge { .. } => WRITE.into(),
+            SurfaceFileError::Invalid { .. } | SurfaceFileError::Incomplete { .. } => {
+                format!("{WRITE}, and carry it whole")
             }
-            _ => None,
+            SurfaceFileError::Newer { .. } => {
+                "upgrade kubectl-mlbackup, or write the file with this version".into()
+            }
         }
     }
 }
@@ -133,7 +134,6 @@ pub async fn read(
     wanted: Option<&ResourceOverride>,
 ) -> Result<ApiSurface, ClusterError> {
     let server_version = cluster.server_version().await?.git_version;
-    let mut problems = Vec::new();
     let cluster_id = match cluster.namespace_uid(CLUSTER_ID_NAMESPACE).await {
         Ok(uid) => uid,
         Err(ClusterError::Forbidden { .. }) => None,
@@ -180,7 +180,7 @@ pub async fn read(
                 surface.custom_resource_definition = Some(definition);
             }
             Err(err @ (ClusterError::Forbidden { .. } | ClusterError::NotFound { .. })) => {
-                problems.push(format!(
+                surface.problems.push(format!(
                     "the CustomResourceDefinition {} was not read ({err}): objects cannot be \
                      checked against its schema",
                     resource.qualified_name()
@@ -194,13 +194,12 @@ pub async fn read(
             names.sort();
             surface.namespaces = Some(names);
         }
-        Err(err @ ClusterError::Forbidden { .. }) => problems.push(format!(
+        Err(err @ ClusterError::Forbidden { .. }) => surface.problems.push(format!(
             "the namespaces were not listed ({err}): whether a backup's namespaces exist \
              cannot be checked"
         )),
         Err(err) => return Err(err),
     }
-    surface.problems = problems;
     Ok(surface)
 }
 

@@ -220,10 +220,7 @@ pub async fn run(
         Some(path) => Some((
             ApiSurface::load(path).map_err(|err| UsageError {
                 message: err.to_string(),
-                hint: err.hint().unwrap_or_else(|| {
-                    "write it on the target cluster with `kubectl mlbackup api-surface > FILE`"
-                        .into()
-                }),
+                hint: err.hint(),
             })?,
             path.as_path(),
         )),

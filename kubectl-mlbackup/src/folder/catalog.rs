@@ -103,6 +103,19 @@ pub struct Catalog {
     pub unreadable: Vec<Unreadable>,
 }
 
+impl Catalog {
+    /// A catalog in its order, wherever it was read: newest backup first (then by name), the
+    /// unreadable by name.
+    pub fn sorted(mut backups: Vec<BackupSummary>, mut unreadable: Vec<Unreadable>) -> Catalog {
+        backups.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+        unreadable.sort_by(|a, b| a.name.cmp(&b.name));
+        Catalog {
+            backups,
+            unreadable,
+        }
+    }
+}
+
 /// The directory holding the backups: `dir` (`--dir`), else `MLBACKUP_DIR`, else the current
 /// directory.
 pub fn root(dir: Option<&Path>, env: &crate::env::Env) -> PathBuf {
@@ -162,12 +175,7 @@ pub fn catalog(root: &Path) -> Result<Catalog, FolderError> {
             }),
         }
     }
-    backups.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
-    unreadable.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Catalog {
-        backups,
-        unreadable,
-    })
+    Ok(Catalog::sorted(backups, unreadable))
 }
 
 /// Finds a backup by name under `root` (also `<name>.partial` when only that exists), or by

@@ -136,10 +136,7 @@ impl Validator<'_> {
             // unless the schema keeps it.
             return;
         }
-        let int_or_string = rules
-            .get("x-kubernetes-int-or-string")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let int_or_string = flag(rules, "x-kubernetes-int-or-string");
         if int_or_string {
             if !(value.is_string() || is_integer(value)) {
                 self.invalid(
@@ -211,7 +208,7 @@ impl Validator<'_> {
     }
 
     fn number(&mut self, rules: &Map<String, Value>, number: f64, path: &str) {
-        let exclusive = |key: &str| rules.get(key).and_then(Value::as_bool) == Some(true);
+        let exclusive = |key: &str| flag(rules, key);
         if let Some(max) = rules.get("maximum").and_then(Value::as_f64) {
             let over = if exclusive("exclusiveMaximum") {
                 number >= max
@@ -283,7 +280,7 @@ impl Validator<'_> {
                 },
             );
         }
-        if rules.get("uniqueItems").and_then(Value::as_bool) == Some(true)
+        if flag(rules, "uniqueItems")
             && items
                 .iter()
                 .enumerate()
@@ -355,11 +352,7 @@ impl Validator<'_> {
             let detail = format!("{} in body should have at least {min} properties", path);
             self.invalid(path, format!("{count}"), detail);
         }
-        if rules
-            .get("x-kubernetes-embedded-resource")
-            .and_then(Value::as_bool)
-            == Some(true)
-        {
+        if flag(rules, "x-kubernetes-embedded-resource") {
             // An embedded object is a Kubernetes object of its own: it names its type.
             for key in ["apiVersion", "kind"] {
                 if fields
@@ -394,14 +387,8 @@ impl Validator<'_> {
         }
         let properties = rules.get("properties").and_then(Value::as_object);
         let additional = rules.get("additionalProperties");
-        let preserves = rules
-            .get("x-kubernetes-preserve-unknown-fields")
-            .and_then(Value::as_bool)
-            == Some(true);
-        let embedded = rules
-            .get("x-kubernetes-embedded-resource")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let preserves = flag(rules, "x-kubernetes-preserve-unknown-fields");
+        let embedded = flag(rules, "x-kubernetes-embedded-resource");
         for (key, value) in fields {
             let field = join(path, key);
             if let Some(property) = properties.and_then(|p| p.get(key)) {
@@ -468,6 +455,11 @@ impl Validator<'_> {
             self.invalid(path, quoted(type_name(value)), detail);
         }
     }
+}
+
+/// Whether the schema keyword `key` is `true` (absent: false).
+fn flag(rules: &Map<String, Value>, key: &str) -> bool {
+    rules.get(key).and_then(Value::as_bool) == Some(true)
 }
 
 /// The type error kube-openapi gives: the value shown is the JSON type the object has.

@@ -88,12 +88,7 @@ pub async fn catalog(s3: &S3Store) -> Result<Catalog, StoreError> {
             }),
         }
     }
-    backups.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
-    unreadable.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Catalog {
-        backups,
-        unreadable,
-    })
+    Ok(Catalog::sorted(backups, unreadable))
 }
 
 /// Mirrors the backup `name` (its manifest only, or everything) into a private temporary

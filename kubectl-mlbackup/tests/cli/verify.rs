@@ -20,6 +20,13 @@ fn backed_up(sandbox: &Sandbox, cluster: &FakeCluster, name: &str) -> PathBuf {
     sandbox.home().join("backups").join(name)
 }
 
+/// `verify nightly --dir backups --against FILE` with `extra` flags: offline, no kubeconfig.
+fn verify_against(sandbox: &Sandbox, file: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["verify", "--dir", "backups", "nightly", "--against", file];
+    args.extend_from_slice(extra);
+    sandbox.run(&args)
+}
+
 /// Every request that could change something was a dry run.
 fn only_dry_runs(cluster: &FakeCluster) -> usize {
     let writes: Vec<_> = cluster
@@ -272,28 +279,10 @@ fn verify_against_an_api_surface_checks_offline_what_the_target_would_refuse() {
     // Offline: the target is gone, and no kubeconfig is given.
     drop(target);
 
-    let run = sandbox.run(&[
-        "verify",
-        "--dir",
-        "backups",
-        "nightly",
-        "--against",
-        "target-api.yaml",
-    ]);
+    let run = verify_against(&sandbox, "target-api.yaml", &[]);
     mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
     run.expect_code(1);
-    let json = sandbox
-        .run(&[
-            "verify",
-            "--dir",
-            "backups",
-            "nightly",
-            "--against",
-            "target-api.yaml",
-            "-o",
-            "json",
-        ])
-        .json();
+    let json = verify_against(&sandbox, "target-api.yaml", &["-o", "json"]).json();
     let check = &json["againstCluster"];
     assert_eq!(check["checkedBy"], "schema");
     assert_eq!(check["failed"], 2);
@@ -317,19 +306,11 @@ fn verify_against_a_file_that_is_no_api_surface_is_a_usage_error() {
     .unwrap();
     let mut shown = String::new();
     for file in ["missing.yaml", "configmap.yaml", "newer.yaml"] {
-        let run = sandbox.run(&["verify", "--dir", "backups", "nightly", "--against", file]);
+        let run = verify_against(&sandbox, file, &[]);
         run.expect_code(2);
         shown.push_str(&run.shown(&sandbox));
     }
-    let both = sandbox.run(&[
-        "verify",
-        "--dir",
-        "backups",
-        "nightly",
-        "--against",
-        "newer.yaml",
-        "--against-cluster",
-    ]);
+    let both = verify_against(&sandbox, "newer.yaml", &["--against-cluster"]);
     both.expect_code(2);
     shown.push_str(&both.shown(&sandbox));
     mlbackup_testkit::assert_run_snapshot!(shown);
@@ -356,14 +337,7 @@ fn api_surface_leaves_out_what_the_user_may_not_read_and_says_so() {
     assert_eq!(written["namespaces"], Value::Null);
     assert_eq!(written["problems"].as_array().unwrap().len(), 2);
     std::fs::write(sandbox.path("target-api.yaml"), &surface.stdout).unwrap();
-    let verify = sandbox.run(&[
-        "verify",
-        "--dir",
-        "backups",
-        "nightly",
-        "--against",
-        "target-api.yaml",
-    ]);
+    let verify = verify_against(&sandbox, "target-api.yaml", &[]);
     let shown = Run {
         stdout: String::new(),
         ..surface
@@ -384,14 +358,7 @@ fn verify_against_a_truncated_api_surface_is_refused() {
     surface.expect_code(0);
     let cut = &surface.stdout[..surface.stdout.find("namespaces:").unwrap()];
     std::fs::write(sandbox.path("cut.yaml"), cut).unwrap();
-    let run = sandbox.run(&[
-        "verify",
-        "--dir",
-        "backups",
-        "nightly",
-        "--against",
-        "cut.yaml",
-    ]);
+    let run = verify_against(&sandbox, "cut.yaml", &[]);
     mlbackup_testkit::assert_run_snapshot!(run.shown(&sandbox));
     run.expect_code(2);
 }

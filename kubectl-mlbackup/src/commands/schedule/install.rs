@@ -218,17 +218,16 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         )
     })?;
     let endpoint_url = place.endpoint.as_ref().map(|e| e.url.clone());
-    let endpoint = endpoint_url.as_deref().map(Endpoint::of);
     let mut warnings = Vec::new();
-    if let (Some(found), Some(endpoint)) = (&place.endpoint, &endpoint) {
+    if let Some(found) = &place.endpoint {
         let mut problems = Vec::new();
-        if endpoint.loopback {
+        if is_loopback(&found.url) {
             problems.push(
                 "a loopback address: in the pod it is the pod itself, not this machine; set \
                  AWS_ENDPOINT_URL to an address the cluster reaches",
             );
         }
-        if !endpoint.https {
+        if found.plain_http {
             problems.push(
                 "not https://: the bucket's keys and the backups cross the network unprotected",
             );
@@ -252,7 +251,7 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
         );
     }
     // A CA bundle is for TLS: carried for an https:// endpoint, or AWS itself (no endpoint).
-    let carry_ca = endpoint.as_ref().is_none_or(|e| e.https);
+    let carry_ca = place.endpoint.as_ref().is_none_or(|e| !e.plain_http);
     if let (Some(path), false) = (&place.ca_bundle, carry_ca) {
         warnings.push(format!(
             "the CA bundle {} is not carried into the schedule's pod: the endpoint is not \
@@ -291,33 +290,22 @@ pub fn check(args: &ScheduleInstallArgs, env: &Env) -> anyhow::Result<(Settings,
     Ok((settings, warnings))
 }
 
-/// What the pod will make of the operator's `AWS_ENDPOINT_URL`.
-struct Endpoint {
-    https: bool,
-    /// localhost, 127.0.0.0/8 or ::1: the pod's own, not the operator's machine.
-    loopback: bool,
-}
-
-impl Endpoint {
-    fn of(url: &str) -> Endpoint {
-        let uri = url.parse::<http::Uri>().ok();
-        let host = uri
-            .as_ref()
-            .and_then(|u| u.host())
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let loopback = host == "localhost"
-            || host.ends_with(".localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        Endpoint {
-            https: uri.as_ref().and_then(|u| u.scheme_str()) == Some("https"),
-            loopback,
-        }
-    }
+/// Whether the endpoint `url` is localhost, 127.0.0.0/8 or ::1: in the pod, the pod's own
+/// address, not the operator's machine.
+fn is_loopback(url: &str) -> bool {
+    let uri = url.parse::<http::Uri>().ok();
+    let host = uri
+        .as_ref()
+        .and_then(|u| u.host())
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The operator's files install carried into the cluster (the CA bundle's ConfigMap).
@@ -622,7 +610,7 @@ mod tests {
             "https://127.1.2.3",
             "https://[::1]:9000",
         ] {
-            assert!(Endpoint::of(url).loopback, "{url}");
+            assert!(is_loopback(url), "{url}");
         }
         for url in [
             "https://minio.example.com:9000",
@@ -630,10 +618,7 @@ mod tests {
             "https://[2001:db8::1]",
             "not a url",
         ] {
-            assert!(!Endpoint::of(url).loopback, "{url}");
+            assert!(!is_loopback(url), "{url}");
         }
-        assert!(Endpoint::of("https://minio.example.com").https);
-        assert!(!Endpoint::of("http://minio.example.com").https);
-        assert!(!Endpoint::of("minio.example.com:9000").https);
     }
 }
